@@ -1,0 +1,261 @@
+"""Lower a network to Relax and list its fused kernels.
+
+Pipeline (the one chamtvm deploys with on every target):
+    torch.export or ONNX -> Relax -> FoldBatchnormToConv2D + FoldConstant
+    -> LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR  ("fusion")
+    -> [MetaScheduleApplyDatabase when a database exists]
+    -> the target's Relax pipeline (``relax.get_default_pipeline(target)``) -> build.
+
+Each PrimFunc left after fusion is one *kernel*. Its structural hash (without the
+``global_symbol`` attribute) identifies it across networks: identical kernels in
+different networks share one hash, weights are arguments and do not enter it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tvm
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "int8": 1, "uint8": 1, "int32": 4, "int64": 8, "bool": 1}
+
+
+class ModelError(ValueError):
+    """A model file could not be read or converted; the message says why."""
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One kernel argument: shape and dtype."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        n = DTYPE_BYTES.get(self.dtype, 4)
+        for d in self.shape:
+            n *= d
+        return n
+
+    def to_list(self) -> list:
+        return [list(self.shape), self.dtype]
+
+
+@dataclass
+class Kernel:
+    """A fused kernel (PrimFunc) of a network.
+
+    ``struct_hash`` is the structural hash of the PrimFunc without its symbol; ``flops`` is
+    TVM's estimate of floating-point operations per call; ``bytes`` the sum of argument
+    sizes (bytes read and written once, a lower bound on memory traffic); ``count`` how many
+    times the network calls it.
+    """
+
+    name: str
+    struct_hash: str
+    args: tuple[ArgSpec, ...]
+    flops: float
+    count: int = 1
+    func: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def bytes(self) -> int:
+        return sum(a.nbytes for a in self.args)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "struct_hash": self.struct_hash,
+            "args": [a.to_list() for a in self.args],
+            "flops": self.flops,
+            "bytes": self.bytes,
+            "count": self.count,
+        }
+
+
+# ------------------------------------------------------------------ importers
+def fold_batchnorm(module):
+    """Copy of ``module`` (eval mode) with every Conv2d directly followed by a BatchNorm2d
+    inside an ``nn.Sequential`` replaced by one biased Conv2d.
+
+    Folding in torch is ~10x cheaper than Relax's FoldBatchnormToConv2D + FoldConstant
+    (which compiles every folded constant) and gives the same conv+bias+activation kernels
+    as the ONNX exporter's folding.
+    """
+    import copy
+
+    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def fold(mod):
+        if not isinstance(mod, torch.nn.Sequential):
+            for name, child in mod.named_children():
+                setattr(mod, name, fold(child))
+            return mod
+        layers, i = [], 0
+        while i < len(mod):
+            a, b = mod[i], mod[i + 1] if i + 1 < len(mod) else None
+            if isinstance(a, torch.nn.Conv2d) and isinstance(b, torch.nn.BatchNorm2d):
+                layers.append(fuse_conv_bn_eval(a, b))
+                i += 2
+            else:
+                layers.append(fold(a))
+                i += 1
+        return torch.nn.Sequential(*layers)
+
+    return fold(copy.deepcopy(module).eval())
+
+
+def from_torch(module, input_shape: tuple[int, ...]) -> "tvm.IRModule":
+    """Relax module of a torch ``nn.Module`` through torch.export (BatchNorm folded,
+    weights bound as constants). ``input_shape`` is NCHW."""
+    import torch
+    from tvm.relax.frontend.torch import from_exported_program
+
+    example = torch.zeros(*input_shape)
+    with torch.no_grad():
+        exported = torch.export.export(fold_batchnorm(module), (example,))
+    return from_exported_program(exported, unwrap_unit_return_tuple=True)
+
+
+def from_onnx_file(path: str | Path, shape: tuple[int, ...] | None = None) -> "tvm.IRModule":
+    """Relax module of an ONNX file. Needs static input shapes (from the file or ``shape``)."""
+    import onnx
+    from tvm.relax.frontend.onnx import from_onnx
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"ONNX file {path} does not exist")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as e:  # onnx raises DecodeError, ValidationError, ... per failure
+        raise ModelError(f"{path} is not a valid ONNX model: {type(e).__name__}: {e}") from None
+    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(inputs) != 1:
+        raise ModelError(f"{path}: expected one graph input, found {[i.name for i in inputs]}")
+    name = inputs[0].name
+    if shape is None:
+        dims = inputs[0].type.tensor_type.shape.dim
+        if any(not d.HasField("dim_value") for d in dims):
+            raise ModelError(
+                f"{path}: input {name!r} has a dynamic shape; pass a static shape (e.g. --shape 1,3,224,224)"
+            )
+        shape = tuple(d.dim_value for d in dims)
+    try:
+        return from_onnx(model, shape_dict={name: list(shape)})
+    except Exception as e:  # the frontend raises many types on unsupported graphs
+        raise ModelError(f"{path}: TVM could not import the model: {type(e).__name__}: {e}") from None
+
+
+# ------------------------------------------------------------------- fusion
+def _fold_constant_reshapes(mod: "tvm.IRModule") -> "tvm.IRModule":
+    """Replace ``reshape(constant)`` (conv biases from both frontends) by the reshaped constant.
+
+    Relax's FoldConstant does the same but builds and runs one kernel per constant: about
+    8 s for a 30-conv network on 2 cores, versus milliseconds here.
+    """
+    from tvm import relax
+    from tvm import ir
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    @mutator
+    class _Folder(PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            if getattr(call.op, "name", None) == "relax.reshape" and isinstance(call.args[0], ir.expr.Constant):
+                data = call.args[0].value.numpy()
+                return relax.const(data.reshape([int(d) for d in call.ty.shape]), str(data.dtype))
+            return call
+
+    for gv, func in list(mod.functions.items()):
+        if isinstance(func, relax.Function):
+            mod[gv] = _Folder(mod).visit_expr(func)
+    return mod
+
+
+def fuse(mod: "tvm.IRModule") -> "tvm.IRModule":
+    """Fold BatchNorm into convolutions and fuse operators into PrimFunc kernels."""
+    import tvm
+    from tvm import relax
+
+    mod = _fold_constant_reshapes(mod)
+    seq = tvm.transform.Sequential(
+        [
+            relax.transform.FoldBatchnormToConv2D(),
+            relax.transform.FoldConstant(),
+            relax.transform.LegalizeOps(),
+            relax.transform.AnnotateTIROpPattern(),
+            relax.transform.FoldConstant(),
+            relax.transform.FuseOps(),
+            relax.transform.FuseTIR(),
+            relax.transform.DeadCodeElimination(),
+        ]
+    )
+    return seq(mod)
+
+
+def kernel_hash(prim_func) -> str:
+    """Canonical structural hash of a PrimFunc (symbol removed), as a decimal string."""
+    import tvm_ffi
+
+    return str(tvm_ffi.structural_hash(prim_func.without_attr("global_symbol")))
+
+
+def _arg_specs(prim_func) -> tuple[ArgSpec, ...]:
+    specs = []
+    for p in prim_func.params:
+        ty = p.ty
+        specs.append(ArgSpec(tuple(int(d) for d in ty.shape), str(ty.dtype)))
+    return tuple(specs)
+
+
+def _call_counts(fused_mod) -> Counter:
+    """How many times each PrimFunc (by GlobalVar name) is called from Relax functions."""
+    from tvm import relax
+
+    counts: Counter = Counter()
+    for gv, func in fused_mod.functions.items():
+        if not isinstance(func, relax.Function):
+            continue
+
+        def visit(expr):
+            if isinstance(expr, relax.Call) and getattr(expr.op, "name", None) == "relax.call_tir":
+                counts[expr.args[0].name_hint] += 1
+
+        relax.analysis.post_order_visit(func.body, visit)
+    return counts
+
+
+def extract_kernels(fused_mod) -> list[Kernel]:
+    """The kernels of a fused module, one entry per distinct structural hash.
+
+    Kernels that differ only in name are merged and their call counts added.
+    """
+    import tvm
+    from tvm import tirx
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    counts = _call_counts(fused_mod)
+    by_hash: dict[str, Kernel] = {}
+    for gv, func in fused_mod.functions.items():
+        if not isinstance(func, tirx.PrimFunc):
+            continue
+        name = gv.name_hint
+        if counts[name] == 0:
+            continue
+        h = kernel_hash(func)
+        if h in by_hash:
+            by_hash[h].count += counts[name]
+            continue
+        try:
+            flops = float(estimate_tir_flops(tvm.IRModule({"main": func.with_attr("global_symbol", "main")})))
+        except Exception:  # estimate fails on some opaque ops; FLOPs are then unknown
+            flops = float("nan")
+        by_hash[h] = Kernel(name, h, _arg_specs(func), flops, counts[name], func)
+    return sorted(by_hash.values(), key=lambda k: k.name)

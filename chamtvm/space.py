@@ -1,0 +1,347 @@
+"""ChamNet's MobileNetV2-style search space as data plus pure functions.
+
+A *space* lists the allowed choices of every dimension; an *architecture* picks one value
+per dimension. Both are plain JSON-compatible dicts wrapped in small frozen classes:
+
+space (JSON)::
+
+    {"name": "small", "in_channels": 3, "num_classes": 10,
+     "resolution": [64, 96], "stem_channels": [16], "head_channels": [256],
+     "stages": [{"stride": 1, "channels": [8, 16], "blocks": [1], "expansion": [1],
+                 "kernel": [3]}, ... seven stages ...]}
+
+architecture (JSON)::
+
+    {"resolution": 64, "stem_channels": 16, "head_channels": 256,
+     "stages": [{"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3}, ...]}
+
+Every random choice takes an explicit ``np.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+STAGE_FIELDS = ("channels", "blocks", "expansion", "kernel")
+GLOBAL_FIELDS = ("resolution", "stem_channels", "head_channels")
+SPACES_DIR = Path(__file__).parent / "spaces"
+
+
+class SpaceError(ValueError):
+    """A space description or an architecture is invalid; the message says what and where."""
+
+
+def _positive_int_choices(value: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise SpaceError(f"{where}: expected a non-empty list of choices, got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise SpaceError(f"{where}: every choice must be a positive integer, got {v!r}")
+        out.append(v)
+    if len(set(out)) != len(out):
+        raise SpaceError(f"{where}: duplicate choices in {value!r}")
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class StageSpace:
+    """Choices of one inverted-residual stage; ``stride`` applies to its first block."""
+
+    stride: int
+    channels: tuple[int, ...]
+    blocks: tuple[int, ...]
+    expansion: tuple[int, ...]
+    kernel: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A MobileNetV2-style space: resolution, stem, stages and head choices."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    resolution: tuple[int, ...]
+    stem_channels: tuple[int, ...]
+    head_channels: tuple[int, ...]
+    stages: tuple[StageSpace, ...]
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SearchSpace":
+        """Validate and build a space from its JSON form; raises SpaceError."""
+        if not isinstance(d, Mapping):
+            raise SpaceError(f"space: expected a JSON object, got {type(d).__name__}")
+        known = {"name", "in_channels", "num_classes", "stages", *GLOBAL_FIELDS, "description"}
+        unknown = set(d) - known
+        if unknown:
+            raise SpaceError(f"space: unknown fields {sorted(unknown)}; known: {sorted(known)}")
+        for field in ("in_channels", "num_classes"):
+            v = d.get(field)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise SpaceError(f"space.{field}: expected a positive integer, got {v!r}")
+        stages_raw = d.get("stages")
+        if not isinstance(stages_raw, list) or not stages_raw:
+            raise SpaceError("space.stages: expected a non-empty list of stage objects")
+        stages = []
+        for i, s in enumerate(stages_raw):
+            where = f"space.stages[{i}]"
+            if not isinstance(s, Mapping):
+                raise SpaceError(f"{where}: expected an object, got {s!r}")
+            missing = {"stride", *STAGE_FIELDS} - set(s)
+            if missing:
+                raise SpaceError(f"{where}: missing fields {sorted(missing)}")
+            if s["stride"] not in (1, 2):
+                raise SpaceError(f"{where}.stride: must be 1 or 2, got {s['stride']!r}")
+            kernels = _positive_int_choices(s["kernel"], f"{where}.kernel")
+            if any(k % 2 == 0 for k in kernels):
+                raise SpaceError(f"{where}.kernel: depthwise kernels must be odd, got {kernels}")
+            stages.append(
+                StageSpace(
+                    stride=int(s["stride"]),
+                    channels=_positive_int_choices(s["channels"], f"{where}.channels"),
+                    blocks=_positive_int_choices(s["blocks"], f"{where}.blocks"),
+                    expansion=_positive_int_choices(s["expansion"], f"{where}.expansion"),
+                    kernel=kernels,
+                )
+            )
+        space = cls(
+            name=str(d.get("name", "unnamed")),
+            in_channels=int(d["in_channels"]),
+            num_classes=int(d["num_classes"]),
+            resolution=_positive_int_choices(d.get("resolution"), "space.resolution"),
+            stem_channels=_positive_int_choices(d.get("stem_channels"), "space.stem_channels"),
+            head_channels=_positive_int_choices(d.get("head_channels"), "space.head_channels"),
+            stages=tuple(stages),
+        )
+        min_res = min(space.resolution)
+        downsample = 2 * 2 ** sum(s.stride == 2 for s in space.stages)
+        if min_res < downsample:
+            raise SpaceError(
+                f"space.resolution: {min_res} px is smaller than the total stride {downsample}"
+            )
+        return space
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "SearchSpace":
+        """Load a bundled space by name (``small``, ``mobilenetv2``, ...) or a JSON file."""
+        path = Path(name_or_path)
+        if not path.suffix and not path.exists():
+            path = SPACES_DIR / f"{name_or_path}.json"
+            if not path.exists():
+                raise SpaceError(
+                    f"unknown space {str(name_or_path)!r}; bundled spaces: {bundled_spaces()}"
+                )
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise SpaceError(f"space file {path} does not exist") from None
+        except json.JSONDecodeError as e:
+            raise SpaceError(f"space file {path} is not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "in_channels": self.in_channels,
+            "num_classes": self.num_classes,
+            "resolution": list(self.resolution),
+            "stem_channels": list(self.stem_channels),
+            "head_channels": list(self.head_channels),
+            "stages": [
+                {"stride": s.stride, **{f: list(getattr(s, f)) for f in STAGE_FIELDS}}
+                for s in self.stages
+            ],
+        }
+
+    # -------------------------------------------------------------- dimensions
+    def dimensions(self) -> list[tuple[str, tuple[int, ...]]]:
+        """Every searchable dimension as (path, choices), in encoding order."""
+        dims = [(f, getattr(self, f)) for f in GLOBAL_FIELDS]
+        for i, s in enumerate(self.stages):
+            dims += [(f"stages[{i}].{f}", getattr(s, f)) for f in STAGE_FIELDS]
+        return dims
+
+    @property
+    def encoding_length(self) -> int:
+        return len(self.dimensions())
+
+    def size(self) -> int:
+        """Number of distinct architectures in the space."""
+        return int(np.prod([len(c) for _, c in self.dimensions()], dtype=object))
+
+    # ---------------------------------------------------------- architectures
+    def sample(self, rng: np.random.Generator) -> "Arch":
+        """One architecture drawn uniformly per dimension."""
+        return self.from_indices([int(rng.integers(len(c))) for _, c in self.dimensions()])
+
+    def from_indices(self, indices: Sequence[int]) -> "Arch":
+        """Build the architecture that picks ``choices[indices[j]]`` in dimension j."""
+        dims = self.dimensions()
+        if len(indices) != len(dims):
+            raise SpaceError(f"expected {len(dims)} choice indices, got {len(indices)}")
+        values = [choices[int(i)] for (_, choices), i in zip(dims, indices)]
+        return self._arch_from_values(values)
+
+    def _arch_from_values(self, values: Sequence[int]) -> "Arch":
+        g = len(GLOBAL_FIELDS)
+        stages = []
+        for i in range(len(self.stages)):
+            chunk = values[g + 4 * i : g + 4 * i + 4]
+            stages.append(dict(zip(STAGE_FIELDS, (int(v) for v in chunk))))
+        return Arch(
+            resolution=int(values[0]),
+            stem_channels=int(values[1]),
+            head_channels=int(values[2]),
+            stages=tuple(StageArch(**s) for s in stages),
+        )
+
+    def indices(self, arch: "Arch") -> list[int]:
+        """Choice index of every dimension of ``arch`` (validates it)."""
+        self.validate(arch)
+        return [choices.index(v) for (_, choices), v in zip(self.dimensions(), arch.values())]
+
+    def validate(self, arch: "Arch") -> None:
+        """Raise SpaceError naming the first field of ``arch`` that the space does not allow."""
+        if len(arch.stages) != len(self.stages):
+            raise SpaceError(
+                f"architecture has {len(arch.stages)} stages, space {self.name!r} has "
+                f"{len(self.stages)}"
+            )
+        for (path, choices), v in zip(self.dimensions(), arch.values()):
+            if v not in choices:
+                raise SpaceError(
+                    f"architecture field {path}={v!r} is not allowed in space "
+                    f"{self.name!r}; choices: {list(choices)}"
+                )
+
+    def encode(self, arch: "Arch") -> np.ndarray:
+        """Fixed-length vector in [0, 1]: choice index / (number of choices - 1).
+
+        Shape ``(encoding_length,)``, float64. Single-choice dimensions encode as 0.
+        """
+        idx = self.indices(arch)
+        sizes = [len(c) for _, c in self.dimensions()]
+        return np.array([i / (n - 1) if n > 1 else 0.0 for i, n in zip(idx, sizes)])
+
+    def decode(self, vector: Sequence[float]) -> "Arch":
+        """Inverse of :meth:`encode` (rounds to the nearest choice)."""
+        sizes = [len(c) for _, c in self.dimensions()]
+        if len(vector) != len(sizes):
+            raise SpaceError(f"expected a vector of length {len(sizes)}, got {len(vector)}")
+        idx = [int(round(float(x) * (n - 1))) if n > 1 else 0 for x, n in zip(vector, sizes)]
+        return self.from_indices([min(max(i, 0), n - 1) for i, n in zip(idx, sizes)])
+
+    def mutate(self, arch: "Arch", rng: np.random.Generator, prob: float = 0.1) -> "Arch":
+        """Resample each dimension with probability ``prob``; at least one always changes
+        when the space has a dimension with more than one choice."""
+        idx = self.indices(arch)
+        dims = self.dimensions()
+        free = [j for j, (_, c) in enumerate(dims) if len(c) > 1]
+        if not free:
+            return arch
+        flips = [j for j in free if rng.random() < prob] or [free[int(rng.integers(len(free)))]]
+        for j in flips:
+            n = len(dims[j][1])
+            idx[j] = (idx[j] + 1 + int(rng.integers(n - 1))) % n  # a different choice
+        return self.from_indices(idx)
+
+    def crossover(self, a: "Arch", b: "Arch", rng: np.random.Generator) -> "Arch":
+        """Uniform crossover: each dimension is taken from ``a`` or ``b`` with equal odds."""
+        ia, ib = self.indices(a), self.indices(b)
+        pick = rng.random(len(ia)) < 0.5
+        return self.from_indices([x if p else y for x, y, p in zip(ia, ib, pick)])
+
+
+@dataclass(frozen=True)
+class StageArch:
+    channels: int
+    blocks: int
+    expansion: int
+    kernel: int
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One network of a space. Hashable; ``to_dict``/``from_dict`` round-trip through JSON."""
+
+    resolution: int
+    stem_channels: int
+    head_channels: int
+    stages: tuple[StageArch, ...]
+
+    def values(self) -> list[int]:
+        out = [self.resolution, self.stem_channels, self.head_channels]
+        for s in self.stages:
+            out += [s.channels, s.blocks, s.expansion, s.kernel]
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "resolution": self.resolution,
+            "stem_channels": self.stem_channels,
+            "head_channels": self.head_channels,
+            "stages": [{f: getattr(s, f) for f in STAGE_FIELDS} for s in self.stages],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Arch":
+        """Parse an architecture; raises SpaceError naming what is missing or malformed."""
+        if not isinstance(d, Mapping):
+            raise SpaceError(f"architecture: expected a JSON object, got {type(d).__name__}")
+        missing = {*GLOBAL_FIELDS, "stages"} - set(d)
+        if missing:
+            raise SpaceError(f"architecture: missing fields {sorted(missing)}")
+        unknown = set(d) - {*GLOBAL_FIELDS, "stages", "space"}
+        if unknown:
+            raise SpaceError(f"architecture: unknown fields {sorted(unknown)}")
+
+        def as_int(v: Any, where: str) -> int:
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise SpaceError(f"architecture field {where}: expected a positive integer, got {v!r}")
+            return v
+
+        if not isinstance(d["stages"], list) or not d["stages"]:
+            raise SpaceError("architecture field stages: expected a non-empty list")
+        stages = []
+        for i, s in enumerate(d["stages"]):
+            if not isinstance(s, Mapping) or set(s) != set(STAGE_FIELDS):
+                raise SpaceError(
+                    f"architecture field stages[{i}]: expected an object with exactly "
+                    f"{list(STAGE_FIELDS)}, got {s!r}"
+                )
+            stages.append(StageArch(**{f: as_int(s[f], f"stages[{i}].{f}") for f in STAGE_FIELDS}))
+        return cls(
+            resolution=as_int(d["resolution"], "resolution"),
+            stem_channels=as_int(d["stem_channels"], "stem_channels"),
+            head_channels=as_int(d["head_channels"], "head_channels"),
+            stages=tuple(stages),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Arch":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise SpaceError(f"architecture is not valid JSON: {e}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Arch":
+        try:
+            return cls.from_json(Path(path).read_text())
+        except FileNotFoundError:
+            raise SpaceError(f"architecture file {path} does not exist") from None
+
+
+def bundled_spaces() -> list[str]:
+    """Names of the spaces shipped in chamtvm/spaces/."""
+    return sorted(p.stem for p in SPACES_DIR.glob("*.json"))
