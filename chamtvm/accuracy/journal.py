@@ -1,0 +1,112 @@
+"""Append-only JSON-lines journal of finished trainings.
+
+One line per finished training, appended under a file lock, flushed and fsync'ed, so
+a crash never loses a finished result and a resumed run finds everything already trained.
+
+Kill safety: a line is data only once its terminating newline is on disk. A torn last
+line (the process was killed mid-write) has no newline; readers ignore it and the next
+writer, holding the lock, cuts it off before appending (it was never a finished record,
+so no finished record is ever rewritten). A *complete* line that is not a valid record
+raises :class:`JournalError` naming ``file:line``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+REQUIRED_FIELDS = ("architecture", "accuracy", "seed", "epochs", "seconds", "task")
+
+
+class JournalError(ValueError):
+    """The journal holds a complete line that is not a valid record (message: file:line)."""
+
+
+class Journal:
+    """JSON-lines journal at ``path``; the lock file is ``path`` + ``.lock``.
+
+    Record fields: ``architecture`` (arch dict), ``accuracy`` (fraction in [0, 1]),
+    ``seed`` (int), ``epochs`` (int or null), ``seconds`` (wall time of the training),
+    ``task`` (str); extra fields (``space``, ...) are kept as they are.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def _lock(self):
+        from filelock import FileLock  # lazy: keeps `import chamtvm.accuracy` cheap
+
+        return FileLock(str(self.path) + ".lock")
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Append one finished record durably (lock, write, flush, fsync)."""
+        missing = [f for f in REQUIRED_FIELDS if f not in record]
+        if missing:
+            raise ValueError(f"journal record is missing fields {missing}")
+        line = json.dumps(dict(record), sort_keys=True, allow_nan=False)
+        if "\n" in line:  # json.dumps never emits one; guard the one-record-per-line format
+            raise ValueError("journal record serialised with a newline")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            with open(self.path, "ab+") as f:
+                self._cut_torn_tail(f)
+                f.write(line.encode() + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    @staticmethod
+    def _cut_torn_tail(f) -> None:
+        """Drop bytes after the last newline: an unfinished write from a killed process."""
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        pos, chunk = size, 4096
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            data = f.read(pos - start)
+            nl = data.rfind(b"\n")
+            if nl >= 0:
+                end = start + nl + 1
+                break
+            pos = start
+        else:
+            end = 0
+        if end != size:
+            f.truncate(end)
+            f.seek(0, os.SEEK_END)
+
+    def records(self) -> list[dict]:
+        """All finished records, in append order; [] when the file does not exist."""
+        return list(self._iter())
+
+    def _iter(self) -> Iterator[dict]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        lines = data.split(b"\n")
+        # the element after the last newline is empty, or a torn write: not data
+        for lineno, raw in enumerate(lines[:-1], start=1):
+            if not raw.strip():
+                continue
+            where = f"{self.path}:{lineno}"
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise JournalError(f"{where}: corrupt journal line ({e}): {raw[:80]!r}") from None
+            if not isinstance(rec, dict):
+                raise JournalError(f"{where}: journal line is not a JSON object")
+            missing = [f for f in REQUIRED_FIELDS if f not in rec]
+            if missing:
+                raise JournalError(f"{where}: journal record is missing fields {missing}")
+            acc = rec["accuracy"]
+            if isinstance(acc, bool) or not isinstance(acc, (int, float)):
+                raise JournalError(f"{where}: accuracy must be a number, got {acc!r}")
+            yield rec
+
+    def __len__(self) -> int:
+        return len(self.records())

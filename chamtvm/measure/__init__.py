@@ -1,0 +1,9 @@
+"""Measurement: build kernel libraries and whole networks, time them on a device.
+
+A runner takes a batch and returns one result per item, each with an error message where
+it failed, so a crashed kernel, a timeout or a lost device never loses the rest.
+"""
+
+from .base import KernelItem, MeasureResult, Runner
+
+__all__ = ["KernelItem", "MeasureResult", "Runner"]

@@ -1,0 +1,95 @@
+"""Runner interface and the value types that cross it."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from ..lowering import ArgSpec
+from ..targets import Evaluator, TargetSpec
+
+
+@dataclass(frozen=True)
+class KernelItem:
+    """One kernel of a batch library: table ``key``, exported ``symbol`` and argument specs."""
+
+    key: str
+    symbol: str
+    args: tuple[ArgSpec, ...]
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "symbol": self.symbol, "args": [a.to_list() for a in self.args]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "KernelItem":
+        return cls(d["key"], d["symbol"], tuple(ArgSpec(tuple(s), t) for s, t in d["args"]))
+
+
+@dataclass
+class MeasureResult:
+    """Outcome of one item: per-repeat times in microseconds, or an error message.
+
+    ``energy_uj`` is the measured energy per call in microjoules where the platform exposes
+    a counter, else None (never estimated).
+    """
+
+    key: str
+    samples_us: list[float] | None = None
+    number: int = 0
+    error: str | None = None
+    energy_uj: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.samples_us)
+
+    @property
+    def median_us(self) -> float:
+        import statistics
+
+        return statistics.median(self.samples_us or [float("nan")])
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "samples_us": self.samples_us, "number": self.number,
+                "error": self.error, "energy_uj": self.energy_uj, "extra": self.extra}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "MeasureResult":
+        return cls(d["key"], d.get("samples_us"), d.get("number", 0), d.get("error"),
+                   d.get("energy_uj"), d.get("extra") or {})
+
+
+class Runner(abc.ABC):
+    """Times compiled code on one target's device.
+
+    ``label`` says where the figures come from (shown in reports); ``emulated`` is True when
+    the device is an emulator, whose timings must never be presented as device timings.
+    """
+
+    target: TargetSpec
+    label: str = ""
+    emulated: bool = False
+
+    @abc.abstractmethod
+    def measure_kernels(
+        self, library: Path, items: Sequence[KernelItem], evaluator: Evaluator
+    ) -> Iterator[MeasureResult]:
+        """Yield one result per item of the exported kernel ``library``, as each finishes."""
+
+    @abc.abstractmethod
+    def measure_network(
+        self, library: Path, inputs: Sequence[ArgSpec], evaluator: Evaluator, key: str = "network"
+    ) -> MeasureResult:
+        """Time the Relax VM function ``main`` of an exported network ``library``."""
+
+    def close(self) -> None:
+        """Release devices and processes."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,66 @@
+"""Timing loops shared by the local worker and the RPC runner (device-side work only)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..lowering import ArgSpec
+from ..targets import Evaluator
+from .base import KernelItem, MeasureResult
+
+
+def random_tensor(spec: ArgSpec, dev, rng: np.random.Generator):
+    """A device tensor of ``spec`` with values in [-1, 1) (zeros for integer dtypes)."""
+    import tvm
+
+    if spec.dtype.startswith("float"):
+        data = rng.uniform(-1, 1, size=spec.shape).astype(spec.dtype)
+    else:
+        data = np.zeros(spec.shape, dtype=spec.dtype)
+    return tvm.runtime.tensor(data, dev)
+
+
+def _evaluate(fn_timer, args, evaluator: Evaluator) -> tuple[list[float], int]:
+    res = fn_timer(*args)
+    return [float(t) * 1e6 for t in res.results], evaluator.number
+
+
+def time_kernels(module, dev, items: Iterable[KernelItem], evaluator: Evaluator,
+                 seed: int = 0) -> Iterator[MeasureResult]:
+    """Time every item's function in ``module`` (a loaded runtime module) on ``dev``."""
+    rng = np.random.default_rng(seed)
+    for item in items:
+        try:
+            args = [random_tensor(a, dev, rng) for a in item.args]
+            timer = module.time_evaluator(
+                item.symbol, dev, number=evaluator.number, repeat=evaluator.repeat,
+                min_repeat_ms=evaluator.min_repeat_ms,
+                cooldown_interval_ms=evaluator.cooldown_interval_ms,
+            )
+            samples, number = _evaluate(timer, args, evaluator)
+            yield MeasureResult(item.key, samples, number)
+        except Exception as e:  # one failing kernel must not stop the batch
+            yield MeasureResult(item.key, error=f"{type(e).__name__}: {str(e).splitlines()[0][:500]}")
+
+
+def time_network(module, dev, inputs: Sequence[ArgSpec], evaluator: Evaluator,
+                 key: str = "network", seed: int = 0, vm_factory=None) -> MeasureResult:
+    """Time ``main`` of a Relax VM executable module loaded on ``dev``."""
+    from tvm import relax
+
+    rng = np.random.default_rng(seed)
+    try:
+        vm = (vm_factory or relax.VirtualMachine)(module, dev)
+        args = [random_tensor(a, dev, rng) for a in inputs]
+        vm["main"](*args)  # warm-up: first call allocates the memory plan
+        timer = vm.time_evaluator(
+            "main", dev, number=evaluator.number, repeat=evaluator.repeat,
+            min_repeat_ms=evaluator.min_repeat_ms,
+            cooldown_interval_ms=evaluator.cooldown_interval_ms,
+        )
+        samples, number = _evaluate(timer, args, evaluator)
+        return MeasureResult(key, samples, number)
+    except Exception as e:
+        return MeasureResult(key, error=f"{type(e).__name__}: {str(e).splitlines()[0][:500]}")

@@ -1,0 +1,43 @@
+"""Measuring process: ``python -m chamtvm.measure.worker`` reads one JSON request on stdin
+and prints one ``RESULT <json>`` line per item on stdout as each finishes.
+
+Request: ``{"mode": "kernels"|"network", "library": path, "device": "cpu"|"cuda",
+"items": [...] | "inputs": [[shape, dtype], ...], "evaluator": {...}, "key": str}``.
+Running apart from the parent means a kernel that crashes, or a kill, costs at most the
+item in flight: every finished result has already been printed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+RESULT_PREFIX = "RESULT "
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.read())
+    import tvm
+
+    from ..lowering import ArgSpec
+    from ..targets import Evaluator
+    from .base import KernelItem
+    from .timing import time_kernels, time_network
+
+    dev = tvm.cuda(0) if request.get("device") == "cuda" else tvm.cpu(0)
+    evaluator = Evaluator(**request["evaluator"])
+    module = tvm.runtime.load_module(request["library"])
+    if request["mode"] == "kernels":
+        items = [KernelItem.from_json(d) for d in request["items"]]
+        results = time_kernels(module, dev, items, evaluator)
+    else:
+        inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
+        results = [time_network(module, dev, inputs, evaluator, key=request.get("key", "network"))]
+    for r in results:
+        sys.stdout.write(RESULT_PREFIX + json.dumps(r.to_json()) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Fill a target's latency table with the kernels it lacks, batch by batch.
+
+Each batch of kernels is compiled into one library (one compile, one load), measured by a
+runner that returns one result per kernel, and every result is appended to the table as
+soon as it arrives, so an interrupted build loses at most the kernel in flight and a
+rerun measures only what is missing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from .lowering import ArgSpec, Kernel
+from .lut import LatencyTable, failed_row, make_key, ok_row
+from .measure.base import KernelItem, Runner
+from .measure.build import build_kernel_library
+from .schedules import ScheduleSource
+from .targets import TargetSpec
+
+
+@dataclass
+class PreparedKernel:
+    """A kernel with its deployment schedule applied and its table key."""
+
+    key: str
+    schedule: str
+    kernel: Kernel
+    func: object  # the PrimFunc to build (scheduled)
+
+    @property
+    def symbol(self) -> str:
+        return f"k_{self.kernel.struct_hash}_{self.schedule.replace('-', '_')}"
+
+    def item(self) -> KernelItem:
+        return KernelItem(self.key, self.symbol, self.kernel.args)
+
+
+def tvm_version() -> str:
+    import tvm
+
+    return str(tvm.__version__)
+
+
+def prepare(kernels: Iterable[Kernel], target: TargetSpec, schedules: ScheduleSource) -> list[PreparedKernel]:
+    """Apply the deployment schedule to each kernel and compute its table key."""
+    out = []
+    for k in kernels:
+        func, tag = schedules.apply(k.func)
+        out.append(PreparedKernel(make_key(target.fingerprint, tag, k.struct_hash), tag, k, func))
+    return out
+
+
+def row_base(p: PreparedKernel, target: TargetSpec, runner: Runner) -> dict:
+    return {
+        "struct_hash": p.kernel.struct_hash,
+        "name": p.kernel.name,
+        "target": target.name,
+        "target_fingerprint": target.fingerprint,
+        "schedule": p.schedule,
+        "tvm_version": tvm_version(),
+        "device_label": runner.label,
+        "emulated": runner.emulated,
+        "args": [a.to_list() for a in p.kernel.args],
+        "flops": p.kernel.flops,
+        "bytes": p.kernel.bytes,
+    }
+
+
+@dataclass
+class BuildSummary:
+    requested: int = 0
+    already_in_table: int = 0
+    measured: int = 0
+    failed: int = 0
+    skipped_failed_before: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def fill_table(
+    prepared: Sequence[PreparedKernel],
+    table: LatencyTable,
+    runner: Runner,
+    target: TargetSpec,
+    batch_size: int = 48,
+    retry_failed: bool = False,
+    work_dir: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BuildSummary:
+    """Measure every prepared kernel the table lacks; append each result as it arrives.
+
+    ``progress(n)`` is called with the number of kernels finished since the last call.
+    """
+    summary = BuildSummary(requested=len(prepared))
+    seen: set[str] = set()
+    todo = []
+    for p in prepared:
+        if p.key in seen:
+            continue
+        seen.add(p.key)
+        if p.key in table:
+            summary.already_in_table += 1
+        elif table.failed(p.key) is not None and not retry_failed:
+            summary.skipped_failed_before += 1
+        else:
+            todo.append(p)
+    with tempfile.TemporaryDirectory(prefix="chamtvm-batch-", dir=work_dir) as tmp:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            by_key = {p.key: p for p in batch}
+            lib_path = Path(tmp) / f"batch{start // batch_size}.so"
+            try:
+                build_kernel_library([(p.symbol, p.func) for p in batch], target, lib_path)
+            except Exception as e:  # a batch that fails to build: find the culprit one by one
+                if len(batch) > 1:
+                    sub = fill_table(batch[:1], table, runner, target, 1, retry_failed, tmp, progress)
+                    rest = fill_table(batch[1:], table, runner, target, batch_size // 2 or 1,
+                                      retry_failed, tmp, progress)
+                    for s in (sub, rest):
+                        summary.measured += s.measured
+                        summary.failed += s.failed
+                    continue
+                p = batch[0]
+                table.append([failed_row(p.key, row_base(p, target, runner), f"build failed: {e}")])
+                summary.failed += 1
+                if progress:
+                    progress(1)
+                continue
+            for res in runner.measure_kernels(lib_path, [p.item() for p in batch], target.evaluator):
+                p = by_key.get(res.key)
+                if p is None:
+                    continue
+                base = row_base(p, target, runner)
+                if res.energy_uj is not None:
+                    base["energy_uj"] = res.energy_uj
+                if res.ok:
+                    table.append([ok_row(p.key, base, res.samples_us, res.number)])
+                    summary.measured += 1
+                else:
+                    table.append([failed_row(p.key, base, res.error or "unknown error")])
+                    summary.failed += 1
+                if progress:
+                    progress(1)
+    return summary
+
+
+def network_inputs(fused_mod) -> list[ArgSpec]:
+    """Input specs of the ``main`` function of a Relax module."""
+    main = fused_mod["main"]
+    return [ArgSpec(tuple(int(d) for d in p.ty.shape), str(p.ty.dtype)) for p in main.params]
