@@ -69,10 +69,30 @@ class GPPredictor:
     """
 
     def __init__(self, kernel: str = "matern52-ard", n_restarts_optimizer: int = 5,
-                 random_state: int | None = 0):
+                 random_state: int | None = 0, log_error_scale: float | None = None):
         self.kernel = kernel
         self.n_restarts_optimizer = n_restarts_optimizer
         self.random_state = random_state
+        self.log_error_scale = log_error_scale
+
+    # The optional target transform t = -log(scale - y) (scale: 1 for fractions, 100 for
+    # percentages) spreads the crowded top of the accuracy range and squeezes the few
+    # very bad architectures, which otherwise dominate the squared-error fit.
+    def _to_t(self, y):
+        if self.log_error_scale is None:
+            return y
+        err = self.log_error_scale - y
+        if np.any(err <= 0):
+            raise ValueError(f"log_error_scale={self.log_error_scale} needs accuracies below it")
+        return -np.log(err)
+
+    def _from_t(self, t, t_std=None):
+        if self.log_error_scale is None:
+            return t if t_std is None else (t, t_std)
+        y = self.log_error_scale - np.exp(-t)
+        if t_std is None:
+            return y
+        return y, t_std * np.exp(-t)  # delta method: dy/dt = exp(-t)
 
     def fit(self, X, y, theta: np.ndarray | None = None) -> "GPPredictor":
         """Fit hyperparameters and posterior; with ``theta`` (log-hyperparameters, e.g. from
@@ -101,7 +121,7 @@ class GPPredictor:
         with warnings.catch_warnings():
             # length scales at their bound are expected for features that do not matter
             warnings.simplefilter("ignore", ConvergenceWarning)
-            gp.fit(X, y)
+            gp.fit(X, self._to_t(y))
         self.gp_ = gp
         self.n_features_in_ = X.shape[1]
         self.X_train_, self.y_train_ = X, y
@@ -113,17 +133,18 @@ class GPPredictor:
         self._check_fitted()
         X = _check_X(X, self.n_features_in_)
         if not return_std:
-            return self.gp_.predict(X)
+            return self._from_t(self.gp_.predict(X))
         mean, std = self.gp_.predict(X, return_std=True)
         # scikit-learn's std includes the fitted white noise; remove it so that an
         # already-measured point is not considered uncertain by the acquisition
         noise = self.noise_variance_
         var = np.maximum(std ** 2 - noise, 1e-18)
-        return mean, np.sqrt(var)
+        return self._from_t(mean, np.sqrt(var))
 
     @property
     def noise_variance_(self) -> float:
-        """Fitted white-noise variance in the unit of ``y`` squared."""
+        """Fitted white-noise variance in the GP's target unit squared (``y``, or the
+        transformed target when ``log_error_scale`` is set)."""
         self._check_fitted()
         k = self.gp_.kernel_
         scale = float(np.atleast_1d(self.gp_._y_train_std)[0]) if self.gp_.normalize_y else 1.0
@@ -146,7 +167,7 @@ class GPPredictor:
         return {
             "format": "chamtvm.accuracy.GPPredictor", "version": FORMAT_VERSION,
             "kernel": self.kernel, "n_restarts_optimizer": self.n_restarts_optimizer,
-            "random_state": self.random_state,
+            "random_state": self.random_state, "log_error_scale": self.log_error_scale,
             "theta": self.theta_.tolist(), "kernel_repr": repr(self.gp_.kernel_),
             "X": self.X_train_.tolist(), "y": self.y_train_.tolist(),
         }
@@ -157,7 +178,7 @@ class GPPredictor:
             raise ValueError("not a saved GPPredictor (field 'format' missing or different)")
         if d.get("version") != FORMAT_VERSION:
             raise ValueError(f"saved GPPredictor version {d.get('version')!r}; this code reads {FORMAT_VERSION}")
-        obj = cls(d["kernel"], d["n_restarts_optimizer"], d["random_state"])
+        obj = cls(d["kernel"], d["n_restarts_optimizer"], d["random_state"], d.get("log_error_scale"))
         return obj.fit(np.asarray(d["X"]), np.asarray(d["y"]), theta=np.asarray(d["theta"]))
 
     def save(self, path: str | os.PathLike) -> None:

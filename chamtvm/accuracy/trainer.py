@@ -41,6 +41,9 @@ class Trainer:
     def train(self, space: SearchSpace, arch: Arch, seed: int) -> float:  # pragma: no cover
         raise NotImplementedError
 
+    def check(self, space: SearchSpace) -> None:
+        """Raise before any job starts when the trainer cannot work (e.g. data missing)."""
+
 
 class FunctionTrainer(Trainer):
     """Wrap ``fn(arch) -> accuracy``; module-level functions also work in process pools."""
@@ -111,6 +114,16 @@ class ProxyTaskTrainer(Trainer):
         self.train_size, self.eval_size = train_size, eval_size
         self.batch_size, self.lr = batch_size, lr
 
+    def check(self, space):
+        from .datasets import load_split
+
+        load_split(self.task, self.train_size, self.eval_size)  # raises DatasetMissingError
+        if space.in_channels != 1 or space.num_classes != 10:
+            raise ValueError(
+                f"task {self.task} has 1x28x28 inputs and 10 classes; space {space.name!r} has "
+                f"{space.in_channels} channels and {space.num_classes} classes (use --space fashion)"
+            )
+
     def train(self, space, arch, seed):
         import torch
         import torch.nn.functional as F
@@ -118,12 +131,8 @@ class ProxyTaskTrainer(Trainer):
         from ..model import build_model
         from .datasets import load_split
 
+        self.check(space)
         split = load_split(self.task, self.train_size, self.eval_size)
-        if space.in_channels != 1 or space.num_classes != 10:
-            raise ValueError(
-                f"task {self.task} has 1x28x28 inputs and 10 classes; space {space.name!r} has "
-                f"{space.in_channels} channels and {space.num_classes} classes (use --space fashion)"
-            )
         prev_threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:

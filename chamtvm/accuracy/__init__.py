@@ -1,0 +1,26 @@
+"""Accuracy predictor (ChamNet, Dai et al. 2018, Sec. 4.1): train a few architectures,
+fit a Gaussian process on their encodings, choose what to train by Bayesian optimisation.
+
+Modules (one job each): ``journal`` (append-only JSON-lines record of finished
+trainings), ``datasets`` (offline Fashion-MNIST / digits), ``trainer`` (arch -> accuracy
+and the journaled, executor-agnostic runner), ``predictor`` (GP and MLP, fit/predict,
+JSON save), ``sampling`` (imbalanced Sobol start + batched BO: ``sample_and_fit``),
+``nasbench`` (NAS-Bench-Macro ground truth), ``evaluate`` (ranking metrics and
+cross-validation), ``cli`` (the ``accuracy`` subcommand).
+
+Importing this package loads only numpy; torch, scikit-learn, scipy and filelock load
+when first used.
+"""
+
+from .journal import Journal, JournalError
+from .predictor import GPPredictor, MLPPredictor, make_predictor
+from .sampling import imbalanced_sobol, sample_and_fit
+from .trainer import (CommandTrainer, FunctionTrainer, ProxyTaskTrainer, SequentialExecutor,
+                      TrainResult, Trainer, make_trainer, train_archs)
+
+__all__ = [
+    "Journal", "JournalError", "GPPredictor", "MLPPredictor", "make_predictor",
+    "imbalanced_sobol", "sample_and_fit", "CommandTrainer", "FunctionTrainer",
+    "ProxyTaskTrainer", "SequentialExecutor", "TrainResult", "Trainer", "make_trainer",
+    "train_archs",
+]

@@ -1,0 +1,185 @@
+"""Which architectures to train: ChamNet's imbalanced quasi-Monte-Carlo start followed by
+batched Bayesian-optimisation rounds on a finite candidate pool.
+
+Start (``imbalanced_sobol``): a scrambled Sobol sequence in the unit cube, each
+coordinate warped ``u -> u ** (1 / skew)``. With ``skew > 1`` the density grows toward 1,
+i.e. toward the larger choice of every feature (``SearchSpace.encode`` and the benchmark's
+ordinal encoding sort choices ascending, so 1 means more channels / blocks / expansion /
+kernel). This is our rule for ChamNet's imbalanced sampling: spend more of the first
+trainings on the capable, high-accuracy part of the space, where the architectures that
+will finally be chosen live, while the Sobol sequence still covers the rest evenly. Each
+warped point is mapped to its nearest (Euclidean, after min-max scaling of the pool)
+not-yet-chosen pool point; ties are broken by a seeded random order.
+
+Rounds (``strategy="bo"``): fit the GP predictor, then pick ``batch_size`` pool points
+one at a time by the acquisition; after each pick the GP is updated with a *kriging
+believer* fantasy (its own predicted mean at the picked point, hyperparameters kept),
+which shrinks the uncertainty around it so the next pick goes elsewhere (batch diversity).
+Acquisitions: ``ucb`` (mean + kappa * std), ``ei`` (expected improvement over the best
+measured value), ``std`` (most uncertain: pure exploration), ``mean`` (pure exploitation).
+The default (``ucb``, ``kappa`` 2, ``skew`` 1.5, half of the budget for the start) was
+picked by measurement on NAS-Bench-Macro; see ``benchmarks/bench_accuracy.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .predictor import GPPredictor
+
+STRATEGIES = ("bo", "random")
+# the defaults of sample_and_fit, as measured best on NAS-Bench-Macro (bench_accuracy.py)
+DEFAULTS = {"kernel": "matern52-ard", "target": "raw", "acquisition": "ucb", "kappa": 2.0, "skew": 1.5}
+ACQUISITIONS = ("ucb", "ei", "std", "mean")
+
+
+def _scaled(pool_X: np.ndarray) -> np.ndarray:
+    lo, hi = pool_X.min(axis=0), pool_X.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return (pool_X - lo) / span
+
+
+def imbalanced_sobol(pool_X, n: int, rng: np.random.Generator, skew: float = 1.5,
+                     exclude: Sequence[int] = ()) -> np.ndarray:
+    """``n`` distinct pool indices near a skewed scrambled Sobol sequence (see module doc).
+
+    pool_X: ``(N, D)``; returns int array ``(n,)`` in draw order. ``skew`` >= 1 (1: plain
+    Sobol). ``exclude`` indices are never returned.
+    """
+    import warnings
+
+    from scipy.stats import qmc
+
+    pool_X = np.asarray(pool_X, dtype=np.float64)
+    N, D = pool_X.shape
+    taken = np.zeros(N, dtype=bool)
+    taken[list(exclude)] = True
+    if n > N - taken.sum():
+        raise ValueError(f"cannot draw {n} distinct points from a pool of {N - taken.sum()}")
+    if skew < 1:
+        raise ValueError(f"skew must be >= 1, got {skew}")
+    Z = _scaled(pool_X)
+    sobol = qmc.Sobol(d=D, scramble=True, seed=rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # balance warning for n not a power of 2
+        U = sobol.random(n) ** (1.0 / skew)
+    order = rng.permutation(N)  # seeded tie-break: argmin takes the first of equal distances
+    Zo = Z[order]
+    out = []
+    for u in U:
+        d = ((Zo - u) ** 2).sum(axis=1)
+        d[taken[order]] = np.inf
+        j = int(order[int(np.argmin(d))])
+        taken[j] = True
+        out.append(j)
+    return np.array(out, dtype=np.int64)
+
+
+def _call_oracle(oracle: Callable, idx: np.ndarray) -> np.ndarray:
+    y = np.asarray(oracle(idx), dtype=np.float64).reshape(-1)
+    if y.size != idx.size:
+        raise ValueError(f"oracle returned {y.size} values for {idx.size} indices")
+    return y
+
+
+def _acquire(name: str, mean: np.ndarray, std: np.ndarray, best: float, kappa: float) -> np.ndarray:
+    if name == "ucb":
+        return mean + kappa * std
+    if name == "std":
+        return std
+    if name == "mean":
+        return mean
+    if name == "ei":
+        from scipy.stats import norm
+
+        z = (mean - best) / np.maximum(std, 1e-12)
+        return (mean - best) * norm.cdf(z) + std * norm.pdf(z)
+    raise ValueError(f"unknown acquisition {name!r}; valid: {list(ACQUISITIONS)}")
+
+
+def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo",
+                   seed: int = 0, *, acquisition: str = "ucb", kappa: float = 2.0,
+                   skew: float = 1.5, init_fraction: float = 0.5, batch_size: int = 5,
+                   kernel: str = "matern52-ard", n_restarts_optimizer: int = 3,
+                   log_error_scale: float | None = None, progress: bool = False):
+    """Choose ``n_samples`` pool points to train, train them via ``oracle``, fit a GP.
+
+    pool_X: ``(N, D)`` feature vectors of the candidate architectures. ``oracle(indices)``
+    gets an int array of pool indices and returns their accuracies (any unit; NaN marks a
+    failed training: that point is not used for fitting and not asked again).
+    ``strategy``: ``"bo"`` (imbalanced Sobol start of ``ceil(init_fraction * n)`` points,
+    then batches of ``batch_size`` by ``acquisition``) or ``"random"`` (uniform without
+    replacement). ``kernel``, ``n_restarts_optimizer`` and ``log_error_scale`` (1 for
+    fractions, 100 for percentages, None: model raw accuracy) configure the
+    :class:`GPPredictor`. The same ``seed`` gives the same choices when the oracle is deterministic.
+
+    Returns ``(predictor, chosen)``: the fitted :class:`GPPredictor` and the int array
+    ``(n_samples,)`` of chosen pool indices in the order they were asked.
+    """
+    pool_X = np.asarray(pool_X, dtype=np.float64)
+    if pool_X.ndim != 2:
+        raise ValueError(f"pool_X must be (N, D), got shape {pool_X.shape}")
+    N = len(pool_X)
+    if not 2 <= n_samples <= N:
+        raise ValueError(f"n_samples must be in [2, {N}] (the pool size), got {n_samples}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; valid: {list(STRATEGIES)}")
+    if acquisition not in ACQUISITIONS:
+        raise ValueError(f"unknown acquisition {acquisition!r}; valid: {list(ACQUISITIONS)}")
+    rng = np.random.default_rng(seed)
+    gp_seed = int(rng.integers(2**31 - 1))
+
+    def fit(chosen, y, theta=None):
+        ok = np.isfinite(y)
+        if ok.sum() < 2:
+            raise RuntimeError("fewer than 2 successful trainings; cannot fit a predictor")
+        return GPPredictor(kernel, n_restarts_optimizer, gp_seed, log_error_scale).fit(pool_X[chosen[ok]], y[ok], theta=theta)
+
+    if strategy == "random":
+        chosen = rng.choice(N, size=n_samples, replace=False).astype(np.int64)
+        y = _call_oracle(oracle, chosen)
+        return fit(chosen, y), chosen
+
+    n_init = min(n_samples, max(2, math.ceil(init_fraction * n_samples)))
+    chosen = imbalanced_sobol(pool_X, n_init, rng, skew=skew)
+    y = _call_oracle(oracle, chosen)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_samples, initial=n_init, desc="BO sampling", unit="arch")
+    try:
+        while len(chosen) < n_samples:
+            model = fit(chosen, y)
+            theta = model.theta_
+            b = min(batch_size, n_samples - len(chosen))
+            taken = np.zeros(N, dtype=bool)
+            taken[chosen] = True
+            ok = np.isfinite(y)
+            Xf, yf = list(chosen[ok]), list(y[ok])
+            best = float(np.max(yf))
+            batch = []
+            fantasy = model
+            for _ in range(b):
+                mean, std = fantasy.predict(pool_X, return_std=True)
+                score = _acquire(acquisition, mean, std, best, kappa)
+                score[taken] = -np.inf
+                j = int(np.argmax(score))
+                batch.append(j)
+                taken[j] = True
+                Xf.append(j)
+                yf.append(float(mean[j]))  # kriging believer
+                if len(batch) < b:
+                    fantasy = GPPredictor(kernel, 0, gp_seed, log_error_scale).fit(pool_X[Xf], np.array(yf), theta=theta)
+            batch = np.array(batch, dtype=np.int64)
+            y = np.concatenate([y, _call_oracle(oracle, batch)])
+            chosen = np.concatenate([chosen, batch])
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+    return fit(chosen, y), chosen

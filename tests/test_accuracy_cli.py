@@ -1,0 +1,45 @@
+"""The ``accuracy`` subcommand (chamtvm.accuracy.cli) and the package's import cost."""
+
+import json
+import subprocess
+import sys
+
+from chamtvm.accuracy import Journal, GPPredictor
+from chamtvm.accuracy.cli import main
+
+
+def test_cli_digits_three_samples_then_resume(tmp_path, capsys):
+    j = tmp_path / "acc.jsonl"
+    argv = ["accuracy", "--task", "digits", "--samples", "3", "--epochs", "1", "--pool", "20",
+            "--journal", str(j), "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["samples"] == 3 and out["trained_now"] == 3 and out["failed"] == 0
+    assert out["cv"]["n"] == 3 and -1 <= out["cv"]["kendall_tau"] <= 1
+    assert len(Journal(j).records()) == 3
+    assert GPPredictor.load(out["predictor"]).predict([[0.5] * len(GPPredictor.load(out["predictor"]).X_train_[0])]).shape == (1,)
+    # same arguments again: every training comes from the journal, same choices
+    assert main(argv) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["trained_now"] == 0 and again["resumed_from_journal"] == 3
+    assert again["predicted_best"] == out["predicted_best"]
+
+
+def test_cli_missing_dataset_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CHAMTVM_FASHION_MNIST_DIR", str(tmp_path))
+    code = main(["accuracy", "--task", "fashion-mnist", "--samples", "3", "--pool", "5",
+                 "--journal", str(tmp_path / "j.jsonl")])
+    assert code == 2
+    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+
+
+def test_cli_command_task_needs_a_command(tmp_path, capsys):
+    assert main(["accuracy", "--task", "command", "--journal", str(tmp_path / "j.jsonl")]) == 2
+    assert "--command" in capsys.readouterr().err
+
+
+def test_importing_the_package_is_cheap():
+    code = ("import sys, chamtvm.accuracy, chamtvm.accuracy.cli; "
+            "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'filelock', 'tqdm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,111 @@
+"""Journal durability and the journaled training runner (chamtvm.accuracy.journal/trainer)."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from chamtvm.accuracy import FunctionTrainer, Journal, JournalError, train_archs
+from chamtvm.space import SearchSpace
+
+
+def rec(i):
+    return {"architecture": {"id": i}, "accuracy": 0.5 + i / 100, "seed": 0, "epochs": 1,
+            "seconds": 1.0, "task": "t"}
+
+
+def test_append_and_read_back(tmp_path):
+    j = Journal(tmp_path / "j.jsonl")
+    assert j.records() == []
+    for i in range(3):
+        j.append(rec(i))
+    assert [r["accuracy"] for r in Journal(tmp_path / "j.jsonl").records()] == [0.5, 0.51, 0.52]
+
+
+def test_torn_last_line_is_ignored_then_cut_on_next_append(tmp_path):
+    path = tmp_path / "j.jsonl"
+    j = Journal(path)
+    j.append(rec(0))
+    j.append(rec(1))
+    full = path.read_bytes()
+    with open(path, "ab") as f:  # what kill -9 in the middle of a write leaves
+        f.write(json.dumps(rec(2)).encode()[:25])
+    assert len(j.records()) == 2
+    j.append(rec(3))
+    assert [r["architecture"]["id"] for r in j.records()] == [0, 1, 3]
+    assert path.read_bytes().startswith(full)
+
+
+def test_corrupt_complete_line_names_file_and_line(tmp_path):
+    path = tmp_path / "j.jsonl"
+    j = Journal(path)
+    j.append(rec(0))
+    with open(path, "ab") as f:
+        f.write(b'{"accuracy": oops}\n')
+    j.append(rec(1))
+    with pytest.raises(JournalError, match=r"j\.jsonl:2: corrupt"):
+        j.records()
+
+
+def test_missing_field_is_an_error(tmp_path):
+    path = tmp_path / "j.jsonl"
+    path.write_text(json.dumps({"accuracy": 0.3}) + "\n")
+    with pytest.raises(JournalError, match=r"j\.jsonl:1: .*missing fields"):
+        Journal(path).records()
+    with pytest.raises(ValueError, match="missing fields"):
+        Journal(path).append({"accuracy": 0.1})
+
+
+def _acc(arch):
+    return 0.5 + arch.stem_channels / 1000 + arch.stages[1].channels / 1000
+
+
+def test_runner_resumes_and_journals_each_result_at_once(tmp_path):
+    space = SearchSpace.load("fashion")
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(4)]
+    journal = Journal(tmp_path / "j.jsonl")
+    seen = []
+
+    def fn(arch):
+        seen.append(len(journal.records()))  # every earlier training is on disk already
+        if arch == archs[2]:
+            raise RuntimeError("boom")
+        return _acc(arch)
+
+    res = train_archs(space, archs, FunctionTrainer(fn), journal, seed=3, progress=False)
+    assert seen == [0, 1, 2, 2]
+    assert res[2].accuracy is None and "boom" in res[2].error
+    assert [r.accuracy for r in res if r is not res[2]] == [_acc(a) for a in archs if a != archs[2]]
+    recs = journal.records()
+    assert len(recs) == 3
+    assert set(recs[0]) >= {"architecture", "accuracy", "seed", "epochs", "seconds", "task", "space"}
+    # resume: only the failed one is retried, the rest come from the journal
+    calls = []
+    res2 = train_archs(space, archs, FunctionTrainer(lambda a: calls.append(a) or _acc(a)),
+                       journal, seed=3, progress=False)
+    assert calls == [archs[2]]
+    assert [r.cached for r in res2] == [True, True, False, True]
+    # another seed is another training
+    train_archs(space, archs[:1], FunctionTrainer(_acc), journal, seed=4, progress=False)
+    assert len(journal.records()) == 5
+
+
+def test_runner_with_a_thread_pool_executor(tmp_path):
+    space = SearchSpace.load("fashion")
+    rng = np.random.default_rng(1)
+    archs = [space.sample(rng) for _ in range(6)]
+    journal = Journal(tmp_path / "j.jsonl")
+    threads = set()
+
+    def fn(arch):
+        threads.add(threading.get_ident())
+        return _acc(arch)
+
+    with ThreadPoolExecutor(max_workers=3) as ex:
+        res = train_archs(space, archs, FunctionTrainer(fn), journal, executor=ex, progress=False)
+    assert [r.accuracy for r in res] == [_acc(a) for a in archs]
+    assert len(journal.records()) == len({a.to_json() for a in archs})
+    assert threading.get_ident() not in threads
