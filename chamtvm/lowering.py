@@ -111,15 +111,17 @@ def fold_batchnorm(module):
     return fold(copy.deepcopy(module).eval())
 
 
-def from_torch(module, input_shape: tuple[int, ...]) -> "tvm.IRModule":
+def from_torch(module, input_shape) -> "tvm.IRModule":
     """Relax module of a torch ``nn.Module`` through torch.export (BatchNorm folded,
-    weights bound as constants). ``input_shape`` is NCHW."""
+    weights bound as constants). ``input_shape`` is one NCHW shape, or a list of shapes
+    for a module with several inputs."""
     import torch
     from tvm.relax.frontend.torch import from_exported_program
 
-    example = torch.zeros(*input_shape)
+    shapes = [tuple(input_shape)] if isinstance(input_shape[0], int) else [tuple(s) for s in input_shape]
+    examples = tuple(torch.zeros(*s) for s in shapes)
     with torch.no_grad():
-        exported = torch.export.export(fold_batchnorm(module), (example,))
+        exported = torch.export.export(fold_batchnorm(module), examples)
     return from_exported_program(exported, unwrap_unit_return_tuple=True)
 
 

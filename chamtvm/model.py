@@ -16,7 +16,10 @@ if TYPE_CHECKING:  # torch is heavy: imported when a model is first built
 from .space import Arch, SearchSpace
 
 
-def _conv_bn(nn, cin: int, cout: int, kernel: int, stride: int, groups: int = 1, relu: bool = True):
+def conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, relu: bool = True):
+    """Conv2d (no bias, 'same' padding) + BatchNorm2d (+ ReLU6) as an ``nn.Sequential``."""
+    from torch import nn
+
     layers = [
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
@@ -24,6 +27,60 @@ def _conv_bn(nn, cin: int, cout: int, kernel: int, stride: int, groups: int = 1,
     if relu:
         layers.append(nn.ReLU6(inplace=False))
     return nn.Sequential(*layers)
+
+
+def inverted_residual(cin: int, cout: int, stride: int, expansion: int, kernel: int):
+    """MobileNetV2 block: 1x1 expand (skipped when expansion is 1), kxk depthwise with
+    ``stride``, 1x1 linear projection; residual when stride is 1 and channels match."""
+    from torch import nn
+
+    class InvertedResidual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            hidden = cin * expansion
+            layers = []
+            if expansion != 1:
+                layers.append(conv_bn(cin, hidden, 1, 1))
+            layers.append(conv_bn(hidden, hidden, kernel, stride, groups=hidden))
+            layers.append(conv_bn(hidden, cout, 1, 1, relu=False))
+            self.body = nn.Sequential(*layers)
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            y = self.body(x)
+            return x + y if self.residual else y
+
+    return InvertedResidual()
+
+
+def classifier_head(cin: int, head_channels: int, num_classes: int):
+    """1x1 conv + BN + ReLU6 to ``head_channels``, global average pool, linear classifier."""
+    from torch import nn
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = conv_bn(cin, head_channels, 1, 1)
+            self.classifier = nn.Linear(head_channels, num_classes)
+
+        def forward(self, x):
+            return self.classifier(self.conv(x).mean(dim=(2, 3)))
+
+    return Head()
+
+
+def randomize_batchnorm(model) -> None:
+    """Give every BatchNorm2d non-trivial statistics (uses torch's global generator)."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
 
 
 def build_model(space: SearchSpace, arch: Arch, seed: int = 0, randomize_bn: bool = True) -> "torch.nn.Module":
@@ -37,53 +94,28 @@ def build_model(space: SearchSpace, arch: Arch, seed: int = 0, randomize_bn: boo
 
     space.validate(arch)
 
-    class InvertedResidual(nn.Module):
-        def __init__(self, cin: int, cout: int, stride: int, expansion: int, kernel: int):
-            super().__init__()
-            hidden = cin * expansion
-            layers = []
-            if expansion != 1:
-                layers.append(_conv_bn(nn, cin, hidden, 1, 1))
-            layers.append(_conv_bn(nn, hidden, hidden, kernel, stride, groups=hidden))
-            layers.append(_conv_bn(nn, hidden, cout, 1, 1, relu=False))
-            self.body = nn.Sequential(*layers)
-            self.residual = stride == 1 and cin == cout
-
-        def forward(self, x):
-            y = self.body(x)
-            return x + y if self.residual else y
-
     class ChamNet(nn.Module):
         def __init__(self):
             super().__init__()
-            blocks = [_conv_bn(nn, space.in_channels, arch.stem_channels, 3, 2)]
+            blocks = [conv_bn(space.in_channels, arch.stem_channels, 3, 2)]
             cin = arch.stem_channels
             for stage_space, stage in zip(space.stages, arch.stages):
                 for b in range(stage.blocks):
                     stride = stage_space.stride if b == 0 else 1
-                    blocks.append(InvertedResidual(cin, stage.channels, stride, stage.expansion, stage.kernel))
+                    blocks.append(inverted_residual(cin, stage.channels, stride, stage.expansion, stage.kernel))
                     cin = stage.channels
-            blocks.append(_conv_bn(nn, cin, arch.head_channels, 1, 1))
             self.features = nn.Sequential(*blocks)
-            self.classifier = nn.Linear(arch.head_channels, space.num_classes)
+            self.head = classifier_head(cin, arch.head_channels, space.num_classes)
 
         def forward(self, x):
-            x = self.features(x)
-            x = x.mean(dim=(2, 3))
-            return self.classifier(x)
+            return self.head(self.features(x))
 
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
         model = ChamNet()
         if randomize_bn:
-            with torch.no_grad():
-                for m in model.modules():
-                    if isinstance(m, nn.BatchNorm2d):
-                        m.running_mean.uniform_(-0.1, 0.1)
-                        m.running_var.uniform_(0.5, 1.5)
-                        m.weight.uniform_(0.5, 1.5)
-                        m.bias.uniform_(-0.1, 0.1)
+            randomize_batchnorm(model)
     finally:
         torch.random.set_rng_state(gen_state)
     return model.eval()

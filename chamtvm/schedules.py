@@ -35,14 +35,15 @@ def workload_module(prim_func):
 class ScheduleSource:
     """Looks kernels up in a target's MetaSchedule database (if any) and applies them."""
 
-    def __init__(self, target: TargetSpec, work_dir: str | Path | None = None):
+    def __init__(self, target: TargetSpec, work_dir: str | Path | None = None, use_database: bool = True):
         self.target = target
         self.work_dir = Path(work_dir) if work_dir else schedules_dir(target)
+        self.use_database = use_database
         self._db = None
 
     @property
     def has_database(self) -> bool:
-        return (self.work_dir / "database_tuning_record.json").exists()
+        return self.use_database and (self.work_dir / "database_tuning_record.json").exists()
 
     def database(self):
         if self._db is None and self.has_database:
@@ -69,10 +70,95 @@ class ScheduleSource:
         return sch.mod["main"].with_attr("tirx.is_scheduled", True), tag
 
     def apply_to_module(self, fused_mod):
-        """Apply the database to every kernel of a fused Relax module (no-op without one)."""
+        """Replace every kernel of a fused Relax module that the database holds by its tuned
+        schedule (the same lookup as :meth:`apply`, so kernels and networks agree)."""
         if not self.has_database:
             return fused_mod
-        from tvm import relax
+        from tvm import tirx
 
-        with self.target.tvm():
-            return relax.transform.MetaScheduleApplyDatabase(work_dir=str(self.work_dir))(fused_mod)
+        mod = fused_mod.shallow_copy() if hasattr(fused_mod, "shallow_copy") else fused_mod
+        for gv, func in list(mod.functions.items()):
+            if isinstance(func, tirx.PrimFunc):
+                scheduled, tag = self.apply(func)
+                if tag != DEFAULT_TAG:
+                    attrs = {k: v for k, v in func.attrs.items()} if func.attrs else {}
+                    for k, v in attrs.items():
+                        scheduled = scheduled.with_attr(k, v)
+                    mod[gv] = scheduled.without_attr("global_symbol") if "global_symbol" not in attrs else scheduled
+        return mod
+
+
+def _fast_build(mod, target, _params):
+    """MetaSchedule's default builder minus its ~27 s ``tensor_intrin`` import per worker."""
+    import tvm
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    return tvm.tirx.build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
+
+
+def tuned_log(target: TargetSpec, work_dir: Path | None = None) -> Path:
+    return (work_dir or schedules_dir(target)) / "tuned_kernels.jsonl"
+
+
+def tuned_hashes(target: TargetSpec, work_dir: Path | None = None) -> set[str]:
+    """Structural hashes of kernels whose tuning finished (from the tuning log)."""
+    import json
+
+    path = tuned_log(target, work_dir)
+    if not path.exists():
+        return set()
+    out = set()
+    for line in path.read_text().splitlines():
+        try:
+            out.add(json.loads(line)["struct_hash"])
+        except (json.JSONDecodeError, KeyError):
+            continue  # an unfinished last line from an interrupted run
+    return out
+
+
+def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, trials: int,
+                work_dir: Path | None = None, seed: int = 0) -> dict:
+    """Tune one kernel with MetaSchedule on the local machine; records go into the
+    target's database and a line into the tuning log. Returns that line."""
+    import json
+    import time
+
+    from tvm.s_tir import meta_schedule as ms
+
+    work_dir = Path(work_dir or schedules_dir(target))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cores = os.cpu_count() or 1
+    t0 = time.time()
+    with _quiet_ms_logs():
+        db = ms.tir_integration.tune_tir(
+            workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
+            max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,
+            builder=ms.builder.LocalBuilder(f_build=_fast_build, timeout_sec=120),
+            num_tuning_cores=cores,
+        )
+    record = db.query_tuning_record(workload_module(prim_func), target.tvm(), "main")
+    best_us = None
+    if record is not None and record.run_secs:
+        best_us = float(sum(float(s) for s in record.run_secs) / len(record.run_secs)) * 1e6
+    line = {"struct_hash": struct_hash, "name": name, "trials": trials,
+            "tuning_s": round(time.time() - t0, 2), "best_us": best_us,
+            "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with open(tuned_log(target, work_dir), "a") as f:
+        f.write(json.dumps(line) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return line
+
+
+class _quiet_ms_logs:
+    """MetaSchedule logs every trial at INFO to the console; keep it to the work_dir logs."""
+
+    def __enter__(self):
+        import logging
+
+        self._logger = logging.getLogger("tvm.s_tir.meta_schedule")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._level)

@@ -81,9 +81,8 @@ class GPPredictor:
     def _to_t(self, y):
         if self.log_error_scale is None:
             return y
-        err = self.log_error_scale - y
-        if np.any(err <= 0):
-            raise ValueError(f"log_error_scale={self.log_error_scale} needs accuracies below it")
+        # a perfect score (error 0) is floored at 1e-4 of the scale instead of -log(0)
+        err = np.maximum(self.log_error_scale - y, 1e-4 * self.log_error_scale)
         return -np.log(err)
 
     def _from_t(self, t, t_std=None):

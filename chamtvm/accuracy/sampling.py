@@ -16,7 +16,13 @@ one at a time by the acquisition; after each pick the GP is updated with a *krig
 believer* fantasy (its own predicted mean at the picked point, hyperparameters kept),
 which shrinks the uncertainty around it so the next pick goes elsewhere (batch diversity).
 Acquisitions: ``ucb`` (mean + kappa * std), ``ei`` (expected improvement over the best
-measured value), ``std`` (most uncertain: pure exploration), ``mean`` (pure exploitation).
+measured value), ``std`` (most uncertain: pure exploration), ``mean`` (pure exploitation),
+``ivr`` (integrated variance reduction: the point whose training most shrinks the
+posterior variance summed over the pool, which favours representative points over the
+pool's corners; good for ranking the whole space) and ``ivr-top`` (the same, summed with
+weights = probability of being in the predicted top 20 %: uncertain *and* promising).
+For ``ivr*`` the sums run over ``n_reference`` random pool points and the choice over
+``n_candidates`` random free points (seeded) to bound the cost on large pools.
 The default (``ucb``, ``kappa`` 2, ``skew`` 1.5, half of the budget for the start) was
 picked by measurement on NAS-Bench-Macro; see ``benchmarks/bench_accuracy.py``.
 """
@@ -33,7 +39,7 @@ from .predictor import GPPredictor
 STRATEGIES = ("bo", "random")
 # the defaults of sample_and_fit, as measured best on NAS-Bench-Macro (bench_accuracy.py)
 DEFAULTS = {"kernel": "matern52-ard", "target": "raw", "acquisition": "ucb", "kappa": 2.0, "skew": 1.5}
-ACQUISITIONS = ("ucb", "ei", "std", "mean")
+ACQUISITIONS = ("ucb", "ei", "std", "mean", "ivr", "ivr-top")
 
 
 def _scaled(pool_X: np.ndarray) -> np.ndarray:
@@ -100,11 +106,39 @@ def _acquire(name: str, mean: np.ndarray, std: np.ndarray, best: float, kappa: f
     raise ValueError(f"unknown acquisition {name!r}; valid: {list(ACQUISITIONS)}")
 
 
+def _variance_reduction(model: GPPredictor, pool_X: np.ndarray, cand: np.ndarray,
+                        ref: np.ndarray, top: bool) -> np.ndarray:
+    """Integrated variance reduction: for each candidate c, how much training it would
+    shrink the GP's posterior variance summed over the reference points r,
+    ``sum_r w_r cov(r, c)^2 / (var(c) + noise)`` (GP's normalised units; shape
+    ``(len(cand),)``). ``top``: weight r by its probability of lying above the 80th
+    percentile of predicted means (the promising part); else ``w_r = 1``."""
+    from scipy.linalg import solve_triangular
+
+    gp = model.gp_
+    k = gp.kernel_
+    Xt = gp.X_train_
+    Xr, Xc = pool_X[ref], pool_X[cand]
+    vr = solve_triangular(gp.L_, k(Xt, Xr), lower=True)
+    vc = solve_triangular(gp.L_, k(Xt, Xc), lower=True)
+    cov = k(Xr, Xc) - vr.T @ vc  # white noise only sits on k(X, X)'s diagonal
+    var_c = np.maximum(k.k1.diag(Xc) - (vc ** 2).sum(axis=0), 1e-12)
+    w = np.ones(len(ref))
+    if top:
+        from scipy.stats import norm
+
+        mean, std = gp.predict(Xr, return_std=True)  # monotone in the accuracy
+        var_r = np.maximum(std ** 2 - float(k.k2.noise_level) * float(np.atleast_1d(gp._y_train_std)[0]) ** 2, 1e-18)
+        w = norm.sf((np.quantile(mean, 0.8) - mean) / np.sqrt(var_r))
+    return (w[:, None] * cov ** 2).sum(axis=0) / (var_c + float(k.k2.noise_level))
+
+
 def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo",
                    seed: int = 0, *, acquisition: str = "ucb", kappa: float = 2.0,
                    skew: float = 1.5, init_fraction: float = 0.5, batch_size: int = 5,
                    kernel: str = "matern52-ard", n_restarts_optimizer: int = 3,
-                   log_error_scale: float | None = None, progress: bool = False):
+                   log_error_scale: float | None = None, n_candidates: int = 2000,
+                   n_reference: int = 1000, progress: bool = False):
     """Choose ``n_samples`` pool points to train, train them via ``oracle``, fit a GP.
 
     pool_X: ``(N, D)`` feature vectors of the candidate architectures. ``oracle(indices)``
@@ -165,9 +199,16 @@ def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo
             fantasy = model
             for _ in range(b):
                 mean, std = fantasy.predict(pool_X, return_std=True)
-                score = _acquire(acquisition, mean, std, best, kappa)
-                score[taken] = -np.inf
-                j = int(np.argmax(score))
+                if acquisition.startswith("ivr"):
+                    free = np.flatnonzero(~taken)
+                    cand = free if len(free) <= n_candidates else rng.choice(free, n_candidates, replace=False)
+                    ref = np.arange(N) if N <= n_reference else rng.choice(N, n_reference, replace=False)
+                    red = _variance_reduction(fantasy, pool_X, cand, ref, acquisition == "ivr-top")
+                    j = int(cand[int(np.argmax(red))])
+                else:
+                    score = _acquire(acquisition, mean, std, best, kappa)
+                    score[taken] = -np.inf
+                    j = int(np.argmax(score))
                 batch.append(j)
                 taken[j] = True
                 Xf.append(j)

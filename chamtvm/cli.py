@@ -1,0 +1,235 @@
+"""Command line: ``python -m chamtvm {tune,predict,measure,targets,accuracy} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape must be comma-separated integers, got {text!r}") from None
+
+
+def _tracker(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"tracker must be HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _add_target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default="x86", help="registered target name (see `chamtvm targets`)")
+    p.add_argument("--tracker", type=_tracker, default=None,
+                   help="TVM RPC tracker HOST:PORT (default: $TVM_TRACKER_HOST:$TVM_TRACKER_PORT if set)")
+    p.add_argument("--key", default=None, help="RPC device key (default: the target's rpc_key)")
+    p.add_argument("--luts-dir", type=Path, default=None, help="folder of latency tables (default: luts/)")
+    p.add_argument("--schedules-dir", type=Path, default=None,
+                   help="root of MetaSchedule databases (default: schedules/)")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="architecture JSON file or ONNX file")
+    p.add_argument("--space", default="small", help="space of an architecture JSON without a 'space' field")
+    p.add_argument("--shape", type=_shape, default=None, help="ONNX input shape, e.g. 1,3,224,224")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def make_runner(args, target):
+    """The runner for ``target``: local, or through an RPC tracker when one is given."""
+    from .measure.local import LocalRunner
+    from .targets import TargetError
+
+    tracker = args.tracker
+    if tracker is None and os.environ.get("TVM_TRACKER_HOST") and os.environ.get("TVM_TRACKER_PORT"):
+        tracker = (os.environ["TVM_TRACKER_HOST"], int(os.environ["TVM_TRACKER_PORT"]))
+    if tracker is not None:
+        try:
+            from .measure.rpc import RPCRunner
+        except ImportError:
+            raise TargetError("measuring through an RPC tracker is not available in this version") from None
+        return RPCRunner(target, tracker[0], tracker[1], args.key or target.rpc_key)
+    if not target.local:
+        raise TargetError(
+            f"target {target.name!r} is measured on a remote device: pass --tracker HOST:PORT "
+            f"--key KEY (or set TVM_TRACKER_HOST/TVM_TRACKER_PORT)"
+        )
+    return LocalRunner(target)
+
+
+def cmd_targets(args) -> int:
+    from .targets import available_targets
+
+    targets = available_targets()
+    if args.json:
+        print(json.dumps({n: {"description": t.description, "tvm_target": t.target_json(),
+                              "host": t.host, "rpc_key": t.rpc_key, "local": t.local,
+                              "cross_compiler": t.cross_compiler, "source": t.source}
+                          for n, t in targets.items()}, indent=1))
+        return 0
+    for name, t in sorted(targets.items()):
+        where = "local" if t.local else f"RPC key '{t.rpc_key}'"
+        print(f"{name:<10} {where:<16} {t.description}")
+    return 0
+
+
+def _lowered(args):
+    from .network import load_model
+
+    return load_model(args.model, args.space, args.shape)
+
+
+def _lut_dir(args):
+    from .lut import LUTS_DIR
+
+    return args.luts_dir or LUTS_DIR
+
+
+def cmd_predict(args) -> int:
+    from .lut import LatencyTable
+    from .predict import table_sum
+    from .schedules import ScheduleSource
+    from .table_builder import prepare
+    from .targets import get_target
+
+    target = get_target(args.target)
+    table = LatencyTable.for_target(target.name, _lut_dir(args))
+    net = _lowered(args)
+    sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
+    pred = table_sum(prepare(net.kernels, target, sched), table, args.statistic)
+    out = {"model": str(args.model), "target": target.name, "table": str(table.path), **pred.to_dict()}
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        print(f"{args.model}: predicted {pred.latency_ms:.3f} ms on {target.name} "
+              f"(table sum of {len(pred.kernels)} kernels, {args.statistic})")
+        for k in pred.kernels[:10]:
+            print(f"  {k['name']:<40} x{k['count']:<3} {k['total_us']:>10.1f} us")
+        if pred.missing:
+            print(f"  MISSING from the table ({len(pred.missing)} kernels, not counted):")
+            for k in pred.missing:
+                print(f"    {k['name']:<38} x{k['count']:<3} {k['why']}")
+    return 0 if pred.complete else 3
+
+
+def cmd_measure(args) -> int:
+    from .network import measure_network
+    from .schedules import ScheduleSource
+    from .targets import get_target
+
+    target = get_target(args.target)
+    runner = make_runner(args, target)
+    net = _lowered(args)
+    sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
+    with runner:
+        res = measure_network(net, target, runner, sched)
+    out = {"model": str(args.model), "target": target.name, "device_label": runner.label,
+           "emulated": runner.emulated, "error": res.error}
+    if res.ok:
+        import numpy as np
+
+        s = np.asarray(res.samples_us) / 1e3
+        out.update(latency_ms=float(np.median(s)), latency_ms_min=float(s.min()),
+                   latency_ms_max=float(s.max()), latency_ms_std=float(s.std()),
+                   repeat=len(s), number=res.number, samples_ms=[float(x) for x in s])
+    if args.json:
+        print(json.dumps(out, indent=1))
+    elif res.ok:
+        emu = " (EMULATED: not a device timing)" if runner.emulated else ""
+        print(f"{args.model}: measured {out['latency_ms']:.3f} ms median on {runner.label}{emu} "
+              f"(min {out['latency_ms_min']:.3f}, max {out['latency_ms_max']:.3f}, {out['repeat']} repeats)")
+    else:
+        print(f"{args.model}: measurement failed: {res.error}", file=sys.stderr)
+    return 0 if res.ok else 1
+
+
+def cmd_tune(args) -> int:
+    from .targets import get_target
+    from .tune import TuneConfig, format_report, run_tune
+
+    target = get_target(args.target)
+    runner = make_runner(args, target)
+    cfg = TuneConfig(space=args.space, trials=args.trials, trials_per_kernel=args.trials_per_kernel,
+                     heldout=args.heldout, statistic=args.statistic,
+                     luts_dir=_lut_dir(args), schedules_dir=args.schedules_dir,
+                     progress=not args.no_progress)
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    with runner:
+        report = run_tune(target, runner, cfg, log=log)
+    out = args.out or Path("runs") / f"tune-{target.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(format_report(report))
+        print(f"report written to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chamtvm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("targets", help="list registered targets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_targets)
+
+    p = sub.add_parser("tune", help="build the latency table and schedules, check it on held-out networks")
+    _add_target_args(p)
+    p.add_argument("--space", default="small", help="bundled space name or space JSON file")
+    p.add_argument("--trials", type=int, default=64, help="total MetaSchedule trials (0: no tuning)")
+    p.add_argument("--trials-per-kernel", type=int, default=16)
+    p.add_argument("--heldout", type=int, default=20, help="held-out networks measured end to end")
+    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
+    p.add_argument("--out", type=Path, default=None, help="report JSON path (default runs/tune-<target>.json)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("predict", help="predict a model's latency from the target's table")
+    _add_target_args(p)
+    _add_model_args(p)
+    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("measure", help="compile a model for the target and measure it end to end")
+    _add_target_args(p)
+    _add_model_args(p)
+    p.set_defaults(func=cmd_measure)
+
+    # Subcommands of optional subpackages register themselves with add_parser(sub).
+    import importlib
+
+    for module in ("chamtvm.accuracy.cli", "chamtvm.devices.cli"):
+        try:
+            importlib.import_module(module).add_parser(sub)
+        except ModuleNotFoundError as e:
+            if e.name not in (module, module.rsplit(".", 1)[0]):
+                raise
+    return parser
+
+
+def main(argv=None) -> int:
+    from .lowering import ModelError
+    from .lut import TableError
+    from .space import SpaceError
+    from .targets import TargetError
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (SpaceError, TargetError, TableError, ModelError) as e:
+        print(f"chamtvm: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("chamtvm: interrupted; everything measured so far is saved", file=sys.stderr)
+        return 130
