@@ -1,0 +1,99 @@
+"""The command line, run as a user runs it: clear errors on bad input, JSON output."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = str(REPO / "tests/data/tiny_space.json")
+
+
+def chamtvm(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "chamtvm", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def arch_file(tiny_space, tmp_path_factory):
+    path = tmp_path_factory.mktemp("arch") / "net.json"
+    arch = tiny_space.sample(np.random.default_rng(7))
+    path.write_text(json.dumps({**arch.to_dict(), "space": TINY}))
+    return path
+
+
+def test_targets_lists_all_registered_targets():
+    out = chamtvm("targets")
+    assert out.returncode == 0
+    for name in ("x86", "arm", "cuda", "hexagon"):
+        assert name in out.stdout
+
+
+def test_unknown_target_lists_valid_ones(arch_file):
+    out = chamtvm("predict", arch_file, "--target", "riscv")
+    assert out.returncode == 2
+    assert "unknown target 'riscv'; valid targets: arm, cuda, hexagon, x86" in out.stderr
+
+
+def test_malformed_architecture_is_refused(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"resolution": 32, "stem_channels": 8, "head_channels": 32,
+                               "stages": [{"channels": 8, "blocks": 1, "expansion": 1}]}))
+    out = chamtvm("predict", bad, "--space", TINY)
+    assert out.returncode == 2 and "stages[0]: expected an object with exactly" in out.stderr
+    bad.write_text("{not json")
+    out = chamtvm("predict", bad)
+    assert out.returncode == 2 and "not valid JSON" in out.stderr
+
+
+def test_bad_onnx_file_is_refused(tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"\x00\x01garbage")
+    out = chamtvm("measure", bad, "--json")
+    assert out.returncode == 2 and "is not a valid ONNX model" in out.stderr
+
+
+def test_predict_and_measure_print_json(arch_file, tmp_path):
+    luts = tmp_path / "luts"
+    out = chamtvm("predict", arch_file, "--luts-dir", luts, "--json")
+    pred = json.loads(out.stdout)
+    # empty table: nothing is guessed, every kernel is reported missing (exit 3)
+    assert out.returncode == 3 and pred["complete"] is False and pred["latency_ms"] == 0
+    assert all(m["why"] == "not in table" for m in pred["missing"])
+    out = chamtvm("measure", arch_file, "--json")
+    meas = json.loads(out.stdout)
+    assert out.returncode == 0, out.stderr
+    assert meas["latency_ms"] > 0 and meas["latency_ms_min"] <= meas["latency_ms"] <= meas["latency_ms_max"]
+    assert meas["emulated"] is False
+
+
+def test_corrupt_table_line_is_reported_with_its_line(arch_file, tmp_path):
+    luts = tmp_path / "luts"
+    luts.mkdir()
+    (luts / "x86.jsonl").write_text('{"key": "a", "crc": "0"}\n')
+    out = chamtvm("predict", arch_file, "--luts-dir", luts)
+    assert out.returncode == 2 and "x86.jsonl:1: corrupt latency-table row" in out.stderr
+
+
+def test_remote_target_without_tracker_says_what_to_pass(arch_file):
+    out = chamtvm("measure", arch_file, "--target", "arm")
+    assert out.returncode == 2 and "--tracker HOST:PORT" in out.stderr
+
+
+def test_tune_end_to_end_on_tiny_space(tmp_path):
+    """The main job on the tiny space: table, held-out report, JSON; a rerun resumes."""
+    args = ["tune", "--target", "x86", "--space", TINY, "--trials", "0", "--heldout", "3",
+            "--luts-dir", tmp_path / "luts", "--out", tmp_path / "report.json", "--no-progress"]
+    out = chamtvm(*args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["table"]["measured_now"] == report["table"]["space_kernels"] > 0
+    assert len(report["networks"]) == 3 and report["fidelity"]["n"] == 3
+    assert "within ±10%" in out.stdout and "Kendall tau" in out.stdout
+    again = chamtvm(*args)
+    report2 = json.loads((tmp_path / "report.json").read_text())
+    assert again.returncode == 0 and report2["table"]["measured_now"] == 0
+    assert [n["measured_ms"] for n in report2["networks"]] == [n["measured_ms"] for n in report["networks"]]

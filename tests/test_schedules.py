@@ -1,0 +1,45 @@
+"""MetaSchedule tuning into schedules/<target>/, applied identically to kernels and networks."""
+
+import numpy as np
+
+from chamtvm.lut import LatencyTable
+from chamtvm.measure.build import compile_network
+from chamtvm.measure.local import LocalRunner
+from chamtvm.network import lower_arch
+from chamtvm.schedules import DEFAULT_TAG, ScheduleSource, tune_kernel, tuned_hashes
+from chamtvm.table_builder import fill_table, prepare
+
+
+def test_tune_one_kernel_apply_it_and_resume(tiny_space, tiny_archs, x86, tmp_path):
+    import tvm
+    from tvm import relax
+
+    net = lower_arch(tiny_space, tiny_archs[0])
+    kernel = max((k for k in net.kernels if "conv2d" in k.name), key=lambda k: k.flops)
+    work = tmp_path / "x86"
+    line = tune_kernel(kernel.func, kernel.struct_hash, kernel.name, x86, trials=8, work_dir=work)
+    assert line["best_us"] and line["best_us"] > 0
+    assert tuned_hashes(x86, work) == {kernel.struct_hash}
+
+    sched = ScheduleSource(x86, work)
+    prepared = {p.kernel.struct_hash: p for p in prepare(net.kernels, x86, sched)}
+    tuned = prepared[kernel.struct_hash]
+    assert tuned.schedule.startswith("ms-") and tuned.key.split("/")[1] == tuned.schedule
+    assert all(p.schedule == DEFAULT_TAG for h, p in prepared.items() if h != kernel.struct_hash)
+
+    # the tuned kernel is measured under its own key, beside the default one
+    table = LatencyTable(tmp_path / "x86.jsonl")
+    s = fill_table([tuned], table, LocalRunner(x86), x86)
+    assert s.measured == 1 and table.get(tuned.key)["schedule"] == tuned.schedule
+
+    # the network build applies the same record, and computes the same outputs
+    x = np.random.default_rng(0).standard_normal(net.inputs[0].shape).astype("float32")
+    outs = []
+    for schedules in (None, sched):
+        vm = relax.VirtualMachine(compile_network(net.fused, x86, schedules), tvm.cpu())
+        outs.append(vm["main"](tvm.runtime.tensor(x, tvm.cpu())).numpy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-5)
+    applied = sched.apply_to_module(net.fused)
+    scheduled = [gv.name_hint for gv, f in applied.functions.items()
+                 if isinstance(f, tvm.tirx.PrimFunc) and f.attrs and "tirx.is_scheduled" in f.attrs]
+    assert scheduled == [kernel.name]
