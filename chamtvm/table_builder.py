@@ -11,11 +11,11 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from .lowering import ArgSpec, Kernel
 from .lut import LatencyTable, failed_row, make_key, ok_row
-from .measure.base import KernelItem, Runner
+from .measure.base import KernelBatch, KernelItem, Runner
 from .measure.build import build_kernel_library
 from .schedules import ScheduleSource
 from .targets import TargetSpec
@@ -108,44 +108,49 @@ def fill_table(
             summary.skipped_failed_before += 1
         else:
             todo.append(p)
+    by_key = {p.key: p for p in todo}
     with tempfile.TemporaryDirectory(prefix="chamtvm-batch-", dir=work_dir) as tmp:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            by_key = {p.key: p for p in batch}
-            lib_path = Path(tmp) / f"batch{start // batch_size}.so"
-            try:
-                build_kernel_library([(p.symbol, p.func) for p in batch], target, lib_path)
-            except Exception as e:  # a batch that fails to build: find the culprit one by one
-                if len(batch) > 1:
-                    sub = fill_table(batch[:1], table, runner, target, 1, retry_failed, tmp, progress)
-                    rest = fill_table(batch[1:], table, runner, target, batch_size // 2 or 1,
-                                      retry_failed, tmp, progress)
-                    for s in (sub, rest):
-                        summary.measured += s.measured
-                        summary.failed += s.failed
-                    continue
-                p = batch[0]
-                table.append([failed_row(p.key, row_base(p, target, runner), f"build failed: {e}")])
-                summary.failed += 1
-                if progress:
-                    progress(1)
+        batches = build_batches(todo, target, Path(tmp), batch_size)
+        # measure_batches consumes the batches lazily; a runner with several devices
+        # compiles the next batches while the devices measure. Results come back here,
+        # in this thread, and each is appended as it arrives.
+        for res in runner.measure_batches(batches, target.evaluator):
+            p = by_key.get(res.key)
+            if p is None:
                 continue
-            for res in runner.measure_kernels(lib_path, [p.item() for p in batch], target.evaluator):
-                p = by_key.get(res.key)
-                if p is None:
-                    continue
-                base = row_base(p, target, runner)
-                if res.energy_uj is not None:
-                    base["energy_uj"] = res.energy_uj
-                if res.ok:
-                    table.append([ok_row(p.key, base, res.samples_us, res.number)])
-                    summary.measured += 1
-                else:
-                    table.append([failed_row(p.key, base, res.error or "unknown error")])
-                    summary.failed += 1
-                if progress:
-                    progress(1)
+            base = row_base(p, target, runner)
+            if res.energy_uj is not None:
+                base["energy_uj"] = res.energy_uj
+            if res.ok:
+                table.append([ok_row(p.key, base, res.samples_us, res.number)])
+                summary.measured += 1
+            else:
+                table.append([failed_row(p.key, base, res.error or "unknown error")])
+                summary.failed += 1
+            if progress:
+                progress(1)
     return summary
+
+
+def build_batches(todo: Sequence[PreparedKernel], target: TargetSpec, tmp: Path, batch_size: int,
+                  _counter: list[int] | None = None) -> Iterator[KernelBatch]:
+    """Compile ``todo`` into libraries of ``batch_size`` kernels, lazily. A batch that fails
+    to build is split to find the culprit, whose item comes back as a failed batch."""
+    counter = _counter if _counter is not None else [0]
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        counter[0] += 1
+        lib_path = tmp / f"batch{counter[0]}.so"
+        try:
+            build_kernel_library([(p.symbol, p.func) for p in batch], target, lib_path)
+        except Exception as e:
+            if len(batch) > 1:
+                yield from build_batches(batch[:1], target, tmp, 1, counter)
+                yield from build_batches(batch[1:], target, tmp, batch_size // 2 or 1, counter)
+                continue
+            yield KernelBatch(None, (batch[0].item(),), f"build failed: {e}")
+            continue
+        yield KernelBatch(lib_path, tuple(p.item() for p in batch))
 
 
 def network_inputs(fused_mod) -> list[ArgSpec]:

@@ -4,6 +4,6 @@ A runner takes a batch and returns one result per item, each with an error messa
 it failed, so a crashed kernel, a timeout or a lost device never loses the rest.
 """
 
-from .base import KernelItem, MeasureResult, Runner
+from .base import KernelBatch, KernelItem, MeasureResult, Runner
 
-__all__ = ["KernelItem", "MeasureResult", "Runner"]
+__all__ = ["KernelBatch", "KernelItem", "MeasureResult", "Runner"]

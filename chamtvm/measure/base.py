@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from ..lowering import ArgSpec
 from ..targets import Evaluator, TargetSpec
@@ -25,6 +25,16 @@ class KernelItem:
     @classmethod
     def from_json(cls, d: dict) -> "KernelItem":
         return cls(d["key"], d["symbol"], tuple(ArgSpec(tuple(s), t) for s, t in d["args"]))
+
+
+@dataclass(frozen=True)
+class KernelBatch:
+    """One compiled kernel library and its items; ``error`` is set (and ``library`` None)
+    when the batch could not be built, so every item fails with that message."""
+
+    library: Path | None
+    items: tuple[KernelItem, ...]
+    error: str | None = None
 
 
 @dataclass
@@ -84,6 +94,18 @@ class Runner(abc.ABC):
         self, library: Path, inputs: Sequence[ArgSpec], evaluator: Evaluator, key: str = "network"
     ) -> MeasureResult:
         """Time the Relax VM function ``main`` of an exported network ``library``."""
+
+    def measure_batches(self, batches: Iterable[KernelBatch], evaluator: Evaluator) -> Iterator[MeasureResult]:
+        """Yield one result per item of every batch (consumed lazily), as each finishes.
+
+        This default measures one batch after another; runners with several devices
+        (``RPCRunner``) override it to measure batches in parallel."""
+        for b in batches:
+            if b.error is not None:
+                for item in b.items:
+                    yield MeasureResult(item.key, error=b.error)
+            else:
+                yield from self.measure_kernels(b.library, b.items, evaluator)
 
     def close(self) -> None:
         """Release devices and processes."""

@@ -1,0 +1,606 @@
+"""Measure on devices behind a TVM RPC tracker (boards, phones, emulators, GPU hosts).
+
+``RPCRunner`` asks the tracker for a device under one key, uploads each batch library once,
+loads it, and times every kernel with ``timing.time_kernels`` on the remote device (whole
+networks with ``timing.time_network`` and a remote ``relax.VirtualMachine``). With several
+devices under the key, batches run on all of them at once (``measure_batches``).
+
+Like MetaSchedule's ``RPCRunner`` it is built from replaceable hook functions, each with a
+default below: ``f_create_session`` (tracker request), ``f_upload`` (upload + load),
+``f_run_kernel``, ``f_run_network``, ``f_device_info`` and ``f_cleanup``.
+
+Failures are data. Bounds and what happens when they are hit:
+
+* tracker unreachable: ``DeviceError`` within ``connect_timeout_s``;
+* no server registered under the key: ``DeviceError`` after ``wait_for_device_s``;
+* every device under the key gone (none registered while a batch waits for one), or none
+  free within ``request_timeout_s``: ``DeviceError`` after every finished result has been
+  yielded, so a rerun resumes;
+* a kernel slower than ``item_timeout_s``: that kernel is recorded as failed, the session
+  is abandoned (the server ends it at its ``session_timeout``) and the rest of the batch
+  goes on in a new session;
+* a session that dies mid-batch (device killed, or a kernel that crashes the server
+  process): the kernel in flight is tried once more, the rest of the batch goes back to
+  the queue for any device; a kernel whose session dies twice is recorded as failed with
+  the error; nothing finished is lost;
+* a batch session lasting longer than ``batch_timeout_s`` counts as a dead session.
+
+Emulation: a server started by ``chamtvm device emulate-arm`` answers the remote global
+function ``chamtvm.device_info`` with ``{"emulated": true, ...}``; the runner asks every
+device it gets, and ``emulated`` is True (and the label says EMULATED) as soon as one is.
+``emulated=True`` forces it for emulators that do not answer.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from ..lowering import ArgSpec
+from ..targets import Evaluator, TargetError, TargetSpec
+from .base import KernelBatch, KernelItem, MeasureResult, Runner
+
+DEVICE_INFO_FUNC = "chamtvm.device_info"
+
+
+class DeviceError(TargetError):
+    """The tracker, or any device under the key, cannot be used; the message says which
+    and why."""
+
+
+class SessionLost(Exception):
+    """The RPC session ended under us (device gone, server process crashed, or timeout)."""
+
+
+# --------------------------------------------------------------------------- tracker
+def _tracker_socket(host: str, port: int, timeout_s: float) -> socket.socket:
+    from tvm.rpc import base
+
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+    except OSError as e:
+        raise DeviceError(f"cannot reach the RPC tracker at {host}:{port}: {e}") from None
+    try:
+        sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+        magic = struct.unpack("<i", base.recvall(sock, 4))[0]
+    except (OSError, AssertionError, RuntimeError) as e:
+        sock.close()
+        raise DeviceError(f"{host}:{port} did not answer as an RPC tracker: {e}") from None
+    if magic != base.RPC_TRACKER_MAGIC:
+        sock.close()
+        raise DeviceError(f"{host}:{port} is not an RPC tracker")
+    return sock
+
+
+def tracker_summary(host: str, port: int, timeout_s: float = 5.0) -> dict:
+    """``{"queue_info": {key: {"free", "pending"}}, "server_info": [{"key", "addr"}]}``."""
+    from tvm.rpc import base
+
+    sock = _tracker_socket(host, port, timeout_s)
+    try:
+        base.sendjson(sock, [base.TrackerCode.SUMMARY])
+        value = base.recvjson(sock)
+    except (OSError, RuntimeError) as e:
+        raise DeviceError(f"RPC tracker at {host}:{port} did not send its summary: {e}") from None
+    finally:
+        sock.close()
+    if value[0] != base.TrackerCode.SUCCESS:
+        raise DeviceError(f"RPC tracker at {host}:{port} answered {value!r}")
+    return value[1]
+
+
+def servers_under(summary: dict, key: str) -> int:
+    """Number of servers registered under ``key`` in a tracker summary."""
+    return sum(1 for s in summary.get("server_info", []) if s.get("key") == f"server:{key}")
+
+
+def registered_keys(summary: dict) -> list[str]:
+    return sorted({s.get("key", "").split(":", 1)[-1] for s in summary.get("server_info", [])})
+
+
+# ------------------------------------------------------------------ default hooks
+def default_create_session(host: str, port: int, key: str, priority: int,
+                           session_timeout_s: float, request_timeout_s: float,
+                           connect_timeout_s: float = 5.0):
+    """Ask the tracker for a free device under ``key`` and open a session to it.
+
+    Waits at most ``request_timeout_s`` for a device to become free (TVM's own
+    ``TrackerSession.request`` would wait forever); the server ends the session after
+    ``session_timeout_s``."""
+    from tvm import rpc
+    from tvm.rpc import base
+
+    sock = _tracker_socket(host, port, connect_timeout_s)
+    try:
+        sock.settimeout(request_timeout_s)
+        base.sendjson(sock, [base.TrackerCode.REQUEST, key, "", priority])
+        try:
+            value = base.recvjson(sock)
+        except (socket.timeout, TimeoutError):
+            raise DeviceError(
+                f"no device under key {key!r} became free at the tracker {host}:{port} within "
+                f"{request_timeout_s:.0f} s") from None
+        except OSError as e:
+            raise DeviceError(f"lost the RPC tracker at {host}:{port}: {e}") from None
+    finally:
+        sock.close()  # the tracker skips a closed requester, so no device is lost to it
+    if value[0] != base.TrackerCode.SUCCESS:
+        raise DeviceError(f"tracker {host}:{port} refused the request for {key!r}: {value!r}")
+    url, dev_port, matchkey = value[1]
+    try:
+        return rpc.connect(url, dev_port, matchkey, session_timeout=max(1, int(session_timeout_s)))
+    except Exception as e:
+        raise SessionLost(f"cannot connect to the device {url}:{dev_port}: {_first_line(e)}") from None
+
+
+def default_upload(session, library: Path, remote_name: str):
+    """Upload ``library`` and load it on the device; returns the remote module."""
+    session.upload(str(library), target=remote_name)
+    return session.load_module(remote_name)
+
+
+def default_run_kernel(session, module, item: KernelItem, evaluator: Evaluator,
+                       target: TargetSpec) -> MeasureResult:
+    from .timing import time_kernels
+
+    return next(iter(time_kernels(module, target.tvm_device(session), [item], evaluator)))
+
+
+def default_run_network(session, module, inputs: Sequence[ArgSpec], evaluator: Evaluator,
+                        key: str, target: TargetSpec) -> MeasureResult:
+    from .timing import time_network
+
+    return time_network(module, target.tvm_device(session), inputs, evaluator, key=key)
+
+
+def default_device_info(session) -> dict:
+    """What the device says about itself through ``chamtvm.device_info`` ({} if nothing)."""
+    try:
+        f = session.get_function(DEVICE_INFO_FUNC)
+    except Exception:
+        return {}
+    try:
+        return json.loads(str(f()))
+    except Exception:
+        return {}
+
+
+def default_cleanup(session, remote_name: str | None) -> None:
+    if remote_name:
+        try:
+            session.remove(remote_name)
+        except Exception:
+            pass
+
+
+def session_alive(session) -> bool:
+    """Whether ``session`` still answers (a cheap remote call)."""
+    try:
+        session.get_function("tvm.rpc.server.workpath")
+        return True
+    except Exception:
+        return False
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    # TVM errors put the useful line last after a traceback
+    useful = [t for t in text if t.strip() and not t.startswith(("  File", "Traceback"))]
+    return f"{type(e).__name__}: {(useful[-1] if useful else '')[:400]}"
+
+
+# ---------------------------------------------------------------------- the runner
+@dataclass
+class _Task:
+    library: Path
+    items: list[KernelItem]
+    batch_no: int
+    error: str | None = None  # build failure: every item fails with it
+
+
+@dataclass
+class _Stats:
+    sessions: int = 0
+    sessions_lost: int = 0
+    devices: dict = field(default_factory=dict)  # device address -> info
+
+
+class RPCRunner(Runner):
+    """Times batches on the devices registered under ``key`` at a TVM RPC tracker.
+
+    Parameters: ``item_timeout_s`` bounds one kernel (or one network), ``batch_timeout_s``
+    one batch session; ``request_timeout_s`` how long to wait for a free device;
+    ``wait_for_device_s`` how long to wait for a first server to register when measuring
+    starts, ``device_return_s`` how long a batch waits for a device when none is registered
+    any more (a restarting server comes back within it); ``max_parallel``
+    caps the devices used at once (default: all registered under the key, counted when
+    measuring starts); ``max_retries`` is how often a kernel whose session died is tried
+    again. Hooks: see the module docstring.
+    """
+
+    def __init__(self, target: TargetSpec, tracker_host: str, tracker_port: int, key: str | None = None,
+                 priority: int = 1, item_timeout_s: float = 120.0, batch_timeout_s: float = 1800.0,
+                 request_timeout_s: float = 900.0, wait_for_device_s: float = 10.0,
+                 connect_timeout_s: float = 5.0, device_return_s: float = 60.0,
+                 max_connect_failures: int = 8, max_parallel: int | None = None,
+                 max_retries: int = 1, emulated: bool | None = None,
+                 f_create_session: Callable | None = None, f_upload: Callable | None = None,
+                 f_run_kernel: Callable | None = None, f_run_network: Callable | None = None,
+                 f_device_info: Callable | None = None, f_cleanup: Callable | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.target = target
+        self.host = tracker_host
+        self.port = int(tracker_port)
+        self.key = key or target.rpc_key
+        self.priority = priority
+        self.item_timeout_s = item_timeout_s
+        self.batch_timeout_s = batch_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self.wait_for_device_s = wait_for_device_s
+        self.connect_timeout_s = connect_timeout_s
+        self.device_return_s = device_return_s
+        self.max_connect_failures = max_connect_failures
+        self.max_parallel = max_parallel
+        self.max_retries = max_retries
+        self.forced_emulated = emulated
+        self.f_create_session = f_create_session or self._default_session
+        self.f_upload = f_upload or default_upload
+        self.f_run_kernel = f_run_kernel or (lambda s, m, i, e: default_run_kernel(s, m, i, e, self.target))
+        self.f_run_network = f_run_network or (
+            lambda s, m, inp, e, k: default_run_network(s, m, inp, e, k, self.target))
+        self.f_device_info = f_device_info or default_device_info
+        self.f_cleanup = f_cleanup or default_cleanup
+        self.log = log or (lambda msg: None)
+        self.emulated = bool(emulated)
+        self.device_info: dict = {}
+        self.stats = _Stats()
+        self._opened = False
+        self._lock = threading.Lock()
+        self._upload_no = 0
+
+    # --------------------------------------------------------------------- label
+    @property
+    def label(self) -> str:
+        base = f"rpc {self.target.name}@{self.host}:{self.port} key={self.key}"
+        if self.emulated:
+            emu = self.device_info.get("emulator") or "emulator"
+            base += f" (EMULATED: {emu})"
+        return base
+
+    # ----------------------------------------------------------------- sessions
+    def _default_session(self):
+        return default_create_session(self.host, self.port, self.key, self.priority,
+                                      self.batch_timeout_s + 60, min(10.0, self.request_timeout_s),
+                                      self.connect_timeout_s)
+
+    def available_devices(self) -> int:
+        """Servers registered under the key now; DeviceError if the tracker is unreachable."""
+        return servers_under(tracker_summary(self.host, self.port, self.connect_timeout_s), self.key)
+
+    def open(self) -> "RPCRunner":
+        """Check the tracker and the key (bounded in time) and ask one device what it is."""
+        if self._opened:
+            return self
+        deadline = time.monotonic() + self.wait_for_device_s
+        while True:
+            summary = tracker_summary(self.host, self.port, self.connect_timeout_s)
+            if servers_under(summary, self.key):
+                break
+            if time.monotonic() >= deadline:
+                keys = registered_keys(summary)
+                raise DeviceError(
+                    f"no device is registered under key {self.key!r} at the RPC tracker "
+                    f"{self.host}:{self.port} (waited {self.wait_for_device_s:.0f} s; keys there: "
+                    f"{', '.join(keys) if keys else 'none'})")
+            time.sleep(0.5)
+        session = self._new_session()
+        self._note_device(session)
+        del session
+        self._opened = True
+        return self
+
+    def __enter__(self):
+        return self.open()
+
+    def _new_session(self):
+        """A session from ``f_create_session``.
+
+        While no device is free but some are registered under the key, keep asking (up to
+        ``request_timeout_s``); while none is registered, wait ``device_return_s`` for one
+        to come back (a restarted server); a device that refuses sessions is asked again a
+        few times. So a device that died costs its batch a retry elsewhere, not the run,
+        and a farm that is gone ends the run with a clear error in bounded time."""
+        t0 = time.monotonic()
+        last_seen = t0
+        failures = 0
+        while True:
+            try:
+                session = self.f_create_session()
+                break
+            except SessionLost as e:
+                failures += 1
+                if failures >= self.max_connect_failures:
+                    raise DeviceError(f"devices under key {self.key!r} at {self.host}:{self.port} "
+                                      f"refused {failures} sessions in a row; last: {e}") from None
+                self._lost(str(e))
+                time.sleep(min(0.5 * failures, 3.0))
+            except DeviceError as e:
+                if "became free" not in str(e):
+                    raise
+            now = time.monotonic()
+            registered = self.available_devices()
+            if registered:
+                last_seen = now
+            elif now - last_seen >= self.device_return_s:
+                raise DeviceError(
+                    f"every device under key {self.key!r} has left the tracker {self.host}:{self.port} "
+                    f"(none registered for {now - last_seen:.0f} s)")
+            if now - t0 >= self.request_timeout_s:
+                raise DeviceError(
+                    f"no device under key {self.key!r} at {self.host}:{self.port} became free within "
+                    f"{now - t0:.0f} s ({registered} registered, all busy)")
+            if not registered:
+                time.sleep(0.5)
+        with self._lock:
+            self.stats.sessions += 1
+        return session
+
+    def _note_device(self, session) -> None:
+        info = self.f_device_info(session) or {}
+        with self._lock:
+            if info:
+                self.device_info = info
+            if info.get("emulated") or self.forced_emulated:
+                self.emulated = True
+
+    def _remote_name(self, library: Path) -> str:
+        with self._lock:
+            self._upload_no += 1
+            return f"chamtvm_{self._upload_no}_{library.name}"
+
+    # ------------------------------------------------------------------ batches
+    def measure_kernels(self, library: Path, items: Sequence[KernelItem],
+                        evaluator: Evaluator) -> Iterator[MeasureResult]:
+        return self.measure_batches([KernelBatch(Path(library), tuple(items))], evaluator)
+
+    def parallelism(self) -> int:
+        n = self.available_devices()
+        if self.max_parallel:
+            n = min(n, self.max_parallel)
+        return max(n, 1)
+
+    def measure_batches(self, batches: Iterable[KernelBatch], evaluator: Evaluator) -> Iterator[MeasureResult]:
+        """Yield one result per item of every batch, as each finishes, measuring batches on
+        all devices under the key at once. ``batches`` is consumed lazily in a feeder
+        thread (so the next batches compile while devices measure)."""
+        self.open()
+        n_workers = self.parallelism()
+        tasks: queue.Queue = queue.Queue()
+        results: queue.Queue = queue.Queue()
+        state = {"outstanding": 0, "fed_all": False, "fatal": None, "stop": False}
+        cond = threading.Condition()
+        attempts: dict[str, int] = {}
+
+        def feeder():
+            try:
+                for no, b in enumerate(batches):
+                    with cond:
+                        # keep compilation at most one batch per device ahead
+                        while state["outstanding"] >= 2 * n_workers and not state["stop"]:
+                            cond.wait(0.5)
+                        if state["stop"]:
+                            return
+                        state["outstanding"] += 1
+                    tasks.put(_Task(Path(b.library) if b.library else Path(), list(b.items), no, b.error))
+                    with cond:
+                        cond.notify_all()
+            except BaseException as e:  # a build that raises: stop cleanly with its message
+                results.put(("fatal", e))
+            finally:
+                with cond:
+                    state["fed_all"] = True
+                    cond.notify_all()
+                results.put(("wake",))
+
+        def worker():
+            while True:
+                with cond:
+                    while tasks.empty() and not (state["fed_all"] and state["outstanding"] == 0) \
+                            and not state["stop"]:
+                        cond.wait(0.2)
+                    if state["stop"] or (tasks.empty() and state["fed_all"] and state["outstanding"] == 0):
+                        return
+                try:
+                    task = tasks.get_nowait()
+                except queue.Empty:
+                    continue
+                try:
+                    rest = self._run_task(task, evaluator, attempts, results.put)
+                except DeviceError as e:
+                    results.put(("fatal", e))
+                    with cond:
+                        state["stop"] = True
+                        cond.notify_all()
+                    return
+                except BaseException as e:  # never let a worker die silently
+                    results.put(("fatal", e))
+                    with cond:
+                        state["stop"] = True
+                        cond.notify_all()
+                    return
+                with cond:
+                    if rest is not None and rest.items:
+                        tasks.put(rest)
+                    else:
+                        state["outstanding"] -= 1
+                    cond.notify_all()
+                results.put(("wake",))
+
+        threads = [threading.Thread(target=feeder, name="rpc-feeder", daemon=True)]
+        threads += [threading.Thread(target=worker, name=f"rpc-device-{i}", daemon=True)
+                    for i in range(n_workers)]
+        for t in threads:
+            t.start()
+        fatal = None
+        try:
+            while True:
+                try:
+                    msg = results.get(timeout=0.5)
+                except queue.Empty:
+                    msg = ("wake",)
+                if msg[0] == "result":
+                    yield msg[1]
+                elif msg[0] == "fatal":
+                    fatal = fatal or msg[1]
+                    with cond:
+                        state["stop"] = True
+                        cond.notify_all()
+                with cond:
+                    done = state["fed_all"] and state["outstanding"] == 0
+                    stopping = state["stop"]
+                alive = any(t.is_alive() for t in threads[1:])
+                if (done or stopping) and not alive:
+                    break
+                if not alive and not threads[0].is_alive() and results.empty():
+                    break
+            while not results.empty():  # results that arrived while stopping
+                msg = results.get_nowait()
+                if msg[0] == "result":
+                    yield msg[1]
+                elif msg[0] == "fatal":
+                    fatal = fatal or msg[1]
+        finally:
+            with cond:
+                state["stop"] = True
+                cond.notify_all()
+        if fatal is not None:
+            if isinstance(fatal, DeviceError):
+                raise DeviceError(f"{fatal} (every finished result was recorded; rerun to resume)")
+            raise fatal
+
+    def _run_task(self, task: _Task, evaluator: Evaluator, attempts: dict[str, int],
+                  emit: Callable) -> _Task | None:
+        """Measure ``task`` in one session; return what is left to do on another session."""
+        if task.error:
+            for item in task.items:
+                emit(("result", MeasureResult(item.key, error=task.error)))
+            return None
+        session = self._new_session()
+        deadline = time.monotonic() + self.batch_timeout_s
+        remote_name = self._remote_name(task.library)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-call")
+        abandon = False
+        try:
+            self._note_device(session)
+            try:
+                module = self._call(pool, self.f_upload, deadline, session, task.library, remote_name)
+            except (FutureTimeout, SessionLost) as e:
+                abandon = True
+                self._lost(f"batch {task.batch_no}: upload: {e}")
+                return task
+            except Exception as e:
+                if not session_alive(session):
+                    abandon = True
+                    self._lost(f"batch {task.batch_no}: upload: {_first_line(e)}")
+                    return task
+                why = f"remote load failed: {_first_line(e)}"
+                for item in task.items:
+                    emit(("result", MeasureResult(item.key, error=why)))
+                return None
+            for i, item in enumerate(task.items):
+                rest = _Task(task.library, task.items[i + 1:], task.batch_no)
+                try:
+                    res = self._call(pool, self.f_run_kernel, min(deadline, time.monotonic() + self.item_timeout_s),
+                                     session, module, item, evaluator)
+                except FutureTimeout:
+                    abandon = True
+                    if time.monotonic() >= deadline:  # the batch's time is up: a lost session
+                        return self._session_died(task, i, f"batch exceeded {self.batch_timeout_s:.0f} s",
+                                                  attempts, emit)
+                    emit(("result", MeasureResult(item.key, error=f"timed out after {self.item_timeout_s:.0f} s "
+                                                                 f"on {self.label}")))
+                    return rest
+                except Exception as e:
+                    res = MeasureResult(item.key, error=_first_line(e))
+                if not res.ok and not session_alive(session):
+                    abandon = True
+                    return self._session_died(task, i, res.error or "session ended", attempts, emit)
+                if self.emulated:
+                    res.extra["emulated"] = True
+                emit(("result", res))
+            return None
+        finally:
+            if not abandon:
+                self.f_cleanup(session, remote_name)
+            pool.shutdown(wait=not abandon, cancel_futures=True)
+            del session
+
+    def _session_died(self, task: _Task, i: int, why: str, attempts: dict, emit) -> _Task | None:
+        item = task.items[i]
+        with self._lock:
+            attempts[item.key] = attempts.get(item.key, 0) + 1
+            n = attempts[item.key]
+        self._lost(f"batch {task.batch_no}: session died at kernel {item.key} ({why})")
+        if n > self.max_retries:
+            emit(("result", MeasureResult(
+                item.key, error=f"remote session died {n} times while running this kernel "
+                                f"(it crashes the device or the device keeps dropping): {why}")))
+            return _Task(task.library, task.items[i + 1:], task.batch_no)
+        return _Task(task.library, task.items[i:], task.batch_no)
+
+    def _lost(self, msg: str) -> None:
+        with self._lock:
+            self.stats.sessions_lost += 1
+        self.log(f"rpc: {msg}; retrying on another device")
+
+    @staticmethod
+    def _call(pool: ThreadPoolExecutor, fn, deadline: float, *args):
+        fut = pool.submit(fn, *args)
+        return fut.result(timeout=max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------- network
+    def measure_network(self, library: Path, inputs: Sequence[ArgSpec], evaluator: Evaluator,
+                        key: str = "network") -> MeasureResult:
+        self.open()
+        last = "no attempt"
+        for attempt in range(self.max_retries + 1):
+            session = self._new_session()
+            remote_name = self._remote_name(Path(library))
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-call")
+            abandon = False
+            deadline = time.monotonic() + min(self.batch_timeout_s, self.item_timeout_s + 60)
+            try:
+                self._note_device(session)
+                module = self._call(pool, self.f_upload, deadline, session, Path(library), remote_name)
+                res = self._call(pool, self.f_run_network, deadline, session, module, inputs, evaluator, key)
+                if not res.ok and not session_alive(session):
+                    abandon = True
+                    last = res.error or "session ended"
+                    self._lost(f"network {key}: {last}")
+                    continue
+                if self.emulated:
+                    res.extra["emulated"] = True
+                return res
+            except FutureTimeout:
+                abandon = True
+                return MeasureResult(key, error=f"timed out after {self.item_timeout_s:.0f} s on {self.label}")
+            except Exception as e:
+                if session_alive(session):
+                    return MeasureResult(key, error=_first_line(e))
+                abandon = True
+                last = _first_line(e)
+                self._lost(f"network {key}: {last}")
+            finally:
+                if not abandon:
+                    self.f_cleanup(session, remote_name)
+                pool.shutdown(wait=not abandon, cancel_futures=True)
+                del session
+        return MeasureResult(key, error=f"remote session died {self.max_retries + 1} times: {last}")
