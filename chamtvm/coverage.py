@@ -11,11 +11,12 @@ kernels are all covered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from .lowering import Kernel
-from .space import SearchSpace
+from .space import Arch, SearchSpace
 
 
 def _down(r: int, stride: int) -> int:
@@ -118,22 +119,110 @@ def _probe_module(configs: list[BlockConfig]):
     return probe.eval(), shapes
 
 
-def space_kernels(space: SearchSpace, progress=None) -> list[Kernel]:
-    """Every distinct fused kernel of ``space`` (counts are 1: they describe no network).
+def arch_block_configs(space: SearchSpace, arch: Arch) -> list[BlockConfig]:
+    """The block instances of one network, in order (the same walk as ``build_model``)."""
+    configs = [BlockConfig("stem", space.in_channels, arch.stem_channels, arch.resolution, stride=2)]
+    r, cin = _down(arch.resolution, 2), arch.stem_channels
+    for st_space, st in zip(space.stages, arch.stages):
+        for b in range(st.blocks):
+            stride = st_space.stride if b == 0 else 1
+            configs.append(BlockConfig("block", cin, st.channels, r, stride, st.expansion, st.kernel))
+            r, cin = _down(r, stride), st.channels
+    configs.append(BlockConfig("head", cin, arch.head_channels, r, num_classes=space.num_classes))
+    return configs
+
+
+def kernels_per_output(fused_mod) -> list[Counter]:
+    """For each output of ``main`` (a tuple's fields in order), the kernels (PrimFunc
+    names, with multiplicity) that compute it, walking bindings back to the inputs."""
+    from tvm import relax
+
+    main = fused_mod["main"]
+    bound = {}
+    for block in main.body.blocks:
+        for b in block.bindings:
+            bound[b.var] = b.value
+
+    def resolve(expr):
+        while isinstance(expr, relax.Var) and expr in bound and isinstance(bound[expr], relax.Var):
+            expr = bound[expr]
+        return bound.get(expr, expr) if isinstance(expr, relax.Var) else expr
+
+    def walk(expr, counts: Counter, seen: set):
+        if isinstance(expr, relax.Var):
+            if expr in seen or expr not in bound:
+                return
+            seen.add(expr)
+            expr = bound[expr]
+        if isinstance(expr, relax.Call):
+            if getattr(expr.op, "name", None) == "relax.call_tir":
+                counts[expr.args[0].name_hint] += 1
+            for a in expr.args:
+                walk(a, counts, seen)
+        elif isinstance(expr, relax.Tuple):
+            for f in expr.fields:
+                walk(f, counts, seen)
+        elif isinstance(expr, relax.TupleGetItem):
+            walk(expr.tuple_value, counts, seen)
+
+    out = resolve(main.body.body)
+    fields = list(out.fields) if isinstance(out, relax.Tuple) else [main.body.body]
+    result = []
+    for f in fields:
+        c: Counter = Counter()
+        walk(f, c, set())
+        result.append(c)
+    return result
+
+
+@dataclass
+class SpaceKernels:
+    """Every kernel of a space and which kernels each block instance compiles to, so a
+    network's kernels are known from its architecture alone, without lowering it."""
+
+    space: SearchSpace
+    kernels: dict[str, Kernel]
+    by_config: dict[BlockConfig, tuple[str, ...]] = field(default_factory=dict)
+
+    def arch_kernel_counts(self, arch: Arch) -> Counter:
+        """Structural hash -> calls, for the network ``arch`` (raises KeyError if a block
+        instance is outside the space)."""
+        counts: Counter = Counter()
+        for c in arch_block_configs(self.space, arch):
+            counts.update(self.by_config[c])
+        return counts
+
+
+def space_kernel_map(space: SearchSpace, progress=None) -> SpaceKernels:
+    """Lower the probe modules of ``space`` once: its kernels and the block -> kernels map.
 
     ``progress(n)`` is called after each probe with the number of probe groups done.
     """
-    from .lowering import extract_kernels, from_torch, fuse
+    from .lowering import extract_kernels, from_torch, fuse, kernel_hash
 
-    kernels: dict[str, Kernel] = {}
+    result = SpaceKernels(space, {})
     for key, configs in _probe_groups(space).items():
         module, shapes = _probe_module(configs)
-        for k in extract_kernels(fuse(from_torch(module, shapes))):
-            if k.struct_hash not in kernels:
+        fused = fuse(from_torch(module, shapes))
+        name_to_hash = {gv.name_hint: kernel_hash(f) for gv, f in fused.functions.items()
+                        if gv.name_hint != "main" and hasattr(f, "params") and not hasattr(f, "ret_ty")}
+        for k in extract_kernels(fused):
+            if k.struct_hash not in result.kernels:
                 k.count = 1
-                kernels[k.struct_hash] = k
+                result.kernels[k.struct_hash] = k
+        outputs = kernels_per_output(fused)
+        if len(outputs) != len(configs):
+            raise RuntimeError(f"probe {key}: {len(outputs)} outputs for {len(configs)} blocks")
+        for c, counts in zip(configs, outputs):
+            result.by_config[c] = tuple(sorted(name_to_hash[n] for n, m in counts.items() for _ in range(m)))
         if progress:
             progress(1)
+    return result
+
+
+def space_kernels(space: SearchSpace, progress=None) -> list[Kernel]:
+    """Every distinct fused kernel of ``space`` (counts are 1: they describe no network)."""
+    kernels = space_kernel_map(space, progress).kernels
     return sorted(kernels.values(), key=lambda k: (k.name, k.struct_hash))
 
 

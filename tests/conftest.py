@@ -16,7 +16,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 def tiny_space():
     from chamtvm.space import SearchSpace
 
-    return SearchSpace.load(DATA / "tiny_space.json")
+    return SearchSpace.load(DATA / "space_tiny3.json")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = str(REPO / "tests/data/tiny_space.json")
+TINY = str(REPO / "tests/data/space_tiny3.json")
 
 
 def chamtvm(*args, timeout=600):

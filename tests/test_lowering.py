@@ -107,3 +107,16 @@ def test_bad_onnx_file_gives_clear_error(tmp_path):
     with pytest.raises(ModelError, match="unsupported model file type"):
         (tmp_path / "m.txt").write_text("x")
         load_model(tmp_path / "m.txt")
+
+
+def test_kernels_of_an_architecture_are_known_without_lowering_it(tiny_space):
+    """The block -> kernels map from the probes gives exactly the kernels and call counts
+    that lowering the whole network gives (what fast search relies on)."""
+    from chamtvm.coverage import space_kernel_map
+
+    kmap = space_kernel_map(tiny_space)
+    rng = np.random.default_rng(8)
+    for _ in range(4):
+        arch = tiny_space.sample(rng)
+        lowered = {k.struct_hash: k.count for k in lower_arch(tiny_space, arch).kernels}
+        assert dict(kmap.arch_kernel_counts(arch)) == lowered

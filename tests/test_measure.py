@@ -104,7 +104,7 @@ def test_kill_9_of_the_whole_build_then_resume(tiny_space, x86, tmp_path):
         from chamtvm.table_builder import fill_table, prepare
         from chamtvm.targets import get_target
         t = get_target("x86")
-        ks = space_kernels(SearchSpace.load({str(REPO / 'tests/data/tiny_space.json')!r}))
+        ks = space_kernels(SearchSpace.load({str(REPO / 'tests/data/space_tiny3.json')!r}))
         p = prepare(ks, t, ScheduleSource(t, use_database=False))
         s = fill_table(p, LatencyTable({str(lut)!r}).load(), LocalRunner(t), t, batch_size=len(p))
         print("SUMMARY", s.measured, s.already_in_table, len(p), flush=True)
