@@ -136,9 +136,11 @@ def default_create_session(host: str, port: int, key: str, priority: int,
         raise DeviceError(f"tracker {host}:{port} refused the request for {key!r}: {value!r}")
     url, dev_port, matchkey = value[1]
     try:
-        return rpc.connect(url, dev_port, matchkey, session_timeout=max(1, int(session_timeout_s)))
+        session = rpc.connect(url, dev_port, matchkey, session_timeout=max(1, int(session_timeout_s)))
     except Exception as e:
         raise SessionLost(f"cannot connect to the device {url}:{dev_port}: {_first_line(e)}") from None
+    session.device_addr = (url, dev_port)  # provenance: which server this session runs on
+    return session
 
 
 def default_upload(session, library: Path, remote_name: str):
@@ -533,6 +535,9 @@ class RPCRunner(Runner):
                 if not res.ok and not session_alive(session):
                     abandon = True
                     return self._session_died(task, i, res.error or "session ended", attempts, emit)
+                addr = getattr(session, "device_addr", None)
+                if addr:
+                    res.extra["device"] = f"{addr[0]}:{addr[1]}"
                 if self.emulated:
                     res.extra["emulated"] = True
                 emit(("result", res))
