@@ -72,7 +72,7 @@ def cmd_emulate_arm(args) -> int:
     emu = ArmEmulation.default()
     t0 = time.monotonic()
     try:
-        if not emu.ready() or args.setup_only:
+        if not emu.ready() or args.force_setup:
             print(f"setting up the emulated aarch64 device under {emu.root} (once; ~1 min)")
         emu.setup(log=print, force=args.force_setup)
         print(f"emulated aarch64 userland and TVM runtime ready ({time.monotonic() - t0:.0f} s)")
