@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import queue
+import shutil
 import socket
 import struct
 import threading
@@ -291,6 +292,12 @@ class RPCRunner(Runner):
         """Check the tracker and the key (bounded in time) and ask one device what it is."""
         if self._opened:
             return self
+        cc = self.target.cross_compiler
+        if cc and shutil.which(cc.split()[0]) is None:
+            raise DeviceError(
+                f"target {self.target.name!r} links its libraries with {cc!r}, which is not installed "
+                f"here; install it (for arm: scripts/setup-arm-emulation.sh) or point cross_compiler "
+                f"in a target JSON under CHAMTVM_TARGETS_DIR at your toolchain (docs/devices.md)")
         deadline = time.monotonic() + self.wait_for_device_s
         while True:
             summary = tracker_summary(self.host, self.port, self.connect_timeout_s)

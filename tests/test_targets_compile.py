@@ -1,0 +1,112 @@
+"""Targets that cannot run here still compile here: CUDA (no GPU on this machine: the CUDA C
+source is generated and exported, loading it fails) and Hexagon (objects for the DSP from
+TVM's LLVM). Neither gives a latency here, and the runners refuse to pretend otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "data" / "tiny_space.json"
+EM_QDSP6 = 164  # ELF e_machine of Qualcomm Hexagon
+
+
+@pytest.fixture(scope="module")
+def tiny_net():
+    from chamtvm.network import lower_arch
+    from chamtvm.space import SearchSpace
+
+    space = SearchSpace.load(TINY)
+    return lower_arch(space, space.sample(np.random.default_rng(0)), "tiny")
+
+
+def _module_kinds(mod) -> list[str]:
+    out = [mod.kind]
+    for m in mod.imports:
+        out += _module_kinds(m)
+    return out
+
+
+def test_cuda_network_and_kernel_batch_compile_and_export(tiny_net, tmp_path):
+    import tvm
+
+    from chamtvm.measure.build import build_kernel_library, compile_network, export
+    from chamtvm.schedules import ScheduleSource
+    from chamtvm.table_builder import prepare
+    from chamtvm.targets import get_target
+
+    cuda = get_target("cuda")
+    ex = compile_network(tiny_net.fused, cuda)
+    assert "cuda" in _module_kinds(ex.mod)
+    cuda_mod = next(m for m in ex.mod.imports[0].imports if m.kind == "cuda")
+    src = cuda_mod.inspect_source("")
+    assert 'extern "C" __global__' in src and src.count("__global__") >= len(tiny_net.kernels)
+    lib = export(ex, cuda, tmp_path / "net_cuda.so")
+    assert lib.stat().st_size > 0 and b"__global__" in lib.read_bytes()  # the source travels in the .so
+
+    prep = prepare(tiny_net.kernels, cuda, ScheduleSource(cuda, use_database=False))
+    klib = build_kernel_library([(p.symbol, p.func) for p in prep], cuda, tmp_path / "kernels_cuda.so")
+    data = klib.read_bytes()
+    assert all(p.symbol.encode() in data for p in prep)
+    if tvm.cuda(0).exist:  # pragma: no cover - no GPU is lent to this machine
+        pytest.skip("a GPU is present: loading is exercised by the measuring tests")
+    with pytest.raises(Exception, match="cuda"):
+        tvm.runtime.load_module(str(lib))
+
+
+def test_hexagon_kernels_compile_to_dsp_objects(tiny_net, tmp_path):
+    import tvm
+
+    from chamtvm.schedules import ScheduleSource
+    from chamtvm.table_builder import prepare
+    from chamtvm.targets import get_target
+
+    hexagon = get_target("hexagon")
+    prep = prepare(tiny_net.kernels, hexagon, ScheduleSource(hexagon, use_database=False))
+    mod = tvm.IRModule({p.symbol: p.func.with_attr("global_symbol", p.symbol) for p in prep})
+    lib = tvm.tirx.build(mod, target=hexagon.tvm())
+    obj = tmp_path / "kernels_hexagon.o"
+    lib.write_to_file(str(obj))
+    head = obj.read_bytes()
+    assert head[:4] == b"\x7fELF" and head[4] == 1  # 32-bit ELF
+    assert int.from_bytes(head[18:20], "little") == EM_QDSP6
+    assert all(p.symbol.encode() in head for p in prep)
+
+
+def test_hexagon_and_arm_need_a_tracker_to_measure(monkeypatch):
+    import argparse
+
+    from chamtvm.cli import make_runner
+    from chamtvm.targets import TargetError, get_target
+
+    monkeypatch.delenv("TVM_TRACKER_HOST", raising=False)
+    args = argparse.Namespace(tracker=None, key=None)
+    for name in ("hexagon", "arm", "cuda"):
+        with pytest.raises(TargetError, match="measured on a remote device: pass --tracker"):
+            make_runner(args, get_target(name))
+
+
+def test_rpc_runner_refuses_a_target_whose_linker_is_missing(tmp_path):
+    from chamtvm.devices import free_port
+    from chamtvm.measure.rpc import DeviceError, RPCRunner
+    from chamtvm.targets import get_target
+
+    # the Hexagon SDK is not installed here: a clear error before any tracker traffic
+    with pytest.raises(DeviceError, match="links its libraries with 'hexagon-clang\\+\\+', which is not installed"):
+        RPCRunner(get_target("hexagon"), "127.0.0.1", free_port(), "hexagon").open()
+
+
+def test_every_target_file_loads_and_builds_a_tvm_target():
+    from chamtvm.targets import available_targets
+
+    targets = available_targets()
+    assert {"x86", "arm", "cuda", "hexagon"} <= set(targets)
+    for t in targets.values():
+        tgt = t.tvm()
+        assert tgt.kind.name == t.tvm_target["kind"]
+    assert targets["arm"].tvm().attrs["mtriple"] == "aarch64-linux-gnu"
+    assert targets["cuda"].tvm().attrs["arch"] == "sm_90"
+    assert targets["hexagon"].tvm().attrs["mtriple"] == "hexagon"
