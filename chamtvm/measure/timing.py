@@ -28,8 +28,12 @@ def _evaluate(fn_timer, args, evaluator: Evaluator) -> tuple[list[float], int]:
 
 
 def time_kernels(module, dev, items: Iterable[KernelItem], evaluator: Evaluator,
-                 seed: int = 0) -> Iterator[MeasureResult]:
-    """Time every item's function in ``module`` (a loaded runtime module) on ``dev``."""
+                 seed: int = 0, meter=None) -> Iterator[MeasureResult]:
+    """Time every item's function in ``module`` (a loaded runtime module) on ``dev``.
+
+    ``meter`` (``energy.open_meter``, local devices only) adds ``energy_uj`` per call."""
+    from .energy import EnergyWindow
+
     rng = np.random.default_rng(seed)
     for item in items:
         try:
@@ -39,16 +43,20 @@ def time_kernels(module, dev, items: Iterable[KernelItem], evaluator: Evaluator,
                 min_repeat_ms=evaluator.min_repeat_ms,
                 cooldown_interval_ms=evaluator.cooldown_interval_ms,
             )
-            samples, number = _evaluate(timer, args, evaluator)
-            yield MeasureResult(item.key, samples, number)
+            with EnergyWindow(meter) as window:
+                samples, number = _evaluate(timer, args, evaluator)
+            yield MeasureResult(item.key, samples, number,
+                                energy_uj=window.per_call_uj(float(np.median(samples)) * 1e-6))
         except Exception as e:  # one failing kernel must not stop the batch
             yield MeasureResult(item.key, error=f"{type(e).__name__}: {str(e).splitlines()[0][:500]}")
 
 
 def time_network(module, dev, inputs: Sequence[ArgSpec], evaluator: Evaluator,
-                 key: str = "network", seed: int = 0, vm_factory=None) -> MeasureResult:
+                 key: str = "network", seed: int = 0, vm_factory=None, meter=None) -> MeasureResult:
     """Time ``main`` of a Relax VM executable module loaded on ``dev``."""
     from tvm import relax
+
+    from .energy import EnergyWindow
 
     rng = np.random.default_rng(seed)
     try:
@@ -60,7 +68,9 @@ def time_network(module, dev, inputs: Sequence[ArgSpec], evaluator: Evaluator,
             min_repeat_ms=evaluator.min_repeat_ms,
             cooldown_interval_ms=evaluator.cooldown_interval_ms,
         )
-        samples, number = _evaluate(timer, args, evaluator)
-        return MeasureResult(key, samples, number)
+        with EnergyWindow(meter) as window:
+            samples, number = _evaluate(timer, args, evaluator)
+        return MeasureResult(key, samples, number,
+                             energy_uj=window.per_call_uj(float(np.median(samples)) * 1e-6))
     except Exception as e:
         return MeasureResult(key, error=f"{type(e).__name__}: {str(e).splitlines()[0][:500]}")

@@ -24,15 +24,18 @@ def main() -> int:
     from .base import KernelItem
     from .timing import time_kernels, time_network
 
+    from .energy import open_meter
+
     dev = tvm.cuda(0) if request.get("device") == "cuda" else tvm.cpu(0)
+    meter = open_meter(request.get("device", "cpu"))  # None where no counter is readable
     evaluator = Evaluator(**request["evaluator"])
     module = tvm.runtime.load_module(request["library"])
     if request["mode"] == "kernels":
         items = [KernelItem.from_json(d) for d in request["items"]]
-        results = time_kernels(module, dev, items, evaluator)
+        results = time_kernels(module, dev, items, evaluator, meter=meter)
     else:
         inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
-        results = [time_network(module, dev, inputs, evaluator, key=request.get("key", "network"))]
+        results = [time_network(module, dev, inputs, evaluator, key=request.get("key", "network"), meter=meter)]
     for r in results:
         sys.stdout.write(RESULT_PREFIX + json.dumps(r.to_json()) + "\n")
         sys.stdout.flush()
