@@ -285,3 +285,37 @@ def test_energy_is_absent_unless_a_counter_is_readable(tmp_path):
     per_call = w.per_call_uj(1e-3)  # ~10 W x 1 ms = ~1e4 uJ
     assert 5e3 < per_call < 1.1e4
     assert EnergyWindow(None).per_call_uj(1e-3) is None
+
+
+def test_slow_kernel_times_out_and_the_rest_goes_on(tracker, x86, tmp_path):
+    import tvm
+    from tvm.script import tirx as T
+
+    from chamtvm.devices import start_x86_server
+    from chamtvm.lowering import ArgSpec
+    from chamtvm.measure.base import KernelItem
+    from chamtvm.measure.build import export
+    from chamtvm.measure.rpc import RPCRunner
+
+    @T.prim_func
+    def slow(A: T.Buffer((1,), "float32")):
+        for i in range(T.int64(1) << T.int64(36)):
+            A[0] = A[0] * T.float32(1.0000001) + T.float32(1e-7)
+
+    @T.prim_func
+    def quick(A: T.Buffer((1,), "float32")):
+        A[0] = A[0] + T.float32(1)
+
+    mod = tvm.IRModule({"slow": slow.with_attr("global_symbol", "slow"),
+                        "quick": quick.with_attr("global_symbol", "quick")})
+    lib = export(tvm.tirx.build(mod, target=x86.tvm()), x86, tmp_path / "slow.so")
+    arg = (ArgSpec((1,), "float32"),)
+    items = [KernelItem("q1", "quick", arg), KernelItem("s", "slow", arg), KernelItem("q2", "quick", arg)]
+    with start_x86_server(tracker, "x86slow", n=2):
+        with RPCRunner(x86, *tracker.tracker, "x86slow", item_timeout_s=3, batch_timeout_s=20) as runner:
+            t0 = time.monotonic()
+            results = {r.key: r for r in runner.measure_kernels(lib, items, x86.evaluator)}
+            elapsed = time.monotonic() - t0
+    assert results["q1"].ok and results["q2"].ok
+    assert results["s"].error.startswith("timed out after 3 s")
+    assert elapsed < 30  # the rest went on at once, on the other device

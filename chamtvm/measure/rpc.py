@@ -281,7 +281,7 @@ class RPCRunner(Runner):
     # ----------------------------------------------------------------- sessions
     def _default_session(self):
         return default_create_session(self.host, self.port, self.key, self.priority,
-                                      self.batch_timeout_s + 60, min(10.0, self.request_timeout_s),
+                                      self.batch_timeout_s + 10, min(10.0, self.request_timeout_s),
                                       self.connect_timeout_s)
 
     def available_devices(self) -> int:
