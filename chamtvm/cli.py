@@ -91,6 +91,23 @@ def _lut_dir(args):
     return args.luts_dir or LUTS_DIR
 
 
+def load_predictor(table, log=None):
+    """The table's latency predictor with its saved models; stale or missing ones are left
+    out (and said so through ``log``)."""
+    from .latency_model import KernelCostModel, LatencyPredictor, ResidualModel, StaleModelError, model_paths
+
+    kernel_path, residual_path = model_paths(table)
+    models = {}
+    for name, cls, path in (("kernel model", KernelCostModel, kernel_path), ("residual", ResidualModel, residual_path)):
+        if Path(str(path) + ".meta.json").exists():
+            try:
+                models[name] = cls.load(path, table)
+            except StaleModelError as e:
+                if log:
+                    log(f"note: {e}; not used")
+    return LatencyPredictor(table, models.get("kernel model"), models.get("residual"))
+
+
 def cmd_predict(args) -> int:
     from .lut import LatencyTable
     from .predict import table_sum
@@ -102,20 +119,28 @@ def cmd_predict(args) -> int:
     table = LatencyTable.for_target(target.name, _lut_dir(args))
     net = _lowered(args)
     sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
-    pred = table_sum(prepare(net.kernels, target, sched), table, args.statistic)
-    out = {"model": str(args.model), "target": target.name, "table": str(table.path), **pred.to_dict()}
+    prepared = prepare(net.kernels, target, sched)
+    if args.table_sum_only:
+        pred = table_sum(prepared, table, args.statistic)
+        out = {"model": str(args.model), "target": target.name, "table": str(table.path), **pred.to_dict()}
+        complete = pred.complete
+    else:
+        full = load_predictor(table, log=lambda m: print(m, file=sys.stderr)).predict(prepared)
+        out = {"model": str(args.model), "target": target.name, "table": str(table.path), **full.to_dict()}
+        complete = not full.missing
     if args.json:
         print(json.dumps(out, indent=1))
     else:
-        print(f"{args.model}: predicted {pred.latency_ms:.3f} ms on {target.name} "
-              f"(table sum of {len(pred.kernels)} kernels, {args.statistic})")
-        for k in pred.kernels[:10]:
-            print(f"  {k['name']:<40} x{k['count']:<3} {k['total_us']:>10.1f} us")
-        if pred.missing:
-            print(f"  MISSING from the table ({len(pred.missing)} kernels, not counted):")
-            for k in pred.missing:
-                print(f"    {k['name']:<38} x{k['count']:<3} {k['why']}")
-    return 0 if pred.complete else 3
+        how = "table sum" if args.table_sum_only else f"table sum {out['table_sum_ms']:.3f} ms, residual {out['residual']}"
+        print(f"{args.model}: predicted {out['latency_ms']:.3f} ms on {target.name} ({how}, "
+              f"{len(out['kernels'])} kernels)")
+        for k in out["kernels"][:10]:
+            est = "  (estimated: not in table)" if k.get("estimated") else ""
+            print(f"  {k['name']:<40} x{k['count']:<3} {k['latency_us'] * k['count']:>10.1f} us{est}")
+        missing = out.get("missing") or out.get("missing_kernels") or []
+        if missing:
+            print(f"  MISSING ({len(missing)} kernels not in the table and no kernel model to price them; not counted)")
+    return 0 if complete else 3
 
 
 def cmd_measure(args) -> int:
@@ -156,7 +181,8 @@ def cmd_tune(args) -> int:
     target = get_target(args.target)
     runner = make_runner(args, target)
     cfg = TuneConfig(space=args.space, trials=args.trials, trials_per_kernel=args.trials_per_kernel,
-                     heldout=args.heldout, statistic=args.statistic,
+                     heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
+                     residual_mode=args.residual,
                      luts_dir=_lut_dir(args), schedules_dir=args.schedules_dir,
                      progress=not args.no_progress)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
@@ -187,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=64, help="total MetaSchedule trials (0: no tuning)")
     p.add_argument("--trials-per-kernel", type=int, default=16)
     p.add_argument("--heldout", type=int, default=20, help="held-out networks measured end to end")
+    p.add_argument("--train-networks", type=int, default=10,
+                   help="networks measured end to end to train the residual model (0: table sum only)")
+    p.add_argument("--residual", default="ratio", choices=["ratio", "additive", "scale"],
+                   help="residual model: learned ratio, learned relative offset, or one median scale")
     p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
     p.add_argument("--out", type=Path, default=None, help="report JSON path (default runs/tune-<target>.json)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -197,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_args(p)
     _add_model_args(p)
     p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
+    p.add_argument("--table-sum-only", action="store_true",
+                   help="plain table sum (no learned models); missing kernels are listed, not priced")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("measure", help="compile a model for the target and measure it end to end")

@@ -28,7 +28,12 @@ class LoweredNetwork:
 
 
 def lower_relax(mod, name: str = "relax") -> LoweredNetwork:
-    fused = fuse(mod)
+    try:
+        fused = fuse(mod)
+    except Exception as e:  # TVM raises assorted types on graphs its passes cannot handle
+        msg = str(e).strip().splitlines()
+        raise ModelError(f"{name}: TVM could not lower the model: {type(e).__name__}: "
+                         f"{msg[-1] if msg else ''}") from None
     return LoweredNetwork(name, fused, extract_kernels(fused), network_inputs(fused))
 
 
@@ -61,6 +66,9 @@ def load_model(path: str | Path, space: str | SearchSpace = "small", shape=None)
             raise SpaceError(f"{path} is not valid JSON: {e}") from None
         if isinstance(data, dict) and "space" in data:
             space = data["space"]
+            beside = path.parent / str(space)
+            if str(space).endswith(".json") and not Path(space).exists() and beside.exists():
+                space = beside  # a space file named relative to the architecture file
         sp = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
         arch = Arch.from_dict(data)
         sp.validate(arch)

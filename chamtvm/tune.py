@@ -6,9 +6,11 @@ Steps, each resumable:
   2. table      measure the kernels the table lacks (default schedules)
   3. tuning     MetaSchedule within ``trials``, most expensive kernels first; the tuned
                 kernels are then measured too (new keys: ``ms-<trace hash>``)
-  4. held-out   sample networks (seeded), predict them from the table, measure them end
-                to end (results appended to ``luts/<target>.networks.jsonl``)
-  5. report     predicted vs measured, fidelity metrics, time spent; printed and JSON
+  4. models     the unseen-kernel model (table rows) and the residual model (a few
+                measured training networks), saved next to the table
+  5. held-out   sample networks (seeded), predict them (table sum, and table + residual),
+                measure them end to end (appended to ``luts/<target>.networks.jsonl``)
+  6. report     predicted vs measured, fidelity metrics, time spent; printed and JSON
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class TuneConfig:
     trials_per_kernel: int = 16
     heldout: int = 20
     heldout_seed: int = 2026
+    train_networks: int = 10
+    train_seed: int = 101
+    residual_mode: str = "ratio"
     statistic: str = "runtime_us_p50"
     batch_size: int = 48
     luts_dir: Path = LUTS_DIR
@@ -73,6 +78,81 @@ def network_key(target: TargetSpec, arch_json: str, kernel_keys: list[str]) -> s
     """Identity of a network build: the architecture and the exact kernels it compiles to."""
     blob = json.dumps({"arch": arch_json, "kernels": sorted(kernel_keys)}, sort_keys=True)
     return f"{target.fingerprint}/net/{hashlib.sha1(blob.encode()).hexdigest()[:16]}"
+
+
+def ensure_measured(net, prepared, target: TargetSpec, runner: Runner, schedules: ScheduleSource,
+                    nets_table: LatencyTable, identity: dict, table_sum_us: float) -> dict | None:
+    """The end-to-end measurement row of ``net`` (measured now unless the journal has it).
+
+    ``identity`` (e.g. the architecture and space, or the model name) is stored in the row
+    and, with the exact kernel keys, forms the row key. Returns None if measuring failed
+    (the failure is journaled too).
+    """
+    # an architecture is identified by its JSON alone (any space gives the same kernels)
+    ident = identity["arch"] if "arch" in identity else identity
+    key = network_key(target, json.dumps(ident, sort_keys=True), [p.key for p in prepared])
+    row = nets_table.get(key)
+    if row is not None:
+        return row
+    res = measure_network(net, target, runner, schedules)
+    base = {**identity, "target": target.name, "target_fingerprint": target.fingerprint,
+            "tvm_version": tvm_version(), "device_label": runner.label, "emulated": runner.emulated,
+            "kernel_keys": [p.key for p in prepared], "kernel_counts": [p.kernel.count for p in prepared],
+            "table_sum_us": table_sum_us}
+    if res.ok:
+        nets_table.append([ok_row(key, base, res.samples_us, res.number)])
+    else:
+        nets_table.append([failed_row(key, base, res.error)])
+    return nets_table.get(key)
+
+
+@dataclass
+class FittedModels:
+    predictor: object
+    residual: object
+    n_train: int
+    kernel_rows: int
+    paths: dict
+
+
+def fit_models(space, table: LatencyTable, nets_table: LatencyTable, target: TargetSpec, runner: Runner,
+               schedules: ScheduleSource, cfg: TuneConfig) -> FittedModels:
+    """Fit (and save next to the table) the unseen-kernel model on the table's rows and the
+    residual model on ``cfg.train_networks`` measured networks (measured now if missing)."""
+    from .latency_model import KernelCostModel, LatencyPredictor, ResidualModel, model_paths, network_training_set
+
+    kernel_path, residual_path = model_paths(table)
+    rows = list(table.rows())
+    kernel_model = KernelCostModel().fit(rows) if len(rows) >= 5 else None
+    if kernel_model is not None:
+        kernel_model.save(kernel_path, table)
+    residual, n_train = None, 0
+    if cfg.train_networks >= 2:
+        rng = np.random.default_rng(cfg.train_seed)
+        archs = [space.sample(rng) for _ in range(cfg.train_networks)]
+        keys = []
+        bar = progress_bar(len(archs), "training networks for the residual (measure)", cfg.progress)
+        for i, arch in enumerate(archs):
+            net = lower_arch(space, arch, f"train{i}")
+            prep = prepare(net.kernels, target, schedules)
+            pred = table_sum(prep, table, cfg.statistic)
+            if pred.missing:
+                fill_table(prep, table, runner, target, cfg.batch_size)
+                pred = table_sum(prep, table, cfg.statistic)
+            row = ensure_measured(net, prep, target, runner, schedules, nets_table,
+                                  {"arch": arch.to_dict(), "space": space.name}, pred.latency_ms * 1e3)
+            if row is not None and row.get("status") == "ok":
+                keys.append(row["key"])
+            bar.update(1)
+        bar.close()
+        X, sums, meas, all_keys = network_training_set(nets_table, table, target.fingerprint)
+        pick = [i for i, k in enumerate(all_keys) if k in set(keys)]
+        if len(pick) >= 2:
+            residual = ResidualModel(cfg.residual_mode).fit(X[pick], sums[pick], meas[pick])
+            residual.save(residual_path, table, [all_keys[i] for i in pick])
+            n_train = len(pick)
+    return FittedModels(LatencyPredictor(table, kernel_model, residual), residual, n_train, len(rows),
+                        {"kernel_model": str(kernel_path), "residual": str(residual_path) if residual else None})
 
 
 def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: ScheduleSource,
@@ -135,10 +215,13 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
     tuned_summary = timer.run("table", fill, prepared, "measuring tuned kernels")
     n_tuned = sum(1 for p in prepared if p.schedule != DEFAULT_TAG)
 
-    # 4. held-out networks
+    # 4. learned models: unseen kernels (table rows), residual (a few measured networks)
+    nets_table = network_table(target, cfg.luts_dir)
+    models = timer.run("models", fit_models, space, table, nets_table, target, runner, schedules, cfg)
+
+    # 5. held-out networks
     rng = np.random.default_rng(cfg.heldout_seed)
     archs = [space.sample(rng) for _ in range(cfg.heldout)]
-    nets_table = network_table(target, cfg.luts_dir)
     results = []
     bar = progress_bar(len(archs), "held-out networks (predict + measure)", cfg.progress)
     for i, arch in enumerate(archs):
@@ -148,26 +231,16 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
         if pred.missing:  # kernels outside the covered set: measure them now, never guess
             timer.run("table", fill_table, prep, table, runner, target, cfg.batch_size)
             pred = table_sum(prep, table, cfg.statistic)
-        key = network_key(target, arch.to_json(), [p.key for p in prep])
-        row = nets_table.get(key)
-        if row is None:
-            res = timer.run("heldout_measure", measure_network, net, target, runner, schedules)
-            base = {"arch": arch.to_dict(), "space": space.name, "target": target.name,
-                    "target_fingerprint": target.fingerprint, "tvm_version": tvm_version(),
-                    "device_label": runner.label, "emulated": runner.emulated,
-                    "kernel_keys": [p.key for p in prep], "kernel_counts": [p.kernel.count for p in prep],
-                    "table_sum_us": pred.latency_ms * 1e3}
-            if res.ok:
-                nets_table.append([ok_row(key, base, res.samples_us, res.number)])
-            else:
-                nets_table.append([failed_row(key, base, res.error)])
-            row = nets_table.get(key)
-        if row is not None:
-            results.append({"name": net.name, "arch": arch.to_dict(),
-                            "predicted_ms": pred.latency_ms,
+        row = timer.run("heldout_measure", ensure_measured, net, prep, target, runner, schedules,
+                        nets_table, {"arch": arch.to_dict(), "space": space.name},
+                        pred.latency_ms * 1e3)
+        if row is not None and row.get("status") == "ok":
+            full = models.predictor.predict(prep)
+            results.append({"name": net.name, "key": row["key"], "arch": arch.to_dict(),
+                            "predicted_ms": full.latency_ms, "table_sum_ms": pred.latency_ms,
                             "measured_ms": row["runtime_us_p50"] / 1e3,
                             "measured_spread_pct": 100 * (row["runtime_us_max"] - row["runtime_us_min"]) / row["runtime_us_p50"],
-                            "error_pct": 100 * (pred.latency_ms * 1e3 - row["runtime_us_p50"]) / row["runtime_us_p50"],
+                            "error_pct": 100 * (full.latency_ms * 1e3 - row["runtime_us_p50"]) / row["runtime_us_p50"],
                             "kernels": len(prep), "missing_kernels": len(pred.missing)})
         bar.update(1)
     bar.close()
@@ -184,8 +257,13 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
                   "failed": table_summary.failed + tuned_summary.failed},
         "tuning": {"trials_budget": cfg.trials, "trials_per_kernel": cfg.trials_per_kernel,
                    "tuned_now": tuned, "kernels_with_tuned_schedule": n_tuned},
+        "predictor": {"residual_mode": cfg.residual_mode if models.residual else "none",
+                      "training_networks": models.n_train, "kernel_model_rows": models.kernel_rows,
+                      "models": models.paths},
         "networks": results,
         "fidelity": fidelity([r["predicted_ms"] for r in results], [r["measured_ms"] for r in results])
+        if results else None,
+        "fidelity_table_sum": fidelity([r["table_sum_ms"] for r in results], [r["measured_ms"] for r in results])
         if results else None,
         "seconds": {**timer.seconds, "total": round(time.time() - t_start, 1)},
     }
@@ -208,14 +286,18 @@ def format_report(report: dict) -> str:
         lines.append(f"  {line['name']:<36} {line['trials']:>3} trials {line['tuning_s']:>6.1f} s  "
                      f"default {line['default_us']:.1f} us -> tuned {line['best_us'] or float('nan'):.1f} us ({sp})")
     lines.append("")
-    lines.append(f"{'network':<10} {'predicted ms':>12} {'measured ms':>12} {'error %':>8} {'spread %':>9}")
+    lines.append(f"{'network':<10} {'table sum ms':>12} {'predicted ms':>12} {'measured ms':>12} {'error %':>8} {'spread %':>9}")
     for r in report["networks"]:
-        lines.append(f"{r['name']:<10} {r['predicted_ms']:>12.3f} {r['measured_ms']:>12.3f} "
+        lines.append(f"{r['name']:<10} {r['table_sum_ms']:>12.3f} {r['predicted_ms']:>12.3f} {r['measured_ms']:>12.3f} "
                      f"{r['error_pct']:>+8.1f} {r['measured_spread_pct']:>9.1f}")
-    f = report.get("fidelity")
-    if f:
-        lines.append("")
-        lines.append(f"held-out fidelity (n={f['n']}, table sum of {report['statistic']}): "
+    lines.append("")
+    pr = report.get("predictor", {})
+    for label, f in (("table sum alone", report.get("fidelity_table_sum")),
+                     (f"table + {pr.get('residual_mode')} residual ({pr.get('training_networks')} training networks)",
+                      report.get("fidelity"))):
+        if not f:
+            continue
+        lines.append(f"held-out fidelity, {label} (n={f['n']}): "
                      f"within ±5%: {100 * f['within_5pct']:.0f}%  within ±10%: {100 * f['within_10pct']:.0f}%  "
                      f"median APE: {f['median_ape_pct']:.2f}%  MAPE: {f['mape_pct']:.2f}%  "
                      f"Kendall tau: {f.get('kendall_tau', float('nan')):.3f}")

@@ -60,9 +60,12 @@ def test_predict_and_measure_print_json(arch_file, tmp_path):
     luts = tmp_path / "luts"
     out = chamtvm("predict", arch_file, "--luts-dir", luts, "--json")
     pred = json.loads(out.stdout)
-    # empty table: nothing is guessed, every kernel is reported missing (exit 3)
+    # empty table and no models: nothing is guessed, every kernel is reported missing (exit 3)
     assert out.returncode == 3 and pred["complete"] is False and pred["latency_ms"] == 0
-    assert all(m["why"] == "not in table" for m in pred["missing"])
+    assert pred["missing_kernels"] and not pred["kernels"]
+    out = chamtvm("predict", arch_file, "--luts-dir", luts, "--json", "--table-sum-only")
+    pred = json.loads(out.stdout)
+    assert out.returncode == 3 and all(m["why"] == "not in table" for m in pred["missing"])
     out = chamtvm("measure", arch_file, "--json")
     meas = json.loads(out.stdout)
     assert out.returncode == 0, out.stderr
@@ -85,7 +88,7 @@ def test_remote_target_without_tracker_says_what_to_pass(arch_file):
 
 def test_tune_end_to_end_on_tiny_space(tmp_path):
     """The main job on the tiny space: table, held-out report, JSON; a rerun resumes."""
-    args = ["tune", "--target", "x86", "--space", TINY, "--trials", "0", "--heldout", "3",
+    args = ["tune", "--target", "x86", "--space", TINY, "--trials", "0", "--heldout", "3", "--train-networks", "3",
             "--luts-dir", tmp_path / "luts", "--out", tmp_path / "report.json", "--no-progress"]
     out = chamtvm(*args)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -93,6 +96,12 @@ def test_tune_end_to_end_on_tiny_space(tmp_path):
     assert report["table"]["measured_now"] == report["table"]["space_kernels"] > 0
     assert len(report["networks"]) == 3 and report["fidelity"]["n"] == 3
     assert "within ±10%" in out.stdout and "Kendall tau" in out.stdout
+    assert report["predictor"]["training_networks"] == 3 and report["fidelity_table_sum"]["n"] == 3
+    # the saved models price any model on this target, unseen kernels included
+    pred = chamtvm("predict", REPO / "tests/data/arch_tiny3.json", "--luts-dir", tmp_path / "luts", "--json")
+    assert pred.returncode == 0, pred.stderr
+    body = json.loads(pred.stdout)
+    assert body["residual"] == "ratio" and body["latency_ms"] > 0 and not body["missing_kernels"]
     again = chamtvm(*args)
     report2 = json.loads((tmp_path / "report.json").read_text())
     assert again.returncode == 0 and report2["table"]["measured_now"] == 0

@@ -1,0 +1,273 @@
+"""Latency predictors against each other on held-out networks, measured on the target.
+
+Methods (all judged on the same held-out networks of space ``small``):
+  flops_linear     least squares of latency on FLOPs, fitted on k measured networks
+  encoding_xgb     XGBoost on the architecture encoding alone (no table), k networks
+  table_sum        sum of table medians over the network's kernels (no network measured)
+  table_scale      table sum x median(measured / table sum) of k networks
+  table_ratio      table sum x learned residual ratio (XGBoost, network features), k networks
+  table_additive   table sum + learned residual (XGBoost, relative), k networks
+for k in 5, 10, 20, 30, 50 training networks, each over several random draws of the k.
+Plus the measurement noise floor (repeat-to-repeat IQR), out-of-space ONNX networks
+(ResNet basic blocks, ShuffleNet split, squeeze-excite, hard-swish at several resolutions)
+priced with the unseen-kernel model, and batch prediction throughput.
+
+    python benchmarks/bench_latency_predictor.py [--target x86] [--train 50] [--test 32]
+
+Writes benchmarks/results/latency_predictor_<target>.json and a scatter plot PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+warnings.filterwarnings("ignore")
+
+from chamtvm import zoo  # noqa: E402
+from chamtvm.batch_predict import BatchLatencyPredictor  # noqa: E402
+from chamtvm.coverage import space_kernel_map  # noqa: E402
+from chamtvm.features import network_feature_vector  # noqa: E402
+from chamtvm.latency_model import KernelCostModel, ResidualModel, kernel_dicts  # noqa: E402
+from chamtvm.lut import LatencyTable  # noqa: E402
+from chamtvm.measure.local import LocalRunner  # noqa: E402
+from chamtvm.metrics import fidelity  # noqa: E402
+from chamtvm.network import lower_arch, lower_onnx  # noqa: E402
+from chamtvm.schedules import ScheduleSource  # noqa: E402
+from chamtvm.space import SearchSpace  # noqa: E402
+from chamtvm.table_builder import fill_table, prepare  # noqa: E402
+from chamtvm.targets import get_target  # noqa: E402
+from chamtvm.tune import ensure_measured, network_table, progress_bar  # noqa: E402
+
+KS = (5, 10, 20, 30, 50)
+
+
+def measure_set(archs, space, target, runner, sched, table, nets, desc):
+    """Per arch: encoding, FLOPs, network features, table sum (us), measured (us), IQR %."""
+    out = []
+    bar = progress_bar(len(archs), desc)
+    for arch in archs:
+        net = lower_arch(space, arch)
+        prep = prepare(net.kernels, target, sched)
+        known, unknown = kernel_dicts(prep, table)
+        if unknown:
+            fill_table(prep, table, runner, target)
+            known, unknown = kernel_dicts(prep, table)
+        tsum = sum(k["latency_us"] * k["count"] for k in known)
+        row = ensure_measured(net, prep, target, runner, sched, nets, {"arch": arch.to_dict(), "space": space.name}, tsum)
+        bar.update(1)
+        if row is None or row.get("status") != "ok":
+            continue
+        s = np.asarray(row["runtime_us_samples"])
+        out.append({"enc": space.encode(arch), "flops": sum(k.flops * k.count for k in net.kernels if k.flops == k.flops),
+                    "X": network_feature_vector(known), "table_sum_us": tsum, "measured_us": row["runtime_us_p50"],
+                    "iqr_pct": float(100 * (np.percentile(s, 75) - np.percentile(s, 25)) / np.median(s))})
+    bar.close()
+    return out
+
+
+def predict_all(method, train, test):
+    """Predicted microseconds for ``test`` by ``method`` fitted on ``train``."""
+    from xgboost import XGBRegressor
+
+    ts = np.array([r["table_sum_us"] for r in test])
+    if method == "table_sum":
+        return ts
+    y = np.array([r["measured_us"] for r in train])
+    if method == "flops_linear":
+        a, b = np.polyfit([r["flops"] for r in train], y, 1)
+        return a * np.array([r["flops"] for r in test]) + b
+    if method == "encoding_xgb":
+        m = XGBRegressor(n_estimators=200, max_depth=3, learning_rate=0.1, n_jobs=1, random_state=0)
+        m.fit(np.array([r["enc"] for r in train]), np.log(y))
+        return np.exp(m.predict(np.array([r["enc"] for r in test])))
+    mode = {"table_scale": "scale", "table_ratio": "ratio", "table_additive": "additive"}[method]
+    rm = ResidualModel(mode).fit(np.array([r["X"] for r in train]), np.array([r["table_sum_us"] for r in train]), y)
+    return rm.predict(np.array([r["X"] for r in test]), ts)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--target", default="x86")
+    ap.add_argument("--space", default="small")
+    ap.add_argument("--train", type=int, default=50)
+    ap.add_argument("--test", type=int, default=32)
+    ap.add_argument("--draws", type=int, default=5, help="random draws of the k training networks")
+    ap.add_argument("--resolutions", default="48,64,96", help="out-of-space ONNX input sizes")
+    ap.add_argument("--luts-dir", type=Path, default=REPO / "luts")
+    args = ap.parse_args()
+    t_start = time.time()
+
+    target = get_target(args.target)
+    runner = LocalRunner(target)
+    sched = ScheduleSource(target)
+    space = SearchSpace.load(args.space)
+    table = LatencyTable.for_target(target.name, args.luts_dir)
+    nets = network_table(target, args.luts_dir)
+    kmap = space_kernel_map(space)
+    fill_table(prepare(kmap.kernels.values(), target, sched), table, runner, target)
+
+    rng = np.random.default_rng(101)
+    train_archs = [space.sample(rng) for _ in range(args.train)]
+    rng = np.random.default_rng(7)  # the held-out set of bench_fidelity.py
+    test_archs = [space.sample(rng) for _ in range(args.test)]
+    train = measure_set(train_archs, space, target, runner, sched, table, nets, "training networks")
+    test = measure_set(test_archs, space, target, runner, sched, table, nets, "held-out networks")
+    measured = np.array([r["measured_us"] for r in test])
+    noise = np.array([r["iqr_pct"] for r in test])
+
+    methods = ("flops_linear", "encoding_xgb", "table_sum", "table_scale", "table_ratio", "table_additive")
+    curves = {m: {} for m in methods}
+    for k in KS:
+        if k > len(train):
+            continue
+        for m in methods:
+            fids = []
+            for d in range(args.draws if m != "table_sum" else 1):
+                idx = np.random.default_rng(1000 + d).choice(len(train), k, replace=False)
+                pred = predict_all(m, [train[i] for i in idx], test)
+                fids.append(fidelity(pred, measured))
+            curves[m][k] = {key: {"mean": float(np.mean([f[key] for f in fids])),
+                                  "std": float(np.std([f[key] for f in fids]))}
+                            for key in ("within_5pct", "within_10pct", "mape_pct", "kendall_tau")}
+
+    # full predictor at 30 networks: residual choice by the curves (best mean MAPE at k=30)
+    k_full = min(30, len(train))
+    best_mode = min(("table_scale", "table_ratio", "table_additive"),
+                    key=lambda m: curves[m][k_full]["mape_pct"]["mean"] if k_full in curves[m] else 1e9)
+    mode = {"table_scale": "scale", "table_ratio": "ratio", "table_additive": "additive"}[best_mode]
+    tr = train[:k_full]
+    residual = ResidualModel(mode).fit(np.array([r["X"] for r in tr]), np.array([r["table_sum_us"] for r in tr]),
+                                       np.array([r["measured_us"] for r in tr]))
+    full_pred = residual.predict(np.array([r["X"] for r in test]), np.array([r["table_sum_us"] for r in test]))
+
+    # unseen kernels: cross-validated kernel model on the table rows, then out-of-space ONNX networks
+    rows = list(table.rows())
+    order = np.random.default_rng(0).permutation(len(rows))
+    ape = []
+    for fold in np.array_split(order, 5):
+        held = set(fold.tolist())
+        km = KernelCostModel().fit([rows[i] for i in order if i not in held])
+        p = km.predict_us([rows[i] for i in fold])
+        y = np.array([rows[i]["runtime_us_p50"] for i in fold])
+        ape += list(np.abs(p - y) / y * 100)
+    kernel_model = KernelCostModel().fit(rows)
+    oos = []
+    with tempfile.TemporaryDirectory() as tmp:
+        todo = [(n, int(r)) for n in zoo.names() for r in args.resolutions.split(",")]
+        bar = progress_bar(len(todo), "out-of-space ONNX networks")
+        for name, res in todo:
+            net = lower_onnx(zoo.export_onnx(name, res, Path(tmp) / f"{name}_{res}.onnx"))
+            prep = prepare(net.kernels, target, sched)
+            known, _ = kernel_dicts(prep, table, kernel_model)
+            tsum = sum(k["latency_us"] * k["count"] for k in known)
+            row = ensure_measured(net, prep, target, runner, sched, nets, {"zoo": name, "resolution": res}, tsum)
+            bar.update(1)
+            if row is None or row.get("status") != "ok":
+                continue
+            X = network_feature_vector(known)[None, :]
+            oos.append({"name": f"{name}@{res}", "measured_ms": row["runtime_us_p50"] / 1e3,
+                        "estimated_kernels": sum(k["estimated"] for k in known), "kernels": len(known),
+                        "kernel_sum_ms": tsum / 1e3,
+                        "predicted_ms": float(residual.predict(X, np.array([tsum]))[0]) / 1e3})
+        bar.close()
+    oos_fid = fidelity([o["predicted_ms"] for o in oos], [o["measured_ms"] for o in oos]) if oos else None
+    oos_fid_raw = fidelity([o["kernel_sum_ms"] for o in oos], [o["measured_ms"] for o in oos]) if oos else None
+
+    # batch prediction throughput (kernels known): 200k architectures
+    bp = BatchLatencyPredictor(kmap, table, target, sched, residual=residual)
+    idx = np.array([space.indices(space.sample(np.random.default_rng(5))) for _ in range(2000)])
+    idx = np.repeat(idx, 100, axis=0)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        bp.predict_ms(idx)
+        times.append(time.perf_counter() - t0)
+    rate = len(idx) / np.array(times)
+
+    result = {
+        "benchmark": f"latency predictors, space {space.name}, target {target.name}",
+        "device": runner.label, "emulated": runner.emulated,
+        "train_networks": len(train), "test_networks": len(test),
+        "noise_floor_iqr_pct": {"median": float(np.median(noise)), "max": float(np.max(noise))},
+        "curves": {m: {str(k): v for k, v in c.items()} for m, c in curves.items()},
+        "full_predictor": {"residual_mode": mode, "trained_on": k_full,
+                           "fidelity": fidelity(full_pred, measured)},
+        "kernel_model_cv": {"rows": len(rows), "median_ape_pct": float(np.median(ape)),
+                            "within_10pct": float(np.mean(np.array(ape) <= 10)),
+                            "within_25pct": float(np.mean(np.array(ape) <= 25))},
+        "out_of_space": {"networks": oos, "fidelity_full": oos_fid, "fidelity_kernel_sum": oos_fid_raw},
+        "batch_prediction_networks_per_s": {"median": float(np.median(rate)), "min": float(np.min(rate))},
+        "seconds": round(time.time() - t_start, 1),
+    }
+    out = REPO / f"benchmarks/results/latency_predictor_{target.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 5))
+    m_ms = measured / 1e3
+    ax[0].scatter(m_ms, np.array([r["table_sum_us"] for r in test]) / 1e3, s=18, label="table sum")
+    ax[0].scatter(m_ms, full_pred / 1e3, s=18, marker="x", label=f"table + residual ({mode}, {k_full} nets)")
+    lo, hi = m_ms.min() * 0.9, m_ms.max() * 1.1
+    for a in ax:
+        a.plot([0, 1e4], [0, 1e4], "k-", lw=0.8)
+    ax[0].fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15, label="±10%")
+    ax[0].set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured ms", ylabel="predicted ms",
+              title=f"{len(test)} held-out networks of space {space.name}")
+    ax[0].legend(fontsize=8)
+    if oos:
+        om = np.array([o["measured_ms"] for o in oos])
+        ax[1].scatter(om, [o["predicted_ms"] for o in oos], s=18, c="C2")
+        for o in oos:
+            ax[1].annotate(o["name"], (o["measured_ms"], o["predicted_ms"]), fontsize=6)
+        lo, hi = om.min() * 0.8, om.max() * 1.2
+        ax[1].fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15)
+        ax[1].set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured ms", ylabel="predicted ms",
+                  title="out-of-space ONNX networks (unseen kernels estimated)")
+    emu = " (EMULATION timings)" if runner.emulated else ""
+    fig.suptitle(f"Latency prediction on {runner.label}{emu}")
+    fig.tight_layout()
+    fig.savefig(REPO / f"benchmarks/results/latency_predictor_{target.name}.png", dpi=110)
+
+    print(f"\n== latency predictors on {runner.label}: {len(test)} held-out networks, "
+          f"noise floor (median repeat IQR) {np.median(noise):.1f}%")
+    print(f"{'method':<16}" + "".join(f"{'k=' + str(k):>22}" for k in KS if k <= len(train)))
+    for m in methods:
+        cells = []
+        for k in KS:
+            if k in curves[m]:
+                c = curves[m][k]
+                cells.append(f"{100 * c['within_10pct']['mean']:5.1f}%/{c['mape_pct']['mean']:5.2f}/{c['kendall_tau']['mean']:.3f}")
+        print(f"{m:<16}" + "".join(f"{c:>22}" for c in cells))
+    print("(cells: share within ±10% / MAPE % / Kendall tau, mean over draws)")
+    f = result["full_predictor"]["fidelity"]
+    print(f"full predictor (table + {mode} residual, {k_full} nets): ±5% {100 * f['within_5pct']:.1f}%, "
+          f"±10% {100 * f['within_10pct']:.1f}%, MAPE {f['mape_pct']:.2f}%, tau {f['kendall_tau']:.3f}")
+    kc = result["kernel_model_cv"]
+    print(f"unseen-kernel model, 5-fold CV on {kc['rows']} table rows: median APE {kc['median_ape_pct']:.1f}%, "
+          f"within ±10% {100 * kc['within_10pct']:.0f}%, within ±25% {100 * kc['within_25pct']:.0f}%")
+    if oos_fid:
+        print(f"out-of-space ONNX ({len(oos)} networks): full predictor ±10% {100 * oos_fid['within_10pct']:.0f}%, "
+              f"MAPE {oos_fid['mape_pct']:.1f}%; kernel sum alone ±10% {100 * oos_fid_raw['within_10pct']:.0f}%, "
+              f"MAPE {oos_fid_raw['mape_pct']:.1f}%")
+    print(f"batch prediction: {np.median(rate):,.0f} networks/s (min {np.min(rate):,.0f})")
+    print(f"total {result['seconds']} s; written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

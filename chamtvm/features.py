@@ -1,0 +1,108 @@
+"""Numeric features of kernels and networks for the learned latency models.
+
+Everything here is computed from the fused kernels themselves (name, argument shapes,
+FLOPs, bytes, schedule), so it applies to any network TVM lowers, in the space or not.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+KINDS = ("conv1x1", "depthwise", "conv_kxk", "dense", "pool", "other")
+
+KERNEL_FEATURES = (
+    *[f"kind_{k}" for k in KINDS],
+    "log_flops", "log_bytes", "log_intensity", "in_c", "in_hw", "out_c", "out_hw", "kernel_hw",
+    "stride", "log_out_elems", "residual", "activation", "tuned", "fused_ops",
+)
+
+# Every network feature is a sum or a max over kernel calls, so a batch of networks can be
+# featurized by gathering per-block contributions (see ``batch_predict``).
+NETWORK_FEATURES = (
+    "log_table_sum_us", "calls",
+    *[f"calls_{k}" for k in KINDS],
+    *[f"share_us_{k}" for k in KINDS],
+    "log_flops", "log_bytes", "log_act_bytes_max", "log_act_bytes_sum", "in_hw",
+)
+
+
+def kernel_kind(name: str, args: Sequence[tuple]) -> str:
+    """Coarse operator class of a fused kernel from its name and argument shapes
+    (``args``: list of (shape, dtype))."""
+    if "conv2d" in name and len(args) >= 2 and len(args[1][0]) == 4:
+        out_c, in_per_group, kh, kw = args[1][0]
+        in_c = args[0][0][1] if len(args[0][0]) == 4 else 0
+        if in_per_group == 1 and out_c == in_c and in_c > 1:
+            return "depthwise"
+        return "conv1x1" if kh == kw == 1 else "conv_kxk"
+    if "matmul" in name or "dense" in name:
+        return "dense"
+    if "mean" in name or "pool" in name:
+        return "pool"
+    return "other"
+
+
+def _nchw(shape) -> tuple[int, int]:
+    """(channels, spatial size) of an NCHW shape, or (size, 1) otherwise."""
+    if len(shape) == 4:
+        return int(shape[1]), int(shape[2])
+    return (int(shape[-1]) if shape else 1), 1
+
+
+def kernel_feature_vector(name: str, args: Sequence[tuple], flops: float, nbytes: float,
+                          schedule: str = "default") -> np.ndarray:
+    """Features of one kernel, ordered as ``KERNEL_FEATURES``. ``args`` = [(shape, dtype)]."""
+    kind = kernel_kind(name, args)
+    shapes = [tuple(a[0]) for a in args]
+    in_c, in_hw = _nchw(shapes[0]) if shapes else (0, 0)
+    out_c, out_hw = _nchw(shapes[-1]) if shapes else (0, 0)
+    kernel_hw = shapes[1][2] if kind in ("depthwise", "conv1x1", "conv_kxk") else 0
+    stride = in_hw / out_hw if out_hw else 1.0
+    flops = 0.0 if flops is None or (isinstance(flops, float) and math.isnan(flops)) else float(flops)
+    out_elems = float(np.prod(shapes[-1])) if shapes else 1.0
+    residual = sum(1 for s in shapes[:-1] if s == shapes[-1] and s != shapes[0]) + (
+        1 if len(shapes) > 2 and shapes[0] == shapes[-1] and kind != "depthwise" else 0)
+    activation = 1.0 if ("clip" in name or "maximum" in name or "relu" in name) else 0.0
+    return np.array([
+        *[1.0 if kind == k else 0.0 for k in KINDS],
+        math.log1p(flops), math.log1p(nbytes), math.log1p(flops / max(nbytes, 1.0)),
+        in_c, in_hw, out_c, out_hw, kernel_hw, stride, math.log1p(out_elems),
+        float(residual > 0), activation, 0.0 if schedule == "default" else 1.0,
+        float(len([t for t in name.split("_") if t not in ("", "fused", "tir")])),  # ops fused
+    ])
+
+
+def network_feature_vector(kernels: Sequence[dict]) -> np.ndarray:
+    """Features of a network, ordered as ``NETWORK_FEATURES``.
+
+    ``kernels``: one dict per distinct kernel with ``name``, ``args``, ``flops``, ``bytes``,
+    ``count`` and ``latency_us`` (table or estimated latency of one call).
+    """
+    calls = {k: 0 for k in KINDS}
+    lat = {k: 0.0 for k in KINDS}
+    total_us = flops = nbytes = act_max = act_sum = 0.0
+    in_hw = 0
+    for k in kernels:
+        kind = kernel_kind(k["name"], k["args"])
+        c = k["count"]
+        calls[kind] += c
+        lat[kind] += k["latency_us"] * c
+        total_us += k["latency_us"] * c
+        f = k.get("flops") or 0.0
+        flops += (0.0 if isinstance(f, float) and math.isnan(f) else f) * c
+        nbytes += k["bytes"] * c
+        out = k["args"][-1][0]
+        out_bytes = 4.0 * float(np.prod(out)) if len(out) else 4.0
+        act_max = max(act_max, out_bytes)
+        act_sum += out_bytes * c
+        if len(k["args"][0][0]) == 4:
+            in_hw = max(in_hw, int(k["args"][0][0][2]))
+    total_us = max(total_us, 1e-9)
+    return np.array([
+        math.log(total_us), sum(calls.values()),
+        *[calls[k] for k in KINDS], *[lat[k] / total_us for k in KINDS],
+        math.log1p(flops), math.log1p(nbytes), math.log1p(act_max), math.log1p(act_sum), in_hw,
+    ])

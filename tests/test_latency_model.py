@@ -1,0 +1,106 @@
+"""Learned latency models on a real measured table: unseen kernels, residual, batch prediction."""
+
+import numpy as np
+import pytest
+
+from chamtvm.batch_predict import BatchLatencyPredictor
+from chamtvm.coverage import space_kernel_map
+from chamtvm.features import NETWORK_FEATURES, network_feature_vector
+from chamtvm.latency_model import (KernelCostModel, LatencyPredictor, ResidualModel, StaleModelError,
+                                   kernel_dicts, model_paths, network_training_set)
+from chamtvm.lut import LatencyTable, ok_row
+from chamtvm.measure.local import LocalRunner
+from chamtvm.network import lower_arch
+from chamtvm.schedules import ScheduleSource
+from chamtvm.table_builder import fill_table, prepare
+from chamtvm.tune import ensure_measured
+
+
+@pytest.fixture(scope="module")
+def measured(tiny_space, x86, tmp_path_factory):
+    """A real table of the tiny space plus 5 networks measured end to end."""
+    d = tmp_path_factory.mktemp("lm")
+    table, nets = LatencyTable(d / "x86.jsonl"), LatencyTable(d / "x86.networks.jsonl")
+    kmap = space_kernel_map(tiny_space)
+    sched = ScheduleSource(x86, use_database=False)
+    runner = LocalRunner(x86)
+    fill_table(prepare(kmap.kernels.values(), x86, sched), table, runner, x86)
+    rng = np.random.default_rng(21)
+    archs = [tiny_space.sample(rng) for _ in range(5)]
+    for a in archs:
+        net = lower_arch(tiny_space, a)
+        prep = prepare(net.kernels, x86, sched)
+        known, _ = kernel_dicts(prep, table)
+        ensure_measured(net, prep, x86, runner, sched, nets, {"arch": a.to_dict()},
+                        sum(k["latency_us"] * k["count"] for k in known))
+    return table, nets, kmap, archs
+
+
+def test_kernel_model_prices_unseen_kernels_and_round_trips(measured, tmp_path):
+    table, _, _, _ = measured
+    rows = sorted(table.rows(), key=lambda r: r["key"])
+    held, train = rows[::4], [r for i, r in enumerate(rows) if i % 4]
+    model = KernelCostModel(n_estimators=200).fit(train)
+    pred = model.predict_us(held)
+    truth = np.array([r["runtime_us_p50"] for r in held])
+    # a useful model: far better than predicting one typical kernel latency for all
+    assert np.median(np.abs(np.log(pred / truth))) < np.median(np.abs(np.log(np.median(truth) / truth)))
+    path = tmp_path / "k.json"
+    model.save(path, table)
+    again = KernelCostModel.load(path, table)
+    np.testing.assert_allclose(again.predict_us(held), pred, rtol=1e-6)
+    # the table changes (a kernel re-measured): the saved model is stale
+    r = rows[0]
+    table2 = LatencyTable(tmp_path / "t2.jsonl")
+    table2.append([{k: v for k, v in x.items() if k != "crc"} for x in rows])
+    table2.append([ok_row(r["key"], {k: r[k] for k in ("name", "args", "bytes", "flops")}, [r["runtime_us_p50"] * 2], 1)])
+    with pytest.raises(StaleModelError, match="refit"):
+        KernelCostModel.load(path, table2)
+
+
+@pytest.mark.parametrize("mode", ["ratio", "additive", "scale"])
+def test_residual_model_fits_saves_and_corrects(measured, tmp_path, mode):
+    table, nets, _, _ = measured
+    X, sums, meas, keys = network_training_set(nets, table)
+    assert X.shape == (5, len(NETWORK_FEATURES)) and len(keys) == 5
+    model = ResidualModel(mode).fit(X, sums, meas)
+    pred = model.predict(X, sums)
+    # after the fit, the typical error on the training networks is no worse than the table sum's
+    assert np.median(np.abs(pred - meas) / meas) <= np.median(np.abs(sums - meas) / meas) + 1e-9
+    path = tmp_path / "r.json"
+    model.save(path, table, keys)
+    np.testing.assert_allclose(ResidualModel.load(path, table).predict(X, sums), pred, rtol=1e-6)
+
+
+def test_predictor_names_estimated_kernels(measured, tiny_space, x86):
+    table, _, _, archs = measured
+    net = lower_arch(tiny_space, archs[0])
+    prep = prepare(net.kernels, x86, ScheduleSource(x86, use_database=False))
+    # hide one of the network's kernels from the model's table: it must be estimated, and said so
+    hidden = prep[0].key
+    rows = [r for r in table.rows() if r["key"] != hidden]
+    partial = LatencyTable(table.path.parent / "partial.jsonl")
+    partial.append([{k: v for k, v in r.items() if k != "crc"} for r in rows])
+    full = LatencyPredictor(partial, KernelCostModel(n_estimators=100).fit(rows)).predict(prep)
+    assert full.estimated == [prep[0].kernel.name] and not full.missing and full.latency_ms > 0
+    bare = LatencyPredictor(partial).predict(prep)
+    assert bare.missing == [prep[0].kernel.name]
+    assert model_paths(table)[0].name == "x86.kernel_model.json"
+
+
+def test_batch_prediction_equals_per_network_prediction(measured, tiny_space, x86):
+    table, nets, kmap, archs = measured
+    X, sums, meas, _ = network_training_set(nets, table)
+    residual = ResidualModel("ratio").fit(X, sums, meas)
+    batch = BatchLatencyPredictor(kmap, table, x86, residual=residual)
+    rng = np.random.default_rng(2)
+    sample = [tiny_space.sample(rng) for _ in range(6)]
+    Xb, sums_b = batch.features(batch.indices(sample))
+    for arch, xb, sb in zip(sample, Xb, sums_b):
+        prep = prepare(lower_arch(tiny_space, arch).kernels, x86, ScheduleSource(x86, use_database=False))
+        known, unknown = kernel_dicts(prep, table)
+        assert not unknown
+        np.testing.assert_allclose(xb, network_feature_vector(known), rtol=1e-9)
+        assert sb == pytest.approx(sum(k["latency_us"] * k["count"] for k in known))
+    single = LatencyPredictor(table, None, residual).predict(prep)
+    assert batch.predict_ms(batch.indices([sample[-1]]))[0] == pytest.approx(single.latency_ms, rel=1e-6)
