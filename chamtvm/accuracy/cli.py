@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             stats["resumed" if r.cached else "trained"] += 1
         return np.array([np.nan if r.accuracy is None else r.accuracy for r in res])
 
-    scale = 1.0 + 1e-3 if DEFAULTS["target"] == "log-error" else None
+    scale = 1.0 if DEFAULTS["target"] == "log-error" else None  # trainers report fractions
     try:
         gp, chosen = sample_and_fit(X, oracle, args.samples, args.strategy, seed=args.seed,
                                     kernel=DEFAULTS["kernel"], acquisition=DEFAULTS["acquisition"],
@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"accuracy predictor for space {space.name!r} on {args.task}: {len(chosen)} architectures "
               f"({stats['trained']} trained now, {stats['resumed']} from {journal.path}, {len(errors)} failed)")
         print(f"  measured accuracy: {yc.min():.4f} .. {yc.max():.4f} (mean {yc.mean():.4f})")
-        print(f"  {cvk} cross-validation: Kendall tau {cv['kendall_tau']:.3f}, RMSE {cv['rmse'] * 100:.2f} points")
+        tau = "undefined (constant predictions)" if cv["kendall_tau"] is None else f"{cv['kendall_tau']:.3f}"
+        print(f"  {cvk} cross-validation: Kendall tau {tau}, RMSE {cv['rmse'] * 100:.2f} points")
         print(f"  predicted best of the pool of {pool_n}: {pred[best]:.4f}  {pool[best].to_json()}")
         print(f"  predictor saved to {model_path}")
         for e in summary["errors"]:

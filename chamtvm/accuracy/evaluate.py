@@ -8,7 +8,8 @@ import numpy as np
 
 
 def kendall_tau(pred, true) -> float:
-    """Kendall tau-b between predicted and true accuracies (1: same ranking)."""
+    """Kendall tau-b between predicted and true accuracies (1: same ranking); NaN when
+    either side is constant (no ranking to compare)."""
     from scipy.stats import kendalltau
 
     return float(kendalltau(np.asarray(pred), np.asarray(true))[0])
@@ -26,7 +27,8 @@ def cross_validate(make: Callable[[], object], X, y, n_folds: int = 5,
 
     ``make()`` returns a fresh unfitted predictor. Returns ``{"kendall_tau", "rmse",
     "n_folds", "n", "predictions"}``; tau and RMSE are computed over all out-of-fold
-    predictions at once (``n`` values).
+    predictions at once (``n`` values); tau is None when the out-of-fold predictions are
+    constant (e.g. the GP explains 2 training points as noise).
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -40,5 +42,6 @@ def cross_validate(make: Callable[[], object], X, y, n_folds: int = 5,
     for fold in folds:
         train = np.setdiff1d(order, fold)
         pred[fold] = make().fit(X[train], y[train]).predict(X[fold])
-    return {"kendall_tau": kendall_tau(pred, y), "rmse": rmse(pred, y), "n_folds": k,
+    tau = kendall_tau(pred, y)
+    return {"kendall_tau": None if np.isnan(tau) else tau, "rmse": rmse(pred, y), "n_folds": k,
             "n": n, "predictions": pred.tolist()}
