@@ -2,7 +2,6 @@
 
 import sys
 
-import numpy as np
 import pytest
 
 from chamtvm.accuracy import CommandTrainer, Journal, ProxyTaskTrainer, train_archs
