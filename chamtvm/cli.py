@@ -199,6 +199,21 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    from .search_job import format_search, run_search
+    from .targets import get_target
+
+    target = get_target(args.target)
+    runner = None if args.no_measure else make_runner(args, target)
+    try:
+        report = run_search(args, target, runner)
+    finally:
+        if runner is not None:
+            runner.close()
+    print(json.dumps(report, indent=1) if args.json else format_search(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chamtvm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -236,6 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.set_defaults(func=cmd_measure)
 
+    p = sub.add_parser("search", help="most accurate network under a latency budget, exported for the target")
+    _add_target_args(p)
+    p.add_argument("--latency-ms", type=float, required=True, help="latency budget in ms on the target")
+    p.add_argument("--space", default="fashion", help="space searched (needs trained architectures in the journal)")
+    p.add_argument("--journal", type=Path, default=None,
+                   help="accuracy journal (default runs/accuracy-fashion-mnist-<space>.jsonl)")
+    p.add_argument("--max-mflops", type=float, default=None, help="optional FLOPs limit (millions)")
+    p.add_argument("--population", type=int, default=200)
+    p.add_argument("--generations", type=int, default=60)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="artefact folder (default runs/search-<target>-<budget>ms)")
+    p.add_argument("--no-measure", action="store_true", help="do not measure the chosen network on the target")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
     # Subcommands of optional subpackages register themselves with add_parser(sub).
     import importlib
 
@@ -251,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .lowering import ModelError
     from .lut import TableError
+    from .search import SearchError
     from .space import SpaceError
     from .targets import TargetError
 
@@ -259,7 +290,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpaceError, TargetError, TableError, ModelError) as e:
+    except (SpaceError, TargetError, TableError, ModelError, SearchError) as e:
         print(f"chamtvm: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,52 @@
+"""Python hooks into existing TVM flows.
+
+    from chamtvm.api import predict_latency
+    pred = predict_latency(mod_or_onnx_path_or_torch_module, "x86", input_shape=(1, 3, 224, 224))
+    pred.latency_ms, pred.kernels        # per-kernel breakdown; pred.estimated: priced by the model
+
+Accepts a Relax ``IRModule`` (before or after fusion), an ONNX file, or a torch module; uses
+the target's latency table and saved models (``luts/``) and its MetaSchedule database
+(``schedules/<target>/`` or ``schedules_dir``, e.g. a database you already have).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .latency_model import FullPrediction
+from .lut import LatencyTable
+from .network import LoweredNetwork, lower_onnx, lower_relax, lower_torch
+from .schedules import ScheduleSource
+from .table_builder import prepare
+from .targets import TargetSpec, get_target
+
+
+def lower_any(model, input_shape=None) -> LoweredNetwork:
+    """Lower a Relax IRModule, an ONNX path, or a torch module (needs ``input_shape``)."""
+    import tvm
+
+    if isinstance(model, tvm.IRModule):
+        return lower_relax(model)
+    if isinstance(model, (str, Path)):
+        return lower_onnx(model, input_shape)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        torch = None
+    if torch is not None and isinstance(model, torch.nn.Module):
+        if input_shape is None:
+            raise ValueError("a torch module needs input_shape, e.g. (1, 3, 224, 224)")
+        return lower_torch(model, input_shape)
+    raise TypeError(f"cannot lower a {type(model).__name__}: pass a tvm.IRModule, an ONNX path or a torch module")
+
+
+def predict_latency(model, target: str | TargetSpec, input_shape=None, luts_dir=None,
+                    schedules_dir=None) -> FullPrediction:
+    """Predicted latency of ``model`` on ``target`` with its per-kernel breakdown."""
+    from .cli import load_predictor
+
+    spec = target if isinstance(target, TargetSpec) else get_target(target)
+    table = LatencyTable.for_target(spec.name, luts_dir)
+    net = lower_any(model, input_shape)
+    sched = ScheduleSource(spec, Path(schedules_dir) / spec.name if schedules_dir else None)
+    return load_predictor(table).predict(prepare(net.kernels, spec, sched))

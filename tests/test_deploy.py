@@ -1,0 +1,111 @@
+"""Hooks into TVM flows and deployment: latency of any model, exported libraries, search CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chamtvm.api import lower_any, predict_latency
+from chamtvm.deploy import export_network
+from chamtvm.model import build_model, input_shape
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = str(REPO / "tests/data/space_tiny3.json")
+
+
+def test_exported_library_runs_with_plain_tvm(tiny_space, tiny_archs, x86, tmp_path):
+    """The .so loads with tvm.runtime.load_module + relax.VirtualMachine, no chamtvm, and
+    computes what the torch model computes; ONNX and torch.export artefacts are written."""
+    import torch
+
+    arch = tiny_archs[2]
+    paths = export_network(tiny_space, arch, x86, tmp_path / "out")
+    assert Path(paths["onnx"]).stat().st_size > 0 and Path(paths["torch_export"]).stat().st_size > 0
+    x = np.random.default_rng(0).standard_normal(input_shape(tiny_space, arch)).astype("float32")
+    code = (
+        "import sys, numpy as np, tvm\n"
+        "from tvm import relax\n"
+        "vm = relax.VirtualMachine(tvm.runtime.load_module(sys.argv[1]), tvm.cpu())\n"
+        "x = np.load(sys.argv[2])\n"
+        "np.save(sys.argv[3], vm['main'](tvm.runtime.tensor(x, tvm.cpu())).numpy())\n"
+    )
+    np.save(tmp_path / "x.npy", x)
+    out = subprocess.run([sys.executable, "-c", code, paths["library"], str(tmp_path / "x.npy"),
+                          str(tmp_path / "y.npy")], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "chamtvm" not in out.stderr
+    ref = build_model(tiny_space, arch)(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ref, rtol=1e-4, atol=1e-4)
+    assert json.loads(Path(paths["arch"]).read_text())["resolution"] == arch.resolution
+
+
+def test_lower_any_accepts_relax_onnx_and_torch(tiny_space, tiny_archs, tmp_path):
+    import torch
+
+    from chamtvm.lowering import from_torch
+
+    arch = tiny_archs[0]
+    model, shape = build_model(tiny_space, arch), input_shape(tiny_space, arch)
+    via_torch = lower_any(model, shape)
+    via_relax = lower_any(from_torch(model, shape))
+    onnx_path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.zeros(*shape),), str(onnx_path), input_names=["x"], opset_version=17, dynamo=False)
+    via_onnx = lower_any(str(onnx_path))
+    assert {k.struct_hash for k in via_torch.kernels} == {k.struct_hash for k in via_relax.kernels}
+    assert len(via_onnx.kernels) == len(via_torch.kernels)
+    with pytest.raises(ValueError, match="input_shape"):
+        lower_any(model)
+    with pytest.raises(TypeError, match="cannot lower"):
+        lower_any(42)
+
+
+def test_predict_latency_of_a_torch_module_with_breakdown(tiny_space, tiny_archs, x86, tmp_path):
+    from chamtvm.lut import LatencyTable
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.schedules import ScheduleSource
+    from chamtvm.table_builder import fill_table, prepare
+
+    arch = tiny_archs[1]
+    model, shape = build_model(tiny_space, arch), input_shape(tiny_space, arch)
+    net = lower_any(model, shape)
+    table = LatencyTable(tmp_path / "x86.jsonl")
+    fill_table(prepare(net.kernels, x86, ScheduleSource(x86, use_database=False)), table, LocalRunner(x86), x86)
+    pred = predict_latency(model, "x86", input_shape=shape, luts_dir=tmp_path)
+    assert pred.latency_ms > 0 and not pred.missing and not pred.estimated
+    assert sum(k["count"] for k in pred.kernels) == sum(k.count for k in net.kernels)
+    assert pred.latency_ms == pytest.approx(sum(k["latency_us"] * k["count"] for k in pred.kernels) / 1e3)
+
+
+def test_search_cli_end_to_end(tiny_space, tmp_path):
+    """tune (table) -> journal of trained archs -> search: constraint met, artefacts, measured."""
+    from chamtvm.accuracy.journal import Journal
+
+    luts = tmp_path / "luts"
+    out = subprocess.run([sys.executable, "-m", "chamtvm", "tune", "--space", TINY, "--trials", "0", "--heldout", "0",
+                          "--train-networks", "3", "--luts-dir", luts, "--no-progress", "--out", tmp_path / "t.json"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    journal = Journal(tmp_path / "acc.jsonl")
+    rng = np.random.default_rng(0)
+    for _ in range(8):  # accuracies of a synthetic task: wider networks are better
+        a = tiny_space.sample(rng)
+        journal.append({"architecture": a.to_dict(), "accuracy": 0.5 + 0.02 * a.stages[1].channels / 8,
+                        "seed": 0, "epochs": 1, "seconds": 0.0, "task": "synthetic", "space": tiny_space.name})
+    args = ["search", "--space", TINY, "--luts-dir", luts, "--journal", tmp_path / "acc.jsonl",
+            "--out", tmp_path / "s", "--population", "40", "--generations", "10", "--json"]
+    fast = subprocess.run([sys.executable, "-m", "chamtvm", *map(str, args), "--latency-ms", "1000"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert fast.returncode == 0, fast.stderr[-2000:]
+    rep = json.loads(fast.stdout)
+    assert rep["best"]["predicted_latency_ms"] <= 1000 and rep["measured"]["latency_ms"] > 0
+    assert Path(rep["artifacts"]["library"]).exists() and Path(rep["artifacts"]["pareto_plot"]).exists()
+    assert rep["search"]["evaluated"] == 40 * 11
+    bad = subprocess.run([sys.executable, "-m", "chamtvm", *map(str, args), "--latency-ms", "0.000001"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "no evaluated network meets the constraints" in bad.stderr
+    neg = subprocess.run([sys.executable, "-m", "chamtvm", *map(str, args), "--latency-ms", "-3"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert neg.returncode == 2 and "positive number" in neg.stderr
