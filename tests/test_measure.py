@@ -64,10 +64,12 @@ def test_table_sum_tracks_measured_latency(filled_table, tiny_space, x86):
         assert pred.complete, pred.missing
         res = measure_network(net, x86, runner)
         assert res.ok, res.error
-        errors.append((pred.latency_ms * 1e3 - res.median_us) / res.median_us)
-    # VM overhead and cache effects are small against these kernels; the residual model
-    # corrects the rest. A wrong count or a missing kernel breaks this bound.
-    assert max(abs(e) for e in errors) < 0.5, errors
+        errors.append(res.median_us / (pred.latency_ms * 1e3))
+    # On an idle machine the table sum is within a few percent (benchmarks/bench_fidelity.py);
+    # the bound here is loose because CI machines are shared and another process on one of
+    # the 2 cores doubles a multi-threaded TVM timing. A kernel counted wrongly or left out
+    # of the sum, or a network built differently from its kernels, breaks it.
+    assert all(0.4 < r < 2.5 for r in errors), errors
 
 
 def test_killed_measuring_process_loses_nothing(tiny_kernels, x86, tmp_path):
