@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,48 +144,18 @@ class LatencyTable:
     # ------------------------------------------------------------------ writing
     def append(self, rows: Iterable[dict]) -> int:
         """Append rows (checksummed, flushed, fsync'ed one by one). Returns how many."""
-        from filelock import FileLock
+        from .jsonl import append_lines
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        n = 0
-        with FileLock(str(self.path) + ".lock"):
-            self._cut_unfinished_tail()
-            with open(self.path, "ab") as f:
-                for row in rows:
-                    row = dict(row)
-                    row.setdefault("measured_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-                    row["crc"] = row_checksum(row)
-                    f.write((json.dumps(row, sort_keys=True) + "\n").encode())
-                    f.flush()
-                    os.fsync(f.fileno())
-                    n += 1
+        def lines():
+            for row in rows:
+                row = dict(row)
+                row.setdefault("measured_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                row["crc"] = row_checksum(row)
+                yield json.dumps(row, sort_keys=True)
+
+        n = append_lines(self.path, lines())
         self.load()
         return n
-
-    def _cut_unfinished_tail(self) -> None:
-        """Drop an unfinished last line left by a writer killed mid-write (never data)."""
-        if not self.path.exists():
-            return
-        size = self.path.stat().st_size
-        if size == 0:
-            return
-        with open(self.path, "rb+") as f:
-            f.seek(max(0, size - 1))
-            if f.read(1) == b"\n":
-                return
-            # find the last newline; everything after it is the unfinished line
-            chunk = 1 << 16
-            pos = size
-            while pos > 0:
-                start = max(0, pos - chunk)
-                f.seek(start)
-                buf = f.read(pos - start)
-                i = buf.rfind(b"\n")
-                if i >= 0:
-                    f.truncate(start + i + 1)
-                    return
-                pos = start
-            f.truncate(0)
 
 
 def ok_row(key: str, base: dict[str, Any], samples_us: list[float], number: int) -> dict:

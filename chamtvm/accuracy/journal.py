@@ -35,11 +35,6 @@ class Journal:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
-    def _lock(self):
-        from filelock import FileLock  # lazy: keeps `import chamtvm.accuracy` cheap
-
-        return FileLock(str(self.path) + ".lock")
-
     def append(self, record: Mapping[str, Any]) -> None:
         """Append one finished record durably (lock, write, flush, fsync)."""
         missing = [f for f in REQUIRED_FIELDS if f not in record]
@@ -48,36 +43,9 @@ class Journal:
         line = json.dumps(dict(record), sort_keys=True, allow_nan=False)
         if "\n" in line:  # json.dumps never emits one; guard the one-record-per-line format
             raise ValueError("journal record serialised with a newline")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock():
-            with open(self.path, "ab+") as f:
-                self._cut_torn_tail(f)
-                f.write(line.encode() + b"\n")
-                f.flush()
-                os.fsync(f.fileno())
+        from ..jsonl import append_lines
 
-    @staticmethod
-    def _cut_torn_tail(f) -> None:
-        """Drop bytes after the last newline: an unfinished write from a killed process."""
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return
-        pos, chunk = size, 4096
-        while pos > 0:
-            start = max(0, pos - chunk)
-            f.seek(start)
-            data = f.read(pos - start)
-            nl = data.rfind(b"\n")
-            if nl >= 0:
-                end = start + nl + 1
-                break
-            pos = start
-        else:
-            end = 0
-        if end != size:
-            f.truncate(end)
-            f.seek(0, os.SEEK_END)
+        append_lines(self.path, [line])
 
     def records(self) -> list[dict]:
         """All finished records, in append order; [] when the file does not exist."""
