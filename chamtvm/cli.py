@@ -182,7 +182,7 @@ def cmd_tune(args) -> int:
     runner = make_runner(args, target)
     cfg = TuneConfig(space=args.space, trials=args.trials, trials_per_kernel=args.trials_per_kernel,
                      heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
-                     residual_mode=args.residual,
+                     residual_mode=args.residual, calibration=not args.no_calibration,
                      luts_dir=_lut_dir(args), schedules_dir=args.schedules_dir,
                      progress=not args.no_progress)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
@@ -230,9 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", type=int, default=20, help="held-out networks measured end to end")
     p.add_argument("--train-networks", type=int, default=10,
                    help="networks measured end to end to train the residual model (0: table sum only)")
-    p.add_argument("--residual", default="ratio", choices=["ratio", "additive", "scale"],
-                   help="residual model: learned ratio, learned relative offset, or one median scale")
+    p.add_argument("--residual", default="scale", choices=["ratio", "additive", "scale"],
+                   help="residual model: one median scale (default: best measured, benchmarks/results/latency_predictor_x86.json), learned ratio, or learned relative offset")
     p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
+    p.add_argument("--no-calibration", action="store_true",
+                   help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
     p.add_argument("--out", type=Path, default=None, help="report JSON path (default runs/tune-<target>.json)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")

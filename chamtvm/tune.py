@@ -3,7 +3,8 @@ then check the table-sum predictor on held-out networks measured end to end.
 
 Steps, each resumable:
   1. coverage   every fused kernel of the space (probe lowering, ``coverage``)
-  2. table      measure the kernels the table lacks (default schedules)
+  2. table      measure the kernels the table lacks (default schedules), plus a fixed
+                calibration sweep of operators outside the space (``calibration``)
   3. tuning     MetaSchedule within ``trials``, most expensive kernels first; the tuned
                 kernels are then measured too (new keys: ``ms-<trace hash>``)
   4. models     the unseen-kernel model (table rows) and the residual model (a few
@@ -49,7 +50,8 @@ class TuneConfig:
     heldout_seed: int = 2026
     train_networks: int = 10
     train_seed: int = 101
-    residual_mode: str = "ratio"
+    residual_mode: str = "scale"
+    calibration: bool = True
     statistic: str = "runtime_us_p50"
     batch_size: int = 48
     luts_dir: Path = LUTS_DIR
@@ -208,6 +210,14 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
 
     prepared = prepare(kernels, target, schedules)
     table_summary = timer.run("table", fill, prepared, f"measuring kernels ({len(kernels)} in space)")
+
+    # 2b. calibration sweep: operator kinds outside the space, for the unseen-kernel model
+    if cfg.calibration:
+        from .calibration import calibration_kernels
+
+        calib = timer.run("calibration", calibration_kernels)
+        timer.run("calibration", fill, prepare(calib, target, schedules),
+                  f"measuring calibration kernels ({len(calib)})")
 
     # 3. tuning, then measure the tuned kernels
     tuned = timer.run("tuning", tune_schedules, kernels, table, target, schedules, cfg, log)

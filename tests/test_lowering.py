@@ -120,3 +120,16 @@ def test_kernels_of_an_architecture_are_known_without_lowering_it(tiny_space):
         arch = tiny_space.sample(rng)
         lowered = {k.struct_hash: k.count for k in lower_arch(tiny_space, arch).kernels}
         assert dict(kmap.arch_kernel_counts(arch)) == lowered
+
+
+def test_calibration_sweep_covers_operator_kinds_outside_the_space():
+    from chamtvm.calibration import calibration_kernels
+    from chamtvm.features import kernel_kind
+
+    kernels = calibration_kernels()
+    kinds = {kernel_kind(k.name, [a.to_list() for a in k.args]) for k in kernels}
+    assert {"conv_kxk", "conv1x1", "depthwise", "pool", "other"} <= kinds
+    dense3x3 = [k for k in kernels if kernel_kind(k.name, [a.to_list() for a in k.args]) == "conv_kxk"
+                and k.args[0].shape[1] >= 48]
+    assert len(dense3x3) >= 10  # the ResNet-style convolutions the space never has
+    assert any("sigmoid" in k.name for k in kernels) and len({k.struct_hash for k in kernels}) == len(kernels)
