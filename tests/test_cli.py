@@ -101,7 +101,7 @@ def test_tune_end_to_end_on_tiny_space(tmp_path):
     pred = chamtvm("predict", REPO / "tests/data/arch_tiny3.json", "--luts-dir", tmp_path / "luts", "--json")
     assert pred.returncode == 0, pred.stderr
     body = json.loads(pred.stdout)
-    assert body["residual"] == "ratio" and body["latency_ms"] > 0 and not body["missing_kernels"]
+    assert body["residual"] == "scale" and body["latency_ms"] > 0 and not body["missing_kernels"]
     again = chamtvm(*args)
     report2 = json.loads((tmp_path / "report.json").read_text())
     assert again.returncode == 0 and report2["table"]["measured_now"] == 0

@@ -85,7 +85,7 @@ def test_search_cli_end_to_end(tiny_space, tmp_path):
 
     luts = tmp_path / "luts"
     out = subprocess.run([sys.executable, "-m", "chamtvm", "tune", "--space", TINY, "--trials", "0", "--heldout", "0",
-                          "--train-networks", "3", "--luts-dir", luts, "--no-progress", "--out", tmp_path / "t.json"],
+                          "--train-networks", "3", "--no-calibration", "--luts-dir", luts, "--no-progress", "--out", tmp_path / "t.json"],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     journal = Journal(tmp_path / "acc.jsonl")
