@@ -42,12 +42,12 @@ from chamtvm.latency_model import KernelCostModel, ResidualModel, kernel_dicts  
 from chamtvm.lut import LatencyTable  # noqa: E402
 from chamtvm.measure.local import LocalRunner  # noqa: E402
 from chamtvm.metrics import fidelity  # noqa: E402
-from chamtvm.network import lower_arch, lower_onnx  # noqa: E402
+from chamtvm.network import lower_onnx  # noqa: E402
 from chamtvm.schedules import ScheduleSource  # noqa: E402
 from chamtvm.space import SearchSpace  # noqa: E402
 from chamtvm.table_builder import fill_table, prepare  # noqa: E402
 from chamtvm.targets import get_target  # noqa: E402
-from chamtvm.tune import ensure_measured, network_table, progress_bar  # noqa: E402
+from chamtvm.tune import TuneConfig, ensure_measured, measure_archs, network_table, progress_bar  # noqa: E402
 
 KS = (5, 10, 20, 30, 50)
 
@@ -55,24 +55,16 @@ KS = (5, 10, 20, 30, 50)
 def measure_set(archs, space, target, runner, sched, table, nets, desc):
     """Per arch: encoding, FLOPs, network features, table sum (us), measured (us), IQR %."""
     out = []
-    bar = progress_bar(len(archs), desc)
-    for arch in archs:
-        net = lower_arch(space, arch)
-        prep = prepare(net.kernels, target, sched)
-        known, unknown = kernel_dicts(prep, table)
-        if unknown:
-            fill_table(prep, table, runner, target)
-            known, unknown = kernel_dicts(prep, table)
-        tsum = sum(k["latency_us"] * k["count"] for k in known)
-        row = ensure_measured(net, prep, target, runner, sched, nets, {"arch": arch.to_dict(), "space": space.name}, tsum)
-        bar.update(1)
-        if row is None or row.get("status") != "ok":
+    for m in measure_archs(space, archs, target, runner, sched, table, nets, desc, TuneConfig()):
+        if m.row is None or m.row.get("status") != "ok":
             continue
-        s = np.asarray(row["runtime_us_samples"])
-        out.append({"enc": space.encode(arch), "flops": sum(k.flops * k.count for k in net.kernels if k.flops == k.flops),
-                    "X": network_feature_vector(known), "table_sum_us": tsum, "measured_us": row["runtime_us_p50"],
+        known, _ = kernel_dicts(m.prepared, table)
+        s = np.asarray(m.row["runtime_us_samples"])
+        out.append({"enc": space.encode(m.arch),
+                    "flops": sum(k.flops * k.count for k in m.net.kernels if k.flops == k.flops),
+                    "X": network_feature_vector(known), "table_sum_us": m.table_sum.latency_ms * 1e3,
+                    "measured_us": m.row["runtime_us_p50"],
                     "iqr_pct": float(100 * (np.percentile(s, 75) - np.percentile(s, 25)) / np.median(s))})
-    bar.close()
     return out
 
 
@@ -106,11 +98,19 @@ def main() -> int:
     ap.add_argument("--resolutions", default="48,64,96", help="out-of-space ONNX input sizes")
     ap.add_argument("--luts-dir", type=Path, default=REPO / "luts")
     ap.add_argument("--no-calibration", action="store_true", help="kernel model without the calibration sweep")
+    ap.add_argument("--tracker", default=None, help="HOST:PORT of a TVM RPC tracker (remote targets)")
+    ap.add_argument("--key", default=None, help="RPC device key (default: the target's)")
     args = ap.parse_args()
     t_start = time.time()
 
     target = get_target(args.target)
-    runner = LocalRunner(target)
+    if args.tracker:
+        from chamtvm.measure.rpc import RPCRunner
+
+        host, port = args.tracker.rsplit(":", 1)
+        runner = RPCRunner(target, host, int(port), args.key or target.rpc_key)
+    else:
+        runner = LocalRunner(target)
     sched = ScheduleSource(target)
     space = SearchSpace.load(args.space)
     table = LatencyTable.for_target(target.name, args.luts_dir)
@@ -145,7 +145,8 @@ def main() -> int:
                             for key in ("within_5pct", "within_10pct", "mape_pct", "kendall_tau")}
 
     # full predictor at 30 networks: residual choice by the curves (best mean MAPE at k=30)
-    k_full = min(30, len(train))
+    k_full = max(k for k in KS if k <= len(train))  # the largest training set of the curves, at most 30
+    k_full = min(k_full, 30)
     best_mode = min(("table_scale", "table_ratio", "table_additive"),
                     key=lambda m: curves[m][k_full]["mape_pct"]["mean"] if k_full in curves[m] else 1e9)
     mode = {"table_scale": "scale", "table_ratio": "ratio", "table_additive": "additive"}[best_mode]
@@ -246,7 +247,7 @@ def main() -> int:
         ax[1].set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured ms", ylabel="predicted ms",
                   title="out-of-space ONNX networks (unseen kernels estimated)")
     emu = " (EMULATION timings)" if runner.emulated else ""
-    fig.suptitle(f"Latency prediction on {runner.label}{emu}")
+    fig.suptitle(f"Latency prediction on {runner.label}{emu}", fontsize=9, wrap=True)
     fig.tight_layout()
     fig.savefig(REPO / f"benchmarks/results/latency_predictor_{target.name}{suffix}.png", dpi=110)
 

@@ -109,6 +109,39 @@ def ensure_measured(net, prepared, target: TargetSpec, runner: Runner, schedules
 
 
 @dataclass
+class MeasuredArch:
+    """One architecture lowered, predicted from the table and measured end to end."""
+
+    arch: object
+    net: object
+    prepared: list
+    table_sum: object  # predict.Prediction
+    row: dict | None   # the network row (status ok or failed), None if never measured
+
+
+def measure_archs(space, archs, target: TargetSpec, runner: Runner, schedules: ScheduleSource,
+                  table: LatencyTable, nets_table: LatencyTable, desc: str, cfg: "TuneConfig",
+                  prefix: str = "net") -> list[MeasuredArch]:
+    """Lower each architecture, measure any kernel the table lacks (never guess), and
+    measure the network end to end unless the journal has it."""
+    out = []
+    bar = progress_bar(len(archs), desc, cfg.progress)
+    for i, arch in enumerate(archs):
+        net = lower_arch(space, arch, f"{prefix}{i}")
+        prep = prepare(net.kernels, target, schedules)
+        pred = table_sum(prep, table, cfg.statistic)
+        if pred.missing:
+            fill_table(prep, table, runner, target, cfg.batch_size)
+            pred = table_sum(prep, table, cfg.statistic)
+        row = ensure_measured(net, prep, target, runner, schedules, nets_table,
+                              {"arch": arch.to_dict(), "space": space.name}, pred.latency_ms * 1e3)
+        out.append(MeasuredArch(arch, net, prep, pred, row))
+        bar.update(1)
+    bar.close()
+    return out
+
+
+@dataclass
 class FittedModels:
     predictor: object
     residual: object
@@ -132,21 +165,9 @@ def fit_models(space, table: LatencyTable, nets_table: LatencyTable, target: Tar
     if cfg.train_networks >= 2:
         rng = np.random.default_rng(cfg.train_seed)
         archs = [space.sample(rng) for _ in range(cfg.train_networks)]
-        keys = []
-        bar = progress_bar(len(archs), "training networks for the residual (measure)", cfg.progress)
-        for i, arch in enumerate(archs):
-            net = lower_arch(space, arch, f"train{i}")
-            prep = prepare(net.kernels, target, schedules)
-            pred = table_sum(prep, table, cfg.statistic)
-            if pred.missing:
-                fill_table(prep, table, runner, target, cfg.batch_size)
-                pred = table_sum(prep, table, cfg.statistic)
-            row = ensure_measured(net, prep, target, runner, schedules, nets_table,
-                                  {"arch": arch.to_dict(), "space": space.name}, pred.latency_ms * 1e3)
-            if row is not None and row.get("status") == "ok":
-                keys.append(row["key"])
-            bar.update(1)
-        bar.close()
+        measured = measure_archs(space, archs, target, runner, schedules, table, nets_table,
+                                 "training networks for the residual (measure)", cfg, "train")
+        keys = [m.row["key"] for m in measured if m.row is not None and m.row.get("status") == "ok"]
         X, sums, meas, all_keys = network_training_set(nets_table, table, target.fingerprint)
         pick = [i for i, k in enumerate(all_keys) if k in set(keys)]
         if len(pick) >= 2:
@@ -233,27 +254,18 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
     rng = np.random.default_rng(cfg.heldout_seed)
     archs = [space.sample(rng) for _ in range(cfg.heldout)]
     results = []
-    bar = progress_bar(len(archs), "held-out networks (predict + measure)", cfg.progress)
-    for i, arch in enumerate(archs):
-        net = timer.run("heldout_lower", lower_arch, space, arch, f"heldout{i}")
-        prep = prepare(net.kernels, target, schedules)
-        pred = table_sum(prep, table, cfg.statistic)
-        if pred.missing:  # kernels outside the covered set: measure them now, never guess
-            timer.run("table", fill_table, prep, table, runner, target, cfg.batch_size)
-            pred = table_sum(prep, table, cfg.statistic)
-        row = timer.run("heldout_measure", ensure_measured, net, prep, target, runner, schedules,
-                        nets_table, {"arch": arch.to_dict(), "space": space.name},
-                        pred.latency_ms * 1e3)
+    measured = timer.run("heldout", measure_archs, space, archs, target, runner, schedules, table, nets_table,
+                         "held-out networks (predict + measure)", cfg, "heldout")
+    for m in measured:
+        row = m.row
         if row is not None and row.get("status") == "ok":
-            full = models.predictor.predict(prep)
-            results.append({"name": net.name, "key": row["key"], "arch": arch.to_dict(),
-                            "predicted_ms": full.latency_ms, "table_sum_ms": pred.latency_ms,
+            full = models.predictor.predict(m.prepared)
+            results.append({"name": m.net.name, "key": row["key"], "arch": m.arch.to_dict(),
+                            "predicted_ms": full.latency_ms, "table_sum_ms": m.table_sum.latency_ms,
                             "measured_ms": row["runtime_us_p50"] / 1e3,
                             "measured_spread_pct": 100 * (row["runtime_us_max"] - row["runtime_us_min"]) / row["runtime_us_p50"],
                             "error_pct": 100 * (full.latency_ms * 1e3 - row["runtime_us_p50"]) / row["runtime_us_p50"],
-                            "kernels": len(prep), "missing_kernels": len(pred.missing)})
-        bar.update(1)
-    bar.close()
+                            "kernels": len(m.prepared)})
 
     report = {
         "target": target.name,
