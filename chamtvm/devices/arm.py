@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .procs import DeviceGroup, ManagedProcess, cache_dir, free_port_range
+from .procs import DeviceGroup, ManagedProcess, cache_dir
 
 QEMU = "qemu-aarch64-static"
 SUITE = "bookworm"
@@ -216,28 +216,23 @@ class ArmEmulation:
     def start_servers(self, tracker: tuple[str, int], key: str = "arm", n: int = 1,
                       wait: bool = True, timeout_s: float = 240.0) -> DeviceGroup:
         """Start ``n`` emulated aarch64 RPC servers registered under ``key``."""
-        from .local import SERVER_PORTS, _log_path, count_servers, server_command, supervised, wait_for_servers
+        from .local import _log_path, server_command, start_servers, supervised
 
         if not self.ready():
             raise EmulationError(f"the arm64 userland is not set up under {self.root}; run "
                                  f"`python -m chamtvm device emulate-arm` (it sets up first)")
         self._write_shim()
+
+        def start_one(port: int) -> ManagedProcess:
+            name = f"arm-{key}-{port}"
+            argv = server_command(tracker, key, port, python=str(self.wrapper),
+                                  script=str(self.shim / "chamtvm_rpc_server.py"),
+                                  device_info=self.device_info())
+            return ManagedProcess.start(name, supervised(argv, name), env=self.env(),
+                                        log=_log_path(name), cwd=str(self.root))
+
         group = DeviceGroup(tracker=tracker, key=key, emulated=True)
-        try:
-            before = count_servers(*tracker, key) if wait else 0
-            for _ in range(n):
-                port = free_port_range(SERVER_PORTS + 1)
-                name = f"arm-{key}-{port}"
-                argv = server_command(tracker, key, port, python=str(self.wrapper),
-                                      script=str(self.shim / "chamtvm_rpc_server.py"),
-                                      device_info=self.device_info())
-                group.add(ManagedProcess.start(name, supervised(argv, name), env=self.env(),
-                                               log=_log_path(name), cwd=str(self.root)))
-            if wait:
-                wait_for_servers(*tracker, key, before + n, timeout_s, group.processes)
-        except BaseException:
-            group.stop()
-            raise
+        start_servers(group, n, start_one, wait, timeout_s)
         return group
 
 

@@ -117,6 +117,22 @@ def supervised(argv: list[str], name: str) -> list[str]:
     return [sys.executable, "-m", "chamtvm.devices.supervise", "--name", name, "--", *argv]
 
 
+def start_servers(group: DeviceGroup, n: int, start_one, wait: bool, timeout_s: float) -> DeviceGroup:
+    """Add ``n`` servers made by ``start_one(port)`` to ``group``; with ``wait``, return once
+    the tracker lists them all. On any failure the whole group is stopped."""
+    tracker, key = group.tracker, group.key
+    try:
+        before = count_servers(*tracker, key) if wait else 0
+        for _ in range(n):
+            group.add(start_one(free_port_range(SERVER_PORTS + 1)))
+        if wait:
+            wait_for_servers(*tracker, key, before + n, timeout_s, group.processes)
+    except BaseException:
+        group.stop()
+        raise
+    return group
+
+
 def start_x86_server(tracker: tuple[str, int] | DeviceGroup, key: str, n: int = 1,
                      wait: bool = True, timeout_s: float = 60.0, restart: bool = True) -> DeviceGroup:
     """Start ``n`` native RPC servers on 127.0.0.1 registered with ``tracker`` under ``key``.
@@ -125,19 +141,14 @@ def start_x86_server(tracker: tuple[str, int] | DeviceGroup, key: str, n: int = 
     ``restart=False``). With ``wait`` this returns once all ``n`` are registered."""
     if isinstance(tracker, DeviceGroup):
         tracker = tracker.tracker
+    cwd = str(Path(__file__).resolve().parents[2])
+
+    def start_one(port: int) -> ManagedProcess:
+        name = f"x86-{key}-{port}"
+        argv = server_command(tracker, key, port)
+        return ManagedProcess.start(name, supervised(argv, name) if restart else argv,
+                                    env=_env(), log=_log_path(name), cwd=cwd)
+
     group = DeviceGroup(tracker=tracker, key=key)
-    try:
-        before = count_servers(*tracker, key) if wait else 0
-        for _ in range(n):
-            port = free_port_range(SERVER_PORTS + 1)
-            name = f"x86-{key}-{port}"
-            argv = server_command(tracker, key, port)
-            group.add(ManagedProcess.start(name, supervised(argv, name) if restart else argv,
-                                           env=_env(), log=_log_path(name),
-                                           cwd=str(Path(__file__).resolve().parents[2])))
-        if wait:
-            wait_for_servers(*tracker, key, before + n, timeout_s, group.processes)
-    except BaseException:
-        group.stop()
-        raise
+    start_servers(group, n, start_one, wait, timeout_s)
     return group
