@@ -41,12 +41,15 @@ def lower_any(model, input_shape=None) -> LoweredNetwork:
 
 
 def predict_latency(model, target: str | TargetSpec, input_shape=None, luts_dir=None,
-                    schedules_dir=None) -> FullPrediction:
-    """Predicted latency of ``model`` on ``target`` with its per-kernel breakdown."""
+                    schedules_dir=None, residual_space: str | None = None) -> FullPrediction:
+    """Predicted latency of ``model`` on ``target`` with its per-kernel breakdown.
+
+    The table sum (unseen kernels priced by the kernel model); ``residual_space`` also
+    applies the residual learned on that space's networks (for models of that family)."""
     from .cli import load_predictor
 
     spec = target if isinstance(target, TargetSpec) else get_target(target)
     table = LatencyTable.for_target(spec.name, luts_dir)
     net = lower_any(model, input_shape)
     sched = ScheduleSource(spec, Path(schedules_dir) / spec.name if schedules_dir else None)
-    return load_predictor(table).predict(prepare(net.kernels, spec, sched))
+    return load_predictor(table, space=residual_space).predict(prepare(net.kernels, spec, sched))

@@ -24,6 +24,16 @@ def _tracker(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _budgets(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budgets must be comma-separated numbers of ms, got {text!r}") from None
+    if not values or any(not (v > 0) or v == float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"every budget must be a positive number of ms, got {text!r}")
+    return values
+
+
 def _add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="x86", help="registered target name (see `chamtvm targets`)")
     p.add_argument("--tracker", type=_tracker, default=None,
@@ -91,12 +101,12 @@ def _lut_dir(args):
     return args.luts_dir or LUTS_DIR
 
 
-def load_predictor(table, log=None):
-    """The table's latency predictor with its saved models; stale or missing ones are left
-    out (and said so through ``log``)."""
+def load_predictor(table, log=None, space: str | None = None):
+    """The table's latency predictor with its saved models (the residual of ``space``'s
+    networks when given); stale or missing ones are left out (and said so through ``log``)."""
     from .latency_model import KernelCostModel, LatencyPredictor, ResidualModel, StaleModelError, model_paths
 
-    kernel_path, residual_path = model_paths(table)
+    kernel_path, residual_path = model_paths(table, space)
     models = {}
     for name, cls, path in (("kernel model", KernelCostModel, kernel_path), ("residual", ResidualModel, residual_path)):
         if Path(str(path) + ".meta.json").exists():
@@ -125,7 +135,7 @@ def cmd_predict(args) -> int:
         out = {"model": str(args.model), "target": target.name, "table": str(table.path), **pred.to_dict()}
         complete = pred.complete
     else:
-        full = load_predictor(table, log=lambda m: print(m, file=sys.stderr)).predict(prepared)
+        full = load_predictor(table, log=lambda m: print(m, file=sys.stderr), space=net.space).predict(prepared)
         out = {"model": str(args.model), "target": target.name, "table": str(table.path), **full.to_dict()}
         complete = not full.missing
     if args.json:
@@ -184,7 +194,9 @@ def cmd_tune(args) -> int:
                      heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
                      residual_mode=args.residual, calibration=not args.no_calibration,
                      luts_dir=_lut_dir(args), schedules_dir=args.schedules_dir,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, task=args.task, train_command=args.train_command,
+                     accuracy_samples=args.accuracy_samples, budgets_ms=args.budgets_ms,
+                     search_seed=args.seed)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     with runner:
         report = run_tune(target, runner, cfg, log=log)
@@ -222,9 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_targets)
 
-    p = sub.add_parser("tune", help="build the latency table and schedules, check it on held-out networks")
+    p = sub.add_parser("tune", help="the main job: latency table, schedules and predictor, accuracy predictor, "
+                                    "search at a few budgets, export")
     _add_target_args(p)
-    p.add_argument("--space", default="small", help="bundled space name or space JSON file")
+    p.add_argument("--space", default="fashion", help="bundled space name or space JSON file (default: fashion, "
+                                                      "the space of the built-in task)")
     p.add_argument("--trials", type=int, default=64, help="total MetaSchedule trials (0: no tuning)")
     p.add_argument("--trials-per-kernel", type=int, default=16)
     p.add_argument("--heldout", type=int, default=20, help="held-out networks measured end to end")
@@ -235,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
+    p.add_argument("--task", default="fashion-mnist", choices=["fashion-mnist", "digits", "command", "none"],
+                   help="task of the accuracy predictor (none: stop after the latency steps)")
+    p.add_argument("--command", dest="train_command", default=None,
+                   help="with --task command: trainer command (gets the arch JSON path, prints the accuracy)")
+    p.add_argument("--accuracy-samples", type=int, default=20, help="architectures trained for the accuracy predictor")
+    p.add_argument("--budgets-ms", type=_budgets, default=None,
+                   help="comma-separated latency budgets in ms (default: 25/50/75%% quantiles of the space's "
+                        "predicted latencies on the target)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search")
     p.add_argument("--out", type=Path, default=None, help="report JSON path (default runs/tune-<target>.json)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -259,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default="fashion", help="space searched (needs trained architectures in the journal)")
     p.add_argument("--journal", type=Path, default=None,
                    help="accuracy journal (default runs/accuracy-fashion-mnist-<space>.jsonl)")
-    p.add_argument("--max-mflops", type=float, default=None, help="optional FLOPs limit (millions)")
+    p.add_argument("--max-mflops", type=float, default=None,
+                   help="optional limit on multiply-accumulates per image (millions)")
+    p.add_argument("--max-mparams", type=float, default=None, help="optional limit on parameters (millions)")
     p.add_argument("--population", type=int, default=200)
     p.add_argument("--generations", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)

@@ -292,8 +292,12 @@ def network_training_set(nets: LatencyTable, table: LatencyTable, target_fingerp
     return np.array(X), np.array(sums), np.array(meas), keys
 
 
-def model_paths(table: LatencyTable) -> tuple[Path, Path]:
-    """Where the kernel model and the residual model of a table are saved."""
+def model_paths(table: LatencyTable, space: str | None = None) -> tuple[Path, Path]:
+    """Where the kernel model of a table and the residual model of one space's networks on
+    it are saved: ``<target>.kernel_model.json`` and ``<target>.<space>.residual.json``
+    (a residual is learned on one family of networks and applies to that family; without
+    ``space``, ``<target>.residual.json``, which no step writes)."""
     stem = table.path.with_suffix("")
-    return Path(f"{stem}.kernel_model.json"), Path(f"{stem}.residual.json")
+    residual = f"{stem}.{space}.residual.json" if space else f"{stem}.residual.json"
+    return Path(f"{stem}.kernel_model.json"), Path(residual)
 

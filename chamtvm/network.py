@@ -25,6 +25,7 @@ class LoweredNetwork:
     fused: object
     kernels: list[Kernel]
     inputs: list[ArgSpec]
+    space: str | None = None  # the space name when built from an architecture
 
 
 def lower_relax(mod, name: str = "relax") -> LoweredNetwork:
@@ -44,7 +45,9 @@ def lower_torch(module, input_shape, name: str = "torch") -> LoweredNetwork:
 def lower_arch(space: SearchSpace, arch: Arch, name: str = "arch") -> LoweredNetwork:
     from .model import build_model, input_shape
 
-    return lower_torch(build_model(space, arch), input_shape(space, arch), name)
+    net = lower_torch(build_model(space, arch), input_shape(space, arch), name)
+    net.space = space.name
+    return net
 
 
 def lower_onnx(path: str | Path, shape=None) -> LoweredNetwork:

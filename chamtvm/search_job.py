@@ -1,9 +1,10 @@
 """``chamtvm search``: the most accurate network of a space under a latency budget on a target.
 
 Latency: the target's table (kernels the table lacks are priced by the saved kernel
-model) corrected by the saved residual, for every candidate at once
-(``batch_predict``). Accuracy: a Gaussian process fitted on the trained architectures of
-the space in the accuracy journal (``chamtvm accuracy``), on the architecture encoding.
+model) corrected by the space's saved residual, for every candidate at once
+(``batch_predict``). Accuracy: the Gaussian process of ``chamtvm accuracy``, refitted on
+every trained architecture of the space in the accuracy journal, on the same features
+(encoding plus log parameters and log MACs, computed in closed form for whole batches).
 Then a genetic search, export of the best network (``deploy``), a Pareto plot, and a
 measurement of the chosen network on the target: predicted vs measured.
 """
@@ -12,110 +13,154 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .search import SearchError, genetic_search
+from .search import SearchError, SearchResult, genetic_search
 from .space import Arch, SearchSpace
 
 
 def fit_accuracy_predictor(space: SearchSpace, journal_path: Path, seed: int = 0):
-    """GP on ``space.encode`` of the journal's trained architectures of ``space``."""
-    from .accuracy.journal import Journal
-    from .accuracy.predictor import GPPredictor
+    """``(gp, n_architectures, protocol)`` from the journal (SearchError when unusable)."""
+    from .accuracy.build import fit_from_journal
 
-    if not journal_path.exists():
-        raise SearchError(f"no accuracy journal at {journal_path}: train some architectures of space "
-                          f"{space.name!r} first, e.g. python -m chamtvm accuracy --space {space.name} --samples 20")
-    X, y = [], []
-    for rec in Journal(journal_path).records():
-        if rec.get("space", space.name) != space.name:
-            continue
-        arch = Arch.from_dict(rec["architecture"])
-        X.append(space.encode(arch))
-        y.append(float(rec["accuracy"]))
-    if len(y) < 3:
-        raise SearchError(f"{journal_path} holds {len(y)} trained architectures of space {space.name!r}; "
-                          f"the accuracy predictor needs at least 3")
-    return GPPredictor(random_state=seed).fit(np.array(X), np.array(y)), len(y)
+    try:
+        return fit_from_journal(space, Path(journal_path), seed=seed)
+    except ValueError as e:
+        raise SearchError(str(e)) from None
 
 
-def run_search(args, target, runner) -> dict:
+@dataclass
+class SearchContext:
+    """Everything a search on one target needs, loaded once: predictors and kernel map."""
+
+    space: SearchSpace
+    target: object
+    table: object
+    schedules: object
+    latency: object        # LatencyPredictor (table + saved models)
+    batch: object          # BatchLatencyPredictor
+    gp: object
+    n_trained: int
+    protocol: dict
+    journal: Path
+
+    def accuracy(self, indices: np.ndarray) -> np.ndarray:
+        """Predicted accuracy (fraction) of each row of choice indices, shape (N,)."""
+        from .accuracy.features import accuracy_features
+
+        return self.gp.predict(accuracy_features(self.space, indices))
+
+    def mflops(self, indices: np.ndarray) -> np.ndarray:
+        """Multiply-accumulates of each row in millions, shape (N,)."""
+        from .accuracy.features import arch_costs
+
+        return arch_costs(self.space, indices)[:, 1] / 1e6
+
+    def mparams(self, indices: np.ndarray) -> np.ndarray:
+        """Parameters of each row in millions, shape (N,)."""
+        from .accuracy.features import arch_costs
+
+        return arch_costs(self.space, indices)[:, 0] / 1e6
+
+    def search(self, budget_ms: float, seed: int = 0, population: int = 200, generations: int = 60,
+               max_mflops: float | None = None, max_mparams: float | None = None) -> SearchResult:
+        """Genetic search under ``budget_ms`` (and optional MAC / parameter limits, millions)."""
+        constraints = {}
+        for name, fn, bound in (("mflops", self.mflops, max_mflops), ("mparams", self.mparams, max_mparams)):
+            if bound is not None:
+                if not bound > 0:
+                    raise SearchError(f"--max-{name} must be a positive number, got {bound}")
+                constraints[name] = (fn, bound)
+        return genetic_search(self.space, self.accuracy, self.batch.predict_ms, budget_ms,
+                              np.random.default_rng(seed), population=population, generations=generations,
+                              constraints=constraints)
+
+    def latency_range_ms(self, n: int = 2000, seed: int = 0) -> np.ndarray:
+        """Predicted latencies (ms) of ``n`` seeded uniform samples of the space, shape (n,)."""
+        rng = np.random.default_rng(seed)
+        sizes = np.array([len(c) for _, c in self.space.dimensions()])
+        return self.batch.predict_ms((rng.random((n, len(sizes))) * sizes).astype(np.int64))
+
+
+def search_context(space: SearchSpace, target, luts_dir: Path, schedules_dir: Path | None,
+                   journal: Path, seed: int = 0) -> SearchContext:
+    """Load the table, saved latency models, schedules and accuracy journal of a search."""
     from .batch_predict import BatchLatencyPredictor
     from .cli import load_predictor
     from .coverage import space_kernel_map
-    from .deploy import export_network
-    from .lut import LUTS_DIR, LatencyTable
-    from .network import lower_arch, measure_network
+    from .lut import LatencyTable
     from .schedules import ScheduleSource
+
+    table = LatencyTable.for_target(target.name, luts_dir)
+    if len(table) == 0:
+        raise SearchError(f"the latency table {table.path} is empty: build it first with "
+                          f"python -m chamtvm tune --target {target.name} --space {space.name}")
+    gp, n_trained, protocol = fit_accuracy_predictor(space, journal, seed)
+    sched = ScheduleSource(target, schedules_dir and Path(schedules_dir) / target.name)
+    models = load_predictor(table, space=space.name)
+    batch = BatchLatencyPredictor(space_kernel_map(space), table, target, sched, models.kernel_model,
+                                  models.residual)
+    return SearchContext(space, target, table, sched, models, batch, gp, n_trained, protocol, Path(journal))
+
+
+def result_dict(ctx: SearchContext, result: SearchResult) -> dict:
+    """JSON form of a search result: best and Pareto front with predicted figures."""
+    best = ctx.space.from_indices(result.best_indices)
+    return {"best": {"architecture": best.to_dict(), "predicted_accuracy": result.best_accuracy,
+                     "predicted_latency_ms": result.best_latency_ms},
+            "pareto": [{"architecture": ctx.space.from_indices(i).to_dict(), "predicted_accuracy": float(a),
+                        "predicted_latency_ms": float(lt)}
+                       for i, a, lt in zip(result.pareto_indices, result.pareto_accuracy, result.pareto_latency_ms)]}
+
+
+def run_search(args, target, runner) -> dict:
+    from .accuracy.build import default_journal
+    from .deploy import export_network
+    from .lut import LUTS_DIR
+    from .network import lower_arch, measure_network
     from .table_builder import prepare
 
     t0 = time.time()
     space = SearchSpace.load(args.space)
-    table = LatencyTable.for_target(target.name, args.luts_dir or LUTS_DIR)
-    if len(table) == 0:
-        raise SearchError(f"the latency table {table.path} is empty: build it first with "
-                          f"python -m chamtvm tune --target {target.name} --space {args.space}")
-    journal = args.journal or Path("runs") / f"accuracy-fashion-mnist-{space.name}.jsonl"
-    gp, n_trained = fit_accuracy_predictor(space, Path(journal), args.seed)
-    sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
-    models = load_predictor(table)
-    kmap = space_kernel_map(space)
-    batch = BatchLatencyPredictor(kmap, table, target, sched, models.kernel_model, models.residual)
-    sizes = np.array([len(c) for _, c in space.dimensions()])
-    scale = np.maximum(sizes - 1, 1)
-
-    def accuracy(idx):
-        return gp.predict(idx / scale)
-
-    constraints = {}
-    if args.max_mflops:
-        def mflops(idx):
-            from .features import NETWORK_FEATURES
-
-            X, _ = batch.features(idx)
-            return np.expm1(X[:, NETWORK_FEATURES.index("log_flops")]) / 1e6
-
-        constraints["mflops"] = (mflops, args.max_mflops)
+    journal = args.journal or default_journal("fashion-mnist", space)
+    ctx = search_context(space, target, args.luts_dir or LUTS_DIR, args.schedules_dir, journal, args.seed)
     t_search = time.time()
-    result = genetic_search(space, accuracy, batch.predict_ms, args.latency_ms, np.random.default_rng(args.seed),
-                            population=args.population, generations=args.generations, constraints=constraints)
+    result = ctx.search(args.latency_ms, args.seed, args.population, args.generations, args.max_mflops,
+                        args.max_mparams)
     search_s = time.time() - t_search
     best = space.from_indices(result.best_indices)
     out = Path(args.out or Path("runs") / f"search-{target.name}-{args.latency_ms:g}ms")
-    paths = export_network(space, best, target, out, sched, space_ref=str(args.space))
+    paths = export_network(space, best, target, out, ctx.schedules, space_ref=str(args.space))
 
     report = {
         "target": target.name, "space": space.name, "latency_budget_ms": args.latency_ms,
         "device_label": runner.label if runner else None, "emulated": bool(runner and runner.emulated),
-        "best": {"architecture": best.to_dict(), "predicted_accuracy": result.best_accuracy,
-                 "predicted_latency_ms": result.best_latency_ms},
-        "accuracy_predictor": {"trained_architectures": n_trained, "journal": str(journal)},
-        "latency_predictor": {"residual": models.residual.mode if models.residual else "none",
-                              "estimated_kernels": batch.estimated_kernels},
+        **result_dict(ctx, result),
+        "accuracy_predictor": {"trained_architectures": ctx.n_trained, "journal": str(journal), **ctx.protocol},
+        "latency_predictor": {"residual": ctx.latency.residual.mode if ctx.latency.residual else "none",
+                              "estimated_kernels": ctx.batch.estimated_kernels},
         "search": {"evaluated": result.evaluated, "feasible": result.feasible, "seconds": round(search_s, 2),
                    "population": args.population, "generations": args.generations, "seed": args.seed},
-        "pareto": [{"architecture": space.from_indices(i).to_dict(), "predicted_accuracy": float(a),
-                    "predicted_latency_ms": float(lt)}
-                   for i, a, lt in zip(result.pareto_indices, result.pareto_accuracy, result.pareto_latency_ms)],
         "artifacts": paths,
     }
     if runner is not None and not args.no_measure:
         net = lower_arch(space, best, "best")
-        full = models.predict(prepare(net.kernels, target, sched))
-        res = measure_network(net, target, runner, sched)
+        full = ctx.latency.predict(prepare(net.kernels, target, ctx.schedules))
+        res = measure_network(net, target, runner, ctx.schedules)
         report["measured"] = {"latency_ms": res.median_us / 1e3 if res.ok else None, "error": res.error,
                               "predicted_latency_ms": full.latency_ms,
                               "error_pct": 100 * (full.latency_ms * 1e3 / res.median_us - 1) if res.ok else None}
-    _pareto_plot(report, out / "pareto.png")
+    pareto_plot(report, out / "pareto.png")
     report["artifacts"]["pareto_plot"] = str(out / "pareto.png")
     report["seconds"] = round(time.time() - t0, 1)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     return report
 
 
-def _pareto_plot(report: dict, path: Path) -> None:
+def pareto_plot(report: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

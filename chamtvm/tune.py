@@ -1,5 +1,7 @@
-"""The main job: build (or resume) a target's latency table and schedules for a space,
-then check the table-sum predictor on held-out networks measured end to end.
+"""The main job: build (or resume) a target's latency table, schedules and latency
+predictor for a space and check them on held-out networks measured end to end; then
+(``adapt``) build the accuracy predictor on the task, search at a few latency budgets
+and export and measure the chosen networks.
 
 Steps, each resumable:
   1. coverage   every fused kernel of the space (probe lowering, ``coverage``)
@@ -11,7 +13,9 @@ Steps, each resumable:
                 measured training networks), saved next to the table
   5. held-out   sample networks (seeded), predict them (table sum, and table + residual),
                 measure them end to end (appended to ``luts/<target>.networks.jsonl``)
-  6. report     predicted vs measured, fidelity metrics, time spent; printed and JSON
+  7-10.         accuracy predictor, search, export, measure: see ``adapt``
+  report        predicted vs measured, fidelity metrics, the chosen networks, time spent;
+                printed and JSON
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def progress_bar(total: int, desc: str, enabled: bool = True):
 
 @dataclass
 class TuneConfig:
-    space: str = "small"
+    space: str = "fashion"
     trials: int = 64
     trials_per_kernel: int = 16
     heldout: int = 20
@@ -57,6 +61,17 @@ class TuneConfig:
     luts_dir: Path = LUTS_DIR
     schedules_dir: Path | None = None
     progress: bool = True
+    # steps 7-10 (adapt.py)
+    task: str = "fashion-mnist"       # built-in proxy task, "digits", "command" or "none"
+    train_command: str | None = None  # with task "command"
+    accuracy_samples: int = 20
+    accuracy_pool: int = 200
+    accuracy_seed: int = 0
+    budgets_ms: tuple | None = None   # None: quantiles of the space's predicted latencies
+    search_seed: int = 0
+    population: int = 200
+    generations: int = 60
+    runs_dir: Path = Path("runs")
 
 
 @dataclass
@@ -156,7 +171,7 @@ def fit_models(space, table: LatencyTable, nets_table: LatencyTable, target: Tar
     residual model on ``cfg.train_networks`` measured networks (measured now if missing)."""
     from .latency_model import KernelCostModel, LatencyPredictor, ResidualModel, model_paths, network_training_set
 
-    kernel_path, residual_path = model_paths(table)
+    kernel_path, residual_path = model_paths(table, space.name)
     rows = list(table.rows())
     kernel_model = KernelCostModel().fit(rows) if len(rows) >= 5 else None
     if kernel_model is not None:
@@ -287,8 +302,16 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
         if results else None,
         "fidelity_table_sum": fidelity([r["table_sum_ms"] for r in results], [r["measured_ms"] for r in results])
         if results else None,
-        "seconds": {**timer.seconds, "total": round(time.time() - t_start, 1)},
     }
+    # 7-10. accuracy predictor, search at budgets, export and measure the picks
+    from .adapt import picks_plot, run_adapt
+
+    report.update(run_adapt(space, target, runner, table, nets_table, schedules, cfg, timer, log))
+    if report["picks"]:
+        plot = Path(cfg.runs_dir) / f"tune-{target.name}" / f"{space.name}-picks.png"
+        picks_plot(report, plot)
+        report["picks_plot"] = str(plot)
+    report["seconds"] = {**timer.seconds, "total": round(time.time() - t_start, 1)}
     return report
 
 
@@ -323,6 +346,11 @@ def format_report(report: dict) -> str:
                      f"within ±5%: {100 * f['within_5pct']:.0f}%  within ±10%: {100 * f['within_10pct']:.0f}%  "
                      f"median APE: {f['median_ape_pct']:.2f}%  MAPE: {f['mape_pct']:.2f}%  "
                      f"Kendall tau: {f.get('kendall_tau', float('nan')):.3f}")
+    from .adapt import format_adapt
+
+    lines += format_adapt(report)
+    if report.get("picks_plot"):
+        lines.append(f"plot: {report['picks_plot']}")
     s = report["seconds"]
     lines.append("time (s): " + ", ".join(f"{k} {v}" for k, v in s.items()))
     return "\n".join(lines)

@@ -103,6 +103,19 @@ def test_search_cli_end_to_end(tiny_space, tmp_path):
     assert rep["best"]["predicted_latency_ms"] <= 1000 and rep["measured"]["latency_ms"] > 0
     assert Path(rep["artifacts"]["library"]).exists() and Path(rep["artifacts"]["pareto_plot"]).exists()
     assert rep["search"]["evaluated"] == 40 * 11
+    # a parameter limit below the unconstrained pick's size is respected
+    from chamtvm.accuracy.features import arch_costs
+    from chamtvm.space import Arch
+
+    free_params = arch_costs(tiny_space, [tiny_space.indices(Arch.from_dict(rep["best"]["architecture"]))])[0, 0]
+    small_params = arch_costs(tiny_space, [[0] * tiny_space.encoding_length])[0, 0]
+    limit = (small_params + free_params) / 2e6
+    lim = subprocess.run([sys.executable, "-m", "chamtvm", *map(str, args), "--latency-ms", "1000", "--no-measure",
+                          "--max-mparams", str(limit), "--out", str(tmp_path / "s2")],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert lim.returncode == 0, lim.stderr[-2000:]
+    best = Arch.from_dict(json.loads(lim.stdout)["best"]["architecture"])
+    assert arch_costs(tiny_space, [tiny_space.indices(best)])[0, 0] <= limit * 1e6 < free_params
     bad = subprocess.run([sys.executable, "-m", "chamtvm", *map(str, args), "--latency-ms", "0.000001"],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "no evaluated network meets the constraints" in bad.stderr

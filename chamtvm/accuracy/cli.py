@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 DEFAULT_RUNS = Path("runs")
 
 
@@ -45,16 +47,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Execute the subcommand; returns the process exit code."""
-    import numpy as np
-
     from ..space import SearchSpace, SpaceError
+    from .build import build_predictor, default_journal
     from .datasets import DatasetMissingError
-    from .evaluate import cross_validate
-    from .features import pool_features, sample_pool
     from .journal import Journal, JournalError
-    from .predictor import GPPredictor
-    from .sampling import DEFAULTS, sample_and_fit
-    from .trainer import make_trainer, train_archs
+    from .trainer import make_trainer
 
     def fail(msg: str, code: int = 2) -> int:
         print(f"chamtvm accuracy: error: {msg}", file=sys.stderr)
@@ -67,79 +64,46 @@ def run(args: argparse.Namespace) -> int:
         trainer.check(space)
     except (SpaceError, ValueError, DatasetMissingError) as e:
         return fail(str(e))
-    if args.samples < 3:
-        return fail("--samples must be at least 3 (cross-validation needs 3 points)")
-    pool_n = min(args.pool, space.size())
-    if args.samples > pool_n:
-        return fail(f"--samples {args.samples} exceeds the pool of {pool_n} architectures")
-    journal = Journal(args.journal or DEFAULT_RUNS / f"accuracy-{args.task}-{space.name}.jsonl")
-
-    pool = sample_pool(space, pool_n, np.random.default_rng(args.seed))
-    X = pool_features(space, pool)
+    journal = Journal(args.journal or default_journal(args.task, space, DEFAULT_RUNS))
     executor = None
     if args.workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         executor = ProcessPoolExecutor(max_workers=args.workers)
-    errors: dict[int, str] = {}
-    stats = {"trained": 0, "resumed": 0}
-
-    def oracle(indices):
-        res = train_archs(space, [pool[int(i)] for i in indices], trainer, journal,
-                          seed=args.seed, executor=executor, progress=not args.json)
-        for i, r in zip(indices, res):
-            if r.error:
-                errors[int(i)] = r.error
-            stats["resumed" if r.cached else "trained"] += 1
-        return np.array([np.nan if r.accuracy is None else r.accuracy for r in res])
-
-    scale = 1.0 if DEFAULTS["target"] == "log-error" else None  # trainers report fractions
     try:
-        gp, chosen = sample_and_fit(X, oracle, args.samples, args.strategy, seed=args.seed,
-                                    kernel=DEFAULTS["kernel"], acquisition=DEFAULTS["acquisition"],
-                                    kappa=DEFAULTS["kappa"], skew=DEFAULTS["skew"],
-                                    log_error_scale=scale, progress=not args.json)
-    except DatasetMissingError as e:
+        built = build_predictor(space, trainer, journal, args.samples, args.pool, args.strategy,
+                                args.seed, executor, progress=not args.json)
+    except (ValueError, DatasetMissingError) as e:
         return fail(str(e))
     except JournalError as e:
         return fail(f"{e} (fix or move the journal; finished lines before it are intact)")
     except RuntimeError as e:
-        if errors:
-            return fail(f"{e}; training errors: {list(errors.values())[:3]}", 1)
-        raise
+        return fail(str(e), 1)
     finally:
         if executor is not None:
             executor.shutdown()
 
-    ok = np.array([int(i) not in errors for i in chosen])
-    Xc, yc = X[chosen[ok]], gp.y_train_
-    cv = cross_validate(lambda: GPPredictor(DEFAULTS["kernel"], 3, args.seed, scale), Xc, yc,
-                        n_folds=len(yc) if len(yc) <= 20 else 5, rng=np.random.default_rng(args.seed))
-    pred = gp.predict(X)
+    from .features import pool_features
+
+    pred = built.gp.predict(pool_features(space, built.pool))
     best = int(np.argmax(pred))
-    model_path = journal.path.with_suffix(".predictor.json")
-    gp.save(model_path)
+    yc, cv = built.accuracies, built.cv
     summary = {
-        "task": args.task, "space": space.name, "pool": pool_n, "samples": int(len(chosen)),
-        "strategy": args.strategy, "seed": args.seed, "trained_now": stats["trained"],
-        "resumed_from_journal": stats["resumed"], "failed": len(errors),
-        "errors": sorted(set(errors.values()))[:5],
-        "cv": {k: cv[k] for k in ("kendall_tau", "rmse", "n_folds", "n")},
-        "measured_accuracy": {"min": float(yc.min()), "max": float(yc.max()), "mean": float(yc.mean())},
-        "predicted_best": {"architecture": pool[best].to_dict(), "predicted_accuracy": float(pred[best])},
-        "journal": str(journal.path), "predictor": str(model_path),
+        "task": args.task, "space": space.name, "pool": len(built.pool), "strategy": args.strategy,
+        "seed": args.seed, **built.summary(),
+        "predicted_best": {"architecture": built.pool[best].to_dict(), "predicted_accuracy": float(pred[best])},
     }
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
         cvk = "leave-one-out" if cv["n_folds"] == cv["n"] else f"{cv['n_folds']}-fold"
-        print(f"accuracy predictor for space {space.name!r} on {args.task}: {len(chosen)} architectures "
-              f"({stats['trained']} trained now, {stats['resumed']} from {journal.path}, {len(errors)} failed)")
+        print(f"accuracy predictor for space {space.name!r} on {args.task}: {len(built.chosen)} architectures "
+              f"({built.trained_now} trained now, {built.resumed} from {journal.path}, {len(built.errors)} failed)")
         print(f"  measured accuracy: {yc.min():.4f} .. {yc.max():.4f} (mean {yc.mean():.4f})")
         tau = "undefined (constant predictions)" if cv["kendall_tau"] is None else f"{cv['kendall_tau']:.3f}"
         print(f"  {cvk} cross-validation: Kendall tau {tau}, RMSE {cv['rmse'] * 100:.2f} points")
-        print(f"  predicted best of the pool of {pool_n}: {pred[best]:.4f}  {pool[best].to_json()}")
-        print(f"  predictor saved to {model_path}")
+        print(f"  predicted best of the pool of {len(built.pool)}: {pred[best]:.4f}  {built.pool[best].to_json()}")
+        print(f"  predictor saved to {built.predictor_path}")
         for e in summary["errors"]:
             print(f"  training error: {e}")
     return 0
