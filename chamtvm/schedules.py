@@ -96,6 +96,54 @@ def _fast_build(mod, target, _params):
     return tvm.tirx.build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
 
 
+def _cross_export(cross_compiler: str, mod) -> str:
+    """MetaSchedule export step for a remote device: a shared library linked by the
+    target's cross compiler (the default export writes a tar the device would have to link)."""
+    import tempfile
+
+    from tvm.support import cc
+
+    path = os.path.join(tempfile.mkdtemp(prefix="chamtvm-ms-"), "tvm_tmp_mod.so")
+    mod.export_library(path, fcompile=cc.cross_compiler(cross_compiler))
+    return path
+
+
+def _host_random_fill(arg) -> None:
+    """Fill a (remote) tensor with seeded uniform [-1, 1) data sent from here."""
+    import numpy as np
+
+    shape, dtype = tuple(int(x) for x in arg.shape), str(arg.dtype)
+    rng = np.random.default_rng(0)
+    arg.copyfrom(rng.uniform(-1, 1, shape).astype(dtype) if "float" in dtype else np.zeros(shape, dtype))
+
+
+def _alloc_args_host_filled(session, device, args_info, alloc_repeat):
+    """MetaSchedule argument allocation that needs no ``random_fill`` on the device (TVM
+    runtimes built without ``USE_RANDOM``, like the emulated aarch64 board's, lack it)."""
+    from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common
+
+    return alloc_argument_common(_host_random_fill, device, args_info, alloc_repeat)
+
+
+def ms_builder_runner(target: TargetSpec, tracker: tuple[str, int, str] | None = None):
+    """``(builder, runner)`` for MetaSchedule: local build (cross-linked for a remote
+    target) and the local machine, or the devices under ``tracker = (host, port, key)``."""
+    import functools
+
+    from tvm.s_tir import meta_schedule as ms
+
+    f_export = functools.partial(_cross_export, target.cross_compiler) if target.cross_compiler else None
+    builder = ms.builder.LocalBuilder(f_build=_fast_build, f_export=f_export, timeout_sec=120)
+    if tracker is None:
+        return builder, "local"
+    host, port, key = tracker
+    runner = ms.runner.RPCRunner(
+        ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=key, session_timeout_sec=300),
+        ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False),
+        f_alloc_argument=_alloc_args_host_filled, max_workers=1)
+    return builder, runner
+
+
 def tuned_log(target: TargetSpec, work_dir: Path | None = None) -> Path:
     return (work_dir or schedules_dir(target)) / "tuned_kernels.jsonl"
 
@@ -117,9 +165,11 @@ def tuned_hashes(target: TargetSpec, work_dir: Path | None = None) -> set[str]:
 
 
 def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, trials: int,
-                work_dir: Path | None = None, seed: int = 0) -> dict:
-    """Tune one kernel with MetaSchedule on the local machine; records go into the
-    target's database and a line into the tuning log. Returns that line."""
+                work_dir: Path | None = None, seed: int = 0,
+                tracker: tuple[str, int, str] | None = None) -> dict:
+    """Tune one kernel with MetaSchedule, on the local machine or on the devices under
+    ``tracker = (host, port, key)`` (candidates cross-compiled here, timed there); records
+    go into the target's database and a line into the tuning log. Returns that line."""
     import json
     import time
 
@@ -128,13 +178,13 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
     work_dir = Path(work_dir or schedules_dir(target))
     work_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
+    builder, runner = ms_builder_runner(target, tracker)
     t0 = time.time()
     with _quiet_ms_logs():
         db = ms.tir_integration.tune_tir(
             workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
             max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,
-            builder=ms.builder.LocalBuilder(f_build=_fast_build, timeout_sec=120),
-            num_tuning_cores=cores,
+            builder=builder, runner=runner, num_tuning_cores=cores,
         )
     record = db.query_tuning_record(workload_module(prim_func), target.tvm(), "main")
     best_us = None
@@ -142,6 +192,7 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
         best_us = float(sum(float(s) for s in record.run_secs) / len(record.run_secs)) * 1e6
     line = {"struct_hash": struct_hash, "name": name, "trials": trials,
             "tuning_s": round(time.time() - t0, 2), "best_us": best_us,
+            "measured_on": "local" if tracker is None else f"rpc {tracker[2]}@{tracker[0]}:{tracker[1]}",
             "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with open(tuned_log(target, work_dir), "a") as f:
         f.write(json.dumps(line) + "\n")

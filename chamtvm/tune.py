@@ -193,10 +193,18 @@ def fit_models(space, table: LatencyTable, nets_table: LatencyTable, target: Tar
                         {"kernel_model": str(kernel_path), "residual": str(residual_path) if residual else None})
 
 
+def runner_tracker(runner: Runner) -> tuple[str, int, str] | None:
+    """``(host, port, key)`` of an RPC runner's tracker, None for a local runner."""
+    if all(hasattr(runner, a) for a in ("host", "port", "key")):
+        return runner.host, int(runner.port), runner.key
+    return None
+
+
 def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: ScheduleSource,
-                   cfg: TuneConfig, log=print) -> list[dict]:
-    """Spend ``cfg.trials`` MetaSchedule trials on the most expensive untuned kernels."""
-    if cfg.trials <= 0 or not target.local:
+                   cfg: TuneConfig, log=print, tracker: tuple[str, int, str] | None = None) -> list[dict]:
+    """Spend ``cfg.trials`` MetaSchedule trials on the most expensive untuned kernels
+    (timed on the devices under ``tracker`` for a remote target)."""
+    if cfg.trials <= 0 or (not target.local and tracker is None):
         return []
     done = tuned_hashes(target, schedules.work_dir)
     ranked = []
@@ -210,7 +218,7 @@ def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: 
     bar = progress_bar(n, f"tuning {n} kernels x {cfg.trials_per_kernel} trials", cfg.progress)
     for cost_us, p in ranked[:n]:
         line = tune_kernel(p.kernel.func, p.kernel.struct_hash, p.kernel.name, target,
-                           cfg.trials_per_kernel, schedules.work_dir)
+                           cfg.trials_per_kernel, schedules.work_dir, tracker=tracker)
         line["default_us"] = cost_us / p.kernel.count
         lines.append(line)
         bar.update(1)
@@ -256,7 +264,8 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
                   f"measuring calibration kernels ({len(calib)})")
 
     # 3. tuning, then measure the tuned kernels
-    tuned = timer.run("tuning", tune_schedules, kernels, table, target, schedules, cfg, log)
+    tuned = timer.run("tuning", tune_schedules, kernels, table, target, schedules, cfg, log,
+                      runner_tracker(runner))
     prepared = prepare(kernels, target, schedules)
     tuned_summary = timer.run("table", fill, prepared, "measuring tuned kernels")
     n_tuned = sum(1 for p in prepared if p.schedule != DEFAULT_TAG)

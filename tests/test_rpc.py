@@ -319,3 +319,20 @@ def test_slow_kernel_times_out_and_the_rest_goes_on(tracker, x86, tmp_path):
     assert results["q1"].ok and results["q2"].ok
     assert results["s"].error.startswith("timed out after 3 s")
     assert elapsed < 30  # the rest went on at once, on the other device
+
+
+def test_metaschedule_tunes_through_the_tracker(tracker, two_servers, tiny_prepared, x86, tmp_path):
+    """MetaSchedule candidates built here and timed on the tracker's devices; the record
+    lands in the database and the kernel then gets a tuned-schedule key."""
+    from chamtvm.schedules import ScheduleSource, tune_kernel, tuned_hashes
+    from chamtvm.table_builder import prepare
+
+    p = max(tiny_prepared, key=lambda p: p.kernel.flops)
+    host, port = tracker.tracker
+    line = tune_kernel(p.kernel.func, p.kernel.struct_hash, p.kernel.name, x86, 4, tmp_path / "db",
+                       tracker=(host, port, "x86pair"))
+    assert line["measured_on"] == f"rpc x86pair@{host}:{port}"
+    assert line["best_us"] and line["best_us"] > 0
+    assert tuned_hashes(x86, tmp_path / "db") == {p.kernel.struct_hash}
+    tuned = prepare([p.kernel], x86, ScheduleSource(x86, tmp_path / "db"))[0]
+    assert tuned.schedule.startswith("ms-") and tuned.key != p.key

@@ -67,6 +67,20 @@ def test_emulated_arm_device_runs_tune_end_to_end(tmp_path):
         assert rows and all(r["emulated"] is True and r["target"] == "arm" for r in rows)
         nets = list(LatencyTable(tmp_path / "luts" / "arm.networks.jsonl").load().rows())
         assert nets and all(r["emulated"] is True for r in nets)
+
+        # MetaSchedule on the board: candidates cross-compiled here, timed there
+        from chamtvm.coverage import space_kernels
+        from chamtvm.schedules import ScheduleSource, tune_kernel
+        from chamtvm.space import SearchSpace
+        from chamtvm.table_builder import prepare
+        from chamtvm.targets import get_target
+
+        arm = get_target("arm")
+        kernel = max(space_kernels(SearchSpace.load(TINY)), key=lambda k: k.flops)
+        line = tune_kernel(kernel.func, kernel.struct_hash, kernel.name, arm, 4, tmp_path / "db",
+                           tracker=("127.0.0.1", port, "armtest"))
+        assert line["best_us"] and line["best_us"] > 0 and line["measured_on"].startswith("rpc armtest@")
+        assert prepare([kernel], arm, ScheduleSource(arm, tmp_path / "db"))[0].schedule.startswith("ms-")
     finally:
         groups = {p: g for p, g in recorded_groups().items() if p == record}
         stop = _chamtvm("device", "stop", "--tracker", tracker, timeout=120)
