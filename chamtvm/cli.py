@@ -185,9 +185,14 @@ def cmd_measure(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from .targets import get_target
+    from .targets import TargetError, get_target
     from .tune import TuneConfig, format_report, run_tune
 
+    if args.task == "command" and not args.train_command:
+        raise TargetError("--task command needs --command CMD (a trainer that gets the architecture JSON path "
+                          "and prints the accuracy)")
+    if args.accuracy_samples < 3:
+        raise TargetError("--accuracy-samples must be at least 3")
     target = get_target(args.target)
     runner = make_runner(args, target)
     cfg = TuneConfig(space=args.space, trials=args.trials, trials_per_kernel=args.trials_per_kernel,

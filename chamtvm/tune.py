@@ -238,6 +238,11 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
     schedules = ScheduleSource(target, cfg.schedules_dir and Path(cfg.schedules_dir) / target.name)
     log(f"target {target.name} ({runner.label}{', EMULATED timings' if runner.emulated else ''}); "
         f"space {space.name} ({space.size():.3g} architectures); table {table.path} ({len(table)} rows)")
+    from .adapt import trainer_for
+
+    skip = trainer_for(cfg.task, space, cfg.train_command)[1]
+    if skip:
+        log(f"note: the accuracy predictor and the search will be {skip}")
 
     # 1. coverage
     bar = progress_bar(probe_group_count(space), "lowering probe modules", cfg.progress)
