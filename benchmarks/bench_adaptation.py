@@ -550,8 +550,8 @@ def main() -> int:
                 r = why[f"dw_over_pw_per_flop_{t}"]
                 print(f"    {t}: dw5x5 / dw3x3 same shape x{d['median'] or float('nan'):.2f} ({d['pairs']} pairs); "
                       f"a depthwise FLOP costs x{r or float('nan'):.1f} a 1x1-conv FLOP")
-        same = [ps[i]["architecture"] == by_budget[1][i]["architecture"]
-                for i, ps in enumerate(by_budget[0][:len(by_budget[1])])]
+        same = [p["architecture"] == by_budget[1][i]["architecture"]
+                for i, p in enumerate(by_budget[0][:len(by_budget[1])])]
         why["picks_identical_per_budget_rank"] = same
         print(f"  identical picks per budget rank: {same}")
 
