@@ -76,7 +76,7 @@ def export_pick(space: SearchSpace, arch, target, out: Path, schedules, prepared
 
 def run_adapt(space: SearchSpace, target, runner, table, nets_table, schedules, cfg, timer, log=print) -> dict:
     """Steps 7-10 (module docstring); returns the report's ``accuracy`` and ``picks`` parts."""
-    from .accuracy.build import build_predictor, default_journal
+    from .accuracy.build import build_predictor, default_journal, trainer_protocol
     from .accuracy.journal import Journal
     from .network import lower_arch
     from .search_job import search_context
@@ -90,9 +90,10 @@ def run_adapt(space: SearchSpace, target, runner, table, nets_table, schedules, 
     journal = Journal(default_journal(trainer.task, space, cfg.runs_dir))
     built = timer.run("accuracy", build_predictor, space, trainer, journal, cfg.accuracy_samples,
                       cfg.accuracy_pool, "bo", cfg.accuracy_seed, None, cfg.progress)
-    accuracy = {"status": "ok", "task": trainer.task, "epochs": trainer.epochs, **built.summary()}
+    accuracy = {"status": "ok", **trainer_protocol(trainer), **built.summary()}
 
-    ctx = search_context(space, target, cfg.luts_dir, cfg.schedules_dir, journal.path, cfg.search_seed)
+    ctx = search_context(space, target, cfg.luts_dir, cfg.schedules_dir, journal.path, cfg.search_seed,
+                         trainer_protocol(trainer))
     budgets = list(cfg.budgets_ms) if cfg.budgets_ms else auto_budgets(ctx)
     picks = []
     bar = progress_bar(len(budgets), f"search, export and measure at {len(budgets)} budgets", cfg.progress)

@@ -22,12 +22,12 @@ from .search import SearchError, SearchResult, genetic_search
 from .space import Arch, SearchSpace
 
 
-def fit_accuracy_predictor(space: SearchSpace, journal_path: Path, seed: int = 0):
+def fit_accuracy_predictor(space: SearchSpace, journal_path: Path, seed: int = 0, protocol: dict | None = None):
     """``(gp, n_architectures, protocol)`` from the journal (SearchError when unusable)."""
     from .accuracy.build import fit_from_journal
 
     try:
-        return fit_from_journal(space, Path(journal_path), seed=seed)
+        return fit_from_journal(space, Path(journal_path), protocol, seed=seed)
     except ValueError as e:
         raise SearchError(str(e)) from None
 
@@ -86,8 +86,9 @@ class SearchContext:
 
 
 def search_context(space: SearchSpace, target, luts_dir: Path, schedules_dir: Path | None,
-                   journal: Path, seed: int = 0) -> SearchContext:
-    """Load the table, saved latency models, schedules and accuracy journal of a search."""
+                   journal: Path, seed: int = 0, protocol: dict | None = None) -> SearchContext:
+    """Load the table, saved latency models, schedules and accuracy journal of a search
+    (the journal's trainings under ``protocol``, default: the newest record's)."""
     from .batch_predict import BatchLatencyPredictor
     from .cli import load_predictor
     from .coverage import space_kernel_map
@@ -98,7 +99,7 @@ def search_context(space: SearchSpace, target, luts_dir: Path, schedules_dir: Pa
     if len(table) == 0:
         raise SearchError(f"the latency table {table.path} is empty: build it first with "
                           f"python -m chamtvm tune --target {target.name} --space {space.name}")
-    gp, n_trained, protocol = fit_accuracy_predictor(space, journal, seed)
+    gp, n_trained, protocol = fit_accuracy_predictor(space, journal, seed, protocol)
     sched = ScheduleSource(target, schedules_dir and Path(schedules_dir) / target.name)
     models = load_predictor(table, space=space.name)
     batch = BatchLatencyPredictor(space_kernel_map(space), table, target, sched, models.kernel_model,

@@ -91,6 +91,17 @@ def test_runner_resumes_and_journals_each_result_at_once(tmp_path):
     # another seed is another training
     train_archs(space, archs[:1], FunctionTrainer(_acc), journal, seed=4, progress=False)
     assert len(journal.records()) == 5
+    # another protocol (data sizes, ...) is another training, and the search reads one protocol
+    other = FunctionTrainer(_acc)
+    other.protocol = "10000x3-e10000-b64"
+    res3 = train_archs(space, archs[:2], other, journal, seed=3, progress=False)
+    assert not any(r.cached for r in res3) and journal.records()[-1]["protocol"] == other.protocol
+    from chamtvm.accuracy.build import journal_trainings
+
+    idx, y, protocol = journal_trainings(space, journal.path)
+    assert protocol["protocol"] == other.protocol and len(y) == 2
+    idx, y, protocol = journal_trainings(space, journal.path, {"task": "function", "epochs": None, "protocol": None})
+    assert len(y) == 4  # seeds 3 and 4 of arch 0 averaged
 
 
 def test_runner_with_a_thread_pool_executor(tmp_path):

@@ -11,7 +11,6 @@ the space in a journal (what the search uses), on the same features
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,25 +112,21 @@ def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samp
                           errors, cv, path, journal.path)
 
 
-def journal_trainings(space: SearchSpace, journal_path: Path, task: str | None = None,
-                      epochs: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def journal_trainings(space: SearchSpace, journal_path: Path, protocol: dict | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, dict]:
     """``(indices (n, D), accuracies (n,), protocol)`` of the trainings of ``space`` in a
-    journal: one task and one number of epochs (the given ones, else the most frequent),
+    journal under one protocol ``{"task", "epochs", "protocol"}`` (given, else the one of
+    the newest record of the space: accuracies of different protocols do not mix);
     accuracies of repeated trainings (several seeds) averaged. Architectures outside the
     space are skipped."""
-    recs = [r for r in Journal(journal_path).records()
-            if r.get("space", space.name) == space.name and (task is None or r.get("task") == task)]
-    if not recs:
-        return np.zeros((0, space.encoding_length), dtype=np.int64), np.zeros(0), {"task": task, "epochs": epochs}
-    if task is None:
-        task = Counter(r.get("task") for r in recs).most_common(1)[0][0]
-        recs = [r for r in recs if r.get("task") == task]
-    if epochs is None:
-        epochs = Counter(r.get("epochs") for r in recs).most_common(1)[0][0]
+    recs = [r for r in Journal(journal_path).records() if r.get("space", space.name) == space.name]
+    if protocol is None:
+        protocol = ({k: recs[-1].get(k) for k in ("task", "epochs", "protocol")} if recs
+                    else {"task": None, "epochs": None, "protocol": None})
     by_arch: dict[str, list[float]] = {}
     idx: dict[str, list[int]] = {}
     for r in recs:
-        if r.get("epochs") != epochs:
+        if any(r.get(k) != protocol.get(k) for k in ("task", "epochs", "protocol")):
             continue
         try:
             arch = Arch.from_dict(r["architecture"])
@@ -142,20 +137,25 @@ def journal_trainings(space: SearchSpace, journal_path: Path, task: str | None =
         idx[arch.to_json()] = ind
     keys = sorted(by_arch)
     return (np.array([idx[k] for k in keys], dtype=np.int64).reshape(len(keys), space.encoding_length),
-            np.array([np.mean(by_arch[k]) for k in keys]), {"task": task, "epochs": epochs})
+            np.array([np.mean(by_arch[k]) for k in keys]), dict(protocol))
 
 
-def fit_from_journal(space: SearchSpace, journal_path: Path, task: str | None = None,
-                     epochs: int | None = None, seed: int = 0) -> tuple[GPPredictor, int, dict]:
+def trainer_protocol(trainer: Trainer) -> dict:
+    """The journal fields that identify a trainer's accuracies."""
+    return {"task": trainer.task, "epochs": trainer.epochs, "protocol": trainer.protocol}
+
+
+def fit_from_journal(space: SearchSpace, journal_path: Path, protocol: dict | None = None,
+                     seed: int = 0) -> tuple[GPPredictor, int, dict]:
     """``(gp, n_architectures, protocol)``: the GP fitted on ``accuracy_features`` of every
-    training of ``space`` in the journal (see ``journal_trainings``). Raises ValueError
-    when the journal is missing or holds fewer than 3 architectures of the space."""
+    training of ``space`` in the journal under one protocol (see ``journal_trainings``).
+    Raises ValueError when the journal is missing or holds fewer than 3 architectures."""
     journal_path = Path(journal_path)
     if not journal_path.exists():
         raise ValueError(f"no accuracy journal at {journal_path}: train some architectures of space "
                          f"{space.name!r} first, e.g. python -m chamtvm accuracy --space {space.name} --samples 20")
-    idx, y, protocol = journal_trainings(space, journal_path, task, epochs)
+    idx, y, protocol = journal_trainings(space, journal_path, protocol)
     if len(y) < 3:
         raise ValueError(f"{journal_path} holds {len(y)} trained architectures of space {space.name!r} "
-                         f"(task {protocol['task']}, {protocol['epochs']} epochs); the accuracy predictor needs at least 3")
+                         f"under protocol {protocol}; the accuracy predictor needs at least 3")
     return new_gp(seed).fit(accuracy_features(space, idx), y), len(y), protocol

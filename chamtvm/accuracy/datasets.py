@@ -27,6 +27,7 @@ FASHION_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 TASKS = ("fashion-mnist", "digits")
+FASHION_DEFAULTS = (10000, 10000)  # training images, evaluation images
 
 
 class DatasetMissingError(FileNotFoundError):
@@ -80,9 +81,11 @@ _CACHE: dict[tuple, Split] = {}
 def load_split(task: str, train_size: int | None = None, eval_size: int | None = None) -> Split:
     """The fixed subsets of ``task``; the same arguments always give the same images.
 
-    fashion-mnist defaults: 5,000 training images drawn (fixed seed 0) from the 60k
-    training set, 2,000 evaluation images from the 10k test set. digits: 1,200 train /
-    the remaining 597 for evaluation.
+    fashion-mnist defaults: 10,000 training images drawn (fixed seed 0) from the 60k
+    training set, evaluation on the whole 10k test set (a 2,000-image evaluation alone
+    has a binomial standard deviation of ~0.8 points at 85 %; the measured seed noise of
+    the whole protocol fell from 1.39 to 0.47 points, ``benchmarks/results/adaptation.json``).
+    digits: 1,200 train / the remaining 597 for evaluation.
     """
     key = (task, train_size, eval_size)
     if key in _CACHE:
@@ -90,8 +93,8 @@ def load_split(task: str, train_size: int | None = None, eval_size: int | None =
     rng = np.random.default_rng(0)  # the subset is part of the task definition, not a seed
     if task == "fashion-mnist":
         raw = load_fashion_mnist()
-        n_tr = 5000 if train_size is None else train_size
-        n_ev = 2000 if eval_size is None else eval_size
+        n_tr = FASHION_DEFAULTS[0] if train_size is None else train_size
+        n_ev = FASHION_DEFAULTS[1] if eval_size is None else eval_size
         tr = rng.permutation(len(raw["train_labels"]))[:n_tr]
         ev = rng.permutation(len(raw["test_labels"]))[:n_ev]
         mean, std = 0.2860, 0.3530

@@ -37,6 +37,7 @@ class Trainer:
 
     task: str = "custom"
     epochs: int | None = None
+    protocol: str | None = None  # what else defines an accuracy (data sizes); part of the journal key
 
     def train(self, space: SearchSpace, arch: Arch, seed: int) -> float:  # pragma: no cover
         raise NotImplementedError
@@ -95,8 +96,11 @@ class CommandTrainer(Trainer):
 class ProxyTaskTrainer(Trainer):
     """Built-in offline proxy task: train on a fixed subset, accuracy on a fixed eval subset.
 
-    ``task``: ``fashion-mnist`` (defaults: 5,000 train images, 2,000 eval images, 3 epochs,
-    batch 64) or ``digits`` (smoke tests: 1,200 / 597 images, 4 epochs, batch 32). AdamW
+    ``task``: ``fashion-mnist`` (defaults: 10,000 train images, the 10,000 test images for
+    evaluation, 3 epochs, batch 64; ``datasets.load_split`` says why) or ``digits`` (smoke
+    tests: 1,200 / 597 images, 4 epochs, batch 32). ``protocol`` names the data sizes,
+    epochs and batch (e.g. ``10000x3-e10000-b64``); journaled results of another protocol
+    are never reused. AdamW
     (lr ``lr``, weight decay 1e-4) with a cosine schedule; the seed sets weights and
     shuffling. Uses one torch thread (two were measured 4-8x slower on 2-core machines).
     Inputs are resized when ``arch.resolution`` is not 28.
@@ -115,6 +119,11 @@ class ProxyTaskTrainer(Trainer):
         self.train_size, self.eval_size = train_size, eval_size
         self.batch_size = batch_size if batch_size is not None else (64 if fashion else 32)
         self.lr = lr
+        from .datasets import FASHION_DEFAULTS
+
+        n_tr = train_size if train_size is not None else (FASHION_DEFAULTS[0] if fashion else 1200)
+        n_ev = eval_size if eval_size is not None else (FASHION_DEFAULTS[1] if fashion else "rest")
+        self.protocol = f"{n_tr}x{self.epochs}-e{n_ev}-b{self.batch_size}" + (f"-lr{lr:g}" if lr != 3e-3 else "")
 
     def check(self, space):
         from .datasets import load_split
@@ -218,8 +227,8 @@ def _train_job(trainer: Trainer, space: SearchSpace, arch: Arch, seed: int) -> t
     return acc, time.perf_counter() - t0
 
 
-def _record_key(task: str, space: str, arch_json: str, seed: int, epochs) -> tuple:
-    return (task, space, arch_json, int(seed), epochs)
+def _record_key(task: str, space: str, arch_json: str, seed: int, epochs, protocol=None) -> tuple:
+    return (task, space, arch_json, int(seed), epochs, protocol)
 
 
 def train_archs(space: SearchSpace, archs: Sequence[Arch], trainer: Trainer,
@@ -235,14 +244,15 @@ def train_archs(space: SearchSpace, archs: Sequence[Arch], trainer: Trainer,
     if journal is not None:
         for rec in journal.records():
             arch_json = json.dumps(rec["architecture"], sort_keys=True)
-            known[_record_key(rec["task"], rec.get("space", ""), arch_json, rec["seed"], rec["epochs"])] = rec
+            known[_record_key(rec["task"], rec.get("space", ""), arch_json, rec["seed"], rec["epochs"],
+                              rec.get("protocol"))] = rec
     results: dict[str, TrainResult] = {}
     todo: list[Arch] = []
     for arch in archs:
         key_json = arch.to_json()
         if key_json in results:
             continue
-        rec = known.get(_record_key(trainer.task, space.name, key_json, seed, trainer.epochs))
+        rec = known.get(_record_key(trainer.task, space.name, key_json, seed, trainer.epochs, trainer.protocol))
         if rec is not None:
             results[key_json] = TrainResult(arch, seed, trainer.task, trainer.epochs,
                                             float(rec["accuracy"]), rec["seconds"], cached=True)
@@ -274,6 +284,7 @@ def train_archs(space: SearchSpace, archs: Sequence[Arch], trainer: Trainer,
                             "seed": int(seed), "epochs": trainer.epochs,
                             "seconds": round(res.seconds, 3), "task": trainer.task,
                             "space": space.name,
+                            **({"protocol": trainer.protocol} if trainer.protocol else {}),
                         })
                 if bar is not None:
                     bar.update(1)
