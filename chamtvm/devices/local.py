@@ -114,7 +114,9 @@ def server_command(tracker: tuple[str, int], key: str, port: int, python: str | 
 def supervised(argv: list[str], name: str) -> list[str]:
     """``argv`` run under the restarting supervisor (see ``supervise``), which starts the
     server process again should it die itself (crashed sessions are handled inside it)."""
-    return [sys.executable, "-m", "chamtvm.devices.supervise", "--name", name, "--", *argv]
+    # by file: the supervisor imports nothing of chamtvm, so it starts even where the
+    # package is not importable (an emulated device's environment, a moved checkout)
+    return [sys.executable, str(Path(__file__).with_name("supervise.py")), "--name", name, "--", *argv]
 
 
 def start_servers(group: DeviceGroup, n: int, start_one, wait: bool, timeout_s: float) -> DeviceGroup:
