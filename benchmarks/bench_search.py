@@ -30,6 +30,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from chamtvm.accuracy.build import default_journal
+    from chamtvm.adapt import auto_budgets
     from chamtvm.lut import LUTS_DIR
     from chamtvm.search_job import search_context
     from chamtvm.space import SearchSpace
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     ctx = search_context(space, target, LUTS_DIR, None, default_journal("fashion-mnist", space))
     load_s = time.perf_counter() - t0
-    budgets = [float(f"{b:.3g}") for b in np.quantile(ctx.latency_range_ms(), (0.25, 0.5, 0.75))]
+    budgets = auto_budgets(ctx)
 
     rng = np.random.default_rng(0)
     sizes = np.array([len(c) for _, c in space.dimensions()])

@@ -81,7 +81,7 @@ def run_adapt(space: SearchSpace, target, runner, table, nets_table, schedules, 
     from .network import lower_arch
     from .search_job import search_context
     from .table_builder import prepare
-    from .tune import ensure_measured, progress_bar
+    from .tune import ensure_measured, progress_bar, spread_pct
 
     trainer, reason = trainer_for(cfg.task, space, cfg.train_command)
     if trainer is None:
@@ -119,8 +119,7 @@ def run_adapt(space: SearchSpace, target, runner, table, nets_table, schedules, 
             "architecture": arch.to_dict(), "predicted_accuracy": result.best_accuracy,
             "predicted_latency_ms": full.latency_ms, "search_latency_ms": result.best_latency_ms,
             "measured_ms": measured_ms,
-            "measured_spread_pct": (100 * (row["runtime_us_max"] - row["runtime_us_min"]) / row["runtime_us_p50"]
-                                    if measured_ms else None),
+            "measured_spread_pct": spread_pct(row) if measured_ms else None,
             "error_pct": 100 * (full.latency_ms / measured_ms - 1) if measured_ms else None,
             "measure_error": None if measured_ms else (row or {}).get("error", "not measured"),
             "evaluated": result.evaluated, "exported_now": exported_now, "artifacts": paths,

@@ -17,6 +17,10 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"shape must be comma-separated integers, got {text!r}") from None
 
 
+class UsageError(ValueError):
+    """Arguments that do not fit together (reported like any other bad input, exit 2)."""
+
+
 def _tracker(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
@@ -185,14 +189,14 @@ def cmd_measure(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from .targets import TargetError, get_target
+    from .targets import get_target
     from .tune import TuneConfig, format_report, run_tune
 
     if args.task == "command" and not args.train_command:
-        raise TargetError("--task command needs --command CMD (a trainer that gets the architecture JSON path "
+        raise UsageError("--task command needs --command CMD (a trainer that gets the architecture JSON path "
                           "and prints the accuracy)")
     if args.accuracy_samples < 3:
-        raise TargetError("--accuracy-samples must be at least 3")
+        raise UsageError("--accuracy-samples must be at least 3")
     target = get_target(args.target)
     runner = make_runner(args, target)
     cfg = TuneConfig(space=args.space, trials=args.trials, trials_per_kernel=args.trials_per_kernel,
@@ -322,7 +326,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpaceError, TargetError, TableError, ModelError, SearchError) as e:
+    except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError) as e:
         print(f"chamtvm: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

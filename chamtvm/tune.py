@@ -123,6 +123,11 @@ def ensure_measured(net, prepared, target: TargetSpec, runner: Runner, schedules
     return nets_table.get(key)
 
 
+def spread_pct(row: dict) -> float:
+    """Repeat spread of a measured row: (max - min) / median, in percent."""
+    return 100 * (row["runtime_us_max"] - row["runtime_us_min"]) / row["runtime_us_p50"]
+
+
 @dataclass
 class MeasuredArch:
     """One architecture lowered, predicted from the table and measured end to end."""
@@ -292,7 +297,7 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
             results.append({"name": m.net.name, "key": row["key"], "arch": m.arch.to_dict(),
                             "predicted_ms": full.latency_ms, "table_sum_ms": m.table_sum.latency_ms,
                             "measured_ms": row["runtime_us_p50"] / 1e3,
-                            "measured_spread_pct": 100 * (row["runtime_us_max"] - row["runtime_us_min"]) / row["runtime_us_p50"],
+                            "measured_spread_pct": spread_pct(row),
                             "error_pct": 100 * (full.latency_ms * 1e3 - row["runtime_us_p50"]) / row["runtime_us_p50"],
                             "kernels": len(m.prepared)})
 
