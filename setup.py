@@ -7,7 +7,8 @@ setup(
     version="0.1.0",
     description="ChamNet-style platform-aware model adaptation compiled and measured with Apache TVM",
     packages=find_packages(include=["chamtvm", "chamtvm.*"]),
-    package_data={"chamtvm": ["spaces/*.json"]},
+    package_data={"chamtvm": ["space/spaces/*.json", "targets/builtin/*.json", "devices/*.sh",
+                              "accuracy/data/*"]},
     python_requires=">=3.10",
     install_requires=[
         # torch first and pinned (see README): an unpinned torch pulls CUDA wheels.
@@ -28,5 +29,5 @@ setup(
         "filelock",
     ],
     extras_require={"dev": ["pytest"]},
-    entry_points={"console_scripts": ["chamtvm=chamtvm.cli:main"]},
+    entry_points={"console_scripts": ["chamtvm=chamtvm.cli.main:main"]},
 )

@@ -35,9 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chamtvm.accuracy.evaluate import kendall_tau, rmse  # noqa: E402
-from chamtvm.accuracy.predictor import KERNELS, MLPPredictor  # noqa: E402
-from chamtvm.accuracy.sampling import sample_and_fit  # noqa: E402
+from chamtvm.accuracy.evaluate import kendall_tau, rmse# noqa: E402
+from chamtvm.accuracy.predictor import KERNELS, MLPPredictor# noqa: E402
+from chamtvm.accuracy.sampling import sample_and_fit# noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SELECT_SEEDS = [100, 101, 102, 103, 104]
@@ -181,10 +181,10 @@ def plot(res: dict, path: Path) -> None:
 
 # ------------------------------------------------------------------ Fashion-MNIST proxy
 def fashion(quick: bool, cfg: dict) -> dict:
-    from chamtvm.accuracy.features import pool_features, sample_pool
+    from chamtvm.accuracy.encoding import pool_features, sample_pool
     from chamtvm.accuracy.journal import Journal
     from chamtvm.accuracy.trainer import ProxyTaskTrainer, train_archs
-    from chamtvm.space import SearchSpace
+    from chamtvm.space.schema import SearchSpace
 
     space = SearchSpace.load("fashion")
     pool = sample_pool(space, 12 if quick else 30, np.random.default_rng(0))

@@ -46,8 +46,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
-from chamtvm.baselines import baseline_family  # noqa: E402
-from chamtvm.space import Arch, SearchSpace  # noqa: E402
+from chamtvm.space.baselines import baseline_family# noqa: E402
+from chamtvm.space.schema import Arch, SearchSpace# noqa: E402
 
 RUNS = REPO / "runs" / "adaptation"
 SLACK = 1.05  # a baseline "matches" a pick when its measured latency <= pick * SLACK
@@ -83,9 +83,9 @@ def measure_round_robin(nets: dict[str, tuple[SearchSpace, Arch]], target, runne
     Returns name -> {latency_ms (median of all samples), round_medians_ms, spread_pct
     (range of the round medians / latency, %), samples_us} or {error}.
     """
-    from chamtvm.measure.build import compile_network, export
-    from chamtvm.network import lower_arch
-    from chamtvm.schedules import ScheduleSource
+    from chamtvm.measure.compile import compile_network, export
+    from chamtvm.lower.network import lower_arch
+    from chamtvm.tuning.schedules import ScheduleSource
 
     sched = ScheduleSource(target)
     out, libs = {}, {}
@@ -154,7 +154,7 @@ def choose_budgets(baseline_lat: dict[str, float], floor_ms: float | None, n: in
 
 def target_phase(tname: str, args, fam, base_space) -> dict:
     """Measure baselines, search at 3 budgets, measure picks + baselines together (cached)."""
-    from chamtvm.targets import get_target
+    from chamtvm.targets.spec import get_target
 
     cache = RUNS / f"measure-{tname}{'-quick' if args.quick else ''}.json"
     if cache.exists() and not args.remeasure:
@@ -528,7 +528,7 @@ def main() -> int:
 
     why = {}
     if len(targets) >= 2:
-        from chamtvm.lut import LatencyTable
+        from chamtvm.table.store import LatencyTable
 
         luts = {t: LatencyTable.for_target(t, REPO / "luts") for t in targets}
         why = kernel_costs(luts)

@@ -31,11 +31,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
-from chamtvm.lut import LatencyTable  # noqa: E402
-from chamtvm.measure.local import LocalRunner  # noqa: E402
-from chamtvm.metrics import fidelity  # noqa: E402
-from chamtvm.targets import get_target  # noqa: E402
-from chamtvm.tune import TuneConfig, run_tune  # noqa: E402
+from chamtvm.table.store import LatencyTable# noqa: E402
+from chamtvm.measure.local import LocalRunner# noqa: E402
+from chamtvm.core.metrics import fidelity# noqa: E402
+from chamtvm.targets.spec import get_target# noqa: E402
+from chamtvm.pipeline.config import TuneConfig
+from chamtvm.pipeline.job import run_tune# noqa: E402
 
 
 def spread_pct(samples):

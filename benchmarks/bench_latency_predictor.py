@@ -33,21 +33,24 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
-from chamtvm import zoo  # noqa: E402
-from chamtvm.batch_predict import BatchLatencyPredictor  # noqa: E402
-from chamtvm.calibration import calibration_kernels  # noqa: E402
-from chamtvm.coverage import space_kernel_map  # noqa: E402
-from chamtvm.features import network_feature_vector  # noqa: E402
-from chamtvm.latency_model import KernelCostModel, ResidualModel, kernel_dicts  # noqa: E402
-from chamtvm.lut import LatencyTable  # noqa: E402
-from chamtvm.measure.local import LocalRunner  # noqa: E402
-from chamtvm.metrics import fidelity  # noqa: E402
-from chamtvm.network import lower_onnx  # noqa: E402
-from chamtvm.schedules import ScheduleSource  # noqa: E402
-from chamtvm.space import SearchSpace  # noqa: E402
-from chamtvm.table_builder import fill_table, prepare  # noqa: E402
-from chamtvm.targets import get_target  # noqa: E402
-from chamtvm.tune import TuneConfig, ensure_measured, measure_archs, network_table, progress_bar  # noqa: E402
+from chamtvm.zoo import families as zoo# noqa: E402
+from chamtvm.latency.batch import BatchLatencyPredictor# noqa: E402
+from chamtvm.lower.calibration import calibration_kernels# noqa: E402
+from chamtvm.lower.coverage import space_kernel_map# noqa: E402
+from chamtvm.latency.features import network_feature_vector# noqa: E402
+from chamtvm.latency.models import KernelCostModel, ResidualModel, kernel_dicts# noqa: E402
+from chamtvm.table.store import LatencyTable# noqa: E402
+from chamtvm.measure.local import LocalRunner# noqa: E402
+from chamtvm.core.metrics import fidelity# noqa: E402
+from chamtvm.lower.network import lower_onnx# noqa: E402
+from chamtvm.tuning.schedules import ScheduleSource# noqa: E402
+from chamtvm.space.schema import SearchSpace# noqa: E402
+from chamtvm.table.fill import fill_table, prepare# noqa: E402
+from chamtvm.targets.spec import get_target# noqa: E402
+from chamtvm.pipeline.config import TuneConfig
+from chamtvm.table.networks import ensure_measured, network_table
+from chamtvm.pipeline.latency import measure_archs
+from chamtvm.core.progress import progress_bar# noqa: E402
 
 KS = (5, 10, 20, 30, 50)
 

@@ -48,13 +48,13 @@ def _spread(xs):
 
 
 def bench_scaling(rounds: int, batch_size: int, server_counts=(1, 2, 3)) -> dict:
-    from chamtvm.coverage import space_kernels
+    from chamtvm.lower.coverage import space_kernels
     from chamtvm.devices import start_tracker, start_x86_server
     from chamtvm.measure.rpc import RPCRunner
-    from chamtvm.schedules import ScheduleSource
-    from chamtvm.space import SearchSpace
-    from chamtvm.table_builder import build_batches, prepare
-    from chamtvm.targets import get_target
+    from chamtvm.tuning.schedules import ScheduleSource
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.fill import build_batches, prepare
+    from chamtvm.targets.spec import get_target
 
     x86 = get_target("x86")
     space = SearchSpace.from_dict(SCALING_SPACE)
@@ -111,8 +111,9 @@ def bench_arm_fidelity(space: str, heldout: int, servers: int, luts_dir: Path | 
     from chamtvm.devices import start_tracker
     from chamtvm.devices.arm import start_arm_servers
     from chamtvm.measure.rpc import RPCRunner
-    from chamtvm.targets import get_target
-    from chamtvm.tune import TuneConfig, run_tune
+    from chamtvm.targets.spec import get_target
+    from chamtvm.pipeline.config import TuneConfig
+    from chamtvm.pipeline.job import run_tune
 
     arm = get_target("arm")
     luts = luts_dir or Path(tempfile.mkdtemp(prefix="bench-arm-luts-"))

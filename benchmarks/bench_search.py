@@ -29,12 +29,12 @@ RESULTS = REPO / "benchmarks" / "results"
 def main(argv=None) -> int:
     import numpy as np
 
-    from chamtvm.accuracy.build import default_journal
-    from chamtvm.adapt import auto_budgets
-    from chamtvm.lut import LUTS_DIR
-    from chamtvm.search_job import search_context
-    from chamtvm.space import SearchSpace
-    from chamtvm.targets import get_target
+    from chamtvm.accuracy.fit import default_journal
+    from chamtvm.pipeline.adapt import auto_budgets
+    from chamtvm.table.store import LUTS_DIR
+    from chamtvm.search.context import search_context
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.targets.spec import get_target
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", default="x86")

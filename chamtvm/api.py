@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .latency_model import FullPrediction
-from .lut import LatencyTable
-from .network import LoweredNetwork, lower_onnx, lower_relax, lower_torch
-from .schedules import ScheduleSource
-from .table_builder import prepare
-from .targets import TargetSpec, get_target
+from .latency.models import FullPrediction
+from .table.store import LatencyTable
+from .lower.network import LoweredNetwork, lower_onnx, lower_relax, lower_torch
+from .tuning.schedules import ScheduleSource
+from .table.fill import prepare
+from .targets.spec import TargetSpec, get_target
 
 
 def lower_any(model, input_shape=None) -> LoweredNetwork:
@@ -46,7 +46,7 @@ def predict_latency(model, target: str | TargetSpec, input_shape=None, luts_dir=
 
     The table sum (unseen kernels priced by the kernel model); ``residual_space`` also
     applies the residual learned on that space's networks (for models of that family)."""
-    from .cli import load_predictor
+    from .latency.loading import load_predictor
 
     spec = target if isinstance(target, TargetSpec) else get_target(target)
     table = LatencyTable.for_target(spec.name, luts_dir)

@@ -14,14 +14,14 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 @pytest.fixture(scope="session")
 def tiny_space():
-    from chamtvm.space import SearchSpace
+    from chamtvm.space.schema import SearchSpace
 
     return SearchSpace.load(DATA / "space_tiny3.json")
 
 
 @pytest.fixture(scope="session")
 def x86():
-    from chamtvm.targets import get_target
+    from chamtvm.targets.spec import get_target
 
     return get_target("x86")
 

@@ -1,11 +1,11 @@
-"""The ``accuracy`` subcommand (chamtvm.accuracy.cli) and the package's import cost."""
+"""The ``accuracy`` subcommand (chamtvm.cli.accuracy) and the package's import cost."""
 
 import json
 import subprocess
 import sys
 
 from chamtvm.accuracy import Journal, GPPredictor
-from chamtvm.accuracy.cli import main
+from chamtvm.cli.accuracy import main
 
 
 TINY_SPACE = {  # 128 small 28x28 networks: keeps the test to a few seconds of training
@@ -51,7 +51,7 @@ def test_cli_command_task_needs_a_command(tmp_path, capsys):
 
 
 def test_importing_the_package_is_cheap():
-    code = ("import sys, chamtvm.accuracy, chamtvm.accuracy.cli; "
+    code = ("import sys, chamtvm.accuracy, chamtvm.cli.accuracy; "
             "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'filelock', 'tqdm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from chamtvm.accuracy.features import accuracy_features, arch_costs, model_cost
-from chamtvm.space import SearchSpace
+from chamtvm.accuracy.encoding import accuracy_features, arch_costs, model_cost
+from chamtvm.space.schema import SearchSpace
 
 
 @pytest.mark.parametrize("name", ["fashion", "small"])

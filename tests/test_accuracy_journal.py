@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chamtvm.accuracy import FunctionTrainer, Journal, JournalError, train_archs
-from chamtvm.space import SearchSpace
+from chamtvm.space.schema import SearchSpace
 
 
 def rec(i):
@@ -96,7 +96,7 @@ def test_runner_resumes_and_journals_each_result_at_once(tmp_path):
     other.protocol = "10000x3-e10000-b64"
     res3 = train_archs(space, archs[:2], other, journal, seed=3, progress=False)
     assert not any(r.cached for r in res3) and journal.records()[-1]["protocol"] == other.protocol
-    from chamtvm.accuracy.build import journal_trainings
+    from chamtvm.accuracy.fit import journal_trainings
 
     idx, y, protocol = journal_trainings(space, journal.path)
     assert protocol["protocol"] == other.protocol and len(y) == 2

@@ -6,7 +6,7 @@ import pytest
 
 from chamtvm.accuracy import CommandTrainer, Journal, ProxyTaskTrainer, train_archs
 from chamtvm.accuracy.datasets import DatasetMissingError, load_split
-from chamtvm.space import SearchSpace
+from chamtvm.space.schema import SearchSpace
 
 
 def tiny_arch(space):

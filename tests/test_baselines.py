@@ -2,9 +2,15 @@
 
 import pytest
 
-from chamtvm.baselines import (baseline_arch, baseline_family, default_resolutions,
-                               family_space, make_divisible, template)
-from chamtvm.space import SearchSpace, SpaceError
+from chamtvm.space.baselines import (
+    baseline_arch,
+    baseline_family,
+    default_resolutions,
+    family_space,
+    make_divisible,
+    template,
+)
+from chamtvm.space.schema import SearchSpace, SpaceError
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +58,7 @@ def test_family_space_holds_every_baseline_and_the_base_space(fashion):
 def test_models_build_run_and_grow_with_width(fashion):
     import torch
 
-    from chamtvm.model import build_model, input_shape
+    from chamtvm.space.model import build_model, input_shape
 
     fam = baseline_family(fashion, widths=(0.5, 1.0, 1.5), resolutions=(20, 32))
     params = {}

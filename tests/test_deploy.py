@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from chamtvm.api import lower_any, predict_latency
-from chamtvm.deploy import export_network
-from chamtvm.model import build_model, input_shape
+from chamtvm.deploy.export import export_network
+from chamtvm.space.model import build_model, input_shape
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "tests/data/space_tiny3.json")
@@ -45,7 +45,7 @@ def test_exported_library_runs_with_plain_tvm(tiny_space, tiny_archs, x86, tmp_p
 def test_lower_any_accepts_relax_onnx_and_torch(tiny_space, tiny_archs, tmp_path):
     import torch
 
-    from chamtvm.lowering import from_torch
+    from chamtvm.lower.kernels import from_torch
 
     arch = tiny_archs[0]
     model, shape = build_model(tiny_space, arch), input_shape(tiny_space, arch)
@@ -63,10 +63,10 @@ def test_lower_any_accepts_relax_onnx_and_torch(tiny_space, tiny_archs, tmp_path
 
 
 def test_predict_latency_of_a_torch_module_with_breakdown(tiny_space, tiny_archs, x86, tmp_path):
-    from chamtvm.lut import LatencyTable
+    from chamtvm.table.store import LatencyTable
     from chamtvm.measure.local import LocalRunner
-    from chamtvm.schedules import ScheduleSource
-    from chamtvm.table_builder import fill_table, prepare
+    from chamtvm.tuning.schedules import ScheduleSource
+    from chamtvm.table.fill import fill_table, prepare
 
     arch = tiny_archs[1]
     model, shape = build_model(tiny_space, arch), input_shape(tiny_space, arch)
@@ -104,8 +104,8 @@ def test_search_cli_end_to_end(tiny_space, tmp_path):
     assert Path(rep["artifacts"]["library"]).exists() and Path(rep["artifacts"]["pareto_plot"]).exists()
     assert rep["search"]["evaluated"] == 40 * 11
     # a parameter limit below the unconstrained pick's size is respected
-    from chamtvm.accuracy.features import arch_costs
-    from chamtvm.space import Arch
+    from chamtvm.accuracy.encoding import arch_costs
+    from chamtvm.space.schema import Arch
 
     free_params = arch_costs(tiny_space, [tiny_space.indices(Arch.from_dict(rep["best"]["architecture"]))])[0, 0]
     small_params = arch_costs(tiny_space, [[0] * tiny_space.encoding_length])[0, 0]

@@ -3,17 +3,24 @@
 import numpy as np
 import pytest
 
-from chamtvm.batch_predict import BatchLatencyPredictor
-from chamtvm.coverage import space_kernel_map
-from chamtvm.features import NETWORK_FEATURES, network_feature_vector
-from chamtvm.latency_model import (KernelCostModel, LatencyPredictor, ResidualModel, StaleModelError,
-                                   kernel_dicts, model_paths, network_training_set)
-from chamtvm.lut import LatencyTable, ok_row
+from chamtvm.latency.batch import BatchLatencyPredictor
+from chamtvm.lower.coverage import space_kernel_map
+from chamtvm.latency.features import NETWORK_FEATURES, network_feature_vector
+from chamtvm.latency.models import (
+    KernelCostModel,
+    LatencyPredictor,
+    ResidualModel,
+    StaleModelError,
+    kernel_dicts,
+    model_paths,
+    network_training_set,
+)
+from chamtvm.table.store import LatencyTable, ok_row
 from chamtvm.measure.local import LocalRunner
-from chamtvm.network import lower_arch
-from chamtvm.schedules import ScheduleSource
-from chamtvm.table_builder import fill_table, prepare
-from chamtvm.tune import ensure_measured
+from chamtvm.lower.network import lower_arch
+from chamtvm.tuning.schedules import ScheduleSource
+from chamtvm.table.fill import fill_table, prepare
+from chamtvm.table.networks import ensure_measured
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from chamtvm.coverage import space_kernels
-from chamtvm.lowering import ModelError, from_onnx_file
-from chamtvm.model import build_model, input_shape
-from chamtvm.network import lower_arch, lower_onnx, load_model
-from chamtvm.space import Arch
+from chamtvm.lower.coverage import space_kernels
+from chamtvm.lower.kernels import ModelError, from_onnx_file
+from chamtvm.space.model import build_model, input_shape
+from chamtvm.lower.network import lower_arch, lower_onnx, load_model
+from chamtvm.space.schema import Arch
 
 
 def test_compiled_network_matches_torch(tiny_space, tiny_archs, x86):
@@ -15,7 +15,7 @@ def test_compiled_network_matches_torch(tiny_space, tiny_archs, x86):
     import tvm
     from tvm import relax
 
-    from chamtvm.measure.build import compile_network
+    from chamtvm.measure.compile import compile_network
 
     arch = tiny_archs[0]
     net = lower_arch(tiny_space, arch)
@@ -112,7 +112,7 @@ def test_bad_onnx_file_gives_clear_error(tmp_path):
 def test_kernels_of_an_architecture_are_known_without_lowering_it(tiny_space):
     """The block -> kernels map from the probes gives exactly the kernels and call counts
     that lowering the whole network gives (what fast search relies on)."""
-    from chamtvm.coverage import space_kernel_map
+    from chamtvm.lower.coverage import space_kernel_map
 
     kmap = space_kernel_map(tiny_space)
     rng = np.random.default_rng(8)
@@ -123,8 +123,8 @@ def test_kernels_of_an_architecture_are_known_without_lowering_it(tiny_space):
 
 
 def test_calibration_sweep_covers_operator_kinds_outside_the_space():
-    from chamtvm.calibration import calibration_kernels
-    from chamtvm.features import kernel_kind
+    from chamtvm.lower.calibration import calibration_kernels
+    from chamtvm.latency.features import kernel_kind
 
     kernels = calibration_kernels()
     kinds = {kernel_kind(k.name, [a.to_list() for a in k.args]) for k in kernels}

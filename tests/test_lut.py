@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chamtvm.lut import LatencyTable, TableError, failed_row, ok_row
+from chamtvm.table.store import LatencyTable, TableError, failed_row, ok_row
 
 
 def _row(i):

@@ -14,7 +14,7 @@ DATA = Path(__file__).parent / "data"
 
 
 def _config(tmp_path, **kw):
-    from chamtvm.tune import TuneConfig
+    from chamtvm.pipeline.config import TuneConfig
 
     base = dict(space=str(DATA / "space_tiny_gray.json"), trials=0, heldout=2, train_networks=2,
                 calibration=False, task="digits", accuracy_samples=4, accuracy_pool=12,
@@ -27,7 +27,7 @@ def _config(tmp_path, **kw):
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, x86):
     from chamtvm.measure.local import LocalRunner
-    from chamtvm.tune import run_tune
+    from chamtvm.pipeline.job import run_tune
 
     tmp = tmp_path_factory.mktemp("mainjob")
     cfg = _config(tmp)
@@ -66,8 +66,8 @@ def test_exported_pick_runs_with_plain_tvm(first_run):
     import tvm
     from tvm import relax
 
-    from chamtvm.model import build_model
-    from chamtvm.space import Arch, SearchSpace
+    from chamtvm.space.model import build_model
+    from chamtvm.space.schema import Arch, SearchSpace
 
     _, cfg, report = first_run
     p = report["picks"][0]
@@ -83,9 +83,9 @@ def test_exported_pick_runs_with_plain_tvm(first_run):
 
 
 def test_rerun_is_up_to_date(first_run, x86):
-    from chamtvm.lut import LatencyTable
+    from chamtvm.table.store import LatencyTable
     from chamtvm.measure.local import LocalRunner
-    from chamtvm.tune import run_tune
+    from chamtvm.pipeline.job import run_tune
 
     tmp, cfg, first = first_run
     nets = LatencyTable(Path(cfg.luts_dir) / "x86.networks.jsonl").load()
@@ -104,7 +104,7 @@ def test_rerun_is_up_to_date(first_run, x86):
 
 
 def test_task_that_cannot_train_the_space_stops_after_latency(tmp_path, x86, tiny_space):
-    from chamtvm.adapt import trainer_for
+    from chamtvm.pipeline.adapt import trainer_for
 
     trainer, reason = trainer_for("digits", tiny_space)
     assert trainer is None and "3 channels" in reason
@@ -113,7 +113,7 @@ def test_task_that_cannot_train_the_space_stops_after_latency(tmp_path, x86, tin
 
 
 def test_cli_refuses_bad_budgets(capsys):
-    from chamtvm.cli import main
+    from chamtvm.cli.main import main
 
     for bad in ("-1", "0", "abc", "1,nan"):
         with pytest.raises(SystemExit) as e:

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chamtvm.coverage import space_kernels
-from chamtvm.lut import LatencyTable
+from chamtvm.lower.coverage import space_kernels
+from chamtvm.table.store import LatencyTable
 from chamtvm.measure.local import LocalRunner
-from chamtvm.network import lower_arch, measure_network
-from chamtvm.predict import table_sum
-from chamtvm.schedules import ScheduleSource
-from chamtvm.table_builder import fill_table, prepare
+from chamtvm.lower.network import lower_arch
+from chamtvm.measure.network import measure_network
+from chamtvm.latency.table_sum import table_sum
+from chamtvm.tuning.schedules import ScheduleSource
+from chamtvm.table.fill import fill_table, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,13 +98,13 @@ def test_kill_9_of_the_whole_build_then_resume(tiny_space, x86, tmp_path):
     lut = tmp_path / "x86.jsonl"
     script = textwrap.dedent(f"""
         import sys
-        from chamtvm.coverage import space_kernels
-        from chamtvm.lut import LatencyTable
+        from chamtvm.lower.coverage import space_kernels
+        from chamtvm.table.store import LatencyTable
         from chamtvm.measure.local import LocalRunner
-        from chamtvm.schedules import ScheduleSource
-        from chamtvm.space import SearchSpace
-        from chamtvm.table_builder import fill_table, prepare
-        from chamtvm.targets import get_target
+        from chamtvm.tuning.schedules import ScheduleSource
+        from chamtvm.space.schema import SearchSpace
+        from chamtvm.table.fill import fill_table, prepare
+        from chamtvm.targets.spec import get_target
         t = get_target("x86")
         ks = space_kernels(SearchSpace.load({str(REPO / 'tests/data/space_tiny3.json')!r}))
         p = prepare(ks, t, ScheduleSource(t, use_database=False))

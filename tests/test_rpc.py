@@ -44,10 +44,10 @@ def two_servers(tracker):
 
 @pytest.fixture(scope="module")
 def tiny_prepared(x86):
-    from chamtvm.coverage import space_kernels
-    from chamtvm.schedules import ScheduleSource
-    from chamtvm.space import SearchSpace
-    from chamtvm.table_builder import prepare
+    from chamtvm.lower.coverage import space_kernels
+    from chamtvm.tuning.schedules import ScheduleSource
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.fill import prepare
 
     return prepare(space_kernels(SearchSpace.load(TINY)), x86, ScheduleSource(x86, use_database=False))
 
@@ -57,9 +57,9 @@ def _scalar_library(tmp_path: Path, target, crash: bool = False):
     import tvm
     from tvm.script import tirx as T
 
-    from chamtvm.lowering import ArgSpec
+    from chamtvm.lower.kernels import ArgSpec
     from chamtvm.measure.base import KernelItem
-    from chamtvm.measure.build import export
+    from chamtvm.measure.compile import export
 
     @T.prim_func
     def inc(A: T.Buffer((1024,), "float32")):
@@ -118,10 +118,10 @@ def test_cli_errors_for_unreachable_tracker(x86, tmp_path):
 
 
 def test_table_fill_runs_batches_on_both_devices(tracker, two_servers, tiny_prepared, x86, tmp_path):
-    from chamtvm.lut import LatencyTable
+    from chamtvm.table.store import LatencyTable
     from chamtvm.measure.base import KernelBatch
     from chamtvm.measure.rpc import RPCRunner
-    from chamtvm.table_builder import build_batches, fill_table
+    from chamtvm.table.fill import build_batches, fill_table
 
     table = LatencyTable(tmp_path / "x86.jsonl").load()
     with RPCRunner(x86, *tracker.tracker, "x86pair") as runner:
@@ -146,13 +146,14 @@ def test_table_fill_runs_batches_on_both_devices(tracker, two_servers, tiny_prep
 def test_network_measured_over_rpc_close_to_table_sum(tracker, two_servers, x86, tmp_path):
     import numpy as np
 
-    from chamtvm.lut import LatencyTable
+    from chamtvm.table.store import LatencyTable
     from chamtvm.measure.rpc import RPCRunner
-    from chamtvm.network import lower_arch, measure_network
-    from chamtvm.predict import table_sum
-    from chamtvm.schedules import ScheduleSource
-    from chamtvm.space import SearchSpace
-    from chamtvm.table_builder import fill_table, prepare
+    from chamtvm.lower.network import lower_arch
+    from chamtvm.measure.network import measure_network
+    from chamtvm.latency.table_sum import table_sum
+    from chamtvm.tuning.schedules import ScheduleSource
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.fill import fill_table, prepare
 
     space = SearchSpace.load(TINY)
     arch = space.sample(np.random.default_rng(1))
@@ -223,9 +224,9 @@ def test_server_killed_mid_batch_retries_on_the_other_device(tracker, x86, tmp_p
 
 def test_last_device_killed_then_resume_measures_only_the_rest(tracker, tiny_prepared, x86, tmp_path):
     from chamtvm.devices import start_x86_server
-    from chamtvm.lut import LatencyTable
+    from chamtvm.table.store import LatencyTable
     from chamtvm.measure.rpc import DeviceError, RPCRunner, default_run_kernel
-    from chamtvm.table_builder import fill_table
+    from chamtvm.table.fill import fill_table
 
     table = LatencyTable(tmp_path / "x86.jsonl").load()
     n_all = len({p.key for p in tiny_prepared})
@@ -292,9 +293,9 @@ def test_slow_kernel_times_out_and_the_rest_goes_on(tracker, x86, tmp_path):
     from tvm.script import tirx as T
 
     from chamtvm.devices import start_x86_server
-    from chamtvm.lowering import ArgSpec
+    from chamtvm.lower.kernels import ArgSpec
     from chamtvm.measure.base import KernelItem
-    from chamtvm.measure.build import export
+    from chamtvm.measure.compile import export
     from chamtvm.measure.rpc import RPCRunner
 
     @T.prim_func
@@ -324,8 +325,8 @@ def test_slow_kernel_times_out_and_the_rest_goes_on(tracker, x86, tmp_path):
 def test_metaschedule_tunes_through_the_tracker(tracker, two_servers, tiny_prepared, x86, tmp_path):
     """MetaSchedule candidates built here and timed on the tracker's devices; the record
     lands in the database and the kernel then gets a tuned-schedule key."""
-    from chamtvm.schedules import ScheduleSource, tune_kernel, tuned_hashes
-    from chamtvm.table_builder import prepare
+    from chamtvm.tuning.schedules import ScheduleSource, tune_kernel, tuned_hashes
+    from chamtvm.table.fill import prepare
 
     p = max(tiny_prepared, key=lambda p: p.kernel.flops)
     host, port = tracker.tracker

@@ -38,7 +38,7 @@ def test_emulated_arm_device_runs_tune_end_to_end(tmp_path):
     _require_tools()
     from chamtvm.devices import free_port
     from chamtvm.devices.procs import cache_dir, recorded_groups
-    from chamtvm.lut import LatencyTable
+    from chamtvm.table.store import LatencyTable
 
     port = free_port()
     tracker = f"127.0.0.1:{port}"
@@ -69,11 +69,11 @@ def test_emulated_arm_device_runs_tune_end_to_end(tmp_path):
         assert nets and all(r["emulated"] is True for r in nets)
 
         # MetaSchedule on the board: candidates cross-compiled here, timed there
-        from chamtvm.coverage import space_kernels
-        from chamtvm.schedules import ScheduleSource, tune_kernel
-        from chamtvm.space import SearchSpace
-        from chamtvm.table_builder import prepare
-        from chamtvm.targets import get_target
+        from chamtvm.lower.coverage import space_kernels
+        from chamtvm.tuning.schedules import ScheduleSource, tune_kernel
+        from chamtvm.space.schema import SearchSpace
+        from chamtvm.table.fill import prepare
+        from chamtvm.targets.spec import get_target
 
         arm = get_target("arm")
         kernel = max(space_kernels(SearchSpace.load(TINY)), key=lambda k: k.flops)

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from chamtvm.lut import LatencyTable
-from chamtvm.measure.build import compile_network
+from chamtvm.table.store import LatencyTable
+from chamtvm.measure.compile import compile_network
 from chamtvm.measure.local import LocalRunner
-from chamtvm.network import lower_arch
-from chamtvm.schedules import DEFAULT_TAG, ScheduleSource, tune_kernel, tuned_hashes
-from chamtvm.table_builder import fill_table, prepare
+from chamtvm.lower.network import lower_arch
+from chamtvm.tuning.schedules import DEFAULT_TAG, ScheduleSource, tune_kernel, tuned_hashes
+from chamtvm.table.fill import fill_table, prepare
 
 
 def test_tune_one_kernel_apply_it_and_resume(tiny_space, tiny_archs, x86, tmp_path):

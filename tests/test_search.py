@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from chamtvm.search import SearchError, genetic_search
-from chamtvm.space import SearchSpace
+from chamtvm.search.genetic import SearchError, genetic_search
+from chamtvm.space.schema import SearchSpace
 
 
 @pytest.fixture(scope="module")

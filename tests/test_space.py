@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from chamtvm.space import Arch, SearchSpace, SpaceError, bundled_spaces
+from chamtvm.space.schema import Arch, SearchSpace, SpaceError, bundled_spaces
 
 
 @pytest.mark.parametrize("name", ["small", "mobilenetv2", "fashion"])

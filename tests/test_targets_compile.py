@@ -16,8 +16,8 @@ EM_QDSP6 = 164  # ELF e_machine of Qualcomm Hexagon
 
 @pytest.fixture(scope="module")
 def tiny_net():
-    from chamtvm.network import lower_arch
-    from chamtvm.space import SearchSpace
+    from chamtvm.lower.network import lower_arch
+    from chamtvm.space.schema import SearchSpace
 
     space = SearchSpace.load(TINY)
     return lower_arch(space, space.sample(np.random.default_rng(0)), "tiny")
@@ -33,10 +33,10 @@ def _module_kinds(mod) -> list[str]:
 def test_cuda_network_and_kernel_batch_compile_and_export(tiny_net, tmp_path):
     import tvm
 
-    from chamtvm.measure.build import build_kernel_library, compile_network, export
-    from chamtvm.schedules import ScheduleSource
-    from chamtvm.table_builder import prepare
-    from chamtvm.targets import get_target
+    from chamtvm.measure.compile import build_kernel_library, compile_network, export
+    from chamtvm.tuning.schedules import ScheduleSource
+    from chamtvm.table.fill import prepare
+    from chamtvm.targets.spec import get_target
 
     cuda = get_target("cuda")
     ex = compile_network(tiny_net.fused, cuda)
@@ -60,9 +60,9 @@ def test_cuda_network_and_kernel_batch_compile_and_export(tiny_net, tmp_path):
 def test_hexagon_kernels_compile_to_dsp_objects(tiny_net, tmp_path):
     import tvm
 
-    from chamtvm.schedules import ScheduleSource
-    from chamtvm.table_builder import prepare
-    from chamtvm.targets import get_target
+    from chamtvm.tuning.schedules import ScheduleSource
+    from chamtvm.table.fill import prepare
+    from chamtvm.targets.spec import get_target
 
     hexagon = get_target("hexagon")
     prep = prepare(tiny_net.kernels, hexagon, ScheduleSource(hexagon, use_database=False))
@@ -77,22 +77,20 @@ def test_hexagon_kernels_compile_to_dsp_objects(tiny_net, tmp_path):
 
 
 def test_hexagon_and_arm_need_a_tracker_to_measure(monkeypatch):
-    import argparse
 
-    from chamtvm.cli import make_runner
-    from chamtvm.targets import TargetError, get_target
+    from chamtvm.measure.runners import make_runner
+    from chamtvm.targets.spec import TargetError, get_target
 
     monkeypatch.delenv("TVM_TRACKER_HOST", raising=False)
-    args = argparse.Namespace(tracker=None, key=None)
     for name in ("hexagon", "arm", "cuda"):
         with pytest.raises(TargetError, match="measured on a remote device: pass --tracker"):
-            make_runner(args, get_target(name))
+            make_runner(get_target(name))
 
 
 def test_rpc_runner_refuses_a_target_whose_linker_is_missing(tmp_path):
     from chamtvm.devices import free_port
     from chamtvm.measure.rpc import DeviceError, RPCRunner
-    from chamtvm.targets import get_target
+    from chamtvm.targets.spec import get_target
 
     # the Hexagon SDK is not installed here: a clear error before any tracker traffic
     with pytest.raises(DeviceError, match="links its libraries with 'hexagon-clang\\+\\+', which is not installed"):
@@ -100,7 +98,7 @@ def test_rpc_runner_refuses_a_target_whose_linker_is_missing(tmp_path):
 
 
 def test_every_target_file_loads_and_builds_a_tvm_target():
-    from chamtvm.targets import available_targets
+    from chamtvm.targets.spec import available_targets
 
     targets = available_targets()
     assert {"x86", "arm", "cuda", "hexagon"} <= set(targets)

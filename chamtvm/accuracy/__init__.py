@@ -15,8 +15,16 @@ when first used.
 from .journal import Journal, JournalError
 from .predictor import GPPredictor, MLPPredictor, make_predictor
 from .sampling import imbalanced_sobol, sample_and_fit
-from .trainer import (CommandTrainer, FunctionTrainer, ProxyTaskTrainer, SequentialExecutor,
-                      TrainResult, Trainer, make_trainer, train_archs)
+from .trainer import (
+    CommandTrainer,
+    FunctionTrainer,
+    ProxyTaskTrainer,
+    SequentialExecutor,
+    TrainResult,
+    Trainer,
+    make_trainer,
+    train_archs,
+)
 
 __all__ = [
     "Journal", "JournalError", "GPPredictor", "MLPPredictor", "make_predictor",

@@ -43,7 +43,7 @@ class Journal:
         line = json.dumps(dict(record), sort_keys=True, allow_nan=False)
         if "\n" in line:  # json.dumps never emits one; guard the one-record-per-line format
             raise ValueError("journal record serialised with a newline")
-        from ..jsonl import append_lines
+        from ..core.jsonl import append_lines
 
         append_lines(self.path, [line])
 

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..space import Arch, SearchSpace
+from ..space.schema import Arch, SearchSpace
 from .journal import Journal
 
 
@@ -139,7 +139,7 @@ class ProxyTaskTrainer(Trainer):
         import torch
         import torch.nn.functional as F
 
-        from ..model import build_model
+        from ..space.model import build_model
         from .datasets import load_split
 
         self.check(space)

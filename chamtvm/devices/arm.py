@@ -41,7 +41,7 @@ ROOTFS_PACKAGES = ["python3.11", "libpython3.11-stdlib", "libstdc++6", "libgcc-s
 REMOTE_EXTRA = ["numpy", "ml_dtypes", "psutil", "cloudpickle"]
 # Only the runtime is needed on the device; these are the compiler and the sources.
 PRUNE = ["tvm/lib/libtvm_compiler.so", "tvm/3rdparty", "tvm/src", "tvm/include"]
-SETUP_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "setup-arm-emulation.sh"
+SETUP_SCRIPT = Path(__file__).resolve().with_name("setup-arm-emulation.sh")
 
 SITECUSTOMIZE = '''\
 # Written by chamtvm (devices/arm.py). Runs at start-up of the emulated aarch64 Python.

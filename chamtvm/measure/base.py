@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from ..lowering import ArgSpec
-from ..targets import Evaluator, TargetSpec
+from ..lower.kernels import ArgSpec
+from ..targets.spec import Evaluator, TargetSpec
 
 
 @dataclass(frozen=True)

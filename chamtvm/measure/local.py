@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ..lowering import ArgSpec
-from ..targets import Evaluator, TargetSpec
+from ..lower.kernels import ArgSpec
+from ..targets.spec import Evaluator, TargetSpec
 from .base import KernelItem, MeasureResult, Runner
 from .worker import RESULT_PREFIX
 

@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from ..lowering import ArgSpec
-from ..targets import Evaluator, TargetError, TargetSpec
+from ..lower.kernels import ArgSpec
+from ..targets.spec import Evaluator, TargetError, TargetSpec
 from .base import KernelBatch, KernelItem, MeasureResult, Runner
 
 DEVICE_INFO_FUNC = "chamtvm.device_info"

@@ -6,8 +6,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..lowering import ArgSpec
-from ..targets import Evaluator
+from ..lower.kernels import ArgSpec
+from ..targets.spec import Evaluator
 from .base import KernelItem, MeasureResult
 
 

@@ -19,8 +19,8 @@ def main() -> int:
     request = json.loads(sys.stdin.read())
     import tvm
 
-    from ..lowering import ArgSpec
-    from ..targets import Evaluator
+    from ..lower.kernels import ArgSpec
+    from ..targets.spec import Evaluator
     from .base import KernelItem
     from .timing import time_kernels, time_network
 

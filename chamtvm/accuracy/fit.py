@@ -1,0 +1,165 @@
+"""Build (or resume) the accuracy predictor of a space on a task, and refit it from a journal.
+
+``build_predictor`` is the whole step that ``chamtvm accuracy`` and the main job run: a
+seeded candidate pool of the space, trainings chosen by imbalanced Sobol + Bayesian
+optimisation (``sampling.sample_and_fit``), run through the journal (a rerun with the same
+arguments trains nothing twice), the fitted GP saved as JSON beside the journal, and its
+cross-validated quality. ``fit_from_journal`` refits the same GP from every training of
+the space in a journal (what the search uses), on the same features
+(``features.accuracy_features``: encoding plus log parameters and log MACs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..space.schema import Arch, SearchSpace
+from .evaluate import cross_validate
+from .encoding import accuracy_features, pool_features, sample_pool
+from .journal import Journal
+from .predictor import GPPredictor
+from .sampling import DEFAULTS, sample_and_fit
+from .trainer import Trainer, train_archs
+
+# trainers report fractions: model log(1 - accuracy), the target measured best
+LOG_ERROR_SCALE = 1.0 if DEFAULTS["target"] == "log-error" else None
+
+
+def default_journal(task: str, space: SearchSpace, runs_dir: Path | None = None) -> Path:
+    """``runs/accuracy-<task>-<space>.jsonl``: where trainings of a space on a task go."""
+    if runs_dir is None:
+        from ..core.workdir import runs_dir as default_runs
+
+        runs_dir = default_runs()
+    return Path(runs_dir) / f"accuracy-{task}-{space.name}.jsonl"
+
+
+def new_gp(seed: int) -> GPPredictor:
+    """An unfitted GP with the measured defaults (``sampling.DEFAULTS``)."""
+    return GPPredictor(DEFAULTS["kernel"], 3, seed, LOG_ERROR_SCALE)
+
+
+@dataclass
+class PredictorBuild:
+    """Outcome of ``build_predictor``: the fitted GP and what it was fitted on."""
+
+    gp: GPPredictor
+    space: SearchSpace
+    pool: list[Arch]
+    chosen: np.ndarray            # (n,) pool indices, in the order they were asked
+    accuracies: np.ndarray        # (n_ok,) fractions of the successful trainings
+    trained_now: int
+    resumed: int
+    errors: dict[int, str] = field(default_factory=dict)
+    cv: dict = field(default_factory=dict)
+    predictor_path: Path | None = None
+    journal_path: Path | None = None
+
+    def summary(self) -> dict:
+        y = self.accuracies
+        return {"samples": int(len(self.chosen)), "trained_now": self.trained_now,
+                "resumed_from_journal": self.resumed, "failed": len(self.errors),
+                "errors": sorted(set(self.errors.values()))[:5],
+                "cv": {k: self.cv.get(k) for k in ("kendall_tau", "rmse", "n_folds", "n")},
+                "measured_accuracy": {"min": float(y.min()), "max": float(y.max()), "mean": float(y.mean())},
+                "journal": str(self.journal_path), "predictor": str(self.predictor_path)}
+
+
+def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samples: int,
+                    pool_size: int = 200, strategy: str = "bo", seed: int = 0,
+                    executor=None, progress: bool = True) -> PredictorBuild:
+    """Choose ``samples`` of a seeded pool of ``pool_size`` architectures, train them through
+    ``journal`` (resuming), fit the GP, save it beside the journal and cross-validate it
+    (leave-one-out up to 20 samples, else 5-fold).
+
+    Raises ValueError on bad sizes, RuntimeError when fewer than 2 trainings succeed (the
+    message lists training errors), and whatever the trainer's ``check`` raises.
+    """
+    if samples < 3:
+        raise ValueError("the accuracy predictor needs at least 3 trained architectures (samples >= 3)")
+    pool_n = min(pool_size, space.size())
+    if samples > pool_n:
+        raise ValueError(f"{samples} samples exceed the pool of {pool_n} architectures")
+    trainer.check(space)
+    pool = sample_pool(space, pool_n, np.random.default_rng(seed))
+    X = pool_features(space, pool)
+    errors: dict[int, str] = {}
+    stats = {"trained": 0, "resumed": 0}
+
+    def oracle(indices):
+        res = train_archs(space, [pool[int(i)] for i in indices], trainer, journal,
+                          seed=seed, executor=executor, progress=progress)
+        for i, r in zip(indices, res):
+            if r.error:
+                errors[int(i)] = r.error
+            stats["resumed" if r.cached else "trained"] += 1
+        return np.array([np.nan if r.accuracy is None else r.accuracy for r in res])
+
+    try:
+        gp, chosen = sample_and_fit(X, oracle, samples, strategy, seed=seed, kernel=DEFAULTS["kernel"],
+                                    acquisition=DEFAULTS["acquisition"], kappa=DEFAULTS["kappa"],
+                                    skew=DEFAULTS["skew"], log_error_scale=LOG_ERROR_SCALE, progress=progress)
+    except RuntimeError as e:
+        if errors:
+            raise RuntimeError(f"{e}; training errors: {sorted(set(errors.values()))[:3]}") from None
+        raise
+    ok = np.array([int(i) not in errors for i in chosen])
+    y = gp.y_train_
+    cv = cross_validate(lambda: new_gp(seed), X[chosen[ok]], y,
+                        n_folds=len(y) if len(y) <= 20 else 5, rng=np.random.default_rng(seed))
+    path = journal.path.with_suffix(".predictor.json")
+    gp.save(path)
+    return PredictorBuild(gp, space, pool, chosen, np.asarray(y), stats["trained"], stats["resumed"],
+                          errors, cv, path, journal.path)
+
+
+def journal_trainings(space: SearchSpace, journal_path: Path, protocol: dict | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(indices (n, D), accuracies (n,), protocol)`` of the trainings of ``space`` in a
+    journal under one protocol ``{"task", "epochs", "protocol"}`` (given, else the one of
+    the newest record of the space: accuracies of different protocols do not mix);
+    accuracies of repeated trainings (several seeds) averaged. Architectures outside the
+    space are skipped."""
+    recs = [r for r in Journal(journal_path).records() if r.get("space", space.name) == space.name]
+    if protocol is None:
+        protocol = ({k: recs[-1].get(k) for k in ("task", "epochs", "protocol")} if recs
+                    else {"task": None, "epochs": None, "protocol": None})
+    by_arch: dict[str, list[float]] = {}
+    idx: dict[str, list[int]] = {}
+    for r in recs:
+        if any(r.get(k) != protocol.get(k) for k in ("task", "epochs", "protocol")):
+            continue
+        try:
+            arch = Arch.from_dict(r["architecture"])
+            ind = space.indices(arch)
+        except ValueError:
+            continue
+        by_arch.setdefault(arch.to_json(), []).append(float(r["accuracy"]))
+        idx[arch.to_json()] = ind
+    keys = sorted(by_arch)
+    return (np.array([idx[k] for k in keys], dtype=np.int64).reshape(len(keys), space.encoding_length),
+            np.array([np.mean(by_arch[k]) for k in keys]), dict(protocol))
+
+
+def trainer_protocol(trainer: Trainer) -> dict:
+    """The journal fields that identify a trainer's accuracies."""
+    return {"task": trainer.task, "epochs": trainer.epochs, "protocol": trainer.protocol}
+
+
+def fit_from_journal(space: SearchSpace, journal_path: Path, protocol: dict | None = None,
+                     seed: int = 0) -> tuple[GPPredictor, int, dict]:
+    """``(gp, n_architectures, protocol)``: the GP fitted on ``accuracy_features`` of every
+    training of ``space`` in the journal under one protocol (see ``journal_trainings``).
+    Raises ValueError when the journal is missing or holds fewer than 3 architectures."""
+    journal_path = Path(journal_path)
+    if not journal_path.exists():
+        raise ValueError(f"no accuracy journal at {journal_path}: train some architectures of space "
+                         f"{space.name!r} first, e.g. python -m chamtvm accuracy --space {space.name} --samples 20")
+    idx, y, protocol = journal_trainings(space, journal_path, protocol)
+    if len(y) < 3:
+        raise ValueError(f"{journal_path} holds {len(y)} trained architectures of space {space.name!r} "
+                         f"under protocol {protocol}; the accuracy predictor needs at least 3")
+    return new_gp(seed).fit(accuracy_features(space, idx), y), len(y), protocol

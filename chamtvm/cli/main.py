@@ -1,0 +1,312 @@
+"""Command line: ``python -m chamtvm {tune,predict,measure,targets,accuracy} ...``."""
+
+from __future__ import annotations
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from ..latency.loading import load_predictor
+from ..measure.runners import make_runner
+
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape must be comma-separated integers, got {text!r}") from None
+
+
+class UsageError(ValueError):
+    """Arguments that do not fit together (reported like any other bad input, exit 2)."""
+
+
+def _tracker(text: str) -> tuple[str, int]:
+    from ..core.hostport import parse_hostport
+
+    try:
+        return parse_hostport(text, "tracker")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _budgets(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budgets must be comma-separated numbers of ms, got {text!r}") from None
+    if not values or any(not (v > 0) or v == float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"every budget must be a positive number of ms, got {text!r}")
+    return values
+
+
+def _add_target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default="x86", help="registered target name (see `chamtvm targets`)")
+    p.add_argument("--tracker", type=_tracker, default=None,
+                   help="TVM RPC tracker HOST:PORT (default: $TVM_TRACKER_HOST:$TVM_TRACKER_PORT if set)")
+    p.add_argument("--key", default=None, help="RPC device key (default: the target's rpc_key)")
+    p.add_argument("--luts-dir", type=Path, default=None, help="folder of latency tables (default: <workdir>/luts)")
+    p.add_argument("--schedules-dir", type=Path, default=None,
+                   help="root of MetaSchedule databases (default: <workdir>/schedules)")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="architecture JSON file or ONNX file")
+    p.add_argument("--space", default="small", help="space of an architecture JSON without a 'space' field")
+    p.add_argument("--shape", type=_shape, default=None, help="ONNX input shape, e.g. 1,3,224,224")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def cmd_targets(args) -> int:
+    from ..targets.spec import available_targets
+
+    targets = available_targets()
+    if args.json:
+        print(json.dumps({n: {"description": t.description, "tvm_target": t.target_json(),
+                              "host": t.host, "rpc_key": t.rpc_key, "local": t.local,
+                              "cross_compiler": t.cross_compiler, "source": t.source}
+                          for n, t in targets.items()}, indent=1))
+        return 0
+    for name, t in sorted(targets.items()):
+        where = "local" if t.local else f"RPC key '{t.rpc_key}'"
+        print(f"{name:<10} {where:<16} {t.description}")
+    return 0
+
+
+def _lowered(args):
+    from ..lower.network import load_model
+
+    return load_model(args.model, args.space, args.shape)
+
+
+def _lut_dir(args):
+    from ..core.workdir import luts_dir
+
+    return args.luts_dir or luts_dir()
+
+
+def _runner(args, target):
+    return make_runner(target, args.tracker, args.key)
+
+
+def cmd_predict(args) -> int:
+    from ..table.store import LatencyTable
+    from ..latency.table_sum import table_sum
+    from ..tuning.schedules import ScheduleSource
+    from ..table.fill import prepare
+    from ..targets.spec import get_target
+
+    target = get_target(args.target)
+    table = LatencyTable.for_target(target.name, _lut_dir(args))
+    net = _lowered(args)
+    sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
+    prepared = prepare(net.kernels, target, sched)
+    if args.table_sum_only:
+        pred = table_sum(prepared, table, args.statistic)
+        out = {"model": str(args.model), "target": target.name, "table": str(table.path), **pred.to_dict()}
+        complete = pred.complete
+    else:
+        full = load_predictor(table, log=lambda m: print(m, file=sys.stderr), space=net.space).predict(prepared)
+        out = {"model": str(args.model), "target": target.name, "table": str(table.path), **full.to_dict()}
+        complete = not full.missing
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        how = "table sum" if args.table_sum_only else f"table sum {out['table_sum_ms']:.3f} ms, residual {out['residual']}"
+        print(f"{args.model}: predicted {out['latency_ms']:.3f} ms on {target.name} ({how}, "
+              f"{len(out['kernels'])} kernels)")
+        for k in out["kernels"][:10]:
+            est = "  (estimated: not in table)" if k.get("estimated") else ""
+            print(f"  {k['name']:<40} x{k['count']:<3} {k['latency_us'] * k['count']:>10.1f} us{est}")
+        missing = out.get("missing") or out.get("missing_kernels") or []
+        if missing:
+            print(f"  MISSING ({len(missing)} kernels not in the table and no kernel model to price them; not counted)")
+    return 0 if complete else 3
+
+
+def cmd_measure(args) -> int:
+    from ..measure.network import measure_network
+    from ..tuning.schedules import ScheduleSource
+    from ..targets.spec import get_target
+
+    target = get_target(args.target)
+    runner = _runner(args, target)
+    net = _lowered(args)
+    sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
+    with runner:
+        res = measure_network(net, target, runner, sched)
+    out = {"model": str(args.model), "target": target.name, "device_label": runner.label,
+           "emulated": runner.emulated, "error": res.error}
+    if res.ok:
+        import numpy as np
+
+        s = np.asarray(res.samples_us) / 1e3
+        out.update(latency_ms=float(np.median(s)), latency_ms_min=float(s.min()),
+                   latency_ms_max=float(s.max()), latency_ms_std=float(s.std()),
+                   repeat=len(s), number=res.number, samples_ms=[float(x) for x in s])
+    if args.json:
+        print(json.dumps(out, indent=1))
+    elif res.ok:
+        emu = " (EMULATED: not a device timing)" if runner.emulated else ""
+        print(f"{args.model}: measured {out['latency_ms']:.3f} ms median on {runner.label}{emu} "
+              f"(min {out['latency_ms_min']:.3f}, max {out['latency_ms_max']:.3f}, {out['repeat']} repeats)")
+    else:
+        print(f"{args.model}: measurement failed: {res.error}", file=sys.stderr)
+    return 0 if res.ok else 1
+
+
+def cmd_tune(args) -> int:
+    from ..targets.spec import get_target
+    from ..pipeline.config import TuneConfig
+    from ..pipeline.report import format_report
+    from ..pipeline.job import run_tune
+
+    if args.task == "command" and not args.train_command:
+        raise UsageError("--task command needs --command CMD (a trainer that gets the architecture JSON path "
+                          "and prints the accuracy)")
+    if args.accuracy_samples < 3:
+        raise UsageError("--accuracy-samples must be at least 3")
+    target = get_target(args.target)
+    runner = _runner(args, target)
+    cfg = TuneConfig(space=args.space, trials=args.trials, trials_per_kernel=args.trials_per_kernel,
+                     heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
+                     residual_mode=args.residual, calibration=not args.no_calibration,
+                     luts_dir=_lut_dir(args), schedules_dir=args.schedules_dir,
+                     progress=not args.no_progress, task=args.task, train_command=args.train_command,
+                     accuracy_samples=args.accuracy_samples, budgets_ms=args.budgets_ms,
+                     search_seed=args.seed)
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    with runner:
+        report = run_tune(target, runner, cfg, log=log)
+    from ..core.workdir import runs_dir
+
+    out = args.out or runs_dir() / f"tune-{target.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(format_report(report))
+        print(f"report written to {out}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from ..search.report import format_search
+    from ..search.job import SearchConfig, run_search
+    from ..targets.spec import get_target
+
+    target = get_target(args.target)
+    cfg = SearchConfig(space=args.space, latency_ms=args.latency_ms, journal=args.journal,
+                       max_mflops=args.max_mflops, max_mparams=args.max_mparams, population=args.population,
+                       generations=args.generations, seed=args.seed, out=args.out, luts_dir=args.luts_dir,
+                       schedules_dir=args.schedules_dir, measure=not args.no_measure)
+    runner = None if args.no_measure else _runner(args, target)
+    try:
+        report = run_search(cfg, target, runner)
+    finally:
+        if runner is not None:
+            runner.close()
+    print(json.dumps(report, indent=1) if args.json else format_search(report))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chamtvm", description=__doc__)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="working folder of luts/, schedules/ and runs/ (default: $CHAMTVM_HOME or the "
+                             "current directory)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("targets", help="list registered targets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_targets)
+
+    p = sub.add_parser("tune", help="the main job: latency table, schedules and predictor, accuracy predictor, "
+                                    "search at a few budgets, export")
+    _add_target_args(p)
+    p.add_argument("--space", default="fashion", help="bundled space name or space JSON file (default: fashion, "
+                                                      "the space of the built-in task)")
+    p.add_argument("--trials", type=int, default=64, help="total MetaSchedule trials (0: no tuning)")
+    p.add_argument("--trials-per-kernel", type=int, default=16)
+    p.add_argument("--heldout", type=int, default=20, help="held-out networks measured end to end")
+    p.add_argument("--train-networks", type=int, default=10,
+                   help="networks measured end to end to train the residual model (0: table sum only)")
+    p.add_argument("--residual", default="scale", choices=["ratio", "additive", "scale"],
+                   help="residual model: one median scale (default: best measured, benchmarks/results/latency_predictor_x86.json), learned ratio, or learned relative offset")
+    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
+    p.add_argument("--no-calibration", action="store_true",
+                   help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
+    p.add_argument("--task", default="fashion-mnist", choices=["fashion-mnist", "digits", "command", "none"],
+                   help="task of the accuracy predictor (none: stop after the latency steps)")
+    p.add_argument("--command", dest="train_command", default=None,
+                   help="with --task command: trainer command (gets the arch JSON path, prints the accuracy)")
+    p.add_argument("--accuracy-samples", type=int, default=20, help="architectures trained for the accuracy predictor")
+    p.add_argument("--budgets-ms", type=_budgets, default=None,
+                   help="comma-separated latency budgets in ms (default: 25/50/75%% quantiles of the space's "
+                        "predicted latencies on the target)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search")
+    p.add_argument("--out", type=Path, default=None, help="report JSON path (default runs/tune-<target>.json)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("predict", help="predict a model's latency from the target's table")
+    _add_target_args(p)
+    _add_model_args(p)
+    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
+    p.add_argument("--table-sum-only", action="store_true",
+                   help="plain table sum (no learned models); missing kernels are listed, not priced")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("measure", help="compile a model for the target and measure it end to end")
+    _add_target_args(p)
+    _add_model_args(p)
+    p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("search", help="most accurate network under a latency budget, exported for the target")
+    _add_target_args(p)
+    p.add_argument("--latency-ms", type=float, required=True, help="latency budget in ms on the target")
+    p.add_argument("--space", default="fashion", help="space searched (needs trained architectures in the journal)")
+    p.add_argument("--journal", type=Path, default=None,
+                   help="accuracy journal (default runs/accuracy-fashion-mnist-<space>.jsonl)")
+    p.add_argument("--max-mflops", type=float, default=None,
+                   help="optional limit on multiply-accumulates per image (millions)")
+    p.add_argument("--max-mparams", type=float, default=None, help="optional limit on parameters (millions)")
+    p.add_argument("--population", type=int, default=200)
+    p.add_argument("--generations", type=int, default=60)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="artefact folder (default runs/search-<target>-<budget>ms)")
+    p.add_argument("--no-measure", action="store_true", help="do not measure the chosen network on the target")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    from . import accuracy, devices
+
+    accuracy.add_parser(sub)
+    devices.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    from ..lower.kernels import ModelError
+    from ..table.store import TableError
+    from ..search.genetic import SearchError
+    from ..space.schema import SpaceError
+    from ..targets.spec import TargetError
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    args = build_parser().parse_args(argv)
+    if getattr(args, "workdir", None) is not None:
+        os.environ["CHAMTVM_HOME"] = str(Path(args.workdir).expanduser().resolve())
+    try:
+        return args.func(args)
+    except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError) as e:
+        print(f"chamtvm: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("chamtvm: interrupted; everything measured so far is saved", file=sys.stderr)
+        return 130

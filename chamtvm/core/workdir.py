@@ -1,0 +1,35 @@
+"""The working folder: where tables, schedules and runs live, never inside the package.
+
+``--workdir DIR`` (the CLI sets ``$CHAMTVM_HOME``), else ``$CHAMTVM_HOME``, else the current
+directory. Under it: ``luts/`` (latency tables and saved latency models), ``schedules/``
+(MetaSchedule databases, ``$CHAMTVM_SCHEDULES_DIR`` overrides) and ``runs/`` (journals,
+reports, exported networks). Resolved at call time, so a change of directory or of the
+variable takes effect.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def workdir() -> Path:
+    """The working folder (``$CHAMTVM_HOME`` or the current directory)."""
+    home = os.environ.get("CHAMTVM_HOME")
+    return Path(home).expanduser() if home else Path.cwd()
+
+
+def luts_dir() -> Path:
+    """Folder of the latency tables: ``<workdir>/luts``."""
+    return workdir() / "luts"
+
+
+def schedules_root() -> Path:
+    """Root of the MetaSchedule databases: ``$CHAMTVM_SCHEDULES_DIR`` or ``<workdir>/schedules``."""
+    env = os.environ.get("CHAMTVM_SCHEDULES_DIR")
+    return Path(env).expanduser() if env else workdir() / "schedules"
+
+
+def runs_dir() -> Path:
+    """Folder of journals, reports and exported networks: ``<workdir>/runs``."""
+    return workdir() / "runs"

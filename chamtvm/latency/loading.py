@@ -1,0 +1,23 @@
+"""A table's latency predictor with the models saved beside it (stale or missing ones left
+out, said through ``log``)."""
+
+from __future__ import annotations
+from pathlib import Path
+
+
+
+def load_predictor(table, log=None, space: str | None = None):
+    """The table's latency predictor with its saved models (the residual of ``space``'s
+    networks when given); stale or missing ones are left out (and said so through ``log``)."""
+    from .models import KernelCostModel, LatencyPredictor, ResidualModel, StaleModelError, model_paths
+
+    kernel_path, residual_path = model_paths(table, space)
+    models = {}
+    for name, cls, path in (("kernel model", KernelCostModel, kernel_path), ("residual", ResidualModel, residual_path)):
+        if Path(str(path) + ".meta.json").exists():
+            try:
+                models[name] = cls.load(path, table)
+            except StaleModelError as e:
+                if log:
+                    log(f"note: {e}; not used")
+    return LatencyPredictor(table, models.get("kernel model"), models.get("residual"))

@@ -1,0 +1,63 @@
+"""Compile kernel batches into one library and whole networks into a VM executable.
+
+Both use the target's deployment path: the kernels go through the same schedules
+(database or the target default, dlight rules on GPUs) and the same TIR lowering as in a
+network build, and libraries are linked with the target's cross compiler.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..targets.spec import TargetSpec
+
+
+def _gpu_default_schedule(mod, target):
+    """The dlight rules ``relax.get_default_pipeline`` applies to unscheduled GPU kernels."""
+    from tvm.s_tir import dlight as dl
+
+    with target:
+        return dl.ApplyDefaultSchedule(
+            dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+            dl.gpu.Fallback(),
+        )(mod)
+
+
+def export(lib, target: TargetSpec, path: Path) -> Path:
+    """Write ``lib`` (runtime module or VM executable) as a shared library for the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if target.cross_compiler:
+        from tvm.support import cc
+
+        lib.export_library(str(path), fcompile=cc.cross_compiler(target.cross_compiler))
+    else:
+        lib.export_library(str(path))
+    return path
+
+
+def build_kernel_library(funcs: Sequence[tuple[str, object]], target: TargetSpec, path: Path) -> Path:
+    """Compile ``(symbol, PrimFunc)`` pairs into one shared library at ``path``.
+
+    The PrimFuncs are already scheduled where a database applies; GPU kernels without a
+    schedule get the target's default dlight schedule, as in a network build.
+    """
+    import tvm
+
+    tvm_target = target.tvm()
+    mod = tvm.IRModule({sym: f.with_attr("global_symbol", sym) for sym, f in funcs})
+    if target.device == "cuda":
+        mod = _gpu_default_schedule(mod, tvm_target)
+    lib = tvm.tirx.build(mod, target=tvm_target)
+    return export(lib, target, path)
+
+
+def compile_network(fused_mod, target: TargetSpec, schedules=None):
+    """Relax VM executable of a fused module with the target's pipeline and schedules."""
+    import tvm
+    from tvm import relax
+
+    tvm_target = target.tvm()
+    if schedules is not None:
+        fused_mod = schedules.apply_to_module(fused_mod)
+    return tvm.compile(fused_mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))

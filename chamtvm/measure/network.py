@@ -1,0 +1,29 @@
+"""End-to-end measurement of a lowered network: compile it with the target's pipeline and
+schedules, export the library, time it through a runner.
+
+In: a ``LoweredNetwork``, a ``TargetSpec``, a ``Runner``. Out: a ``MeasureResult``
+(per-repeat times in microseconds, or an error message)."""
+
+from __future__ import annotations
+import tempfile
+from pathlib import Path
+from .base import MeasureResult, Runner
+from .compile import compile_network, export
+from ..tuning.schedules import ScheduleSource
+from ..targets.spec import TargetSpec
+from ..lower.network import LoweredNetwork
+
+
+
+def measure_network(net: LoweredNetwork, target: TargetSpec, runner: Runner,
+                    schedules: ScheduleSource | None = None, work_dir: str | Path | None = None,
+                    key: str | None = None) -> MeasureResult:
+    """Compile ``net`` with the target's pipeline and schedules and time it end to end."""
+    key = key or net.name
+    try:
+        ex = compile_network(net.fused, target, schedules)
+    except Exception as e:
+        return MeasureResult(key, error=f"compile failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+    with tempfile.TemporaryDirectory(prefix="chamtvm-net-", dir=work_dir) as tmp:
+        lib = export(ex, target, Path(tmp) / "net.so")
+        return runner.measure_network(lib, net.inputs, target.network_evaluator, key=key)

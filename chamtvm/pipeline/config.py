@@ -1,0 +1,48 @@
+"""What the main job is asked to do: one dataclass, filled by the CLI (or by Python callers).
+
+Folders left as ``None`` resolve at run time under the working folder (``core.workdir``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.workdir import luts_dir, runs_dir
+
+
+@dataclass
+class TuneConfig:
+    """Settings of ``run_tune``; counts are numbers of kernels, networks or trials."""
+
+    space: str = "fashion"
+    trials: int = 64
+    trials_per_kernel: int = 16
+    heldout: int = 20
+    heldout_seed: int = 2026
+    train_networks: int = 10
+    train_seed: int = 101
+    residual_mode: str = "scale"
+    calibration: bool = True
+    statistic: str = "runtime_us_p50"
+    batch_size: int = 48
+    luts_dir: Path | None = None       # None: <workdir>/luts
+    schedules_dir: Path | None = None  # None: <workdir>/schedules (or $CHAMTVM_SCHEDULES_DIR)
+    progress: bool = True
+    # the adaptation steps (pipeline.adapt)
+    task: str = "fashion-mnist"       # a registered task (accuracy.tasks), or "none"
+    train_command: str | None = None  # with task "command"
+    accuracy_samples: int = 20
+    accuracy_pool: int = 200
+    accuracy_seed: int = 0
+    budgets_ms: tuple | None = None   # None: quantiles of the space's predicted latencies
+    search_seed: int = 0
+    population: int = 200
+    generations: int = 60
+    runs_dir: Path | None = None      # None: <workdir>/runs
+
+    def __post_init__(self):
+        self.luts_dir = Path(self.luts_dir) if self.luts_dir is not None else luts_dir()
+        self.runs_dir = Path(self.runs_dir) if self.runs_dir is not None else runs_dir()
+        if self.schedules_dir is not None:
+            self.schedules_dir = Path(self.schedules_dir)

@@ -1,0 +1,51 @@
+"""The ``search`` command's output: text report and Pareto plot."""
+
+from __future__ import annotations
+import json
+from pathlib import Path
+
+
+
+def pareto_plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    lat = [p["predicted_latency_ms"] for p in report["pareto"]]
+    acc = [100 * p["predicted_accuracy"] for p in report["pareto"]]
+    ax.step(lat, acc, where="post", marker="o", ms=3, label="Pareto front (predicted)")
+    ax.axvline(report["latency_budget_ms"], color="grey", ls="--", label="latency budget")
+    b = report["best"]
+    ax.scatter([b["predicted_latency_ms"]], [100 * b["predicted_accuracy"]], c="red", zorder=3, label="chosen")
+    m = report.get("measured") or {}
+    if m.get("latency_ms"):
+        ax.scatter([m["latency_ms"]], [100 * b["predicted_accuracy"]], marker="x", c="black", zorder=3,
+                   label="chosen, measured latency" + (" (EMULATED)" if report["emulated"] else ""))
+    ax.set(xlabel=f"latency on {report['target']} (ms)", ylabel="predicted accuracy (%)",
+           title=f"space {report['space']}: accuracy vs latency")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def format_search(report: dict) -> str:
+    b = report["best"]
+    lines = [f"best network for {report['target']} under {report['latency_budget_ms']} ms "
+             f"(space {report['space']}, {report['search']['evaluated']} candidates in {report['search']['seconds']} s):",
+             f"  predicted accuracy {100 * b['predicted_accuracy']:.2f}%, predicted latency {b['predicted_latency_ms']:.3f} ms",
+             f"  {json.dumps(b['architecture'])}"]
+    m = report.get("measured")
+    if m:
+        if m["latency_ms"] is not None:
+            emu = " (EMULATED: not a device timing)" if report["emulated"] else ""
+            lines.append(f"  measured {m['latency_ms']:.3f} ms on {report['device_label']}{emu}; predicted "
+                         f"{m['predicted_latency_ms']:.3f} ms ({m['error_pct']:+.1f}%)")
+        else:
+            lines.append(f"  measuring failed: {m['error']}")
+    lines.append(f"  Pareto front: {len(report['pareto'])} networks; artefacts in {Path(report['artifacts']['arch']).parent}")
+    for k, v in report["artifacts"].items():
+        lines.append(f"    {k}: {v}")
+    return "\n".join(lines)

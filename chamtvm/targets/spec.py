@@ -1,0 +1,160 @@
+"""Deployment targets as data, registered by name.
+
+Each ``builtin/<name>.json`` file of this package (and each JSON file in the
+folder named by ``CHAMTVM_TARGETS_DIR``, if set) describes one target: the TVM target
+(JSON form), its host, the cross compiler used to link libraries, the default RPC key,
+the Relax pipeline and the evaluator settings used when timing kernels and networks.
+Adding a target means adding such a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+EVALUATOR_FIELDS = ("number", "repeat", "min_repeat_ms", "cooldown_interval_ms")
+
+
+class TargetError(ValueError):
+    """Unknown or malformed target; the message lists the valid names or the bad field."""
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """``time_evaluator`` settings: each of ``repeat`` measurements runs the function
+    ``number`` times (raised until one measurement lasts ``min_repeat_ms``)."""
+
+    number: int = 1
+    repeat: int = 9
+    min_repeat_ms: int = 10
+    cooldown_interval_ms: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> "Evaluator":
+        unknown = set(d) - set(EVALUATOR_FIELDS)
+        if unknown:
+            raise TargetError(f"{where}: unknown evaluator fields {sorted(unknown)}")
+        for k, v in d.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise TargetError(f"{where}.{k}: expected a non-negative integer, got {v!r}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in EVALUATOR_FIELDS}
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One deployment target (see the module docstring for the fields)."""
+
+    name: str
+    description: str
+    tvm_target: Mapping[str, Any]
+    host: Mapping[str, Any] | None
+    num_cores: int | str | None
+    device: str
+    cross_compiler: str | None
+    rpc_key: str
+    relax_pipeline: str
+    local: bool
+    measurement: str
+    evaluator: Evaluator
+    network_evaluator: Evaluator
+    source: str = field(default="", compare=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "") -> "TargetSpec":
+        where = f"target {d.get('name', source)!r}"
+        required = {"name", "tvm_target", "device", "rpc_key", "evaluator"}
+        missing = required - set(d)
+        if missing:
+            raise TargetError(f"{where} ({source}): missing fields {sorted(missing)}")
+        if not isinstance(d["tvm_target"], Mapping) or "kind" not in d["tvm_target"]:
+            raise TargetError(f"{where}: tvm_target must be a TVM target JSON object with a 'kind'")
+        if d["device"] not in ("cpu", "cuda"):
+            raise TargetError(f"{where}: device must be 'cpu' or 'cuda', got {d['device']!r}")
+        ev = Evaluator.from_dict(d["evaluator"], f"{where}.evaluator")
+        return cls(
+            name=str(d["name"]),
+            description=str(d.get("description", "")),
+            tvm_target=dict(d["tvm_target"]),
+            host=dict(d["host"]) if d.get("host") else None,
+            num_cores=d.get("num_cores"),
+            device=d["device"],
+            cross_compiler=d.get("cross_compiler"),
+            rpc_key=str(d["rpc_key"]),
+            relax_pipeline=str(d.get("relax_pipeline", "default")),
+            local=bool(d.get("local", False)),
+            measurement=str(d.get("measurement", "device")),
+            evaluator=ev,
+            network_evaluator=Evaluator.from_dict(
+                d.get("network_evaluator", d["evaluator"]), f"{where}.network_evaluator"
+            ),
+            source=source,
+        )
+
+    def target_json(self) -> dict:
+        """The TVM target JSON with ``num-cores`` resolved (``auto`` = this machine's cores)."""
+        t = dict(self.tvm_target)
+        if self.num_cores == "auto":
+            t["num-cores"] = os.cpu_count() or 1
+        elif isinstance(self.num_cores, int):
+            t["num-cores"] = self.num_cores
+        return t
+
+    def tvm(self):
+        """The ``tvm.target.Target`` (with host where one is given)."""
+        from tvm.target import Target
+
+        if self.host:
+            return Target(self.target_json(), host=self.host)
+        return Target(self.target_json())
+
+    @property
+    def fingerprint(self) -> str:
+        """Short hash of the compiled-code identity (TVM target + host); part of table keys."""
+        blob = json.dumps({"target": self.target_json(), "host": self.host}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+    def tvm_device(self, session=None):
+        """The TVM device to run on: local, or of an RPC ``session``."""
+        import tvm
+
+        if session is None:
+            return tvm.cuda(0) if self.device == "cuda" else tvm.cpu(0)
+        return session.cuda(0) if self.device == "cuda" else session.cpu(0)
+
+
+def _target_dirs() -> list[Path]:
+    dirs = [BUILTIN_DIR]
+    extra = os.environ.get("CHAMTVM_TARGETS_DIR")
+    if extra:
+        dirs.append(Path(extra))
+    return dirs
+
+
+def available_targets() -> dict[str, TargetSpec]:
+    """All registered targets by name (later folders override earlier ones)."""
+    out: dict[str, TargetSpec] = {}
+    for d in _target_dirs():
+        for path in sorted(d.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                raise TargetError(f"target file {path} is not valid JSON: {e}") from None
+            spec = TargetSpec.from_dict(data, source=str(path))
+            out[spec.name] = spec
+    return out
+
+
+def get_target(name: str) -> TargetSpec:
+    """The target registered as ``name``; an unknown name lists the valid ones."""
+    targets = available_targets()
+    if name not in targets:
+        raise TargetError(f"unknown target {name!r}; valid targets: {', '.join(sorted(targets))}")
+    return targets[name]
