@@ -12,7 +12,7 @@ from chamtvm.api import lower_any, predict_latency
 from chamtvm.deploy.export import export_network
 from chamtvm.space.model import build_model, input_shape
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "tests/data/space_tiny3.json")
 
 

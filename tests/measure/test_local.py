@@ -20,7 +20,7 @@ from chamtvm.latency.table_sum import table_sum
 from chamtvm.tuning.schedules import ScheduleSource
 from chamtvm.table.fill import fill_table, prepare
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

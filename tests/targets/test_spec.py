@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "data" / "tiny_space.json"
 EM_QDSP6 = 164  # ELF e_machine of Qualcomm Hexagon
 
