@@ -14,10 +14,12 @@ import time
 
 
 def _tracker(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"tracker must be HOST:PORT, got {text!r}")
-    return host, int(port)
+    from ..core.hostport import parse_hostport
+
+    try:
+        return parse_hostport(text, "tracker")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _tracker_up(tracker) -> bool:

@@ -391,109 +391,7 @@ class RPCRunner(Runner):
         all devices under the key at once. ``batches`` is consumed lazily in a feeder
         thread (so the next batches compile while devices measure)."""
         self.open()
-        n_workers = self.parallelism()
-        tasks: queue.Queue = queue.Queue()
-        results: queue.Queue = queue.Queue()
-        state = {"outstanding": 0, "fed_all": False, "fatal": None, "stop": False}
-        cond = threading.Condition()
-        attempts: dict[str, int] = {}
-
-        def feeder():
-            try:
-                for no, b in enumerate(batches):
-                    with cond:
-                        # keep compilation at most one batch per device ahead
-                        while state["outstanding"] >= 2 * n_workers and not state["stop"]:
-                            cond.wait(0.5)
-                        if state["stop"]:
-                            return
-                        state["outstanding"] += 1
-                    tasks.put(_Task(Path(b.library) if b.library else Path(), list(b.items), no, b.error))
-                    with cond:
-                        cond.notify_all()
-            except BaseException as e:  # a build that raises: stop cleanly with its message
-                results.put(("fatal", e))
-            finally:
-                with cond:
-                    state["fed_all"] = True
-                    cond.notify_all()
-                results.put(("wake",))
-
-        def worker():
-            while True:
-                with cond:
-                    while tasks.empty() and not (state["fed_all"] and state["outstanding"] == 0) \
-                            and not state["stop"]:
-                        cond.wait(0.2)
-                    if state["stop"] or (tasks.empty() and state["fed_all"] and state["outstanding"] == 0):
-                        return
-                try:
-                    task = tasks.get_nowait()
-                except queue.Empty:
-                    continue
-                try:
-                    rest = self._run_task(task, evaluator, attempts, results.put)
-                except DeviceError as e:
-                    results.put(("fatal", e))
-                    with cond:
-                        state["stop"] = True
-                        cond.notify_all()
-                    return
-                except BaseException as e:  # never let a worker die silently
-                    results.put(("fatal", e))
-                    with cond:
-                        state["stop"] = True
-                        cond.notify_all()
-                    return
-                with cond:
-                    if rest is not None and rest.items:
-                        tasks.put(rest)
-                    else:
-                        state["outstanding"] -= 1
-                    cond.notify_all()
-                results.put(("wake",))
-
-        threads = [threading.Thread(target=feeder, name="rpc-feeder", daemon=True)]
-        threads += [threading.Thread(target=worker, name=f"rpc-device-{i}", daemon=True)
-                    for i in range(n_workers)]
-        for t in threads:
-            t.start()
-        fatal = None
-        try:
-            while True:
-                try:
-                    msg = results.get(timeout=0.5)
-                except queue.Empty:
-                    msg = ("wake",)
-                if msg[0] == "result":
-                    yield msg[1]
-                elif msg[0] == "fatal":
-                    fatal = fatal or msg[1]
-                    with cond:
-                        state["stop"] = True
-                        cond.notify_all()
-                with cond:
-                    done = state["fed_all"] and state["outstanding"] == 0
-                    stopping = state["stop"]
-                alive = any(t.is_alive() for t in threads[1:])
-                if (done or stopping) and not alive:
-                    break
-                if not alive and not threads[0].is_alive() and results.empty():
-                    break
-            while not results.empty():  # results that arrived while stopping
-                msg = results.get_nowait()
-                if msg[0] == "result":
-                    yield msg[1]
-                elif msg[0] == "fatal":
-                    fatal = fatal or msg[1]
-        finally:
-            with cond:
-                state["stop"] = True
-                cond.notify_all()
-        if fatal is not None:
-            if isinstance(fatal, DeviceError):
-                raise DeviceError(f"{fatal} (every finished result was recorded; rerun to resume)")
-            raise fatal
+        yield from _BatchScheduler(self, evaluator, self.parallelism()).run(batches)
 
     def _run_task(self, task: _Task, evaluator: Evaluator, attempts: dict[str, int],
                   emit: Callable) -> _Task | None:
@@ -502,22 +400,16 @@ class RPCRunner(Runner):
             for item in task.items:
                 emit(("result", MeasureResult(item.key, error=task.error)))
             return None
-        session = self._new_session()
-        deadline = time.monotonic() + self.batch_timeout_s
-        remote_name = self._remote_name(task.library)
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-call")
-        abandon = False
-        try:
-            self._note_device(session)
+        with _DeviceSession(self, task.library, self.batch_timeout_s) as dev:
             try:
-                module = self._call(pool, self.f_upload, deadline, session, task.library, remote_name)
+                module = dev.upload()
             except (FutureTimeout, SessionLost) as e:
-                abandon = True
+                dev.abandon()
                 self._lost(f"batch {task.batch_no}: upload: {e}")
                 return task
             except Exception as e:
-                if not session_alive(session):
-                    abandon = True
+                if not session_alive(dev.session):
+                    dev.abandon()
                     self._lost(f"batch {task.batch_no}: upload: {_first_line(e)}")
                     return task
                 why = f"remote load failed: {_first_line(e)}"
@@ -527,11 +419,11 @@ class RPCRunner(Runner):
             for i, item in enumerate(task.items):
                 rest = _Task(task.library, task.items[i + 1:], task.batch_no)
                 try:
-                    res = self._call(pool, self.f_run_kernel, min(deadline, time.monotonic() + self.item_timeout_s),
-                                     session, module, item, evaluator)
+                    res = dev.call(self.f_run_kernel, min(dev.deadline, time.monotonic() + self.item_timeout_s),
+                                   module, item, evaluator)
                 except FutureTimeout:
-                    abandon = True
-                    if time.monotonic() >= deadline:  # the batch's time is up: a lost session
+                    dev.abandon()
+                    if time.monotonic() >= dev.deadline:  # the batch's time is up: a lost session
                         return self._session_died(task, i, f"batch exceeded {self.batch_timeout_s:.0f} s",
                                                   attempts, emit)
                     emit(("result", MeasureResult(item.key, error=f"timed out after {self.item_timeout_s:.0f} s "
@@ -539,21 +431,16 @@ class RPCRunner(Runner):
                     return rest
                 except Exception as e:
                     res = MeasureResult(item.key, error=_first_line(e))
-                if not res.ok and not session_alive(session):
-                    abandon = True
+                if not res.ok and not session_alive(dev.session):
+                    dev.abandon()
                     return self._session_died(task, i, res.error or "session ended", attempts, emit)
-                addr = getattr(session, "device_addr", None)
+                addr = getattr(dev.session, "device_addr", None)
                 if addr:
                     res.extra["device"] = f"{addr[0]}:{addr[1]}"
                 if self.emulated:
                     res.extra["emulated"] = True
                 emit(("result", res))
             return None
-        finally:
-            if not abandon:
-                self.f_cleanup(session, remote_name)
-            pool.shutdown(wait=not abandon, cancel_futures=True)
-            del session
 
     def _session_died(self, task: _Task, i: int, why: str, attempts: dict, emit) -> _Task | None:
         item = task.items[i]
@@ -573,46 +460,185 @@ class RPCRunner(Runner):
             self.stats.sessions_lost += 1
         self.log(f"rpc: {msg}; retrying on another device")
 
-    @staticmethod
-    def _call(pool: ThreadPoolExecutor, fn, deadline: float, *args):
-        fut = pool.submit(fn, *args)
-        return fut.result(timeout=max(0.0, deadline - time.monotonic()))
-
     # ------------------------------------------------------------------- network
     def measure_network(self, library: Path, inputs: Sequence[ArgSpec], evaluator: Evaluator,
                         key: str = "network") -> MeasureResult:
         self.open()
         last = "no attempt"
         for attempt in range(self.max_retries + 1):
-            session = self._new_session()
-            remote_name = self._remote_name(Path(library))
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-call")
-            abandon = False
-            deadline = time.monotonic() + min(self.batch_timeout_s, self.item_timeout_s + 60)
-            try:
-                self._note_device(session)
-                module = self._call(pool, self.f_upload, deadline, session, Path(library), remote_name)
-                res = self._call(pool, self.f_run_network, deadline, session, module, inputs, evaluator, key)
-                if not res.ok and not session_alive(session):
-                    abandon = True
-                    last = res.error or "session ended"
+            with _DeviceSession(self, Path(library), min(self.batch_timeout_s, self.item_timeout_s + 60)) as dev:
+                try:
+                    module = dev.upload()
+                    res = dev.call(self.f_run_network, dev.deadline, module, inputs, evaluator, key)
+                    if not res.ok and not session_alive(dev.session):
+                        dev.abandon()
+                        last = res.error or "session ended"
+                        self._lost(f"network {key}: {last}")
+                        continue
+                    if self.emulated:
+                        res.extra["emulated"] = True
+                    return res
+                except FutureTimeout:
+                    dev.abandon()
+                    return MeasureResult(key, error=f"timed out after {self.item_timeout_s:.0f} s on {self.label}")
+                except Exception as e:
+                    if session_alive(dev.session):
+                        return MeasureResult(key, error=_first_line(e))
+                    dev.abandon()
+                    last = _first_line(e)
                     self._lost(f"network {key}: {last}")
-                    continue
-                if self.emulated:
-                    res.extra["emulated"] = True
-                return res
-            except FutureTimeout:
-                abandon = True
-                return MeasureResult(key, error=f"timed out after {self.item_timeout_s:.0f} s on {self.label}")
-            except Exception as e:
-                if session_alive(session):
-                    return MeasureResult(key, error=_first_line(e))
-                abandon = True
-                last = _first_line(e)
-                self._lost(f"network {key}: {last}")
-            finally:
-                if not abandon:
-                    self.f_cleanup(session, remote_name)
-                pool.shutdown(wait=not abandon, cancel_futures=True)
-                del session
         return MeasureResult(key, error=f"remote session died {self.max_retries + 1} times: {last}")
+
+
+class _DeviceSession:
+    """One device session for one library: opened from the runner's tracker, calls bounded
+    by ``deadline``, and on exit the uploaded library removed and the call pool shut down.
+    A session that hangs or died is ``abandon()``-ed: no clean-up call is sent to it and its
+    stuck call is not waited for."""
+
+    def __init__(self, runner: "RPCRunner", library: Path, budget_s: float):
+        self.runner = runner
+        self.library = Path(library)
+        self.budget_s = budget_s
+        self.session = None
+        self.remote_name = None
+        self.deadline = 0.0
+        self._abandoned = False
+        self._pool = None
+
+    def __enter__(self) -> "_DeviceSession":
+        self.session = self.runner._new_session()
+        self.remote_name = self.runner._remote_name(self.library)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-call")
+        self.deadline = time.monotonic() + self.budget_s
+        self.runner._note_device(self.session)
+        return self
+
+    def abandon(self) -> None:
+        self._abandoned = True
+
+    def upload(self):
+        """Upload and load the library on the device (bounded by the deadline)."""
+        return self.call(self.runner.f_upload, self.deadline, self.library, self.remote_name)
+
+    def call(self, fn, deadline: float, *args):
+        """``fn(session, *args)`` in the call pool; ``FutureTimeout`` past ``deadline``."""
+        fut = self._pool.submit(fn, self.session, *args)
+        return fut.result(timeout=max(0.0, deadline - time.monotonic()))
+
+    def __exit__(self, *exc) -> None:
+        if not self._abandoned:
+            self.runner.f_cleanup(self.session, self.remote_name)
+        self._pool.shutdown(wait=not self._abandoned, cancel_futures=True)
+        self.session = None
+
+
+class _BatchScheduler:
+    """Spreads kernel batches over ``n_workers`` device threads: a feeder thread builds
+    batches lazily (at most two per device ahead), workers measure them, and a batch whose
+    session died goes back to the queue for another device. Results and fatal errors reach
+    the caller's thread through one queue."""
+
+    def __init__(self, runner: "RPCRunner", evaluator: Evaluator, n_workers: int):
+        self.runner = runner
+        self.evaluator = evaluator
+        self.n_workers = n_workers
+        self.tasks: queue.Queue = queue.Queue()
+        self.results: queue.Queue = queue.Queue()
+        self.cond = threading.Condition()
+        self.outstanding = 0
+        self.fed_all = False
+        self.stop = False
+        self.attempts: dict[str, int] = {}
+
+    def _halt(self) -> None:
+        with self.cond:
+            self.stop = True
+            self.cond.notify_all()
+
+    def _feed(self, batches: Iterable[KernelBatch]) -> None:
+        try:
+            for no, b in enumerate(batches):
+                with self.cond:
+                    while self.outstanding >= 2 * self.n_workers and not self.stop:
+                        self.cond.wait(0.5)
+                    if self.stop:
+                        return
+                    self.outstanding += 1
+                self.tasks.put(_Task(Path(b.library) if b.library else Path(), list(b.items), no, b.error))
+                with self.cond:
+                    self.cond.notify_all()
+        except BaseException as e:  # a build that raises: stop cleanly with its message
+            self.results.put(("fatal", e))
+        finally:
+            with self.cond:
+                self.fed_all = True
+                self.cond.notify_all()
+            self.results.put(("wake",))
+
+    def _finished(self) -> bool:
+        return self.tasks.empty() and self.fed_all and self.outstanding == 0
+
+    def _work(self) -> None:
+        while True:
+            with self.cond:
+                while self.tasks.empty() and not (self.fed_all and self.outstanding == 0) and not self.stop:
+                    self.cond.wait(0.2)
+                if self.stop or self._finished():
+                    return
+            try:
+                task = self.tasks.get_nowait()
+            except queue.Empty:
+                continue
+            try:
+                rest = self.runner._run_task(task, self.evaluator, self.attempts, self.results.put)
+            except BaseException as e:  # DeviceError ends the run; never let a worker die silently
+                self.results.put(("fatal", e))
+                self._halt()
+                return
+            with self.cond:
+                if rest is not None and rest.items:
+                    self.tasks.put(rest)
+                else:
+                    self.outstanding -= 1
+                self.cond.notify_all()
+            self.results.put(("wake",))
+
+    def run(self, batches: Iterable[KernelBatch]) -> Iterator[MeasureResult]:
+        threads = [threading.Thread(target=self._feed, args=(batches,), name="rpc-feeder", daemon=True)]
+        threads += [threading.Thread(target=self._work, name=f"rpc-device-{i}", daemon=True)
+                    for i in range(self.n_workers)]
+        for t in threads:
+            t.start()
+        fatal = None
+        try:
+            while True:
+                try:
+                    msg = self.results.get(timeout=0.5)
+                except queue.Empty:
+                    msg = ("wake",)
+                if msg[0] == "result":
+                    yield msg[1]
+                elif msg[0] == "fatal":
+                    fatal = fatal or msg[1]
+                    self._halt()
+                with self.cond:
+                    done = self.fed_all and self.outstanding == 0
+                    stopping = self.stop
+                alive = any(t.is_alive() for t in threads[1:])
+                if (done or stopping) and not alive:
+                    break
+                if not alive and not threads[0].is_alive() and self.results.empty():
+                    break
+            while not self.results.empty():  # results that arrived while stopping
+                msg = self.results.get_nowait()
+                if msg[0] == "result":
+                    yield msg[1]
+                elif msg[0] == "fatal":
+                    fatal = fatal or msg[1]
+        finally:
+            self._halt()
+        if fatal is not None:
+            if isinstance(fatal, DeviceError):
+                raise DeviceError(f"{fatal} (every finished result was recorded; rerun to resume)")
+            raise fatal

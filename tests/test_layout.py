@@ -1,0 +1,119 @@
+"""The package's layout: every module imports, the import graph (imports inside functions
+included) has no cycle, and the stage packages depend only downwards (README, "How it is built")."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "chamtvm"
+
+# Each package may import the packages listed after it (and itself), nothing above it.
+LAYERS = ["cli", "pipeline", "api", "search", "deploy", "accuracy", "latency", "zoo", "devices", "table", "measure",
+          "tuning", "lower", "space", "targets", "core"]
+
+
+def module_imports() -> dict[str, set[str]]:
+    """chamtvm module -> chamtvm modules it imports (resolved, relative imports included)."""
+    graph: dict[str, set[str]] = {}
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG.parent).with_suffix("")
+        parts = list(rel.parts)
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg:
+            parts = parts[:-1]
+        name = ".".join(parts)
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = parts if is_pkg else parts[:-1]
+                    base = base[: len(base) - (node.level - 1)]
+                    mod = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    mod = node.module or ""
+                if mod.startswith("chamtvm"):
+                    for alias in node.names:  # `from pkg import submodule` is an import of the submodule
+                        sub = f"{mod}.{alias.name}"
+                        deps.add(sub if (PKG.parent / Path(*sub.split("."))).with_suffix(".py").exists()
+                                 or (PKG.parent / Path(*sub.split(".")) / "__init__.py").exists() else mod)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("chamtvm")}
+        graph[name] = deps - {name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as a list of modules, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for d in sorted(graph.get(n, ())):
+            if d not in graph:
+                continue
+            if state.get(d) == 1:
+                return stack[stack.index(d):] + [d]
+            if d not in state:
+                found = visit(d)
+                if found:
+                    return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if n not in state:
+            found = visit(n)
+            if found:
+                return found
+    return None
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_import_graph_has_no_cycle():
+    cycle = find_cycle(module_imports())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_stage_packages_depend_only_downwards():
+    bad = []
+    for mod, deps in module_imports().items():
+        src = _package(mod)
+        if src not in LAYERS:
+            continue
+        for d in deps:
+            dst = _package(d)
+            if dst in LAYERS and LAYERS.index(dst) < LAYERS.index(src):
+                bad.append(f"{mod} imports {d}")
+    assert not bad, "upward imports:\n" + "\n".join(sorted(bad))
+
+
+def test_every_package_folder_is_in_the_layer_list_and_documented():
+    for init in PKG.glob("*/__init__.py"):
+        name = init.parent.name
+        assert name in LAYERS, f"chamtvm/{name} is not placed in tests/test_layout.py LAYERS (and the README)"
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and len(doc) > 40, f"chamtvm/{name}/__init__.py needs a docstring saying what flows in and out"
+
+
+@pytest.mark.parametrize("name", sorted(m.name for m in pkgutil.walk_packages([str(PKG)], "chamtvm.")
+                                        if not m.name.endswith("__main__")))
+def test_every_module_imports_and_has_a_docstring(name):
+    mod = importlib.import_module(name)
+    assert (mod.__doc__ or "").strip(), f"{name} has no module docstring"
