@@ -1,96 +1,142 @@
-"""The main job: chain the latency steps and the adaptation steps and return the report."""
+"""The main job (``python -m chamtvm tune``): the latency steps, then the adaptation steps,
+as one list of ``Step`` values (``TUNE_STEPS``); returns the report dict.
+
+Steps, each resumable or skipped when up to date or disabled by the config:
+  coverage      every fused kernel of the space (probe lowering, ``lower.coverage``)
+  table         measure the kernels the table lacks with the current schedules
+  calibration   a fixed sweep of operators outside the space (for the unseen-kernel model)
+  tuning        MetaSchedule within ``trials``, most expensive kernels first; then the tuned
+                kernels are measured too (new keys: ``ms-<trace hash>``)
+  models        the unseen-kernel model (table rows) and the residual model (a few measured
+                training networks), saved next to the table
+  heldout       seeded networks predicted (table sum; table + residual) and measured end to end
+  adapt         accuracy predictor, search at budgets, export and measure (``pipeline.adapt``)
+  report        the report dict (``state["report"]``) and the plot of the picks
+"""
 
 from __future__ import annotations
+
 import time
 from pathlib import Path
+
 import numpy as np
-from ..table.store import LatencyTable
+
+from ..core.metrics import fidelity, spread_pct
+from ..core.progress import progress_bar
+from ..core.versions import tvm_version
 from ..measure.base import Runner
-from ..core.metrics import fidelity
-from ..tuning.schedules import DEFAULT_TAG, ScheduleSource
+from ..measure.runners import runner_tracker
 from ..space.schema import SearchSpace
 from ..table.fill import fill_table, prepare
-from ..core.versions import tvm_version
+from ..table.networks import network_table
+from ..table.store import LatencyTable
 from ..targets.spec import TargetSpec
-from .steps import StepTimer
+from ..tuning.schedules import DEFAULT_TAG, ScheduleSource
 from .config import TuneConfig
 from .latency import fit_models, measure_archs, tune_schedules
-from ..table.networks import network_table
-from ..core.progress import progress_bar
-from ..measure.runners import runner_tracker
-from ..core.metrics import spread_pct
+from .steps import JobState, Step, run_steps
 
 
+def _fill(state: JobState, prepared, desc: str):
+    """Measure the prepared kernels the table lacks (progress bar); the fill summary."""
+    table, cfg = state["table"], state.cfg
+    missing = sum(1 for p in prepared if p.key not in table and table.failed(p.key) is None)
+    bar = progress_bar(missing, desc, cfg.progress)
+    summary = fill_table(prepared, table, state.runner, state.target, cfg.batch_size, progress=bar.update)
+    bar.close()
+    return summary
 
-def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> dict:
-    """Run the main job (see the module docstring) and return the report dict."""
-    from ..lower.coverage import probe_group_count, space_kernels
 
-    t_start = time.time()
-    timer = StepTimer()
-    space = SearchSpace.load(cfg.space)
-    table = LatencyTable(Path(cfg.luts_dir) / f"{target.name}.jsonl").load()
-    schedules = ScheduleSource(target, cfg.schedules_dir and Path(cfg.schedules_dir) / target.name)
-    log(f"target {target.name} ({runner.label}{', EMULATED timings' if runner.emulated else ''}); "
-        f"space {space.name} ({space.size():.3g} architectures); table {table.path} ({len(table)} rows)")
+def step_open(state: JobState) -> None:
+    """Load the space, the table and the schedules; say what will run."""
     from .adapt import trainer_for
 
+    cfg, target, runner = state.cfg, state.target, state.runner
+    space = SearchSpace.load(cfg.space)
+    table = LatencyTable(Path(cfg.luts_dir) / f"{target.name}.jsonl").load()
+    state["space"], state["table"] = space, table
+    state["schedules"] = ScheduleSource(target, cfg.schedules_dir and Path(cfg.schedules_dir) / target.name)
+    state["nets_table"] = network_table(target, cfg.luts_dir)
+    state["measured_now"], state["failed_now"] = 0, 0
+    state.log(f"target {target.name} ({runner.label}{', EMULATED timings' if runner.emulated else ''}); "
+              f"space {space.name} ({space.size():.3g} architectures); table {table.path} ({len(table)} rows)")
     skip = trainer_for(cfg.task, space, cfg.train_command)[1]
     if skip:
-        log(f"note: the accuracy predictor and the search will be {skip}")
+        state.log(f"note: the accuracy predictor and the search will be {skip}")
 
-    # 1. coverage
-    bar = progress_bar(probe_group_count(space), "lowering probe modules", cfg.progress)
-    kernels = timer.run("coverage", space_kernels, space, progress=bar.update)
+
+def step_coverage(state: JobState) -> None:
+    from ..lower.coverage import probe_group_count, space_kernels
+
+    space = state["space"]
+    bar = progress_bar(probe_group_count(space), "lowering probe modules", state.cfg.progress)
+    state["kernels"] = space_kernels(space, progress=bar.update)
     bar.close()
 
-    # 2. table with the current schedules
-    def fill(prepared, desc):
-        missing = sum(1 for p in prepared if p.key not in table and table.failed(p.key) is None)
-        bar = progress_bar(missing, desc, cfg.progress)
-        s = fill_table(prepared, table, runner, target, cfg.batch_size, progress=bar.update)
-        bar.close()
-        return s
 
-    prepared = prepare(kernels, target, schedules)
-    table_summary = timer.run("table", fill, prepared, f"measuring kernels ({len(kernels)} in space)")
+def _count(state: JobState, summary) -> None:
+    state["measured_now"] += summary.measured
+    state["failed_now"] += summary.failed
 
-    # 2b. calibration sweep: operator kinds outside the space, for the unseen-kernel model
-    if cfg.calibration:
-        from ..lower.calibration import calibration_kernels
 
-        calib = timer.run("calibration", calibration_kernels)
-        timer.run("calibration", fill, prepare(calib, target, schedules),
-                  f"measuring calibration kernels ({len(calib)})")
+def step_table(state: JobState) -> None:
+    prepared = prepare(state["kernels"], state.target, state["schedules"])
+    _count(state, _fill(state, prepared, f"measuring kernels ({len(state['kernels'])} in space)"))
 
-    # 3. tuning, then measure the tuned kernels
-    tuned = timer.run("tuning", tune_schedules, kernels, table, target, schedules, cfg, log,
-                      runner_tracker(runner))
-    prepared = prepare(kernels, target, schedules)
-    tuned_summary = timer.run("table", fill, prepared, "measuring tuned kernels")
-    n_tuned = sum(1 for p in prepared if p.schedule != DEFAULT_TAG)
 
-    # 4. learned models: unseen kernels (table rows), residual (a few measured networks)
-    nets_table = network_table(target, cfg.luts_dir)
-    models = timer.run("models", fit_models, space, table, nets_table, target, runner, schedules, cfg)
+def step_calibration(state: JobState) -> None:
+    from ..lower.calibration import calibration_kernels
 
-    # 5. held-out networks
+    calib = calibration_kernels()
+    _count(state, _fill(state, prepare(calib, state.target, state["schedules"]),
+                        f"measuring calibration kernels ({len(calib)})"))
+
+
+def step_tuning(state: JobState) -> None:
+    state["tuned_now"] = tune_schedules(state["kernels"], state["table"], state.target, state["schedules"],
+                                        state.cfg, state.log, runner_tracker(state.runner))
+    _count(state, _fill(state, prepare(state["kernels"], state.target, state["schedules"]),
+                        "measuring tuned kernels"))
+
+
+def step_models(state: JobState) -> None:
+    state["models"] = fit_models(state["space"], state["table"], state["nets_table"], state.target, state.runner,
+                                 state["schedules"], state.cfg)
+
+
+def step_heldout(state: JobState) -> None:
+    cfg, space = state.cfg, state["space"]
     rng = np.random.default_rng(cfg.heldout_seed)
     archs = [space.sample(rng) for _ in range(cfg.heldout)]
+    measured = measure_archs(space, archs, state.target, state.runner, state["schedules"], state["table"],
+                             state["nets_table"], "held-out networks (predict + measure)", cfg, "heldout")
     results = []
-    measured = timer.run("heldout", measure_archs, space, archs, target, runner, schedules, table, nets_table,
-                         "held-out networks (predict + measure)", cfg, "heldout")
     for m in measured:
         row = m.row
         if row is not None and row.get("status") == "ok":
-            full = models.predictor.predict(m.prepared)
+            full = state["models"].predictor.predict(m.prepared)
             results.append({"name": m.net.name, "key": row["key"], "arch": m.arch.to_dict(),
                             "predicted_ms": full.latency_ms, "table_sum_ms": m.table_sum.latency_ms,
                             "measured_ms": row["runtime_us_p50"] / 1e3,
                             "measured_spread_pct": spread_pct(row),
                             "error_pct": 100 * (full.latency_ms * 1e3 - row["runtime_us_p50"]) / row["runtime_us_p50"],
                             "kernels": len(m.prepared)})
+    state["heldout"] = results
 
+
+def step_adapt(state: JobState) -> None:
+    from .adapt import run_adapt
+
+    state["adapt"] = run_adapt(state["space"], state.target, state.runner, state["table"], state["nets_table"],
+                               state["schedules"], state.cfg, state.timer, state.log)
+
+
+def step_report(state: JobState) -> None:
+    from .report import picks_plot
+
+    cfg, target, runner, space = state.cfg, state.target, state.runner, state["space"]
+    results, models = state.values.get("heldout", []), state["models"]
+    prepared = prepare(state["kernels"], target, state["schedules"])
     report = {
         "target": target.name,
         "device_label": runner.label,
@@ -98,11 +144,11 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
         "space": space.name,
         "tvm_version": tvm_version(),
         "statistic": cfg.statistic,
-        "table": {"path": str(table.path), "rows": len(table), "space_kernels": len(kernels),
-                  "measured_now": table_summary.measured + tuned_summary.measured,
-                  "failed": table_summary.failed + tuned_summary.failed},
+        "table": {"path": str(state["table"].path), "rows": len(state["table"]), "space_kernels": len(state["kernels"]),
+                  "measured_now": state["measured_now"], "failed": state["failed_now"]},
         "tuning": {"trials_budget": cfg.trials, "trials_per_kernel": cfg.trials_per_kernel,
-                   "tuned_now": tuned, "kernels_with_tuned_schedule": n_tuned},
+                   "tuned_now": state.values.get("tuned_now", []),
+                   "kernels_with_tuned_schedule": sum(1 for p in prepared if p.schedule != DEFAULT_TAG)},
         "predictor": {"residual_mode": cfg.residual_mode if models.residual else "none",
                       "training_networks": models.n_train, "kernel_model_rows": models.kernel_rows,
                       "models": models.paths},
@@ -111,15 +157,33 @@ def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print) -> 
         if results else None,
         "fidelity_table_sum": fidelity([r["table_sum_ms"] for r in results], [r["measured_ms"] for r in results])
         if results else None,
+        "skipped_steps": dict(state.skipped),
     }
-    # 7-10. accuracy predictor, search at budgets, export and measure the picks
-    from .report import picks_plot
-    from .adapt import run_adapt
-
-    report.update(run_adapt(space, target, runner, table, nets_table, schedules, cfg, timer, log))
+    report.update(state.values.get("adapt") or {"accuracy": None, "picks": []})
     if report["picks"]:
         plot = Path(cfg.runs_dir) / f"tune-{target.name}" / f"{space.name}-picks.png"
         picks_plot(report, plot)
         report["picks_plot"] = str(plot)
-    report["seconds"] = {**timer.seconds, "total": round(time.time() - t_start, 1)}
+    state["report"] = report
+
+
+TUNE_STEPS: list[Step] = [
+    Step("open", step_open, timer_name="coverage"),
+    Step("coverage", step_coverage),
+    Step("table", step_table),
+    Step("calibration", step_calibration, enabled=lambda s: None if s.cfg.calibration else "--no-calibration"),
+    Step("tuning", step_tuning),
+    Step("models", step_models),
+    Step("heldout", step_heldout, enabled=lambda s: None if s.cfg.heldout > 0 else "--heldout 0"),
+    Step("adapt", step_adapt, timed=False),  # times accuracy, search, export, measure picks
+    Step("report", step_report, timed=False),
+]
+
+
+def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print, steps: list[Step] | None = None) -> dict:
+    """Run the main job's ``steps`` (default ``TUNE_STEPS``, module docstring); the report dict."""
+    t_start = time.time()
+    state = run_steps(list(steps or TUNE_STEPS), JobState(target, runner, cfg, log))
+    report = state["report"]
+    report["seconds"] = {**state.timer.seconds, "total": round(time.time() - t_start, 1)}
     return report
