@@ -35,9 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chamtvm.accuracy.evaluate import kendall_tau, rmse# noqa: E402
-from chamtvm.accuracy.predictor import KERNELS, MLPPredictor# noqa: E402
-from chamtvm.accuracy.sampling import sample_and_fit# noqa: E402
+from chamtvm.accuracy.evaluate import kendall_tau, rmse  # noqa: E402
+from chamtvm.accuracy.predictor import KERNELS, MLPPredictor  # noqa: E402
+from chamtvm.accuracy.sampling import sample_and_fit  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SELECT_SEEDS = [100, 101, 102, 103, 104]

@@ -42,12 +42,14 @@ from pathlib import Path
 
 import numpy as np
 
+from chamtvm.core.metrics import iqr_spread_pct
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
-from chamtvm.space.baselines import baseline_family# noqa: E402
-from chamtvm.space.schema import Arch, SearchSpace# noqa: E402
+from chamtvm.space.baselines import baseline_family  # noqa: E402
+from chamtvm.space.schema import Arch, SearchSpace  # noqa: E402
 
 RUNS = REPO / "runs" / "adaptation"
 SLACK = 1.05  # a baseline "matches" a pick when its measured latency <= pick * SLACK
@@ -73,15 +75,18 @@ def open_runner(target, tracker: str | None, key: str | None):
         return LocalRunner(target)
     from chamtvm.measure.rpc import RPCRunner
 
-    host, port = tracker.rsplit(":", 1)
-    return RPCRunner(target, host, int(port), key or target.rpc_key)
+    from chamtvm.core.hostport import parse_hostport
+
+    host, port = parse_hostport(tracker, "--tracker")
+    return RPCRunner(target, host, port, key or target.rpc_key)
 
 
 def measure_round_robin(nets: dict[str, tuple[SearchSpace, Arch]], target, runner, rounds: int) -> dict:
     """Compile every network once, then time all of them ``rounds`` times, interleaved.
 
-    Returns name -> {latency_ms (median of all samples), round_medians_ms, spread_pct
-    (range of the round medians / latency, %), samples_us} or {error}.
+    Returns name -> {latency_ms (median of all samples), round_medians_ms, spread_pct (IQR/median
+    of all samples, %, ``core.metrics.iqr_spread_pct``), round_range_pct (range of the round
+    medians / latency, %), samples_us} or {error}.
     """
     from chamtvm.measure.compile import compile_network, export
     from chamtvm.lower.network import lower_arch
@@ -113,7 +118,8 @@ def measure_round_robin(nets: dict[str, tuple[SearchSpace, Arch]], target, runne
         med = float(np.median(allv)) / 1e3
         rmed = [float(np.median(x)) / 1e3 for x in rs]
         out[name] = {"latency_ms": med, "round_medians_ms": rmed,
-                     "spread_pct": float(100 * (max(rmed) - min(rmed)) / med),
+                     "spread_pct": iqr_spread_pct(allv),
+                     "round_range_pct": float(100 * (max(rmed) - min(rmed)) / med),
                      "samples_us": [round(float(v), 2) for v in allv]}
     return out
 
@@ -561,7 +567,7 @@ def main() -> int:
         "what": "search picks vs MobileNetV2 width x resolution baselines at equal measured latency (issue 6)",
         "quick": args.quick, "space": base_space.name, "family_space": fam[0].space.to_dict(),
         "baselines": {b.name: {"width": b.width, "resolution": b.resolution, "architecture": b.arch.to_dict()} for b in fam},
-        "latency": "median over all samples of --rounds interleaved rounds; spread_pct = range of round medians",
+        "latency": "median over all samples of --rounds interleaved rounds; spread_pct = IQR/median of all samples; round_range_pct = range of round medians",
         "accuracy": f"mean over {args.seeds} seeds ± half range, evaluation protocol",
         "protocols": protos, "protocol_study": study,
         "targets": {t: {k: v for k, v in results[t].items() if k != "measured"} |

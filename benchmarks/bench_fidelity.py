@@ -31,17 +31,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
-from chamtvm.table.store import LatencyTable# noqa: E402
-from chamtvm.measure.local import LocalRunner# noqa: E402
-from chamtvm.core.metrics import fidelity# noqa: E402
-from chamtvm.targets.spec import get_target# noqa: E402
+from chamtvm.table.store import LatencyTable  # noqa: E402
+from chamtvm.measure.local import LocalRunner  # noqa: E402
+from chamtvm.core.metrics import fidelity, iqr_spread_pct  # noqa: E402
+from chamtvm.targets.spec import get_target  # noqa: E402
 from chamtvm.pipeline.config import TuneConfig
-from chamtvm.pipeline.job import run_tune# noqa: E402
-
-
-def spread_pct(samples):
-    s = np.asarray(samples)
-    return float(100 * (np.percentile(s, 75) - np.percentile(s, 25)) / np.median(s))
+from chamtvm.pipeline.job import run_tune  # noqa: E402
 
 
 def heldout_rows(report, nets_table, table):
@@ -54,7 +49,7 @@ def heldout_rows(report, nets_table, table):
         rows.append({
             "arch": r["arch"],
             "measured_ms": row["runtime_us_p50"] / 1e3,
-            "measured_iqr_pct": spread_pct(row["runtime_us_samples"]),
+            "measured_iqr_pct": iqr_spread_pct(row["runtime_us_samples"]),
             "sum_p50_ms": sum(k["runtime_us_p50"] * c for k, c in zip(ks, counts)) / 1e3,
             "sum_min_ms": sum(k["runtime_us_min"] * c for k, c in zip(ks, counts)) / 1e3,
             "kernels": [(k["key"], k["runtime_us_p50"] * c) for k, c in zip(ks, counts)],

@@ -33,24 +33,26 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
-from chamtvm.zoo import families as zoo# noqa: E402
-from chamtvm.latency.batch import BatchLatencyPredictor# noqa: E402
-from chamtvm.lower.calibration import calibration_kernels# noqa: E402
-from chamtvm.lower.coverage import space_kernel_map# noqa: E402
-from chamtvm.latency.features import network_feature_vector# noqa: E402
-from chamtvm.latency.models import KernelCostModel, ResidualModel, kernel_dicts# noqa: E402
-from chamtvm.table.store import LatencyTable# noqa: E402
-from chamtvm.measure.local import LocalRunner# noqa: E402
-from chamtvm.core.metrics import fidelity# noqa: E402
-from chamtvm.lower.network import lower_onnx# noqa: E402
-from chamtvm.tuning.schedules import ScheduleSource# noqa: E402
-from chamtvm.space.schema import SearchSpace# noqa: E402
-from chamtvm.table.fill import fill_table, prepare# noqa: E402
-from chamtvm.targets.spec import get_target# noqa: E402
+from chamtvm.zoo import families as zoo  # noqa: E402
+from chamtvm.latency.batch import BatchLatencyPredictor  # noqa: E402
+from chamtvm.lower.calibration import calibration_kernels  # noqa: E402
+from chamtvm.lower.coverage import space_kernel_map  # noqa: E402
+from chamtvm.latency.features import network_feature_vector  # noqa: E402
+from chamtvm.latency.models import KernelCostModel, ResidualModel, kernel_dicts  # noqa: E402
+from chamtvm.core.hostport import parse_hostport  # noqa: E402
+from chamtvm.core.metrics import iqr_spread_pct  # noqa: E402
+from chamtvm.table.store import LatencyTable  # noqa: E402
+from chamtvm.measure.local import LocalRunner  # noqa: E402
+from chamtvm.core.metrics import fidelity  # noqa: E402
+from chamtvm.lower.network import lower_onnx  # noqa: E402
+from chamtvm.tuning.schedules import ScheduleSource  # noqa: E402
+from chamtvm.space.schema import SearchSpace  # noqa: E402
+from chamtvm.table.fill import fill_table, prepare  # noqa: E402
+from chamtvm.targets.spec import get_target  # noqa: E402
 from chamtvm.pipeline.config import TuneConfig
 from chamtvm.table.networks import ensure_measured, network_table
 from chamtvm.pipeline.latency import measure_archs
-from chamtvm.core.progress import progress_bar# noqa: E402
+from chamtvm.core.progress import progress_bar  # noqa: E402
 
 KS = (5, 10, 20, 30, 50)
 
@@ -67,7 +69,7 @@ def measure_set(archs, space, target, runner, sched, table, nets, desc):
                     "flops": sum(k.flops * k.count for k in m.net.kernels if k.flops == k.flops),
                     "X": network_feature_vector(known), "table_sum_us": m.table_sum.latency_ms * 1e3,
                     "measured_us": m.row["runtime_us_p50"],
-                    "iqr_pct": float(100 * (np.percentile(s, 75) - np.percentile(s, 25)) / np.median(s))})
+                    "iqr_pct": iqr_spread_pct(s)})
     return out
 
 
@@ -91,6 +93,22 @@ def predict_all(method, train, test):
     return rm.predict(np.array([r["X"] for r in test]), ts)
 
 
+def cv_mape_pct(method, train, folds: int = 5) -> float:
+    """Mean absolute percentage error of ``method`` in ``folds``-fold cross-validation over
+    ``train`` alone (how a model mode is chosen without looking at the test networks)."""
+    order = np.random.default_rng(0).permutation(len(train))
+    errs = []
+    for fold in np.array_split(order, min(folds, len(train))):
+        held = set(fold.tolist())
+        fit_on = [train[i] for i in order if i not in held]
+        if len(fit_on) < 2:
+            continue
+        pred = predict_all(method, fit_on, [train[i] for i in fold])
+        meas = np.array([train[i]["measured_us"] for i in fold])
+        errs += list(np.abs(pred - meas) / meas * 100)
+    return float(np.mean(errs))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", default="x86")
@@ -110,8 +128,8 @@ def main() -> int:
     if args.tracker:
         from chamtvm.measure.rpc import RPCRunner
 
-        host, port = args.tracker.rsplit(":", 1)
-        runner = RPCRunner(target, host, int(port), args.key or target.rpc_key)
+        host, port = parse_hostport(args.tracker, "--tracker")
+        runner = RPCRunner(target, host, port, args.key or target.rpc_key)
     else:
         runner = LocalRunner(target)
     sched = ScheduleSource(target)
@@ -147,13 +165,14 @@ def main() -> int:
                                   "std": float(np.std([f[key] for f in fids]))}
                             for key in ("within_5pct", "within_10pct", "mape_pct", "kendall_tau")}
 
-    # full predictor at 30 networks: residual choice by the curves (best mean MAPE at k=30)
+    # full predictor at 30 networks: the residual mode is chosen by 5-fold cross-validation on
+    # those training networks only (never on the held-out networks it is then reported on)
     k_full = max(k for k in KS if k <= len(train))  # the largest training set of the curves, at most 30
     k_full = min(k_full, 30)
-    best_mode = min(("table_scale", "table_ratio", "table_additive"),
-                    key=lambda m: curves[m][k_full]["mape_pct"]["mean"] if k_full in curves[m] else 1e9)
-    mode = {"table_scale": "scale", "table_ratio": "ratio", "table_additive": "additive"}[best_mode]
     tr = train[:k_full]
+    cv_mape = {m: cv_mape_pct(m, tr) for m in ("table_scale", "table_ratio", "table_additive")}
+    best_mode = min(cv_mape, key=cv_mape.get)
+    mode = {"table_scale": "scale", "table_ratio": "ratio", "table_additive": "additive"}[best_mode]
     residual = ResidualModel(mode).fit(np.array([r["X"] for r in tr]), np.array([r["table_sum_us"] for r in tr]),
                                        np.array([r["measured_us"] for r in tr]))
     full_pred = residual.predict(np.array([r["X"] for r in test]), np.array([r["table_sum_us"] for r in test]))
@@ -210,6 +229,8 @@ def main() -> int:
         "noise_floor_iqr_pct": {"median": float(np.median(noise)), "max": float(np.max(noise))},
         "curves": {m: {str(k): v for k, v in c.items()} for m, c in curves.items()},
         "full_predictor": {"residual_mode": mode, "trained_on": k_full,
+                           "mode_selection": "5-fold CV MAPE on the training networks",
+                           "training_cv_mape_pct": cv_mape,
                            "fidelity": fidelity(full_pred, measured)},
         "calibration_sweep": not args.no_calibration,
         "kernel_model_cv": {"rows": len(rows), "median_ape_pct": float(np.median(ape)),

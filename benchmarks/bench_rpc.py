@@ -42,7 +42,8 @@ SCALING_SPACE = {
 }
 
 
-def _spread(xs):
+def _summary(xs):
+    """Mean, sample std, range and values of repeated figures (throughputs, walls)."""
     return {"mean": statistics.mean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
             "min": min(xs), "max": max(xs), "values": xs}
 
@@ -87,7 +88,7 @@ def bench_scaling(rounds: int, batch_size: int, server_counts=(1, 2, 3)) -> dict
                                 lat.setdefault(x.key, []).append(x.median_us)
                         walls.append(wall)
                         per_min.append(60 * len(results) / wall)
-                out["by_servers"][str(n)] = {"kernels_per_min": _spread(per_min), "wall_s": _spread(walls),
+                out["by_servers"][str(n)] = {"kernels_per_min": _summary(per_min), "wall_s": _summary(walls),
                                              "failed": failed,
                                              "kernel_median_us": {k: statistics.median(v) for k, v in lat.items()}}
                 s = out["by_servers"][str(n)]["kernels_per_min"]
@@ -131,8 +132,8 @@ def bench_arm_fidelity(space: str, heldout: int, servers: int, luts_dir: Path | 
     out = {"EMULATION": "QEMU user-mode aarch64 on an x86 host: emulation figures, NOT ARM device timings",
            "device_label": report["device_label"], "emulated": report["emulated"], "space": space,
            "servers": servers, "heldout": len(nets), "statistic": report["statistic"],
-           "fidelity": f, "abs_error_pct": _spread([abs(n["error_pct"]) for n in nets]),
-           "measured_spread_pct": _spread(spreads),
+           "fidelity": f, "abs_error_pct": _summary([abs(n["error_pct"]) for n in nets]),
+           "measured_spread_pct": _summary(spreads),
            "table": report["table"], "seconds": {**report["seconds"], "devices_up": round(up_s, 1)},
            "networks": nets}
     print(f"EMULATED arm fidelity on {len(nets)} held-out networks of space {space}: "

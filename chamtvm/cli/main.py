@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-networks", type=int, default=10,
                    help="networks measured end to end to train the residual model (0: table sum only)")
     p.add_argument("--residual", default="scale", choices=["ratio", "additive", "scale"],
-                   help="residual model: one median scale (default: best measured, benchmarks/results/latency_predictor_x86.json), learned ratio, or learned relative offset")
+                   help="residual model: one median scale (default), learned ratio, or learned relative offset")
     p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
