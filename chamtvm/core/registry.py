@@ -52,7 +52,8 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names()) or '(none)'}") from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid {self.kind}s: "
+                                   f"{', '.join(self.names()) or '(none)'}") from None
 
     def names(self) -> list[str]:
         self._load()

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..core.registry import Registry, UnknownNameError
+
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 EVALUATOR_FIELDS = ("number", "repeat", "min_repeat_ms", "cooldown_interval_ms")
 
@@ -138,23 +140,28 @@ def _target_dirs() -> list[Path]:
     return dirs
 
 
-def available_targets() -> dict[str, TargetSpec]:
-    """All registered targets by name (later folders override earlier ones)."""
-    out: dict[str, TargetSpec] = {}
+def target_registry() -> Registry:
+    """Every target file, read now, as a registry (later folders override earlier ones)."""
+    reg: Registry = Registry("target")
     for d in _target_dirs():
         for path in sorted(d.glob("*.json")):
             try:
                 data = json.loads(path.read_text())
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise TargetError(f"target file {path} is not valid JSON: {e}") from None
             spec = TargetSpec.from_dict(data, source=str(path))
-            out[spec.name] = spec
-    return out
+            reg.register(spec.name, spec, replace=True)
+    return reg
+
+
+def available_targets() -> dict[str, TargetSpec]:
+    """All registered targets by name."""
+    return dict(target_registry().items())
 
 
 def get_target(name: str) -> TargetSpec:
     """The target registered as ``name``; an unknown name lists the valid ones."""
-    targets = available_targets()
-    if name not in targets:
-        raise TargetError(f"unknown target {name!r}; valid targets: {', '.join(sorted(targets))}")
-    return targets[name]
+    try:
+        return target_registry().get(name)
+    except UnknownNameError as e:
+        raise TargetError(str(e)) from None
