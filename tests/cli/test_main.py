@@ -56,6 +56,7 @@ def test_bad_onnx_file_is_refused(tmp_path):
     assert out.returncode == 2 and "is not a valid ONNX model" in out.stderr
 
 
+@pytest.mark.slow
 def test_predict_and_measure_print_json(arch_file, tmp_path):
     luts = tmp_path / "luts"
     out = chamtvm("predict", arch_file, "--luts-dir", luts, "--json")
@@ -86,6 +87,7 @@ def test_remote_target_without_tracker_says_what_to_pass(arch_file):
     assert out.returncode == 2 and "--tracker HOST:PORT" in out.stderr
 
 
+@pytest.mark.slow
 def test_tune_end_to_end_on_tiny_space(tmp_path):
     """The main job on the tiny space: table, held-out report, JSON; a rerun resumes."""
     args = ["tune", "--target", "x86", "--space", TINY, "--trials", "0", "--heldout", "3", "--train-networks", "3",

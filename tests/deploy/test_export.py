@@ -79,6 +79,7 @@ def test_predict_latency_of_a_torch_module_with_breakdown(tiny_space, tiny_archs
     assert pred.latency_ms == pytest.approx(sum(k["latency_us"] * k["count"] for k in pred.kernels) / 1e3)
 
 
+@pytest.mark.slow
 def test_search_cli_end_to_end(tiny_space, tmp_path):
     """tune (table) -> journal of trained archs -> search: constraint met, artefacts, measured."""
     from chamtvm.accuracy.journal import Journal

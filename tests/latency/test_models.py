@@ -43,6 +43,7 @@ def measured(tiny_space, x86, tmp_path_factory):
     return table, nets, kmap, archs
 
 
+@pytest.mark.slow
 def test_kernel_model_prices_unseen_kernels_and_round_trips(measured, tmp_path):
     table, _, _, _ = measured
     rows = sorted(table.rows(), key=lambda r: r["key"])

@@ -37,6 +37,7 @@ def filled_table(tiny_kernels, x86, tmp_path_factory):
     return table
 
 
+@pytest.mark.slow
 def test_table_covers_space_with_one_row_per_kernel(filled_table, tiny_kernels, x86):
     assert len(filled_table) == len(tiny_kernels)
     lines = filled_table.path.read_text().splitlines()
@@ -53,6 +54,7 @@ def test_rerun_measures_nothing_already_in_table(filled_table, tiny_kernels, x86
     assert s.measured == 0 and s.already_in_table == len(tiny_kernels)
 
 
+@pytest.mark.slow
 def test_table_sum_tracks_measured_latency(filled_table, tiny_space, x86):
     """Table sum vs end-to-end VM latency on a few small networks (same process, same run)."""
     runner = LocalRunner(x86)
@@ -72,6 +74,7 @@ def test_table_sum_tracks_measured_latency(filled_table, tiny_space, x86):
     assert all(0.4 < r < 2.5 for r in errors), errors
 
 
+@pytest.mark.slow
 def test_killed_measuring_process_loses_nothing(tiny_kernels, x86, tmp_path):
     """kill -9 of the measuring child mid-batch: its item is retried in a fresh child, every
     kernel ends in the table exactly once."""
@@ -92,6 +95,7 @@ def test_killed_measuring_process_loses_nothing(tiny_kernels, x86, tmp_path):
     assert s.measured == len(prepared) and s.failed == 0
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_whole_build_then_resume(tiny_space, x86, tmp_path):
     """kill -9 of the process filling the table mid-batch: finished rows stay, a rerun
     measures only what is missing, no row is duplicated."""

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# real trackers, servers and full main-job runs: minutes on 2 cores
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "data" / "tiny_space.json"
 

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# real trackers, servers and full main-job runs: minutes on 2 cores
+pytestmark = pytest.mark.slow
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 

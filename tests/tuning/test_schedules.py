@@ -8,8 +8,10 @@ from chamtvm.measure.local import LocalRunner
 from chamtvm.lower.network import lower_arch
 from chamtvm.tuning.schedules import DEFAULT_TAG, ScheduleSource, tune_kernel, tuned_hashes
 from chamtvm.table.fill import fill_table, prepare
+import pytest
 
 
+@pytest.mark.slow
 def test_tune_one_kernel_apply_it_and_resume(tiny_space, tiny_archs, x86, tmp_path):
     import tvm
     from tvm import relax
