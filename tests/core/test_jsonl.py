@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from chamtvm.core.jsonl import append_lines, split_lines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,20 +56,49 @@ def test_custom_completeness_rule(tmp_path):
 WRITER = r"""
 import json, sys
 sys.path.insert(0, sys.argv[2])
-from chamtvm.core.jsonl import append_lines
-pad = "x" * 200000  # long lines: a kill often lands inside a write
-i = int(sys.argv[3])
+kind, path, i = sys.argv[3], sys.argv[1], int(sys.argv[4])
+pad = [0.5] * 20000  # long lines: a kill often lands inside a write
+if kind == "table":
+    from chamtvm.table.store import LatencyTable, ok_row
+    t = LatencyTable(path)
+    write = lambda i: t.append([ok_row(f"fp/default/{i}", {"name": "k", "pad": pad}, [1.0, 2.0], 1)])
+elif kind == "journal":
+    from chamtvm.accuracy.journal import Journal
+    j = Journal(path)
+    write = lambda i: j.append({"architecture": {"i": i, "pad": pad}, "accuracy": 0.5, "seed": i, "epochs": 1,
+                                "seconds": 1.0, "task": "t"})
+else:  # the tuning log, appended the way tune_kernel appends it
+    from chamtvm.core.jsonl import append_lines
+    from chamtvm.tuning.schedules import _is_tuning_line
+    write = lambda i: append_lines(path, [json.dumps({"struct_hash": str(i), "pad": pad})],
+                                   is_complete=_is_tuning_line, log=None)
 while True:
-    append_lines(sys.argv[1], [json.dumps({"i": i, "pad": pad})], log=None)
+    write(i)
     print(i, flush=True)  # only after the append returned: this record is finished
     i += 1
 """
 
 
-def test_sigkill_mid_append_loses_no_finished_line(tmp_path):
-    path = tmp_path / "j.jsonl"
+def _finished_ids(kind, path):
+    if kind == "table":
+        from chamtvm.table.store import LatencyTable
+
+        return {int(r["key"].rsplit("/", 1)[1]) for r in LatencyTable(path).load().rows()}
+    if kind == "journal":
+        from chamtvm.accuracy.journal import Journal
+
+        return {r["seed"] for r in Journal(path).records()}
+    from chamtvm.targets.spec import get_target
+    from chamtvm.tuning.schedules import tuned_hashes
+
+    return {int(h) for h in tuned_hashes(get_target("x86"), path.parent, log=None)}
+
+
+@pytest.mark.parametrize("kind", ["table", "journal", "tuning_log"])
+def test_sigkill_mid_append_loses_no_finished_record(tmp_path, kind):
+    path = tmp_path / "tuned_kernels.jsonl"
     for round_ in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(ROOT), str(1000 * round_)],
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(ROOT), kind, str(1000 * round_)],
                                 stdout=subprocess.PIPE, text=True)
         deadline = time.time() + 60
         finished = []
@@ -76,12 +107,12 @@ def test_sigkill_mid_append_loses_no_finished_line(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         finished += [int(x) for x in proc.stdout.read().split()]
-        # every record whose append returned is in the file, whole
-        lines, tail, _ = split_lines(path.read_bytes())
-        present = {json.loads(x)["i"] for x in lines if x.strip()} | ({json.loads(tail)["i"]} if tail else set())
-        assert set(finished) <= present, round_
-        # and the next writer proceeds
-        append_lines(path, [json.dumps({"i": -1 - round_})], log=None)
-        lines, tail, torn = split_lines(path.read_bytes())
-        assert tail is None and not torn
-        assert all(isinstance(json.loads(x), dict) for x in lines if x.strip())
+        # every record whose append returned is read back by the file's own reader
+        assert set(finished) <= _finished_ids(kind, path), round_
+    # and the next writer proceeds; every complete line is a record
+    append_lines(path, [json.dumps({"struct_hash": "x", "key": "k", "crc": "", "seed": 0})], log=None)
+    lines, tail, torn = split_lines(path.read_bytes())
+    assert tail is None and not torn
+    assert all(isinstance(json.loads(x), dict) for x in lines if x.strip())
+    sides = list(tmp_path.glob(path.name + ".torn-*"))
+    assert all(s.read_bytes() and b"\n" not in s.read_bytes() for s in sides)
