@@ -24,6 +24,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 
+_appended = 0  # lines appended by this process (what an interrupted command had saved)
+
+
+def appended_count() -> int:
+    """How many lines this process has appended durably (all files)."""
+    return _appended
+
+
 def is_json_object(raw: bytes) -> bool:
     """True when ``raw`` (one line, no newline) is a complete JSON object: the default test
     of whether an unterminated last line is a finished record. A JSON object cut anywhere
@@ -126,6 +134,7 @@ def append_lines(path: str | Path, lines: Iterable[str], is_complete: Callable[[
     Holds ``<path>.lock`` throughout; repairs the end of the file first (:func:`repair_tail`)."""
     from filelock import FileLock  # lazy: keeps imports cheap
 
+    global _appended
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -139,4 +148,5 @@ def append_lines(path: str | Path, lines: Iterable[str], is_complete: Callable[[
                 f.flush()
                 os.fsync(f.fileno())
                 n += 1
+                _appended += 1
     return n

@@ -137,6 +137,9 @@ def build_batches(todo: Sequence[PreparedKernel], target: TargetSpec, tmp: Path,
         try:
             build_kernel_library([(p.symbol, p.func) for p in batch], target, lib_path)
         except Exception as e:
+            from ..core.interrupt import reraise_if_interrupted
+
+            reraise_if_interrupted()
             if len(batch) > 1:
                 yield from build_batches(batch[:1], target, tmp, 1, counter)
                 yield from build_batches(batch[1:], target, tmp, batch_size // 2 or 1, counter)
