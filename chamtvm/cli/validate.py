@@ -136,6 +136,10 @@ def _model(args) -> None:
     if path.suffix == ".json" and getattr(args, "shape", None) is not None:
         raise UsageError(f"--shape applies to ONNX models only; the input of architecture {path} comes "
                          f"from its space (its 'resolution' and the space's in_channels)")
+    if path.suffix == ".json":
+        from ..lower.network import read_arch
+
+        read_arch(path, args.space)  # SpaceError naming the field, before any table or lowering
 
 
 def _tracker_env(args) -> None:

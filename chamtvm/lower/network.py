@@ -85,27 +85,36 @@ def load_model(path: str | Path, space: str | SearchSpace = "fashion", shape=Non
         if shape is not None:
             raise ModelError(f"--shape applies to ONNX models only; the input of architecture {path} "
                              f"comes from its space (its 'resolution' and the space's in_channels)")
-        try:
-            data = json.loads(path.read_bytes().decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise SpaceError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-        except OSError as e:
-            raise ModelError(f"model file {path} cannot be read: {e.strerror or e}") from None
-        except json.JSONDecodeError as e:
-            raise SpaceError(f"{path} is not valid JSON: {e}") from None
-        if isinstance(data, dict) and "space" in data:
-            space = data["space"]
-            if not isinstance(space, str) or not space.strip():
-                raise SpaceError(f"{path}: 'space' must be a bundled space name or a space JSON path, "
-                                 f"got {space!r}")
-            beside = path.parent / space
-            if space.endswith(".json") and not Path(space).exists() and beside.exists():
-                space = beside  # a space file named relative to the architecture file
-        sp = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
-        arch = Arch.from_dict(data)
-        sp.validate(arch)
+        sp, arch = read_arch(path, space)
         return lower_arch(sp, arch, path.stem)
     raise ModelError(f"{path}: unsupported model file type {path.suffix!r}; expected .json (architecture) or .onnx")
+
+
+def read_arch(path: str | Path, space: str | SearchSpace = "fashion") -> tuple[SearchSpace, Arch]:
+    """``(space, architecture)`` of an architecture JSON file, validated (cheap: no lowering).
+    The file's ``"space"`` field wins over ``space``; a space file it names is looked up
+    beside the architecture file too."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SpaceError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ModelError(f"model file {path} cannot be read: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise SpaceError(f"{path} is not valid JSON: {e}") from None
+    if isinstance(data, dict) and "space" in data:
+        space = data["space"]
+        if not isinstance(space, str) or not space.strip():
+            raise SpaceError(f"{path}: 'space' must be a bundled space name or a space JSON path, "
+                             f"got {space!r}")
+        beside = path.parent / space
+        if space.endswith(".json") and not Path(space).exists() and beside.exists():
+            space = beside  # a space file named relative to the architecture file
+    sp = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    arch = Arch.from_dict(data)
+    sp.validate(arch)
+    return sp, arch
 
 
 def _check_onnx_shape(path: Path, shape: tuple[int, ...]) -> None:
