@@ -91,6 +91,8 @@ def cmd_predict(args) -> int:
         complete = pred.complete
     else:
         full = load_predictor(table, log=lambda m: print(m, file=sys.stderr), space=net.space).predict(prepared)
+        for note in v.extrapolation_notes(full.kernels, table):
+            print(note, file=sys.stderr)
         out = {"model": str(args.model), "target": target.name, "table": str(table.path), **full.to_dict()}
         complete = not full.missing
     if args.json:

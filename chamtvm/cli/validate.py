@@ -197,3 +197,24 @@ def no_table_message(table_path: Path, target: str, space: str = "fashion") -> s
     return (f"there is no latency table at {table_path} (or it has no measured kernels); build it "
             f"with: python -m chamtvm tune --target {target} --space {space} (or pass --luts-dir / "
             f"--workdir where one was built)")
+
+
+def extrapolation_notes(kernels, table, factor: float = 4.0) -> list[str]:
+    """Notes for kernels priced by the kernel model that are far outside the measured table:
+    more than ``factor`` times the bytes or FLOPs of the largest measured kernel. ``kernels``:
+    dicts with ``name``, ``bytes``, ``flops`` and ``estimated`` (``FullPrediction.kernels``)."""
+    rows = list(table.rows())
+    if not rows:
+        return []
+    top = {f: max((r.get(f) or 0) for r in rows) for f in ("bytes", "flops")}
+    notes = []
+    for k in kernels:
+        if not k.get("estimated"):
+            continue
+        over = {f: (k.get(f) or 0) / top[f] for f in top if top[f] > 0 and (k.get(f) or 0) > factor * top[f]}
+        if over:
+            f, x = max(over.items(), key=lambda kv: kv[1])
+            notes.append(f"note: kernel {k['name']} has {x:.0f}x the {f} of the largest measured kernel in "
+                         f"{table.path}; its latency is an extrapolation of the kernel model, expect a large "
+                         f"error (measure it: python -m chamtvm measure MODEL)")
+    return notes

@@ -280,3 +280,17 @@ def test_predict_over_a_torn_metaschedule_database_names_the_line_and_proceeds(f
     assert out.returncode == 3, out.stderr[-1500:]  # runs through: kernels missing from the 1-row table
     assert "Traceback" not in out.stderr and f"{rec}:2: damaged tuning record (torn last line" in out.stderr
     assert len(list(work.glob(RECORDS + ".bad-*"))) == 1
+
+
+def test_kernels_far_outside_the_table_are_flagged(tmp_path):
+    from chamtvm.cli.validate import extrapolation_notes
+    from chamtvm.table.store import LatencyTable, ok_row
+
+    table = LatencyTable(tmp_path / "x86.jsonl")
+    table.append([ok_row(f"fp/default/{i}", {"name": "k", "bytes": 1000.0 * (i + 1), "flops": 10.0}, [1.0], 1)
+                  for i in range(3)])
+    kernels = [{"name": "big", "bytes": 1e9, "flops": 1.0, "estimated": True},
+               {"name": "near", "bytes": 5000.0, "flops": 10.0, "estimated": True},
+               {"name": "measured", "bytes": 1e9, "flops": 1.0, "estimated": False}]
+    notes = extrapolation_notes(kernels, table)
+    assert len(notes) == 1 and "kernel big has 333333x the bytes" in notes[0]

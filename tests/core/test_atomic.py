@@ -48,3 +48,26 @@ def test_sigkill_during_rewrites_leaves_a_whole_file(tmp_path):
     proc.wait()
     text = path.read_text()
     assert len(text) == 2_000_000 and len(set(text)) == 1  # one whole version, never a mix or a cut
+
+
+def test_atomic_dir_renames_at_the_end_and_leaves_nothing_on_failure(tmp_path):
+    from chamtvm.core.atomic import atomic_dir, relocate
+
+    out = tmp_path / "search-x86-5ms"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(out) as stage:
+            (stage / "arch.json").write_text("{}")
+            raise KeyboardInterrupt  # Ctrl-C halfway through the export
+    assert list(tmp_path.iterdir()) == []  # no half-written folder, no temporary
+    with atomic_dir(out) as stage:
+        (stage / "arch.json").write_text("{}")
+        paths = {"arch": str(stage / "arch.json"), "shape": [1, 3]}
+    assert (out / "arch.json").exists() and relocate(paths, stage, out) == {"arch": str(out / "arch.json"),
+                                                                           "shape": [1, 3]}
+    with atomic_dir(out) as stage:  # a rerun replaces the old folder whole
+        (stage / "report.json").write_text("{}")
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"] and [p.name for p in tmp_path.iterdir()] == [out.name]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError):
+        with atomic_dir(tmp_path / "file"):
+            pass
