@@ -109,6 +109,7 @@ class TableClaims:
     def _lock(self):
         from filelock import FileLock
 
+        self.table.path.parent.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.table.path) + ".lock")
 
     def _read(self) -> dict:

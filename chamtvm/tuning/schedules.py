@@ -212,16 +212,18 @@ WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 
 
-def _check_lines(path: Path, check) -> tuple[list[bytes], list[tuple[int, bytes, str]]]:
-    """``(good lines, [(line number, raw, why)])`` of a database file; ``check(obj, n)``
-    raises ``ValueError`` for a line that parses but is no valid entry."""
+def _check_lines(path: Path, check) -> tuple[list[bytes], list[tuple[int, bytes, str]], bool]:
+    """``(good lines, [(line number, raw, why)], unterminated)`` of a database file;
+    ``check(obj, n)`` raises ``ValueError`` for a line that parses but is no valid entry;
+    ``unterminated``: the last entry is whole but lacks its newline (TVM's next append would
+    run into it)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return [], []
+        return [], [], False
     lines = data.split(b"\n")
     tail = lines.pop()
-    good, bad = [], []
+    good, bad, unterminated = [], [], False
     for n, raw in enumerate(lines + ([tail] if tail.strip() else []), start=1):
         if not raw.strip():
             continue
@@ -233,23 +235,21 @@ def _check_lines(path: Path, check) -> tuple[list[bytes], list[tuple[int, bytes,
             why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         except Exception as e:  # TVM's own parser (tvm errors): still this line's fault
             why = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:160] if str(e).strip() else ''}"
-        if why is None and n == len(lines) + 1:
-            why = "no final newline"  # a whole entry TVM would have written a newline after
-            good.append(raw)
-            continue
         if why is None:
             good.append(raw)
+            unterminated = unterminated or n == len(lines) + 1
         else:
             bad.append((n, raw, ("torn last line: " if n == len(lines) + 1 else "") + why))
-    return good, bad
+    return good, bad, unterminated
 
 
-def check_database(work_dir: str | Path) -> tuple[list[bytes], list[bytes], list[str], list[bytes]]:
+def check_database(work_dir: str | Path) -> tuple[list[bytes], list[bytes], list[str], list[bytes], bool]:
     """Validate a MetaSchedule JSON database line by line, as TVM would parse it.
 
-    Returns ``(workload lines, record lines (indices renumbered), problems, set-aside lines)``:
-    a damaged workload line drops the records that point at it; each problem names
-    ``file:line``. Nothing is written."""
+    Returns ``(workload lines, record lines (indices renumbered), problems, set-aside lines,
+    rewrite)``: a damaged workload line drops the records that point at it; each problem
+    names ``file:line``; ``rewrite`` is True when the files must be rewritten (problems, or a
+    whole last entry lacking its newline). Nothing is written."""
     from tvm.s_tir import meta_schedule as ms
 
     work_dir = Path(work_dir)
@@ -260,7 +260,7 @@ def check_database(work_dir: str | Path) -> tuple[list[bytes], list[bytes], list
             raise ValueError("not a [hash, module] workload entry")
         wl_objs[n] = ms.database.Workload.from_json(obj)
 
-    wl_good, wl_bad = _check_lines(work_dir / WORKLOADS, check_wl)
+    wl_good, wl_bad, wl_open = _check_lines(work_dir / WORKLOADS, check_wl)
     # index in the file (0-based among entries TVM reads) -> (line number, workload)
     data = (work_dir / WORKLOADS).read_bytes() if (work_dir / WORKLOADS).exists() else b""
     entries = [n for n, raw in enumerate(data.split(b"\n"), start=1) if raw.strip()]
@@ -282,10 +282,10 @@ def check_database(work_dir: str | Path) -> tuple[list[bytes], list[bytes], list
         ms.database.TuningRecord.from_json(obj[1], wl_objs[line])
         renumbered.append(json.dumps([new_index[line], obj[1]], separators=(",", ":")).encode())
 
-    rec_good, rec_bad = _check_lines(work_dir / RECORDS, check_rec)
+    rec_good, rec_bad, rec_open = _check_lines(work_dir / RECORDS, check_rec)
     problems += [f"{work_dir / RECORDS}:{n}: damaged tuning record ({why})" for n, _, why in rec_bad]
     aside += [raw for _, raw, _ in rec_bad]
-    return wl_good, renumbered, problems, aside
+    return wl_good, renumbered, problems, aside, bool(problems) or wl_open or rec_open
 
 
 def _write_database(folder: Path, workloads: list[bytes], records: list[bytes]) -> None:
@@ -322,8 +322,8 @@ def checked_database_dir(work_dir: str | Path, log=_stderr) -> Path:
     import tempfile
 
     work_dir = Path(work_dir)
-    wl, rec, problems, _ = check_database(work_dir)
-    if not problems or repair_database(work_dir, log):
+    wl, rec, problems, _, rewrite = check_database(work_dir)
+    if not rewrite or repair_database(work_dir, log):
         return work_dir
     tmp = Path(tempfile.mkdtemp(prefix="chamtvm-db-"))
     _write_database(tmp, wl, rec)
@@ -352,7 +352,7 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
     # one tuning run writes a database at a time; its damaged lines are set aside first
     with FileLock(str(work_dir / "database.lock")):
         if (work_dir / RECORDS).exists() or (work_dir / WORKLOADS).exists():
-            _repair_locked(work_dir)
+            _repair_locked(work_dir)  # TVM appends: the files must end with whole lines
         with _quiet_ms_logs():
             db = ms.tir_integration.tune_tir(
                 workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
@@ -377,7 +377,9 @@ def _repair_locked(work_dir: Path, log=_stderr) -> None:
     """:func:`repair_database` for a caller that already holds the database lock."""
     from ..core.jsonl import set_aside
 
-    wl, rec, problems, aside = check_database(work_dir)
+    wl, rec, problems, aside, rewrite = check_database(work_dir)
+    if rewrite and not problems:  # whole entries, one lacking its newline: complete it
+        _write_database(work_dir, wl, rec)
     if problems:
         side = set_aside(work_dir / RECORDS, b"".join(x + b"\n" for x in aside), "bad")
         _write_database(work_dir, wl, rec)

@@ -107,13 +107,13 @@ CASES = [
     ("tune --out {dir}", None, "is a folder; it names the report JSON file"),
     ("tune --task command", None, "--task command needs --command"),
     # search: checked before any work
-    ("search --latency-ms 0", None, "must be a positive finite number"),
-    ("search --latency-ms -5", None, "must be a positive finite number"),
-    ("search --latency-ms nan", None, "must be a positive finite number"),
-    ("search --latency-ms inf", None, "must be a positive finite number"),
+    ("search --latency-ms 0", None, "must be a positive number (finite)"),
+    ("search --latency-ms -5", None, "must be a positive number (finite)"),
+    ("search --latency-ms nan", None, "must be a positive number (finite)"),
+    ("search --latency-ms inf", None, "must be a positive number (finite)"),
     ("search --latency-ms 5 --population 2", None, "must be an integer >= 4"),
     ("search --latency-ms 5 --generations -1", None, "must be an integer >= 0"),
-    ("search --latency-ms 5 --max-mflops 0", None, "must be a positive finite number"),
+    ("search --latency-ms 5 --max-mflops 0", None, "must be a positive number (finite)"),
     ("search --latency-ms 5 --out {a_file}", None, "is an existing file; it names the output folder"),
     ("search --latency-ms 5 --journal {dir}", None, "is not a file"),
     # trackers

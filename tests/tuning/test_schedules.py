@@ -89,6 +89,13 @@ def test_torn_or_damaged_database_lines_are_set_aside_not_a_tvm_traceback(x86, t
     assert check_database(work)[2] == []  # the database itself is clean again: the next run proceeds
     assert _n_records(ScheduleSource(x86, work)) == 1
 
+    # a whole last record lacking only its newline is kept, and completed (TVM appends next)
+    work3 = _real_database(tmp_path / "c", 2)
+    (work3 / RECORDS).write_bytes((work3 / RECORDS).read_bytes().rstrip(b"\n"))
+    assert _n_records(ScheduleSource(x86, work3)) == 2
+    assert (work3 / RECORDS).read_bytes().endswith(b"\n") and not list(work3.glob("*.bad-*"))
+    assert check_database(work3)[4] is False
+
     # a torn workload line drops only the records that point at it (indices renumbered)
     work2 = _real_database(tmp_path / "b", 3)
     wl = (work2 / WORKLOADS).read_bytes().splitlines(keepends=True)
