@@ -290,8 +290,8 @@ def main(argv=None) -> int:
         if getattr(args, "workdir", None) is not None:
             os.environ["CHAMTVM_HOME"] = str(Path(args.workdir).expanduser().resolve())
         code = args.func(args)
-        if interrupt.received() is not None:  # an interrupt that a library swallowed
-            raise KeyboardInterrupt()
+        if interrupt.received() is not None and args.command != "device":  # a library swallowed it
+            raise KeyboardInterrupt()  # (``device --foreground`` stops on Ctrl-C by design)
         return code
     except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError, ScheduleDatabaseError) as e:
         print(f"chamtvm: error: {e}", file=sys.stderr)
