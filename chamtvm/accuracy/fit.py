@@ -129,16 +129,23 @@ def journal_trainings(space: SearchSpace, journal_path: Path, protocol: dict | N
                     else {"task": None, "epochs": None, "protocol": None})
     by_arch: dict[str, list[float]] = {}
     idx: dict[str, list[int]] = {}
+    skipped: list[str] = []
     for r in recs:
         if any(r.get(k) != protocol.get(k) for k in ("task", "epochs", "protocol")):
             continue
         try:
             arch = Arch.from_dict(r["architecture"])
             ind = space.indices(arch)
-        except ValueError:
+        except ValueError as e:
+            skipped.append(str(e))
             continue
         by_arch.setdefault(arch.to_json(), []).append(float(r["accuracy"]))
         idx[arch.to_json()] = ind
+    if skipped:  # said, never dropped silently
+        import sys
+
+        print(f"note: {journal_path}: {len(skipped)} record(s) not used: damaged architecture or not in "
+              f"space {space.name!r} (first: {skipped[0][:160]})", file=sys.stderr)
     keys = sorted(by_arch)
     return (np.array([idx[k] for k in keys], dtype=np.int64).reshape(len(keys), space.encoding_length),
             np.array([np.mean(by_arch[k]) for k in keys]), dict(protocol))

@@ -3,10 +3,11 @@
 One line per finished training, appended under a file lock, flushed and fsync'ed, so
 a crash never loses a finished result and a resumed run finds everything already trained.
 
-Kill safety: a line is data only once its terminating newline is on disk. A torn last
-line (the process was killed mid-write) has no newline; readers ignore it and the next
-writer, holding the lock, cuts it off before appending (it was never a finished record,
-so no finished record is ever rewritten). A *complete* line that is not a valid record
+Kill safety: a torn last line (the process was killed mid-write) is not a JSON object;
+readers ignore it and the next writer, holding the lock, moves it into
+``<journal>.torn-<timestamp>`` before appending (``core.jsonl``). A last line that is a whole
+JSON object lacking only its newline is a finished record: read, and completed by the next
+append. A *complete* line that is not a valid record
 raises :class:`JournalError` naming ``file:line``.
 """
 
@@ -56,9 +57,12 @@ class Journal:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return
-        lines = data.split(b"\n")
-        # the element after the last newline is empty, or a torn write: not data
-        for lineno, raw in enumerate(lines[:-1], start=1):
+        from ..core.jsonl import split_lines
+
+        lines, tail, _torn = split_lines(data)
+        # after the last newline: a finished record lacking only its newline (data; the next
+        # append adds the newline), or a torn write (not data; the next append sets it aside)
+        for lineno, raw in enumerate(lines + ([tail] if tail is not None else []), start=1):
             if not raw.strip():
                 continue
             where = f"{self.path}:{lineno}"

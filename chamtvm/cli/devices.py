@@ -7,19 +7,13 @@ processes running in their own process groups (recorded under ``<cache>/run``);
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import time
 
 
-def _tracker(text: str) -> tuple[str, int]:
-    from ..core.hostport import parse_hostport
-
-    try:
-        return parse_hostport(text, "tracker")
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+from .validate import positive_int as _positive_int
+from .validate import tracker as _tracker  # HOST:PORT, port 1-65535
 
 
 def _tracker_up(tracker) -> bool:
@@ -138,10 +132,14 @@ def cmd_status(args) -> int:
     from ..measure.rpc import DeviceError, tracker_summary
     from ..devices.procs import recorded_groups
 
-    for path, g in recorded_groups().items():
+    groups = recorded_groups()
+    for path, g in groups.items():
         alive = sum(p.alive() for p in g.processes)
         print(f"{path.stem}: {alive}/{len(g.processes)} processes alive"
               f"{' (EMULATED)' if g.emulated else ''}")
+    if not groups and not args.tracker:
+        print("no devices running (none recorded; start one with: python -m chamtvm device x86-server "
+              "--start-tracker, or ask a tracker with --tracker HOST:PORT)")
     if args.tracker:
         try:
             info = tracker_summary(*args.tracker)
@@ -182,7 +180,7 @@ def add_parser(subparsers) -> None:
     def common(q, key_default):
         q.add_argument("--tracker", type=_tracker, default=("127.0.0.1", 9190), help="HOST:PORT (default 127.0.0.1:9190)")
         q.add_argument("--key", default=key_default, help=f"device key (default {key_default!r})")
-        q.add_argument("--servers", type=int, default=1, help="number of servers")
+        q.add_argument("--servers", type=_positive_int, default=1, help="number of servers")
         q.add_argument("--start-tracker", action="store_true", help="start a tracker on 127.0.0.1 first")
         q.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops everything")
 

@@ -12,39 +12,13 @@ from ..measure.runners import make_runner
 
 
 
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"shape must be comma-separated integers, got {text!r}") from None
-
-
-class UsageError(ValueError):
-    """Arguments that do not fit together (reported like any other bad input, exit 2)."""
-
-
-def _tracker(text: str) -> tuple[str, int]:
-    from ..core.hostport import parse_hostport
-
-    try:
-        return parse_hostport(text, "tracker")
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _budgets(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"budgets must be comma-separated numbers of ms, got {text!r}") from None
-    if not values or any(not (v > 0) or v == float("inf") for v in values):
-        raise argparse.ArgumentTypeError(f"every budget must be a positive number of ms, got {text!r}")
-    return values
+from . import validate as v
+from .validate import UsageError  # noqa: F401  (re-exported: callers catch chamtvm.cli.main.UsageError)
 
 
 def _add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="x86", help="registered target name (see `chamtvm targets`)")
-    p.add_argument("--tracker", type=_tracker, default=None,
+    p.add_argument("--tracker", type=v.tracker, default=None,
                    help="TVM RPC tracker HOST:PORT (default: $TVM_TRACKER_HOST:$TVM_TRACKER_PORT if set)")
     p.add_argument("--key", default=None, help="RPC device key (default: the target's rpc_key)")
     p.add_argument("--luts-dir", type=Path, default=None, help="folder of latency tables (default: <workdir>/luts)")
@@ -54,8 +28,10 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="architecture JSON file or ONNX file")
-    p.add_argument("--space", default="small", help="space of an architecture JSON without a 'space' field")
-    p.add_argument("--shape", type=_shape, default=None, help="ONNX input shape, e.g. 1,3,224,224")
+    p.add_argument("--space", default="fashion", help="space of an architecture JSON without a 'space' field "
+                                                      "(default: fashion, as for tune and search)")
+    p.add_argument("--shape", type=v.shape, default=None,
+                   help="input shape of an ONNX model with a dynamic input, e.g. 1,3,224,224")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -100,6 +76,12 @@ def cmd_predict(args) -> int:
 
     target = get_target(args.target)
     table = LatencyTable.for_target(target.name, _lut_dir(args))
+    if len(table) == 0:
+        msg = v.no_table_message(table.path, target.name)
+        if args.json:
+            print(json.dumps({"model": str(args.model), "target": target.name, "table": str(table.path),
+                              "latency_ms": None, "error": msg}, indent=1))
+        raise UsageError(msg)
     net = _lowered(args)
     sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
     prepared = prepare(net.kernels, target, sched)
@@ -109,6 +91,8 @@ def cmd_predict(args) -> int:
         complete = pred.complete
     else:
         full = load_predictor(table, log=lambda m: print(m, file=sys.stderr), space=net.space).predict(prepared)
+        for note in v.extrapolation_notes(full.kernels, table):
+            print(note, file=sys.stderr)
         out = {"model": str(args.model), "target": target.name, "table": str(table.path), **full.to_dict()}
         complete = not full.missing
     if args.json:
@@ -163,11 +147,6 @@ def cmd_tune(args) -> int:
     from ..pipeline.report import format_report
     from ..pipeline.job import run_tune
 
-    if args.task == "command" and not args.train_command:
-        raise UsageError("--task command needs --command CMD (a trainer that gets the architecture JSON path "
-                          "and prints the accuracy)")
-    if args.accuracy_samples < 3:
-        raise UsageError("--accuracy-samples must be at least 3")
     target = get_target(args.target)
     runner = _runner(args, target)
     cfg = TuneConfig(space=args.space, trials=args.trials, trials_per_kernel=args.trials_per_kernel,
@@ -183,8 +162,9 @@ def cmd_tune(args) -> int:
     from ..core.workdir import runs_dir
 
     out = args.out or runs_dir() / f"tune-{target.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    from ..core.atomic import atomic_write_text
+
+    atomic_write_text(out, json.dumps(report, indent=1))
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -229,10 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_args(p)
     p.add_argument("--space", default="fashion", help="bundled space name or space JSON file (default: fashion, "
                                                       "the space of the built-in task)")
-    p.add_argument("--trials", type=int, default=64, help="total MetaSchedule trials (0: no tuning)")
-    p.add_argument("--trials-per-kernel", type=int, default=16)
-    p.add_argument("--heldout", type=int, default=20, help="held-out networks measured end to end")
-    p.add_argument("--train-networks", type=int, default=10,
+    p.add_argument("--trials", type=v.non_negative_int, default=64, help="total MetaSchedule trials (0: no tuning)")
+    p.add_argument("--trials-per-kernel", type=v.positive_int, default=16)
+    p.add_argument("--heldout", type=v.non_negative_int, default=20, help="held-out networks measured end to end")
+    p.add_argument("--train-networks", type=v.non_negative_int, default=10,
                    help="networks measured end to end to train the residual model (0: table sum only)")
     p.add_argument("--residual", default="scale", choices=["ratio", "additive", "scale"],
                    help="residual model: one median scale (default), learned ratio, or learned relative offset")
@@ -243,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="task of the accuracy predictor (none: stop after the latency steps)")
     p.add_argument("--command", dest="train_command", default=None,
                    help="with --task command: trainer command (gets the arch JSON path, prints the accuracy)")
-    p.add_argument("--accuracy-samples", type=int, default=20, help="architectures trained for the accuracy predictor")
-    p.add_argument("--budgets-ms", type=_budgets, default=None,
+    p.add_argument("--accuracy-samples", type=v.int_at_least(3), default=20, help="architectures trained for the accuracy predictor")
+    p.add_argument("--budgets-ms", type=v.budgets, default=None,
                    help="comma-separated latency budgets in ms (default: 25/50/75%% quantiles of the space's "
                         "predicted latencies on the target)")
     p.add_argument("--seed", type=int, default=0, help="seed of the search")
@@ -268,15 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="most accurate network under a latency budget, exported for the target")
     _add_target_args(p)
-    p.add_argument("--latency-ms", type=float, required=True, help="latency budget in ms on the target")
+    p.add_argument("--latency-ms", type=v.positive_float, required=True, help="latency budget in ms on the target")
     p.add_argument("--space", default="fashion", help="space searched (needs trained architectures in the journal)")
     p.add_argument("--journal", type=Path, default=None,
                    help="accuracy journal (default runs/accuracy-fashion-mnist-<space>.jsonl)")
-    p.add_argument("--max-mflops", type=float, default=None,
+    p.add_argument("--max-mflops", type=v.positive_float, default=None,
                    help="optional limit on multiply-accumulates per image (millions)")
-    p.add_argument("--max-mparams", type=float, default=None, help="optional limit on parameters (millions)")
-    p.add_argument("--population", type=int, default=200)
-    p.add_argument("--generations", type=int, default=60)
+    p.add_argument("--max-mparams", type=v.positive_float, default=None, help="optional limit on parameters (millions)")
+    p.add_argument("--population", type=v.int_at_least(4), default=200)
+    p.add_argument("--generations", type=v.non_negative_int, default=60)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="artefact folder (default runs/search-<target>-<budget>ms)")
     p.add_argument("--no-measure", action="store_true", help="do not measure the chosen network on the target")
@@ -299,14 +279,27 @@ def main(argv=None) -> int:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    args = build_parser().parse_args(argv)
-    if getattr(args, "workdir", None) is not None:
-        os.environ["CHAMTVM_HOME"] = str(Path(args.workdir).expanduser().resolve())
+    from ..core import interrupt
+    from ..core.jsonl import appended_count
+    from ..tuning.schedules import ScheduleDatabaseError
+
+    interrupt.install()  # SIGINT -> 130, SIGTERM -> 143, clean-ups run for both
     try:
-        return args.func(args)
-    except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError) as e:
+        args = build_parser().parse_args(argv)
+        v.check(args)
+        if getattr(args, "workdir", None) is not None:
+            os.environ["CHAMTVM_HOME"] = str(Path(args.workdir).expanduser().resolve())
+        code = args.func(args)
+        if interrupt.received() is not None and args.command != "device":  # a library swallowed it
+            raise KeyboardInterrupt()  # (``device --foreground`` stops on Ctrl-C by design)
+        return code
+    except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError, ScheduleDatabaseError) as e:
         print(f"chamtvm: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("chamtvm: interrupted; everything measured so far is saved", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        n = appended_count()
+        saved = (f"{n} finished result(s) were saved before it; a rerun continues from them" if n else
+                 "nothing had been saved yet")
+        print(f"chamtvm: interrupted ({'SIGTERM' if isinstance(e, interrupt.Terminated) else 'SIGINT'}); "
+              f"{saved}", file=sys.stderr)
+        return interrupt.exit_code(e)

@@ -2,12 +2,15 @@
 
 In: a path and text or bytes (or a callback that writes a temporary path, for libraries
 that save by path, e.g. XGBoost). Out: the file replaced with ``os.replace`` after an
-fsync of the temporary file in the same folder.
+fsync of the temporary file in the same folder. ``atomic_dir`` does the same for an output
+folder: it is filled under a temporary name and renamed at the end, so an interrupted
+command leaves no half-written folder.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,3 +63,41 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextmanager
+def atomic_dir(path: str | Path):
+    """Yield a temporary folder beside ``path``; on success it becomes ``path`` (an older
+    ``path`` folder is replaced), on an exception or an interrupt it is removed and ``path``
+    is untouched. ``path`` must not be an existing file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / "d")
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def relocate(obj, old: str | Path, new: str | Path):
+    """``obj`` (nested dicts/lists of paths as strings) with the prefix ``old`` replaced by
+    ``new``: the paths written inside an :func:`atomic_dir` as they read after the rename."""
+    old, new = str(old), str(new)
+    if isinstance(obj, str):
+        return new + obj[len(old):] if obj == old or obj.startswith(old + os.sep) else obj
+    if isinstance(obj, dict):
+        return {k: relocate(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(relocate(v, old, new) for v in obj)
+    return obj

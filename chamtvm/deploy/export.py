@@ -33,7 +33,9 @@ def export_network(space: SearchSpace, arch: Arch, target: TargetSpec, out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     arch_path = out / "arch.json"
-    arch_path.write_text(json.dumps({**arch.to_dict(), "space": space_ref or space.name}, indent=1))
+    from ..core.atomic import atomic_write_text
+
+    atomic_write_text(arch_path, json.dumps({**arch.to_dict(), "space": space_ref or space.name}, indent=1))
     paths["arch"] = str(arch_path)
 
     model = build_model(space, arch)

@@ -178,7 +178,9 @@ class DeviceGroup:
         """Write this group to ``<cache>/run/<name>.json`` (for ``chamtvm device stop``)."""
         path = cache_dir() / "run" / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1))
+        from ..core.atomic import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_json(), indent=1))
         return path
 
 

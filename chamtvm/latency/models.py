@@ -10,8 +10,9 @@
 * ``LatencyPredictor`` — table sum (+ estimated kernels) corrected by the residual.
 
 Models are saved next to the table in XGBoost's JSON format with a metadata file that
-records the versions and a digest of the table they were trained on; a model whose table
-has changed since is reported stale.
+records the versions, a digest of the table they were trained on and a digest of the model
+file; both files are written atomically. A model whose table has changed since, or whose
+files are unreadable, torn or do not match, is reported stale (``StaleModelError``).
 """
 
 from __future__ import annotations
@@ -59,17 +60,68 @@ def _xgb(**kw):
 
 
 def _save(model, meta: dict, path: Path) -> None:
+    """Save an XGBoost model (or none, for a scale-only residual) at ``path`` and ``meta`` at
+    ``<path>.meta.json``, each atomically (temporary file + ``os.replace``): a crash leaves
+    the old pair or the new model with the old meta, whose digest or unreadable model then
+    marks it stale; never half a file. The model is written first, so a new meta never
+    describes an old model."""
+    from ..core.atomic import atomic_path, atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(meta)
     if model is not None:
-        model.save_model(str(path))
-    Path(str(path) + ".meta.json").write_text(json.dumps(meta, indent=1))
+        with atomic_path(path, suffix=".json") as tmp:  # XGBoost picks the format by suffix
+            model.save_model(str(tmp))
+        meta["model_sha1"] = hashlib.sha1(path.read_bytes()).hexdigest()
+    atomic_write_text(Path(str(path) + ".meta.json"), json.dumps(meta, indent=1))
 
 
 def _load_meta(path: Path) -> dict:
+    """The metadata of the model saved at ``path``; an unreadable or torn file is a
+    ``StaleModelError`` that names it (the model is then refit, never a traceback)."""
     meta_path = Path(str(path) + ".meta.json")
     if not meta_path.exists():
         raise FileNotFoundError(f"no model metadata at {meta_path}")
-    return json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StaleModelError(f"{meta_path} is unreadable ({type(e).__name__}: {e}); refit it") from None
+    need = {"table_digest": str, "params": dict}
+    bad = [k for k, t in need.items() if not isinstance(meta, dict) or not isinstance(meta.get(k), t)]
+    if bad:
+        raise StaleModelError(f"{meta_path} lacks {', '.join(bad)} (damaged or from another version); refit it")
+    return meta
+
+
+def _load_xgb(path: Path, meta: dict):
+    """The XGBoost model saved at ``path``, checked against the digest its meta recorded; an
+    absent, torn or foreign file is a ``StaleModelError`` naming it."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise StaleModelError(f"{path} is unreadable ({e.strerror or e}); refit it") from None
+    want = meta.get("model_sha1")
+    if want is not None and hashlib.sha1(data).hexdigest() != want:
+        raise StaleModelError(f"{path} does not match its metadata (torn or replaced); refit it")
+    model = _xgb()
+    try:
+        model.load_model(bytearray(data))
+    except Exception as e:  # XGBoostError, ValueError: a damaged file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StaleModelError(f"{path} is unreadable ({first[:160]}); refit it") from None
+    return model
+
+
+def _check_digest(path, meta: dict, table: LatencyTable | None) -> None:
+    if table is not None and meta["table_digest"] != table_digest(table):
+        raise StaleModelError(f"{path} was trained on an older state of {table.path}; refit it")
+
+
+def _params(path, meta: dict, allowed: tuple[str, ...]) -> dict:
+    params = meta["params"]
+    if set(params) - set(allowed):
+        raise StaleModelError(f"{path}.meta.json has unknown params {sorted(set(params) - set(allowed))}; refit it")
+    return params
 
 
 # --------------------------------------------------------------- kernel model
@@ -126,13 +178,12 @@ class KernelCostModel:
 
     @classmethod
     def load(cls, path: str | Path, table: LatencyTable | None = None) -> "KernelCostModel":
-        meta = _load_meta(Path(path))
-        if table is not None and meta["table_digest"] != table_digest(table):
-            raise StaleModelError(f"{path} was trained on an older state of {table.path}; refit it")
-        m = cls(**meta["params"])
-        m.model_ = _xgb()
-        m.model_.load_model(str(path))
-        m.n_rows_ = meta["n_rows"]
+        path = Path(path)
+        meta = _load_meta(path)
+        _check_digest(path, meta, table)
+        m = cls(**_params(path, meta, ("n_estimators", "max_depth", "learning_rate", "random_state")))
+        m.model_ = _load_xgb(path, meta)
+        m.n_rows_ = meta.get("n_rows")
         return m
 
 
@@ -193,16 +244,19 @@ class ResidualModel:
 
     @classmethod
     def load(cls, path: str | Path, table: LatencyTable | None = None) -> "ResidualModel":
-        meta = _load_meta(Path(path))
-        if table is not None and meta["table_digest"] != table_digest(table):
-            raise StaleModelError(f"{path} was trained on an older state of {table.path}; refit it")
-        m = cls(meta["mode"], **meta["params"])
-        m.scale_ = meta["scale"]
-        m.n_networks_ = meta["n_networks"]
+        path = Path(path)
+        meta = _load_meta(path)
+        _check_digest(path, meta, table)
+        scale = meta.get("scale")
+        if meta.get("mode") not in RESIDUAL_MODES or isinstance(scale, bool) or not isinstance(scale, (int, float)) \
+                or not scale > 0:
+            raise StaleModelError(f"{path}.meta.json has no valid mode/scale (damaged); refit it")
+        m = cls(meta["mode"], **_params(path, meta, ("n_estimators", "max_depth", "learning_rate", "random_state")))
+        m.scale_ = float(scale)
+        m.n_networks_ = meta.get("n_networks")
         m.model_ = None
         if meta["mode"] != "scale":
-            m.model_ = _xgb()
-            m.model_.load_model(str(path))
+            m.model_ = _load_xgb(path, meta)
         return m
 
 

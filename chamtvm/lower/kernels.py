@@ -152,6 +152,9 @@ def from_onnx_file(path: str | Path, shape: tuple[int, ...] | None = None) -> "t
     try:
         return from_onnx(model, shape_dict={name: list(shape)})
     except Exception as e:  # the frontend raises many types on unsupported graphs
+        from ..core.interrupt import reraise_if_interrupted
+
+        reraise_if_interrupted()
         raise ModelError(f"{path}: TVM could not import the model: {type(e).__name__}: {e}") from None
 
 

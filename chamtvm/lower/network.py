@@ -38,6 +38,9 @@ def lower_relax(mod, name: str = "relax") -> LoweredNetwork:
     try:
         fused = fuse(mod)
     except Exception as e:  # TVM raises assorted types on graphs its passes cannot handle
+        from ..core.interrupt import reraise_if_interrupted
+
+        reraise_if_interrupted()  # a Ctrl-C inside TVM surfaces as a TVM error: it is the interrupt
         msg = str(e).strip().splitlines()
         raise ModelError(f"{name}: TVM could not lower the model: {type(e).__name__}: "
                          f"{msg[-1] if msg else ''}") from None
@@ -60,29 +63,79 @@ def lower_onnx(path: str | Path, shape=None) -> LoweredNetwork:
     return lower_relax(from_onnx_file(path, shape), Path(path).stem)
 
 
-def load_model(path: str | Path, space: str | SearchSpace = "small", shape=None) -> LoweredNetwork:
+def load_model(path: str | Path, space: str | SearchSpace = "fashion", shape=None) -> LoweredNetwork:
     """Lower a model file: an architecture JSON (of ``space``, or the space it names in a
-    ``"space"`` field) or an ONNX file."""
+    ``"space"`` field) or an ONNX file (``shape``: its input shape, needed only when the file's
+    is dynamic). A missing, unreadable or malformed file, or a ``shape`` that does not apply,
+    is a ``ModelError``/``SpaceError`` saying so."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model file {path} does not exist")
+    if path.is_dir():
+        raise ModelError(f"model {path} is a folder; expected an architecture .json or an .onnx file")
+    if shape is not None:
+        shape = tuple(shape)
+        if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape):
+            raise ModelError(f"input shape must be positive integers, got {shape}")
     if path.suffix == ".onnx":
+        if shape is not None:
+            _check_onnx_shape(path, shape)
         return lower_onnx(path, shape)
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise SpaceError(f"{path} is not valid JSON: {e}") from None
-        if isinstance(data, dict) and "space" in data:
-            space = data["space"]
-            beside = path.parent / str(space)
-            if str(space).endswith(".json") and not Path(space).exists() and beside.exists():
-                space = beside  # a space file named relative to the architecture file
-        sp = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
-        arch = Arch.from_dict(data)
-        sp.validate(arch)
+        if shape is not None:
+            raise ModelError(f"--shape applies to ONNX models only; the input of architecture {path} "
+                             f"comes from its space (its 'resolution' and the space's in_channels)")
+        sp, arch = read_arch(path, space)
         return lower_arch(sp, arch, path.stem)
     raise ModelError(f"{path}: unsupported model file type {path.suffix!r}; expected .json (architecture) or .onnx")
+
+
+def read_arch(path: str | Path, space: str | SearchSpace = "fashion") -> tuple[SearchSpace, Arch]:
+    """``(space, architecture)`` of an architecture JSON file, validated (cheap: no lowering).
+    The file's ``"space"`` field wins over ``space``; a space file it names is looked up
+    beside the architecture file too."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SpaceError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ModelError(f"model file {path} cannot be read: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise SpaceError(f"{path} is not valid JSON: {e}") from None
+    if isinstance(data, dict) and "space" in data:
+        space = data["space"]
+        if not isinstance(space, str) or not space.strip():
+            raise SpaceError(f"{path}: 'space' must be a bundled space name or a space JSON path, "
+                             f"got {space!r}")
+        beside = path.parent / space
+        if space.endswith(".json") and not Path(space).exists() and beside.exists():
+            space = beside  # a space file named relative to the architecture file
+    sp = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    arch = Arch.from_dict(data)
+    sp.validate(arch)
+    return sp, arch
+
+
+def _check_onnx_shape(path: Path, shape: tuple[int, ...]) -> None:
+    """A ``ModelError`` when ``shape`` contradicts the ONNX file's input (rank, or a static size)."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return  # an unreadable file: from_onnx_file reports it
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        return
+    dims = inputs[0].type.tensor_type.shape.dim
+    static = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    if len(static) != len(shape) or any(s is not None and s != x for s, x in zip(static, shape)):
+        have = ",".join("?" if s is None else str(s) for s in static)
+        raise ModelError(f"{path}: --shape {','.join(map(str, shape))} does not fit the model's input "
+                         f"{inputs[0].name!r} of shape {have}" +
+                         ("; its shape is static: drop --shape" if None not in static else ""))
 
 
 def network_inputs(fused_mod) -> list[ArgSpec]:

@@ -23,6 +23,9 @@ def measure_network(net: LoweredNetwork, target: TargetSpec, runner: Runner,
     try:
         ex = compile_network(net.fused, target, schedules)
     except Exception as e:
+        from ..core.interrupt import reraise_if_interrupted
+
+        reraise_if_interrupted()
         return MeasureResult(key, error=f"compile failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
     with tempfile.TemporaryDirectory(prefix="chamtvm-net-", dir=work_dir) as tmp:
         lib = export(ex, target, Path(tmp) / "net.so")

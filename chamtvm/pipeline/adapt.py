@@ -68,7 +68,9 @@ def export_pick(space: SearchSpace, arch, target, out: Path, schedules, prepared
         return json.loads((out / "export.json").read_text())["paths"], False
     paths = export_network(space, arch, target, out, schedules, space_ref=space.name)
     files = [v for k, v in paths.items() if k in ("arch", "onnx", "torch_export", "library")]
-    (out / "export.json").write_text(json.dumps({"stamp": stamp, "paths": paths, "files": files}, indent=1))
+    from ..core.atomic import atomic_write_text
+
+    atomic_write_text(out / "export.json", json.dumps({"stamp": stamp, "paths": paths, "files": files}, indent=1))
     return paths, True
 
 

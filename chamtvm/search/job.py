@@ -38,6 +38,7 @@ def run_search(cfg: SearchConfig, target, runner) -> dict:
     """Search, export, measure (when ``runner`` is given); returns the report dict."""
     from ..accuracy.fit import default_journal
     from ..deploy.export import export_network
+    from ..core.atomic import atomic_dir, atomic_write_text, relocate
     from ..core.workdir import runs_dir
     from ..lower.network import lower_arch
     from ..measure.network import measure_network
@@ -53,28 +54,31 @@ def run_search(cfg: SearchConfig, target, runner) -> dict:
     search_s = time.time() - t_search
     best = space.from_indices(result.best_indices)
     out = Path(cfg.out or runs_dir() / f"search-{target.name}-{cfg.latency_ms:g}ms")
-    paths = export_network(space, best, target, out, ctx.schedules, space_ref=str(cfg.space))
+    # everything is written into a temporary folder renamed to ``out`` at the end: an
+    # interrupted search leaves no half-written output folder
+    with atomic_dir(out) as stage:
+        paths = export_network(space, best, target, stage, ctx.schedules, space_ref=str(cfg.space))
 
-    report = {
-        "target": target.name, "space": space.name, "latency_budget_ms": cfg.latency_ms,
-        "device_label": runner.label if runner else None, "emulated": bool(runner and runner.emulated),
-        **result_dict(ctx, result),
-        "accuracy_predictor": {"trained_architectures": ctx.n_trained, "journal": str(journal), **ctx.protocol},
-        "latency_predictor": {"residual": ctx.latency.residual.mode if ctx.latency.residual else "none",
-                              "estimated_kernels": ctx.batch.estimated_kernels},
-        "search": {"evaluated": result.evaluated, "feasible": result.feasible, "seconds": round(search_s, 2),
-                   "population": cfg.population, "generations": cfg.generations, "seed": cfg.seed},
-        "artifacts": paths,
-    }
-    if runner is not None and cfg.measure:
-        net = lower_arch(space, best, "best")
-        full = ctx.latency.predict(prepare(net.kernels, target, ctx.schedules))
-        res = measure_network(net, target, runner, ctx.schedules)
-        report["measured"] = {"latency_ms": res.median_us / 1e3 if res.ok else None, "error": res.error,
-                              "predicted_latency_ms": full.latency_ms,
-                              "error_pct": 100 * (full.latency_ms * 1e3 / res.median_us - 1) if res.ok else None}
-    pareto_plot(report, out / "pareto.png")
-    report["artifacts"]["pareto_plot"] = str(out / "pareto.png")
-    report["seconds"] = round(time.time() - t0, 1)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
+        report = {
+            "target": target.name, "space": space.name, "latency_budget_ms": cfg.latency_ms,
+            "device_label": runner.label if runner else None, "emulated": bool(runner and runner.emulated),
+            **result_dict(ctx, result),
+            "accuracy_predictor": {"trained_architectures": ctx.n_trained, "journal": str(journal), **ctx.protocol},
+            "latency_predictor": {"residual": ctx.latency.residual.mode if ctx.latency.residual else "none",
+                                  "estimated_kernels": ctx.batch.estimated_kernels},
+            "search": {"evaluated": result.evaluated, "feasible": result.feasible, "seconds": round(search_s, 2),
+                       "population": cfg.population, "generations": cfg.generations, "seed": cfg.seed},
+            "artifacts": relocate(paths, stage, out),
+        }
+        if runner is not None and cfg.measure:
+            net = lower_arch(space, best, "best")
+            full = ctx.latency.predict(prepare(net.kernels, target, ctx.schedules))
+            res = measure_network(net, target, runner, ctx.schedules)
+            report["measured"] = {"latency_ms": res.median_us / 1e3 if res.ok else None, "error": res.error,
+                                  "predicted_latency_ms": full.latency_ms,
+                                  "error_pct": 100 * (full.latency_ms * 1e3 / res.median_us - 1) if res.ok else None}
+        pareto_plot(report, stage / "pareto.png")
+        report["artifacts"]["pareto_plot"] = str(out / "pareto.png")
+        report["seconds"] = round(time.time() - t0, 1)
+        atomic_write_text(stage / "report.json", json.dumps(report, indent=1))
     return report

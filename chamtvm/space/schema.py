@@ -130,18 +130,37 @@ class SearchSpace:
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> "SearchSpace":
-        """Load a bundled space by name (``small``, ``mobilenetv2``, ...) or a JSON file."""
-        path = Path(name_or_path)
-        if not path.suffix and not path.exists():
-            path = SPACES_DIR / f"{name_or_path}.json"
+        """Load a bundled space by name (``small``, ``mobilenetv2``, ...) or a JSON file.
+
+        A bare name of a bundled space always means the bundled one (a file or folder of
+        that name in the working directory does not shadow it; write ``./fashion.json`` for
+        a local file). Anything that is not a usable name or JSON file is a ``SpaceError``."""
+        import os
+
+        if isinstance(name_or_path, SearchSpace):
+            return name_or_path
+        if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+            raise SpaceError(f"a space is a bundled space name {bundled_spaces()} or the path of a space "
+                             f"JSON file, got {name_or_path!r}")
+        text = str(name_or_path)
+        bare = not Path(text).suffix and os.sep not in text and "/" not in text
+        if bare and (SPACES_DIR / f"{text}.json").is_file():
+            path = SPACES_DIR / f"{text}.json"
+        else:
+            path = Path(text).expanduser()
             if not path.exists():
-                raise SpaceError(
-                    f"unknown space {str(name_or_path)!r}; bundled spaces: {bundled_spaces()}"
-                )
+                if bare:
+                    raise SpaceError(f"unknown space {text!r}; bundled spaces: {bundled_spaces()}")
+                raise SpaceError(f"space file {path} does not exist; bundled spaces: {bundled_spaces()}")
+            if path.is_dir():
+                raise SpaceError(f"space {text!r} is a folder, not a space JSON file; "
+                                 f"bundled spaces: {bundled_spaces()}")
         try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise SpaceError(f"space file {path} does not exist") from None
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise SpaceError(f"space file {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        except OSError as e:
+            raise SpaceError(f"space file {path} cannot be read: {e.strerror or e}") from None
         except json.JSONDecodeError as e:
             raise SpaceError(f"space file {path} is not valid JSON: {e}") from None
         return cls.from_dict(data)

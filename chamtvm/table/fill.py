@@ -3,10 +3,20 @@
 Each batch of kernels is compiled into one library (one compile, one load), measured by a
 runner that returns one result per kernel, and every result is appended to the table as
 soon as it arrives, so an interrupted build loses at most the kernel in flight and a
-rerun measures only what is missing."""
+rerun measures only what is missing.
+
+What is missing is decided under the table's lock, batch by batch: the table is reread and
+each kernel still missing is *claimed* in ``<table>.claims.json`` (process id, host, start
+time) before it is compiled. Two runs filling one table therefore split the work and never
+measure a kernel twice; a run waits for the kernels another live run has claimed, and takes
+over the claims of a run that died (kill -9 leaves its claims, which a dead pid voids)."""
 
 from __future__ import annotations
+import json
+import os
+import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -69,9 +79,107 @@ class BuildSummary:
     measured: int = 0
     failed: int = 0
     skipped_failed_before: int = 0
+    measured_elsewhere: int = 0  # measured meanwhile by another run on the same table
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, Linux), None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+class TableClaims:
+    """Kernels being measured right now, by which process: ``<table>.claims.json``, read and
+    rewritten (atomically) only under the table's lock."""
+
+    STALE_S = 3600.0  # a claim by another host is trusted this long (its pid cannot be checked)
+
+    def __init__(self, table: LatencyTable):
+        self.table = table
+        self.path = Path(str(table.path) + ".claims.json")
+        self.me = {"pid": os.getpid(), "host": socket.gethostname(), "start": _proc_start(os.getpid())}
+        self.mine: set[str] = set()
+
+    def _lock(self):
+        from filelock import FileLock
+
+        self.table.path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.table.path) + ".lock")
+
+    def _read(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}  # none yet, or unreadable (written atomically, so only by hand): no claims
+        return data if isinstance(data, dict) else {}
+
+    def _write(self, claims: dict) -> None:
+        from ..core.atomic import atomic_write_text
+
+        self.table.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, json.dumps(claims, sort_keys=True))
+
+    def _alive(self, c) -> bool:
+        if not isinstance(c, dict):
+            return False
+        if c.get("host") != self.me["host"]:
+            return time.time() - float(c.get("at", 0)) < self.STALE_S
+        pid = c.get("pid")
+        if not isinstance(pid, int) or pid <= 0:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return c.get("start") is None or c.get("start") == _proc_start(pid)
+
+    def _is_me(self, c) -> bool:
+        return isinstance(c, dict) and c.get("pid") == self.me["pid"] and c.get("host") == self.me["host"]
+
+    def claim(self, items: Sequence["PreparedKernel"], done) -> tuple[list, list, list]:
+        """Under the lock: reread the table, then ``(claimed now, claimed by another live run,
+        done meanwhile)``; ``done(key)`` says whether the reread table settles a key."""
+        with self._lock():
+            self.table.load()
+            claims = {k: c for k, c in self._read().items() if self._alive(c)}
+            mine, theirs, finished = [], [], []
+            for p in items:
+                if done(p.key):
+                    finished.append(p)
+                elif p.key in claims and not self._is_me(claims[p.key]):
+                    theirs.append(p)
+                else:
+                    claims[p.key] = {**self.me, "at": time.time()}
+                    mine.append(p)
+            self._write(claims)
+        self.mine.update(p.key for p in mine)
+        return mine, theirs, finished
+
+    def who(self, keys) -> set[int]:
+        """Process ids of the live runs that claim ``keys``."""
+        claims = self._read()
+        return {claims[k].get("pid") for k in keys if k in claims and self._alive(claims[k])}
+
+    def release(self, keys=None) -> None:
+        """Drop this run's claims on ``keys`` (all of them when None)."""
+        keys = set(self.mine if keys is None else keys) & self.mine
+        if not keys:
+            return
+        with self._lock():
+            claims = self._read()
+            for k in keys:
+                if self._is_me(claims.get(k)):
+                    del claims[k]
+            self._write(claims)
+        self.mine -= keys
 
 
 def fill_table(
@@ -83,10 +191,15 @@ def fill_table(
     retry_failed: bool = False,
     work_dir: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    poll_s: float = 1.0,
 ) -> BuildSummary:
     """Measure every prepared kernel the table lacks; append each result as it arrives.
 
-    ``progress(n)`` is called with the number of kernels finished since the last call.
+    Safe to run from several processes on one table (see the module docstring): a kernel
+    another run has claimed is waited for (``poll_s`` seconds between looks, said through
+    ``log``), not measured again. ``progress(n)`` is called with the number of kernels
+    finished since the last call.
     """
     summary = BuildSummary(requested=len(prepared))
     seen: set[str] = set()
@@ -101,27 +214,62 @@ def fill_table(
             summary.skipped_failed_before += 1
         else:
             todo.append(p)
+    if not todo:
+        return summary
+    failed_before = {p.key: (table.failed(p.key) or {}).get("crc") for p in todo}
+
+    def done(key: str) -> bool:  # settled by a row appended since this run decided to measure it
+        f = table.failed(key)
+        return key in table or (f is not None and f.get("crc") != failed_before[key])
+
     by_key = {p.key: p for p in todo}
-    with tempfile.TemporaryDirectory(prefix="chamtvm-batch-", dir=work_dir) as tmp:
-        batches = build_batches(todo, target, Path(tmp), batch_size)
-        # measure_batches consumes the batches lazily; a runner with several devices
-        # compiles the next batches while the devices measure. Results come back here,
-        # in this thread, and each is appended as it arrives.
-        for res in runner.measure_batches(batches, target.evaluator):
-            p = by_key.get(res.key)
-            if p is None:
-                continue
-            base = row_base(p, target, runner)
-            if res.energy_uj is not None:
-                base["energy_uj"] = res.energy_uj
-            if res.ok:
-                table.append([ok_row(p.key, base, res.samples_us, res.number)])
-                summary.measured += 1
-            else:
-                table.append([failed_row(p.key, base, res.error or "unknown error")])
-                summary.failed += 1
-            if progress:
-                progress(1)
+    claims = TableClaims(table)
+
+    def claimed_batches(tmp: Path) -> Iterator[KernelBatch]:
+        pending, counter, said = list(todo), [0], 0.0
+        while pending:
+            waiting = []
+            for start in range(0, len(pending), batch_size):
+                mine, theirs, finished = claims.claim(pending[start:start + batch_size], done)
+                waiting += theirs
+                if finished:
+                    summary.measured_elsewhere += len(finished)
+                    if progress:
+                        progress(len(finished))
+                if mine:
+                    yield from build_batches(mine, target, tmp, batch_size, counter)
+            pending = waiting
+            if pending:
+                if log and time.time() - said > 60:
+                    log(f"waiting for {len(pending)} kernel(s) that another run (pid "
+                        f"{', '.join(map(str, sorted(claims.who(p.key for p in pending))))}) is measuring "
+                        f"into {table.path}")
+                    said = time.time()
+                time.sleep(poll_s)
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="chamtvm-batch-", dir=work_dir) as tmp:
+            # measure_batches consumes the batches lazily; a runner with several devices
+            # compiles the next batches while the devices measure. Results come back here,
+            # in this thread, and each is appended as it arrives.
+            for res in runner.measure_batches(claimed_batches(Path(tmp)), target.evaluator):
+                p = by_key.get(res.key)
+                if p is None:
+                    continue
+                base = row_base(p, target, runner)
+                if res.energy_uj is not None:
+                    base["energy_uj"] = res.energy_uj
+                if res.ok:
+                    table.append([ok_row(p.key, base, res.samples_us, res.number)])
+                    summary.measured += 1
+                else:
+                    table.append([failed_row(p.key, base, res.error or "unknown error")])
+                    summary.failed += 1
+                claims.release([p.key])
+                if progress:
+                    progress(1)
+    finally:
+        claims.release()
     return summary
 
 
@@ -137,6 +285,9 @@ def build_batches(todo: Sequence[PreparedKernel], target: TargetSpec, tmp: Path,
         try:
             build_kernel_library([(p.symbol, p.func) for p in batch], target, lib_path)
         except Exception as e:
+            from ..core.interrupt import reraise_if_interrupted
+
+            reraise_if_interrupted()
             if len(batch) > 1:
                 yield from build_batches(batch[:1], target, tmp, 1, counter)
                 yield from build_batches(batch[1:], target, tmp, batch_size // 2 or 1, counter)

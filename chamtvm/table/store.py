@@ -2,9 +2,11 @@
 
 One row per measurement, never rewritten. Each row carries a checksum of its own content
 (``crc``), so that a complete but damaged line is reported as corruption with its file
-and line number, while an unfinished last line (the writer was killed mid-write) is never
-read as data: it is ignored on reading and cut off, under the file lock, before the next
-append. Appends are serialized with a file lock and flushed with fsync.
+and line number. A last line that lacks only its newline but whose checksum holds is a
+finished row: it is read, and the next append adds its newline. An unfinished last line
+(the writer was killed mid-write) is never read as data: the next append, under the file
+lock, moves it into ``<table>.torn-<timestamp>`` and says so (``core.jsonl``). Appends are
+serialized with a file lock and flushed with fsync.
 
 Row fields (units in the names)::
 
@@ -61,7 +63,20 @@ def summarize_samples(samples_us: Iterable[float]) -> dict:
 @dataclass
 class ReadReport:
     rows: int = 0
-    truncated_tail: bool = False
+    truncated_tail: bool = False  # bytes after the last newline that are not a finished row
+    unterminated_row: bool = False  # a finished last row lacking only its newline (kept)
+
+
+_OK_FIELDS = ("runtime_us_p50", "runtime_us_min", "runtime_us_max", "runtime_us_mean")
+
+
+def row_is_complete(raw: bytes) -> bool:
+    """True when ``raw`` (one line) is a whole row whose checksum holds."""
+    try:
+        row = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(row, dict) and "crc" in row and row["crc"] == row_checksum(row)
 
 
 class LatencyTable:
@@ -85,27 +100,40 @@ class LatencyTable:
     # ------------------------------------------------------------------ reading
     def load(self) -> "LatencyTable":
         """Read rows appended since the last load (all of them the first time)."""
+        from ..core.jsonl import split_lines
+
+        if self.path.is_dir():
+            raise TableError(f"{self.path} is a directory, not a latency table")
         if not self.path.exists():
             return self
-        with open(self.path, "rb") as f:
-            f.seek(self._offset)
-            data = f.read()
-        lines = data.split(b"\n")
-        tail = lines.pop()  # b"" when the file ends with a newline
-        self.read_report.truncated_tail = bool(tail)
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except OSError as e:
+            raise TableError(f"{self.path}: cannot read the latency table: {e.strerror or e}") from None
+        lines, tail, torn = split_lines(data, row_is_complete)
+        self.read_report.truncated_tail = torn
+        self.read_report.unterminated_row = tail is not None
         for raw in lines:
             self._line_no += 1
             self._offset += len(raw) + 1
             if not raw.strip():
                 continue
-            row = self._parse(raw, self._line_no)
+            self._add(self._parse(raw, self._line_no))
             self.read_report.rows += 1
-            if row.get("status") == "ok":
-                self._rows[row["key"]] = row
-                self._failed.pop(row["key"], None)
-            else:
-                self._failed[row["key"]] = row
+        if tail is not None:
+            # a finished row lacking only its newline: data, but not consumed (it is read
+            # again, as a whole line, once the next append has added the newline)
+            self._add(self._parse(tail, self._line_no + 1))
         return self
+
+    def _add(self, row: dict) -> None:
+        if row.get("status") == "ok":
+            self._rows[row["key"]] = row
+            self._failed.pop(row["key"], None)
+        else:
+            self._failed[row["key"]] = row
 
     def _parse(self, raw: bytes, line_no: int) -> dict:
         where = f"{self.path}:{line_no}"
@@ -123,6 +151,17 @@ class LatencyTable:
                 f"{where}: corrupt latency-table row (checksum mismatch for key {row['key']!r}); "
                 f"remove or fix that line"
             )
+        if not isinstance(row["key"], str):
+            raise TableError(f"{where}: corrupt latency-table row ('key' is not a string)")
+        if row.get("status") == "ok":
+            bad = [f for f in _OK_FIELDS
+                   if isinstance(row.get(f), bool) or not isinstance(row.get(f), (int, float))
+                   or not row[f] >= 0 or row[f] == float("inf")]
+            if bad:
+                raise TableError(
+                    f"{where}: latency-table row {row['key']!r} says status ok but lacks a valid "
+                    f"{', '.join(bad)} (a non-negative number of microseconds); remove or fix that line"
+                )
         return row
 
     def __contains__(self, key: str) -> bool:
@@ -154,7 +193,7 @@ class LatencyTable:
                 row["crc"] = row_checksum(row)
                 yield json.dumps(row, sort_keys=True)
 
-        n = append_lines(self.path, lines())
+        n = append_lines(self.path, lines(), is_complete=row_is_complete)
         self.load()
         return n
 

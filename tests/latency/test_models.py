@@ -112,3 +112,50 @@ def test_batch_prediction_equals_per_network_prediction(measured, tiny_space, x8
         assert sb == pytest.approx(sum(k["latency_us"] * k["count"] for k in known))
     single = LatencyPredictor(table, None, residual).predict(prep)
     assert batch.predict_ms(batch.indices([sample[-1]]))[0] == pytest.approx(single.latency_ms, rel=1e-6)
+
+
+def _synthetic_rows(n=12):
+    """Table rows of conv-like kernels (real fields, synthetic times) for save/load tests."""
+    rows = []
+    for i in range(n):
+        c = 8 * (i + 1)
+        rows.append(ok_row(f"fp/default/{i}", {"name": "fused_conv2d_add", "args": [[[1, c, 14, 14], "float32"]],
+                                               "flops": 1000.0 * c, "bytes": 4.0 * c * 196}, [5.0 + i], 1))
+    return rows
+
+
+@pytest.mark.parametrize("damage", ["torn_model", "torn_meta", "empty_model", "garbage_meta", "no_model"])
+def test_damaged_saved_model_is_stale_with_a_message(tmp_path, damage):
+    table = LatencyTable(tmp_path / "x86.jsonl")
+    table.append(_synthetic_rows())
+    kpath, rpath = model_paths(table, "tiny")
+    KernelCostModel(n_estimators=20).fit(list(table.rows())).save(kpath, table)
+    X = np.random.default_rng(0).uniform(size=(4, len(NETWORK_FEATURES)))
+    ResidualModel("ratio", n_estimators=10).fit(X, np.full(4, 10.0), np.array([11.0, 12, 13, 14])).save(
+        rpath, table, ["a", "b", "c", "d"])
+    assert KernelCostModel.load(kpath, table) and ResidualModel.load(rpath, table)  # intact: loads
+    assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob(".*json"))  # no temporaries left
+    for path in (kpath, rpath):
+        meta = path.with_name(path.name + ".meta.json")
+        if damage == "torn_model":
+            path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+        elif damage == "torn_meta":
+            meta.write_bytes(meta.read_bytes()[:30])
+        elif damage == "empty_model":
+            path.write_bytes(b"")
+        elif damage == "garbage_meta":
+            meta.write_bytes(b"\xff\xfe not json")
+        else:
+            path.unlink()
+    for cls, path in ((KernelCostModel, kpath), (ResidualModel, rpath)):
+        with pytest.raises(StaleModelError, match="refit"):
+            cls.load(path, table)
+    # the predictor leaves them out and says so, no traceback
+    from chamtvm.latency.loading import load_predictor
+
+    notes = []
+    pred = load_predictor(table, log=notes.append, space="tiny")
+    assert pred.kernel_model is None and pred.residual is None and len(notes) == 2
+    # refitting over the damaged files proceeds
+    KernelCostModel(n_estimators=20).fit(list(table.rows())).save(kpath, table)
+    assert KernelCostModel.load(kpath, table).predict_us(list(table.rows())).shape == (12,)

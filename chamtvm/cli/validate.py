@@ -1,0 +1,220 @@
+"""The one validation layer of the command line: argument types and the checks run before any work.
+
+In: argument texts (``type=`` functions for argparse) and the parsed namespace
+(:func:`check`). Out: values, or an error whose message says what is wrong; argparse turns a
+type error into ``chamtvm <cmd>: error: ...`` with exit 2, :func:`check` raises
+:class:`UsageError`, which ``main`` prints as ``chamtvm: error: ...`` with exit 2. Every check
+here is cheap (no lowering, no TVM), so a bad argument is reported within a second, never
+after the work it would have spoiled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+# TVM indexes a buffer with 32-bit integers; beyond this an input cannot be compiled
+MAX_INPUT_ELEMENTS = 2**31 - 1
+
+
+class UsageError(ValueError):
+    """Arguments that are wrong or do not fit together (reported like any other bad input, exit 2)."""
+
+
+# ----------------------------------------------------------------- argument types
+def _int(text: str, what: str) -> int:
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    v = _int(text, "value")
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return v
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    v = _int(text, "value")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return v
+
+
+def int_at_least(low: int):
+    """A type function: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        v = _int(text, "value")
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return v
+
+    parse.__name__ = f"int_at_least_{low}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (e.g. a latency in ms, a limit in millions)."""
+    try:
+        v = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (v > 0) or not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a positive number (finite), got {text!r}")
+    return v
+
+
+def port(text: str) -> int:
+    """A TCP port, 1-65535."""
+    from ..core.hostport import check_port
+
+    v = _int(text, "port")
+    try:
+        return check_port(v)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def tracker(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` of an RPC tracker (port 1-65535)."""
+    from ..core.hostport import parse_hostport
+
+    try:
+        return parse_hostport(text, "tracker")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def shape(text: str) -> tuple[int, ...]:
+    """An input shape ``N,C,H,W``: positive integers, at most ``MAX_INPUT_ELEMENTS`` elements."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape must be comma-separated integers, got {text!r}") from None
+    if any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"every size of a shape must be a positive integer, got {text!r}")
+    if math.prod(dims) > MAX_INPUT_ELEMENTS:
+        raise argparse.ArgumentTypeError(
+            f"shape {text!r} has {math.prod(dims):.3g} elements, more than TVM can index "
+            f"({MAX_INPUT_ELEMENTS}); no table could price it")
+    return dims
+
+
+def budgets(text: str) -> tuple[float, ...]:
+    """Comma-separated positive latency budgets in ms."""
+    try:
+        values = tuple(float(x) for x in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budgets must be comma-separated numbers of ms, got {text!r}") from None
+    if not values or any(not (v > 0) or not math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"every budget must be a positive number of ms, got {text!r}")
+    return values
+
+
+# ------------------------------------------------------------- checks before work
+def _folder_arg(value, flag: str) -> None:
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise UsageError(f"{flag} {value} is a file, not a folder")
+
+
+def _model(args) -> None:
+    path = Path(args.model)
+    if not path.exists():
+        raise UsageError(f"model file {path} does not exist")
+    if path.is_dir():
+        raise UsageError(f"model {path} is a folder; expected an architecture .json or an .onnx file")
+    if path.suffix not in (".json", ".onnx"):
+        raise UsageError(f"{path}: unsupported model file type {path.suffix!r}; expected .json "
+                         f"(architecture) or .onnx")
+    if path.suffix == ".json" and getattr(args, "shape", None) is not None:
+        raise UsageError(f"--shape applies to ONNX models only; the input of architecture {path} comes "
+                         f"from its space (its 'resolution' and the space's in_channels)")
+    if path.suffix == ".json":
+        from ..lower.network import read_arch
+
+        read_arch(path, args.space)  # SpaceError naming the field, before any table or lowering
+
+
+def _tracker_env(args) -> None:
+    from ..core.hostport import tracker_from_env
+
+    if getattr(args, "tracker", None) is None:
+        try:
+            tracker_from_env()
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+
+def _space(args) -> None:
+    from ..space.schema import SearchSpace
+
+    SearchSpace.load(args.space)  # SpaceError (exit 2) when it is no usable space
+
+
+def check(args) -> None:
+    """Checks of ``args`` that need more than one argument or the file system, run before any
+    work; raises :class:`UsageError` (or ``SpaceError``/``TargetError``, also exit 2)."""
+    cmd = getattr(args, "command", None)
+    if getattr(args, "workdir", None) is not None:
+        _folder_arg(args.workdir, "--workdir")
+    for flag in ("luts_dir", "schedules_dir"):
+        _folder_arg(getattr(args, flag, None), "--" + flag.replace("_", "-"))
+    if cmd not in ("tune", "predict", "measure", "search"):
+        return
+    from ..targets.spec import get_target
+
+    get_target(args.target)  # TargetError listing the registered targets
+    if cmd in ("predict", "measure"):
+        _model(args)
+    if cmd in ("tune", "search"):
+        _space(args)
+    if cmd == "measure" or cmd == "tune" or (cmd == "search" and not args.no_measure):
+        _tracker_env(args)
+    if cmd == "tune":
+        if args.out is not None and Path(args.out).is_dir():
+            raise UsageError(f"--out {args.out} is a folder; it names the report JSON file")
+        if args.task == "command" and not args.train_command:
+            raise UsageError("--task command needs --command CMD (a trainer that gets the architecture JSON "
+                             "path and prints the accuracy)")
+    if cmd == "search":
+        if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+            raise UsageError(f"--out {args.out} is an existing file; it names the output folder "
+                             f"(arch.json, model.onnx, the library, report.json)")
+        if args.journal is not None and not Path(args.journal).is_file():
+            raise UsageError(f"--journal {args.journal} is not a file; build it with "
+                             f"python -m chamtvm accuracy --space {args.space} --journal {args.journal}")
+
+
+def no_table_message(table_path: Path, target: str, space: str = "fashion") -> str:
+    """What ``predict`` says when the target has no (or an empty) latency table."""
+    return (f"there is no latency table at {table_path} (or it has no measured kernels); build it "
+            f"with: python -m chamtvm tune --target {target} --space {space} (or pass --luts-dir / "
+            f"--workdir where one was built)")
+
+
+def extrapolation_notes(kernels, table, factor: float = 4.0) -> list[str]:
+    """Notes for kernels priced by the kernel model that are far outside the measured table:
+    more than ``factor`` times the bytes or FLOPs of the largest measured kernel. ``kernels``:
+    dicts with ``name``, ``bytes``, ``flops`` and ``estimated`` (``FullPrediction.kernels``)."""
+    rows = list(table.rows())
+    if not rows:
+        return []
+    top = {f: max((r.get(f) or 0) for r in rows) for f in ("bytes", "flops")}
+    notes = []
+    for k in kernels:
+        if not k.get("estimated"):
+            continue
+        over = {f: (k.get(f) or 0) / top[f] for f in top if top[f] > 0 and (k.get(f) or 0) > factor * top[f]}
+        if over:
+            f, x = max(over.items(), key=lambda kv: kv[1])
+            notes.append(f"note: kernel {k['name']} has {x:.0f}x the {f} of the largest measured kernel in "
+                         f"{table.path}; its latency is an extrapolation of the kernel model, expect a large "
+                         f"error (measure it: python -m chamtvm measure MODEL)")
+    return notes

@@ -1,0 +1,296 @@
+"""Bad inputs and faults through the real command line: exit code 2 (or 130/143 for interrupts)
+and a clear ``chamtvm: error:`` message, never a traceback; property-based over architecture
+JSON and ``--shape``."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "tests" / "data" / "space_tiny3.json"
+
+
+def chamtvm(*args, cwd=None, env=None, timeout=300):
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    for k, val in (env or {}).items():
+        if val is None:
+            full_env.pop(k, None)
+    return subprocess.run([sys.executable, "-m", "chamtvm", *map(str, args)], cwd=cwd or REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Model files, a table of one (synthetic, checksummed) row, and damaged variants."""
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.store import LatencyTable, ok_row
+
+    d = tmp_path_factory.mktemp("bad")
+    space = SearchSpace.load(TINY)
+    arch = space.sample(np.random.default_rng(0)).to_dict()
+    f = {"dir": d, "arch": d / "arch.json", "luts": d / "luts", "empty_luts": d / "empty"}
+    f["arch"].write_text(json.dumps({**arch, "space": str(TINY)}))
+    f["arch_nospace"] = d / "nospace.json"
+    f["arch_nospace"].write_text(json.dumps(arch))
+    LatencyTable(f["luts"] / "x86.jsonl").append([ok_row("fp/default/1", {"name": "k"}, [1.0], 1)])
+    for name, value in (("space5", 5), ("spacelist", ["fashion"]), ("spaceempty", "")):
+        f[name] = d / f"{name}.json"
+        f[name].write_text(json.dumps({**arch, "space": value}))
+    f["latin1"] = d / "latin1.json"
+    f["latin1"].write_bytes(json.dumps({**arch, "space": "caf\u00e9"}, ensure_ascii=False).encode("latin-1"))
+    f["dirjson"] = d / "x.json"
+    f["dirjson"].mkdir()
+    f["a_file"] = d / "a_file"
+    f["a_file"].write_text("not a folder")
+    # a table row whose checksum holds but which lacks its runtime
+    from chamtvm.table.store import row_checksum
+
+    row = {**ok_row("fp/default/2", {"name": "k"}, [1.0], 1), "measured_at": "2026-01-01T00:00:00Z"}
+    del row["runtime_us_p50"]
+    row["crc"] = row_checksum(row)
+    f["noruntime_luts"] = d / "noruntime"
+    LatencyTable(f["noruntime_luts"] / "x86.jsonl").append([ok_row("fp/default/1", {"name": "k"}, [1.0], 1)])
+    with open(f["noruntime_luts"] / "x86.jsonl", "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    # a static-shape ONNX model (one Relu), written with onnx's own helpers
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    f["onnx"] = d / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(f["onnx"]))
+    return f
+
+
+# (command line (with {names} of fixture files), extra env, expected fragment of stderr)
+CASES = [
+    # --shape
+    ("predict {arch} --luts-dir {luts} --shape 1,3,32,32", None, "--shape applies to ONNX models only"),
+    ("predict {onnx} --luts-dir {luts} --shape 0,1,28,28", None, "every size of a shape must be a positive"),
+    ("predict {onnx} --luts-dir {luts} --shape=-1,3,8,8", None, "every size of a shape must be a positive"),
+    ("predict {onnx} --luts-dir {luts} --shape 1,3,x", None, "shape must be comma-separated integers"),
+    ("predict {onnx} --luts-dir {luts} --shape 100000,100000", None, "more than TVM can index"),
+    ("predict {onnx} --luts-dir {luts} --shape 1,1,28,28", None, "its shape is static: drop --shape"),
+    # spaces and architecture files
+    ("predict {space5} --luts-dir {luts}", None, "'space' must be a bundled space name"),
+    ("predict {spacelist} --luts-dir {luts}", None, "'space' must be a bundled space name"),
+    ("predict {spaceempty} --luts-dir {luts}", None, "'space' must be a bundled space name"),
+    ("predict {arch_nospace} --luts-dir {luts} --space /tmp", None, "is a folder, not a space JSON file"),
+    ("predict {arch_nospace} --luts-dir {luts} --space {dirjson}", None, "is a folder, not a space JSON file"),
+    ("predict {latin1} --luts-dir {luts}", None, "is not UTF-8 text"),
+    ("predict {dirjson} --luts-dir {luts}", None, "is a folder; expected an architecture"),
+    ("tune --space {dirjson}", None, "is a folder, not a space JSON file"),
+    ("tune --space nosuchspace", None, "unknown space 'nosuchspace'; bundled spaces"),
+    # tables
+    ("predict {arch} --luts-dir {empty_luts}", None, "there is no latency table at"),
+    ("predict {arch} --luts-dir {noruntime_luts}", None, "x86.jsonl:2: latency-table row 'fp/default/2' says "
+                                                         "status ok but lacks a valid runtime_us_p50"),
+    ("predict {arch} --luts-dir {a_file}", None, "--luts-dir {a_file} is a file, not a folder"),
+    # counts
+    ("tune --trials -1", None, "must be an integer >= 0"),
+    ("tune --heldout -3", None, "must be an integer >= 0"),
+    ("tune --train-networks -1", None, "must be an integer >= 0"),
+    ("tune --trials-per-kernel 0", None, "must be a positive integer"),
+    ("tune --trials 2.5", None, "must be an integer"),
+    ("tune --accuracy-samples 2", None, "must be an integer >= 3"),
+    ("tune --out {dir}", None, "is a folder; it names the report JSON file"),
+    ("tune --task command", None, "--task command needs --command"),
+    # search: checked before any work
+    ("search --latency-ms 0", None, "must be a positive number (finite)"),
+    ("search --latency-ms -5", None, "must be a positive number (finite)"),
+    ("search --latency-ms nan", None, "must be a positive number (finite)"),
+    ("search --latency-ms inf", None, "must be a positive number (finite)"),
+    ("search --latency-ms 5 --population 2", None, "must be an integer >= 4"),
+    ("search --latency-ms 5 --generations -1", None, "must be an integer >= 0"),
+    ("search --latency-ms 5 --max-mflops 0", None, "must be a positive number (finite)"),
+    ("search --latency-ms 5 --out {a_file}", None, "is an existing file; it names the output folder"),
+    ("search --latency-ms 5 --journal {dir}", None, "is not a file"),
+    # trackers
+    ("measure {arch} --tracker 127.0.0.1:70000", None, "port must be in 1-65535"),
+    ("measure {arch} --tracker 127.0.0.1:0", None, "port must be in 1-65535"),
+    ("measure {arch} --tracker nohost", None, "tracker must be HOST:PORT"),
+    ("measure {arch}", {"TVM_TRACKER_HOST": "127.0.0.1", "TVM_TRACKER_PORT": "abc"},
+     "TVM_TRACKER_PORT must be a port number"),
+    ("measure {arch}", {"TVM_TRACKER_HOST": "127.0.0.1", "TVM_TRACKER_PORT": "99999"}, "port must be in 1-65535"),
+    ("measure {arch}", {"TVM_TRACKER_HOST": "127.0.0.1", "TVM_TRACKER_PORT": None}, "go together"),
+    ("device status --tracker 127.0.0.1:65536", None, "port must be in 1-65535"),
+    ("device x86-server --servers 0", None, "must be a positive integer"),
+    ("predict {arch} --target riscv", None, "unknown target 'riscv'"),
+]
+
+
+def _main(args, env, monkeypatch, capsys):
+    """``chamtvm.cli.main.main`` in this process (argparse's exit included): ``(code, stdout,
+    stderr)``. An exception escaping it would be a traceback: the test then fails with it."""
+    from chamtvm.cli.main import main
+
+    for k, val in (env or {}).items():
+        if val is None:
+            monkeypatch.delenv(k, raising=False)
+        else:
+            monkeypatch.setenv(k, val)
+    if env and "TVM_TRACKER_HOST" in env and "TVM_TRACKER_PORT" not in env:
+        monkeypatch.delenv("TVM_TRACKER_PORT", raising=False)
+    try:
+        code = main(args)
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("line,env,expected", CASES, ids=[c[0].split(" {")[0][:40] + f"-{i}" for i, c in
+                                                            enumerate(CASES)])
+def test_bad_input_is_exit_2_with_a_clear_message(files, line, env, expected, monkeypatch, capsys):
+    code, out, err = _main([a.format(**files) for a in line.split()], env, monkeypatch, capsys)
+    assert code == 2, (code, err[-1500:])
+    assert expected.format(**files) in err, err[-1500:]
+    assert "error:" in err
+
+
+@pytest.mark.parametrize("line,env,expected", CASES[::6], ids=[c[0].split(" {")[0][:40] + f"-{i}" for i, c in
+                                                                 enumerate(CASES[::6])])
+def test_bad_input_as_a_separate_process(files, line, env, expected):
+    """The same through ``python -m chamtvm`` (a sample of the table: process start costs ~1 s)."""
+    out = chamtvm(*[a.format(**files) for a in line.split()], env=env)
+    assert out.returncode == 2, (out.returncode, out.stderr[-1500:])
+    assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
+    assert expected.format(**files) in out.stderr, out.stderr[-1500:]
+
+
+def test_predict_json_without_table_says_latency_null(files):
+    out = chamtvm("predict", files["arch"], "--luts-dir", files["empty_luts"], "--json")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    body = json.loads(out.stdout)
+    assert body["latency_ms"] is None and "python -m chamtvm tune --target x86" in body["error"]
+
+
+def test_a_folder_named_like_a_bundled_space_does_not_shadow_it(files, tmp_path):
+    (tmp_path / "fashion").mkdir()
+    (tmp_path / "small").write_text("not a space")
+    for space in ("fashion", "small"):
+        out = chamtvm("search", "--latency-ms", "5", "--space", space, "--luts-dir", files["empty_luts"],
+                      "--no-measure", cwd=tmp_path)
+        # past the space: the bundled one was loaded; the empty table is what stops it
+        assert out.returncode == 2 and "latency table" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_device_status_says_when_nothing_runs(tmp_path):
+    out = chamtvm("device", "status", env={"CHAMTVM_CACHE": str(tmp_path)})
+    assert out.returncode == 0 and "no devices running" in out.stdout
+
+
+# ------------------------------------------------------------------ properties
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=False) |
+                     st.text(max_size=6), lambda c: st.lists(c, max_size=3) |
+                     st.dictionaries(st.text(max_size=8), c, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_architecture_json_is_a_clear_error_or_accepted(files, tmp_path, data, capsys):
+    """Mutated architectures (fields dropped, replaced by any JSON): ``predict`` against no
+    table returns 2 with a message, never raises. In-process ``main`` for speed: an escaping
+    exception is a traceback."""
+    from chamtvm.cli.main import main
+
+    base = json.loads(files["arch"].read_text())
+    arch = dict(base)
+    for key in data.draw(st.lists(st.sampled_from(sorted(base)), max_size=3, unique=True)):
+        if data.draw(st.booleans()):
+            del arch[key]
+        else:
+            arch[key] = data.draw(_JSON)
+    if data.draw(st.booleans()) and isinstance(arch.get("stages"), list) and arch["stages"]:
+        stage = dict(arch["stages"][0]) if isinstance(arch["stages"][0], dict) else {}
+        stage[data.draw(st.sampled_from(["channels", "blocks", "expansion", "kernel", "extra"]))] = data.draw(_JSON)
+        arch["stages"] = [stage, *arch["stages"][1:]]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(arch) if data.draw(st.integers(0, 9)) else json.dumps(arch)[:-3])
+    code = main(["predict", str(path), "--luts-dir", str(files["empty_luts"])])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("chamtvm: error:"), err
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet="0123456789,-+ .xe", max_size=24))
+def test_any_shape_text_is_positive_sizes_or_an_argparse_error(text):
+    import argparse
+
+    from chamtvm.cli.validate import MAX_INPUT_ELEMENTS, shape
+
+    try:
+        dims = shape(text)
+    except argparse.ArgumentTypeError as e:
+        assert str(e)
+        return
+    assert dims and all(isinstance(d, int) and d > 0 for d in dims) and np.prod(dims, dtype=object) <= MAX_INPUT_ELEMENTS
+
+
+# ------------------------------------------------------------------ interrupts
+@pytest.mark.parametrize("sig,code,name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_interrupt_stops_with_its_exit_code_and_removes_temporaries(files, tmp_path, sig, code, name):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([sys.executable, "-m", "chamtvm", "measure", str(files["arch"])], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)  # inside lowering/compiling
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, (proc.returncode, err[-1500:])
+    assert f"interrupted ({name}); nothing had been saved yet" in err and "Traceback" not in err
+    assert "everything measured so far is saved" not in err
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith("chamtvm-")]
+
+
+@pytest.mark.slow  # ~30 s contended: lowers a network in a child process
+def test_predict_over_a_torn_metaschedule_database_names_the_line_and_proceeds(files, tmp_path):
+    """What a killed tuning run leaves (a torn last record) is set aside; predict carries on."""
+    import tvm
+    from tvm import te
+    from tvm.s_tir import meta_schedule as ms
+
+    from chamtvm.targets.spec import get_target
+    from chamtvm.tuning.schedules import RECORDS, workload_module
+
+    work = tmp_path / "sched" / "x86"
+    work.mkdir(parents=True)
+    db = ms.database.JSONDatabase(work_dir=str(work))
+    for n in (8, 9):
+        a = te.placeholder((n, 8), name="A")
+        mod = workload_module(te.create_prim_func([a, te.compute((n, 8), lambda i, j: a[i, j] + 1.0, name="B")]))
+        db.commit_tuning_record(ms.database.TuningRecord(tvm.s_tir.Schedule(mod).trace, db.commit_workload(mod),
+                                                         [1e-6], get_target("x86").tvm()))
+    rec = work / RECORDS
+    rec.write_bytes(rec.read_bytes()[:-40])  # torn mid-line
+    out = chamtvm("predict", files["arch"], "--luts-dir", files["luts"], "--schedules-dir", tmp_path / "sched",
+                  "--table-sum-only")
+    assert out.returncode == 3, out.stderr[-1500:]  # runs through: kernels missing from the 1-row table
+    assert "Traceback" not in out.stderr and f"{rec}:2: damaged tuning record (torn last line" in out.stderr
+    assert len(list(work.glob(RECORDS + ".bad-*"))) == 1
+
+
+def test_kernels_far_outside_the_table_are_flagged(tmp_path):
+    from chamtvm.cli.validate import extrapolation_notes
+    from chamtvm.table.store import LatencyTable, ok_row
+
+    table = LatencyTable(tmp_path / "x86.jsonl")
+    table.append([ok_row(f"fp/default/{i}", {"name": "k", "bytes": 1000.0 * (i + 1), "flops": 10.0}, [1.0], 1)
+                  for i in range(3)])
+    kernels = [{"name": "big", "bytes": 1e9, "flops": 1.0, "estimated": True},
+               {"name": "near", "bytes": 5000.0, "flops": 10.0, "estimated": True},
+               {"name": "measured", "bytes": 1e9, "flops": 1.0, "estimated": False}]
+    notes = extrapolation_notes(kernels, table)
+    assert len(notes) == 1 and "kernel big has 333333x the bytes" in notes[0]
