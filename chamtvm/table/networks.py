@@ -5,7 +5,9 @@ append-only format as the kernel table; a network is measured once per exact bui
 from __future__ import annotations
 import hashlib
 import json
+import time
 from pathlib import Path
+from .fill import TableClaims
 from .store import LatencyTable, failed_row, ok_row
 from ..measure.base import Runner
 from ..measure.network import measure_network
@@ -27,12 +29,15 @@ def network_key(target: TargetSpec, arch_json: str, kernel_keys: list[str]) -> s
 
 
 def ensure_measured(net, prepared, target: TargetSpec, runner: Runner, schedules: ScheduleSource,
-                    nets_table: LatencyTable, identity: dict, table_sum_us: float) -> dict | None:
+                    nets_table: LatencyTable, identity: dict, table_sum_us: float,
+                    poll_s: float = 1.0) -> dict | None:
     """The end-to-end measurement row of ``net`` (measured now unless the journal has it).
 
     ``identity`` (e.g. the architecture and space, or the model name) is stored in the row
     and, with the exact kernel keys, forms the row key. Returns None if measuring failed
-    (the failure is journaled too).
+    (the failure is journaled too). Whether it must be measured is decided under the
+    journal's lock (a claim, as for kernels in ``fill``): while another live run measures the
+    same build, this one waits (``poll_s`` seconds between looks) and takes its row.
     """
     # an architecture is identified by its JSON alone (any space gives the same kernels)
     ident = identity["arch"] if "arch" in identity else identity
@@ -40,6 +45,26 @@ def ensure_measured(net, prepared, target: TargetSpec, runner: Runner, schedules
     row = nets_table.get(key)
     if row is not None:
         return row
+    claims = TableClaims(nets_table)
+    while True:  # decided under the journal's lock: two runs never measure one build twice
+        mine, _theirs, done = claims.claim([_Key(key)], lambda k: k in nets_table)
+        if done:
+            return nets_table.get(key)
+        if mine:
+            break
+        time.sleep(poll_s)  # another live run is measuring this very network
+    try:
+        return _measure(net, prepared, target, runner, schedules, nets_table, identity, table_sum_us, key)
+    finally:
+        claims.release()
+
+
+class _Key:
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _measure(net, prepared, target, runner, schedules, nets_table, identity, table_sum_us, key):
     res = measure_network(net, target, runner, schedules)
     base = {**identity, "target": target.name, "target_fingerprint": target.fingerprint,
             "tvm_version": tvm_version(), "device_label": runner.label, "emulated": runner.emulated,

@@ -120,3 +120,34 @@ def test_runner_with_a_thread_pool_executor(tmp_path):
     assert [r.accuracy for r in res] == [_acc(a) for a in archs]
     assert len(journal.records()) == len({a.to_json() for a in archs})
     assert threading.get_ident() not in threads
+
+
+def test_finished_last_record_lacking_its_newline_is_kept_and_torn_one_set_aside(tmp_path):
+    path = tmp_path / "j.jsonl"
+    j = Journal(path)
+    j.append(rec(0))
+    with open(path, "ab") as f:  # a crash between the record and its newline
+        f.write(json.dumps(rec(1)).encode())
+    assert [r["architecture"]["id"] for r in j.records()] == [0, 1]  # a resumed run finds it
+    j.append(rec(2))
+    assert [r["architecture"]["id"] for r in j.records()] == [0, 1, 2]
+    torn = json.dumps(rec(3)).encode()[:30]
+    with open(path, "ab") as f:
+        f.write(torn)
+    j.append(rec(4))
+    assert [r["architecture"]["id"] for r in j.records()] == [0, 1, 2, 4]
+    assert [p.read_bytes() for p in tmp_path.glob("j.jsonl.torn-*")] == [torn]  # kept aside, not dropped
+
+
+def test_record_with_a_damaged_architecture_is_named_not_dropped_silently(tmp_path, capsys):
+    from chamtvm.accuracy.fit import journal_trainings
+
+    space = SearchSpace.load("fashion")
+    j = Journal(tmp_path / "j.jsonl")
+    good = space.sample(np.random.default_rng(0))
+    j.append({**rec(0), "architecture": good.to_dict()})
+    j.append({**rec(1), "architecture": {**good.to_dict(), "stages": "damaged"}})
+    idx, y, _ = journal_trainings(space, j.path)
+    assert len(y) == 1
+    err = capsys.readouterr().err
+    assert f"{j.path}: 1 record(s) not used: damaged architecture" in err

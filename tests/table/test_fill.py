@@ -20,10 +20,10 @@ def _rows_per_key(path):
 
 
 @pytest.mark.slow
-def test_two_tune_runs_on_one_table_never_measure_a_kernel_twice(tmp_path):
+def test_two_tune_runs_on_one_table_never_measure_a_kernel_or_network_twice(tmp_path):
     luts = tmp_path / "luts"
     cmd = [sys.executable, "-m", "chamtvm", "tune", "--target", "x86", "--space", TINY, "--trials", "0",
-           "--heldout", "0", "--train-networks", "0", "--task", "none", "--no-calibration", "--no-progress",
+           "--heldout", "1", "--train-networks", "0", "--task", "none", "--no-calibration", "--no-progress",
            "--luts-dir", luts, "--schedules-dir", tmp_path / "sched"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([*map(str, cmd), "--out", str(tmp_path / f"r{i}.json")], cwd=REPO, env=env,
@@ -37,6 +37,10 @@ def test_two_tune_runs_on_one_table_never_measure_a_kernel_twice(tmp_path):
     assert max(counts.values()) == 1, [k for k, c in counts.items() if c > 1]  # no key measured twice
     assert sum(r["table"]["measured_now"] for r in reports) == n  # the work was shared, not repeated
     assert json.loads((luts / "x86.jsonl.claims.json").read_text()) == {}  # both released their claims
+    # the held-out network (same seed in both runs) is measured end to end once, and both report it
+    nets = _rows_per_key(luts / "x86.networks.jsonl")
+    assert list(nets.values()) == [1], nets
+    assert [r["networks"][0]["measured_ms"] for r in reports][0] == reports[1]["networks"][0]["measured_ms"]
 
 
 HOLDER = r"""
