@@ -84,7 +84,12 @@ def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samp
     if samples > pool_n:
         raise ValueError(f"{samples} samples exceed the pool of {pool_n} architectures")
     trainer.check(space)
-    pool = sample_pool(space, pool_n, np.random.default_rng(seed))
+    if pool_n == space.size():  # the whole space, in index order
+        import itertools
+
+        pool = [space.from_indices(r) for r in itertools.product(*[range(len(c)) for _, c in space.dimensions()])]
+    else:
+        pool = sample_pool(space, pool_n, np.random.default_rng(seed))
     X = pool_features(space, pool)
     errors: dict[int, str] = {}
     stats = {"trained": 0, "resumed": 0}

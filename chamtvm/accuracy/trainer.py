@@ -6,7 +6,10 @@ A *trainer* turns one architecture of a space into an accuracy (fraction in [0, 
 * :class:`CommandTrainer` runs a user shell command with the arch JSON file path as its
   last argument and reads the accuracy from the last line it prints;
 * :class:`ProxyTaskTrainer` is the built-in offline CPU task (Fashion-MNIST subset, or
-  digits for smoke tests), one torch thread per training.
+  digits for smoke tests), one torch thread per training;
+* ``nasbench.NasBenchMacroTrainer`` looks accuracies up (the tabular task).
+
+Tasks by name: ``tasks.TASKS`` (``tasks.make_trainer``).
 
 :func:`train_archs` runs independent jobs through any ``concurrent.futures.Executor``
 (default: :class:`SequentialExecutor`, in-process) so a Ray or Dask executor can replace
@@ -38,6 +41,7 @@ class Trainer:
     task: str = "custom"
     epochs: int | None = None
     protocol: str | None = None  # what else defines an accuracy (data sizes); part of the journal key
+    kind: str = "training"       # "lookup" for tabular tasks: journaled with "kind": "lookup"
 
     def train(self, space: SearchSpace, arch: Arch, seed: int) -> float:  # pragma: no cover
         raise NotImplementedError
@@ -180,17 +184,6 @@ class ProxyTaskTrainer(Trainer):
             torch.set_num_threads(prev_threads)
 
 
-def make_trainer(task: str, command: str | None = None, **kwargs: Any) -> Trainer:
-    """Trainer by name: ``fashion-mnist``, ``digits`` or ``command`` (needs ``command``)."""
-    if task == "command":
-        if not command:
-            raise ValueError("task 'command' needs a trainer command (--command CMD)")
-        return CommandTrainer(command)
-    if task in ("fashion-mnist", "digits"):
-        return ProxyTaskTrainer(task, **kwargs)
-    raise ValueError(f"unknown task {task!r}; valid: ['fashion-mnist', 'digits', 'command']")
-
-
 class SequentialExecutor(cf.Executor):
     """Runs each job in the calling process at ``submit`` time (returns a done Future)."""
 
@@ -285,6 +278,7 @@ def train_archs(space: SearchSpace, archs: Sequence[Arch], trainer: Trainer,
                             "seconds": round(res.seconds, 3), "task": trainer.task,
                             "space": space.name,
                             **({"protocol": trainer.protocol} if trainer.protocol else {}),
+                            **({"kind": trainer.kind} if trainer.kind != "training" else {}),
                         })
                 if bar is not None:
                     bar.update(1)

@@ -24,13 +24,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "accuracy", help="train sampled architectures and fit the accuracy predictor",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=["fashion-mnist", "digits", "command"], default="fashion-mnist",
-                   help="built-in offline proxy task, or 'command' for your own trainer")
+    from ..accuracy.tasks import TASKS
+
+    p.add_argument("--task", choices=TASKS.names(), default="nas-bench-macro",
+                   help="accuracy task: " + "; ".join(f"{n}: {t.description}" for n, t in TASKS.items())
+                        + " (default nas-bench-macro)")
     p.add_argument("--command", metavar="CMD", dest="trainer_command",
                    help="with --task command: a trainer command; it gets the arch JSON path as its "
                         "last argument and prints the accuracy (fraction or %%) on its last line")
     p.add_argument("--samples", type=int, default=20, help="architectures to train (default 20)")
-    p.add_argument("--space", default="fashion", help="bundled space name or JSON file (default fashion)")
+    p.add_argument("--space", default=None,
+                   help="bundled space name or JSON file (default: the task's space, macro for nas-bench-macro, "
+                        "fashion for the image tasks)")
     p.add_argument("--pool", type=int, default=200, help="candidate pool size drawn from the space (default 200)")
     p.add_argument("--strategy", choices=["bo", "random"], default="bo")
     p.add_argument("--epochs", type=int, default=None, help="override the proxy task's epochs")
@@ -50,14 +55,14 @@ def run(args: argparse.Namespace) -> int:
     from ..accuracy.fit import build_predictor, default_journal
     from ..accuracy.datasets import DatasetMissingError
     from ..accuracy.journal import Journal, JournalError
-    from ..accuracy.trainer import make_trainer
+    from ..accuracy.tasks import default_space, make_trainer
 
     def fail(msg: str, code: int = 2) -> int:
         print(f"chamtvm accuracy: error: {msg}", file=sys.stderr)
         return code
 
     try:
-        space = SearchSpace.load(args.space)
+        space = SearchSpace.load(args.space or default_space(args.task))
         trainer_kw = {} if args.task == "command" or args.epochs is None else {"epochs": args.epochs}
         trainer = make_trainer(args.task, args.trainer_command, **trainer_kw)
         trainer.check(space)

@@ -78,7 +78,7 @@ def load_model(path: str | Path, space: str | SearchSpace = "small", shape=None)
             beside = path.parent / str(space)
             if str(space).endswith(".json") and not Path(space).exists() and beside.exists():
                 space = beside  # a space file named relative to the architecture file
-        sp = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+        sp = SearchSpace.load(space) if isinstance(space, (str, Path)) else space  # or a LayerSpace
         arch = Arch.from_dict(data)
         sp.validate(arch)
         return lower_arch(sp, arch, path.stem)
