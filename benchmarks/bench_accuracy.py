@@ -1,7 +1,7 @@
 """Benchmark the accuracy predictor (issue 5).
 
-Part ``nasbench``: NAS-Bench-Macro CIFAR-10 (6,561 architectures, shared data folder,
-``$CHAMTVM_SHARED_DATA`` overrides). The oracle returns the accuracy of ONE training seed
+Part ``nasbench``: NAS-Bench-Macro CIFAR-10 (6,561 architectures, the packaged copy in
+``chamtvm/accuracy/data``). The oracle returns the accuracy of ONE training seed
 picked at random per architecture (what a real single training gives; seed spread about
 0.2 points); the predictor is scored against the 3-seed mean over all 6,561
 architectures. Settings are first *selected* on seeds 100-104 (encoding, target
