@@ -106,13 +106,14 @@ class ProxyTaskTrainer(Trainer):
     epochs and batch (e.g. ``10000x3-e10000-b64``); journaled results of another protocol
     are never reused. AdamW
     (lr ``lr``, weight decay 1e-4) with a cosine schedule; the seed sets weights and
-    shuffling. Uses one torch thread (two were measured 4-8x slower on 2-core machines).
+    shuffling. ``eval_split="val"``: accuracy on a validation split of the training images
+    (protocol suffix ``-val``), never the test set. Uses one torch thread (two were measured 4-8x slower on 2-core machines).
     Inputs are resized when ``arch.resolution`` is not 28.
     """
 
     def __init__(self, task: str = "fashion-mnist", epochs: int | None = None,
                  train_size: int | None = None, eval_size: int | None = None,
-                 batch_size: int | None = None, lr: float = 3e-3):
+                 batch_size: int | None = None, lr: float = 3e-3, eval_split: str = "test"):
         from .datasets import TASKS
 
         if task not in TASKS:
@@ -127,12 +128,14 @@ class ProxyTaskTrainer(Trainer):
 
         n_tr = train_size if train_size is not None else (FASHION_DEFAULTS[0] if fashion else 1200)
         n_ev = eval_size if eval_size is not None else (FASHION_DEFAULTS[1] if fashion else "rest")
-        self.protocol = f"{n_tr}x{self.epochs}-e{n_ev}-b{self.batch_size}" + (f"-lr{lr:g}" if lr != 3e-3 else "")
+        self.eval_split = eval_split
+        self.protocol = (f"{n_tr}x{self.epochs}-e{n_ev}-b{self.batch_size}" + (f"-lr{lr:g}" if lr != 3e-3 else "")
+                         + ("-val" if eval_split == "val" else ""))
 
     def check(self, space):
         from .datasets import load_split
 
-        load_split(self.task, self.train_size, self.eval_size)  # raises DatasetMissingError
+        load_split(self.task, self.train_size, self.eval_size, self.eval_split)  # raises DatasetMissingError
         if space.in_channels != 1 or space.num_classes != 10:
             raise ValueError(
                 f"task {self.task} has 1x28x28 inputs and 10 classes; space {space.name!r} has "
@@ -147,7 +150,7 @@ class ProxyTaskTrainer(Trainer):
         from .datasets import load_split
 
         self.check(space)
-        split = load_split(self.task, self.train_size, self.eval_size)
+        split = load_split(self.task, self.train_size, self.eval_size, self.eval_split)
         prev_threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
