@@ -27,6 +27,8 @@ setup(
         "tqdm",
         "matplotlib",
         "filelock",
+        # --executor dask://HOST:PORT: trainings on a Dask distributed cluster
+        "dask[distributed]",
     ],
     extras_require={"dev": ["pytest", "hypothesis"]},
     entry_points={"console_scripts": ["chamtvm=chamtvm.cli.main:main"]},

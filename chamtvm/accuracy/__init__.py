@@ -5,7 +5,7 @@ Modules (one job each): ``journal`` (append-only JSON-lines record of finished
 trainings), ``datasets`` (offline Fashion-MNIST / digits), ``trainer`` (arch -> accuracy
 and the journaled, executor-agnostic runner), ``predictor`` (GP and MLP, fit/predict,
 JSON save), ``sampling`` (imbalanced Sobol start + batched BO: ``sample_and_fit``),
-``nasbench`` (NAS-Bench-Macro ground truth), ``evaluate`` (ranking metrics and
+``tasks`` (the task registry), ``nasbench`` (NAS-Bench-Macro: packaged table, tabular task), ``evaluate`` (ranking metrics and
 cross-validation), ``cli`` (the ``accuracy`` subcommand).
 
 Importing this package loads only numpy; torch, scikit-learn, scipy and filelock load
@@ -22,13 +22,13 @@ from .trainer import (
     SequentialExecutor,
     TrainResult,
     Trainer,
-    make_trainer,
     train_archs,
 )
+from .tasks import TASKS, make_trainer
 
 __all__ = [
     "Journal", "JournalError", "GPPredictor", "MLPPredictor", "make_predictor",
     "imbalanced_sobol", "sample_and_fit", "CommandTrainer", "FunctionTrainer",
     "ProxyTaskTrainer", "SequentialExecutor", "TrainResult", "Trainer", "make_trainer",
-    "train_archs",
+    "train_archs", "TASKS",
 ]

@@ -78,8 +78,13 @@ def load_fashion_mnist() -> dict[str, np.ndarray]:
 _CACHE: dict[tuple, Split] = {}
 
 
-def load_split(task: str, train_size: int | None = None, eval_size: int | None = None) -> Split:
+def load_split(task: str, train_size: int | None = None, eval_size: int | None = None,
+               eval_split: str = "test") -> Split:
     """The fixed subsets of ``task``; the same arguments always give the same images.
+
+    ``eval_split="val"`` (fashion-mnist): the evaluation images are a validation split,
+    drawn from the 60k *training* images disjoint from the training subset, so protocols
+    and predictors can be chosen without ever looking at the test set.
 
     fashion-mnist defaults: 10,000 training images drawn (fixed seed 0) from the 60k
     training set, evaluation on the whole 10k test set (a 2,000-image evaluation alone
@@ -87,7 +92,9 @@ def load_split(task: str, train_size: int | None = None, eval_size: int | None =
     the whole protocol fell from 1.39 to 0.47 points, ``benchmarks/results/adaptation.json``).
     digits: 1,200 train / the remaining 597 for evaluation.
     """
-    key = (task, train_size, eval_size)
+    if eval_split not in ("test", "val"):
+        raise ValueError(f"eval_split must be 'test' or 'val', got {eval_split!r}")
+    key = (task, train_size, eval_size, eval_split)
     if key in _CACHE:
         return _CACHE[key]
     rng = np.random.default_rng(0)  # the subset is part of the task definition, not a seed
@@ -95,13 +102,19 @@ def load_split(task: str, train_size: int | None = None, eval_size: int | None =
         raw = load_fashion_mnist()
         n_tr = FASHION_DEFAULTS[0] if train_size is None else train_size
         n_ev = FASHION_DEFAULTS[1] if eval_size is None else eval_size
-        tr = rng.permutation(len(raw["train_labels"]))[:n_tr]
+        perm = rng.permutation(len(raw["train_labels"]))
+        tr = perm[:n_tr]
         ev = rng.permutation(len(raw["test_labels"]))[:n_ev]
         mean, std = 0.2860, 0.3530
         def prep(x):
             return ((x.astype(np.float32) / 255.0 - mean) / std)[:, None]
+        if eval_split == "val":
+            val = perm[len(perm) - n_ev:]  # the end of the same permutation: disjoint from tr
+            ex, ey = raw["train_images"][val], raw["train_labels"][val]
+        else:
+            ex, ey = raw["test_images"][ev], raw["test_labels"][ev]
         split = Split(prep(raw["train_images"][tr]), raw["train_labels"][tr].astype(np.int64),
-                      prep(raw["test_images"][ev]), raw["test_labels"][ev].astype(np.int64))
+                      prep(ex), ey.astype(np.int64))
     elif task == "digits":
         from sklearn.datasets import load_digits
 

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..space.layers import LayerSpace
 from ..space.schema import Arch, SearchSpace
 
 
@@ -53,8 +54,11 @@ def model_cost(space: SearchSpace, arch: Arch) -> tuple[int, int]:
 def arch_costs(space: SearchSpace, indices) -> np.ndarray:
     """``(N, 2)`` float64: (parameters, multiply-accumulates at batch 1) of each row of
     choice indices ``indices`` ``(N, D)`` -- the closed form of ``model.build_model``
-    (BatchNorm weight and bias counted as parameters, as torch does)."""
+    (BatchNorm weight and bias counted as parameters, as torch does); per-layer spaces:
+    ``LayerSpace.costs``."""
     idx = np.atleast_2d(np.asarray(indices, dtype=np.int64))
+    if isinstance(space, LayerSpace):
+        return space.costs(idx)
     cols = [np.asarray(choices, dtype=np.float64)[idx[:, j]] for j, (_, choices) in enumerate(space.dimensions())]
     res, stem, head = cols[0], cols[1], cols[2]
 

@@ -37,6 +37,16 @@ def default_journal(task: str, space: SearchSpace, runs_dir: Path | None = None)
     return Path(runs_dir) / f"accuracy-{task}-{space.name}.jsonl"
 
 
+WHOLE_SPACE_POOL = 10_000  # spaces up to this size: the candidate pool is the whole space
+DEFAULT_POOL = 200
+
+
+def default_pool_size(space: SearchSpace) -> int:
+    """Candidate pool of the sampling: the whole space when it has at most 10,000 networks
+    (``macro``: all 6,561), else 200 seeded uniform draws."""
+    return space.size() if space.size() <= WHOLE_SPACE_POOL else DEFAULT_POOL
+
+
 def new_gp(seed: int) -> GPPredictor:
     """An unfitted GP with the measured defaults (``sampling.DEFAULTS``)."""
     return GPPredictor(DEFAULTS["kernel"], 3, seed, LOG_ERROR_SCALE)
@@ -84,7 +94,12 @@ def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samp
     if samples > pool_n:
         raise ValueError(f"{samples} samples exceed the pool of {pool_n} architectures")
     trainer.check(space)
-    pool = sample_pool(space, pool_n, np.random.default_rng(seed))
+    if pool_n == space.size():  # the whole space, in index order
+        import itertools
+
+        pool = [space.from_indices(r) for r in itertools.product(*[range(len(c)) for _, c in space.dimensions()])]
+    else:
+        pool = sample_pool(space, pool_n, np.random.default_rng(seed))
     X = pool_features(space, pool)
     errors: dict[int, str] = {}
     stats = {"trained": 0, "resumed": 0}

@@ -1,9 +1,16 @@
-"""NAS-Bench-Macro (CIFAR-10) ground truth for measuring accuracy predictors.
+"""NAS-Bench-Macro (CIFAR-10): the built-in tabular task and ground truth for predictors.
 
-The file ``nas-bench-macro_cifar10.json`` lives in the team's shared data folder
-(``../shared/data`` beside the repository, or ``$CHAMTVM_SHARED_DATA``); it is never
-copied into the project. 6,561 architectures: 8 layers, each choice in {0: identity,
-1: MB block expansion 3 kernel 3, 2: MB block expansion 6 kernel 5}.
+The file ``nas-bench-macro_cifar10.json`` ships as package data in
+``chamtvm/accuracy/data/`` with its Apache-2.0 licence and citation (``NOTICE`` there;
+Su et al., CVPR 2021, repository xiusu/NAS-Bench-Macro). 6,561 architectures: 8 layers,
+each choice in {0: identity, 1: MB block expansion 3 kernel 3, 2: MB block expansion 6
+kernel 5}; the bundled space ``macro`` rebuilds them exactly (its layer choices are
+``skip``, ``ir_k3_e3``, ``ir_k5_e6`` in that order, so a network's key is its 8 layer
+choice indices as digits).
+
+The task ``nas-bench-macro`` (:class:`NasBenchMacroTrainer`): a "training" is a lookup of
+the mean test accuracy of the benchmark's three seeds, journaled like a training with
+``"kind": "lookup"``.
 
 Encodings (``encode(keys, name)`` -> ``(N, D)`` float64):
 
@@ -23,16 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .trainer import Trainer
+
 ENCODINGS = ("ordinal", "onehot", "ops", "ops+cost")
 FILENAME = "nas-bench-macro_cifar10.json"
-
-
-def shared_data_dir() -> Path:
-    """``$CHAMTVM_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("CHAMTVM_SHARED_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+PACKAGED = Path(__file__).parent / "data" / FILENAME
+MACRO_SPACE = "macro"
 
 
 @dataclass(frozen=True)
@@ -47,21 +50,41 @@ class NasBenchMacro:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "NasBenchMacro":
-        path = Path(path) if path is not None else shared_data_dir() / FILENAME
+        """The table (default: the packaged copy); keys sorted."""
+        path = Path(path) if path is not None else PACKAGED
+        if path == PACKAGED and path in _LOADED:
+            return _LOADED[path]
         if not path.exists():
-            raise FileNotFoundError(
-                f"NAS-Bench-Macro file {path} not found; set CHAMTVM_SHARED_DATA to the folder "
-                f"holding {FILENAME}"
-            )
+            raise FileNotFoundError(f"NAS-Bench-Macro file {path} not found (the package ships it as "
+                                    f"chamtvm/accuracy/data/{FILENAME}; reinstall chamtvm)")
         data = json.loads(path.read_text())
         keys = sorted(data)
-        return cls(
+        table = cls(
             keys=keys,
             seed_acc=np.array([data[k]["test_acc"] for k in keys], dtype=np.float64),
             mean_acc=np.array([data[k]["mean_acc"] for k in keys], dtype=np.float64),
             params=np.array([data[k]["params"] for k in keys], dtype=np.float64),
             flops=np.array([data[k]["flops"] for k in keys], dtype=np.float64),
         )
+        if path == PACKAGED:
+            _LOADED[path] = table
+        return table
+
+    def row_of(self, keys) -> np.ndarray:
+        """Row numbers ``(N,)`` of 8-digit keys (KeyError naming an unknown key)."""
+        pos = getattr(self, "_pos", None)
+        if pos is None:
+            pos = {k: i for i, k in enumerate(self.keys)}
+            object.__setattr__(self, "_pos", pos)
+        try:
+            return np.array([pos[k] for k in keys], dtype=np.int64)
+        except KeyError as e:
+            raise KeyError(f"architecture key {e.args[0]!r} is not in NAS-Bench-Macro") from None
+
+    def true_accuracy(self, indices) -> np.ndarray:
+        """Mean accuracy of the three seeds, as a fraction, ``(N,)``, of choice-index rows
+        ``(N, 9)`` of the ``macro`` space (column 0: the resolution, then 8 layers)."""
+        return self.mean_acc[self.row_of(index_keys(indices))] / 100.0
 
     def encode(self, name: str = "ops+cost") -> np.ndarray:
         """``(N, D)`` features of every architecture (see the module docstring)."""
@@ -85,3 +108,47 @@ def encode(keys, name: str = "ordinal") -> np.ndarray:
         table = np.array([[0.0, 0.0, 0.0], [1.0, 3 / 6, 3 / 5], [1.0, 1.0, 1.0]])
         return table[digits].reshape(len(keys), -1)
     raise ValueError(f"unknown encoding {name!r}; valid: {list(ENCODINGS)}")
+
+
+_LOADED: dict = {}
+
+
+def index_keys(indices) -> list[str]:
+    """8-digit keys of choice-index rows ``(N, 9)`` of the ``macro`` space."""
+    idx = np.atleast_2d(np.asarray(indices, dtype=np.int64))
+    return ["".join(str(int(v)) for v in row[1:]) for row in idx]
+
+
+def check_macro_space(space) -> None:
+    """Raise ValueError unless ``space`` is NAS-Bench-Macro's space (the bundled ``macro``,
+    under any name): the lookup is only meaningful for exactly those networks."""
+    from ..space.schema import SearchSpace
+
+    ref = SearchSpace.load(MACRO_SPACE).to_dict()
+    mine = space.to_dict()
+    if {**mine, "name": ref["name"]} != ref:
+        raise ValueError(f"task nas-bench-macro looks up NAS-Bench-Macro's networks: it needs space "
+                         f"{MACRO_SPACE!r}, got {space.name!r} (use --space {MACRO_SPACE})")
+
+
+class NasBenchMacroTrainer(Trainer):
+    """The tabular task: an architecture of ``macro`` -> the benchmark's mean accuracy of its
+    three CIFAR-10 training seeds (fraction). No training happens (``kind = "lookup"``);
+    ``seed`` is ignored (the value is already a three-seed mean)."""
+
+    task = "nas-bench-macro"
+    kind = "lookup"
+    epochs = None
+    protocol = "mean-of-3-seeds"
+
+    def check(self, space):
+        check_macro_space(space)
+
+    def train(self, space, arch, seed):
+        self.check(space)
+        return float(NasBenchMacro.load().true_accuracy([space.indices(arch)])[0])
+
+    def true_accuracy(self, space, indices) -> np.ndarray:
+        """Ground truth of the lookup task: ``(N,)`` fractions of choice-index rows ``(N, 9)``."""
+        self.check(space)
+        return NasBenchMacro.load().true_accuracy(indices)

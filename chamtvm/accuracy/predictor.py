@@ -144,6 +144,30 @@ class GPPredictor:
         var = np.maximum(std ** 2 - noise, 1e-18)
         return self._from_t(mean, np.sqrt(var))
 
+    def latent_cov(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Joint posterior of the latent function at ``X`` ``(n, d)``: mean ``(n,)`` and
+        covariance ``(n, n)`` in the GP's target unit (the transformed target when
+        ``log_error_scale`` is set, which is monotone in the accuracy), white noise excluded."""
+        self._check_fitted()
+        X = _check_X(X, self.n_features_in_)
+        mean, cov = self.gp_.predict(X, return_cov=True)
+        cov = np.array(cov, dtype=np.float64)
+        cov[np.diag_indices_from(cov)] = np.maximum(np.diag(cov) - self.noise_variance_, 1e-18)
+        return np.asarray(mean, dtype=np.float64), cov
+
+    def prob_greater(self, Xa, Xb) -> np.ndarray:
+        """``(n,)``: posterior probability that the accuracy at ``Xa[i]`` exceeds the one at
+        ``Xb[i]`` (joint Gaussian of the two latent values, their correlation included)."""
+        from scipy.stats import norm
+
+        Xa, Xb = _check_X(Xa, self.n_features_in_), _check_X(Xb, self.n_features_in_)
+        out = np.empty(len(Xa))
+        for i in range(len(Xa)):
+            m, c = self.latent_cov(np.vstack([Xa[i], Xb[i]]))
+            var = max(c[0, 0] + c[1, 1] - 2 * c[0, 1], 1e-18)
+            out[i] = norm.cdf((m[0] - m[1]) / np.sqrt(var))
+        return out
+
     @property
     def noise_variance_(self) -> float:
         """Fitted white-noise variance in the GP's target unit squared (``y``, or the

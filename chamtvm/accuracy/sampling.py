@@ -43,12 +43,44 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from dataclasses import dataclass
+
+from ..core.registry import Registry
 from .predictor import GPPredictor
 
-STRATEGIES = ("bo", "random")
 # the defaults of sample_and_fit, as measured best on NAS-Bench-Macro (bench_accuracy.py)
 DEFAULTS = {"kernel": "matern52-iso", "target": "log-error", "acquisition": "ivr", "kappa": 2.0, "skew": 1.0}
-ACQUISITIONS = ("ucb", "ei", "std", "mean", "ivr", "ivr-top")
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """How BO scores a free pool point: ``score(mean, std, best, kappa) -> (N,)`` (higher is
+    picked first), or ``variance_reduction`` (integrated variance reduction, ``top``:
+    weighted toward the predicted top 20 %)."""
+
+    name: str
+    score: Callable | None = None
+    variance_reduction: bool = False
+    top: bool = False
+
+
+def _ei(mean, std, best, kappa):
+    from scipy.stats import norm
+
+    z = (mean - best) / np.maximum(std, 1e-12)
+    return (mean - best) * norm.cdf(z) + std * norm.pdf(z)
+
+
+ACQUISITIONS: Registry[Acquisition] = Registry("acquisition")
+for _a in (Acquisition("ucb", lambda m, s, b, k: m + k * s), Acquisition("ei", _ei),
+           Acquisition("std", lambda m, s, b, k: s), Acquisition("mean", lambda m, s, b, k: m),
+           Acquisition("ivr", variance_reduction=True), Acquisition("ivr-top", variance_reduction=True, top=True)):
+    ACQUISITIONS.register(_a.name, _a)
+
+# strategies: functions (pool_X, oracle, n_samples, rng, settings) -> (predictor, chosen);
+# registered below sample_and_fit's helpers
+SAMPLERS: Registry[Callable] = Registry("sampling strategy")
+STRATEGIES = SAMPLERS  # old name: ``"bo" in STRATEGIES`` and ``list(STRATEGIES)`` still work
 
 
 def _scaled(pool_X: np.ndarray) -> np.ndarray:
@@ -101,18 +133,10 @@ def _call_oracle(oracle: Callable, idx: np.ndarray) -> np.ndarray:
 
 
 def _acquire(name: str, mean: np.ndarray, std: np.ndarray, best: float, kappa: float) -> np.ndarray:
-    if name == "ucb":
-        return mean + kappa * std
-    if name == "std":
-        return std
-    if name == "mean":
-        return mean
-    if name == "ei":
-        from scipy.stats import norm
-
-        z = (mean - best) / np.maximum(std, 1e-12)
-        return (mean - best) * norm.cdf(z) + std * norm.pdf(z)
-    raise ValueError(f"unknown acquisition {name!r}; valid: {list(ACQUISITIONS)}")
+    acq = ACQUISITIONS.get(name)
+    if acq.score is None:
+        raise ValueError(f"acquisition {name!r} is not a pointwise score (it reduces variance)")
+    return acq.score(mean, std, best, kappa)
 
 
 def _variance_reduction(model: GPPredictor, pool_X: np.ndarray, cand: np.ndarray,
@@ -169,10 +193,8 @@ def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo
     N = len(pool_X)
     if not 2 <= n_samples <= N:
         raise ValueError(f"n_samples must be in [2, {N}] (the pool size), got {n_samples}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; valid: {list(STRATEGIES)}")
-    if acquisition not in ACQUISITIONS:
-        raise ValueError(f"unknown acquisition {acquisition!r}; valid: {list(ACQUISITIONS)}")
+    sampler = SAMPLERS.get(strategy)  # unknown names list the valid ones
+    ACQUISITIONS.get(acquisition)
     rng = np.random.default_rng(seed)
     gp_seed = int(rng.integers(2**31 - 1))
 
@@ -182,16 +204,32 @@ def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo
             raise RuntimeError("fewer than 2 successful trainings; cannot fit a predictor")
         return GPPredictor(kernel, n_restarts_optimizer, gp_seed, log_error_scale).fit(pool_X[chosen[ok]], y[ok], theta=theta)
 
-    if strategy == "random":
-        chosen = rng.choice(N, size=n_samples, replace=False).astype(np.int64)
-        y = _call_oracle(oracle, chosen)
-        return fit(chosen, y), chosen
+    settings = dict(acquisition=acquisition, kappa=kappa, skew=skew, init_fraction=init_fraction,
+                    batch_size=batch_size, kernel=kernel, gp_seed=gp_seed, log_error_scale=log_error_scale,
+                    n_candidates=n_candidates, n_reference=n_reference, progress=progress, fit=fit)
+    return sampler(pool_X, oracle, n_samples, rng, settings)
 
-    n_init = min(n_samples, max(2, math.ceil(init_fraction * n_samples)))
-    chosen = imbalanced_sobol(pool_X, n_init, rng, skew=skew)
+
+@SAMPLERS.register("random")
+def _random_sampler(pool_X, oracle, n_samples, rng, st):
+    """Uniform without replacement, then one fit."""
+    chosen = rng.choice(len(pool_X), size=n_samples, replace=False).astype(np.int64)
+    y = _call_oracle(oracle, chosen)
+    return st["fit"](chosen, y), chosen
+
+
+@SAMPLERS.register("bo")
+def _bo_sampler(pool_X, oracle, n_samples, rng, st):
+    """Imbalanced Sobol start, then batches chosen by the acquisition (module docstring)."""
+    N = len(pool_X)
+    fit, kernel, gp_seed, log_error_scale = st["fit"], st["kernel"], st["gp_seed"], st["log_error_scale"]
+    acq = ACQUISITIONS.get(st["acquisition"])
+    n_candidates, n_reference, batch_size = st["n_candidates"], st["n_reference"], st["batch_size"]
+    n_init = min(n_samples, max(2, math.ceil(st["init_fraction"] * n_samples)))
+    chosen = imbalanced_sobol(pool_X, n_init, rng, skew=st["skew"])
     y = _call_oracle(oracle, chosen)
     bar = None
-    if progress:
+    if st["progress"]:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_samples, initial=n_init, desc="BO sampling", unit="arch")
@@ -209,14 +247,14 @@ def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo
             fantasy = model
             for _ in range(b):
                 mean, std = fantasy.predict(pool_X, return_std=True)
-                if acquisition.startswith("ivr"):
+                if acq.variance_reduction:
                     free = np.flatnonzero(~taken)
                     cand = free if len(free) <= n_candidates else rng.choice(free, n_candidates, replace=False)
                     ref = np.arange(N) if N <= n_reference else rng.choice(N, n_reference, replace=False)
-                    red = _variance_reduction(fantasy, pool_X, cand, ref, acquisition == "ivr-top")
+                    red = _variance_reduction(fantasy, pool_X, cand, ref, acq.top)
                     j = int(cand[int(np.argmax(red))])
                 else:
-                    score = _acquire(acquisition, mean, std, best, kappa)
+                    score = acq.score(mean, std, best, st["kappa"])
                     score[taken] = -np.inf
                     j = int(np.argmax(score))
                 batch.append(j)

@@ -6,7 +6,10 @@ A *trainer* turns one architecture of a space into an accuracy (fraction in [0, 
 * :class:`CommandTrainer` runs a user shell command with the arch JSON file path as its
   last argument and reads the accuracy from the last line it prints;
 * :class:`ProxyTaskTrainer` is the built-in offline CPU task (Fashion-MNIST subset, or
-  digits for smoke tests), one torch thread per training.
+  digits for smoke tests), one torch thread per training;
+* ``nasbench.NasBenchMacroTrainer`` looks accuracies up (the tabular task).
+
+Tasks by name: ``tasks.TASKS`` (``tasks.make_trainer``).
 
 :func:`train_archs` runs independent jobs through any ``concurrent.futures.Executor``
 (default: :class:`SequentialExecutor`, in-process) so a Ray or Dask executor can replace
@@ -26,7 +29,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from ..space.schema import Arch, SearchSpace
 from .journal import Journal
@@ -38,6 +41,7 @@ class Trainer:
     task: str = "custom"
     epochs: int | None = None
     protocol: str | None = None  # what else defines an accuracy (data sizes); part of the journal key
+    kind: str = "training"       # "lookup" for tabular tasks: journaled with "kind": "lookup"
 
     def train(self, space: SearchSpace, arch: Arch, seed: int) -> float:  # pragma: no cover
         raise NotImplementedError
@@ -102,13 +106,14 @@ class ProxyTaskTrainer(Trainer):
     epochs and batch (e.g. ``10000x3-e10000-b64``); journaled results of another protocol
     are never reused. AdamW
     (lr ``lr``, weight decay 1e-4) with a cosine schedule; the seed sets weights and
-    shuffling. Uses one torch thread (two were measured 4-8x slower on 2-core machines).
+    shuffling. ``eval_split="val"``: accuracy on a validation split of the training images
+    (protocol suffix ``-val``), never the test set. Uses one torch thread (two were measured 4-8x slower on 2-core machines).
     Inputs are resized when ``arch.resolution`` is not 28.
     """
 
     def __init__(self, task: str = "fashion-mnist", epochs: int | None = None,
                  train_size: int | None = None, eval_size: int | None = None,
-                 batch_size: int | None = None, lr: float = 3e-3):
+                 batch_size: int | None = None, lr: float = 3e-3, eval_split: str = "test"):
         from .datasets import TASKS
 
         if task not in TASKS:
@@ -123,12 +128,14 @@ class ProxyTaskTrainer(Trainer):
 
         n_tr = train_size if train_size is not None else (FASHION_DEFAULTS[0] if fashion else 1200)
         n_ev = eval_size if eval_size is not None else (FASHION_DEFAULTS[1] if fashion else "rest")
-        self.protocol = f"{n_tr}x{self.epochs}-e{n_ev}-b{self.batch_size}" + (f"-lr{lr:g}" if lr != 3e-3 else "")
+        self.eval_split = eval_split
+        self.protocol = (f"{n_tr}x{self.epochs}-e{n_ev}-b{self.batch_size}" + (f"-lr{lr:g}" if lr != 3e-3 else "")
+                         + ("-val" if eval_split == "val" else ""))
 
     def check(self, space):
         from .datasets import load_split
 
-        load_split(self.task, self.train_size, self.eval_size)  # raises DatasetMissingError
+        load_split(self.task, self.train_size, self.eval_size, self.eval_split)  # raises DatasetMissingError
         if space.in_channels != 1 or space.num_classes != 10:
             raise ValueError(
                 f"task {self.task} has 1x28x28 inputs and 10 classes; space {space.name!r} has "
@@ -143,7 +150,7 @@ class ProxyTaskTrainer(Trainer):
         from .datasets import load_split
 
         self.check(space)
-        split = load_split(self.task, self.train_size, self.eval_size)
+        split = load_split(self.task, self.train_size, self.eval_size, self.eval_split)
         prev_threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -178,17 +185,6 @@ class ProxyTaskTrainer(Trainer):
             return correct / len(ye)
         finally:
             torch.set_num_threads(prev_threads)
-
-
-def make_trainer(task: str, command: str | None = None, **kwargs: Any) -> Trainer:
-    """Trainer by name: ``fashion-mnist``, ``digits`` or ``command`` (needs ``command``)."""
-    if task == "command":
-        if not command:
-            raise ValueError("task 'command' needs a trainer command (--command CMD)")
-        return CommandTrainer(command)
-    if task in ("fashion-mnist", "digits"):
-        return ProxyTaskTrainer(task, **kwargs)
-    raise ValueError(f"unknown task {task!r}; valid: ['fashion-mnist', 'digits', 'command']")
 
 
 class SequentialExecutor(cf.Executor):
@@ -285,6 +281,7 @@ def train_archs(space: SearchSpace, archs: Sequence[Arch], trainer: Trainer,
                             "seconds": round(res.seconds, 3), "task": trainer.task,
                             "space": space.name,
                             **({"protocol": trainer.protocol} if trainer.protocol else {}),
+                            **({"kind": trainer.kind} if trainer.kind != "training" else {}),
                         })
                 if bar is not None:
                     bar.update(1)

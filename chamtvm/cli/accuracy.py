@@ -24,20 +24,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "accuracy", help="train sampled architectures and fit the accuracy predictor",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=["fashion-mnist", "digits", "command"], default="fashion-mnist",
-                   help="built-in offline proxy task, or 'command' for your own trainer")
+    from ..accuracy.tasks import TASKS
+
+    p.add_argument("--task", choices=TASKS.names(), default="nas-bench-macro",
+                   help="accuracy task: " + "; ".join(f"{n}: {t.description}" for n, t in TASKS.items())
+                        + " (default nas-bench-macro)")
     p.add_argument("--command", metavar="CMD", dest="trainer_command",
                    help="with --task command: a trainer command; it gets the arch JSON path as its "
                         "last argument and prints the accuracy (fraction or %%) on its last line")
     p.add_argument("--samples", type=int, default=20, help="architectures to train (default 20)")
-    p.add_argument("--space", default="fashion", help="bundled space name or JSON file (default fashion)")
-    p.add_argument("--pool", type=int, default=200, help="candidate pool size drawn from the space (default 200)")
-    p.add_argument("--strategy", choices=["bo", "random"], default="bo")
+    p.add_argument("--space", default=None,
+                   help="bundled space name or JSON file (default: the task's space, macro for nas-bench-macro, "
+                        "fashion for the image tasks)")
+    from ..accuracy.sampling import SAMPLERS
+
+    p.add_argument("--pool", type=int, default=None,
+                   help="candidate pool size (default: the whole space up to 10,000 networks, else 200 drawn)")
+    p.add_argument("--strategy", choices=SAMPLERS.names(), default="bo")
     p.add_argument("--epochs", type=int, default=None, help="override the proxy task's epochs")
     p.add_argument("--journal", type=Path, default=None,
                    help="JSON-lines journal of trainings (default runs/accuracy-<task>-<space>.jsonl)")
     p.add_argument("--workers", type=int, default=1,
                    help="parallel training processes (default 1: in-process, one at a time)")
+    p.add_argument("--executor", default=None, metavar="SPEC",
+                   help="where trainings run: local (default; --workers processes) or dask://HOST:PORT (a Dask "
+                        "distributed scheduler; the journal is appended by this process only)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pool, the sampling and the trainings")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
@@ -47,40 +58,38 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Execute the subcommand; returns the process exit code."""
     from ..space.schema import SearchSpace, SpaceError
-    from ..accuracy.fit import build_predictor, default_journal
+    from ..accuracy.fit import build_predictor, default_journal, default_pool_size
     from ..accuracy.datasets import DatasetMissingError
     from ..accuracy.journal import Journal, JournalError
-    from ..accuracy.trainer import make_trainer
+    from ..accuracy.tasks import default_space, make_trainer
 
     def fail(msg: str, code: int = 2) -> int:
         print(f"chamtvm accuracy: error: {msg}", file=sys.stderr)
         return code
 
     try:
-        space = SearchSpace.load(args.space)
+        space = SearchSpace.load(args.space or default_space(args.task))
         trainer_kw = {} if args.task == "command" or args.epochs is None else {"epochs": args.epochs}
         trainer = make_trainer(args.task, args.trainer_command, **trainer_kw)
         trainer.check(space)
     except (SpaceError, ValueError, DatasetMissingError) as e:
         return fail(str(e))
     journal = Journal(args.journal or default_journal(args.task, space))
-    executor = None
-    if args.workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
+    from ..accuracy.executors import ExecutorError, open_executor
 
-        executor = ProcessPoolExecutor(max_workers=args.workers)
     try:
-        built = build_predictor(space, trainer, journal, args.samples, args.pool, args.strategy,
-                                args.seed, executor, progress=not args.json)
+        with open_executor(args.executor, args.workers) as executor:
+            built = build_predictor(space, trainer, journal, args.samples, args.pool or default_pool_size(space),
+                                    args.strategy,
+                                    args.seed, executor, progress=not args.json)
+    except ExecutorError as e:
+        return fail(str(e))
     except (ValueError, DatasetMissingError) as e:
         return fail(str(e))
     except JournalError as e:
         return fail(f"{e} (fix or move the journal; finished lines before it are intact)")
     except RuntimeError as e:
         return fail(str(e), 1)
-    finally:
-        if executor is not None:
-            executor.shutdown()
 
     from ..accuracy.encoding import pool_features
 

@@ -149,16 +149,28 @@ def cmd_tune(args) -> int:
 
     target = get_target(args.target)
     runner = _runner(args, target)
-    cfg = TuneConfig(space=args.space, trials=args.trials, trials_per_kernel=args.trials_per_kernel,
+    from ..accuracy.tasks import default_space
+
+    cfg = TuneConfig(space=args.space or default_space(args.task), trials=args.trials, trials_per_kernel=args.trials_per_kernel,
                      heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
                      residual_mode=args.residual, calibration=not args.no_calibration,
                      luts_dir=_lut_dir(args), schedules_dir=args.schedules_dir,
                      progress=not args.no_progress, task=args.task, train_command=args.train_command,
                      accuracy_samples=args.accuracy_samples, budgets_ms=args.budgets_ms,
-                     search_seed=args.seed)
+                     search_seed=args.seed, lcb_kappa=args.lcb)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    with runner:
-        report = run_tune(target, runner, cfg, log=log)
+    from ..accuracy.executors import ExecutorError, open_executor
+
+    executor = open_executor(args.executor)
+    try:
+        cfg.executor = executor.__enter__()
+    except ExecutorError as e:
+        raise UsageError(str(e)) from None
+    try:
+        with runner:
+            report = run_tune(target, runner, cfg, log=log)
+    finally:
+        executor.__exit__(None, None, None)
     from ..core.workdir import runs_dir
 
     out = args.out or runs_dir() / f"tune-{target.name}.json"
@@ -207,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="the main job: latency table, schedules and predictor, accuracy predictor, "
                                     "search at a few budgets, export")
     _add_target_args(p)
-    p.add_argument("--space", default="fashion", help="bundled space name or space JSON file (default: fashion, "
-                                                      "the space of the built-in task)")
+    p.add_argument("--space", default=None, help="bundled space name or space JSON file (default: the task's space: "
+                                                 "macro for nas-bench-macro, fashion for fashion-mnist)")
     p.add_argument("--trials", type=v.non_negative_int, default=64, help="total MetaSchedule trials (0: no tuning)")
     p.add_argument("--trials-per-kernel", type=v.positive_int, default=16)
     p.add_argument("--heldout", type=v.non_negative_int, default=20, help="held-out networks measured end to end")
@@ -219,8 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
-    p.add_argument("--task", default="fashion-mnist", choices=["fashion-mnist", "digits", "command", "none"],
-                   help="task of the accuracy predictor (none: stop after the latency steps)")
+    from ..accuracy.tasks import TASKS
+
+    p.add_argument("--task", default="nas-bench-macro", choices=[*TASKS.names(), "none"],
+                   help="task of the accuracy predictor (default nas-bench-macro: NAS-Bench-Macro's CIFAR-10 "
+                        "accuracies, looked up; fashion-mnist trains; none: stop after the latency steps)")
     p.add_argument("--command", dest="train_command", default=None,
                    help="with --task command: trainer command (gets the arch JSON path, prints the accuracy)")
     p.add_argument("--accuracy-samples", type=v.int_at_least(3), default=20, help="architectures trained for the accuracy predictor")
@@ -228,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated latency budgets in ms (default: 25/50/75%% quantiles of the space's "
                         "predicted latencies on the target)")
     p.add_argument("--seed", type=int, default=0, help="seed of the search")
+    p.add_argument("--executor", default=None, metavar="SPEC",
+                   help="where trainings run: local (default) or dask://HOST:PORT (a Dask distributed scheduler)")
+    p.add_argument("--lcb", type=float, default=None, metavar="KAPPA",
+                   help="search on the GP's lower confidence bound mean - KAPPA * std (default: on the mean)")
     p.add_argument("--out", type=Path, default=None, help="report JSON path (default runs/tune-<target>.json)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -155,6 +155,10 @@ def _tracker_env(args) -> None:
 def _space(args) -> None:
     from ..space.schema import SearchSpace
 
+    if args.space is None and getattr(args, "task", None) is not None:
+        from ..accuracy.tasks import default_space
+
+        args.space = default_space(args.task)  # tune: the task's own space (macro, fashion, ...)
     SearchSpace.load(args.space)  # SpaceError (exit 2) when it is no usable space
 
 

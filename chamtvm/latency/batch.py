@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from ..lower.coverage import BlockConfig, SpaceKernels, _down
+from ..lower.coverage import BlockConfig, SpaceKernels, _down, _layer_configs
+from ..space.layers import LayerSpace
 from .features import KINDS, NETWORK_FEATURES, kernel_kind
 from .models import KernelCostModel, ResidualModel
 from ..table.store import LatencyTable
@@ -86,6 +87,21 @@ class BatchLatencyPredictor:
         nres = len(sp.resolution)
         cid = self._config_id
         slots = []  # (columns, id array, blocks column or None, min blocks)
+        if isinstance(sp, LayerSpace):
+            # slot s of a per-layer space: stem, layer 0..L-1, head; column 0 is the
+            # resolution, column 1 + l layer l's block choice (an identity skip has id of a
+            # config without kernels, i.e. a zero contribution row)
+            per_res = [_layer_configs(sp, r) for r in sp.resolution]
+            for s_i in range(len(per_res[0])):
+                n = len(per_res[0][s_i])
+                ids = np.array([[cid[per_res[ri][s_i][c]] for c in range(n)] for ri in range(nres)], dtype=np.int64)
+                if n == 1:
+                    slots.append(((0,), ids[:, 0], None, 0))
+                else:
+                    slots.append(((0, s_i), ids, None, 0))
+            self._slots = slots
+            self._blocks_values = []
+            return
 
         stem = np.zeros((nres, len(sp.stem_channels)), dtype=np.int64)
         for ri, res in enumerate(sp.resolution):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from .kernels import Kernel
+from ..space.blocks import BLOCKS
+from ..space.layers import LayerSpace
 from ..space.schema import Arch, SearchSpace
 
 
@@ -27,7 +29,7 @@ def _down(r: int, stride: int) -> int:
 class BlockConfig:
     """One block instance: kind, input channels/resolution and its hyper-parameters."""
 
-    kind: str  # "stem" | "block" | "head"
+    kind: str  # "stem" | "block" | "head" | "layer" (a per-layer space's block ``block``)
     cin: int
     cout: int
     resolution: int  # input height = width
@@ -35,6 +37,25 @@ class BlockConfig:
     expansion: int = 1
     kernel: int = 3
     num_classes: int = 0
+    block: str = ""       # kind "layer": the name in space.blocks.BLOCKS
+    act: str = "relu6"    # activation of the space
+
+    def is_noop(self) -> bool:
+        """A plain identity (a ``skip`` layer keeping the shape): it compiles to no kernel."""
+        return self.kind == "layer" and BLOCKS.get(self.block).is_noop(self.cin, self.cout, self.stride)
+
+
+def _layer_configs(space: LayerSpace, res: int) -> list[list[BlockConfig]]:
+    """Per block slot of a per-layer space at input ``res``: the configs of every choice
+    (stem and head: one each), in network order."""
+    act = space.activation
+    slots = [[BlockConfig("stem", space.in_channels, space.stem_channels, res, space.stem_stride,
+                          kernel=space.stem_kernel, act=act)]]
+    for layer, (cin, cout, stride, h) in zip(space.layers, space.layer_io(res)):
+        slots.append([BlockConfig("layer", cin, cout, h, stride, block=name, act=act) for name in layer.choices])
+    cin, h = space.head_input(res)
+    slots.append([BlockConfig("head", cin, space.head_channels, h, num_classes=space.num_classes, act=act)])
+    return slots
 
 
 def block_configs(space: SearchSpace) -> Iterator[BlockConfig]:
@@ -47,6 +68,13 @@ def block_configs(space: SearchSpace) -> Iterator[BlockConfig]:
             return True
         return False
 
+    if isinstance(space, LayerSpace):
+        for res in space.resolution:
+            for slot in _layer_configs(space, res):
+                for c in slot:
+                    if emit(c):
+                        yield c
+        return
     for res in space.resolution:
         for stem in space.stem_channels:
             c = BlockConfig("stem", space.in_channels, stem, res, stride=2)
@@ -82,6 +110,8 @@ def _probe_groups(space: SearchSpace) -> dict[tuple, list[BlockConfig]]:
     """Configs grouped so that one probe module lowers each group (by kind and resolution)."""
     groups: dict[tuple, list[BlockConfig]] = {}
     for c in block_configs(space):
+        if c.is_noop():
+            continue
         groups.setdefault((c.kind, c.resolution), []).append(c)
     return groups
 
@@ -92,6 +122,7 @@ def _probe_module(configs: list[BlockConfig]):
     import torch
     from torch import nn
 
+    from ..space.blocks import BLOCKS
     from ..space.model import classifier_head, conv_bn, inverted_residual, randomize_batchnorm
 
     shapes = sorted({(1, c.cin, c.resolution, c.resolution) for c in configs})
@@ -99,9 +130,11 @@ def _probe_module(configs: list[BlockConfig]):
 
     def make(c: BlockConfig):
         if c.kind == "stem":
-            return conv_bn(c.cin, c.cout, 3, 2)
+            return conv_bn(c.cin, c.cout, c.kernel, c.stride, act=c.act)
         if c.kind == "head":
-            return classifier_head(c.cin, c.cout, c.num_classes)
+            return classifier_head(c.cin, c.cout, c.num_classes, act=c.act)
+        if c.kind == "layer":
+            return BLOCKS.get(c.block).build(c.cin, c.cout, c.stride, c.act)
         return inverted_residual(c.cin, c.cout, c.stride, c.expansion, c.kernel)
 
     class Probe(nn.Module):
@@ -121,6 +154,10 @@ def _probe_module(configs: list[BlockConfig]):
 
 def arch_block_configs(space: SearchSpace, arch: Arch) -> list[BlockConfig]:
     """The block instances of one network, in order (the same walk as ``build_model``)."""
+    if isinstance(space, LayerSpace):
+        slots = _layer_configs(space, arch.resolution)
+        picks = [0] + [layer.choices.index(b) for layer, b in zip(space.layers, arch.layers)] + [0]
+        return [slot[i] for slot, i in zip(slots, picks)]
     configs = [BlockConfig("stem", space.in_channels, arch.stem_channels, arch.resolution, stride=2)]
     r, cin = _down(arch.resolution, 2), arch.stem_channels
     for st_space, st in zip(space.stages, arch.stages):
@@ -201,6 +238,9 @@ def space_kernel_map(space: SearchSpace, progress=None) -> SpaceKernels:
     from .kernels import extract_kernels, from_torch, fuse, kernel_hash
 
     result = SpaceKernels(space, {})
+    for c in block_configs(space):
+        if c.is_noop():
+            result.by_config[c] = ()
     for key, configs in _probe_groups(space).items():
         module, shapes = _probe_module(configs)
         fused = fuse(from_torch(module, shapes))

@@ -111,7 +111,7 @@ def read_arch(path: str | Path, space: str | SearchSpace = "fashion") -> tuple[S
         beside = path.parent / space
         if space.endswith(".json") and not Path(space).exists() and beside.exists():
             space = beside  # a space file named relative to the architecture file
-    sp = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    sp = SearchSpace.load(space) if isinstance(space, (str, Path)) else space  # or a LayerSpace
     arch = Arch.from_dict(data)
     sp.validate(arch)
     return sp, arch

@@ -15,7 +15,7 @@ from ..core.workdir import luts_dir, runs_dir
 class TuneConfig:
     """Settings of ``run_tune``; counts are numbers of kernels, networks or trials."""
 
-    space: str = "fashion"
+    space: str = "macro"
     trials: int = 64
     trials_per_kernel: int = 16
     heldout: int = 20
@@ -30,13 +30,16 @@ class TuneConfig:
     schedules_dir: Path | None = None  # None: <workdir>/schedules (or $CHAMTVM_SCHEDULES_DIR)
     progress: bool = True
     # the adaptation steps (pipeline.adapt)
-    task: str = "fashion-mnist"       # a registered task (accuracy.tasks), or "none"
+    task: str = "nas-bench-macro"     # a registered task (accuracy.tasks), or "none"
     train_command: str | None = None  # with task "command"
     accuracy_samples: int = 20
-    accuracy_pool: int = 200
+    accuracy_pool: int | None = None  # None: the whole space up to 10,000 networks, else 200
     accuracy_seed: int = 0
     budgets_ms: tuple | None = None   # None: quantiles of the space's predicted latencies
     search_seed: int = 0
+    lcb_kappa: float | None = None    # search on mean - kappa * GP std (None: on the mean)
+    executor: object = None           # a concurrent.futures executor for trainings (None: in-process)
+    contenders: int = 2               # lookup tasks: top true networks under each budget measured end to end
     population: int = 200
     generations: int = 60
     runs_dir: Path | None = None      # None: <workdir>/runs

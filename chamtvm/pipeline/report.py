@@ -53,7 +53,8 @@ def format_adapt(report: dict) -> list[str]:
         return [f"accuracy predictor and search: {acc.get('status')}"]
     cv = acc["cv"]
     tau = "n/a" if cv.get("kendall_tau") is None else f"{cv['kendall_tau']:.3f}"
-    lines = [f"accuracy predictor ({acc['task']}, {acc['epochs']} epochs): {acc['samples']} architectures "
+    how = "looked up" if acc.get("kind") == "lookup" else f"{acc['epochs']} epochs"
+    lines = [f"accuracy predictor ({acc['task']}, {how}): {acc['samples']} architectures "
              f"({acc['trained_now']} trained now, {acc['resumed_from_journal']} from the journal, {acc['failed']} failed); "
              f"accuracy {100 * acc['measured_accuracy']['min']:.1f}..{100 * acc['measured_accuracy']['max']:.1f}%; "
              f"cross-validated Kendall tau {tau}, RMSE {100 * cv['rmse']:.2f} points"]
@@ -68,6 +69,24 @@ def format_adapt(report: dict) -> list[str]:
         lines.append(f"{p['budget_ms']:>9.3g} {100 * p['predicted_accuracy']:>10.2f} {p['predicted_latency_ms']:>8.3f} "
                      f"{meas:>12} {err:>8}  {Path(p['artifacts']['library']).parent}"
                      f"{'' if p['exported_now'] else ' (up to date)'}")
+    picks = [p for p in report.get("picks", []) if not p.get("error")]
+    if picks:
+        lines.append(f"{'budget ms':>9} {'P(beats runner-up)':>18} {'front spread pts':>16} {'GP std pts':>10}"
+                     + (f" {'true acc %':>10} {'best true %':>11} {'regret pts':>10} {'lookups':>7}"
+                        if any("regret_points" in p for p in picks) else ""))
+        for p in picks:
+            pb = "-" if p.get("p_beats_runner_up") is None else f"{p['p_beats_runner_up']:.2f}"
+            fl = p.get("front_flatness") or {}
+            line = (f"{p['budget_ms']:>9.3g} {pb:>18} {fl.get('spread_points', float('nan')):>16.2f} "
+                    f"{fl.get('gp_std_points', float('nan')):>10.2f}")
+            if "regret_points" in p:
+                best = p.get("best_true_accuracy_under_budget")
+                best_s = "-" if best is None else f"{100 * best:.2f}"
+                regret_s = "-" if p["regret_points"] is None else f"{p['regret_points']:.2f}"
+                line += f" {100 * p['true_accuracy']:>10.2f} {best_s:>11} {regret_s:>10} {p['samples']:>7}"
+            lines.append(line + ("  FLAT" if fl.get("flat") else ""))
+    if report.get("accuracy_warning"):
+        lines.append(f"WARNING: {report['accuracy_warning']}")
     return lines
 
 

@@ -61,15 +61,25 @@ class SearchContext:
         return arch_costs(self.space, indices)[:, 0] / 1e6
 
     def search(self, budget_ms: float, seed: int = 0, population: int = 200, generations: int = 60,
-               max_mflops: float | None = None, max_mparams: float | None = None) -> SearchResult:
-        """Genetic search under ``budget_ms`` (and optional MAC / parameter limits, millions)."""
+               max_mflops: float | None = None, max_mparams: float | None = None,
+               lcb_kappa: float | None = None) -> SearchResult:
+        """Genetic search under ``budget_ms`` (and optional MAC / parameter limits, millions);
+        with ``lcb_kappa`` it maximizes the GP's lower confidence bound ``mean - kappa *
+        std`` instead of its mean (the result's accuracies are then bounds)."""
         constraints = {}
         for name, fn, bound in (("mflops", self.mflops, max_mflops), ("mparams", self.mparams, max_mparams)):
             if bound is not None:
                 if not bound > 0:
                     raise SearchError(f"--max-{name} must be a positive number, got {bound}")
                 constraints[name] = (fn, bound)
-        return genetic_search(self.space, self.accuracy, self.batch.predict_ms, budget_ms,
+        accuracy = self.accuracy
+        if lcb_kappa is not None:
+            from .uncertainty import lcb
+
+            if not lcb_kappa >= 0:
+                raise SearchError(f"the LCB kappa must be >= 0, got {lcb_kappa}")
+            accuracy = lambda idx: lcb(self.gp, self.space, idx, lcb_kappa)  # noqa: E731
+        return genetic_search(self.space, accuracy, self.batch.predict_ms, budget_ms,
                               np.random.default_rng(seed), population=population, generations=generations,
                               constraints=constraints)
 

@@ -36,6 +36,8 @@ class SearchResult:
     evaluated: int
     feasible: int
     history: list[dict] = field(default_factory=list)
+    runner_up_indices: np.ndarray | None = None  # best feasible distinct candidate after the best
+    runner_up_accuracy: float | None = None
 
 
 def _pareto(acc: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -117,5 +119,9 @@ def genetic_search(space: SearchSpace, accuracy: BatchFn, latency_ms: BatchFn, b
     # distinct candidates for the front
     _, uniq = np.unique(idx, axis=0, return_index=True)
     front = uniq[_pareto(acc[uniq], lat[uniq])]
+    others = [i for i in uniq if ok[i] and not np.array_equal(idx[i], idx[best])]
+    runner = max(others, key=lambda i: acc[i]) if others else None
     return SearchResult(idx[best], float(acc[best]), float(lat[best]), idx[front], acc[front], lat[front],
-                        evaluated=len(idx), feasible=int(ok.sum()), history=history)
+                        evaluated=len(idx), feasible=int(ok.sum()), history=history,
+                        runner_up_indices=None if runner is None else idx[runner],
+                        runner_up_accuracy=None if runner is None else float(acc[runner]))

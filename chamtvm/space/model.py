@@ -1,6 +1,9 @@
 """Build a torch ``nn.Module`` (MobileNetV2 style: BatchNorm, ReLU6) from an architecture.
 
-Layout: stem conv3x3/s2 -> stages of inverted-residual blocks (1x1 expand, kxk depthwise,
+Per-layer spaces (``layers.LayerSpace``): stem conv (the space's kernel and stride) ->
+one block of ``blocks.BLOCKS`` per layer -> the same head, with the space's activation.
+
+Stage-wise layout: stem conv3x3/s2 -> stages of inverted-residual blocks (1x1 expand, kxk depthwise,
 1x1 project, residual when stride 1 and channels match) -> 1x1 head conv -> global
 average pool -> linear classifier. Input shape ``(N, space.in_channels, R, R)`` with
 ``R = arch.resolution``; output logits ``(N, space.num_classes)``.
@@ -13,60 +16,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is heavy: imported when a model is first built
     import torch
 
+from .blocks import BLOCKS, classifier_head, conv_bn, inverted_residual  # noqa: F401 - public here too
+from .layers import LayerArch, LayerSpace
 from .schema import Arch, SearchSpace
-
-
-def conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, relu: bool = True):
-    """Conv2d (no bias, 'same' padding) + BatchNorm2d (+ ReLU6) as an ``nn.Sequential``."""
-    from torch import nn
-
-    layers = [
-        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-    ]
-    if relu:
-        layers.append(nn.ReLU6(inplace=False))
-    return nn.Sequential(*layers)
-
-
-def inverted_residual(cin: int, cout: int, stride: int, expansion: int, kernel: int):
-    """MobileNetV2 block: 1x1 expand (skipped when expansion is 1), kxk depthwise with
-    ``stride``, 1x1 linear projection; residual when stride is 1 and channels match."""
-    from torch import nn
-
-    class InvertedResidual(nn.Module):
-        def __init__(self):
-            super().__init__()
-            hidden = cin * expansion
-            layers = []
-            if expansion != 1:
-                layers.append(conv_bn(cin, hidden, 1, 1))
-            layers.append(conv_bn(hidden, hidden, kernel, stride, groups=hidden))
-            layers.append(conv_bn(hidden, cout, 1, 1, relu=False))
-            self.body = nn.Sequential(*layers)
-            self.residual = stride == 1 and cin == cout
-
-        def forward(self, x):
-            y = self.body(x)
-            return x + y if self.residual else y
-
-    return InvertedResidual()
-
-
-def classifier_head(cin: int, head_channels: int, num_classes: int):
-    """1x1 conv + BN + ReLU6 to ``head_channels``, global average pool, linear classifier."""
-    from torch import nn
-
-    class Head(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = conv_bn(cin, head_channels, 1, 1)
-            self.classifier = nn.Linear(head_channels, num_classes)
-
-        def forward(self, x):
-            return self.classifier(self.conv(x).mean(dim=(2, 3)))
-
-    return Head()
 
 
 def randomize_batchnorm(model) -> None:
@@ -89,10 +41,11 @@ def build_model(space: SearchSpace, arch: Arch, seed: int = 0, randomize_bn: boo
     ``randomize_bn`` gives BatchNorm non-trivial running statistics so that numerical
     checks against a compiled version exercise the BN folding; it changes no latency.
     """
-    import torch
     from torch import nn
 
     space.validate(arch)
+    if isinstance(space, LayerSpace):
+        return _seeded(lambda: _layer_model(space, arch), seed, randomize_bn)
 
     class ChamNet(nn.Module):
         def __init__(self):
@@ -110,15 +63,43 @@ def build_model(space: SearchSpace, arch: Arch, seed: int = 0, randomize_bn: boo
         def forward(self, x):
             return self.head(self.features(x))
 
+    return _seeded(ChamNet, seed, randomize_bn)
+
+
+def _seeded(make, seed: int, randomize_bn: bool):
+    """``make()`` with torch's global generator seeded (and restored), in eval mode."""
+    import torch
+
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        model = ChamNet()
+        model = make()
         if randomize_bn:
             randomize_batchnorm(model)
     finally:
         torch.random.set_rng_state(gen_state)
     return model.eval()
+
+
+def _layer_model(space: LayerSpace, arch: LayerArch):
+    """The torch module of a per-layer architecture (attributes ``stem``, ``features``, ``head``)."""
+    from torch import nn
+
+    class LayerNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = conv_bn(space.in_channels, space.stem_channels, space.stem_kernel, space.stem_stride,
+                                act=space.activation)
+            self.features = nn.Sequential(*[
+                BLOCKS.get(name).build(cin, cout, stride, space.activation)
+                for name, (cin, cout, stride, _) in zip(arch.layers, space.layer_io(arch.resolution))])
+            self.head = classifier_head(space.layers[-1].channels, space.head_channels, space.num_classes,
+                                        act=space.activation)
+
+        def forward(self, x):
+            return self.head(self.features(self.stem(x)))
+
+    return LayerNet()
 
 
 def input_shape(space: SearchSpace, arch: Arch, batch: int = 1) -> tuple[int, int, int, int]:

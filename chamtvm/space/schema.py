@@ -32,8 +32,7 @@ GLOBAL_FIELDS = ("resolution", "stem_channels", "head_channels")
 SPACES_DIR = Path(__file__).parent / "spaces"
 
 
-class SpaceError(ValueError):
-    """A space description or an architecture is invalid; the message says what and where."""
+from .errors import SpaceError  # noqa: E402 - re-exported: chamtvm.space.schema.SpaceError
 
 
 def _positive_int_choices(value: Any, where: str) -> tuple[int, ...]:
@@ -75,9 +74,14 @@ class SearchSpace:
     # ----------------------------------------------------------------- loading
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SearchSpace":
-        """Validate and build a space from its JSON form; raises SpaceError."""
+        """Validate and build a space from its JSON form; raises SpaceError. A dict with
+        ``"layers"`` is a per-layer space (``layers.LayerSpace``)."""
         if not isinstance(d, Mapping):
             raise SpaceError(f"space: expected a JSON object, got {type(d).__name__}")
+        if "layers" in d:
+            from .layers import LayerSpace
+
+            return LayerSpace.from_dict(d)
         known = {"name", "in_channels", "num_classes", "stages", *GLOBAL_FIELDS, "description"}
         unknown = set(d) - known
         if unknown:
@@ -314,9 +318,14 @@ class Arch:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Arch":
-        """Parse an architecture; raises SpaceError naming what is missing or malformed."""
+        """Parse an architecture; raises SpaceError naming what is missing or malformed.
+        An architecture with ``"layers"`` is one of a per-layer space (``layers.LayerArch``)."""
         if not isinstance(d, Mapping):
             raise SpaceError(f"architecture: expected a JSON object, got {type(d).__name__}")
+        if "layers" in d:
+            from .layers import LayerArch
+
+            return LayerArch.from_dict(d)
         missing = {*GLOBAL_FIELDS, "stages"} - set(d)
         if missing:
             raise SpaceError(f"architecture: missing fields {sorted(missing)}")

@@ -1,0 +1,68 @@
+"""Where trainings run: an executor from a short spec (``--executor``).
+
+* ``None`` / ``local``: in the calling process (one at a time), or a local process pool
+  of ``workers`` processes;
+* ``dask://HOST:PORT``: a Dask distributed cluster, through its ``concurrent.futures``
+  executor (``Client.get_executor``). The scheduler reschedules a training whose worker
+  dies (up to its ``allowed-failures``), and ``trainer.train_archs`` appends each result
+  to the journal in the driver only, once, as its future completes, so a lost worker
+  loses and duplicates nothing. The workers need chamtvm importable (same version).
+
+An unreachable scheduler raises :class:`ExecutorError` within ``timeout_s`` seconds.
+``dask.distributed`` is imported only for a ``dask://`` spec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+
+class ExecutorError(ValueError):
+    """A bad executor spec or an unreachable cluster; the message says which."""
+
+
+def parse_spec(spec: str | None) -> tuple[str, tuple[str, int] | None]:
+    """``("local", None)`` or ``("dask", (host, port))``; raises ExecutorError."""
+    if spec in (None, "", "local"):
+        return "local", None
+    if spec.startswith("dask://"):
+        from ..core.hostport import parse_hostport
+
+        try:
+            return "dask", parse_hostport(spec[len("dask://"):], "Dask scheduler")
+        except ValueError as e:
+            raise ExecutorError(str(e)) from None
+    raise ExecutorError(f"unknown executor {spec!r}; valid: local, dask://HOST:PORT")
+
+
+@contextlib.contextmanager
+def open_executor(spec: str | None, workers: int = 1, timeout_s: float = 5.0) -> Iterator[object]:
+    """The executor of ``spec`` (None for in-process), shut down on exit."""
+    kind, hp = parse_spec(spec)
+    if kind == "local":
+        if workers <= 1:
+            yield None
+            return
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            yield ex
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ExecutorError('--executor dask://... needs Dask: pip install "dask[distributed]"') from None
+    host, port = hp
+    try:
+        client = Client(f"tcp://{host}:{port}", timeout=f"{timeout_s}s")
+    except (OSError, TimeoutError) as e:
+        raise ExecutorError(f"cannot reach the Dask scheduler at {host}:{port} within {timeout_s:g} s "
+                            f"({type(e).__name__}); start one with `dask scheduler --port {port}` and "
+                            f"workers with `dask worker tcp://{host}:{port}`") from None
+    ex = client.get_executor(pure=False)
+    try:
+        yield ex
+    finally:
+        ex.shutdown(wait=False)
+        client.close()

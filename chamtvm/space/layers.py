@@ -1,0 +1,308 @@
+"""Per-layer search spaces (FBNet / NAS-Bench-Macro style) as data plus pure functions.
+
+Every searchable layer has fixed output channels and stride and picks one block from its
+``choices`` (names in ``blocks.BLOCKS``, ``skip`` among them); the input resolution may
+be searched too. Stem and head are fixed. The stage-wise spaces (``schema.SearchSpace``)
+stay as they are; ``SearchSpace.from_dict`` returns a :class:`LayerSpace` for a dict with
+``"layers"`` and ``Arch.from_dict`` a :class:`LayerArch` for an architecture with
+``"layers"``, so both kinds load, validate, sample, mutate, encode and build alike.
+
+space (JSON)::
+
+    {"name": "macro", "in_channels": 3, "num_classes": 10, "resolution": [32],
+     "activation": "relu", "stem": {"channels": 32, "kernel": 3, "stride": 1},
+     "layers": [{"channels": 64, "stride": 2, "choices": ["skip", "ir_k3_e3", "ir_k5_e6"]},
+                ...],
+     "head": {"channels": 1280}}
+
+architecture (JSON)::
+
+    {"resolution": 32, "layers": ["skip", "ir_k3_e3", ...]}
+
+Dimensions, in encoding order: ``resolution``, then ``layers[i]`` for every layer. Every
+random choice takes an explicit ``np.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .blocks import ACTIVATIONS, BLOCKS
+from .errors import SpaceError
+
+
+def _pos_int(v: Any, where: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise SpaceError(f"{where}: expected a positive integer, got {v!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """One searchable layer: output ``channels``, ``stride`` and the block names allowed."""
+
+    channels: int
+    stride: int
+    choices: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LayerSpace:
+    """A per-layer space: fixed stem and head, one block choice per layer."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    resolution: tuple[int, ...]
+    stem_channels: int
+    stem_kernel: int
+    stem_stride: int
+    head_channels: int
+    layers: tuple[LayerChoice, ...]
+    activation: str = "relu6"
+
+    kind = "layers"
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "LayerSpace":
+        """Validate and build a per-layer space from its JSON form; raises SpaceError."""
+        known = {"name", "description", "in_channels", "num_classes", "resolution", "activation",
+                 "stem", "layers", "head"}
+        unknown = set(d) - known
+        if unknown:
+            raise SpaceError(f"space: unknown fields {sorted(unknown)}; known: {sorted(known)}")
+        for f in ("in_channels", "num_classes"):
+            _pos_int(d.get(f), f"space.{f}")
+        res = d.get("resolution")
+        if not isinstance(res, list) or not res:
+            raise SpaceError(f"space.resolution: expected a non-empty list of choices, got {res!r}")
+        res = tuple(sorted(_pos_int(r, "space.resolution") for r in res))
+        if len(set(res)) != len(res):
+            raise SpaceError(f"space.resolution: duplicate choices in {list(res)}")
+        act = d.get("activation", "relu6")
+        if act not in ACTIVATIONS:
+            raise SpaceError(f"space.activation: {act!r} is not one of {list(ACTIVATIONS)}")
+        stem = d.get("stem")
+        if not isinstance(stem, Mapping) or "channels" not in stem:
+            raise SpaceError("space.stem: expected an object with 'channels' (and optional 'kernel', 'stride')")
+        head = d.get("head")
+        if not isinstance(head, Mapping) or "channels" not in head:
+            raise SpaceError("space.head: expected an object with 'channels'")
+        stem_kernel = _pos_int(stem.get("kernel", 3), "space.stem.kernel")
+        if stem_kernel % 2 == 0:
+            raise SpaceError(f"space.stem.kernel: must be odd, got {stem_kernel}")
+        stem_stride = stem.get("stride", 2)
+        if stem_stride not in (1, 2):
+            raise SpaceError(f"space.stem.stride: must be 1 or 2, got {stem_stride!r}")
+        raw = d.get("layers")
+        if not isinstance(raw, list) or not raw:
+            raise SpaceError("space.layers: expected a non-empty list of layer objects")
+        layers = []
+        for i, layer in enumerate(raw):
+            where = f"space.layers[{i}]"
+            if not isinstance(layer, Mapping) or set(layer) - {"channels", "stride", "choices"}:
+                raise SpaceError(f"{where}: expected an object with 'channels', 'stride', 'choices'; got {layer!r}")
+            if layer.get("stride", 1) not in (1, 2):
+                raise SpaceError(f"{where}.stride: must be 1 or 2, got {layer.get('stride')!r}")
+            choices = layer.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise SpaceError(f"{where}.choices: expected a non-empty list of block names")
+            for c in choices:
+                if c not in BLOCKS:
+                    raise SpaceError(f"{where}.choices: unknown block {c!r}; valid: {', '.join(BLOCKS.names())}")
+            if len(set(choices)) != len(choices):
+                raise SpaceError(f"{where}.choices: duplicate blocks in {choices}")
+            layers.append(LayerChoice(_pos_int(layer.get("channels"), f"{where}.channels"),
+                                      int(layer.get("stride", 1)), tuple(choices)))
+        space = cls(name=str(d.get("name", "unnamed")), in_channels=int(d["in_channels"]),
+                    num_classes=int(d["num_classes"]), resolution=res,
+                    stem_channels=_pos_int(stem["channels"], "space.stem.channels"),
+                    stem_kernel=stem_kernel, stem_stride=int(stem_stride),
+                    head_channels=_pos_int(head["channels"], "space.head.channels"),
+                    layers=tuple(layers), activation=act)
+        total = space.stem_stride * 2 ** sum(layer.stride == 2 for layer in space.layers)
+        if min(res) < total:
+            raise SpaceError(f"space.resolution: {min(res)} px is smaller than the total stride {total}")
+        return space
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "in_channels": self.in_channels, "num_classes": self.num_classes,
+                "resolution": list(self.resolution), "activation": self.activation,
+                "stem": {"channels": self.stem_channels, "kernel": self.stem_kernel, "stride": self.stem_stride},
+                "layers": [{"channels": layer.channels, "stride": layer.stride, "choices": list(layer.choices)}
+                           for layer in self.layers],
+                "head": {"channels": self.head_channels}}
+
+    # -------------------------------------------------------------- dimensions
+    def dimensions(self) -> list[tuple[str, tuple]]:
+        """Every searchable dimension as (path, choices), in encoding order."""
+        return [("resolution", self.resolution)] + [(f"layers[{i}]", layer.choices)
+                                                    for i, layer in enumerate(self.layers)]
+
+    @property
+    def encoding_length(self) -> int:
+        return 1 + len(self.layers)
+
+    def size(self) -> int:
+        """Number of distinct architectures in the space."""
+        return int(np.prod([len(c) for _, c in self.dimensions()], dtype=object))
+
+    def layer_io(self, resolution: int) -> list[tuple[int, int, int, int]]:
+        """(cin, cout, stride, input size px) of every layer at input ``resolution``."""
+        out = []
+        h = -(-resolution // self.stem_stride)
+        cin = self.stem_channels
+        for layer in self.layers:
+            out.append((cin, layer.channels, layer.stride, h))
+            h, cin = -(-h // layer.stride), layer.channels
+        return out
+
+    def head_input(self, resolution: int) -> tuple[int, int]:
+        """(channels, size px) entering the head at input ``resolution``."""
+        cin, cout, stride, h = self.layer_io(resolution)[-1]
+        return cout, -(-h // stride)
+
+    # ---------------------------------------------------------- architectures
+    def sample(self, rng: np.random.Generator) -> "LayerArch":
+        """One architecture drawn uniformly per dimension."""
+        return self.from_indices([int(rng.integers(len(c))) for _, c in self.dimensions()])
+
+    def from_indices(self, indices: Sequence[int]) -> "LayerArch":
+        """The architecture that picks ``choices[indices[j]]`` in dimension j."""
+        dims = self.dimensions()
+        if len(indices) != len(dims):
+            raise SpaceError(f"expected {len(dims)} choice indices, got {len(indices)}")
+        values = [choices[int(i)] for (_, choices), i in zip(dims, indices)]
+        return LayerArch(resolution=int(values[0]), layers=tuple(str(v) for v in values[1:]))
+
+    def indices(self, arch) -> list[int]:
+        """Choice index of every dimension of ``arch`` (validates it)."""
+        self.validate(arch)
+        return [choices.index(v) for (_, choices), v in zip(self.dimensions(), arch.values())]
+
+    def validate(self, arch) -> None:
+        """Raise SpaceError naming the first field of ``arch`` that the space does not allow."""
+        if not isinstance(arch, LayerArch):
+            raise SpaceError(f"space {self.name!r} is a per-layer space; the architecture has no 'layers'")
+        if len(arch.layers) != len(self.layers):
+            raise SpaceError(f"architecture has {len(arch.layers)} layers, space {self.name!r} has {len(self.layers)}")
+        for (path, choices), v in zip(self.dimensions(), arch.values()):
+            if v not in choices:
+                raise SpaceError(f"architecture field {path}={v!r} is not allowed in space "
+                                 f"{self.name!r}; choices: {list(choices)}")
+
+    def encode(self, arch) -> np.ndarray:
+        """``(encoding_length,)`` float64 in [0, 1]: choice index / (choices - 1)."""
+        idx = self.indices(arch)
+        sizes = [len(c) for _, c in self.dimensions()]
+        return np.array([i / (n - 1) if n > 1 else 0.0 for i, n in zip(idx, sizes)])
+
+    def decode(self, vector: Sequence[float]) -> "LayerArch":
+        """Inverse of :meth:`encode` (rounds to the nearest choice)."""
+        sizes = [len(c) for _, c in self.dimensions()]
+        if len(vector) != len(sizes):
+            raise SpaceError(f"expected a vector of length {len(sizes)}, got {len(vector)}")
+        idx = [int(round(float(x) * (n - 1))) if n > 1 else 0 for x, n in zip(vector, sizes)]
+        return self.from_indices([min(max(i, 0), n - 1) for i, n in zip(idx, sizes)])
+
+    def mutate(self, arch, rng: np.random.Generator, prob: float = 0.1) -> "LayerArch":
+        """Resample each dimension with probability ``prob``; at least one always changes."""
+        idx = self.indices(arch)
+        dims = self.dimensions()
+        free = [j for j, (_, c) in enumerate(dims) if len(c) > 1]
+        if not free:
+            return arch
+        flips = [j for j in free if rng.random() < prob] or [free[int(rng.integers(len(free)))]]
+        for j in flips:
+            n = len(dims[j][1])
+            idx[j] = (idx[j] + 1 + int(rng.integers(n - 1))) % n
+        return self.from_indices(idx)
+
+    def crossover(self, a, b, rng: np.random.Generator) -> "LayerArch":
+        """Uniform crossover: each dimension from ``a`` or ``b`` with equal odds."""
+        ia, ib = self.indices(a), self.indices(b)
+        pick = rng.random(len(ia)) < 0.5
+        return self.from_indices([x if p else y for x, y, p in zip(ia, ib, pick)])
+
+    # ------------------------------------------------------------------- costs
+    def cost_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Closed-form costs: ``fixed (R, 2)`` (stem + head per resolution choice) and
+        ``per_layer (R, L, C, 2)`` (layer l with choice c; C = most choices, unused
+        entries 0), as (parameters, MACs); plus ``sizes (L,)`` choices per layer."""
+        from .blocks import conv_cost, head_cost
+
+        n_choice = max(len(layer.choices) for layer in self.layers)
+        fixed = np.zeros((len(self.resolution), 2))
+        per = np.zeros((len(self.resolution), len(self.layers), n_choice, 2))
+        for ri, res in enumerate(self.resolution):
+            p, m, _ = conv_cost(self.in_channels, self.stem_channels, self.stem_kernel, self.stem_stride, res)
+            cin, h = self.head_input(res)
+            hp, hm = head_cost(cin, self.head_channels, self.num_classes, h)
+            fixed[ri] = (p + hp, m + hm)
+            for li, (ci, co, s, hh) in enumerate(self.layer_io(res)):
+                for bi, name in enumerate(self.layers[li].choices):
+                    per[ri, li, bi] = BLOCKS.get(name).cost(ci, co, s, hh)
+        return fixed, per, np.array([len(layer.choices) for layer in self.layers])
+
+    def costs(self, indices) -> np.ndarray:
+        """``(N, 2)`` float64 (parameters, MACs at batch 1) of choice-index rows ``(N, D)``."""
+        idx = np.atleast_2d(np.asarray(indices, dtype=np.int64))
+        fixed, per, _ = self._cost_cache()
+        out = fixed[idx[:, 0]].copy()
+        for li in range(len(self.layers)):
+            out += per[idx[:, 0], li, idx[:, 1 + li]]
+        return out
+
+    def _cost_cache(self):
+        cache = _COST_CACHE.get(self)
+        if cache is None:
+            cache = _COST_CACHE[self] = self.cost_tables()
+        return cache
+
+
+_COST_CACHE: dict = {}
+
+
+@dataclass(frozen=True)
+class LayerArch:
+    """One network of a per-layer space: input resolution and one block name per layer."""
+
+    resolution: int
+    layers: tuple[str, ...]
+
+    def values(self) -> list:
+        return [self.resolution, *self.layers]
+
+    def to_dict(self) -> dict:
+        return {"resolution": self.resolution, "layers": list(self.layers)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "LayerArch":
+        """Parse a per-layer architecture; raises SpaceError naming what is wrong."""
+        if not isinstance(d, Mapping):
+            raise SpaceError(f"architecture: expected a JSON object, got {type(d).__name__}")
+        unknown = set(d) - {"resolution", "layers", "space"}
+        if unknown:
+            raise SpaceError(f"architecture: unknown fields {sorted(unknown)}")
+        if "resolution" not in d:
+            raise SpaceError("architecture: missing fields ['resolution']")
+        res = _pos_int(d["resolution"], "architecture field resolution")
+        layers = d["layers"]
+        if not isinstance(layers, list) or not layers or not all(isinstance(x, str) for x in layers):
+            raise SpaceError(f"architecture field layers: expected a non-empty list of block names, got {layers!r}")
+        return cls(res, tuple(layers))
+
+    @classmethod
+    def from_json(cls, text: str) -> "LayerArch":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise SpaceError(f"architecture is not valid JSON: {e}") from None
