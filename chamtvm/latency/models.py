@@ -77,7 +77,8 @@ class KernelCostModel:
     """Latency of one kernel call (microseconds) from its features."""
 
     def __init__(self, n_estimators: int = 600, max_depth: int = 6, learning_rate: float = 0.05,
-                 random_state: int = 0):
+                 random_state: int = 0, cv_folds: int = 5):
+        self.cv_folds = cv_folds  # folds of the error estimate behind intervals (0: no intervals)
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -107,7 +108,7 @@ class KernelCostModel:
                            subsample=0.9, colsample_bytree=0.9)
         self.model_.fit(X, y)
         self.n_rows_ = len(rows)
-        self.error_quantiles_ = self._cv_error_quantiles(rows, X, y)
+        self.error_quantiles_ = self._cv_error_quantiles(rows, X, y, self.cv_folds) if self.cv_folds > 1 else {}
         return self
 
     def _cv_error_quantiles(self, rows, X, y, folds: int = 5) -> dict:
@@ -168,6 +169,8 @@ class KernelCostModel:
     @classmethod
     def load(cls, path: str | Path, table: LatencyTable | None = None) -> "KernelCostModel":
         meta = _load_meta(Path(path))
+        if meta.get("features") != list(KERNEL_FEATURES):
+            raise StaleModelError(f"{path} was trained on other kernel features (an older chamtvm); refit it")
         if table is not None and meta["table_digest"] != table_digest(table):
             raise StaleModelError(f"{path} was trained on an older state of {table.path}; refit it")
         m = cls(**meta["params"])
