@@ -146,10 +146,12 @@ def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None
     keys_of_family: dict[str, set] = {}
     for (m, res), ks in models.items():
         keys_of_family.setdefault(real.family_of(m), set()).update(k for k, _ in ks)
-    make = model_factory or (lambda: KernelCostModel(cv_folds=0))  # intervals are not judged here
+    # intervals (5-fold CV inside fit) are judged on the sweep-only protocols, where one model serves all
+    make = model_factory or (lambda folds=0: KernelCostModel(cv_folds=folds))
 
-    def predict(train_keys: set, m, res, km):
+    def predict(train_keys: set, m, res, km, bounds=None):
         total, est, n_est = 0.0, 0.0, 0
+        lo = hi = 0.0
         todo = []
         for k, c in models[(m, res)]:
             if k in train_keys:
@@ -157,10 +159,14 @@ def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None
             elif k in rows:
                 todo.append((rows[k], c))
         if todo:
-            us = km.predict_us([r for r, _ in todo])
-            for (r, c), u in zip(todo, us):
+            us, ul, uh = km.predict_interval_us([r for r, _ in todo])
+            for (r, c), u, a, b in zip(todo, us, ul, uh):
                 est += float(u) * c
+                lo += float(a) * c
+                hi += float(b) * c
                 n_est += c
+        if bounds is not None:
+            bounds[:] = [total + lo, total + hi]
         return total + est, n_est
 
     protocols = {}
@@ -189,7 +195,7 @@ def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None
                 train = base & set(rows)
             key = frozenset(train)
             if key not in fitted:
-                fitted[key] = make().fit([rows[k] for k in sorted(train)])
+                fitted[key] = make(0 if lofo or sweeps is None else 5).fit([rows[k] for k in sorted(train)])
             km = fitted[key]
             # kernel level: log(predicted / measured) of the family's estimated kernels
             test = {}
@@ -213,13 +219,15 @@ def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None
                     ratios.append(row["runtime_us_p50"] / s2)
             scale = float(np.median(ratios)) if ratios else 1.0
             for m, res in fam_nets:
-                s, n_est = predict(train, m, res, km)
+                bounds: list[float] = []
+                s, n_est = predict(train, m, res, km, bounds)
                 calls = sum(c for _, c in models[(m, res)])
                 per_model.append({"model": m, "family": fam, "resolution": res,
                                   "measured_ms": nets[(m, res)]["runtime_us_p50"] / 1e3,
                                   "measured_iqr_spread_pct": nets[(m, res)]["iqr_spread_pct"],
                                   "predicted_sum_ms": s / 1e3, "predicted_scaled_ms": s * scale / 1e3,
-                                  "scale_from_other_families": scale, "estimated_calls": n_est, "calls": calls})
+                                  "scale_from_other_families": scale, "estimated_calls": n_est, "calls": calls,
+                                  "predicted_range_ms": [bounds[0] / 1e3, bounds[1] / 1e3]})
         summary = {}
         for which in ("predicted_sum_ms", "predicted_scaled_ms"):
             block = {"all": _metrics([p[which] for p in per_model], [p["measured_ms"] for p in per_model])}
@@ -230,6 +238,10 @@ def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None
                                                [p["measured_ms"] for p in per_model if p["family"] == f])
                                    for f in sorted({p["family"] for p in per_model})}
             summary[which] = block
+        inside = [p["predicted_range_ms"][0] <= p["measured_ms"] <= p["predicted_range_ms"][1] for p in per_model
+                  if p["predicted_range_ms"][1] > p["predicted_range_ms"][0]]
+        summary["range_coverage"] = {"n_with_range": len(inside),
+                                     "share_measured_inside": float(np.mean(inside)) if inside else None}
         ke = np.array([e for _, e, _ in kernel_errs]) if kernel_errs else np.zeros(0)
         kw = np.array([w for _, _, w in kernel_errs]) if kernel_errs else np.zeros(0)
         kernel_level = {"n_estimated": int(len(ke))}
@@ -305,6 +317,13 @@ def main() -> int:
             print(f"{case:<28} {which:<20} n={m['n']:<3} within10={m.get('within_10pct', 0) * 100:5.1f}% "
                   f"within5={m.get('within_5pct', 0) * 100:5.1f}% MAPE={m.get('mape_pct', float('nan')):5.1f}% "
                   f"mean err={m.get('mean_err_pct', float('nan')):+6.1f}% tau={m.get('kendall_tau', float('nan')):.2f}")
+        rc, kl = p["summary"]["range_coverage"], p["kernel_level"]
+        if rc["n_with_range"]:
+            print(f"{case:<28} measured inside the predicted range: {rc['share_measured_inside'] * 100:.0f}% "
+                  f"of {rc['n_with_range']}")
+        if kl["n_estimated"]:
+            print(f"{case:<28} kernels estimated: {kl['n_estimated']}, median |log err| "
+                  f"{kl['median_abs_log_err']:.3f}, time-weighted mean log err {kl['time_weighted_mean_log_err']:+.3f}")
     print("contended timings (2 shared cores); spread of each network's repeats in the JSON")
     return 0
 

@@ -25,13 +25,10 @@ def _probe_modules():
     import torch
     from torch import nn
 
-    from ..space.model import randomize_batchnorm
+    from ..space.model import conv_bn, randomize_batchnorm
 
     def cbn(cin, cout, k, s, groups=1, act=nn.ReLU):
-        layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-        if act is not None:
-            layers.append(act())
-        return nn.Sequential(*layers)
+        return conv_bn(cin, cout, k, s, groups=groups, relu=False, act=act)
 
     class Multi(nn.Module):
         def __init__(self, blocks, where):
@@ -181,10 +178,7 @@ def _real_probe(s: dict):
             "none": None}
 
     def cba(cin, cout, k, stride, groups=1, act="relu"):
-        layers = list(conv_bn(cin, cout, k, stride, groups=groups, relu=False))
-        if acts[act] is not None:
-            layers.append(acts[act]())
-        return nn.Sequential(*layers)
+        return conv_bn(cin, cout, k, stride, groups=groups, relu=False, act=acts[act])
 
     class Res(nn.Module):
         def __init__(self, body):

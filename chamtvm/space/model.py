@@ -16,15 +16,18 @@ if TYPE_CHECKING:  # torch is heavy: imported when a model is first built
 from .schema import Arch, SearchSpace
 
 
-def conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, relu: bool = True):
-    """Conv2d (no bias, 'same' padding) + BatchNorm2d (+ ReLU6) as an ``nn.Sequential``."""
+def conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, relu: bool = True, act=None):
+    """Conv2d (no bias, 'same' padding) + BatchNorm2d (+ ReLU6, or ``act()`` when an
+    activation class is given) as an ``nn.Sequential``."""
     from torch import nn
 
     layers = [
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
     ]
-    if relu:
+    if act is not None:
+        layers.append(act())
+    elif relu:
         layers.append(nn.ReLU6(inplace=False))
     return nn.Sequential(*layers)
 

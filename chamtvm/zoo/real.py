@@ -54,11 +54,8 @@ def _modules():
     from ..space.model import conv_bn
 
     def cba(cin, cout, k=3, s=1, groups=1, act=nn.ReLU):
-        """conv_bn without its ReLU6, then ``act`` (None: linear)."""
-        layers = list(conv_bn(cin, cout, k, s, groups=groups, relu=False))
-        if act is not None:
-            layers.append(act())
-        return nn.Sequential(*layers)
+        """Conv + BN + ``act`` (None: linear)."""
+        return conv_bn(cin, cout, k, s, groups=groups, relu=False, act=act)
 
     class SE(nn.Module):
         def __init__(self, c, squeeze, act=nn.ReLU, gate=nn.Sigmoid):
