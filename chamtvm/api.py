@@ -41,15 +41,21 @@ def lower_any(model, input_shape=None) -> LoweredNetwork:
 
 
 def predict_latency(model, target: str | TargetSpec, input_shape=None, luts_dir=None,
-                    schedules_dir=None, residual_space: str | None = None) -> FullPrediction:
-    """Predicted latency of ``model`` on ``target`` with its per-kernel breakdown.
+                    schedules_dir=None, residual_space: str | None = None, measure_missing: bool = False,
+                    tracker: tuple[str, int] | None = None, key: str | None = None) -> FullPrediction:
+    """Predicted latency of ``model`` on ``target`` with its per-kernel breakdown, where each
+    kernel's figure came from, and a range.
 
-    The table sum (unseen kernels priced by the kernel model); ``residual_space`` also
-    applies the residual learned on that space's networks (for models of that family)."""
-    from .latency.loading import load_predictor
+    The table sum (unseen kernels priced by the kernel model, with an 80 % interval);
+    ``residual_space`` also applies the residual learned on that space's networks (for models
+    of that family). ``measure_missing`` first measures the kernels the table lacks, locally
+    or through the RPC ``tracker`` (``(host, port)``) with device ``key``, and appends them."""
+    from .latency.on_demand import predict_prepared
+    from .measure.runners import make_runner
 
     spec = target if isinstance(target, TargetSpec) else get_target(target)
     table = LatencyTable.for_target(spec.name, luts_dir)
     net = lower_any(model, input_shape)
     sched = ScheduleSource(spec, Path(schedules_dir) / spec.name if schedules_dir else None)
-    return load_predictor(table, space=residual_space).predict(prepare(net.kernels, spec, sched))
+    runner = make_runner(spec, tracker, key) if measure_missing else None
+    return predict_prepared(prepare(net.kernels, spec, sched), table, spec, runner, space=residual_space)

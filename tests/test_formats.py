@@ -53,18 +53,29 @@ def test_v1_network_journal_loads(v1):
     assert all(r["table_sum_us"] > 0 and r["runtime_us_p50"] > 0 and r["kernel_keys"] for r in rows)
 
 
-def test_v1_saved_latency_models_load_and_are_not_stale(v1):
+def test_v1_saved_latency_models_load_or_are_reported_stale(v1):
+    """v1 residuals load; a v1 kernel model (trained on the kernel features of v1, before the
+    real-network features) is reported stale with a message and left out, never a traceback,
+    and refitting it over the same table works."""
     from chamtvm.latency.loading import load_predictor
-    from chamtvm.latency.models import KernelCostModel
+    from chamtvm.latency.models import KernelCostModel, StaleModelError
     from chamtvm.table.store import LatencyTable
 
     table = LatencyTable.for_target("x86", v1 / "luts")
     notes = []
     pred = load_predictor(table, log=notes.append, space="tiny3")
-    assert notes == []
-    assert pred.kernel_model is not None and pred.residual is not None
-    assert pred.residual.mode == "scale"
-    model = KernelCostModel.load(v1 / "luts" / "x86.kernel_model.json", table)
+    assert pred.residual is not None and pred.residual.mode == "scale"
+    kpath = v1 / "luts" / "x86.kernel_model.json"
+    try:
+        model = KernelCostModel.load(kpath, table)
+    except StaleModelError as e:
+        assert "refit it" in str(e) and pred.kernel_model is None
+        assert len(notes) == 1 and "x86.kernel_model.json" in notes[0]
+        model = KernelCostModel().fit(list(table.rows()))
+        model.save(kpath, table)
+        assert KernelCostModel.load(kpath, table).n_rows_ == 38
+    else:
+        assert notes == [] and pred.kernel_model is not None
     rows = list(table.rows())
     us = model.predict_us(rows)
     measured = np.array([r["runtime_us_p50"] for r in rows])

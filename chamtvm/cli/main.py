@@ -7,7 +7,6 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from ..latency.loading import load_predictor
 from ..measure.runners import make_runner
 
 
@@ -76,7 +75,7 @@ def cmd_predict(args) -> int:
 
     target = get_target(args.target)
     table = LatencyTable.for_target(target.name, _lut_dir(args))
-    if len(table) == 0:
+    if len(table) == 0 and not args.measure_missing:
         msg = v.no_table_message(table.path, target.name)
         if args.json:
             print(json.dumps({"model": str(args.model), "target": target.name, "table": str(table.path),
@@ -85,12 +84,21 @@ def cmd_predict(args) -> int:
     net = _lowered(args)
     sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
     prepared = prepare(net.kernels, target, sched)
+    runner = _runner(args, target) if args.measure_missing else None
     if args.table_sum_only:
+        if runner is not None:
+            from ..latency.on_demand import measure_missing
+
+            with runner:
+                measure_missing(prepared, table, target, runner, log=lambda m: print(m, file=sys.stderr))
         pred = table_sum(prepared, table, args.statistic)
         out = {"model": str(args.model), "target": target.name, "table": str(table.path), **pred.to_dict()}
         complete = pred.complete
     else:
-        full = load_predictor(table, log=lambda m: print(m, file=sys.stderr), space=net.space).predict(prepared)
+        from ..latency.on_demand import predict_prepared
+
+        full = predict_prepared(prepared, table, target, runner, space=net.space,
+                                log=lambda m: print(m, file=sys.stderr))
         for note in v.extrapolation_notes(full.kernels, table):
             print(note, file=sys.stderr)
         out = {"model": str(args.model), "target": target.name, "table": str(table.path), **full.to_dict()}
@@ -98,12 +106,9 @@ def cmd_predict(args) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
     else:
-        how = "table sum" if args.table_sum_only else f"table sum {out['table_sum_ms']:.3f} ms, residual {out['residual']}"
-        print(f"{args.model}: predicted {out['latency_ms']:.3f} ms on {target.name} ({how}, "
-              f"{len(out['kernels'])} kernels)")
-        for k in out["kernels"][:10]:
-            est = "  (estimated: not in table)" if k.get("estimated") else ""
-            print(f"  {k['name']:<40} x{k['count']:<3} {k['latency_us'] * k['count']:>10.1f} us{est}")
+        from ..latency.report import format_prediction
+
+        print(format_prediction(str(args.model), target.name, out, args.table_sum_only))
         missing = out.get("missing") or out.get("missing_kernels") or []
         if missing:
             print(f"  MISSING ({len(missing)} kernels not in the table and no kernel model to price them; not counted)")
@@ -258,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
     p.add_argument("--table-sum-only", action="store_true",
                    help="plain table sum (no learned models); missing kernels are listed, not priced")
+    p.add_argument("--measure-missing", action="store_true",
+                   help="first measure the kernels the table lacks (locally, or through --tracker/--key) and "
+                        "append them to the table")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("measure", help="compile a model for the target and measure it end to end")

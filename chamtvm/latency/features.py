@@ -13,10 +13,24 @@ import numpy as np
 
 KINDS = ("conv1x1", "depthwise", "conv_kxk", "dense", "pool", "other")
 
+# Finer operator classes for the kernel model only (network features keep ``KINDS``, so
+# saved residual models keep their width).
+FINE_KINDS = ("conv1x1", "depthwise", "conv_kxk", "grouped", "dense", "batch_matmul", "pool", "reduce",
+              "softmax", "layer_norm", "eltwise", "layout", "other")
+
+# name tokens of fused epilogues whose cost differs from a plain add: transcendental gates
+# (sigmoid/SiLU/GELU/softmax), divides (hard-swish/-sigmoid are clip + multiply + divide)
+_TRANSCENDENTAL = ("sigmoid", "exp", "erf", "tanh", "softmax", "gelu", "silu", "swish")
+
 KERNEL_FEATURES = (
     *[f"kind_{k}" for k in KINDS],
     "log_flops", "log_bytes", "log_intensity", "in_c", "in_hw", "out_c", "out_hw", "kernel_hw",
     "stride", "log_out_elems", "residual", "activation", "tuned", "fused_ops",
+    # added for real networks: working sets far beyond the space's, grouped convolutions,
+    # token-major matmuls, epilogue chains (see benchmarks/bench_real_models.py)
+    *[f"fine_{k}" for k in FINE_KINDS],
+    "log_in_bytes", "log_weight_bytes", "log_out_bytes", "log_reduction", "log_groups", "log_inner_dim",
+    "transcendental", "divides", "multiplies", "n_args",
 )
 
 # Every network feature is a sum or a max over kernel calls, so a batch of networks can be
@@ -45,6 +59,36 @@ def kernel_kind(name: str, args: Sequence[tuple]) -> str:
     return "other"
 
 
+def fine_kind(name: str, args: Sequence[tuple]) -> str:
+    """Finer operator class than ``kernel_kind`` (grouped convolutions, batch matmuls,
+    normalizations, layout kernels)."""
+    kind = kernel_kind(name, args)
+    if kind == "conv_kxk" or kind == "conv1x1":
+        w = args[1][0]
+        in_c = args[0][0][1] if len(args[0][0]) == 4 else 0
+        if in_c and w[1] < in_c and w[1] > 1:
+            return "grouped"
+        return kind
+    if kind == "depthwise":
+        return kind
+    if "matmul" in name:
+        return "batch_matmul" if len(args[0][0]) >= 3 and len(args) >= 2 and len(args[1][0]) >= 3 else "dense"
+    if kind == "dense":
+        return "dense"
+    if "softmax" in name:
+        return "softmax"
+    if "layer_norm" in name or "norm" in name:
+        return "layer_norm"
+    if kind == "pool":
+        return "pool" if "pool" in name else "reduce"
+    if any(t in name for t in ("transpose", "reshape", "concatenate", "split", "strided_slice", "take", "squeeze")):
+        return "layout"
+    if any(t in name for t in ("add", "multiply", "divide", "subtract", "clip", "relu", "maximum", "minimum",
+                               "sigmoid", "tanh", "erf", "exp")):
+        return "eltwise"
+    return "other"
+
+
 def _nchw(shape) -> tuple[int, int]:
     """(channels, spatial size) of an NCHW shape, or (size, 1) otherwise."""
     if len(shape) == 4:
@@ -66,12 +110,25 @@ def kernel_feature_vector(name: str, args: Sequence[tuple], flops: float, nbytes
     residual = sum(1 for s in shapes[:-1] if s == shapes[-1] and s != shapes[0]) + (
         1 if len(shapes) > 2 and shapes[0] == shapes[-1] and kind != "depthwise" else 0)
     activation = 1.0 if ("clip" in name or "maximum" in name or "relu" in name) else 0.0
+    fine = fine_kind(name, args)
+    nbytes_of = [float(np.prod(sh)) * 4.0 if sh else 4.0 for sh in shapes]
+    weight_bytes = nbytes_of[1] if len(nbytes_of) > 2 and kind in ("depthwise", "conv1x1", "conv_kxk", "dense") else 0.0
+    groups = 1.0
+    if kind in ("depthwise", "conv1x1", "conv_kxk") and len(shapes[1]) == 4 and shapes[1][1]:
+        groups = max(in_c / shapes[1][1], 1.0)
+    tokens = [t.rstrip("0123456789") for t in name.split("_")]
     return np.array([
         *[1.0 if kind == k else 0.0 for k in KINDS],
         math.log1p(flops), math.log1p(nbytes), math.log1p(flops / max(nbytes, 1.0)),
         in_c, in_hw, out_c, out_hw, kernel_hw, stride, math.log1p(out_elems),
         float(residual > 0), activation, 0.0 if schedule == "default" else 1.0,
         float(len([t for t in name.split("_") if t not in ("", "fused", "tir")])),  # ops fused
+        *[1.0 if fine == k else 0.0 for k in FINE_KINDS],
+        math.log1p(nbytes_of[0] if nbytes_of else 0.0), math.log1p(weight_bytes),
+        math.log1p(nbytes_of[-1] if nbytes_of else 0.0), math.log1p(flops / max(out_elems, 1.0)),
+        math.log(groups), math.log1p(shapes[-1][-1] if shapes and shapes[-1] else 1),
+        float(sum(t in _TRANSCENDENTAL for t in tokens)), float(tokens.count("divide")),
+        float(tokens.count("multiply")), float(len(shapes)),
     ])
 
 

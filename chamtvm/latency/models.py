@@ -129,7 +129,8 @@ class KernelCostModel:
     """Latency of one kernel call (microseconds) from its features."""
 
     def __init__(self, n_estimators: int = 600, max_depth: int = 6, learning_rate: float = 0.05,
-                 random_state: int = 0):
+                 random_state: int = 0, cv_folds: int = 5):
+        self.cv_folds = cv_folds  # folds of the error estimate behind intervals (0: no intervals)
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -159,7 +160,47 @@ class KernelCostModel:
                            subsample=0.9, colsample_bytree=0.9)
         self.model_.fit(X, y)
         self.n_rows_ = len(rows)
+        self.error_quantiles_ = self._cv_error_quantiles(rows, X, y, self.cv_folds) if self.cv_folds > 1 else {}
         return self
+
+    def _cv_error_quantiles(self, rows, X, y, folds: int = 5) -> dict:
+        """Per kernel kind: 10th/50th/90th percentiles of log(measured / predicted) over
+        ``folds``-fold cross-validation on the fitted rows (what an 80 % interval of an
+        estimate is built from); kinds with fewer than 8 rows get the pooled figures."""
+        from .features import kernel_kind
+
+        if len(rows) < 4 * folds:
+            return {}
+        rng = np.random.default_rng(self.random_state)
+        fold = rng.permutation(len(rows)) % folds
+        resid = np.zeros(len(rows))
+        for f in range(folds):
+            m = _xgb(n_estimators=self.n_estimators, max_depth=self.max_depth, learning_rate=self.learning_rate,
+                     random_state=self.random_state, subsample=0.9, colsample_bytree=0.9)
+            m.fit(X[fold != f], y[fold != f])
+            resid[fold == f] = y[fold == f] - m.predict(X[fold == f])
+        kinds = np.array([kernel_kind(r["name"], r["args"]) for r in rows])
+        q = lambda v: [float(x) for x in np.percentile(v, [10, 50, 90])]  # noqa: E731
+        out = {"all": q(resid)}
+        for k in sorted(set(kinds)):
+            if (kinds == k).sum() >= 8:
+                out[k] = q(resid[kinds == k])
+        return out
+
+    def predict_interval_us(self, kernels: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(estimate, low, high) microseconds per call; [low, high] is the 80 % interval of
+        the model's cross-validated error for the kernel's kind (equal to the estimate when
+        the model was fitted on too few rows to say)."""
+        from .features import kernel_kind
+
+        est = self.predict_us(kernels)
+        eq = getattr(self, "error_quantiles_", {}) or {}
+        lo, hi = est.copy(), est.copy()
+        for i, k in enumerate(kernels):
+            q = eq.get(kernel_kind(k["name"], k["args"])) or eq.get("all")
+            if q:
+                lo[i], hi[i] = est[i] * np.exp(min(q[0], 0.0)), est[i] * np.exp(max(q[2], 0.0))
+        return est, lo, hi
 
     def predict_us(self, kernels: Sequence[dict]) -> np.ndarray:
         """Predicted microseconds per call for kernel dicts (same fields as table rows)."""
@@ -171,6 +212,7 @@ class KernelCostModel:
     def save(self, path: str | Path, table: LatencyTable) -> None:
         _save(self.model_, {"kind": "kernel_cost", "features": list(KERNEL_FEATURES),
                             "n_rows": self.n_rows_, "table": str(table.path),
+                            "error_quantiles": getattr(self, "error_quantiles_", {}),
                             "table_digest": table_digest(table), "versions": _versions(),
                             "params": {"n_estimators": self.n_estimators, "max_depth": self.max_depth,
                                        "learning_rate": self.learning_rate, "random_state": self.random_state},
@@ -180,10 +222,13 @@ class KernelCostModel:
     def load(cls, path: str | Path, table: LatencyTable | None = None) -> "KernelCostModel":
         path = Path(path)
         meta = _load_meta(path)
+        if meta.get("features") != list(KERNEL_FEATURES):
+            raise StaleModelError(f"{path} was trained on other kernel features (an older chamtvm); refit it")
         _check_digest(path, meta, table)
         m = cls(**_params(path, meta, ("n_estimators", "max_depth", "learning_rate", "random_state")))
         m.model_ = _load_xgb(path, meta)
         m.n_rows_ = meta.get("n_rows")
+        m.error_quantiles_ = meta.get("error_quantiles", {})
         return m
 
 
@@ -263,22 +308,26 @@ class ResidualModel:
 # ------------------------------------------------------------------ predictor
 def kernel_dicts(prepared, table: LatencyTable, kernel_model: KernelCostModel | None = None):
     """Per distinct kernel: features' inputs plus ``latency_us`` from the table, or from the
-    kernel model (``estimated``: True) when the table lacks it; kernels that neither can
-    price are returned apart."""
+    kernel model (``estimated``: True, with ``latency_us_low``/``latency_us_high``, its 80 %
+    interval) when the table lacks it; kernels that neither can price are returned apart."""
+    from .features import kernel_kind
+
     known, unknown = [], []
     for p in prepared:
         k = p.kernel
         d = {"name": k.name, "key": p.key, "args": [a.to_list() for a in k.args], "flops": k.flops,
              "bytes": k.bytes, "count": k.count, "schedule": p.schedule}
+        d["kind"] = kernel_kind(d["name"], d["args"])
         row = table.get(p.key)
         if row is not None:
-            d.update(latency_us=row["runtime_us_p50"], estimated=False)
+            us = row["runtime_us_p50"]
+            d.update(latency_us=us, latency_us_low=us, latency_us_high=us, estimated=False)
             known.append(d)
         else:
             unknown.append(d)
     if unknown and kernel_model is not None:
-        for d, us in zip(unknown, kernel_model.predict_us(unknown)):
-            d.update(latency_us=float(us), estimated=True)
+        for d, us, lo, hi in zip(unknown, *kernel_model.predict_interval_us(unknown)):
+            d.update(latency_us=float(us), latency_us_low=float(lo), latency_us_high=float(hi), estimated=True)
         known += unknown
         unknown = []
     return known, unknown
@@ -286,20 +335,43 @@ def kernel_dicts(prepared, table: LatencyTable, kernel_model: KernelCostModel | 
 
 @dataclass
 class FullPrediction:
+    """A network's predicted latency with where each kernel's figure came from.
+
+    ``latency_ms_low``/``latency_ms_high``: the range when every estimated kernel sits at
+    the low (high) end of its 80 % interval at once (errors of one model on one network are
+    correlated, so the ends are added, not combined in quadrature); table kernels count at
+    their median. ``measured_now``: kernels measured on demand for this prediction."""
+
     latency_ms: float
     table_sum_ms: float
     residual: str
     kernels: list[dict] = field(default_factory=list)
     estimated: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    latency_ms_low: float | None = None
+    latency_ms_high: float | None = None
+    measured_now: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"latency_ms": self.latency_ms, "table_sum_ms": self.table_sum_ms,
-                "residual": self.residual, "estimated_kernels": self.estimated,
-                "missing_kernels": self.missing, "complete": not self.missing,
-                "kernels": sorted(({"name": k["name"], "key": k["key"], "count": k["count"],
-                                   "latency_us": k["latency_us"], "estimated": k["estimated"]}
-                                  for k in self.kernels), key=lambda k: -k["latency_us"] * k["count"])}
+        now = set(self.measured_now)
+
+        def source(k):
+            return "estimated" if k["estimated"] else ("measured_now" if k["key"] in now else "table")
+
+        kernels = sorted(({"name": k["name"], "key": k["key"], "kind": k.get("kind"), "count": k["count"],
+                           "latency_us": k["latency_us"], "latency_us_low": k.get("latency_us_low"),
+                           "latency_us_high": k.get("latency_us_high"), "estimated": k["estimated"],
+                           "source": source(k)} for k in self.kernels),
+                         key=lambda k: -k["latency_us"] * k["count"])
+        calls = {s: sum(k["count"] for k in kernels if k["source"] == s) for s in ("table", "measured_now", "estimated")}
+        est_us = sum(k["latency_us"] * k["count"] for k in kernels if k["estimated"])
+        return {"latency_ms": self.latency_ms, "latency_ms_range": [self.latency_ms_low, self.latency_ms_high],
+                "range_meaning": "every estimated kernel at the low/high end of its 80 % cross-validated interval",
+                "table_sum_ms": self.table_sum_ms, "residual": self.residual,
+                "estimated_kernels": self.estimated, "missing_kernels": self.missing,
+                "complete": not self.missing, "calls_by_source": calls,
+                "estimated_share": est_us / max(self.table_sum_ms * 1e3, 1e-12),
+                "measured_now": sorted(now), "kernels": kernels}
 
 
 class LatencyPredictor:
@@ -311,17 +383,22 @@ class LatencyPredictor:
         self.kernel_model = kernel_model
         self.residual = residual
 
-    def predict(self, prepared) -> FullPrediction:
+    def predict(self, prepared, measured_now=()) -> FullPrediction:
+        """``measured_now``: table keys measured on demand for this call (reported as such)."""
         known, unknown = kernel_dicts(prepared, self.table, self.kernel_model)
         table_sum_us = sum(k["latency_us"] * k["count"] for k in known)
+        low_us = sum(k["latency_us_low"] * k["count"] for k in known)
+        high_us = sum(k["latency_us_high"] * k["count"] for k in known)
         latency_us = table_sum_us
         if self.residual is not None and known and not unknown:
             X = network_feature_vector(known)[None, :]
             latency_us = float(self.residual.predict(X, np.array([table_sum_us]))[0])
+        f = latency_us / table_sum_us if table_sum_us > 0 else 1.0
         return FullPrediction(latency_us / 1e3, table_sum_us / 1e3,
                               self.residual.mode if self.residual else "none", known,
                               [k["name"] for k in known if k["estimated"]],
-                              [k["name"] for k in unknown])
+                              [k["name"] for k in unknown], low_us * f / 1e3, high_us * f / 1e3,
+                              [k for k in measured_now])
 
 
 def network_training_set(nets: LatencyTable, table: LatencyTable, target_fingerprint: str | None = None):

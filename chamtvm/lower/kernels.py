@@ -149,13 +149,29 @@ def from_onnx_file(path: str | Path, shape: tuple[int, ...] | None = None) -> "t
                 f"{path}: input {name!r} has a dynamic shape; pass a static shape (e.g. --shape 1,3,224,224)"
             )
         shape = tuple(d.dim_value for d in dims)
+    from .onnx_simplify import failing_node, simplify, unsupported_ops
+
+    try:
+        model = simplify(model, {name: list(shape)})
+    except Exception as e:  # a graph the folding cannot walk: import it as it is
+        import warnings
+
+        warnings.warn(f"{path}: ONNX simplification skipped: {type(e).__name__}: {e}")
+    missing = unsupported_ops(model)
+    if missing:
+        listed = ", ".join(f"{op} (node {node!r})" for op, node in missing[:5])
+        raise ModelError(f"{path}: TVM's ONNX importer has no converter for {len(missing)} node(s): {listed}")
     try:
         return from_onnx(model, shape_dict={name: list(shape)})
     except Exception as e:  # the frontend raises many types on unsupported graphs
         from ..core.interrupt import reraise_if_interrupted
 
         reraise_if_interrupted()
-        raise ModelError(f"{path}: TVM could not import the model: {type(e).__name__}: {e}") from None
+        where = failing_node(e.__traceback__)
+        at = f" at {where[0]} node {where[1]!r}" if where else ""
+        msg = str(e).strip().splitlines()
+        raise ModelError(f"{path}: TVM could not import the model{at}: {type(e).__name__}: "
+                         f"{msg[-1] if msg else ''}") from None
 
 
 # ------------------------------------------------------------------- fusion

@@ -44,16 +44,23 @@ def _act(name: str):
 
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, relu: bool = True,
-            act: str = "relu6"):
-    """Conv2d (no bias, 'same' padding) + BatchNorm2d (+ ``act`` when ``relu``) as an ``nn.Sequential``."""
+            act="relu6"):
+    """Conv2d (no bias, 'same' padding) + BatchNorm2d + an activation, as an ``nn.Sequential``:
+    the one conv+BN+activation of the project (space, coverage probes, calibration, zoo).
+
+    ``act`` names an activation of ``ACTIVATIONS`` (used when ``relu`` is true), or is an
+    activation class (e.g. ``nn.Hardswish``), which is always applied; ``relu=False`` with a
+    name (or None) gives no activation (a linear projection)."""
     from torch import nn
 
     layers = [
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
     ]
-    if relu:
-        layers.append(_act(act))
+    if callable(act):
+        layers.append(act())
+    elif relu:
+        layers.append(_act(act or "relu6"))
     return nn.Sequential(*layers)
 
 

@@ -14,11 +14,10 @@ def _models():
     import torch
     from torch import nn
 
+    from ..space.model import conv_bn
+
     def cbr(cin, cout, k=3, s=1, groups=1, act=nn.ReLU):
-        layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-        if act is not None:
-            layers.append(act())
-        return nn.Sequential(*layers)
+        return conv_bn(cin, cout, k, s, groups=groups, relu=False, act=act)
 
     class Basic(nn.Module):
         def __init__(self, cin, cout, s):

@@ -1,0 +1,374 @@
+"""Real architecture families, written after torchvision's pure-Python definitions (random
+weights, no downloads), for judging latency prediction on models nobody here designed.
+
+Each family keeps the operators and the graph idioms of the original: ShuffleNetV2's
+``chunk`` + ``view``-driven channel shuffle (``Split`` and ``Shape``-driven ``Reshape`` in
+ONNX), MobileNetV3's hard-swish and hard-sigmoid squeeze-excite, EfficientNet's SiLU,
+RegNet's grouped convolutions, SqueezeNet's concatenations, a ViT-style hybrid (conv stem,
+patch tokens, layer norm, multi-head attention, GELU). Conv+BN(+activation) comes from
+``space.model.conv_bn``.
+
+``FAMILIES`` maps a family to its members; ``build(name)`` gives the torch module (eval
+mode, seeded weights, randomized BN statistics) and ``export_onnx(name, resolution, path)``
+writes it as ONNX the way a user's exporter does (legacy exporter, opset 17).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "mobilenet_v2": ("mobilenet_v2", "mobilenet_v2_x0_5"),
+    "mnasnet": ("mnasnet1_0", "mnasnet0_5"),
+    "mobilenet_v3": ("mobilenet_v3_large", "mobilenet_v3_small"),
+    "efficientnet": ("efficientnet_b0", "efficientnet_lite_x0_5"),
+    "resnet": ("resnet18", "resnet10_x0_5"),
+    "squeezenet": ("squeezenet1_1", "squeezenet1_1_x0_5"),
+    "shufflenet_v2": ("shufflenet_v2_x1_0", "shufflenet_v2_x0_5"),
+    "regnet": ("regnet_y_400mf", "regnet_x_200mf"),
+    "vit_hybrid": ("vit_hybrid_tiny", "vit_hybrid_small"),
+}
+
+
+def family_of(name: str) -> str:
+    for fam, members in FAMILIES.items():
+        if name in members:
+            return fam
+    raise KeyError(f"unknown real model {name!r}; choose one of {names()}")
+
+
+def names() -> list[str]:
+    return [m for members in FAMILIES.values() for m in members]
+
+
+def _div(v: float, divisor: int = 8) -> int:
+    """torchvision's ``_make_divisible``: round channels to a multiple of ``divisor``."""
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
+
+
+def _modules():
+    import torch
+    from torch import nn
+
+    from ..space.model import conv_bn
+
+    def cba(cin, cout, k=3, s=1, groups=1, act=nn.ReLU):
+        """Conv + BN + ``act`` (None: linear)."""
+        return conv_bn(cin, cout, k, s, groups=groups, relu=False, act=act)
+
+    class SE(nn.Module):
+        def __init__(self, c, squeeze, act=nn.ReLU, gate=nn.Sigmoid):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Conv2d(c, squeeze, 1), nn.Conv2d(squeeze, c, 1)
+            self.act, self.gate = act(), gate()
+
+        def forward(self, x):
+            s = nn.functional.adaptive_avg_pool2d(x, 1)
+            return x * self.gate(self.fc2(self.act(self.fc1(s))))
+
+    class Classifier(nn.Module):
+        def __init__(self, features, cout, num_classes=1000, hidden=None, act=nn.ReLU):
+            super().__init__()
+            self.features = features
+            layers = [nn.Linear(cout, hidden), act(), nn.Linear(hidden, num_classes)] if hidden else \
+                [nn.Linear(cout, num_classes)]
+            self.classifier = nn.Sequential(*layers)
+
+        def forward(self, x):
+            x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
+            return self.classifier(torch.flatten(x, 1))
+
+    # ------------------------------------------------------------- inverted residuals
+    class MBConv(nn.Module):
+        """Inverted residual: expand 1x1, depthwise kxk, optional SE, project 1x1."""
+
+        def __init__(self, cin, cout, k, s, expand, act=nn.ReLU6, se=None, se_act=nn.ReLU, gate=nn.Sigmoid):
+            super().__init__()
+            hidden = _div(cin * expand)
+            layers = [] if hidden == cin else [cba(cin, hidden, 1, act=act)]
+            layers.append(cba(hidden, hidden, k, s, groups=hidden, act=act))
+            if se:
+                layers.append(SE(hidden, se(cin, hidden), se_act, gate))
+            layers.append(cba(hidden, cout, 1, act=None))
+            self.block = nn.Sequential(*layers)
+            self.res = s == 1 and cin == cout
+
+        def forward(self, x):
+            y = self.block(x)
+            return x + y if self.res else y
+
+    def mobilenet_v2(width=1.0):
+        cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+               (6, 320, 1, 1)]
+        c = _div(32 * width)
+        layers = [cba(3, c, 3, 2, act=nn.ReLU6)]
+        for t, ch, n, s in cfg:
+            out = _div(ch * width)
+            for i in range(n):
+                layers.append(MBConv(c, out, 3, s if i == 0 else 1, t))
+                c = out
+        last = _div(1280 * max(1.0, width))
+        layers.append(cba(c, last, 1, act=nn.ReLU6))
+        return Classifier(nn.Sequential(*layers), last)
+
+    def mnasnet(alpha=1.0):
+        depths = [_div(d * alpha) for d in (32, 16, 24, 40, 80, 96, 192, 320)]
+        layers = [cba(3, depths[0], 3, 2), cba(depths[0], depths[0], 3, 1, groups=depths[0]),
+                  cba(depths[0], depths[1], 1, act=None)]
+        c = depths[1]
+        for out, k, s, e, n in zip(depths[2:], (3, 5, 5, 3, 5, 3), (2, 2, 2, 1, 2, 1), (3, 3, 6, 6, 6, 6),
+                                   (3, 3, 3, 2, 4, 1)):
+            for i in range(n):
+                layers.append(MBConv(c, out, k, s if i == 0 else 1, e, act=nn.ReLU))
+                c = out
+        layers.append(cba(c, 1280, 1))
+        return Classifier(nn.Sequential(*layers), 1280)
+
+    def mobilenet_v3(large=True):
+        hs = nn.Hardswish
+        se_sq = lambda cin, hidden: _div(hidden // 4)  # noqa: E731
+        if large:
+            cfg = [(16, 3, 16, 16, False, "RE", 1), (16, 3, 64, 24, False, "RE", 2), (24, 3, 72, 24, False, "RE", 1),
+                   (24, 5, 72, 40, True, "RE", 2), (40, 5, 120, 40, True, "RE", 1), (40, 5, 120, 40, True, "RE", 1),
+                   (40, 3, 240, 80, False, "HS", 2), (80, 3, 200, 80, False, "HS", 1),
+                   (80, 3, 184, 80, False, "HS", 1), (80, 3, 184, 80, False, "HS", 1),
+                   (80, 3, 480, 112, True, "HS", 1), (112, 3, 672, 112, True, "HS", 1),
+                   (112, 5, 672, 160, True, "HS", 2), (160, 5, 960, 160, True, "HS", 1),
+                   (160, 5, 960, 160, True, "HS", 1)]
+            last, hidden = 960, 1280
+        else:
+            cfg = [(16, 3, 16, 16, True, "RE", 2), (16, 3, 72, 24, False, "RE", 2), (24, 3, 88, 24, False, "RE", 1),
+                   (24, 5, 96, 40, True, "HS", 2), (40, 5, 240, 40, True, "HS", 1), (40, 5, 240, 40, True, "HS", 1),
+                   (40, 5, 120, 48, True, "HS", 1), (48, 5, 144, 48, True, "HS", 1), (48, 5, 288, 96, True, "HS", 2),
+                   (96, 5, 576, 96, True, "HS", 1), (96, 5, 576, 96, True, "HS", 1)]
+            last, hidden = 576, 1024
+        layers = [cba(3, 16, 3, 2, act=hs)]
+        for cin, k, exp, cout, se, a, s in cfg:
+            act = hs if a == "HS" else nn.ReLU
+            layers.append(MBConv(cin, cout, k, s, exp / cin, act=act, se=se_sq if se else None,
+                                 gate=nn.Hardsigmoid))
+        layers.append(cba(cfg[-1][3], last, 1, act=hs))
+        return Classifier(nn.Sequential(*layers), last, hidden=hidden, act=hs)
+
+    def efficientnet(width=1.0, se=True, act=nn.SiLU):
+        cfg = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
+               (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
+        stem = _div(32 * width)
+        layers = [cba(3, stem, 3, 2, act=act)]
+        c = stem
+        for e, k, s, _cin, cout, n in cfg:
+            out = _div(cout * width)
+            for i in range(n):
+                layers.append(MBConv(c, out, k, s if i == 0 else 1, e, act=act,
+                                     se=(lambda cin, hidden: max(1, cin // 4)) if se else None, se_act=act))
+                c = out
+        last = 4 * c
+        layers.append(cba(c, last, 1, act=act))
+        return Classifier(nn.Sequential(*layers), last)
+
+    # ------------------------------------------------------------------- resnets
+    class Basic(nn.Module):
+        def __init__(self, cin, cout, s):
+            super().__init__()
+            self.body = nn.Sequential(cba(cin, cout, 3, s), cba(cout, cout, 3, 1, act=None))
+            self.down = cba(cin, cout, 1, s, act=None) if (s != 1 or cin != cout) else nn.Identity()
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + self.down(x))
+
+    def resnet(blocks=(2, 2, 2, 2), width=1.0):
+        w = [int(64 * width * m) for m in (1, 2, 4, 8)]
+        layers = [cba(3, w[0], 7, 2), nn.MaxPool2d(3, 2, 1)]
+        c = w[0]
+        for i, (out, n) in enumerate(zip(w, blocks)):
+            for j in range(n):
+                layers.append(Basic(c, out, 2 if (j == 0 and i > 0) else 1))
+                c = out
+        return Classifier(nn.Sequential(*layers), c)
+
+    # ---------------------------------------------------------------- squeezenet
+    class Fire(nn.Module):
+        def __init__(self, cin, sq, e1, e3):
+            super().__init__()
+            self.squeeze = nn.Sequential(nn.Conv2d(cin, sq, 1), nn.ReLU())
+            self.e1 = nn.Sequential(nn.Conv2d(sq, e1, 1), nn.ReLU())
+            self.e3 = nn.Sequential(nn.Conv2d(sq, e3, 3, padding=1), nn.ReLU())
+
+        def forward(self, x):
+            x = self.squeeze(x)
+            return torch.cat([self.e1(x), self.e3(x)], 1)
+
+    class SqueezeNet(nn.Module):
+        def __init__(self, width=1.0):
+            super().__init__()
+            f = lambda v: max(8, int(v * width))  # noqa: E731
+            pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
+            self.features = nn.Sequential(
+                nn.Conv2d(3, f(64), 3, 2), nn.ReLU(), pool(),
+                Fire(f(64), f(16), f(64), f(64)), Fire(2 * f(64), f(16), f(64), f(64)), pool(),
+                Fire(2 * f(64), f(32), f(128), f(128)), Fire(2 * f(128), f(32), f(128), f(128)), pool(),
+                Fire(2 * f(128), f(48), f(192), f(192)), Fire(2 * f(192), f(48), f(192), f(192)),
+                Fire(2 * f(192), f(64), f(256), f(256)), Fire(2 * f(256), f(64), f(256), f(256)))
+            self.classifier = nn.Sequential(nn.Conv2d(2 * f(256), 1000, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+
+        def forward(self, x):
+            return torch.flatten(self.classifier(self.features(x)), 1)
+
+    # --------------------------------------------------------------- shufflenet
+    def channel_shuffle(x, groups: int):
+        n, c, h, w = x.size()  # exported as Shape -> Gather -> Reshape, as torchvision's
+        x = x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous()
+        return x.view(n, -1, h, w)
+
+    class ShuffleBlock(nn.Module):
+        def __init__(self, cin, cout, s):
+            super().__init__()
+            self.s = s
+            b = cout // 2
+            if s > 1:
+                self.branch1 = nn.Sequential(cba(cin, cin, 3, s, groups=cin, act=None), cba(cin, b, 1))
+            self.branch2 = nn.Sequential(cba(cin if s > 1 else b, b, 1), cba(b, b, 3, s, groups=b, act=None),
+                                         cba(b, b, 1))
+
+        def forward(self, x):
+            if self.s == 1:
+                x1, x2 = x.chunk(2, dim=1)  # Split with sizes computed from the shape
+                out = torch.cat((x1, self.branch2(x2)), dim=1)
+            else:
+                out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+            return channel_shuffle(out, 2)
+
+    def shufflenet_v2(stages_out):
+        layers = [cba(3, 24, 3, 2), nn.MaxPool2d(3, 2, 1)]
+        c = 24
+        for out, n in zip(stages_out[:3], (4, 8, 4)):
+            for i in range(n):
+                layers.append(ShuffleBlock(c, out, 2 if i == 0 else 1))
+                c = out
+        layers.append(cba(c, stages_out[-1], 1))
+        return Classifier(nn.Sequential(*layers), stages_out[-1])
+
+    # ------------------------------------------------------------------- regnet
+    class RegBlock(nn.Module):
+        def __init__(self, cin, cout, s, group_w, se):
+            super().__init__()
+            g = cout // group_w
+            layers = [cba(cin, cout, 1), cba(cout, cout, 3, s, groups=g)]
+            if se:
+                layers.append(SE(cout, max(1, int(round(cin * 0.25)))))
+            layers.append(cba(cout, cout, 1, act=None))
+            self.f = nn.Sequential(*layers)
+            self.proj = cba(cin, cout, 1, s, act=None) if (s != 1 or cin != cout) else nn.Identity()
+
+        def forward(self, x):
+            return torch.relu(self.proj(x) + self.f(x))
+
+    def regnet(widths, depths, group_w, se):
+        layers = [cba(3, 32, 3, 2)]
+        c = 32
+        for w, d in zip(widths, depths):
+            for i in range(d):
+                layers.append(RegBlock(c, w, 2 if i == 0 else 1, group_w, se))
+                c = w
+        return Classifier(nn.Sequential(*layers), c)
+
+    # --------------------------------------------------------------- ViT hybrid
+    class Attention(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads = heads
+            self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+        def forward(self, x):
+            b, n, d = x.shape  # Shape-driven reshapes in ONNX
+            qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            a = torch.softmax(q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5, dim=-1)
+            return self.proj((a @ v).transpose(1, 2).reshape(b, n, d))
+
+    class Encoder(nn.Module):
+        def __init__(self, dim, heads, mlp):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+            self.attn = Attention(dim, heads)
+            self.mlp = nn.Sequential(nn.Linear(dim, mlp * dim), nn.GELU(), nn.Linear(mlp * dim, dim))
+
+        def forward(self, x):
+            x = x + self.attn(self.ln1(x))
+            return x + self.mlp(self.ln2(x))
+
+    class ViTHybrid(nn.Module):
+        def __init__(self, dim, depth, heads, stem=32):
+            super().__init__()
+            self.stem = nn.Sequential(cba(3, stem, 3, 2), cba(stem, 2 * stem, 3, 2), cba(2 * stem, 2 * stem, 3, 2))
+            self.patch = nn.Conv2d(2 * stem, dim, 2, 2)
+            self.pos = nn.Parameter(torch.randn(1, dim, 7, 7) * 0.02)  # resampled to the grid, as timm does
+            self.blocks = nn.Sequential(*[Encoder(dim, heads, 4) for _ in range(depth)])
+            self.norm = nn.LayerNorm(dim)
+            self.head = nn.Linear(dim, 1000)
+
+        def forward(self, x):
+            x = self.patch(self.stem(x))
+            # Resize with sizes taken from the input's shape (Shape -> Gather -> Concat -> Resize)
+            x = x + nn.functional.interpolate(self.pos, size=(x.shape[2], x.shape[3]), mode="bilinear",
+                                              align_corners=False)
+            x = x.flatten(2).transpose(1, 2)  # (B, tokens, dim)
+            x = self.norm(self.blocks(x))
+            return self.head(x.mean(dim=1))
+
+    return {
+        "mobilenet_v2": lambda: mobilenet_v2(1.0),
+        "mobilenet_v2_x0_5": lambda: mobilenet_v2(0.5),
+        "mnasnet1_0": lambda: mnasnet(1.0),
+        "mnasnet0_5": lambda: mnasnet(0.5),
+        "mobilenet_v3_large": lambda: mobilenet_v3(True),
+        "mobilenet_v3_small": lambda: mobilenet_v3(False),
+        "efficientnet_b0": lambda: efficientnet(1.0),
+        "efficientnet_lite_x0_5": lambda: efficientnet(0.5, se=False, act=nn.ReLU6),
+        "resnet18": lambda: resnet((2, 2, 2, 2)),
+        "resnet10_x0_5": lambda: resnet((1, 1, 1, 1), 0.5),
+        "squeezenet1_1": lambda: SqueezeNet(1.0),
+        "squeezenet1_1_x0_5": lambda: SqueezeNet(0.5),
+        "shufflenet_v2_x1_0": lambda: shufflenet_v2((116, 232, 464, 1024)),
+        "shufflenet_v2_x0_5": lambda: shufflenet_v2((48, 96, 192, 1024)),
+        "regnet_y_400mf": lambda: regnet((48, 104, 208, 440), (1, 3, 6, 6), 8, True),
+        "regnet_x_200mf": lambda: regnet((24, 56, 152, 368), (1, 1, 4, 7), 8, False),
+        "vit_hybrid_tiny": lambda: ViTHybrid(96, 2, 3),
+        "vit_hybrid_small": lambda: ViTHybrid(192, 3, 3),
+    }
+
+
+def build(name: str):
+    """The torch module ``name`` (eval mode, weights from seed 0, randomized BN statistics)."""
+    import torch
+
+    from ..space.model import randomize_batchnorm
+
+    models = _modules()
+    if name not in models:
+        raise KeyError(f"unknown real model {name!r}; choose one of {names()}")
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    try:
+        m = models[name]()
+        randomize_batchnorm(m)
+    finally:
+        torch.random.set_rng_state(state)
+    return m.eval()
+
+
+def export_onnx(name: str, resolution: int, path: str | Path) -> Path:
+    """Write ``name`` with input ``1x3xRxR`` as ONNX (legacy exporter, opset 17, BN folded by
+    the exporter, shape subgraphs left as the exporter emits them); returns the path."""
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(build(name), (torch.zeros(1, 3, resolution, resolution),), str(path),
+                          input_names=["x"], opset_version=17, dynamo=False)
+    return path

@@ -1,0 +1,31 @@
+"""The development zoo of real families: every member builds and runs in torch, and every
+member's ONNX export lowers through TVM (the slow half)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chamtvm.zoo import real
+
+
+@pytest.mark.slow
+def test_every_member_builds_and_runs():
+    import torch
+
+    assert len(real.FAMILIES) >= 8 and all(len(m) >= 2 for m in real.FAMILIES.values())
+    for name in real.names():
+        with torch.no_grad():
+            out = real.build(name)(torch.zeros(1, 3, 64, 64))
+        assert out.shape == (1, 1000), name
+        assert real.family_of(name) in real.FAMILIES
+    with pytest.raises(KeyError, match="choose one of"):
+        real.build("nope")
+
+
+@pytest.mark.slow
+def test_every_member_lowers_from_onnx(tmp_path):
+    from chamtvm.lower.network import lower_onnx
+
+    for name in real.names():
+        net = lower_onnx(real.export_onnx(name, 64, tmp_path / f"{name}.onnx"))
+        assert len(net.kernels) >= 5, name
