@@ -11,6 +11,7 @@ A job is a dict:
   {"kind": "kernel", "lib": PATH, "symbol": S, "args": [[shape, dtype], ...]}
   {"kind": "ort",    "onnx": PATH, "shape": [...]}                  ONNX Runtime (CPU EP)
   {"kind": "torch",  "pt2": PATH, "shape": [...]}                   torch.export program, eager
+  {"kind": "probe"}                                               peak GFLOP/s and GB/s
   {"kind": "paired", "variants": {name: tvm/kernel job (+ "threads"), ...}}  alternated in one
                      process (result ``paired_us``: name -> per-repeat times)
 
@@ -52,6 +53,8 @@ def _worker(job: dict, threads: int, repeat: int, min_repeat_ms: float) -> dict:
     kind = job["kind"]
     if kind == "paired":
         return _paired(job, repeat, min_repeat_ms)
+    if kind == "probe":
+        return _probe(repeat, min_repeat_ms)
     if kind in ("tvm", "kernel"):
         import tvm
         from tvm import relax
@@ -90,6 +93,22 @@ def _worker(job: dict, threads: int, repeat: int, min_repeat_ms: float) -> dict:
             secs = _calls(lambda: model(x), repeat, min_repeat_ms)
         return {"samples_us": [s * 1e6 for s in secs], "version": torch.__version__}
     raise ValueError(f"unknown job kind {kind!r}")
+
+
+def _probe(repeat: int, min_repeat_ms: float) -> dict:
+    """This machine's peak, roughly: float32 GFLOP/s of a 1024^3 matmul (numpy's BLAS, at
+    the process's thread count) and GB/s of a 64 MiB copy (read + write counted)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (1024, 1024)).astype("float32")
+    b = rng.uniform(-1, 1, (1024, 1024)).astype("float32")
+    mm = min(_calls(lambda: a @ b, repeat, min_repeat_ms))
+    src = np.ones(16 << 20, dtype="float32")
+    dst = np.empty_like(src)
+    cp = min(_calls(lambda: np.copyto(dst, src), repeat, min_repeat_ms))
+    return {"gflops": 2 * 1024 ** 3 / mm / 1e9, "copy_gbytes_s": 2 * src.nbytes / cp / 1e9,
+            "how": "best of repeats: numpy float32 1024^3 matmul; 64 MiB copy (read+write)"}
 
 
 def _paired(job: dict, repeat: int, min_repeat_ms: float) -> dict:
