@@ -110,9 +110,19 @@ def fit_models(space, table: LatencyTable, nets_table: LatencyTable, target: Tar
 
 
 def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: ScheduleSource,
-                   cfg: TuneConfig, log=print, tracker: tuple[str, int, str] | None = None) -> list[dict]:
-    """Spend ``cfg.trials`` MetaSchedule trials on the most expensive untuned kernels
-    (timed on the devices under ``tracker`` for a remote target)."""
+                   cfg: TuneConfig, log=print, tracker: tuple[str, int, str] | None = None,
+                   runner: Runner | None = None) -> list[dict]:
+    """The tuning policy (``tuning.policy`` and ``tuning.transfer``): within ``cfg.trials``
+    MetaSchedule trials, tune jointly (one shared cost model, task scheduler) the most
+    expensive untuned kernel of each kind first, then the next most expensive, about
+    ``cfg.trials / cfg.trials_per_kernel`` kernels, each in rounds of half its share until
+    its gain falls under 3 % (diminishing returns); then transfer the tuned traces to the
+    untuned kernels of the same kind, measured as candidates against their default
+    schedule. Timed on the devices under ``tracker`` for a remote target. Returns one dict
+    per tuned kernel (``policy: joint``) and per transfer (``policy: transfer``)."""
+    from ..tuning.policy import TuningTask, tune_tasks
+    from ..tuning.transfer import kernel_kind, transfer_schedules
+
     if cfg.trials <= 0 or (not target.local and tracker is None):
         return []
     done = tuned_hashes(target, schedules.work_dir)
@@ -123,14 +133,31 @@ def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: 
             ranked.append((row["runtime_us_p50"] * p.kernel.count, p))
     ranked.sort(key=lambda x: -x[0])
     n = min(len(ranked), cfg.trials // max(cfg.trials_per_kernel, 1))
+    # one kernel of each kind first (the costliest), so every kind gets a trace to transfer
+    heads, seen = [], set()
+    for cost, p in ranked:
+        kind = kernel_kind(p.kernel)
+        if kind not in seen:
+            seen.add(kind)
+            heads.append((cost, p))
+    order = heads + [x for x in ranked if x not in heads]
+    order = sorted(order[:n], key=lambda x: -x[0])
     lines = []
-    bar = progress_bar(n, f"tuning {n} kernels x {cfg.trials_per_kernel} trials", cfg.progress)
-    for cost_us, p in ranked[:n]:
-        line = tune_kernel(p.kernel.func, p.kernel.struct_hash, p.kernel.name, target,
-                           cfg.trials_per_kernel, schedules.work_dir, tracker=tracker)
-        line["default_us"] = cost_us / p.kernel.count
-        lines.append(line)
-        bar.update(1)
-    bar.close()
+    if order:
+        default_us = {p.kernel.struct_hash: cost / p.kernel.count for cost, p in order}
+        log(f"tuning {len(order)} kernels jointly within {cfg.trials} trials")
+        rep = tune_tasks([TuningTask(p.kernel.func, p.kernel.struct_hash, p.kernel.name, cost)
+                          for cost, p in order], target, cfg.trials, schedules.work_dir,
+                         round_trials=max(cfg.trials_per_kernel // 2, 2), tracker=tracker, log=log)
+        for h, best in rep.best_us.items():
+            lines.append({"struct_hash": h, "policy": "joint", "trials": rep.trials.get(h, 0),
+                          "best_us": best, "default_us": default_us[h], "stopped": rep.stopped.get(h)})
+        schedules.reload()
+    if runner is None:
+        from ..measure.runners import make_runner
+
+        runner = make_runner(target, tracker[:2] if tracker else None, tracker[2] if tracker else None)
+    for t in transfer_schedules(kernels, target, runner, schedules.work_dir, log=log):
+        lines.append({**t.to_dict(), "policy": "transfer"})
     schedules.reload()
     return lines

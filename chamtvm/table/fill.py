@@ -38,6 +38,7 @@ class PreparedKernel:
     schedule: str
     kernel: Kernel
     func: object  # the PrimFunc to build (scheduled)
+    provenance: str = "default"  # default, tuned or transferred (ScheduleSource.provenance)
 
     @property
     def symbol(self) -> str:
@@ -52,7 +53,8 @@ def prepare(kernels: Iterable[Kernel], target: TargetSpec, schedules: ScheduleSo
     out = []
     for k in kernels:
         func, tag = schedules.apply(k.func)
-        out.append(PreparedKernel(make_key(target.fingerprint, tag, k.struct_hash), tag, k, func))
+        out.append(PreparedKernel(make_key(target.fingerprint, tag, k.struct_hash), tag, k, func,
+                                  schedules.provenance(tag) if tag != "default" else "default"))
     return out
 
 
@@ -63,6 +65,7 @@ def row_base(p: PreparedKernel, target: TargetSpec, runner: Runner) -> dict:
         "target": target.name,
         "target_fingerprint": target.fingerprint,
         "schedule": p.schedule,
+        "schedule_provenance": p.provenance,
         "tvm_version": tvm_version(),
         "device_label": runner.label,
         "emulated": runner.emulated,

@@ -101,8 +101,14 @@ class TargetSpec:
         )
 
     def target_json(self) -> dict:
-        """The TVM target JSON with ``num-cores`` resolved (``auto`` = this machine's cores)."""
-        t = dict(self.tvm_target)
+        """The TVM target JSON with ``num-cores`` resolved (``auto`` = this machine's cores)
+        and ``"mcpu": "host"`` resolved to this machine's CPU (see ``targets.host``)."""
+        from .host import HostCpuError, resolve_mcpu
+
+        try:
+            t = resolve_mcpu(dict(self.tvm_target))
+        except HostCpuError as e:
+            raise TargetError(f"target {self.name!r}: {e}") from None
         if self.num_cores == "auto":
             t["num-cores"] = os.cpu_count() or 1
         elif isinstance(self.num_cores, int):

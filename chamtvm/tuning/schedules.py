@@ -88,6 +88,13 @@ class ScheduleSource:
         tag = "ms-" + hashlib.sha1(trace_json.encode()).hexdigest()[:10]
         return sch.mod["main"].with_attr("tirx.is_scheduled", True), tag
 
+    def provenance(self, tag: str) -> str:
+        """Where the schedule of ``tag`` came from: ``default``, ``tuned`` (MetaSchedule on
+        this kernel) or ``transferred`` (a tuned kernel's trace re-fitted, ``tuning.transfer``)."""
+        from .provenance import provenance, transferred_tags
+
+        return provenance(tag, transferred_tags(self.work_dir))
+
     def apply_to_module(self, fused_mod):
         """Replace every kernel of a fused Relax module that the database holds by its tuned
         schedule (the same lookup as :meth:`apply`, so kernels and networks agree)."""

@@ -1,0 +1,247 @@
+"""Time deployed networks in separate processes, interleaved, with a set thread count.
+
+Shared by ``bench_codegen.py``, ``bench_deployed.py`` and ``bench_tuning_cost.py``. Each
+measurement runs in a fresh Python process (``python deployed_timing.py --worker JSON``)
+so that TVM, ONNX Runtime and torch never share a process (their thread pools and
+allocators skew each other) and so that ``TVM_NUM_THREADS`` takes effect (TVM reads it
+once, when its thread pool starts).
+
+A job is a dict:
+  {"kind": "tvm",    "lib": PATH, "inputs": [[shape, dtype], ...]}   Relax VM ``main``
+  {"kind": "kernel", "lib": PATH, "symbol": S, "args": [[shape, dtype], ...]}
+  {"kind": "ort",    "onnx": PATH, "shape": [...]}                  ONNX Runtime (CPU EP)
+  {"kind": "torch",  "pt2": PATH, "shape": [...]}                   torch.export program, eager
+  {"kind": "probe"}                                               peak GFLOP/s and GB/s
+  {"kind": "paired", "variants": {name: tvm/kernel job (+ "threads"), ...}}  alternated in one
+                     process (result ``paired_us``: name -> per-repeat times)
+
+Result: per-repeat mean time of one call, microseconds (each repeat lasts >= min_repeat_ms).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _calls(fn, repeat: int, min_repeat_ms: float) -> list[float]:
+    """Per-repeat mean seconds of ``fn()``; calls per repeat sized on a warm-up."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-7)
+    number = max(1, int(min_repeat_ms * 1e-3 / one) + 1)
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        out.append((time.perf_counter() - t0) / number)
+    return out
+
+
+def _worker(job: dict, threads: int, repeat: int, min_repeat_ms: float) -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    kind = job["kind"]
+    if kind == "paired":
+        return _paired(job, repeat, min_repeat_ms)
+    if kind == "probe":
+        return _probe(repeat, min_repeat_ms)
+    if kind in ("tvm", "kernel"):
+        import tvm
+        from tvm import relax
+
+        dev = tvm.cpu(0)
+        lib = tvm.runtime.load_module(job["lib"])
+        specs = job["inputs"] if kind == "tvm" else job["args"]
+        args = [tvm.runtime.tensor(rng.uniform(-1, 1, s).astype(d), dev) for s, d in specs]
+        if kind == "tvm":
+            vm = relax.VirtualMachine(lib, dev)
+            vm["main"](*args)
+            timer = vm.time_evaluator("main", dev, number=1, repeat=repeat, min_repeat_ms=min_repeat_ms)
+        else:
+            timer = lib.time_evaluator(job["symbol"], dev, number=1, repeat=repeat, min_repeat_ms=min_repeat_ms)
+        secs = list(timer(*args).results)
+        return {"samples_us": [float(s) * 1e6 for s in secs]}
+    if kind == "ort":
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(job["onnx"], so, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        x = rng.uniform(-1, 1, job["shape"]).astype("float32")
+        secs = _calls(lambda: sess.run(None, {name: x}), repeat, min_repeat_ms)
+        return {"samples_us": [s * 1e6 for s in secs], "version": ort.__version__}
+    if kind == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        model = torch.export.load(job["pt2"]).module()
+        x = torch.from_numpy(rng.uniform(-1, 1, job["shape"]).astype("float32"))
+        with torch.inference_mode():
+            secs = _calls(lambda: model(x), repeat, min_repeat_ms)
+        return {"samples_us": [s * 1e6 for s in secs], "version": torch.__version__}
+    raise ValueError(f"unknown job kind {kind!r}")
+
+
+def _probe(repeat: int, min_repeat_ms: float) -> dict:
+    """This machine's peak, roughly: float32 GFLOP/s of a 1024^3 matmul (numpy's BLAS, at
+    the process's thread count) and GB/s of a 64 MiB copy (read + write counted)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (1024, 1024)).astype("float32")
+    b = rng.uniform(-1, 1, (1024, 1024)).astype("float32")
+    mm = min(_calls(lambda: a @ b, repeat, min_repeat_ms))
+    src = np.ones(16 << 20, dtype="float32")
+    dst = np.empty_like(src)
+    cp = min(_calls(lambda: np.copyto(dst, src), repeat, min_repeat_ms))
+    return {"gflops": 2 * 1024 ** 3 / mm / 1e9, "copy_gbytes_s": 2 * src.nbytes / cp / 1e9,
+            "how": "best of repeats: numpy float32 1024^3 matmul; 64 MiB copy (read+write)"}
+
+
+def _paired(job: dict, repeat: int, min_repeat_ms: float) -> dict:
+    """TVM variants (``job["variants"]``: name -> tvm/kernel job plus optional "threads")
+    timed alternately in one process, one repeat each in turn, so that load from other
+    work hits every variant alike; the thread pool is resized per variant."""
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    rng = np.random.default_rng(0)
+    dev = tvm.cpu(0)
+    config = tvm.get_global_func("runtime.config_threadpool")
+    timers = {}
+    for name, v in job["variants"].items():
+        lib = tvm.runtime.load_module(v["lib"])
+        specs = v["inputs"] if v["kind"] == "tvm" else v["args"]
+        args = [tvm.runtime.tensor(rng.uniform(-1, 1, s).astype(d), dev) for s, d in specs]
+        if v["kind"] == "tvm":
+            vm = relax.VirtualMachine(lib, dev)
+            vm["main"](*args)
+            t = vm.time_evaluator("main", dev, number=1, repeat=1, min_repeat_ms=min_repeat_ms)
+            timers[name] = (t, args, v.get("threads"), vm)
+        else:
+            t = lib.time_evaluator(v["symbol"], dev, number=1, repeat=1, min_repeat_ms=min_repeat_ms)
+            timers[name] = (t, args, v.get("threads"), lib)
+    out = {n: [] for n in timers}
+    for _ in range(repeat):
+        for name, (t, args, threads, _keep) in timers.items():
+            if threads:
+                config(0, int(threads))
+            out[name].append(float(t(*args).results[0]) * 1e6)
+    return {"paired_us": out}
+
+
+def measure(job: dict, threads: int, repeat: int = 15, min_repeat_ms: float = 50,
+            timeout_s: float = 300, env: dict | None = None) -> dict:
+    """Run ``job`` in a fresh process with ``threads`` threads; ``{"samples_us": [...]}`` or
+    ``{"error": msg}``."""
+    e = {**os.environ, "TVM_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+         "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    arg = json.dumps({"job": job, "threads": threads, "repeat": repeat, "min_repeat_ms": min_repeat_ms})
+    try:
+        p = subprocess.run([sys.executable, __file__, "--worker", arg], capture_output=True, text=True,
+                           timeout=timeout_s, env=e)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s} s"}
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {"error": (p.stderr.strip().splitlines() or ["no output"])[-1][:400]}
+
+
+def interleaved(jobs: dict[str, dict], threads: int, rounds: int, repeat: int = 15,
+                min_repeat_ms: float = 50, log=print) -> dict[str, dict]:
+    """Measure every job once per round, jobs in a rotating order; per job all rounds'
+    samples, the median of the round medians and the spread (IQR/median %) of the samples."""
+    import numpy as np
+
+    from chamtvm.core.metrics import iqr_spread_pct
+
+    names = list(jobs)
+    got: dict[str, dict] = {n: {"round_medians_us": [], "samples_us": [], "errors": []} for n in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for n in order:
+            res = measure(jobs[n], threads, repeat, min_repeat_ms)
+            if "error" in res:
+                got[n]["errors"].append(res["error"])
+                log(f"  round {r} {n}: ERROR {res['error']}")
+                continue
+            got[n]["samples_us"] += res["samples_us"]
+            got[n]["round_medians_us"].append(float(np.median(res["samples_us"])))
+            if "version" in res:
+                got[n]["version"] = res["version"]
+    for n in names:
+        g = got[n]
+        if g["round_medians_us"]:
+            g["median_us"] = float(np.median(g["round_medians_us"]))
+            g["min_us"] = float(np.min(g["samples_us"]))
+            g["spread_pct"] = float(iqr_spread_pct(g["samples_us"]))
+            g["round_spread_pct"] = float(iqr_spread_pct(g["round_medians_us"])) if len(g["round_medians_us"]) > 1 else 0.0
+        log(f"  {n:40s} {g.get('median_us', float('nan')):10.1f} us  spread {g.get('spread_pct', float('nan')):5.1f} %")
+    return got
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":
+    spec = json.loads(sys.argv[2])
+    try:
+        out = _worker(spec["job"], spec["threads"], spec["repeat"], spec["min_repeat_ms"])
+    except Exception as ex:  # reported as data: one failing job never stops the run
+        out = {"error": f"{type(ex).__name__}: {str(ex).splitlines()[0][:400] if str(ex) else ''}"}
+    print(json.dumps(out))
+
+
+def paired_rounds(variants: dict[str, dict], rounds: int, repeat: int = 15, min_repeat_ms: float = 20,
+                  threads: int | None = None, log=print) -> dict:
+    """``rounds`` fresh processes, each timing ``variants`` alternately; per variant the
+    samples, median and spread, and per pair ``a/b`` the median of the per-repeat ratios
+    (the figure load swings between rounds disturb least)."""
+    import numpy as np
+
+    from chamtvm.core.metrics import iqr_spread_pct
+
+    threads = threads or max(int(v.get("threads") or 1) for v in variants.values())
+    samples = {n: [] for n in variants}
+    errors = []
+    for r in range(rounds):
+        names = list(variants)
+        order = names[r % len(names):] + names[: r % len(names)]
+        res = measure({"kind": "paired", "variants": {n: variants[n] for n in order}}, threads, repeat, min_repeat_ms)
+        if "error" in res:
+            errors.append(res["error"])
+            log(f"  round {r}: ERROR {res['error']}")
+            continue
+        for n, xs in res["paired_us"].items():
+            samples[n] += xs
+    out = {"variants": {}, "errors": errors}
+    for n, xs in samples.items():
+        if xs:
+            out["variants"][n] = {"median_us": float(np.median(xs)), "min_us": float(np.min(xs)),
+                                  "spread_pct": float(iqr_spread_pct(xs)), "samples_us": xs}
+            log(f"  {n:40s} {np.median(xs):10.1f} us  spread {iqr_spread_pct(xs):5.1f} %")
+    return out
+
+
+def paired_ratio(res: dict, a: str, b: str) -> dict:
+    """Median and IQR/median spread of the per-repeat ratios time(b)/time(a) (> 1: a is faster)."""
+    import numpy as np
+
+    from chamtvm.core.metrics import iqr_spread_pct
+
+    xa, xb = res["variants"][a]["samples_us"], res["variants"][b]["samples_us"]
+    r = np.asarray(xb) / np.asarray(xa)
+    return {"speedup": float(np.median(r)), "spread_pct": float(iqr_spread_pct(r)), "n": int(len(r)),
+            "meaning": f"time({b}) / time({a}); > 1 means {a} is faster"}

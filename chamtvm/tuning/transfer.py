@@ -1,0 +1,183 @@
+"""Transfer a tuned kernel's schedule to similar kernels, measured as candidates.
+
+Kernels of one *kind* (same fused operators, argument ranks and convolution window, e.g.
+every 1x1 convolution + bias + clip, every 3x3 depthwise one) differ only in extents. The
+best MetaSchedule trace of a tuned kernel of that kind is replayed on the new kernel with
+its tile decisions **re-fitted to the new extents** (each ``SamplePerfectTile`` keeps the
+old inner factors as far as they divide the new loop, the outer factor takes the rest);
+a few re-sampled variants of the same trace join as candidates. All candidates and the
+default schedule are built and timed; the fastest candidate, when it beats the default,
+is committed to the target's database as the kernel's record, so table rows, network
+builds and exported libraries all use it. One line per transfer goes into
+``transferred_kernels.jsonl`` (the provenance: which kernel it came from, candidates,
+times).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..lower.kernels import Kernel
+from ..targets.spec import TargetSpec
+from .provenance import TRANSFER_LOG
+from .schedules import DEFAULT_TAG, ScheduleSource, schedules_dir, workload_module
+
+
+
+def kernel_kind(k: Kernel) -> tuple:
+    """What must agree for a schedule to transfer: operator names (digits dropped),
+    argument ranks and, for convolutions, the window and whether it is depthwise."""
+    ops = re.sub(r"\d+", "", k.name)
+    ranks = tuple(len(a.shape) for a in k.args)
+    window = ()
+    if "conv2d" in k.name and len(k.args) >= 2 and len(k.args[1].shape) == 4:
+        w = k.args[1].shape
+        window = (w[2], w[3], "depthwise" if w[1] == 1 and k.args[0].shape[1] != 1 else "dense")
+    return ops, ranks, window
+
+
+def refit_tile(old: Sequence[int], extent: int, max_innermost: int = 0) -> list[int]:
+    """Tile factors for ``extent`` shaped like ``old`` (outer to inner): each inner factor
+    is the largest divisor of what is left that does not exceed the old factor."""
+    left, inner = int(extent), []
+    for i, f in enumerate(reversed([int(x) for x in old[1:]])):
+        cap = max(1, f)
+        if i == 0 and max_innermost > 0:
+            cap = min(cap, max_innermost)
+        d = max(x for x in range(1, min(cap, left) + 1) if left % x == 0)
+        inner.append(d)
+        left //= d
+    return [left] + list(reversed(inner))
+
+
+def replay(trace, func, refit: bool = True, seed: int = 1):
+    """``s_tir.Schedule`` of ``func`` with ``trace`` replayed: tile decisions re-fitted
+    (``refit``) or re-sampled (seeded, >= 1), other decisions kept. Raises when it does not apply."""
+    from tvm import s_tir
+
+    sch = s_tir.Schedule(workload_module(func), seed=seed)
+
+    def provider(inst, inputs, attrs, decision):
+        if inst.kind.name == "SamplePerfectTile":
+            if not refit:
+                return None
+            extent = int(sch.get(inputs[0]).extent)
+            return refit_tile([int(x) for x in decision], extent, int(attrs[1]))
+        return decision
+
+    trace.apply_to_schedule(sch, remove_postproc=False, decision_provider=provider)
+    return sch
+
+
+@dataclass
+class Transfer:
+    """One transfer: target kernel, source kernel, candidate count and times (us)."""
+
+    struct_hash: str
+    name: str
+    source_hash: str
+    candidates: int
+    valid: int
+    best_us: float | None
+    default_us: float | None
+    committed: bool
+    tag: str
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _time_funcs(funcs: dict[str, object], kernel: Kernel, target: TargetSpec, runner, tmp: Path) -> dict:
+    """Median time (us) of each ``name -> PrimFunc`` built into one library, or an error."""
+    from ..measure.base import KernelBatch, KernelItem
+    from ..measure.compile import build_kernel_library
+
+    out = {}
+    ok = {}
+    for name, f in funcs.items():  # a candidate that fails to build is dropped alone
+        try:
+            build_kernel_library([(name, f)], target, tmp / f"probe_{name}.so")
+            ok[name] = f
+        except Exception as e:
+            out[name] = f"build failed: {type(e).__name__}"
+    if not ok:
+        return out
+    lib = build_kernel_library(list(ok.items()), target, tmp / "candidates.so")
+    items = tuple(KernelItem(name, name, kernel.args) for name in ok)
+    for res in runner.measure_batches(iter([KernelBatch(lib, items)]), target.evaluator):
+        if res.ok:
+            import numpy as np
+
+            out[res.key] = float(np.median(res.samples_us))
+        else:
+            out[res.key] = res.error or "failed"
+    return out
+
+
+def transfer_schedules(kernels: Sequence[Kernel], target: TargetSpec, runner, work_dir: str | Path | None = None,
+                       resamples: int = 2, seed: int = 0, log=lambda s: None) -> list[Transfer]:
+    """For each kernel without a record, replay the best trace of a tuned kernel of the
+    same kind (see the module docstring); returns one ``Transfer`` per attempted kernel."""
+    import tempfile
+
+    from tvm.s_tir import meta_schedule as ms
+
+    from ..core.jsonl import append_lines
+
+    work_dir = Path(work_dir or schedules_dir(target))
+    sched = ScheduleSource(target, work_dir)
+    if not sched.has_database:
+        return []
+    db = sched.database()
+    tvm_target = target.tvm()
+    sources: dict[tuple, tuple[Kernel, object]] = {}
+    todo = []
+    for k in kernels:
+        rec = db.query_tuning_record(workload_module(k.func), tvm_target, "main")
+        if rec is not None:
+            sources.setdefault(kernel_kind(k), (k, rec))
+        else:
+            todo.append(k)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="chamtvm-transfer-") as tmp:
+        for k in todo:
+            src = sources.get(kernel_kind(k))
+            if src is None:
+                continue
+            src_k, rec = src
+            cands, errors = {}, []
+            for i in range(1 + resamples):
+                try:
+                    cands[f"c{i}"] = replay(rec.trace, k.func, refit=(i == 0), seed=seed + i + 1)
+                except Exception as e:  # the trace does not fit this kernel: data, not a crash
+                    errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            funcs = {n: s.mod["main"].with_attr("tirx.is_scheduled", True) for n, s in cands.items()}
+            funcs["default"] = k.func
+            times = _time_funcs(funcs, k, target, runner, Path(tmp))
+            default_us = times.get("default") if isinstance(times.get("default"), float) else None
+            valid = {n: t for n, t in times.items() if n != "default" and isinstance(t, float)}
+            best = min(valid, key=valid.get) if valid else None
+            committed = best is not None and (default_us is None or valid[best] < default_us)
+            tag = DEFAULT_TAG
+            if committed:
+                wl = db.commit_workload(workload_module(k.func))
+                db.commit_tuning_record(ms.database.TuningRecord(
+                    trace=cands[best].trace, workload=wl, run_secs=[valid[best] * 1e-6], target=tvm_target,
+                    args_info=ms.arg_info.ArgInfo.from_prim_func(workload_module(k.func)["main"])))
+                sched.reload()
+                tag = ScheduleSource(target, work_dir).apply(k.func)[1]
+            t = Transfer(k.struct_hash, k.name, src_k.struct_hash, len(cands) + len(errors), len(valid),
+                         valid.get(best) if best else None, default_us, committed, tag,
+                         "; ".join(errors) or None)
+            out.append(t)
+            log(f"transfer {src_k.name} -> {k.name}: {len(valid)}/{t.candidates} candidates, "
+                f"best {t.best_us} us vs default {default_us} us{' (kept)' if committed else ''}")
+            append_lines(work_dir / TRANSFER_LOG, [json.dumps({**t.to_dict(),
+                         "transferred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})])
+    return out
