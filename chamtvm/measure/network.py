@@ -5,13 +5,18 @@ In: a ``LoweredNetwork``, a ``TargetSpec``, a ``Runner``. Out: a ``MeasureResult
 (per-repeat times in microseconds, or an error message)."""
 
 from __future__ import annotations
+
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..lower.network import LoweredNetwork
+from ..targets.spec import TargetSpec
 from .base import MeasureResult, Runner
 from .compile import compile_network, export
-from ..tuning.schedules import ScheduleSource
-from ..targets.spec import TargetSpec
-from ..lower.network import LoweredNetwork
+
+if TYPE_CHECKING:  # schedules are applied duck-typed (``.apply``); measure sits below tuning
+    from ..tuning.schedules import ScheduleSource
 
 
 

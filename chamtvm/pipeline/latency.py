@@ -24,7 +24,7 @@ from ..table.store import LatencyTable
 from ..measure.base import Runner
 from ..lower.network import lower_arch
 from ..latency.table_sum import table_sum
-from ..tuning.schedules import ScheduleSource, tune_kernel, tuned_hashes
+from ..tuning.schedules import ScheduleSource, tuned_hashes
 from ..table.fill import fill_table, prepare
 from ..targets.spec import TargetSpec
 from .config import TuneConfig
