@@ -66,6 +66,7 @@ def test_kernel_model_prices_unseen_kernels_and_round_trips(measured, tmp_path):
         KernelCostModel.load(path, table2)
 
 
+@pytest.mark.slow  # shares a module fixture that measures a table
 @pytest.mark.parametrize("mode", ["ratio", "additive", "scale"])
 def test_residual_model_fits_saves_and_corrects(measured, tmp_path, mode):
     table, nets, _, _ = measured
@@ -80,6 +81,7 @@ def test_residual_model_fits_saves_and_corrects(measured, tmp_path, mode):
     np.testing.assert_allclose(ResidualModel.load(path, table).predict(X, sums), pred, rtol=1e-6)
 
 
+@pytest.mark.slow  # shares a module fixture that measures a table
 def test_predictor_names_estimated_kernels(measured, tiny_space, x86):
     table, _, _, archs = measured
     net = lower_arch(tiny_space, archs[0])
@@ -96,6 +98,7 @@ def test_predictor_names_estimated_kernels(measured, tiny_space, x86):
     assert model_paths(table)[0].name == "x86.kernel_model.json"
 
 
+@pytest.mark.slow  # shares a module fixture that measures a table
 def test_batch_prediction_equals_per_network_prediction(measured, tiny_space, x86):
     table, nets, kmap, archs = measured
     X, sums, meas, _ = network_training_set(nets, table)
@@ -161,6 +164,7 @@ def test_damaged_saved_model_is_stale_with_a_message(tmp_path, damage):
     assert KernelCostModel.load(kpath, table).predict_us(list(table.rows())).shape == (12,)
 
 
+@pytest.mark.slow  # shares a module fixture that measures a table
 def test_kernel_model_interval_from_cross_validation_covers_held_out_kernels(measured, tmp_path):
     table, _, _, _ = measured
     rows = sorted(table.rows(), key=lambda r: r["key"])

@@ -48,6 +48,7 @@ def test_table_covers_space_with_one_row_per_kernel(filled_table, tiny_kernels, 
     assert len(row["runtime_us_samples"]) == x86.evaluator.repeat
 
 
+@pytest.mark.slow  # shares a module fixture that measures a table
 def test_rerun_measures_nothing_already_in_table(filled_table, tiny_kernels, x86):
     prepared = prepare(tiny_kernels, x86, ScheduleSource(x86, use_database=False))
     s = fill_table(prepared, filled_table, LocalRunner(x86), x86)
