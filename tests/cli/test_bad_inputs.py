@@ -197,7 +197,8 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.float
                      st.dictionaries(st.text(max_size=8), c, max_size=3), max_leaves=6)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_architecture_json_is_a_clear_error_or_accepted(files, tmp_path, data, capsys):
     """Mutated architectures (fields dropped, replaced by any JSON): ``predict`` against no
@@ -223,7 +224,7 @@ def test_any_architecture_json_is_a_clear_error_or_accepted(files, tmp_path, dat
     assert code == 2 and err.startswith("chamtvm: error:"), err
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(text=st.text(alphabet="0123456789,-+ .xe", max_size=24))
 def test_any_shape_text_is_positive_sizes_or_an_argparse_error(text):
     import argparse
