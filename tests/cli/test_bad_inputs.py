@@ -295,3 +295,41 @@ def test_kernels_far_outside_the_table_are_flagged(tmp_path):
                {"name": "measured", "bytes": 1e9, "flops": 1.0, "estimated": False}]
     notes = extrapolation_notes(kernels, table)
     assert len(notes) == 1 and "kernel big has 333333x the bytes" in notes[0]
+
+
+@pytest.mark.slow  # ~1.5 min contended: builds a table, then interrupts a search during its export
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130)])
+def test_interrupted_search_export_leaves_no_output_folder(tmp_path, sig, code):
+    from chamtvm.accuracy.journal import Journal
+    from chamtvm.space.schema import SearchSpace
+
+    space = SearchSpace.load(TINY)
+    luts = tmp_path / "luts"
+    out = chamtvm("tune", "--space", TINY, "--trials", "0", "--heldout", "0", "--train-networks", "0", "--task",
+                  "none", "--no-calibration", "--no-progress", "--luts-dir", luts, "--out", tmp_path / "t.json",
+                  timeout=900)
+    assert out.returncode == 0, out.stderr[-1500:]
+    journal = Journal(tmp_path / "acc.jsonl")
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        a = space.sample(rng)
+        journal.append({"architecture": a.to_dict(), "accuracy": 0.5 + 0.01 * a.stages[1].channels,
+                        "seed": 0, "epochs": 1, "seconds": 0.0, "task": "synthetic", "space": space.name})
+    dest = tmp_path / "runs" / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "chamtvm", "search", "--space", str(TINY), "--luts-dir", str(luts),
+                             "--journal", str(journal.path), "--out", str(dest), "--population", "8",
+                             "--generations", "2", "--latency-ms", "1000", "--no-measure"],
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        staging = list(dest.parent.glob(".s.partial-*")) if dest.parent.exists() else []
+        if staging and any(staging[0].iterdir()):  # the export has started writing
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search ended before its export could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == code, err[-1500:]
+    assert "interrupted (SIGINT)" in err and "Traceback" not in err and "could not lower" not in err
+    assert not dest.exists() and list(dest.parent.iterdir()) == []  # no half-written folder, no staging left
