@@ -127,6 +127,11 @@ CASES = [
     ("device status --tracker 127.0.0.1:65536", None, "port must be in 1-65535"),
     ("device x86-server --servers 0", None, "must be a positive integer"),
     ("predict {arch} --target riscv", None, "unknown target 'riscv'"),
+    ("accuracy --samples 2", None, "must be an integer >= 3"),
+    ("accuracy --pool 0", None, "must be a positive integer"),
+    ("accuracy --workers 0", None, "must be a positive integer"),
+    ("accuracy --epochs -2", None, "must be a positive integer"),
+    ("--workdir {a_file} targets", None, "--workdir {a_file} is a file, not a folder"),
 ]
 
 
