@@ -21,6 +21,8 @@ import numpy as np
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``accuracy`` subcommand on an ``argparse`` subparsers object."""
+    from . import validate as v
+
     p = subparsers.add_parser(
         "accuracy", help="train sampled architectures and fit the accuracy predictor",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,19 +34,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--command", metavar="CMD", dest="trainer_command",
                    help="with --task command: a trainer command; it gets the arch JSON path as its "
                         "last argument and prints the accuracy (fraction or %%) on its last line")
-    p.add_argument("--samples", type=int, default=20, help="architectures to train (default 20)")
+    p.add_argument("--samples", type=v.int_at_least(3), default=20, help="architectures to train (default 20)")
     p.add_argument("--space", default=None,
                    help="bundled space name or JSON file (default: the task's space, macro for nas-bench-macro, "
                         "fashion for the image tasks)")
     from ..accuracy.sampling import SAMPLERS
 
-    p.add_argument("--pool", type=int, default=None,
+    p.add_argument("--pool", type=v.positive_int, default=None,
                    help="candidate pool size (default: the whole space up to 10,000 networks, else 200 drawn)")
     p.add_argument("--strategy", choices=SAMPLERS.names(), default="bo")
-    p.add_argument("--epochs", type=int, default=None, help="override the proxy task's epochs")
+    p.add_argument("--epochs", type=v.positive_int, default=None, help="override the proxy task's epochs")
     p.add_argument("--journal", type=Path, default=None,
                    help="JSON-lines journal of trainings (default runs/accuracy-<task>-<space>.jsonl)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=v.positive_int, default=1,
                    help="parallel training processes (default 1: in-process, one at a time)")
     p.add_argument("--executor", default=None, metavar="SPEC",
                    help="where trainings run: local (default; --workers processes) or dask://HOST:PORT (a Dask "

@@ -127,6 +127,11 @@ CASES = [
     ("device status --tracker 127.0.0.1:65536", None, "port must be in 1-65535"),
     ("device x86-server --servers 0", None, "must be a positive integer"),
     ("predict {arch} --target riscv", None, "unknown target 'riscv'"),
+    ("accuracy --samples 2", None, "must be an integer >= 3"),
+    ("accuracy --pool 0", None, "must be a positive integer"),
+    ("accuracy --workers 0", None, "must be a positive integer"),
+    ("accuracy --epochs -2", None, "must be a positive integer"),
+    ("--workdir {a_file} targets", None, "--workdir {a_file} is a file, not a folder"),
 ]
 
 
@@ -197,7 +202,8 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.float
                      st.dictionaries(st.text(max_size=8), c, max_size=3), max_leaves=6)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_architecture_json_is_a_clear_error_or_accepted(files, tmp_path, data, capsys):
     """Mutated architectures (fields dropped, replaced by any JSON): ``predict`` against no
@@ -223,7 +229,7 @@ def test_any_architecture_json_is_a_clear_error_or_accepted(files, tmp_path, dat
     assert code == 2 and err.startswith("chamtvm: error:"), err
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(text=st.text(alphabet="0123456789,-+ .xe", max_size=24))
 def test_any_shape_text_is_positive_sizes_or_an_argparse_error(text):
     import argparse
@@ -294,3 +300,41 @@ def test_kernels_far_outside_the_table_are_flagged(tmp_path):
                {"name": "measured", "bytes": 1e9, "flops": 1.0, "estimated": False}]
     notes = extrapolation_notes(kernels, table)
     assert len(notes) == 1 and "kernel big has 333333x the bytes" in notes[0]
+
+
+@pytest.mark.slow  # ~1.5 min contended: builds a table, then interrupts a search during its export
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130)])
+def test_interrupted_search_export_leaves_no_output_folder(tmp_path, sig, code):
+    from chamtvm.accuracy.journal import Journal
+    from chamtvm.space.schema import SearchSpace
+
+    space = SearchSpace.load(TINY)
+    luts = tmp_path / "luts"
+    out = chamtvm("tune", "--space", TINY, "--trials", "0", "--heldout", "0", "--train-networks", "0", "--task",
+                  "none", "--no-calibration", "--no-progress", "--luts-dir", luts, "--out", tmp_path / "t.json",
+                  timeout=900)
+    assert out.returncode == 0, out.stderr[-1500:]
+    journal = Journal(tmp_path / "acc.jsonl")
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        a = space.sample(rng)
+        journal.append({"architecture": a.to_dict(), "accuracy": 0.5 + 0.01 * a.stages[1].channels,
+                        "seed": 0, "epochs": 1, "seconds": 0.0, "task": "synthetic", "space": space.name})
+    dest = tmp_path / "runs" / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "chamtvm", "search", "--space", str(TINY), "--luts-dir", str(luts),
+                             "--journal", str(journal.path), "--out", str(dest), "--population", "8",
+                             "--generations", "2", "--latency-ms", "1000", "--no-measure"],
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        staging = list(dest.parent.glob(".s.partial-*")) if dest.parent.exists() else []
+        if staging and any(staging[0].iterdir()):  # the export has started writing
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search ended before its export could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == code, err[-1500:]
+    assert "interrupted (SIGINT)" in err and "Traceback" not in err and "could not lower" not in err
+    assert not dest.exists() and list(dest.parent.iterdir()) == []  # no half-written folder, no staging left
