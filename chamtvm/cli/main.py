@@ -159,6 +159,7 @@ def cmd_tune(args) -> int:
     cfg = TuneConfig(space=args.space or default_space(args.task), trials=args.trials, trials_per_kernel=args.trials_per_kernel,
                      heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
                      residual_mode=args.residual, calibration=not args.no_calibration,
+                     real_calibration=args.real_calibration,
                      luts_dir=_lut_dir(args), schedules_dir=args.schedules_dir,
                      progress=not args.no_progress, task=args.task, train_command=args.train_command,
                      accuracy_samples=args.accuracy_samples, budgets_ms=args.budgets_ms,
@@ -236,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
+    p.add_argument("--real-calibration", action="store_true",
+                   help="also measure the real-network sweep (530 kernels of 128-224 px networks: what `predict` "
+                        "on ONNX models of real families needs; several minutes)")
     from ..accuracy.tasks import TASKS
 
     p.add_argument("--task", default="nas-bench-macro", choices=[*TASKS.names(), "none"],

@@ -85,9 +85,11 @@ def step_table(state: JobState) -> None:
 
 
 def step_calibration(state: JobState) -> None:
-    from ..lower.calibration import calibration_kernels
+    from ..lower.calibration import calibration_kernels, real_calibration_kernels
 
     calib = calibration_kernels()
+    if state.cfg.real_calibration:
+        calib = calib + real_calibration_kernels()
     _count(state, _fill(state, prepare(calib, state.target, state["schedules"]),
                         f"measuring calibration kernels ({len(calib)})"))
 
