@@ -180,18 +180,10 @@ def cmd_tune(args) -> int:
                      accuracy_samples=args.accuracy_samples, budgets_ms=args.budgets_ms,
                      search_seed=args.seed, lcb_kappa=args.lcb)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    from ..accuracy.executors import ExecutorError, open_executor
+    from ..accuracy.executors import open_executor
 
-    executor = open_executor(args.executor)
-    try:
-        cfg.executor = executor.__enter__()
-    except ExecutorError as e:
-        raise UsageError(str(e)) from None
-    try:
-        with runner:
-            report = run_tune(target, runner, cfg, log=log)
-    finally:
-        executor.__exit__(None, None, None)
+    with open_executor(args.executor) as cfg.executor, runner:  # ExecutorError: exit 2 (main)
+        report = run_tune(target, runner, cfg, log=log)
     from ..core.workdir import runs_dir
 
     out = args.out or runs_dir() / f"tune-{target.name}.json"
@@ -315,6 +307,7 @@ def main(argv=None) -> int:
     from ..search.genetic import SearchError
     from ..space.schema import SpaceError
     from ..targets.spec import TargetError
+    from ..accuracy.executors import ExecutorError
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -323,7 +316,7 @@ def main(argv=None) -> int:
         os.environ["CHAMTVM_HOME"] = str(Path(args.workdir).expanduser().resolve())
     try:
         return args.func(args)
-    except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError) as e:
+    except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError, ExecutorError) as e:
         print(f"chamtvm: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
