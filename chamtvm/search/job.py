@@ -34,6 +34,14 @@ class SearchConfig:
     measure: bool = True
 
 
+def _uncertainty(ctx, result) -> dict:
+    """The GP's P(best beats the runner-up) and the front's flatness (``search.uncertainty``)."""
+    from .uncertainty import beats_runner_up, front_flatness
+
+    return {"p_beats_runner_up": beats_runner_up(ctx.gp, ctx.space, result.best_indices, result.runner_up_indices),
+            "front_flatness": front_flatness(ctx.gp, ctx.space, result.pareto_indices)}
+
+
 def run_search(cfg: SearchConfig, target, runner) -> dict:
     """Search, export, measure (when ``runner`` is given); returns the report dict."""
     from ..accuracy.fit import default_journal
@@ -69,6 +77,7 @@ def run_search(cfg: SearchConfig, target, runner) -> dict:
         "search": {"evaluated": result.evaluated, "feasible": result.feasible, "seconds": round(search_s, 2),
                    "population": cfg.population, "generations": cfg.generations, "seed": cfg.seed},
         "artifacts": paths,
+        "uncertainty": _uncertainty(ctx, result),
     }
     if runner is not None and cfg.measure:
         net = lower_arch(space, best, "best")
