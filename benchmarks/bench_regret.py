@@ -152,10 +152,11 @@ def plot(res: dict, path: Path) -> None:
             r = [res["methods"][m][str(n)]["regret_points"][f"{b:g}"] for n in ns]
             ax.errorbar(ns, [x["mean"] for x in r], yerr=[x["std"] for x in r], marker="o", capsize=3, label=label,
                         ls="-" if "lcb" not in m else ":")
-        ax.axhline(res["methods"]["no-predictor"]["regret_points"][j], color="C3", ls="--", lw=1,
+        ax.axhline(res["methods"]["no-predictor"]["regret_points"][j], color="black", ls="--", lw=1,
                    label="no predictor (largest MACs)")
         ax.axhline(0.1, color="grey", ls=":", lw=1, label="goal 0.1 points")
         ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylim(bottom=0)
         ax.set(xscale="log", xlabel="lookups (trained architectures)", title=f"budget {b:g} ms on {res['target']}")
         ax.set_xticks(ns, [str(n) for n in ns])
         ax.grid(alpha=0.3)

@@ -152,3 +152,14 @@ class NasBenchMacroTrainer(Trainer):
         """Ground truth of the lookup task: ``(N,)`` fractions of choice-index rows ``(N, 9)``."""
         self.check(space)
         return NasBenchMacro.load().true_accuracy(indices)
+
+    def ceiling(self) -> dict:
+        """How well any predictor could rank: Kendall tau between two single training seeds
+        of the benchmark over all 6,561 networks (mean over the three seed pairs). The task
+        returns 3-seed means, whose own ceiling is higher still."""
+        from .evaluate import kendall_tau
+
+        s = NasBenchMacro.load().seed_acc
+        taus = [kendall_tau(s[:, i], s[:, j]) for i, j in ((0, 1), (0, 2), (1, 2))]
+        return {"kendall_tau_between_seeds": float(np.mean(taus)), "networks": int(len(s)),
+                "what": "Kendall tau between two training seeds (mean of the 3 pairs), all 6,561 networks"}

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "task": args.task, "space": space.name, "pool": len(built.pool), "strategy": args.strategy,
         "seed": args.seed, **built.summary(),
+        **({"ceiling": trainer.ceiling()} if hasattr(trainer, "ceiling") else {}),
         "predicted_best": {"architecture": built.pool[best].to_dict(), "predicted_accuracy": float(pred[best])},
     }
     if args.json:
@@ -111,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
               f"({built.trained_now} trained now, {built.resumed} from {journal.path}, {len(built.errors)} failed)")
         print(f"  measured accuracy: {yc.min():.4f} .. {yc.max():.4f} (mean {yc.mean():.4f})")
         tau = "undefined (constant predictions)" if cv["kendall_tau"] is None else f"{cv['kendall_tau']:.3f}"
-        print(f"  {cvk} cross-validation: Kendall tau {tau}, RMSE {cv['rmse'] * 100:.2f} points")
+        ceil = summary.get("ceiling")
+        print(f"  {cvk} cross-validation: Kendall tau {tau}, RMSE {cv['rmse'] * 100:.2f} points"
+              + (f" (task ceiling: seed-vs-seed tau {ceil['kendall_tau_between_seeds']:.3f})" if ceil else ""))
         print(f"  predicted best of the pool of {len(built.pool)}: {pred[best]:.4f}  {built.pool[best].to_json()}")
         print(f"  predictor saved to {built.predictor_path}")
         for e in summary["errors"]:

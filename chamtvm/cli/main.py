@@ -165,18 +165,10 @@ def cmd_tune(args) -> int:
                      accuracy_samples=args.accuracy_samples, budgets_ms=args.budgets_ms,
                      search_seed=args.seed, lcb_kappa=args.lcb)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    from ..accuracy.executors import ExecutorError, open_executor
+    from ..accuracy.executors import open_executor
 
-    executor = open_executor(args.executor)
-    try:
-        cfg.executor = executor.__enter__()
-    except ExecutorError as e:
-        raise UsageError(str(e)) from None
-    try:
-        with runner:
-            report = run_tune(target, runner, cfg, log=log)
-    finally:
-        executor.__exit__(None, None, None)
+    with open_executor(args.executor) as cfg.executor, runner:  # ExecutorError: exit 2 (main)
+        report = run_tune(target, runner, cfg, log=log)
     from ..core.workdir import runs_dir
 
     out = args.out or runs_dir() / f"tune-{target.name}.json"
@@ -307,6 +299,7 @@ def main(argv=None) -> int:
     from ..search.genetic import SearchError
     from ..space.schema import SpaceError
     from ..targets.spec import TargetError
+    from ..accuracy.executors import ExecutorError
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -324,7 +317,8 @@ def main(argv=None) -> int:
         if interrupt.received() is not None and args.command != "device":  # a library swallowed it
             raise KeyboardInterrupt()  # (``device --foreground`` stops on Ctrl-C by design)
         return code
-    except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError, ScheduleDatabaseError) as e:
+    except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError, ScheduleDatabaseError,
+            ExecutorError) as e:
         print(f"chamtvm: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:

@@ -102,6 +102,8 @@ def run_adapt(space: SearchSpace, target, runner, table, nets_table, schedules, 
                       pool, "bo", cfg.accuracy_seed, cfg.executor, cfg.progress)
     accuracy = {"status": "ok", **trainer_protocol(trainer), "kind": trainer.kind, "pool": len(built.pool),
                 **built.summary()}
+    if hasattr(trainer, "ceiling"):  # the task's own ranking ceiling, beside the GP's tau
+        accuracy["ceiling"] = trainer.ceiling()
 
     ctx = search_context(space, target, cfg.luts_dir, cfg.schedules_dir, journal.path, cfg.search_seed,
                          trainer_protocol(trainer))

@@ -57,7 +57,9 @@ def format_adapt(report: dict) -> list[str]:
     lines = [f"accuracy predictor ({acc['task']}, {how}): {acc['samples']} architectures "
              f"({acc['trained_now']} trained now, {acc['resumed_from_journal']} from the journal, {acc['failed']} failed); "
              f"accuracy {100 * acc['measured_accuracy']['min']:.1f}..{100 * acc['measured_accuracy']['max']:.1f}%; "
-             f"cross-validated Kendall tau {tau}, RMSE {100 * cv['rmse']:.2f} points"]
+             f"cross-validated Kendall tau {tau}, RMSE {100 * cv['rmse']:.2f} points"
+             + (f" (task ceiling: seed-vs-seed tau {acc['ceiling']['kendall_tau_between_seeds']:.3f})"
+                if acc.get("ceiling") else "")]
     emu = " (EMULATED)" if report.get("emulated") else ""
     lines.append(f"{'budget ms':>9} {'pred acc %':>10} {'pred ms':>8} {'measured ms' + emu:>12} {'error %':>8}  export")
     for p in report.get("picks", []):

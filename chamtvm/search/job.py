@@ -34,6 +34,14 @@ class SearchConfig:
     measure: bool = True
 
 
+def _uncertainty(ctx, result) -> dict:
+    """The GP's P(best beats the runner-up) and the front's flatness (``search.uncertainty``)."""
+    from .uncertainty import beats_runner_up, front_flatness
+
+    return {"p_beats_runner_up": beats_runner_up(ctx.gp, ctx.space, result.best_indices, result.runner_up_indices),
+            "front_flatness": front_flatness(ctx.gp, ctx.space, result.pareto_indices)}
+
+
 def run_search(cfg: SearchConfig, target, runner) -> dict:
     """Search, export, measure (when ``runner`` is given); returns the report dict."""
     from ..accuracy.fit import default_journal
@@ -46,7 +54,11 @@ def run_search(cfg: SearchConfig, target, runner) -> dict:
 
     t0 = time.time()
     space = SearchSpace.load(cfg.space)
-    journal = cfg.journal or default_journal("fashion-mnist", space)
+    from ..accuracy.tasks import default_space
+
+    # the journal of the task whose default space this is (macro: nas-bench-macro lookups)
+    task = "nas-bench-macro" if default_space("nas-bench-macro") == space.name else "fashion-mnist"
+    journal = cfg.journal or default_journal(task, space)
     ctx = search_context(space, target, cfg.luts_dir, cfg.schedules_dir, journal, cfg.seed)
     t_search = time.time()
     result = ctx.search(cfg.latency_ms, cfg.seed, cfg.population, cfg.generations, cfg.max_mflops,
@@ -69,6 +81,7 @@ def run_search(cfg: SearchConfig, target, runner) -> dict:
             "search": {"evaluated": result.evaluated, "feasible": result.feasible, "seconds": round(search_s, 2),
                        "population": cfg.population, "generations": cfg.generations, "seed": cfg.seed},
             "artifacts": relocate(paths, stage, out),
+            "uncertainty": _uncertainty(ctx, result),
         }
         if runner is not None and cfg.measure:
             net = lower_arch(space, best, "best")

@@ -37,6 +37,15 @@ def format_search(report: dict) -> str:
              f"(space {report['space']}, {report['search']['evaluated']} candidates in {report['search']['seconds']} s):",
              f"  predicted accuracy {100 * b['predicted_accuracy']:.2f}%, predicted latency {b['predicted_latency_ms']:.3f} ms",
              f"  {json.dumps(b['architecture'])}"]
+    u = report.get("uncertainty") or {}
+    if u:
+        pb = u.get("p_beats_runner_up")
+        fl = u.get("front_flatness") or {}
+        lines.append(f"  P(beats the runner-up) {'-' if pb is None else f'{pb:.2f}'}; front's predicted accuracies "
+                     f"span {fl.get('spread_points', float('nan')):.2f} points, GP std {fl.get('gp_std_points', float('nan')):.2f} points")
+        if fl.get("flat"):
+            lines.append("  WARNING: flat accuracy predictor: the front's predicted accuracies differ by less than the "
+                         "GP's own std, so this pick is in effect a latency-only choice")
     m = report.get("measured")
     if m:
         if m["latency_ms"] is not None:

@@ -139,3 +139,11 @@ def test_cli_reports_unreachable_scheduler_with_exit_2(tmp_path):
     code = main(["accuracy", "--task", "digits", "--samples", "3", "--pool", "5",
                  "--executor", f"dask://127.0.0.1:{port}", "--journal", str(tmp_path / "j.jsonl")])
     assert code == 2 and time.time() - t0 < 30
+
+
+def test_tune_reports_unreachable_scheduler_with_exit_2(tmp_path, capsys):
+    from chamtvm.cli.main import main
+
+    port = _free_port()
+    code = main(["--workdir", str(tmp_path), "tune", "--executor", f"dask://127.0.0.1:{port}", "--no-progress"])
+    assert code == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err

@@ -91,3 +91,12 @@ def test_registries_list_valid_names():
     X = np.random.default_rng(0).random((20, 2))
     with pytest.raises(ValueError, match="unknown acquisition 'pi'; valid acquisitions: ei, ivr"):
         sample_and_fit(X, lambda i: X[i, 0], 5, "bo", acquisition="pi")
+
+
+def test_ceiling_is_the_seed_vs_seed_kendall_tau_of_the_table():
+    from scipy.stats import kendalltau
+
+    data = json.loads(PACKAGED.read_text())
+    seeds = np.array([data[k]["test_acc"] for k in sorted(data)])
+    expect = np.mean([kendalltau(seeds[:, i], seeds[:, j])[0] for i, j in ((0, 1), (0, 2), (1, 2))])
+    assert make_trainer("nas-bench-macro").ceiling()["kendall_tau_between_seeds"] == pytest.approx(expect)

@@ -55,3 +55,16 @@ def test_importing_the_package_is_cheap():
             "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'filelock', 'tqdm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_accuracy_defaults_to_the_nas_bench_macro_lookup(tmp_path, capsys):
+    import json as _json
+
+    from chamtvm.cli.main import main
+
+    assert main(["accuracy", "--samples", "5", "--strategy", "random", "--journal", str(tmp_path / "j.jsonl"),
+                 "--json"]) == 0
+    out = _json.loads(capsys.readouterr().out)
+    assert (out["task"], out["space"], out["pool"], out["samples"]) == ("nas-bench-macro", "macro", 6561, 5)
+    assert 0 < out["ceiling"]["kendall_tau_between_seeds"] < 1
+    assert len((tmp_path / "j.jsonl").read_text().splitlines()) == 5

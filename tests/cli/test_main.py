@@ -106,3 +106,15 @@ def test_tune_end_to_end_on_tiny_space(tmp_path):
     report2 = json.loads((tmp_path / "report.json").read_text())
     assert again.returncode == 0 and report2["table"]["measured_now"] == 0
     assert [n["measured_ms"] for n in report2["networks"]] == [n["measured_ms"] for n in report["networks"]]
+
+
+def test_tune_defaults_to_nas_bench_macro_and_the_space_follows_the_task():
+    from chamtvm.accuracy.tasks import TASKS, default_space
+    from chamtvm.cli.main import build_parser
+
+    args = build_parser().parse_args(["tune"])
+    assert (args.task, args.space) == ("nas-bench-macro", None)
+    assert default_space(args.task) == "macro" and default_space("fashion-mnist") == "fashion"
+    choices = next(a for a in build_parser()._subparsers._group_actions[0].choices["tune"]._actions
+                   if a.dest == "task").choices
+    assert choices == [*TASKS.names(), "none"]
