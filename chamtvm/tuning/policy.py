@@ -45,11 +45,12 @@ class TuningReport:
     best_us: dict[str, float | None] = field(default_factory=dict)
     trials: dict[str, int] = field(default_factory=dict)
     stopped: dict[str, str] = field(default_factory=dict)  # struct_hash -> why it left the active set
+    kernel_s: dict[str, float] = field(default_factory=dict)  # struct_hash -> its share of the wall time
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {"rounds": self.rounds, "best_us": self.best_us, "trials": self.trials,
-                "stopped": self.stopped, "seconds": round(self.seconds, 1)}
+                "stopped": self.stopped, "kernel_s": self.kernel_s, "seconds": round(self.seconds, 1)}
 
 
 def best_record_us(db, func, target: TargetSpec) -> float | None:
@@ -164,5 +165,6 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
     if lines:
         append_lines(tuned_log(target, work_dir), lines)
     report.best_us = best
+    report.kernel_s = {h: round(v, 2) for h, v in spent_s.items()}
     report.seconds = time.time() - t0
     return report
