@@ -73,12 +73,28 @@ def vm_chain(n: int):
     return tvm.transform.Sequential([relax.transform.LegalizeOps()])(bb.get())
 
 
+def vector_registers(func, targets: dict) -> dict:
+    """Per target variant: how many 512-bit (zmm) and 256-bit (ymm) register uses the
+    kernel's assembly has: whether the host codegen really emits AVX-512 code."""
+    import tvm
+
+    out = {}
+    for name, tgt in targets.items():
+        lib = tvm.tirx.build(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=tgt.tvm())
+        asm = lib.inspect_source("asm")
+        out[name] = {"mcpu": tgt.target_json().get("mcpu"), "mattr": tgt.target_json().get("mattr"),
+                     "zmm": asm.count("zmm"), "ymm": asm.count("ymm")}
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=16, help="MetaSchedule trials for the tuned kernel")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=15, help="alternated repeats per round")
+    ap.add_argument("--asm-only", action="store_true",
+                    help="only add the register counts of the tuned kernel to the existing JSON (needs --work)")
     ap.add_argument("--work", default=None, help="folder for the tuning database (reused when it has one)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "codegen_x86.json"))
     args = ap.parse_args(argv)
@@ -126,6 +142,15 @@ def main(argv=None) -> dict:
         tuned_func, tag = sched.apply(top.func)
         assert tag != "default", "tuning produced no record"
         kargs = [[list(a.shape), a.dtype] for a in top.args]
+        no256 = dataclasses.replace(host, tvm_target={**host.tvm_target, "mattr": ["-prefer-256-bit"]})
+        out["vector_registers_tuned_kernel"] = vector_registers(
+            tuned_func, {"host": host, "skylake": avx2, "host_no_prefer_256": no256})
+        print(out["vector_registers_tuned_kernel"])
+        if args.asm_only:
+            old = json.loads(Path(args.out).read_text())
+            old["vector_registers_tuned_kernel"] = out["vector_registers_tuned_kernel"]
+            Path(args.out).write_text(json.dumps(old, indent=1))
+            return old
 
         jobs = {}
         for name, tgt in (("host", host), ("skylake", avx2)):

@@ -39,6 +39,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", default="16,32,48", help="trials added per step")
     ap.add_argument("--round-trials", type=int, default=8)
     ap.add_argument("--kernels", type=int, default=6, help="kernels tuned jointly per step")
+    ap.add_argument("--population", type=int, default=None, help="evolutionary search population (MS default 512)")
     ap.add_argument("--train", type=int, default=4)
     ap.add_argument("--train-seed", type=int, default=101)
     ap.add_argument("--heldout", type=int, default=3)
@@ -90,7 +91,7 @@ def main(argv=None) -> dict:
     all_kernels = {k.struct_hash: k for net in train + held for k in net.kernels}
     held_hashes = {k.struct_hash for net in held for k in net.kernels}
     train_hashes = set(kernels)
-    out = {"space": args.space, "target_fingerprint": target.fingerprint, "threads": os.environ["TVM_NUM_THREADS"],
+    out = {"space": args.space, "population": args.population or 512, "kernels_per_step": args.kernels, "target_fingerprint": target.fingerprint, "threads": os.environ["TVM_NUM_THREADS"],
            "train_networks": args.train, "heldout_networks": args.heldout,
            "heldout_kernels": len(held_hashes), "heldout_kernels_shared_with_train": len(held_hashes & train_hashes),
            "note": "contended shared 2-core VM; e2e medians with IQR/median spread", "points": []}
@@ -113,7 +114,8 @@ def main(argv=None) -> dict:
             ranked = sorted(weights, key=lambda h: -weights[h])[: args.kernels]
             t0 = time.time()
             tune_tasks([TuningTask(kernels[h].func, h, kernels[h].name, weights[h]) for h in ranked], target,
-                       step, ms_dir, round_trials=args.round_trials, seed=trials_done + 1, log=print)
+                       step, ms_dir, round_trials=args.round_trials, seed=trials_done + 1, log=print,
+                       population=args.population)
             transfer_schedules(list(all_kernels.values()), target, runner, ms_dir, log=print)
             tuning_s += time.time() - t0
             trials_done += step

@@ -149,15 +149,21 @@ def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: 
         rep = tune_tasks([TuningTask(p.kernel.func, p.kernel.struct_hash, p.kernel.name, cost)
                           for cost, p in order], target, cfg.trials, schedules.work_dir,
                          round_trials=max(cfg.trials_per_kernel // 2, 2), tracker=tracker, log=log)
+        names = {p.kernel.struct_hash: p.kernel.name for _, p in order}
         for h, best in rep.best_us.items():
-            lines.append({"struct_hash": h, "policy": "joint", "trials": rep.trials.get(h, 0),
-                          "best_us": best, "default_us": default_us[h], "stopped": rep.stopped.get(h)})
+            lines.append({"struct_hash": h, "name": names[h], "policy": "joint", "trials": rep.trials.get(h, 0),
+                          "tuning_s": rep.kernel_s.get(h, 0.0), "best_us": best, "default_us": default_us[h],
+                          "stopped": rep.stopped.get(h)})
         schedules.reload()
     if runner is None:
         from ..measure.runners import make_runner
 
         runner = make_runner(target, tracker[:2] if tracker else None, tracker[2] if tracker else None)
     for t in transfer_schedules(kernels, target, runner, schedules.work_dir, log=log):
-        lines.append({**t.to_dict(), "policy": "transfer"})
+        d = t.to_dict()
+        # the report's fields: a transfer costs no trials; its times are measured candidates
+        lines.append({**d, "policy": "transfer", "trials": 0, "tuning_s": 0.0,
+                      "default_us": d["default_us"] if d["default_us"] is not None else float("nan"),
+                      "best_us": d["best_us"] if d["committed"] else None})
     schedules.reload()
     return lines

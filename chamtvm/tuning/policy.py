@@ -45,11 +45,12 @@ class TuningReport:
     best_us: dict[str, float | None] = field(default_factory=dict)
     trials: dict[str, int] = field(default_factory=dict)
     stopped: dict[str, str] = field(default_factory=dict)  # struct_hash -> why it left the active set
+    kernel_s: dict[str, float] = field(default_factory=dict)  # struct_hash -> its share of the wall time
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {"rounds": self.rounds, "best_us": self.best_us, "trials": self.trials,
-                "stopped": self.stopped, "seconds": round(self.seconds, 1)}
+                "stopped": self.stopped, "kernel_s": self.kernel_s, "seconds": round(self.seconds, 1)}
 
 
 def best_record_us(db, func, target: TargetSpec) -> float | None:
@@ -79,12 +80,25 @@ def shared_cost_model(work_dir: Path, cores: int):
     return model
 
 
+def _strategy(population: int | None):
+    from tvm.s_tir import meta_schedule as ms
+
+    if population is None:
+        return "evolutionary"
+    return ms.search_strategy.EvolutionarySearch(population_size=population,
+                                                 init_min_unmeasured=min(50, population))
+
+
 def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
                work_dir: str | Path | None = None, round_trials: int = 16, min_gain: float = 0.03,
                seed: int = 0, tracker: tuple[str, int, str] | None = None,
-               log: Callable[[str], None] = lambda s: None) -> TuningReport:
+               log: Callable[[str], None] = lambda s: None, population: int | None = None) -> TuningReport:
     """Tune ``tasks`` jointly within ``trials`` MetaSchedule trials in all (see the module
-    docstring); records go into the target's database, one line per kernel into the log."""
+    docstring); records go into the target's database, one line per kernel into the log.
+
+    ``population``: the evolutionary search's population per task (MetaSchedule's default
+    512 when None). Generating a round's candidates costs about a minute per task on a
+    contended 2-core machine at 512; a smaller population makes small rounds cheaper."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
 
@@ -112,7 +126,7 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
         names = [f"t{i}_{t.name}"[:60] for i, t in enumerate(active)]
         contexts = [
             ms.TuneContext(mod=workload_module(t.func), target=tvm_target, space_generator="post-order-apply",
-                           search_strategy="evolutionary", task_name=n, rand_state=seed + 7919 * rnd + i,
+                           search_strategy=_strategy(population), task_name=n, rand_state=seed + 7919 * rnd + i,
                            num_threads=cores, logger=lg).clone()
             for i, (t, n, lg) in enumerate(zip(active, names, get_loggers_from_work_dir(str(work_dir), names)))
         ]
@@ -164,5 +178,6 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
     if lines:
         append_lines(tuned_log(target, work_dir), lines)
     report.best_us = best
+    report.kernel_s = {h: round(v, 2) for h, v in spent_s.items()}
     report.seconds = time.time() - t0
     return report

@@ -31,13 +31,17 @@ from .schedules import DEFAULT_TAG, ScheduleSource, schedules_dir, workload_modu
 
 def kernel_kind(k: Kernel) -> tuple:
     """What must agree for a schedule to transfer: operator names (digits dropped),
-    argument ranks and, for convolutions, the window and whether it is depthwise."""
+    argument ranks and, for convolutions, the window, whether it is depthwise, and the
+    stride (input over output height)."""
     ops = re.sub(r"\d+", "", k.name)
     ranks = tuple(len(a.shape) for a in k.args)
     window = ()
     if "conv2d" in k.name and len(k.args) >= 2 and len(k.args[1].shape) == 4:
-        w = k.args[1].shape
-        window = (w[2], w[3], "depthwise" if w[1] == 1 and k.args[0].shape[1] != 1 else "dense")
+        w, x, y = k.args[1].shape, k.args[0].shape, k.args[-1].shape
+        stride = max(1, round(x[2] / y[2])) if len(x) == 4 and len(y) == 4 and y[2] else 1
+        # stride changes the loop nest (a stride-2 trace does not replay on stride 1:
+        # "old_outputs.size() == new_outputs.size()" in bench_deployed's ResNet-18 transfers)
+        window = (w[2], w[3], "depthwise" if w[1] == 1 and x[1] != 1 else "dense", stride)
     return ops, ranks, window
 
 
