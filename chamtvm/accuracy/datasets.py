@@ -89,7 +89,8 @@ def load_split(task: str, train_size: int | None = None, eval_size: int | None =
     fashion-mnist defaults: 10,000 training images drawn (fixed seed 0) from the 60k
     training set, evaluation on the whole 10k test set (a 2,000-image evaluation alone
     has a binomial standard deviation of ~0.8 points at 85 %; the measured seed noise of
-    the whole protocol fell from 1.39 to 0.47 points, ``benchmarks/results/adaptation.json``).
+    the whole protocol fell from 1.67 to 0.60 points over 4 networks x 2 seeds,
+    ``protocol_study`` in ``benchmarks/results/adaptation.json``).
     digits: 1,200 train / the remaining 597 for evaluation.
     """
     if eval_split not in ("test", "val"):

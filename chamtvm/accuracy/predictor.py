@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.registry import Registry
+
 KERNELS = ("matern52-ard", "matern32-ard", "rbf-ard", "matern52-iso")
 FORMAT_VERSION = 1
 
@@ -252,11 +254,11 @@ class MLPPredictor:
         return self.mlp_.predict(X) * self.y_std_ + self.y_mean_
 
 
-PREDICTORS = {"gp": GPPredictor, "mlp": MLPPredictor}
+PREDICTORS: Registry = Registry("predictor")
+PREDICTORS.register("gp", GPPredictor)
+PREDICTORS.register("mlp", MLPPredictor)
 
 
 def make_predictor(name: str, **kwargs: Any):
     """Predictor by registry name; an unknown name lists the valid ones."""
-    if name not in PREDICTORS:
-        raise ValueError(f"unknown predictor {name!r}; valid: {sorted(PREDICTORS)}")
-    return PREDICTORS[name](**kwargs)
+    return PREDICTORS.get(name)(**kwargs)

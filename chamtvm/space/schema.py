@@ -148,8 +148,8 @@ class SearchSpace:
                              f"JSON file, got {name_or_path!r}")
         text = str(name_or_path)
         bare = not Path(text).suffix and os.sep not in text and "/" not in text
-        if bare and (SPACES_DIR / f"{text}.json").is_file():
-            path = SPACES_DIR / f"{text}.json"
+        if bare and text in bundled_space_registry():
+            path = bundled_space_registry().get(text)
         else:
             path = Path(text).expanduser()
             if not path.exists():
@@ -370,6 +370,16 @@ class Arch:
             raise SpaceError(f"architecture file {path} does not exist") from None
 
 
+def bundled_space_registry():
+    """The bundled spaces (``spaces/*.json``) by name -> file path, as a ``core.registry.Registry``."""
+    from ..core.registry import Registry
+
+    reg: Registry = Registry("space")
+    for path in sorted(SPACES_DIR.glob("*.json")):
+        reg.register(path.stem, path)
+    return reg
+
+
 def bundled_spaces() -> list[str]:
-    """Names of the spaces shipped in chamtvm/spaces/."""
-    return sorted(p.stem for p in SPACES_DIR.glob("*.json"))
+    """Names of the spaces shipped in chamtvm/space/spaces/."""
+    return bundled_space_registry().names()
