@@ -28,6 +28,6 @@ setup(
         "matplotlib",
         "filelock",
     ],
-    extras_require={"dev": ["pytest"]},
+    extras_require={"dev": ["pytest", "onnxruntime"]},  # onnxruntime: benchmarks/bench_deployed.py
     entry_points={"console_scripts": ["chamtvm=chamtvm.cli.main:main"]},
 )
