@@ -30,6 +30,7 @@ setup(
         # --executor dask://HOST:PORT: trainings on a Dask distributed cluster
         "dask[distributed]",
     ],
-    extras_require={"dev": ["pytest", "hypothesis"]},
+    # onnxruntime: benchmarks/bench_deployed.py (TVM against ONNX Runtime on the same model)
+    extras_require={"dev": ["pytest", "hypothesis", "onnxruntime"]},
     entry_points={"console_scripts": ["chamtvm=chamtvm.cli.main:main"]},
 )

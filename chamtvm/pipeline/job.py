@@ -96,7 +96,8 @@ def step_calibration(state: JobState) -> None:
 
 def step_tuning(state: JobState) -> None:
     state["tuned_now"] = tune_schedules(state["kernels"], state["table"], state.target, state["schedules"],
-                                        state.cfg, state.log, runner_tracker(state.runner))
+                                        state.cfg, state.log, runner_tracker(state.runner),
+                                        runner=state.runner)
     _count(state, _fill(state, prepare(state["kernels"], state.target, state["schedules"]),
                         "measuring tuned kernels"))
 

@@ -5,8 +5,9 @@ every 1x1 convolution + bias + clip, every 3x3 depthwise one) differ only in ext
 best MetaSchedule trace of a tuned kernel of that kind is replayed on the new kernel with
 its tile decisions **re-fitted to the new extents** (each ``SamplePerfectTile`` keeps the
 old inner factors as far as they divide the new loop, the outer factor takes the rest);
-a few re-sampled variants of the same trace join as candidates. All candidates and the
-default schedule are built and timed; the fastest candidate, when it beats the default,
+a few re-sampled variants of the same trace join as candidates. All candidates of all
+kernels and their default schedules are built into a few libraries and timed in one
+stream of batches (one measuring worker, not one per kernel); the fastest candidate, when it beats the default,
 is committed to the target's database as the kernel's record, so table rows, network
 builds and exported libraries all use it. One line per transfer goes into
 ``transferred_kernels.jsonl`` (the provenance: which kernel it came from, candidates,
@@ -97,30 +98,47 @@ class Transfer:
         return dict(self.__dict__)
 
 
-def _time_funcs(funcs: dict[str, object], kernel: Kernel, target: TargetSpec, runner, tmp: Path) -> dict:
-    """Median time (us) of each ``name -> PrimFunc`` built into one library, or an error."""
-    from ..measure.base import KernelBatch, KernelItem
+def _build(named: list[tuple[str, object]], target: TargetSpec, path: Path):
+    """Build ``named`` into one library; a failing build is split to drop only the culprits.
+    Returns ``(library or None, names built, {name: error})``."""
     from ..measure.compile import build_kernel_library
 
-    out = {}
-    ok = {}
-    for name, f in funcs.items():  # a candidate that fails to build is dropped alone
-        try:
-            build_kernel_library([(name, f)], target, tmp / f"probe_{name}.so")
-            ok[name] = f
-        except Exception as e:
-            out[name] = f"build failed: {type(e).__name__}"
+    try:
+        return build_kernel_library(named, target, path), [n for n, _ in named], {}
+    except Exception as e:
+        if len(named) == 1:
+            return None, [], {named[0][0]: f"build failed: {type(e).__name__}"}
+    ok, errors = [], {}
+    for k, (name, f) in enumerate(named):
+        lib, built, err = _build([(name, f)], target, path.with_name(f"{path.stem}_{k}.so"))
+        ok += [(name, f)] if built else []
+        errors.update(err)
     if not ok:
-        return out
-    lib = build_kernel_library(list(ok.items()), target, tmp / "candidates.so")
-    items = tuple(KernelItem(name, name, kernel.args) for name in ok)
-    for res in runner.measure_batches(iter([KernelBatch(lib, items)]), target.evaluator):
-        if res.ok:
-            import numpy as np
+        return None, [], errors
+    return build_kernel_library(ok, target, path), [n for n, _ in ok], errors
 
-            out[res.key] = float(np.median(res.samples_us))
-        else:
-            out[res.key] = res.error or "failed"
+
+def _time_all(cands: dict[str, tuple[object, Kernel]], target: TargetSpec, runner, tmp: Path,
+              batch_size: int = 48) -> dict:
+    """Median time (us) of every ``name -> (PrimFunc, kernel)``, or its error: libraries
+    of ``batch_size`` candidates, all timed through one stream of batches (one worker)."""
+    import numpy as np
+
+    from ..measure.base import KernelBatch, KernelItem
+
+    names = list(cands)
+    out: dict = {}
+
+    def batches():
+        for b in range(0, len(names), batch_size):
+            chunk = names[b: b + batch_size]
+            lib, built, errors = _build([(n, cands[n][0]) for n in chunk], target, tmp / f"transfer{b}.so")
+            out.update(errors)
+            if lib is not None:
+                yield KernelBatch(lib, tuple(KernelItem(n, n, cands[n][1].args) for n in built))
+
+    for res in runner.measure_batches(batches(), target.evaluator):
+        out[res.key] = float(np.median(res.samples_us)) if res.ok else (res.error or "failed")
     return out
 
 
@@ -150,37 +168,42 @@ def transfer_schedules(kernels: Sequence[Kernel], target: TargetSpec, runner, wo
             todo.append(k)
     out = []
     with tempfile.TemporaryDirectory(prefix="chamtvm-transfer-") as tmp:
-        for k in todo:
+        plans, cands = [], {}
+        for n, k in enumerate(todo):  # replay first (cheap), then build and time everything at once
             src = sources.get(kernel_kind(k))
             if src is None:
                 continue
-            src_k, rec = src
-            cands, errors = {}, []
+            scheds, errors = {}, []
             for i in range(1 + resamples):
                 try:
-                    cands[f"c{i}"] = replay(rec.trace, k.func, refit=(i == 0), seed=seed + i + 1)
+                    scheds[f"t{n}_c{i}"] = replay(src[1].trace, k.func, refit=(i == 0), seed=seed + i + 1)
                 except Exception as e:  # the trace does not fit this kernel: data, not a crash
                     errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-            funcs = {n: s.mod["main"].with_attr("tirx.is_scheduled", True) for n, s in cands.items()}
-            funcs["default"] = k.func
-            times = _time_funcs(funcs, k, target, runner, Path(tmp))
-            default_us = times.get("default") if isinstance(times.get("default"), float) else None
-            valid = {n: t for n, t in times.items() if n != "default" and isinstance(t, float)}
+            for name, sch in scheds.items():
+                cands[name] = (sch.mod["main"].with_attr("tirx.is_scheduled", True), k)
+            cands[f"t{n}_default"] = (k.func, k)
+            plans.append((n, k, src, scheds, errors))
+        times = _time_all(cands, target, runner, Path(tmp)) if plans else {}
+        for n, k, (src_k, _rec), scheds, errors in plans:
+            d = times.get(f"t{n}_default")
+            default_us = d if isinstance(d, float) else None
+            valid = {c: times[c] for c in scheds if isinstance(times.get(c), float)}
             best = min(valid, key=valid.get) if valid else None
             committed = best is not None and (default_us is None or valid[best] < default_us)
             tag = DEFAULT_TAG
             if committed:
                 wl = db.commit_workload(workload_module(k.func))
                 db.commit_tuning_record(ms.database.TuningRecord(
-                    trace=cands[best].trace, workload=wl, run_secs=[valid[best] * 1e-6], target=tvm_target,
+                    trace=scheds[best].trace, workload=wl, run_secs=[valid[best] * 1e-6], target=tvm_target,
                     args_info=ms.arg_info.ArgInfo.from_prim_func(workload_module(k.func)["main"])))
                 sched.reload()
                 tag = ScheduleSource(target, work_dir).apply(k.func)[1]
-            t = Transfer(k.struct_hash, k.name, src_k.struct_hash, len(cands) + len(errors), len(valid),
+            errors += [f"{c}: {times[c]}" for c in scheds if isinstance(times.get(c), str)]
+            t = Transfer(k.struct_hash, k.name, src_k.struct_hash, 1 + resamples, len(valid),
                          valid.get(best) if best else None, default_us, committed, tag,
                          "; ".join(errors) or None)
             out.append(t)
-            log(f"transfer {src_k.name} -> {k.name}: {len(valid)}/{t.candidates} candidates, "
+            log(f"transfer {src_k.name} -> {k.name}: {len(valid)}/{1 + resamples} candidates, "
                 f"best {t.best_us} us vs default {default_us} us{' (kept)' if committed else ''}")
             append_lines(work_dir / TRANSFER_LOG, [json.dumps({**t.to_dict(),
                          "transferred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})])
