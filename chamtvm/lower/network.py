@@ -7,10 +7,10 @@ and its input specs. Measuring it end to end is ``measure.network``'s job."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.jsonfile import read_json
 from ..space.schema import Arch, SearchSpace, SpaceError
 from .kernels import (
     ArgSpec,
@@ -95,14 +95,7 @@ def read_arch(path: str | Path, space: str | SearchSpace = "fashion") -> tuple[S
     The file's ``"space"`` field wins over ``space``; a space file it names is looked up
     beside the architecture file too."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise SpaceError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise ModelError(f"model file {path} cannot be read: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise SpaceError(f"{path} is not valid JSON: {e}") from None
+    data = read_json(path, "architecture file", SpaceError)
     if isinstance(data, dict) and "space" in data:
         space = data["space"]
         if not isinstance(space, str) or not space.strip():

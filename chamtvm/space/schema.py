@@ -159,15 +159,9 @@ class SearchSpace:
             if path.is_dir():
                 raise SpaceError(f"space {text!r} is a folder, not a space JSON file; "
                                  f"bundled spaces: {bundled_spaces()}")
-        try:
-            data = json.loads(path.read_bytes().decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise SpaceError(f"space file {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-        except OSError as e:
-            raise SpaceError(f"space file {path} cannot be read: {e.strerror or e}") from None
-        except json.JSONDecodeError as e:
-            raise SpaceError(f"space file {path} is not valid JSON: {e}") from None
-        return cls.from_dict(data)
+        from ..core.jsonfile import read_json
+
+        return cls.from_dict(read_json(path, "space file", SpaceError))
 
     def to_dict(self) -> dict:
         return {
