@@ -90,8 +90,8 @@ def step_calibration(state: JobState) -> None:
     calib = calibration_kernels()
     if state.cfg.real_calibration:
         calib = calib + real_calibration_kernels()
-    _count(state, _fill(state, prepare(calib, state.target, state["schedules"]),
-                        f"measuring calibration kernels ({len(calib)})"))
+    summary = _fill(state, prepare(calib, state.target, state["schedules"]), f"measuring calibration kernels ({len(calib)})")
+    state["calibration_measured_now"] = summary.measured  # reported apart from the space's kernels
 
 
 def step_tuning(state: JobState) -> None:
@@ -148,7 +148,8 @@ def step_report(state: JobState) -> None:
         "tvm_version": tvm_version(),
         "statistic": cfg.statistic,
         "table": {"path": str(state["table"].path), "rows": len(state["table"]), "space_kernels": len(state["kernels"]),
-                  "measured_now": state["measured_now"], "failed": state["failed_now"]},
+                  "measured_now": state["measured_now"], "failed": state["failed_now"],
+                  "calibration_measured_now": state.values.get("calibration_measured_now", 0)},
         "tuning": {"trials_budget": cfg.trials, "trials_per_kernel": cfg.trials_per_kernel,
                    "tuned_now": state.values.get("tuned_now", []),
                    "kernels_with_tuned_schedule": sum(1 for p in prepared if p.schedule != DEFAULT_TAG)},
