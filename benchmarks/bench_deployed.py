@@ -133,7 +133,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--work", default="/tmp/chamtvm-bench-deployed")
+    ap.add_argument("--work", default=str(REPO / "runs" / "bench-deployed"),
+                    help="resumable working folder (tables, schedules; default: runs/bench-deployed, git-ignored)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "deployed_x86.json"))
     args = ap.parse_args(argv)
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # kernel rows measured at the same thread count

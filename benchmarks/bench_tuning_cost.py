@@ -44,7 +44,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--train-seed", type=int, default=101)
     ap.add_argument("--heldout", type=int, default=3)
     ap.add_argument("--heldout-seed", type=int, default=2026)
-    ap.add_argument("--work", default="/tmp/chamtvm-bench-tuning-cost")
+    ap.add_argument("--work", default=str(REPO / "runs" / "bench-tuning-cost"),
+                    help="resumable working folder (tables, schedules; default: runs/bench-tuning-cost, git-ignored)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "tuning_cost_x86.json"))
     args = ap.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(os.cpu_count() or 1))
