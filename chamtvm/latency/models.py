@@ -112,6 +112,15 @@ def _load_xgb(path: Path, meta: dict):
     return model
 
 
+def _saved_meta(model, table: LatencyTable, **fields) -> dict:
+    """Metadata saved beside an XGBoost model: ``fields`` plus the table it was fitted on (path
+    and digest), versions, the constructor parameters and the time it was written."""
+    return {**fields, "table": str(table.path), "table_digest": table_digest(table), "versions": _versions(),
+            "params": {"n_estimators": model.n_estimators, "max_depth": model.max_depth,
+                       "learning_rate": model.learning_rate, "random_state": model.random_state},
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def _check_digest(path, meta: dict, table: LatencyTable | None) -> None:
     if table is not None and meta["table_digest"] != table_digest(table):
         raise StaleModelError(f"{path} was trained on an older state of {table.path}; refit it")
@@ -212,13 +221,9 @@ class KernelCostModel:
         return np.exp(self.model_.predict(X) + self._offset(X))
 
     def save(self, path: str | Path, table: LatencyTable) -> None:
-        _save(self.model_, {"kind": "kernel_cost", "features": list(KERNEL_FEATURES),
-                            "n_rows": self.n_rows_, "table": str(table.path),
-                            "error_quantiles": getattr(self, "error_quantiles_", {}),
-                            "table_digest": table_digest(table), "versions": _versions(),
-                            "params": {"n_estimators": self.n_estimators, "max_depth": self.max_depth,
-                                       "learning_rate": self.learning_rate, "random_state": self.random_state},
-                            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, Path(path))
+        _save(self.model_, _saved_meta(self, table, kind="kernel_cost", features=list(KERNEL_FEATURES),
+                                       n_rows=self.n_rows_,
+                                       error_quantiles=getattr(self, "error_quantiles_", {})), Path(path))
 
     @classmethod
     def load(cls, path: str | Path, table: LatencyTable | None = None) -> "KernelCostModel":
@@ -281,13 +286,9 @@ class ResidualModel:
         return base * np.exp(r) if self.mode == "ratio" else base * (1.0 + r)
 
     def save(self, path: str | Path, table: LatencyTable, network_keys: Sequence[str]) -> None:
-        _save(self.model_, {"kind": "residual", "mode": self.mode, "scale": self.scale_,
-                            "features": list(NETWORK_FEATURES), "n_networks": self.n_networks_,
-                            "network_keys": list(network_keys), "table": str(table.path),
-                            "table_digest": table_digest(table), "versions": _versions(),
-                            "params": {"n_estimators": self.n_estimators, "max_depth": self.max_depth,
-                                       "learning_rate": self.learning_rate, "random_state": self.random_state},
-                            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, Path(path))
+        _save(self.model_, _saved_meta(self, table, kind="residual", mode=self.mode, scale=self.scale_,
+                                       features=list(NETWORK_FEATURES), n_networks=self.n_networks_,
+                                       network_keys=list(network_keys)), Path(path))
 
     @classmethod
     def load(cls, path: str | Path, table: LatencyTable | None = None) -> "ResidualModel":
