@@ -12,6 +12,7 @@ The ``check_*`` functions are the validations both spaces' ``from_dict`` run (ea
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -40,6 +41,20 @@ def check_positive_int_choices(value: Any, where: str) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+def check_stride(value: Any, where: str) -> int:
+    """A stride: 1 or 2."""
+    if value not in (1, 2):
+        raise SpaceError(f"{where}: must be 1 or 2, got {value!r}")
+    return int(value)
+
+
+def check_object_list(value: Any, where: str, what: str) -> list:
+    """A non-empty JSON list (of ``what``, named in the message)."""
+    if not isinstance(value, list) or not value:
+        raise SpaceError(f"{where}: expected a non-empty list of {what}")
+    return value
+
+
 def check_space_header(d: Mapping[str, Any], known: Iterable[str]) -> None:
     """No field of ``d`` outside ``known``; ``in_channels`` and ``num_classes`` positive ints."""
     known = set(known)
@@ -56,11 +71,19 @@ def check_total_stride(resolution: Sequence[int], total_stride: int) -> None:
         raise SpaceError(f"space.resolution: {min(resolution)} px is smaller than the total stride {total_stride}")
 
 
+@dataclass(frozen=True)
 class ChoiceSpace:
-    """Choice arithmetic over ``self.dimensions()`` (list of (path, choices), encoding order).
+    """Fields every space has (``resolution``: input sizes in px, sorted) and the choice
+    arithmetic over ``self.dimensions()`` (list of (path, choices), encoding order).
 
-    Subclasses define ``dimensions()``, ``validate(arch)`` (SpaceError on a field the space
-    does not allow) and ``_arch_from_values(values)`` (one value per dimension -> arch)."""
+    Subclasses (frozen dataclasses) add their fields and define ``dimensions()``,
+    ``validate(arch)`` (SpaceError on a field the space does not allow) and
+    ``_arch_from_values(values)`` (one value per dimension -> arch)."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    resolution: tuple[int, ...]
 
     @property
     def encoding_length(self) -> int:

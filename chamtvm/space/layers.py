@@ -31,8 +31,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .blocks import ACTIVATIONS, BLOCKS
-from .choices import (ChoiceArch, ChoiceSpace, check_positive_int, check_positive_int_choices,
-                      check_space_header, check_total_stride)
+from .choices import (ChoiceArch, ChoiceSpace, check_object_list, check_positive_int, check_positive_int_choices,
+                      check_space_header, check_stride, check_total_stride)
 from .errors import SpaceError
 
 
@@ -47,12 +47,9 @@ class LayerChoice:
 
 @dataclass(frozen=True)
 class LayerSpace(ChoiceSpace):
-    """A per-layer space: fixed stem and head, one block choice per layer."""
+    """A per-layer space: fixed stem and head, one block choice per layer (after the
+    fields of :class:`choices.ChoiceSpace`)."""
 
-    name: str
-    in_channels: int
-    num_classes: int
-    resolution: tuple[int, ...]
     stem_channels: int
     stem_kernel: int
     stem_stride: int
@@ -81,33 +78,25 @@ class LayerSpace(ChoiceSpace):
         stem_kernel = check_positive_int(stem.get("kernel", 3), "space.stem.kernel")
         if stem_kernel % 2 == 0:
             raise SpaceError(f"space.stem.kernel: must be odd, got {stem_kernel}")
-        stem_stride = stem.get("stride", 2)
-        if stem_stride not in (1, 2):
-            raise SpaceError(f"space.stem.stride: must be 1 or 2, got {stem_stride!r}")
-        raw = d.get("layers")
-        if not isinstance(raw, list) or not raw:
-            raise SpaceError("space.layers: expected a non-empty list of layer objects")
+        stem_stride = check_stride(stem.get("stride", 2), "space.stem.stride")
         layers = []
-        for i, layer in enumerate(raw):
+        for i, layer in enumerate(check_object_list(d.get("layers"), "space.layers", "layer objects")):
             where = f"space.layers[{i}]"
             if not isinstance(layer, Mapping) or set(layer) - {"channels", "stride", "choices"}:
                 raise SpaceError(f"{where}: expected an object with 'channels', 'stride', 'choices'; got {layer!r}")
-            if layer.get("stride", 1) not in (1, 2):
-                raise SpaceError(f"{where}.stride: must be 1 or 2, got {layer.get('stride')!r}")
-            choices = layer.get("choices")
-            if not isinstance(choices, list) or not choices:
-                raise SpaceError(f"{where}.choices: expected a non-empty list of block names")
+            stride = check_stride(layer.get("stride", 1), f"{where}.stride")
+            choices = check_object_list(layer.get("choices"), f"{where}.choices", "block names")
             for c in choices:
                 if c not in BLOCKS:
                     raise SpaceError(f"{where}.choices: unknown block {c!r}; valid: {', '.join(BLOCKS.names())}")
             if len(set(choices)) != len(choices):
                 raise SpaceError(f"{where}.choices: duplicate blocks in {choices}")
             layers.append(LayerChoice(check_positive_int(layer.get("channels"), f"{where}.channels"),
-                                      int(layer.get("stride", 1)), tuple(choices)))
+                                      stride, tuple(choices)))
         space = cls(name=str(d.get("name", "unnamed")), in_channels=int(d["in_channels"]),
                     num_classes=int(d["num_classes"]), resolution=res,
                     stem_channels=check_positive_int(stem["channels"], "space.stem.channels"),
-                    stem_kernel=stem_kernel, stem_stride=int(stem_stride),
+                    stem_kernel=stem_kernel, stem_stride=stem_stride,
                     head_channels=check_positive_int(head["channels"], "space.head.channels"),
                     layers=tuple(layers), activation=act)
         check_total_stride(res, space.stem_stride * 2 ** sum(layer.stride == 2 for layer in space.layers))

@@ -30,8 +30,8 @@ GLOBAL_FIELDS = ("resolution", "stem_channels", "head_channels")
 SPACES_DIR = Path(__file__).parent / "spaces"
 
 
-from .choices import (ChoiceArch, ChoiceSpace, check_positive_int, check_positive_int_choices,  # noqa: E402
-                      check_space_header, check_total_stride)
+from .choices import (ChoiceArch, ChoiceSpace, check_object_list, check_positive_int,  # noqa: E402
+                      check_positive_int_choices, check_space_header, check_stride, check_total_stride)
 from .errors import SpaceError  # noqa: E402 - re-exported: chamtvm.space.schema.SpaceError
 
 
@@ -48,12 +48,9 @@ class StageSpace:
 
 @dataclass(frozen=True)
 class SearchSpace(ChoiceSpace):
-    """A MobileNetV2-style space: resolution, stem, stages and head choices."""
+    """A MobileNetV2-style space: resolution, stem, stages and head choices (after the
+    fields of :class:`choices.ChoiceSpace`)."""
 
-    name: str
-    in_channels: int
-    num_classes: int
-    resolution: tuple[int, ...]
     stem_channels: tuple[int, ...]
     head_channels: tuple[int, ...]
     stages: tuple[StageSpace, ...]
@@ -70,25 +67,21 @@ class SearchSpace(ChoiceSpace):
 
             return LayerSpace.from_dict(d)
         check_space_header(d, {"name", "in_channels", "num_classes", "stages", *GLOBAL_FIELDS, "description"})
-        stages_raw = d.get("stages")
-        if not isinstance(stages_raw, list) or not stages_raw:
-            raise SpaceError("space.stages: expected a non-empty list of stage objects")
         stages = []
-        for i, s in enumerate(stages_raw):
+        for i, s in enumerate(check_object_list(d.get("stages"), "space.stages", "stage objects")):
             where = f"space.stages[{i}]"
             if not isinstance(s, Mapping):
                 raise SpaceError(f"{where}: expected an object, got {s!r}")
             missing = {"stride", *STAGE_FIELDS} - set(s)
             if missing:
                 raise SpaceError(f"{where}: missing fields {sorted(missing)}")
-            if s["stride"] not in (1, 2):
-                raise SpaceError(f"{where}.stride: must be 1 or 2, got {s['stride']!r}")
+            stride = check_stride(s["stride"], f"{where}.stride")
             kernels = check_positive_int_choices(s["kernel"], f"{where}.kernel")
             if any(k % 2 == 0 for k in kernels):
                 raise SpaceError(f"{where}.kernel: depthwise kernels must be odd, got {kernels}")
             stages.append(
                 StageSpace(
-                    stride=int(s["stride"]),
+                    stride=stride,
                     channels=check_positive_int_choices(s["channels"], f"{where}.channels"),
                     blocks=check_positive_int_choices(s["blocks"], f"{where}.blocks"),
                     expansion=check_positive_int_choices(s["expansion"], f"{where}.expansion"),

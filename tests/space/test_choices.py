@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chamtvm.space.choices import (ChoiceSpace, check_positive_int, check_positive_int_choices,
-                                   check_space_header, check_total_stride)
+from chamtvm.space.choices import (ChoiceSpace, check_object_list, check_positive_int, check_positive_int_choices,
+                                   check_space_header, check_stride, check_total_stride)
 from chamtvm.space.errors import SpaceError
 from chamtvm.space.schema import SearchSpace
 
@@ -27,6 +27,12 @@ def test_field_checks_name_the_field_and_the_value():
         check_space_header({"in_channels": 3, "num_classes": 10, "extra": 1}, {"in_channels", "num_classes"})
     with pytest.raises(SpaceError, match="space.num_classes"):
         check_space_header({"in_channels": 3, "num_classes": 0}, {"in_channels", "num_classes"})
+    assert check_stride(2, "s") == 2
+    with pytest.raises(SpaceError, match=r"^space\.s: must be 1 or 2, got 3"):
+        check_stride(3, "space.s")
+    assert check_object_list([{}], "l", "things") == [{}]
+    with pytest.raises(SpaceError, match="space.l: expected a non-empty list of things"):
+        check_object_list({}, "space.l", "things")
     check_total_stride((32, 64), 32)
     with pytest.raises(SpaceError, match="16 px is smaller than the total stride 32"):
         check_total_stride((16, 64), 32)
