@@ -7,14 +7,17 @@ chosen networks' predicted vs measured latency, and the time of each step. Train
 the accuracy step come from the journal in ``runs/`` when it holds them (said in the
 output: ``trained_now``); delete it to time them too.
 
-    python benchmarks/bench_main_job.py [--target x86] [extra tune arguments...]
+    python benchmarks/bench_main_job.py [--target x86] [--results-name NAME] [extra tune arguments...]
 
-Writes ``benchmarks/results/main_job_<target>.json``. Measure on an idle machine.
+Writes ``benchmarks/results/main_job_<target>.json`` (or ``NAME.json``), with the load
+average before and after, the TVM thread count, and how many of the space's kernels ran
+with a tuned, transferred or default schedule. Measure on an idle machine.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,8 +29,14 @@ from common import REPO, RESULTS, write_results
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    name = None
+    if "--results-name" in argv:
+        i = argv.index("--results-name")
+        name = argv[i + 1]
+        del argv[i:i + 2]
     target = argv[argv.index("--target") + 1] if "--target" in argv else "x86"
     extra = [a for i, a in enumerate(argv) if a != "--target" and (i == 0 or argv[i - 1] != "--target")]
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="chamtvm-bench-main-") as tmp:
         tmp = Path(tmp)
         t0 = time.time()
@@ -36,6 +45,7 @@ def main(argv=None) -> int:
                                "--out", str(tmp / "report.json"), "--no-progress", *extra],
                               cwd=REPO, capture_output=True, text=True)
         wall = time.time() - t0
+        load_after = os.getloadavg()
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             return proc.returncode
@@ -48,6 +58,15 @@ def main(argv=None) -> int:
         "emulated": report["emulated"], "extra_args": extra, "wall_seconds": round(wall, 1),
         "seconds": report["seconds"], "table": {k: report["table"][k] for k in ("rows", "space_kernels", "measured_now")},
         "tuned_now": len(report["tuning"]["tuned_now"]),
+        "runtime_threads": report.get("runtime_threads"),
+        "load_average_1_5_15": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
+        "tuning": {
+            "tuned_jointly": sum(1 for t in report["tuning"]["tuned_now"] if t.get("policy") == "joint"),
+            "transferred": sum(1 for t in report["tuning"]["tuned_now"] if t.get("policy") == "transfer"),
+            "kernels_with_tuned_schedule": report["tuning"]["kernels_with_tuned_schedule"],
+            "speedups_over_default": sorted(round(t["default_us"] / t["best_us"], 2) for t in report["tuning"]["tuned_now"]
+                                            if t.get("best_us") and t.get("default_us")),
+        },
         "fidelity_table_sum": report["fidelity_table_sum"], "fidelity": report["fidelity"],
         "residual": report["predictor"]["residual_mode"],
         "accuracy": {k: acc.get(k) for k in ("status", "samples", "trained_now", "resumed_from_journal", "cv",
@@ -71,7 +90,7 @@ def main(argv=None) -> int:
     for p in picks:
         print(f"  budget {p['budget_ms']} ms: predicted {p['predicted_latency_ms']:.3f} ms, measured "
               f"{p['measured_ms']:.3f} ms (spread {p['measured_spread_pct']:.1f} %), error {p['error_pct']:+.1f} %")
-    write_results(result, RESULTS / f"main_job_{target}.json")
+    write_results(result, RESULTS / f"{name or 'main_job_' + target}.json")
     return 0
 
 

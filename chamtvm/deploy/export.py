@@ -8,6 +8,9 @@ Writes into one folder:
                  target's pipeline and the schedules in ``schedules/<target>/``,
                  cross-compiled where the target says so. On the device it loads with
                  plain TVM: ``relax.VirtualMachine(tvm.runtime.load_module(path), dev)``.
+                 Where the target names ``threads``, run it with ``TVM_NUM_THREADS`` set to
+                 that count (``runtime_threads`` in the returned paths): the latency the
+                 search predicted was measured so.
 """
 
 from __future__ import annotations
@@ -52,4 +55,5 @@ def export_network(space: SearchSpace, arch: Arch, target: TargetSpec, out_dir: 
     lib = export(compile_network(net.fused, target, schedules), target, out / f"network_{target.name}.so")
     paths["library"] = str(lib)
     paths["input_shape"] = list(input_shape(space, arch))
+    paths["runtime_threads"] = target.runtime_threads
     return paths

@@ -24,6 +24,8 @@ class LocalRunner(Runner):
 
     ``item_timeout_s`` bounds each item; when the child dies mid-item (crash or kill) the
     item is retried once in a fresh child, then recorded as failed, and the rest goes on.
+    The child runs TVM with the target's ``runtime_threads`` (``TVM_NUM_THREADS``) where the
+    target names a count, so rows, networks and the exported library see one thread count.
     """
 
     def __init__(self, target: TargetSpec, item_timeout_s: float = 120.0, max_retries: int = 1):
@@ -39,6 +41,8 @@ class LocalRunner(Runner):
         """Yield results as the child prints them; finally a ('died', key, why) or ('done',)."""
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.target.runtime_threads is not None:
+            env["TVM_NUM_THREADS"] = str(self.target.runtime_threads)
         proc = subprocess.Popen(
             [sys.executable, "-m", "chamtvm.measure.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

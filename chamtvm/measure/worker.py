@@ -36,7 +36,9 @@ def main() -> int:
     else:
         inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
         results = [time_network(module, dev, inputs, evaluator, key=request.get("key", "network"), meter=meter)]
+    threads = int(tvm.get_global_func("runtime.NumThreads")())  # TVM_NUM_THREADS, else TVM's default
     for r in results:
+        r.extra["runtime_threads"] = threads
         sys.stdout.write(RESULT_PREFIX + json.dumps(r.to_json()) + "\n")
         sys.stdout.flush()
     return 0

@@ -80,8 +80,8 @@ def _count(state: JobState, summary) -> None:
 
 
 def step_table(state: JobState) -> None:
-    prepared = prepare(state["kernels"], state.target, state["schedules"])
-    _count(state, _fill(state, prepared, f"measuring kernels ({len(state['kernels'])} in space)"))
+    state["prepared"] = prepare(state["kernels"], state.target, state["schedules"])
+    _count(state, _fill(state, state["prepared"], f"measuring kernels ({len(state['kernels'])} in space)"))
 
 
 def step_calibration(state: JobState) -> None:
@@ -98,8 +98,8 @@ def step_tuning(state: JobState) -> None:
     state["tuned_now"] = tune_schedules(state["kernels"], state["table"], state.target, state["schedules"],
                                         state.cfg, state.log, runner_tracker(state.runner),
                                         runner=state.runner)
-    _count(state, _fill(state, prepare(state["kernels"], state.target, state["schedules"]),
-                        "measuring tuned kernels"))
+    state["prepared"] = prepare(state["kernels"], state.target, state["schedules"])  # with the new schedules
+    _count(state, _fill(state, state["prepared"], "measuring tuned kernels"))
 
 
 def step_models(state: JobState) -> None:
@@ -139,11 +139,12 @@ def step_report(state: JobState) -> None:
 
     cfg, target, runner, space = state.cfg, state.target, state.runner, state["space"]
     results, models = state.values.get("heldout", []), state["models"]
-    prepared = prepare(state["kernels"], target, state["schedules"])
+    prepared = state["prepared"]  # the space's kernels with the schedules they were timed with
     report = {
         "target": target.name,
         "device_label": runner.label,
         "emulated": runner.emulated,
+        "runtime_threads": target.runtime_threads,
         "space": space.name,
         "tvm_version": tvm_version(),
         "statistic": cfg.statistic,

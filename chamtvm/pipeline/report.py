@@ -10,6 +10,9 @@ def format_report(report: dict) -> str:
     lines = []
     emu = " — EMULATION timings, not device timings" if report["emulated"] else ""
     lines.append(f"chamtvm tune report: target {report['target']} on {report['device_label']}{emu}")
+    if report.get("runtime_threads"):
+        lines.append(f"timed with {report['runtime_threads']} TVM threads per kernel: run the exported library "
+                     f"with TVM_NUM_THREADS={report['runtime_threads']} to get the predicted latency")
     t = report["table"]
     lines.append(f"table: {t['rows']} rows ({t['space_kernels']} kernels in space {report['space']}, "
                  f"{t['measured_now']} measured this run, {t['failed']} failed)")

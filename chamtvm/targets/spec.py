@@ -5,6 +5,12 @@ folder named by ``CHAMTVM_TARGETS_DIR``, if set) describes one target: the TVM t
 (JSON form), its host, the cross compiler used to link libraries, the default RPC key,
 the Relax pipeline and the evaluator settings used when timing kernels and networks.
 Adding a target means adding such a file.
+
+``threads`` (optional: a count, or ``"auto"`` for this machine's cores) is the number of
+threads TVM's runtime runs each kernel with, for table rows and end-to-end measurements
+alike (``TVM_NUM_THREADS`` of the measuring process). Without it TVM picks its own default,
+which on x86 is half the hardware concurrency (1 on a 2-vCPU machine). It is part of the
+fingerprint, so rows timed at one thread count never mix with rows timed at another.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class TargetSpec:
     measurement: str
     evaluator: Evaluator
     network_evaluator: Evaluator
+    threads: int | str | None = None
     source: str = field(default="", compare=False)
 
     @classmethod
@@ -81,6 +88,10 @@ class TargetSpec:
         if d["device"] not in ("cpu", "cuda"):
             raise TargetError(f"{where}: device must be 'cpu' or 'cuda', got {d['device']!r}")
         ev = Evaluator.from_dict(d["evaluator"], f"{where}.evaluator")
+        threads = d.get("threads")
+        if threads is not None and threads != "auto" and (
+                isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise TargetError(f"{where}: threads must be a positive integer or 'auto', got {threads!r}")
         return cls(
             name=str(d["name"]),
             description=str(d.get("description", "")),
@@ -97,6 +108,7 @@ class TargetSpec:
             network_evaluator=Evaluator.from_dict(
                 d.get("network_evaluator", d["evaluator"]), f"{where}.network_evaluator"
             ),
+            threads=threads,
             source=source,
         )
 
@@ -115,6 +127,14 @@ class TargetSpec:
             t["num-cores"] = self.num_cores
         return t
 
+    @property
+    def runtime_threads(self) -> int | None:
+        """Threads per kernel the measuring process runs with (``TVM_NUM_THREADS``), or None
+        where the target leaves it to TVM's default."""
+        if self.threads == "auto":
+            return os.cpu_count() or 1
+        return self.threads
+
     def tvm(self):
         """The ``tvm.target.Target`` (with host where one is given)."""
         from tvm.target import Target
@@ -126,7 +146,10 @@ class TargetSpec:
     @property
     def fingerprint(self) -> str:
         """Short hash of the compiled-code identity (TVM target + host); part of table keys."""
-        blob = json.dumps({"target": self.target_json(), "host": self.host}, sort_keys=True)
+        ident = {"target": self.target_json(), "host": self.host}
+        if self.runtime_threads is not None:
+            ident["threads"] = self.runtime_threads
+        blob = json.dumps(ident, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
     def tvm_device(self, session=None):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..targets.spec import TargetSpec
-from .schedules import _quiet_ms_logs, ms_builder_runner, schedules_dir, tuned_log, workload_module
+from .schedules import _quiet_ms_logs, local_runtime_threads, ms_builder_runner, schedules_dir, tuned_log, workload_module
 
 COST_MODEL_FILE = "cost_model_xgb.tar"
 
@@ -132,7 +132,7 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
         ]
         before = _record_counts(db)
         r0 = time.time()
-        with _quiet_ms_logs():
+        with _quiet_ms_logs(), local_runtime_threads(target, tracker):
             db = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in active],
                                work_dir=str(work_dir), max_trials_global=per_task * len(active),
                                max_trials_per_task=per_task, num_trials_per_iter=min(16, per_task),

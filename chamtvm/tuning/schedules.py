@@ -8,6 +8,7 @@ for a tuned kernel, so a better record later gives a new key and old rows stay v
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -149,6 +150,25 @@ def _alloc_args_host_filled(session, device, args_info, alloc_repeat):
     from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common
 
     return alloc_argument_common(_host_random_fill, device, args_info, alloc_repeat)
+
+
+@contextlib.contextmanager
+def local_runtime_threads(target: TargetSpec, tracker=None):
+    """While tuning locally, MetaSchedule's measuring processes (forked from this one) run
+    candidates with the target's ``runtime_threads`` (``TVM_NUM_THREADS``), the count the
+    table rows and networks are timed with; through a tracker the device decides."""
+    n = target.runtime_threads if tracker is None else None
+    old = os.environ.get("TVM_NUM_THREADS")
+    if n is not None:
+        os.environ["TVM_NUM_THREADS"] = str(n)
+    try:
+        yield
+    finally:
+        if n is not None:
+            if old is None:
+                os.environ.pop("TVM_NUM_THREADS", None)
+            else:
+                os.environ["TVM_NUM_THREADS"] = old
 
 
 def ms_builder_runner(target: TargetSpec, tracker: tuple[str, int, str] | None = None):
@@ -360,7 +380,7 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
     with FileLock(str(work_dir / "database.lock")):
         if (work_dir / RECORDS).exists() or (work_dir / WORKLOADS).exists():
             _repair_locked(work_dir)  # TVM appends: the files must end with whole lines
-        with _quiet_ms_logs():
+        with _quiet_ms_logs(), local_runtime_threads(target, tracker):
             db = ms.tir_integration.tune_tir(
                 workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
                 max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,

@@ -134,3 +134,22 @@ def test_kill_9_of_the_whole_build_then_resume(tiny_space, x86, tmp_path):
     keys = [__import__("json").loads(l)["key"] for l in lut.read_text().splitlines()]
     assert len(keys) == len(set(keys)) == total
     assert lut.read_text().splitlines()[: len(before) - 1] == before[: len(before) - 1]
+
+
+def test_measuring_process_runs_the_targets_thread_count(tiny_kernels, x86, tmp_path):
+    """The child runs TVM with the target's ``threads`` (TVM_NUM_THREADS), whatever the
+    parent's environment says; a target without ``threads`` leaves TVM's default."""
+    import dataclasses
+
+    from chamtvm.measure.compile import build_kernel_library
+
+    p = prepare(tiny_kernels[:1], x86, ScheduleSource(x86, use_database=False))[0]
+    lib = build_kernel_library([(p.symbol, p.func)], x86, tmp_path / "k.so")
+    seen = {}
+    for threads in (1, 2):
+        target = dataclasses.replace(x86, threads=threads)
+        res = list(LocalRunner(target).measure_kernels(lib, [p.item()], target.evaluator))
+        assert res[0].ok, res[0].error
+        seen[threads] = res[0].extra["runtime_threads"]
+    assert seen == {1: 1, 2: 2}
+    assert dataclasses.replace(x86, threads=1).fingerprint != dataclasses.replace(x86, threads=2).fingerprint

@@ -108,3 +108,18 @@ def test_every_target_file_loads_and_builds_a_tvm_target():
     assert targets["arm"].tvm().attrs["mtriple"] == "aarch64-linux-gnu"
     assert targets["cuda"].tvm().attrs["arch"] == "sm_90"
     assert targets["hexagon"].tvm().attrs["mtriple"] == "hexagon"
+
+
+def test_threads_field_is_checked_and_resolved():
+    from chamtvm.targets.spec import TargetError, TargetSpec, get_target
+    import os
+
+    x86 = get_target("x86")
+    assert x86.threads == "auto" and x86.runtime_threads == (os.cpu_count() or 1)
+    base = {"name": "t", "tvm_target": {"kind": "llvm"}, "device": "cpu", "rpc_key": "t",
+            "evaluator": {"number": 1, "repeat": 3}}
+    assert TargetSpec.from_dict(base).runtime_threads is None
+    assert TargetSpec.from_dict({**base, "threads": 3}).runtime_threads == 3
+    for bad in (0, -1, "all", 1.5, True):
+        with pytest.raises(TargetError, match="threads must be a positive integer or 'auto'"):
+            TargetSpec.from_dict({**base, "threads": bad})
