@@ -113,3 +113,59 @@ def in_process_runner(x86):
             return time_network(tvm.runtime.load_module(str(library)), tvm.cpu(0), inputs, evaluator, key=key)
 
     return InProcessRunner
+
+
+# ----------------------------------------------- a tiny space ready to search (tinygray)
+def _synthetic_accuracy(arch) -> float:
+    """A made-up accuracy that grows with the channels of the last two stages."""
+    return 0.5 + 0.01 * arch.stages[1].channels + 0.005 * arch.stages[2].channels + 0.002 * arch.stages[1].blocks
+
+
+@pytest.fixture(scope="session")
+def tiny_gray_search(tmp_path_factory, x86):
+    """The 32-network ``space_tiny_gray`` with its real kernel map, a latency table holding
+    every kernel of the space (real keys, made-up latencies: 1 us + FLOPs / 1e4) and an
+    accuracy journal of all 32 networks (``_synthetic_accuracy``), in a fresh working folder.
+    ``kmap`` is the kernel map the search would compute (``cached_kernel_map`` reuses it)."""
+    import itertools
+    from types import SimpleNamespace
+
+    from chamtvm.accuracy.journal import Journal
+    from chamtvm.lower.coverage import space_kernel_map
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.fill import prepare
+    from chamtvm.table.store import LatencyTable, ok_row
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    work = tmp_path_factory.mktemp("tinygray")
+    space = SearchSpace.load(DATA / "space_tiny_gray.json")
+    kmap = space_kernel_map(space)
+    prepared = prepare(list(kmap.kernels.values()), x86, ScheduleSource(x86, use_database=False))
+    latency_us = {p.key: 1.0 + p.kernel.flops / 1e4 for p in prepared}
+    table = LatencyTable(work / "luts" / "x86.jsonl")
+    table.append([ok_row(p.key, {**p.kernel.describe(), "schedule": p.schedule, "target": "x86"},
+                         [latency_us[p.key]], 1) for p in prepared])
+    journal = Journal(work / "runs" / "accuracy-synthetic-tinygray.jsonl")
+    rows = list(itertools.product(*[range(len(c)) for _, c in space.dimensions()]))
+    for r in rows:
+        a = space.from_indices(r)
+        journal.append({"architecture": a.to_dict(), "accuracy": _synthetic_accuracy(a), "seed": 0, "epochs": 1,
+                        "seconds": 0.0, "task": "synthetic", "space": space.name})
+    return SimpleNamespace(space=space, space_path=DATA / "space_tiny_gray.json", kmap=kmap, work=work,
+                           luts=work / "luts", journal=journal.path,
+                           latency_us=latency_us, rows=rows, accuracy=_synthetic_accuracy)
+
+
+@pytest.fixture()
+def cached_kernel_map(tiny_gray_search, monkeypatch):
+    """``lower.coverage.space_kernel_map`` answering the tinygray space from the fixture's
+    real map (computing it costs seconds per call); any other space is lowered as usual."""
+    from chamtvm.lower import coverage
+
+    real = coverage.space_kernel_map
+
+    def cached(space, progress=None):
+        return tiny_gray_search.kmap if space.name == tiny_gray_search.space.name else real(space, progress)
+
+    monkeypatch.setattr(coverage, "space_kernel_map", cached)
+    return cached
