@@ -4,7 +4,6 @@ one of known latencies: the figure is the exact sum), lists what the table lacks
 the schedules of ``schedules_dir``. (Moved here from deploy/test_export.py: the
 ``lower_any`` and measured-table tests.)"""
 
-import numpy as np
 import pytest
 
 from chamtvm.api import lower_any, predict_latency

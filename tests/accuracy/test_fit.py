@@ -3,7 +3,6 @@ trains nothing twice), its saved GP and cross-validation, its errors; and refitt
 journal under one protocol (other protocols and foreign architectures left out, repeated
 trainings averaged)."""
 
-import json
 
 import numpy as np
 import pytest

@@ -4,7 +4,6 @@ extrapolation notes. (Moved here from test_bad_inputs.py: the ``--shape`` proper
 far-outside-the-table notes; the same checks through the whole command line stay there.)"""
 
 import argparse
-import math
 from types import SimpleNamespace
 
 import numpy as np

@@ -1,6 +1,5 @@
 """``core.progress``: a tqdm bar that counts, and stays silent when disabled."""
 
-import io
 
 
 def test_bar_counts_to_its_total_and_prints_its_description(capsys):

@@ -3,7 +3,6 @@ included), recorded on disk and stopped again from the record (as ``chamtvm devi
 does from another shell); a recorded pid that now belongs to another process is left alone;
 free ports."""
 
-import json
 import os
 import socket
 import sys

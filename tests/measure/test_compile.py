@@ -2,7 +2,6 @@
 right thing; a fused network compiled into a VM executable that matches torch."""
 
 import numpy as np
-import pytest
 
 
 def _add_one(n):

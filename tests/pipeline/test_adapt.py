@@ -7,7 +7,6 @@ import json
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 
 from chamtvm.pipeline.adapt import auto_budgets, export_pick, export_up_to_date, run_adapt, trainer_for
 from chamtvm.space.schema import SearchSpace

@@ -1,7 +1,6 @@
 """``pipeline.report``: the text of the main job's report (table, tuning, networks, fidelity,
 the accuracy and search lines) and the plot of the chosen networks, from a report dict."""
 
-import pytest
 
 from chamtvm.pipeline.report import format_adapt, format_report, picks_plot
 

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from chamtvm.table.networks import ensure_measured, network_key, network_table
-from chamtvm.table.store import LatencyTable
 
 
 def test_network_key_identifies_architecture_and_kernels(x86):
