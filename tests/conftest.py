@@ -156,10 +156,11 @@ def tiny_gray_search(tmp_path_factory, x86):
                            latency_us=latency_us, rows=rows, accuracy=_synthetic_accuracy)
 
 
-@pytest.fixture()
-def cached_kernel_map(tiny_gray_search, monkeypatch):
+@pytest.fixture(scope="module")
+def cached_kernel_map(tiny_gray_search):
     """``lower.coverage.space_kernel_map`` answering the tinygray space from the fixture's
-    real map (computing it costs seconds per call); any other space is lowered as usual."""
+    real map (computing it costs seconds per call); any other space is lowered as usual.
+    Module-scoped: undone after the module's last test."""
     from chamtvm.lower import coverage
 
     real = coverage.space_kernel_map
@@ -167,5 +168,9 @@ def cached_kernel_map(tiny_gray_search, monkeypatch):
     def cached(space, progress=None):
         return tiny_gray_search.kmap if space.name == tiny_gray_search.space.name else real(space, progress)
 
-    monkeypatch.setattr(coverage, "space_kernel_map", cached)
-    return cached
+    mp = pytest.MonkeyPatch()
+    mp.setattr(coverage, "space_kernel_map", cached)
+    try:
+        yield cached
+    finally:
+        mp.undo()

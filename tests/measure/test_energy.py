@@ -21,7 +21,9 @@ def test_energy_is_absent_unless_a_counter_is_readable(tmp_path):
         time.sleep(0.2)
         (tmp_path / "energy_uj").write_text("1000000")  # wrapped: 2e6 uJ used in ~0.2 s
     per_call = w.per_call_uj(1e-3)  # ~10 W x 1 ms = ~1e4 uJ
-    assert 5e3 < per_call < 1.1e4
+    assert 1e3 < per_call < 1.1e4
+    # exactly: the wrapped delta (2e6 uJ) over the window's own duration, times 1 ms
+    assert per_call == pytest.approx(2e6 / (w.t1 - w.t0) * 1e-3, rel=1e-9)
     assert EnergyWindow(None).per_call_uj(1e-3) is None
 
 

@@ -11,17 +11,8 @@ from chamtvm.search.genetic import SearchError
 
 
 @pytest.fixture(scope="module")
-def ctx(tiny_gray_search, x86):
-    from _pytest.monkeypatch import MonkeyPatch
-
-    from chamtvm.lower import coverage
-
-    mp = MonkeyPatch()  # module scope: reuse the fixture's real kernel map (seconds per lowering)
-    mp.setattr(coverage, "space_kernel_map", lambda space, progress=None: tiny_gray_search.kmap)
-    try:
-        yield search_context(tiny_gray_search.space, x86, tiny_gray_search.luts, None, tiny_gray_search.journal)
-    finally:
-        mp.undo()
+def ctx(tiny_gray_search, cached_kernel_map, x86):
+    return search_context(tiny_gray_search.space, x86, tiny_gray_search.luts, None, tiny_gray_search.journal)
 
 
 @pytest.fixture(scope="module")
