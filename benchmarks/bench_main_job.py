@@ -24,8 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+from common import REPO, RESULTS, write_results
 
 
 def main(argv=None) -> int:
@@ -98,10 +97,7 @@ def main(argv=None) -> int:
     for p in picks:
         print(f"  budget {p['budget_ms']} ms: predicted {p['predicted_latency_ms']:.3f} ms, measured "
               f"{p['measured_ms']:.3f} ms (spread {p['measured_spread_pct']:.1f} %), error {p['error_pct']:+.1f} %")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{name or 'main_job_' + target}.json"
-    out.write_text(json.dumps(result, indent=1))
-    print(f"written {out.relative_to(REPO)}")
+    write_results(result, RESULTS / f"{name or 'main_job_' + target}.json")
     return 0
 
 

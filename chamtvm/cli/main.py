@@ -25,6 +25,11 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
                    help="root of MetaSchedule databases (default: <workdir>/schedules)")
 
 
+def _add_statistic_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"],
+                   help="table statistic a kernel is priced by (default: the median)")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="architecture JSON file or ONNX file")
     p.add_argument("--space", default="fashion", help="space of an architecture JSON without a 'space' field "
@@ -230,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="networks measured end to end to train the residual model (0: table sum only)")
     p.add_argument("--residual", default="scale", choices=["ratio", "additive", "scale"],
                    help="residual model: one median scale (default), learned ratio, or learned relative offset")
-    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
+    _add_statistic_arg(p)
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
     p.add_argument("--real-calibration", action="store_true",
@@ -260,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict a model's latency from the target's table")
     _add_target_args(p)
     _add_model_args(p)
-    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
+    _add_statistic_arg(p)
     p.add_argument("--table-sum-only", action="store_true",
                    help="plain table sum (no learned models); missing kernels are listed, not priced")
     p.add_argument("--measure-missing", action="store_true",
