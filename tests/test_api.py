@@ -46,6 +46,15 @@ def test_lower_any_errors():
         lower_any(42)
 
 
+def test_predict_latency_of_a_relax_module_without_main_is_a_model_error(x86, tmp_path):
+    import tvm
+
+    from chamtvm.lower.kernels import ModelError
+
+    with pytest.raises(ModelError, match="the Relax module has no 'main' function"):
+        predict_latency(tvm.IRModule({}), x86, luts_dir=tmp_path)
+
+
 def test_lower_any_accepts_relax_onnx_and_torch(tiny_space, tiny_archs, tmp_path):
     import torch
 

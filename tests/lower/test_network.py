@@ -110,3 +110,48 @@ def test_onnx_model_lowers_to_the_same_kernels(tiny_space, tiny_archs, tmp_path)
     assert len(onnx_net.kernels) == len(torch_net.kernels)
 
 
+
+
+def test_module_without_main_is_a_model_error():
+    import tvm
+
+    from chamtvm.lower.network import lower_relax
+
+    with pytest.raises(ModelError, match="broken: the Relax module has no 'main' function"):
+        lower_relax(tvm.IRModule({}), "broken")
+
+
+def test_symbolic_input_shape_is_a_model_error_naming_the_input_and_dimension():
+    import tvm
+    from tvm.script import relax as R
+
+    from chamtvm.lower.network import lower_relax
+
+    @tvm.script.ir_module
+    class Sym:
+        @R.function
+        def main(x: R.Tensor(("n", 4), "float32")):
+            y = R.nn.relu(x)
+            return y
+
+    with pytest.raises(ModelError, match=r"sym: input 'x' of 'main' has dynamic dimension n \(axis 0\)"):
+        lower_relax(Sym, "sym")
+
+
+def test_static_relax_module_lowers_with_its_input_spec():
+    import tvm
+    from tvm.script import relax as R
+
+    from chamtvm.lower.kernels import ArgSpec
+    from chamtvm.lower.network import lower_relax
+
+    @tvm.script.ir_module
+    class Static:
+        @R.function
+        def main(x: R.Tensor((2, 4), "float32")):
+            y = R.nn.relu(x)
+            return y
+
+    net = lower_relax(Static, "static")
+    assert net.inputs == [ArgSpec((2, 4), "float32")]
+    assert len(net.kernels) == 1
