@@ -32,3 +32,145 @@ def tiny_archs(tiny_space):
 
     rng = np.random.default_rng(0)
     return [tiny_space.sample(rng) for _ in range(3)]
+
+
+# ------------------------------------------------------------- a tiny torch network
+def tiny_torch_module():
+    """Three 3x3 convolutions + ReLU (the last two of the same shape) and a spatial mean, on
+    a (1, 3, 8, 8) input: lowers to 3 distinct kernels, one of them called twice."""
+    import torch
+    from torch import nn
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+            self.c2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+            self.c3 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+
+        def forward(self, x):
+            y = torch.relu(self.c1(x))
+            y = torch.relu(self.c2(y))
+            return torch.relu(self.c3(y)).mean(dim=(2, 3))
+
+    torch.manual_seed(0)
+    return Tiny().eval()
+
+
+TINY_INPUT = (1, 3, 8, 8)
+
+
+@pytest.fixture(scope="session")
+def tiny_torch():
+    """``make()``: a fresh ``tiny_torch_module`` (seeded weights); ``shape``: its input shape."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(make=tiny_torch_module, shape=TINY_INPUT)
+
+
+@pytest.fixture(scope="session")
+def tiny_net():
+    """``tiny_torch_module`` lowered (``lower.network.lower_torch``), once per session."""
+    from chamtvm.lower.network import lower_torch
+
+    return lower_torch(tiny_torch_module(), TINY_INPUT, "tiny")
+
+
+@pytest.fixture(scope="session")
+def fast_evaluator():
+    """Few repeats and no minimum time: a real timing, kept short."""
+    from chamtvm.targets.spec import Evaluator
+
+    return Evaluator(number=2, repeat=3, min_repeat_ms=0)
+
+
+@pytest.fixture(scope="session")
+def in_process_runner(x86):
+    """A real runner that times compiled libraries in this process (``measure.timing``), for
+    tests that need measurements but not the measuring child process; counts its calls."""
+    from chamtvm.measure.base import Runner
+
+    class InProcessRunner(Runner):
+        label = "in-process x86 (tests)"
+
+        def __init__(self):
+            self.target = x86
+            self.network_calls = 0
+
+        def measure_kernels(self, library, items, evaluator):
+            import tvm
+
+            from chamtvm.measure.timing import time_kernels
+
+            yield from time_kernels(tvm.runtime.load_module(str(library)), tvm.cpu(0), items, evaluator)
+
+        def measure_network(self, library, inputs, evaluator, key="network"):
+            import tvm
+
+            from chamtvm.measure.timing import time_network
+
+            self.network_calls += 1
+            return time_network(tvm.runtime.load_module(str(library)), tvm.cpu(0), inputs, evaluator, key=key)
+
+    return InProcessRunner
+
+
+# ----------------------------------------------- a tiny space ready to search (tinygray)
+def _synthetic_accuracy(arch) -> float:
+    """A made-up accuracy that grows with the channels of the last two stages."""
+    return 0.5 + 0.01 * arch.stages[1].channels + 0.005 * arch.stages[2].channels + 0.002 * arch.stages[1].blocks
+
+
+@pytest.fixture(scope="session")
+def tiny_gray_search(tmp_path_factory, x86):
+    """The 32-network ``space_tiny_gray`` with its real kernel map, a latency table holding
+    every kernel of the space (real keys, made-up latencies: 1 us + FLOPs / 1e4) and an
+    accuracy journal of all 32 networks (``_synthetic_accuracy``), in a fresh working folder.
+    ``kmap`` is the kernel map the search would compute (``cached_kernel_map`` reuses it)."""
+    import itertools
+    from types import SimpleNamespace
+
+    from chamtvm.accuracy.journal import Journal
+    from chamtvm.lower.coverage import space_kernel_map
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.fill import prepare
+    from chamtvm.table.store import LatencyTable, ok_row
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    work = tmp_path_factory.mktemp("tinygray")
+    space = SearchSpace.load(DATA / "space_tiny_gray.json")
+    kmap = space_kernel_map(space)
+    prepared = prepare(list(kmap.kernels.values()), x86, ScheduleSource(x86, use_database=False))
+    latency_us = {p.key: 1.0 + p.kernel.flops / 1e4 for p in prepared}
+    table = LatencyTable(work / "luts" / "x86.jsonl")
+    table.append([ok_row(p.key, {**p.kernel.describe(), "schedule": p.schedule, "target": "x86"},
+                         [latency_us[p.key]], 1) for p in prepared])
+    journal = Journal(work / "runs" / "accuracy-synthetic-tinygray.jsonl")
+    rows = list(itertools.product(*[range(len(c)) for _, c in space.dimensions()]))
+    for r in rows:
+        a = space.from_indices(r)
+        journal.append({"architecture": a.to_dict(), "accuracy": _synthetic_accuracy(a), "seed": 0, "epochs": 1,
+                        "seconds": 0.0, "task": "synthetic", "space": space.name})
+    return SimpleNamespace(space=space, space_path=DATA / "space_tiny_gray.json", kmap=kmap, work=work,
+                           luts=work / "luts", journal=journal.path,
+                           latency_us=latency_us, rows=rows, accuracy=_synthetic_accuracy)
+
+
+@pytest.fixture(scope="module")
+def cached_kernel_map(tiny_gray_search):
+    """``lower.coverage.space_kernel_map`` answering the tinygray space from the fixture's
+    real map (computing it costs seconds per call); any other space is lowered as usual.
+    Module-scoped: undone after the module's last test."""
+    from chamtvm.lower import coverage
+
+    real = coverage.space_kernel_map
+
+    def cached(space, progress=None):
+        return tiny_gray_search.kmap if space.name == tiny_gray_search.space.name else real(space, progress)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(coverage, "space_kernel_map", cached)
+    try:
+        yield cached
+    finally:
+        mp.undo()

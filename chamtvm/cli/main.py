@@ -162,6 +162,7 @@ def cmd_tune(args) -> int:
     from ..accuracy.tasks import default_space
 
     cfg = TuneConfig(space=args.space or default_space(args.task), trials=args.trials, trials_per_kernel=args.trials_per_kernel,
+                     tuning_population=args.tuning_population,
                      heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
                      residual_mode=args.residual, calibration=not args.no_calibration,
                      real_calibration=args.real_calibration,
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "macro for nas-bench-macro, fashion for fashion-mnist)")
     p.add_argument("--trials", type=v.non_negative_int, default=64, help="total MetaSchedule trials (0: no tuning)")
     p.add_argument("--trials-per-kernel", type=v.positive_int, default=16)
+    p.add_argument("--tuning-population", type=v.positive_int, default=128,
+                   help="MetaSchedule's evolutionary population per kernel (its own default is 512; "
+                        "smaller makes each tuning round cheaper)")
     p.add_argument("--heldout", type=v.non_negative_int, default=20, help="held-out networks measured end to end")
     p.add_argument("--train-networks", type=v.non_negative_int, default=10,
                    help="networks measured end to end to train the residual model (0: table sum only)")

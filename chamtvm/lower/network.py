@@ -35,6 +35,12 @@ class LoweredNetwork:
 
 
 def lower_relax(mod, name: str = "relax") -> LoweredNetwork:
+    """Fuse a Relax module and extract its kernels and input specs. A module TVM cannot lower,
+    one without a ``main`` function, or one whose ``main`` takes a dynamic shape is a
+    ``ModelError`` saying so."""
+    if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
+        raise ModelError(f"{name}: the Relax module has no 'main' function "
+                         f"(functions: {', '.join(sorted(gv.name_hint for gv in mod.get_global_vars())) or 'none'})")
     try:
         fused = fuse(mod)
     except Exception as e:  # TVM raises assorted types on graphs its passes cannot handle
@@ -44,7 +50,8 @@ def lower_relax(mod, name: str = "relax") -> LoweredNetwork:
         msg = str(e).strip().splitlines()
         raise ModelError(f"{name}: TVM could not lower the model: {type(e).__name__}: "
                          f"{msg[-1] if msg else ''}") from None
-    return LoweredNetwork(name, fused, extract_kernels(fused), network_inputs(fused))
+    inputs = network_inputs(fused, name)  # before extracting kernels: a dynamic shape is the clearer error
+    return LoweredNetwork(name, fused, extract_kernels(fused), inputs)
 
 
 def lower_torch(module, input_shape, name: str = "torch") -> LoweredNetwork:
@@ -131,7 +138,20 @@ def _check_onnx_shape(path: Path, shape: tuple[int, ...]) -> None:
                          ("; its shape is static: drop --shape" if None not in static else ""))
 
 
-def network_inputs(fused_mod) -> list[ArgSpec]:
-    """Input specs of the ``main`` function of a Relax module."""
-    main = fused_mod["main"]
-    return [ArgSpec(tuple(int(d) for d in p.ty.shape), str(p.ty.dtype)) for p in main.params]
+def network_inputs(fused_mod, name: str = "relax") -> list[ArgSpec]:
+    """Input specs of the ``main`` function of a Relax module. An input that is not a tensor
+    of static shape (a symbolic dimension such as ``"n"``) is a ``ModelError`` naming it."""
+    import tvm
+
+    specs = []
+    for p in fused_mod["main"].params:
+        shape = getattr(p.ty, "shape", None)
+        if shape is None:
+            raise ModelError(f"{name}: input {p.name!r} of 'main' is not a tensor of known shape "
+                             f"({p.ty}); only static-shape tensor inputs can be lowered")
+        for axis, d in enumerate(shape):
+            if not isinstance(d, tvm.tirx.IntImm):
+                raise ModelError(f"{name}: input {p.name!r} of 'main' has dynamic dimension "
+                                 f"{d} (axis {axis}); only static shapes can be lowered")
+        specs.append(ArgSpec(tuple(int(d) for d in shape), str(p.ty.dtype)))
+    return specs

@@ -18,6 +18,7 @@ class TuneConfig:
     space: str = "macro"
     trials: int = 64
     trials_per_kernel: int = 16
+    tuning_population: int = 128     # MetaSchedule's evolutionary population per kernel (its own default: 512)
     heldout: int = 20
     heldout_seed: int = 2026
     train_networks: int = 10

@@ -1,13 +1,11 @@
-"""Trainers: built-in digits task, user command, missing dataset (chamtvm.accuracy.trainer)."""
+"""Trainers: built-in digits task, user command (chamtvm.accuracy.trainer); the datasets
+themselves are tested in ``test_datasets.py``."""
 
 import sys
-
-import numpy as np
 
 import pytest
 
 from chamtvm.accuracy import CommandTrainer, Journal, ProxyTaskTrainer, train_archs
-from chamtvm.accuracy.datasets import DatasetMissingError, load_split
 from chamtvm.space.schema import SearchSpace
 
 
@@ -43,25 +41,12 @@ def test_command_trainer_reads_last_line(tmp_path):
         CommandTrainer(f"{sys.executable} {bad}").train(space, tiny_arch(space), 0)
 
 
-def test_missing_fashion_mnist_says_how_to_install(tmp_path, monkeypatch):
-    monkeypatch.setenv("CHAMTVM_FASHION_MNIST_DIR", str(tmp_path))
-    with pytest.raises(DatasetMissingError, match="apt-get install dataset-fashion-mnist"):
-        load_split("fashion-mnist", 10, 10)
-
-
 def test_unknown_task_lists_valid_ones():
     with pytest.raises(ValueError, match="valid"):
         ProxyTaskTrainer("cifar")
 
 
-def test_validation_split_comes_from_training_images_disjoint_from_the_subset():
-    """Protocols are chosen on a validation split, never on the test set."""
-    val = load_split("fashion-mnist", 500, 300, eval_split="val")
-    test = load_split("fashion-mnist", 500, 300)
-    assert val.eval_x.shape == test.eval_x.shape == (300, 1, 28, 28)
-    assert not np.array_equal(val.eval_x, test.eval_x)
-    train = {x.tobytes() for x in val.train_x}
-    assert not any(x.tobytes() in train for x in val.eval_x)
-    assert ProxyTaskTrainer("fashion-mnist", train_size=500, eval_size=300, eval_split="val").protocol.endswith("-val")
-    with pytest.raises(ValueError, match="eval_split"):
-        load_split("fashion-mnist", 10, 10, eval_split="train")
+def test_validation_protocol_is_named_apart_from_the_test_protocol():
+    trainer = ProxyTaskTrainer("fashion-mnist", train_size=500, eval_size=300, eval_split="val")
+    assert trainer.protocol.endswith("-val")
+    assert not ProxyTaskTrainer("fashion-mnist", train_size=500, eval_size=300).protocol.endswith("-val")

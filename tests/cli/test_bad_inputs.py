@@ -229,21 +229,6 @@ def test_any_architecture_json_is_a_clear_error_or_accepted(files, tmp_path, dat
     assert code == 2 and err.startswith("chamtvm: error:"), err
 
 
-@settings(max_examples=200, deadline=None, database=None)
-@given(text=st.text(alphabet="0123456789,-+ .xe", max_size=24))
-def test_any_shape_text_is_positive_sizes_or_an_argparse_error(text):
-    import argparse
-
-    from chamtvm.cli.validate import MAX_INPUT_ELEMENTS, shape
-
-    try:
-        dims = shape(text)
-    except argparse.ArgumentTypeError as e:
-        assert str(e)
-        return
-    assert dims and all(isinstance(d, int) and d > 0 for d in dims) and np.prod(dims, dtype=object) <= MAX_INPUT_ELEMENTS
-
-
 # ------------------------------------------------------------------ interrupts
 @pytest.mark.parametrize("sig,code,name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_interrupt_stops_with_its_exit_code_and_removes_temporaries(files, tmp_path, sig, code, name):
@@ -286,20 +271,6 @@ def test_predict_over_a_torn_metaschedule_database_names_the_line_and_proceeds(f
     assert out.returncode == 3, out.stderr[-1500:]  # runs through: kernels missing from the 1-row table
     assert "Traceback" not in out.stderr and f"{rec}:2: damaged tuning record (torn last line" in out.stderr
     assert len(list(work.glob(RECORDS + ".bad-*"))) == 1
-
-
-def test_kernels_far_outside_the_table_are_flagged(tmp_path):
-    from chamtvm.cli.validate import extrapolation_notes
-    from chamtvm.table.store import LatencyTable, ok_row
-
-    table = LatencyTable(tmp_path / "x86.jsonl")
-    table.append([ok_row(f"fp/default/{i}", {"name": "k", "bytes": 1000.0 * (i + 1), "flops": 10.0}, [1.0], 1)
-                  for i in range(3)])
-    kernels = [{"name": "big", "bytes": 1e9, "flops": 1.0, "estimated": True},
-               {"name": "near", "bytes": 5000.0, "flops": 10.0, "estimated": True},
-               {"name": "measured", "bytes": 1e9, "flops": 1.0, "estimated": False}]
-    notes = extrapolation_notes(kernels, table)
-    assert len(notes) == 1 and "kernel big has 333333x the bytes" in notes[0]
 
 
 @pytest.mark.slow  # ~1.5 min contended: builds a table, then interrupts a search during its export

@@ -1,4 +1,5 @@
-"""Hooks into TVM flows and deployment: latency of any model, exported libraries, search CLI."""
+"""Deployment: exported libraries, the search CLI end to end (the API hooks, ``lower_any`` and
+``predict_latency``, are tested in ``tests/test_api.py``)."""
 
 import json
 import subprocess
@@ -8,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chamtvm.api import lower_any, predict_latency
 from chamtvm.deploy.export import export_network
 from chamtvm.space.model import build_model, input_shape
 
@@ -40,43 +40,6 @@ def test_exported_library_runs_with_plain_tvm(tiny_space, tiny_archs, x86, tmp_p
     ref = build_model(tiny_space, arch)(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ref, rtol=1e-4, atol=1e-4)
     assert json.loads(Path(paths["arch"]).read_text())["resolution"] == arch.resolution
-
-
-def test_lower_any_accepts_relax_onnx_and_torch(tiny_space, tiny_archs, tmp_path):
-    import torch
-
-    from chamtvm.lower.kernels import from_torch
-
-    arch = tiny_archs[0]
-    model, shape = build_model(tiny_space, arch), input_shape(tiny_space, arch)
-    via_torch = lower_any(model, shape)
-    via_relax = lower_any(from_torch(model, shape))
-    onnx_path = tmp_path / "m.onnx"
-    torch.onnx.export(model, (torch.zeros(*shape),), str(onnx_path), input_names=["x"], opset_version=17, dynamo=False)
-    via_onnx = lower_any(str(onnx_path))
-    assert {k.struct_hash for k in via_torch.kernels} == {k.struct_hash for k in via_relax.kernels}
-    assert len(via_onnx.kernels) == len(via_torch.kernels)
-    with pytest.raises(ValueError, match="input_shape"):
-        lower_any(model)
-    with pytest.raises(TypeError, match="cannot lower"):
-        lower_any(42)
-
-
-def test_predict_latency_of_a_torch_module_with_breakdown(tiny_space, tiny_archs, x86, tmp_path):
-    from chamtvm.table.store import LatencyTable
-    from chamtvm.measure.local import LocalRunner
-    from chamtvm.tuning.schedules import ScheduleSource
-    from chamtvm.table.fill import fill_table, prepare
-
-    arch = tiny_archs[1]
-    model, shape = build_model(tiny_space, arch), input_shape(tiny_space, arch)
-    net = lower_any(model, shape)
-    table = LatencyTable(tmp_path / "x86.jsonl")
-    fill_table(prepare(net.kernels, x86, ScheduleSource(x86, use_database=False)), table, LocalRunner(x86), x86)
-    pred = predict_latency(model, "x86", input_shape=shape, luts_dir=tmp_path)
-    assert pred.latency_ms > 0 and not pred.missing and not pred.estimated
-    assert sum(k["count"] for k in pred.kernels) == sum(k.count for k in net.kernels)
-    assert pred.latency_ms == pytest.approx(sum(k["latency_us"] * k["count"] for k in pred.kernels) / 1e3)
 
 
 @pytest.mark.slow

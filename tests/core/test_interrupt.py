@@ -1,0 +1,121 @@
+"""``core.interrupt``: real SIGINT/SIGTERM sent to a real child process give exit codes
+130/143, every ``finally`` runs (its temporary folder is removed), and a broad ``except``
+that asks ``reraise_if_interrupted`` still ends as the interrupt."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The child makes a temporary folder, says READY, then blocks; the handlers turn the signal
+# into an exception that the ``finally`` and ``except`` clauses below see.
+CHILD = textwrap.dedent("""
+    import shutil, sys, tempfile, time
+    from chamtvm.core import interrupt
+
+    interrupt.install()
+    tmp = tempfile.mkdtemp(prefix="chamtvm-int-", dir=sys.argv[1])
+    try:
+        try:
+            print("READY", tmp, flush=True)
+            while True:
+                time.sleep(0.05)
+        except Exception:  # never taken: an interrupt is no Exception
+            print("BROAD", flush=True)
+        finally:
+            shutil.rmtree(tmp)
+    except KeyboardInterrupt as e:
+        print("CAUGHT", type(e).__name__, interrupt.received(), flush=True)
+        sys.exit(interrupt.exit_code(e))
+""")
+
+
+@pytest.mark.parametrize("sig,code,exc", [(signal.SIGINT, 130, "KeyboardInterrupt"),
+                                          (signal.SIGTERM, 143, "Terminated")])
+def test_signal_to_a_child_gives_its_exit_code_and_removes_the_temporary(tmp_path, sig, code, exc):
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = proc.stdout.readline().split()
+        assert ready[:1] == ["READY"], proc.stderr.read()
+        assert Path(ready[1]).is_dir()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, err
+    assert f"CAUGHT {exc} {int(sig)}" in out and "BROAD" not in out
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # the finally removed the temporary folder
+
+
+def test_pending_signal_is_reraised_from_a_broad_except():
+    """A TVM error raised while a signal is pending is the interrupt: ``reraise_if_interrupted``
+    raises it again, as ``Terminated`` for SIGTERM."""
+    from chamtvm.core import interrupt
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        interrupt.install()
+        assert interrupt.received() is None
+        interrupt.reraise_if_interrupted()  # nothing pending: no-op
+        assert interrupt.exit_code() == 130  # no signal: the Ctrl-C code
+        with pytest.raises(interrupt.Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs at the next bytecode
+        assert interrupt.received() == signal.SIGTERM and interrupt.exit_code() == 143
+        with pytest.raises(interrupt.Terminated):
+            try:
+                raise RuntimeError("TVM: some error while the signal was pending")
+            except RuntimeError:
+                interrupt.reraise_if_interrupted()
+        interrupt.install()  # forgets the earlier signal
+        assert interrupt.received() is None
+        with pytest.raises(KeyboardInterrupt) as info:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        assert not isinstance(info.value, interrupt.Terminated)
+        assert interrupt.received() == signal.SIGINT and interrupt.exit_code(info.value) == 130
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.reraise_if_interrupted()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        interrupt._received = None
+
+
+def test_terminated_is_a_keyboard_interrupt_with_exit_code_143():
+    from chamtvm.core.interrupt import Terminated, exit_code
+
+    assert issubclass(Terminated, KeyboardInterrupt) and not issubclass(Terminated, Exception)
+    assert exit_code(Terminated()) == 143
+
+
+def test_install_outside_the_main_thread_is_a_no_op():
+    import threading
+
+    from chamtvm.core import interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    raised = []
+
+    def worker():
+        try:
+            interrupt.install()
+        except Exception as e:  # signal.signal raises ValueError outside the main thread
+            raised.append(e)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert raised == [] and signal.getsignal(signal.SIGINT) is before

@@ -1,0 +1,71 @@
+"""``pipeline.adapt``: the parts of steps 7-10 that decide without training or compiling:
+which task can train which space (and why not), the automatic budgets, whether an export
+is up to date (so a rerun exports nothing twice), and the job without accuracy steps.
+(The whole chain, with real trainings, exports and measurements, is ``test_job.py``'s.)"""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+
+from chamtvm.pipeline.adapt import auto_budgets, export_pick, export_up_to_date, run_adapt, trainer_for
+from chamtvm.space.schema import SearchSpace
+
+
+def test_trainer_for_each_task_or_the_reason_it_cannot_train(tiny_space, tmp_path, monkeypatch):
+    from chamtvm.accuracy import datasets
+
+    fashion = SearchSpace.load("fashion")
+    assert trainer_for("none", fashion) == (None, "skipped (--task none)")
+    trainer, why = trainer_for("digits", fashion)
+    assert why is None and trainer.task == "digits"
+    cases = [("nas-bench-macro", fashion, None, "needs space 'macro'"),
+             ("command", fashion, None, "task 'command' needs a trainer command"),
+             ("digits", tiny_space, None, "has 1x28x28 inputs and 10 classes; space 'tiny3' has 3 channels")]
+    for task, space, cmd, msg in cases:
+        trainer, why = trainer_for(task, space, cmd)
+        assert trainer is None and why.startswith("skipped: ") and msg in why, why
+    monkeypatch.setenv("CHAMTVM_FASHION_MNIST_DIR", str(tmp_path))
+    monkeypatch.setattr(datasets, "_CACHE", {})
+    trainer, why = trainer_for("fashion-mnist", fashion)
+    assert trainer is None and "apt-get install dataset-fashion-mnist" in why
+
+
+def test_auto_budgets_are_quantiles_to_three_digits():
+    lat = np.linspace(1.0, 2.0, 101)  # quantiles 1.25, 1.5, 1.75 exactly
+    ctx = SimpleNamespace(latency_range_ms=lambda: lat * 1.23456)
+    assert auto_budgets(ctx) == [1.54, 1.85, 2.16]
+    assert auto_budgets(ctx, quantiles=(0.0, 1.0)) == [1.23, 2.47]
+
+
+def test_export_up_to_date_needs_the_same_stamp_and_every_file(tmp_path):
+    stamp = {"arch": {"a": 1}, "space": "s", "kernel_keys": ["k1"]}
+    assert not export_up_to_date(tmp_path, stamp)  # never exported
+    lib = tmp_path / "net.so"
+    lib.write_bytes(b"x")
+    (tmp_path / "export.json").write_text(json.dumps({"stamp": stamp, "paths": {}, "files": [str(lib)]}))
+    assert export_up_to_date(tmp_path, stamp)
+    assert not export_up_to_date(tmp_path, {**stamp, "kernel_keys": ["k2"]})  # another schedule
+    lib.unlink()
+    assert not export_up_to_date(tmp_path, stamp)  # an artefact is gone
+    (tmp_path / "export.json").write_text('{"stamp": ')  # torn
+    assert not export_up_to_date(tmp_path, stamp)
+
+
+def test_export_pick_skips_an_up_to_date_export(tiny_space, x86, tmp_path):
+    arch = tiny_space.sample(np.random.default_rng(0))
+    prepared = [SimpleNamespace(key="fp/default/2"), SimpleNamespace(key="fp/default/1")]
+    stamp = {"arch": arch.to_dict(), "space": tiny_space.name, "kernel_keys": ["fp/default/1", "fp/default/2"]}
+    lib = tmp_path / "network_x86.so"
+    lib.write_bytes(b"x")
+    paths = {"library": str(lib), "input_shape": [1, 3, 32, 32]}
+    (tmp_path / "export.json").write_text(json.dumps({"stamp": stamp, "paths": paths, "files": [str(lib)]}))
+    assert export_pick(tiny_space, arch, x86, tmp_path, None, prepared) == (paths, False)
+
+
+def test_job_without_accuracy_steps_says_so(tiny_space, x86):
+    said = []
+    out = run_adapt(tiny_space, x86, None, None, None, None, SimpleNamespace(task="none", train_command=None), None,
+                    log=said.append)
+    assert out == {"accuracy": {"status": "skipped (--task none)"}, "picks": []}
+    assert said == ["accuracy predictor and search: skipped (--task none)"]
