@@ -97,12 +97,14 @@ class SweepSampler:
     """The state of one adaptive (or random) sweep: which kernels it owns, the pool left.
 
     ``initial``: the prepared kernels of the starting sweep; ``pool``: prepared candidates;
-    ``base_rows``: rows every fit also uses (e.g. the grid sweep's), never candidates.
+    ``base_rows``: rows every fit also uses (e.g. the grid sweep's), never candidates;
+    ``model_factory``: the model ``fit`` returns; ``score_estimators``: trees per bootstrap model.
     The sampler fits on its own kernels' ok rows in ``table`` plus ``base_rows``."""
 
     def __init__(self, table: LatencyTable, initial: Sequence[PreparedKernel], pool: Sequence[PreparedKernel],
                  base_rows: Sequence[dict] = (), strategy: str = "uncertainty", per_kind: int = 4,
-                 n_models: int = 8, seed: int = 0, model_factory: Callable[[], KernelCostModel] | None = None):
+                 n_models: int = 8, seed: int = 0, model_factory: Callable[[], KernelCostModel] | None = None,
+                 score_estimators: int = 200):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
         self.table = table
@@ -111,6 +113,7 @@ class SweepSampler:
         self.pool = [p for p in dict((p.key, p) for p in pool).values() if p.key not in owned]
         self.base_rows = list(base_rows)
         self.strategy, self.per_kind, self.n_models, self.seed = strategy, per_kind, n_models, seed
+        self.score_estimators = score_estimators  # trees of each bootstrap model
         self.model_factory = model_factory or (lambda: KernelCostModel(cv_folds=0))
         self.rounds = 0
 
@@ -131,7 +134,7 @@ class SweepSampler:
         kinds = [fine_kind(c["name"], c["args"]) for c in cand]
         if self.strategy == "uncertainty":
             score = bootstrap_uncertainty(self.own_rows() + self.base_rows, cand, self.n_models,
-                                          self.seed + 1000 * self.rounds)
+                                          self.seed + 1000 * self.rounds, self.score_estimators)
         else:
             score = np.random.default_rng(self.seed + 1000 * self.rounds).random(len(cand))
         ranked: dict[str, list[int]] = {}

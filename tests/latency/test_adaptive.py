@@ -55,9 +55,9 @@ def test_selection_prefers_the_shapes_the_model_is_unsure_of(tmp_path):
                                               (120, 16, 7))]
     far = [_conv1x1(c, o, h) for c, o, h in ((48, 80, 56), (80, 48, 112), (24, 120, 56), (112, 40, 112))]
     dense_cands = [_dense(8, 96, 128), _dense(32, 192, 384), _dense(48, 64, 64)]
-    fast = lambda: KernelCostModel(n_estimators=60, cv_folds=0)  # noqa: E731
+    fast = lambda: KernelCostModel(n_estimators=40, cv_folds=0)  # noqa: E731
     sampler = SweepSampler(table, initial_easy + initial_hard, near + far + dense_cands, strategy="uncertainty",
-                           per_kind=2, n_models=6, seed=0, model_factory=fast)
+                           per_kind=2, n_models=4, seed=0, model_factory=fast, score_estimators=40)
     chosen, info = sampler.propose()
     conv = [p for p in chosen if p.kernel.name.startswith("fused_conv2d")]
     assert info["chosen_by_kind"] == {"conv1x1": 2, "dense": 2}  # per kind, never more than asked
@@ -67,11 +67,11 @@ def test_selection_prefers_the_shapes_the_model_is_unsure_of(tmp_path):
     rows = [table.get(p.key) for p in initial_easy + initial_hard]
     from chamtvm.latency.adaptive import kernel_row
 
-    s = bootstrap_uncertainty(rows, [kernel_row(p) for p in near + far], n_models=6, n_estimators=60)
+    s = bootstrap_uncertainty(rows, [kernel_row(p) for p in near + far], n_models=4, n_estimators=40)
     assert s[len(near):].mean() > 2 * s[:len(near)].mean()
     # deterministic: a second sampler on the same table chooses the same; accepted kernels leave the pool
-    again = SweepSampler(table, initial_easy + initial_hard, near + far + dense_cands, per_kind=2, n_models=6,
-                         seed=0, model_factory=fast).propose()[0]
+    again = SweepSampler(table, initial_easy + initial_hard, near + far + dense_cands, per_kind=2, n_models=4,
+                         seed=0, model_factory=fast, score_estimators=40).propose()[0]
     assert [p.key for p in again] == [p.key for p in chosen]
     sampler.accept(chosen)
     assert not {p.key for p in chosen} & {p.key for p in sampler.pool}
@@ -99,37 +99,40 @@ def test_heldout_error_reads_bias_and_share_within_10pct(tmp_path):
 
 @pytest.mark.slow
 def test_adaptive_sweep_measures_real_kernels_into_the_table_and_resumes(tmp_path, x86):
-    """Real probes of two tiny kinds lowered by TVM, measured for real on this CPU."""
+    """Real probes (1x1 convolutions at 4-28 px) lowered by TVM in one module, measured for real on this CPU."""
+    import torch
+
     from chamtvm.lower.calibration import _real_probe
     from chamtvm.lower.kernels import extract_kernels, from_torch, fuse
     from chamtvm.measure.local import LocalRunner
     from chamtvm.table.fill import fill_table, prepare
     from chamtvm.tuning.schedules import ScheduleSource
 
-    def kernels(specs):
-        out = {}
-        for s in specs:
-            m, shape = _real_probe(s)
-            for k in extract_kernels(fuse(from_torch(m.eval(), [shape]))):
-                out.setdefault(k.struct_hash, k)
-        return list(out.values())
+    probes = [_real_probe({"kind": "conv1x1", "hw": hw, "act": "relu", "cin": c, "cout": c * 2, "k": 1, "stride": 1})
+              for hw, c in ((4, 8), (7, 16), (8, 8), (14, 8), (16, 16), (4, 32), (7, 8), (8, 24), (28, 8), (14, 16))]
 
-    conv = [{"kind": "conv1x1", "hw": hw, "act": "relu", "cin": c, "cout": c * 2, "k": 1, "stride": 1}
-            for hw, c in ((4, 8), (7, 16), (8, 8), (14, 8), (16, 16), (4, 32), (7, 8), (8, 24), (28, 8), (14, 16))]
-    sched = ScheduleSource(x86, use_database=False)
-    ks = prepare(kernels(conv), x86, sched)
+    class Multi(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList([m for m, _ in probes])
+
+        def forward(self, *xs):
+            return tuple(b(x) for b, x in zip(self.blocks, xs))
+
+    kernels = extract_kernels(fuse(from_torch(Multi().eval(), [shape for _, shape in probes])))
+    ks = prepare(sorted({k.struct_hash: k for k in kernels}.values(), key=lambda k: k.struct_hash), x86,
+                 ScheduleSource(x86, use_database=False))
+    assert len(ks) == 10
     initial, pool, held = ks[:6], ks[6:-2], ks[-2:]
     table = LatencyTable(tmp_path / "x86.jsonl").load()
     with LocalRunner(x86) as runner:
         fill = lambda prepared: fill_table(prepared, table, runner, x86)  # noqa: E731
         reps = adaptive_sweep(table, fill, initial, pool, held, rounds=2, per_kind=1, budget=8, n_models=3)
-    assert [r.round for r in reps] == [0, 1, 2]
-    assert [r.sweep_measured for r in reps] == [6, 7, 8] and reps[-1].chosen == 0  # budget 8: stops there
-    assert all(r.heldout["n"] == 2 for r in reps)
-    n_rows = len(LatencyTable(tmp_path / "x86.jsonl").load())
-    assert n_rows == 10  # 6 initial + 2 held out + 2 chosen, appended durably
-    with LocalRunner(x86) as runner:  # a rerun chooses the same kernels, finds them measured, measures nothing
-        counts = []
+        assert [r.round for r in reps] == [0, 1, 2]
+        assert [r.sweep_measured for r in reps] == [6, 7, 8] and reps[-1].chosen == 0  # budget 8: stops there
+        assert all(r.heldout["n"] == 2 for r in reps)
+        assert len(LatencyTable(tmp_path / "x86.jsonl").load()) == 10  # 6 initial + 2 held out + 2 chosen, durable
+        counts = []  # a rerun chooses the same kernels, finds them measured, measures nothing
         fill = lambda prepared: counts.append(fill_table(prepared, table, runner, x86).measured)  # noqa: E731
         again = adaptive_sweep(table, fill, initial, pool, held, rounds=2, per_kind=1, budget=8, n_models=3)
     assert counts == [0, 0, 0] and [r.heldout for r in again] == [r.heldout for r in reps]
