@@ -147,7 +147,8 @@ def measure_adaptive(work: Path, settings: dict, log=print) -> None:
     done = {s["source"] for s in src}
     grid_rows = [table.get(k) for s in src if s["source"] == "sweep_grid" for k, _ in s["kernels"]]
     grid_rows = [r for r in grid_rows if r is not None]
-    zoo_keys = sorted({k for s in src if s["resolution"] is not None for k, _ in s["kernels"]})
+    zoo_keys = sorted({k for s in src if s["resolution"] is not None and not s["source"].startswith("tuned:")
+                       for k, _ in s["kernels"]})
     zoo_rows = [r for r in (table.get(k) for k in zoo_keys) if r is not None]
     t0 = time.time()
     initial_k = real_calibration_kernels(settings["initial_per_kind"], seed=settings["initial_seed"])
@@ -225,10 +226,34 @@ def analyze_adaptive(work: Path, out_json: Path, out_png: Path | None, settings:
                         "sweep_only": only["summary"]["predicted_sum_ms"]["all"] if only else None}
         comparison.append(row)
     res["comparison_equal_kernels"] = comparison
+    res["error_on_next_picks"] = _next_pick_errors(work, settings)
     out_json.write_text(json.dumps(res, indent=1))
     if out_png is not None and comparison:
         _plot_adaptive(comparison, out_png)
     return res
+
+
+def _next_pick_errors(work: Path, settings: dict) -> list[dict]:
+    """Does the uncertainty find the kernels the model gets wrong? Per arm and round r: the
+    error of the model fitted after round r (grid sweep + the arm's kernels) on the kernels
+    the arm picked in round r, measured afterwards (at round 0 both arms share one model)."""
+    from chamtvm.latency.adaptive import heldout_error
+    from chamtvm.latency.models import KernelCostModel
+    from chamtvm.table.store import LatencyTable
+
+    rows = {r["key"]: r for r in LatencyTable(work / "x86.jsonl").load().rows()}
+    sweep = {s["source"]: [k for k, _ in s["kernels"] if k in rows] for s in _read_jsonl(work / "sources.jsonl")
+             if s["resolution"] is None}
+    out = []
+    for r in range(settings["rounds"]):
+        for arm in ("adaptive", "uniform"):
+            cur, nxt = sweep.get(f"sweep_{arm}_r{r}"), sweep.get(f"sweep_{arm}_r{r + 1}")
+            if cur is None or nxt is None:
+                continue
+            picked = [rows[k] for k in nxt if k not in set(cur)]
+            km = KernelCostModel(cv_folds=0).fit([rows[k] for k in sweep["sweep_grid"] + cur])
+            out.append({"arm": arm, "round": r, "picked": len(picked), **heldout_error(km, picked)})
+    return out
 
 
 def _plot_adaptive(comparison: list[dict], path: Path) -> None:
@@ -431,7 +456,8 @@ def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None
     rows = {r["key"]: r for r in table.rows()}
     src = _read_jsonl(work / "sources.jsonl")
     sweep = {s["source"]: [k for k, _ in s["kernels"] if k in rows] for s in src if s["resolution"] is None}
-    models = {(s["source"], s["resolution"]): s["kernels"] for s in src if s["resolution"] is not None}
+    models = {(s["source"], s["resolution"]): s["kernels"] for s in src
+              if s["resolution"] is not None and not s["source"].startswith("tuned:")}  # --tuned's are apart
     nets = {(r["model"], r["resolution"]): r for r in _read_jsonl(work / "networks.jsonl") if r.get("runtime_us_p50")}
     keys_of_family: dict[str, set] = {}
     for (m, res), ks in models.items():
@@ -643,6 +669,9 @@ def main() -> int:
                           f"{h.get('mean_log_err', float('nan')):+.3f} | LOFO n={a['n']} within10="
                           f"{a.get('within_10pct', 0) * 100:5.1f}% MAPE={a.get('mape_pct', float('nan')):5.1f}% "
                           f"mean err={a.get('mean_err_pct', float('nan')):+6.1f}%")
+        for e in res["error_on_next_picks"]:
+            print(f"round {e['round']} {e['arm']:<9} error of its model on its next {e['picked']} picks: median "
+                  f"|log err| {e.get('median_abs_log_err', float('nan')):.3f}, bias {e.get('mean_log_err', float('nan')):+.3f}")
         print("contended timings (2 shared cores)")
         return 0
     if not args.analyze_only:

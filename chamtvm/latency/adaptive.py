@@ -21,6 +21,11 @@ picks the same number per kind at random from the same pool: the uniform control
 
 The selection is deterministic given the table's rows: a rerun on the same table chooses the
 same kernels, finds them measured and measures nothing.
+
+Measured on a contended 2-core x86 (``benchmarks/bench_real_models.py --adaptive``), the
+uncertain picks were not the ones the model got most wrong, and adaptive and random arms
+reached the same accuracy at equal numbers of kernels: the bootstrap spread there follows
+timing noise. The README's real-models section has the figures.
 """
 
 from __future__ import annotations
@@ -156,9 +161,9 @@ class SweepSampler:
     def accept(self, chosen: Sequence[PreparedKernel]) -> None:
         """The chosen kernels are now the sampler's (measured, or failed: never chosen again)."""
         keys = list(dict.fromkeys(p.key for p in chosen))  # in order: the fits see rows in a fixed order
-        owned = set(self.owned)
+        owned, taken = set(self.owned), set(keys)
         self.owned += [k for k in keys if k not in owned]
-        self.pool = [p for p in self.pool if p.key not in set(keys)]
+        self.pool = [p for p in self.pool if p.key not in taken]
         self.rounds += 1
 
 
