@@ -238,9 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_statistic_arg(p)
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
-    p.add_argument("--real-calibration", action="store_true",
+    p.add_argument("--real-calibration", nargs="?", const="uniform", default=False, choices=["uniform", "adaptive"],
                    help="also measure the real-network sweep (530 kernels of 128-224 px networks: what `predict` "
-                        "on ONNX models of real families needs; several minutes)")
+                        "on ONNX models of real families needs; several minutes); 'adaptive': about as many "
+                        "kernels, chosen in rounds where the kernel model is least sure")
     from ..accuracy.tasks import TASKS
 
     p.add_argument("--task", default="nas-bench-macro", choices=[*TASKS.names(), "none"],

@@ -25,7 +25,7 @@ class TuneConfig:
     train_seed: int = 101
     residual_mode: str = "scale"
     calibration: bool = True
-    real_calibration: bool = False  # also the real-network sweep (lower.calibration.real_calibration_kernels)
+    real_calibration: bool | str = False  # also the real-network sweep: True/"uniform" or "adaptive" (latency.adaptive)
     statistic: str = "runtime_us_p50"
     batch_size: int = 48
     luts_dir: Path | None = None       # None: <workdir>/luts
