@@ -46,6 +46,15 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def load_range(load: dict) -> dict:
+    """Lowest and highest 1-minute load average of ``{moment: uptime line}`` (as numbers)."""
+    import re
+
+    ones = [float(m.group(1)) for line in load.values() if isinstance(line, str)
+            for m in [re.search(r"load average: ([\d.]+)", line)] if m]
+    return {"load_1min_min": min(ones), "load_1min_max": max(ones), "cores": os.cpu_count()} if ones else {}
+
+
 def summary(xs) -> dict:
     """Median, IQR/median (%) and the values of repeated figures."""
     from chamtvm.core.metrics import iqr_spread_pct
@@ -322,6 +331,7 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     out = json.loads(args.out.read_text()) if args.analyze_only else run(args)
     out["retimed_speedup"] = aggregate(out)
+    out["machine_load_range"] = load_range(out["machine_load"])
     print_figures(out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(repo_relative(out), indent=1))

@@ -39,7 +39,7 @@ TINY = REPO / "tests" / "data" / "tiny_space.json"
 DEFAULT_MODELS = ("mobilenet_v2_x0_5", "mobilenet_v3_small", "squeezenet1_1_x0_5", "resnet10_x0_5",
                   "shufflenet_v2_x0_5")
 
-from bench_arm_emulated import EMULATION, repo_relative, summary, uptime  # noqa: E402
+from bench_arm_emulated import EMULATION, load_range, repo_relative, summary, uptime  # noqa: E402
 
 
 def cli_json(args: list[str], log_path: Path, timeout_s: float, ok_codes=(0,)) -> dict:
@@ -252,6 +252,7 @@ def main() -> int:
         out["fidelity"] = fidelity_by_protocol(out["per_model"])
     else:
         out = run(args)
+    out["machine_load_range"] = load_range(out["machine_load"])
     print_figures(out)
     args.out.write_text(json.dumps(repo_relative(out), indent=1))
     plot(out, args.out.with_suffix(".png"))
