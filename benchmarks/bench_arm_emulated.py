@@ -75,6 +75,24 @@ def repo_relative(obj):
     return obj
 
 
+def fresh_workdir(work: Path, resume: bool) -> Path:
+    """``work`` emptied (kept as it is with ``resume``: the CLI runs resume from it)."""
+    if work.exists() and not resume:
+        import shutil
+
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def write_results(out: dict, path: Path, plot_fn) -> None:
+    """The results JSON (paths relative to the checkout) and its plot beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(repo_relative(out), indent=1))
+    plot_fn(out, path.with_suffix(".png"))
+    print(f"wrote {path} and {path.with_suffix('.png')}")
+
+
 def chamtvm_cli(args: list[str], log_path: Path, timeout_s: float) -> float:
     """Run ``python -m chamtvm ARGS`` (this checkout) with its output in ``log_path``; the
     wall seconds. Raises with the log's tail when it fails."""
@@ -140,12 +158,7 @@ def run(args) -> dict:
     from chamtvm.devices import start_tracker
     from chamtvm.devices.arm import start_arm_servers
 
-    work = WORK / f"{Path(args.space).stem}-t{args.trials}"
-    if work.exists() and not args.resume:
-        import shutil
-
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+    work = fresh_workdir(WORK / f"{Path(args.space).stem}-t{args.trials}", args.resume)
     luts, sched, report_path = work / "luts", work / "schedules", work / "report.json"
     key = "arm-bench-tune"
     load = {"before": uptime()}
@@ -333,10 +346,7 @@ def main() -> int:
     out["retimed_speedup"] = aggregate(out)
     out["machine_load_range"] = load_range(out["machine_load"])
     print_figures(out)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(repo_relative(out), indent=1))
-    plot(out, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    write_results(out, args.out, plot)
     return 0
 
 

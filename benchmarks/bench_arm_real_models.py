@@ -39,7 +39,7 @@ TINY = REPO / "tests" / "data" / "tiny_space.json"
 DEFAULT_MODELS = ("mobilenet_v2_x0_5", "mobilenet_v3_small", "squeezenet1_1_x0_5", "resnet10_x0_5",
                   "shufflenet_v2_x0_5")
 
-from bench_arm_emulated import EMULATION, load_range, repo_relative, summary, uptime  # noqa: E402
+from bench_arm_emulated import EMULATION, fresh_workdir, load_range, summary, uptime, write_results  # noqa: E402
 
 
 def cli_json(args: list[str], log_path: Path, timeout_s: float, ok_codes=(0,)) -> dict:
@@ -87,12 +87,7 @@ def run(args) -> dict:
     from chamtvm.devices.arm import start_arm_servers
     from chamtvm.zoo import real
 
-    work = WORK / f"r{args.resolution}{'-real' if args.real_calibration else ''}"
-    if work.exists() and not args.resume:
-        import shutil
-
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+    work = fresh_workdir(WORK / f"r{args.resolution}{'-real' if args.real_calibration else ''}", args.resume)
     luts, log = work / "luts", work / "cli.log"
     onnx = export_models(args.models, args.resolution, WORK / "onnx")
     key = "arm-bench-real"
@@ -254,9 +249,7 @@ def main() -> int:
         out = run(args)
     out["machine_load_range"] = load_range(out["machine_load"])
     print_figures(out)
-    args.out.write_text(json.dumps(repo_relative(out), indent=1))
-    plot(out, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    write_results(out, args.out, plot)
     return 0
 
 
