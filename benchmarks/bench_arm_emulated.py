@@ -15,7 +15,9 @@ never an ARM core's. The flow is the real one a user runs against a board:
    the tuned kernels measured into the table (rows carry ``schedule_provenance``), the
    residual model, and held-out networks measured end to end with the tuned schedules;
 3. per tuned or transferred kernel, its default and deployed schedule re-timed together
-   ``--rounds`` times, interleaved, through the same RPC runner (median and IQR/median).
+   ``--rounds`` times, interleaved, through the same RPC runner (median and IQR/median);
+4. the held-out networks measured end to end with the default and with the deployed
+   schedules, alternating (``network_speedup``; alone on a finished run: ``--speedup-only``).
 
     python benchmarks/bench_arm_emulated.py [--space small] [--trials 48] [--heldout 8]
 
@@ -154,6 +156,53 @@ def retime(space_name: str, sched_root: Path, tracker, key: str, rounds: int, lo
     return out
 
 
+def network_speedup(args, rounds: int = 2, log=print) -> dict:
+    """The held-out networks of the finished run measured end to end with the default and
+    with the deployed schedules, alternating, ``rounds`` times each on fresh emulated
+    servers: per network the medians and the speed-up (default / deployed)."""
+    from chamtvm.devices import start_tracker
+    from chamtvm.devices.arm import start_arm_servers
+    from chamtvm.lower.network import lower_arch
+    from chamtvm.measure.network import measure_network
+    from chamtvm.measure.rpc import RPCRunner
+    from chamtvm.space.schema import Arch, SearchSpace
+    from chamtvm.targets.spec import get_target
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    import numpy as np
+
+    arm = get_target("arm")
+    work = WORK / f"{Path(args.space).stem}-t{args.trials}"
+    report = json.loads((work / "report.json").read_text())
+    space = SearchSpace.load(args.space)
+    schedules = {"default": ScheduleSource(arm, use_database=False),
+                 "deployed": ScheduleSource(arm, work / "schedules" / arm.name)}
+    key = "arm-bench-speedup"
+    load = {"before": uptime()}
+    samples: dict[str, dict[str, list[float]]] = {}
+    with start_tracker() as tracker, start_arm_servers(tracker.tracker, key, n=1, log=print), \
+            RPCRunner(arm, tracker.tracker[0], tracker.tracker[1], key) as runner:
+        for n in report["networks"]:
+            net = lower_arch(space, Arch.from_dict(n["arch"]), n["name"])
+            for r in range(rounds):
+                for which, sched in schedules.items():
+                    res = measure_network(net, arm, runner, sched, work_dir=str(WORK))
+                    if res.ok:
+                        samples.setdefault(n["name"], {}).setdefault(which, []).append(float(np.median(res.samples_us)) / 1e3)
+            log(f"  {n['name']}: {samples.get(n['name'])} ms ({uptime()})")
+        load["after"] = uptime()
+    nets = []
+    for name, by in samples.items():
+        if len(by) == 2:
+            d, p = statistics.median(by["default"]), statistics.median(by["deployed"])
+            nets.append({"name": name, "default_ms": d, "deployed_ms": p, "speedup": d / p, "rounds": by})
+    sp = [x["speedup"] for x in nets]
+    return {"what": "held-out networks end to end, default vs deployed schedules alternating (EMULATION)",
+            "rounds": rounds, "networks": nets, "machine_load": load, "machine_load_range": load_range(load),
+            "speedup": summary(sp) if sp else None,
+            "mean_speedup": statistics.mean(sp) if sp else None}
+
+
 def run(args) -> dict:
     from chamtvm.devices import start_tracker
     from chamtvm.devices.arm import start_arm_servers
@@ -283,6 +332,11 @@ def print_figures(out: dict) -> None:
     if out["measured_spread_pct"]:
         s = out["measured_spread_pct"]
         print(f"end-to-end repeat spread (IQR/median) of the held-out networks: median {s['median']:.1f}%")
+    ns = out.get("network_speedup")
+    if ns and ns.get("speedup"):
+        print(f"held-out networks end to end, default / deployed schedules: median {ns['speedup']['median']:.2f}x "
+              f"(IQR/median {ns['speedup']['iqr_spread_pct']:.1f}%), mean {ns['mean_speedup']:.2f}x over "
+              f"{len(ns['networks'])} networks ({ns['rounds']} alternating rounds)")
     print(f"machine load: {out['machine_load']}")
 
 
@@ -337,12 +391,16 @@ def main() -> int:
     ap.add_argument("--resume", action="store_true", help="keep the working folder (the tune run resumes)")
     ap.add_argument("--out", type=Path, default=RESULTS / "arm_emulated_tuned.json")
     ap.add_argument("--analyze-only", action="store_true", help="recompute the figures and plot from --out")
+    ap.add_argument("--speedup-only", action="store_true",
+                    help="only measure the finished run's held-out networks, default vs deployed, into --out")
     args = ap.parse_args()
     import warnings
 
     warnings.filterwarnings("ignore")
     WORK.mkdir(parents=True, exist_ok=True)
-    out = json.loads(args.out.read_text()) if args.analyze_only else run(args)
+    out = json.loads(args.out.read_text()) if args.analyze_only or args.speedup_only else run(args)
+    if args.speedup_only or not args.analyze_only:
+        out["network_speedup"] = network_speedup(args)
     out["retimed_speedup"] = aggregate(out)
     out["machine_load_range"] = load_range(out["machine_load"])
     print_figures(out)
