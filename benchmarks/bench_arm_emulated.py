@@ -45,7 +45,7 @@ EMULATION = "QEMU user-mode aarch64 on an x86 host: EMULATION figures, NOT ARM d
 
 def uptime() -> str:
     """The machine's load line (``uptime``): the host is shared, so every figure carries it."""
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def load_range(load: dict) -> dict:
@@ -102,7 +102,7 @@ def chamtvm_cli(args: list[str], log_path: Path, timeout_s: float) -> float:
     t0 = time.time()
     with open(log_path, "w") as f:
         rc = subprocess.run([sys.executable, "-m", "chamtvm", *args], cwd=REPO, env=env, stdout=f,
-                            stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+                            stderr=subprocess.STDOUT, timeout=timeout_s, check=False).returncode
     if rc != 0:
         tail = "\n".join(log_path.read_text().splitlines()[-30:])
         raise RuntimeError(f"chamtvm {' '.join(args[:3])} failed (exit {rc}):\n{tail}")
@@ -160,6 +160,8 @@ def network_speedup(args, rounds: int = 2, log=print) -> dict:
     """The held-out networks of the finished run measured end to end with the default and
     with the deployed schedules, alternating, ``rounds`` times each on fresh emulated
     servers: per network the medians and the speed-up (default / deployed)."""
+    import numpy as np
+
     from chamtvm.devices import start_tracker
     from chamtvm.devices.arm import start_arm_servers
     from chamtvm.lower.network import lower_arch
@@ -168,8 +170,6 @@ def network_speedup(args, rounds: int = 2, log=print) -> dict:
     from chamtvm.space.schema import Arch, SearchSpace
     from chamtvm.targets.spec import get_target
     from chamtvm.tuning.schedules import ScheduleSource
-
-    import numpy as np
 
     arm = get_target("arm")
     work = WORK / f"{Path(args.space).stem}-t{args.trials}"

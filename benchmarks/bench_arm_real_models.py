@@ -39,7 +39,14 @@ TINY = REPO / "tests" / "data" / "tiny_space.json"
 DEFAULT_MODELS = ("mobilenet_v2_x0_5", "mobilenet_v3_small", "squeezenet1_1_x0_5", "resnet10_x0_5",
                   "shufflenet_v2_x0_5")
 
-from bench_arm_emulated import EMULATION, fresh_workdir, load_range, summary, uptime, write_results  # noqa: E402
+from bench_arm_emulated import (
+    EMULATION,
+    fresh_workdir,
+    load_range,
+    summary,
+    uptime,
+    write_results,
+)
 
 
 def cli_json(args: list[str], log_path: Path, timeout_s: float, ok_codes=(0,)) -> dict:
@@ -52,7 +59,7 @@ def cli_json(args: list[str], log_path: Path, timeout_s: float, ok_codes=(0,)) -
         err.write(f"\n$ chamtvm {' '.join(args)}\n")
         err.flush()
         out = subprocess.run([sys.executable, "-m", "chamtvm", *args, "--json"], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout_s)
+                             stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout_s, check=False)
     if out.returncode not in ok_codes:
         raise RuntimeError(f"chamtvm {' '.join(args[:2])} exited {out.returncode}: {out.stdout[-500:]}")
     res = json.loads(out.stdout)
