@@ -121,6 +121,7 @@ def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: 
     schedule. Timed on the devices under ``tracker`` for a remote target. Returns one dict
     per tuned kernel (``policy: joint``) and per transfer (``policy: transfer``)."""
     from ..tuning.policy import TuningTask, tune_tasks
+    from ..tuning.provenance import prefer_default
     from ..tuning.transfer import kernel_kind, transfer_schedules
 
     if cfg.trials <= 0 or (not target.local and tracker is None):
@@ -151,10 +152,17 @@ def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: 
                          round_trials=max(cfg.trials_per_kernel // 2, 2), tracker=tracker, log=log,
                          population=cfg.tuning_population)
         names = {p.kernel.struct_hash: p.kernel.name for _, p in order}
+        funcs = {p.kernel.struct_hash: p.kernel.func for _, p in order}
+        fresh = ScheduleSource(target, schedules.work_dir)
         for h, best in rep.best_us.items():
+            kept = best is None or best < default_us[h]
+            if not kept:  # MetaSchedule's best is no faster than the table's default: deploy the default
+                prefer_default(schedules.work_dir, fresh.apply(funcs[h])[1], h, names[h], best, default_us[h])
+                log(f"tuned {names[h]}: {best:.1f} us is no faster than its default {default_us[h]:.1f} us; "
+                    "the default schedule stays deployed")
             lines.append({"struct_hash": h, "name": names[h], "policy": "joint", "trials": rep.trials.get(h, 0),
                           "tuning_s": rep.kernel_s.get(h, 0.0), "best_us": best, "default_us": default_us[h],
-                          "stopped": rep.stopped.get(h)})
+                          "stopped": rep.stopped.get(h), "kept": kept})
         schedules.reload()
     if runner is None:
         from ..measure.runners import make_runner

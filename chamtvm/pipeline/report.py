@@ -22,7 +22,8 @@ def format_report(report: dict) -> str:
     for line in tu["tuned_now"]:
         sp = f"{line['default_us'] / line['best_us']:.1f}x" if line.get("best_us") else "n/a"
         lines.append(f"  {line['name']:<36} {line['trials']:>3} trials {line['tuning_s']:>6.1f} s  "
-                     f"default {line['default_us']:.1f} us -> tuned {line['best_us'] or float('nan'):.1f} us ({sp})")
+                     f"default {line['default_us']:.1f} us -> tuned {line['best_us'] or float('nan'):.1f} us ({sp})"
+                     + ("  not faster: default kept" if line.get("kept") is False else ""))
     lines.append("")
     lines.append(f"{'network':<10} {'table sum ms':>12} {'predicted ms':>12} {'measured ms':>12} {'error %':>8} {'spread %':>9}")
     for r in report["networks"]:

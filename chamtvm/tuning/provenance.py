@@ -2,7 +2,9 @@
 
 A transferred schedule (``tuning.transfer``) sits in the target's MetaSchedule database like
 a tuned one; the transfer log ``transferred_kernels.jsonl`` in the same folder says which
-schedule tags came from a transfer, and from which kernel.
+schedule tags came from a transfer, and from which kernel. A tuned record that measured no
+faster than the kernel's default schedule is listed in ``default_preferred.jsonl``: its
+kernel is deployed (and timed) with the default schedule, the record stays in the database.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 from pathlib import Path
 
 TRANSFER_LOG = "transferred_kernels.jsonl"
+DEFAULT_PREFERRED_LOG = "default_preferred.jsonl"
 DEFAULT = "default"
 
 
@@ -34,3 +37,29 @@ def provenance(tag: str, transferred: dict[str, str]) -> str:
     if tag == DEFAULT:
         return DEFAULT
     return "transferred" if tag in transferred else "tuned"
+
+
+def default_preferred_tags(work_dir: str | Path) -> set[str]:
+    """Schedule tags whose kernels keep the default schedule (see the module docstring)."""
+    path = Path(work_dir) / DEFAULT_PREFERRED_LOG
+    out = set()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                out.add(json.loads(line)["tag"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # an unfinished last line of an interrupted run
+    return out
+
+
+def prefer_default(work_dir: str | Path, tag: str, struct_hash: str, name: str,
+                   tuned_us: float, default_us: float) -> None:
+    """Record (durably) that the record ``tag`` of kernel ``struct_hash`` measured
+    ``tuned_us`` >= its default schedule's ``default_us`` (microseconds): deploy the default."""
+    import time
+
+    from ..core.jsonl import append_lines
+
+    append_lines(Path(work_dir) / DEFAULT_PREFERRED_LOG, [json.dumps({
+        "tag": tag, "struct_hash": struct_hash, "name": name, "tuned_us": tuned_us, "default_us": default_us,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})])

@@ -44,6 +44,7 @@ class ScheduleSource:
         self.work_dir = Path(work_dir) if work_dir else schedules_dir(target)
         self.use_database = use_database
         self._db = None
+        self._default_preferred = None
 
     @property
     def has_database(self) -> bool:
@@ -74,9 +75,11 @@ class ScheduleSource:
 
     def reload(self) -> None:
         self._db = None
+        self._default_preferred = None
 
     def apply(self, prim_func):
-        """``(prim_func to build, tag)``: the tuned schedule when the database has one."""
+        """``(prim_func to build, tag)``: the tuned schedule when the database has one (and
+        it was not found slower than the default, ``provenance.default_preferred_tags``)."""
         db = self.database()
         if db is None:
             return prim_func, DEFAULT_TAG
@@ -87,6 +90,12 @@ class ScheduleSource:
         sch = db.query_schedule(mod, self.target.tvm(), "main")
         trace_json = str(record.trace.as_json(remove_postproc=False))
         tag = "ms-" + hashlib.sha1(trace_json.encode()).hexdigest()[:10]
+        if self._default_preferred is None:
+            from .provenance import default_preferred_tags
+
+            self._default_preferred = default_preferred_tags(self.work_dir)
+        if tag in self._default_preferred:
+            return prim_func, DEFAULT_TAG
         return sch.mod["main"].with_attr("tirx.is_scheduled", True), tag
 
     def provenance(self, tag: str) -> str:

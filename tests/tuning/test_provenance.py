@@ -30,3 +30,39 @@ def test_provenance_of_tags():
     assert provenance("default", {"default": "h"}) == "default"  # default wins
     assert provenance("ms-aaa", moved) == "transferred"
     assert provenance("ms-zzz", moved) == "tuned"
+
+
+def test_a_record_found_slower_than_the_default_is_not_deployed(tmp_path):
+    """A real MetaSchedule record applies until ``prefer_default`` lists its tag; then the
+    kernel is built with its default schedule, and the record stays in the database."""
+    import tvm_ffi
+    from tvm import s_tir, te
+    from tvm.s_tir import meta_schedule as ms
+
+    from chamtvm.targets.spec import get_target
+    from chamtvm.tuning.provenance import default_preferred_tags, prefer_default
+    from chamtvm.tuning.schedules import DEFAULT_TAG, ScheduleSource, workload_module
+
+    x86 = get_target("x86")
+    a = te.placeholder((64, 64), name="a")
+    b = te.compute((64, 64), lambda i, j: a[i, j] * 2.0, name="b")
+    func = te.create_prim_func([a, b])
+    sch = s_tir.Schedule(workload_module(func))
+    i, j = sch.get_loops(sch.get_sblock("b"))
+    sch.parallel(i)
+    sch.vectorize(j)
+    db = ms.database.JSONDatabase(work_dir=str(tmp_path))
+    wl = db.commit_workload(workload_module(func))
+    db.commit_tuning_record(ms.database.TuningRecord(
+        trace=sch.trace, workload=wl, run_secs=[1e-6], target=x86.tvm(),
+        args_info=ms.arg_info.ArgInfo.from_prim_func(workload_module(func)["main"])))
+
+    source = ScheduleSource(x86, tmp_path)
+    scheduled, tag = source.apply(func)
+    assert tag.startswith("ms-") and tvm_ffi.structural_equal(scheduled.without_attr("tirx.is_scheduled"), sch.mod["main"])
+    prefer_default(tmp_path, tag, "h", "b", tuned_us=9.0, default_us=8.0)
+    assert default_preferred_tags(tmp_path) == {tag}
+    assert source.apply(func)[1] == tag  # the source caches until reloaded
+    source.reload()
+    built, tag2 = source.apply(func)
+    assert tag2 == DEFAULT_TAG and built.same_as(func)
