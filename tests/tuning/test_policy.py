@@ -1,6 +1,8 @@
-"""The tuning policy end to end on the tiny space: kernels tuned jointly (tiny trial count),
-their traces transferred to same-kind kernels, and one schedule everywhere: the table row,
-the network build and the exported library all use the tuned kernel's schedule."""
+"""The tuning policy end to end on the tiny space: kernels tuned jointly (tiny trial count and
+evolutionary population; MetaSchedule's default population is tuned by the main job's test,
+tests/pipeline/test_latency.py), their traces transferred to same-kind kernels, and one
+schedule everywhere: the table row, the network build and the exported library all use the
+tuned kernel's schedule."""
 
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path):
     convs = sorted((k for k in net.kernels if "conv2d" in k.name), key=lambda k: -k.flops)
     heads = convs[:2]
     rep = tune_tasks([TuningTask(k.func, k.struct_hash, k.name, k.count) for k in heads], x86,
-                     trials=4, work_dir=work, round_trials=2)
+                     trials=4, work_dir=work, round_trials=2, population=16)  # small rounds: a small population
     assert set(rep.trials) == {k.struct_hash for k in heads} and sum(rep.trials.values()) == 4
     assert all(rep.best_us[k.struct_hash] > 0 for k in heads)
     assert tuned_hashes(x86, work) == {k.struct_hash for k in heads}  # one log line per tuned kernel
