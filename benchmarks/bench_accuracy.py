@@ -22,24 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from common import REPO, RESULTS, one_blas_thread, pyplot, save_figure, write_results
 
-import numpy as np
+one_blas_thread()
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np  # noqa: E402
 
 from chamtvm.accuracy.evaluate import kendall_tau, rmse  # noqa: E402
 from chamtvm.accuracy.predictor import KERNELS, MLPPredictor  # noqa: E402
 from chamtvm.accuracy.sampling import sample_and_fit  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 SELECT_SEEDS = [100, 101, 102, 103, 104]
 REPORT_SEEDS = [0, 1, 2, 3, 4]
 SAMPLES = [10, 20, 30, 50, 100]
@@ -151,11 +146,7 @@ def print_table(res: dict) -> None:
 
 
 def plot(res: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     labels = {"bo": "GP + BO sampling", "random": "GP + random sampling", "mlp": "MLP (OFA-style) + random"}
     for s, r in res["results"].items():
@@ -175,8 +166,7 @@ def plot(res: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"NAS-Bench-Macro CIFAR-10, mean ± std over {len(res['seeds'])} seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 # ------------------------------------------------------------------ Fashion-MNIST proxy
@@ -190,7 +180,7 @@ def fashion(quick: bool, cfg: dict) -> dict:
     pool = sample_pool(space, 12 if quick else 30, np.random.default_rng(0))
     X = pool_features(space, pool)
     trainer = ProxyTaskTrainer("fashion-mnist", epochs=1 if quick else None)
-    journal = Journal(ROOT / "runs" / ("bench_fashion_quick.jsonl" if quick else "bench_fashion.jsonl"))
+    journal = Journal(REPO / "runs" / ("bench_fashion_quick.jsonl" if quick else "bench_fashion.jsonl"))
     t0 = time.perf_counter()
     res = train_archs(space, pool, trainer, journal, seed=0)
     wall = time.perf_counter() - t0
@@ -250,7 +240,7 @@ def ceiling(quick: bool, n_archs: int = 20) -> dict:
     trainer = ProxyTaskTrainer("fashion-mnist", epochs=CEILING["epochs"],
                                train_size=CEILING["train_size"], eval_size=CEILING["eval_size"],
                                batch_size=CEILING["batch_size"], eval_split="val")
-    journal = Journal(ROOT / "runs" / ("bench_ceiling_quick.jsonl" if quick else "bench_ceiling.jsonl"))
+    journal = Journal(REPO / "runs" / ("bench_ceiling_quick.jsonl" if quick else "bench_ceiling.jsonl"))
     by_seed, secs = {}, []
     for seed in (0, 1):
         res = train_archs(space, pool, trainer, journal, seed=seed)
@@ -277,21 +267,19 @@ def main(argv=None) -> int:
     ap.add_argument("--part", choices=["nasbench", "fashion", "ceiling", "all"], default="all")
     ap.add_argument("--quick", action="store_true", help="fewer seeds/samples (smoke run; not for reporting)")
     args = ap.parse_args(argv)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
     if args.part == "ceiling":
         res = ceiling(args.quick)
         print(f"Fashion-MNIST proxy ceiling ({res['trainer_protocol']}, {res['architectures']} architectures): "
               f"seed-vs-seed Kendall tau {res['ceiling_kendall_tau_seed0_vs_seed1']:.3f}; GP leave-one-out tau "
               f"{res['gp_loo_kendall_tau_seed0']}; mean {res['seconds_per_training']['mean']:.1f} s per training")
-        (RESULTS / f"accuracy_fashion_ceiling{suffix}.json").write_text(json.dumps(res, indent=1))
+        write_results(res, RESULTS / f"accuracy_fashion_ceiling{suffix}.json")
         return 0
     cfg = None
     if args.part in ("nasbench", "all"):
         res = nasbench(args.quick)
         print_table(res)
-        (RESULTS / f"accuracy_nasbench{suffix}.json").write_text(json.dumps(res, indent=1))
-        plot(res, RESULTS / f"accuracy_nasbench{suffix}.png")
+        write_results(res, RESULTS / f"accuracy_nasbench{suffix}.json", figure=plot)
         cfg = res["config"]
     if args.part in ("fashion", "all"):
         if cfg is None:
@@ -310,7 +298,7 @@ def main(argv=None) -> int:
             for n, c in r.items():
                 print(f"  {s:>6} n={n:>3}: tau(pool) {f(c['tau_pool'])}  tau(unsampled) {f(c['tau_unsampled'])}  "
                       f"RMSE {f(c['rmse'])} pts  picked {c['picked_acc']['mean']:.2f}%")
-        (RESULTS / f"accuracy_fashion{suffix}.json").write_text(json.dumps(res, indent=1))
+        write_results(res, RESULTS / f"accuracy_fashion{suffix}.json")
     return 0
 
 

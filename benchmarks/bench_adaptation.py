@@ -30,7 +30,6 @@ Measurements are cached per target in ``runs/adaptation/measure-<target>.json``
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
@@ -42,10 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common import REPO, RESULTS, argument_parser, pyplot, save_figure
+
 from chamtvm.core.metrics import iqr_spread_pct
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
 from chamtvm.space.baselines import baseline_family  # noqa: E402
@@ -412,11 +411,7 @@ def arch_traits(a: dict) -> dict:
 
 # ------------------------------------------------------------------------- plot
 def plot(results: dict, acc: dict, fam, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ts = list(results)
     fig, axes = plt.subplots(1, len(ts), figsize=(6.5 * len(ts), 4.8), squeeze=False)
     for ax, t in zip(axes[0], ts):
@@ -442,13 +437,12 @@ def plot(results: dict, acc: dict, fam, path: Path) -> None:
         ax.set_title(res["label"] if res["emulated"] else f"{t} (local CPU)", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 # ------------------------------------------------------------------------- main
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argument_parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="smoke run: 4 baselines, 1 budget, tiny trainings")
     ap.add_argument("--targets", default="x86,arm")
     ap.add_argument("--space", default="fashion")
@@ -464,7 +458,7 @@ def main() -> int:
                     help="stop starting new trainings after this long (default: train everything)")
     ap.add_argument("--no-train", action="store_true", help="measure and search only")
     ap.add_argument("--remeasure", action="store_true", help="ignore cached measurements")
-    ap.add_argument("--out-prefix", type=Path, default=REPO / "benchmarks" / "results" / "adaptation")
+    ap.add_argument("--out-prefix", type=Path, default=RESULTS / "adaptation")
     args = ap.parse_args()
     t_start = time.time()
     deadline = t_start + 60 * args.train_minutes if args.train_minutes else None

@@ -19,18 +19,14 @@ Writes benchmarks/results/deployed_x86.json and deployed_x86.png. The machine is
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from common import REPO, RESULTS, pyplot, save_figure, write_results  # noqa: E402
 warnings.filterwarnings("ignore")
 
 
@@ -135,7 +131,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--work", default=str(REPO / "runs" / "bench-deployed"),
                     help="resumable working folder (tables, schedules; default: runs/bench-deployed, git-ignored)")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "deployed_x86.json"))
+    ap.add_argument("--out", default=str(RESULTS / "deployed_x86.json"))
     args = ap.parse_args(argv)
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # kernel rows measured at the same thread count
 
@@ -259,18 +255,12 @@ def main(argv=None) -> dict:
                 t["pct_of_peak_bw"] = 100 * t["gbytes_s"] / probe["copy_gbytes_s"] if t["gbytes_s"] else None
         print(f"{n:20s} " + "  ".join(f"{k} {v / 1e3:.3f} ms" for k, v in m.items() if v))
     out["wall_s"] = round(time.time() - t_start, 1)
-    Path(args.out).write_text(json.dumps(out, indent=1))
-    plot(out, Path(args.out).with_suffix(".png"))
-    print("wrote", args.out)
+    write_results(out, args.out, say="wrote", figure=plot)
     return out
 
 
 def plot(out: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     kinds = ["tvm_default", "tvm_tuned", "onnxruntime", "torch"]
     nets = list(out["networks"])
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(nets), 4))
@@ -285,8 +275,7 @@ def plot(out: dict, path: Path) -> None:
     ax.set_ylabel("latency, ms (log; error bar = IQR/2)")
     ax.set_title(f"x86, {out['threads']} threads, contended shared VM")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

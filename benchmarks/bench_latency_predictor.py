@@ -12,15 +12,22 @@ Plus the measurement noise floor (repeat-to-repeat IQR), out-of-space ONNX netwo
 (ResNet basic blocks, ShuffleNet split, squeeze-excite, hard-swish at several resolutions)
 priced with the unseen-kernel model, and batch prediction throughput.
 
-    python benchmarks/bench_latency_predictor.py [--target x86] [--train 50] [--test 32]
+    python benchmarks/bench_latency_predictor.py [--target x86] [--train 50] [--test 32] [--no-calibration]
 
-Writes benchmarks/results/latency_predictor_<target>.json and a scatter plot PNG.
+Writes benchmarks/results/latency_predictor_<target>.json (``_nocalib`` with
+``--no-calibration``) and a scatter plot PNG, with the load average at start and end.
+
+The residual mode of the full predictor is chosen by 5-fold cross-validation on its
+training networks; nothing is chosen on the held-out networks reported. ``--no-calibration``
+changes one thing: the calibration sweep's rows are neither measured nor seen (not by the
+unseen-kernel model, not as table rows of the out-of-space networks), also when an earlier
+run put them in the table; networks already measured are reused from the network table, so
+two runs on one working folder, with and without, compare the same measurements.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import os
 import sys
 import tempfile
 import time
@@ -29,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO, RESULTS, argument_parser, pyplot, write_results  # noqa: E402
+
 warnings.filterwarnings("ignore")
 
 from chamtvm.zoo import families as zoo  # noqa: E402
@@ -55,6 +62,18 @@ from chamtvm.pipeline.latency import measure_archs
 from chamtvm.core.progress import progress_bar  # noqa: E402
 
 KS = (5, 10, 20, 30, 50)
+
+
+class TableWithout:
+    """``table`` with the rows of ``hidden`` keys left out (what ``kernel_dicts`` reads:
+    ``get``), so a run without the calibration sweep does not price out-of-space kernels
+    from calibration rows another run measured into the same table."""
+
+    def __init__(self, table: LatencyTable, hidden: set[str]):
+        self.table, self.hidden = table, hidden
+
+    def get(self, key: str):
+        return None if key in self.hidden else self.table.get(key)
 
 
 def measure_set(archs, space, target, runner, sched, table, nets, desc):
@@ -110,7 +129,7 @@ def cv_mape_pct(method, train, folds: int = 5) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argument_parser(__doc__)
     ap.add_argument("--target", default="x86")
     ap.add_argument("--space", default="small")
     ap.add_argument("--train", type=int, default=50)
@@ -123,6 +142,7 @@ def main() -> int:
     ap.add_argument("--key", default=None, help="RPC device key (default: the target's)")
     args = ap.parse_args()
     t_start = time.time()
+    load_start = os.getloadavg()
 
     target = get_target(args.target)
     if args.tracker:
@@ -136,6 +156,7 @@ def main() -> int:
     space = SearchSpace.load(args.space)
     table = LatencyTable.for_target(target.name, args.luts_dir)
     nets = network_table(target, args.luts_dir)
+    rows_before, nets_before = len(table), len(nets)
     kmap = space_kernel_map(space)
     fill_table(prepare(kmap.kernels.values(), target, sched), table, runner, target)
     if not args.no_calibration:  # operator kinds outside the space, for the unseen-kernel model
@@ -179,7 +200,9 @@ def main() -> int:
 
     # unseen kernels: cross-validated kernel model on the table rows, then out-of-space ONNX networks
     calib_keys = {p.key for p in prepare(calibration_kernels(), target, sched)}
-    rows = [r for r in table.rows() if not (args.no_calibration and r["key"] in calib_keys)]
+    hidden = calib_keys if args.no_calibration else set()
+    rows = [r for r in table.rows() if r["key"] not in hidden]
+    seen_table = TableWithout(table, hidden)
     order = np.random.default_rng(0).permutation(len(rows))
     ape = []
     for fold in np.array_split(order, 5):
@@ -196,7 +219,7 @@ def main() -> int:
         for name, res in todo:
             net = lower_onnx(zoo.export_onnx(name, res, Path(tmp) / f"{name}_{res}.onnx"))
             prep = prepare(net.kernels, target, sched)
-            known, _ = kernel_dicts(prep, table, kernel_model)
+            known, _ = kernel_dicts(prep, seen_table, kernel_model)
             tsum = sum(k["latency_us"] * k["count"] for k in known)
             row = ensure_measured(net, prep, target, runner, sched, nets, {"zoo": name, "resolution": res}, tsum)
             bar.update(1)
@@ -239,16 +262,17 @@ def main() -> int:
         "out_of_space": {"networks": oos, "fidelity_full": oos_fid, "fidelity_kernel_sum": oos_fid_raw},
         "batch_prediction_networks_per_s": {"median": float(np.median(rate)), "min": float(np.min(rate))},
         "seconds": round(time.time() - t_start, 1),
+        "load_average_1_5_15min": {"start": [round(x, 2) for x in load_start],
+                                   "end": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count()},
+        "tvm_threads": target.runtime_threads,
+        "measured_now": {"table_rows": len(table) - rows_before, "networks": len(nets) - nets_before,
+                         "note": "networks the network table already held are reused, not measured again"},
+        "settings": {"train": args.train, "test": args.test, "draws": args.draws, "ks": list(KS),
+                     "resolutions": args.resolutions, "space": space.name},
     }
     suffix = "_nocalib" if args.no_calibration else ""
-    out = REPO / f"benchmarks/results/latency_predictor_{target.name}{suffix}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    out = write_results(result, RESULTS / f"latency_predictor_{target.name}{suffix}.json")
+    plt = pyplot()
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 5))
     m_ms = measured / 1e3
@@ -273,7 +297,7 @@ def main() -> int:
     emu = " (EMULATION timings)" if runner.emulated else ""
     fig.suptitle(f"Latency prediction on {runner.label}{emu}", fontsize=9, wrap=True)
     fig.tight_layout()
-    fig.savefig(REPO / f"benchmarks/results/latency_predictor_{target.name}{suffix}.png", dpi=110)
+    fig.savefig(out.with_suffix(".png"), dpi=110)
 
     print(f"\n== latency predictors on {runner.label}: {len(test)} held-out networks, "
           f"noise floor (median repeat IQR) {np.median(noise):.1f}%")
@@ -297,7 +321,9 @@ def main() -> int:
               f"MAPE {oos_fid['mape_pct']:.1f}%; kernel sum alone ±10% {100 * oos_fid_raw['within_10pct']:.0f}%, "
               f"MAPE {oos_fid_raw['mape_pct']:.1f}%")
     print(f"batch prediction: {np.median(rate):,.0f} networks/s (min {np.min(rate):,.0f})")
-    print(f"total {result['seconds']} s; written to {out}")
+    la = result["load_average_1_5_15min"]
+    print(f"total {result['seconds']} s; load average (1 min) {la['start'][0]} at start, {la['end'][0]} at end; "
+          f"measured now: {result['measured_now']['table_rows']} table rows, {result['measured_now']['networks']} networks")
     return 0
 
 

@@ -7,7 +7,7 @@ chosen networks' predicted vs measured latency, and the time of each step. Train
 the accuracy step come from the journal in ``runs/`` when it holds them (said in the
 output: ``trained_now``); delete it to time them too.
 
-    python benchmarks/bench_main_job.py [--target x86] [--results-name NAME] [extra tune arguments...]
+    python benchmarks/bench_main_job.py [--target x86] [--results-name NAME] [--keep DIR] [extra tune arguments...]
 
 Writes ``benchmarks/results/main_job_<target>.json`` (or ``NAME.json``), with the load
 average before and after, the TVM thread count, and how many of the space's kernels ran
@@ -24,13 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+from common import REPO, RESULTS, write_results
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    name = None
+    name, keep = None, None
+    if "--keep" in argv:  # keep the run's luts/, schedules/ and report there (e.g. runs/main_job)
+        i = argv.index("--keep")
+        keep = Path(argv[i + 1]).resolve()
+        del argv[i:i + 2]
     if "--results-name" in argv:
         i = argv.index("--results-name")
         name = argv[i + 1]
@@ -40,6 +43,9 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="chamtvm-bench-main-") as tmp:
         tmp = Path(tmp)
+        if keep is not None:
+            tmp = keep
+            tmp.mkdir(parents=True, exist_ok=False)
         t0 = time.time()
         proc = subprocess.run([sys.executable, "-m", "chamtvm", "tune", "--target", target,
                                "--luts-dir", str(tmp / "luts"), "--schedules-dir", str(tmp / "schedules"),
@@ -91,10 +97,7 @@ def main(argv=None) -> int:
     for p in picks:
         print(f"  budget {p['budget_ms']} ms: predicted {p['predicted_latency_ms']:.3f} ms, measured "
               f"{p['measured_ms']:.3f} ms (spread {p['measured_spread_pct']:.1f} %), error {p['error_pct']:+.1f} %")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{name or 'main_job_' + target}.json"
-    out.write_text(json.dumps(result, indent=1))
-    print(f"written {out.relative_to(REPO)}")
+    write_results(result, RESULTS / f"{name or 'main_job_' + target}.json")
     return 0
 
 

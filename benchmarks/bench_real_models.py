@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -78,7 +79,7 @@ def measure(work: Path, resolutions, models, sweep_per_kind: int, log=print) -> 
     with LocalRunner(target) as runner:
         for name, make in (("sweep_grid", calibration_kernels),
                            ("sweep_real", lambda: real_calibration_kernels(sweep_per_kind))):
-            if (name, None) in done:
+            if (name, None) in done or (name == "sweep_real" and sweep_per_kind <= 0):
                 continue
             t0 = time.time()
             prepared = prepare(make(), target, sched)
@@ -116,6 +117,319 @@ def measure(work: Path, resolutions, models, sweep_per_kind: int, log=print) -> 
                 f"e2e {e2e_ms:.2f} ms, {time.time() - t0:.0f} s")
 
 
+# ------------------------------------------------------- adaptive vs uniform sweep
+ADAPTIVE = {"initial_per_kind": 4, "initial_seed": 0, "pool_per_kind": 16, "pool_seeds": [1, 2, 3, 4],
+            "rounds": 5, "per_kind": 6, "n_models": 8}
+
+
+def measure_adaptive(work: Path, settings: dict, log=print) -> None:
+    """Both arms, round by round, from one initial sweep and one candidate pool: the adaptive
+    arm picks the ``per_kind`` most uncertain candidates of each kernel kind
+    (``chamtvm.latency.adaptive``), the uniform arm as many per kind at random from the same
+    pool. Each round's picks of both arms are measured in one batch, interleaved, so that the
+    machine's drift during the run hits both arms alike. Cumulative kernel sets are recorded
+    in sources.jsonl as ``sweep_adaptive_r<r>`` / ``sweep_uniform_r<r>``; per-round reports
+    (held-out error on every zoo kernel, a model fitted on the grid sweep + the arm's kernels)
+    in adaptive_rounds.jsonl. Resumable: the choices depend only on the table's rows."""
+    from chamtvm.latency.adaptive import SweepSampler, heldout_error
+    from chamtvm.lower.calibration import real_calibration_kernels, real_sweep_pool
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.table.fill import fill_table, prepare
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.targets.spec import get_target
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    target = get_target("x86")
+    sched = ScheduleSource(target, use_database=False)
+    table = LatencyTable(work / "x86.jsonl").load()
+    sources_path = work / "sources.jsonl"
+    src = _read_jsonl(sources_path)
+    done = {s["source"] for s in src}
+    grid_rows = [table.get(k) for s in src if s["source"] == "sweep_grid" for k, _ in s["kernels"]]
+    grid_rows = [r for r in grid_rows if r is not None]
+    zoo_keys = sorted({k for s in src if s["resolution"] is not None and not s["source"].startswith("tuned:")
+                       for k, _ in s["kernels"]})
+    zoo_rows = [r for r in (table.get(k) for k in zoo_keys) if r is not None]
+    t0 = time.time()
+    initial_k = real_calibration_kernels(settings["initial_per_kind"], seed=settings["initial_seed"])
+    pool_k = real_sweep_pool(settings["pool_per_kind"], settings["pool_seeds"],
+                             exclude={k.struct_hash for k in initial_k})
+    initial, pool = prepare(initial_k, target, sched), prepare(pool_k, target, sched)
+    zoo_set = set(zoo_keys)
+    pool = [p for p in pool if p.key not in zoo_set]  # the zoo's kernels are the test, never candidates
+    log(f"adaptive: {len(initial)} initial kernels, {len(pool)} candidates ({time.time() - t0:.0f} s to lower)")
+    rounds_path = work / "adaptive_rounds.jsonl"
+    logged = {(r["arm"], r["round"]) for r in _read_jsonl(rounds_path)}
+    with LocalRunner(target) as runner:
+        s = fill_table(initial, table, runner, target)
+        log(f"initial sweep: {s.measured} measured, {s.failed} failed")
+        arms = {arm: SweepSampler(table, initial, pool, grid_rows, strategy, settings["per_kind"],
+                                  settings["n_models"], seed=0)
+                for arm, strategy in (("adaptive", "uncertainty"), ("uniform", "random"))}
+        for r in range(settings["rounds"] + 1):
+            picks = {}
+            for arm, sampler in arms.items():
+                name = f"sweep_{arm}_r{r}"
+                if name not in done:
+                    append_jsonl(sources_path, {"source": name, "resolution": None,
+                                                "kernels": [[k, 1] for k in sampler.owned]})
+                t1 = time.time()
+                own = sampler.own_rows()
+                held = heldout_error(sampler.fit(), zoo_rows)
+                chosen, info = ([], {}) if r == settings["rounds"] else sampler.propose()
+                picks[arm] = chosen
+                if (arm, r) not in logged:
+                    append_jsonl(rounds_path, {"arm": arm, "round": r, "sweep_kernels": len(sampler.owned),
+                                               "sweep_rows_ok": len(own), "heldout_zoo_kernels": held,
+                                               "chosen": len(chosen), **info, "fit_and_score_s": time.time() - t1,
+                                               "loadavg_1_5_15": list(os.getloadavg())})
+                log(f"{arm} round {r}: {len(sampler.owned)} sweep kernels; zoo kernels median |log err| "
+                    f"{held.get('median_abs_log_err', float('nan')):.3f}, bias {held.get('mean_log_err', float('nan')):+.3f}"
+                    f"; next {len(chosen)}")
+            if r == settings["rounds"]:
+                break
+            mixed = [p for pair in zip(picks["adaptive"], picks["uniform"]) for p in pair]
+            mixed += picks["adaptive"][len(mixed) // 2:] + picks["uniform"][len(mixed) // 2:]
+            t1 = time.time()
+            s = fill_table(mixed, table, runner, target)
+            log(f"round {r}: measured {s.measured} ({s.already_in_table} already in the table, "
+                f"{s.failed} failed), {time.time() - t1:.0f} s")
+            for arm, sampler in arms.items():
+                sampler.accept(picks[arm])
+
+
+def analyze_adaptive(work: Path, out_json: Path, out_png: Path | None, settings: dict, run: dict) -> dict:
+    """The leave-one-family-out protocols for both arms at every round (equal numbers of
+    sweep kernels per round), plus the per-round kernel-level reports."""
+    rounds = _read_jsonl(work / "adaptive_rounds.jsonl")
+    names = {s["source"] for s in _read_jsonl(work / "sources.jsonl")}
+    cases = []
+    for r in range(settings["rounds"] + 1):
+        for arm in ("adaptive", "uniform"):
+            if f"sweep_{arm}_r{r}" in names:
+                cases += [(f"{arm}_r{r}_only", ["sweep_grid", f"sweep_{arm}_r{r}"], False),
+                          (f"lofo_{arm}_r{r}", ["sweep_grid", f"sweep_{arm}_r{r}"], True)]
+    res = analyze(work, out_json, None, extra_cases=cases,
+                  extra={"run": run, "adaptive_settings": settings, "adaptive_rounds": rounds})
+    comparison = []
+    for r in range(settings["rounds"] + 1):
+        row = {"round": r}
+        for arm in ("adaptive", "uniform"):
+            rep = next((x for x in rounds if x["arm"] == arm and x["round"] == r), None)
+            lofo = res["protocols"].get(f"lofo_{arm}_r{r}")
+            only = res["protocols"].get(f"{arm}_r{r}_only")
+            if rep is None or lofo is None:
+                continue
+            row["sweep_kernels"] = rep["sweep_kernels"]
+            row[arm] = {"zoo_kernels_heldout": rep["heldout_zoo_kernels"],
+                        "lofo": lofo["summary"]["predicted_sum_ms"]["all"], "lofo_kernel_level": lofo["kernel_level"],
+                        "sweep_only": only["summary"]["predicted_sum_ms"]["all"] if only else None}
+        comparison.append(row)
+    res["comparison_equal_kernels"] = comparison
+    res["error_on_next_picks"] = _next_pick_errors(work, settings)
+    out_json.write_text(json.dumps(res, indent=1))
+    if out_png is not None and comparison:
+        _plot_adaptive(comparison, out_png)
+    return res
+
+
+def _next_pick_errors(work: Path, settings: dict) -> list[dict]:
+    """Does the uncertainty find the kernels the model gets wrong? Per arm and round r: the
+    error of the model fitted after round r (grid sweep + the arm's kernels) on the kernels
+    the arm picked in round r, measured afterwards (at round 0 both arms share one model)."""
+    from chamtvm.latency.adaptive import heldout_error
+    from chamtvm.latency.models import KernelCostModel
+    from chamtvm.table.store import LatencyTable
+
+    rows = {r["key"]: r for r in LatencyTable(work / "x86.jsonl").load().rows()}
+    sweep = {s["source"]: [k for k, _ in s["kernels"] if k in rows] for s in _read_jsonl(work / "sources.jsonl")
+             if s["resolution"] is None}
+    out = []
+    for r in range(settings["rounds"]):
+        for arm in ("adaptive", "uniform"):
+            cur, nxt = sweep.get(f"sweep_{arm}_r{r}"), sweep.get(f"sweep_{arm}_r{r + 1}")
+            if cur is None or nxt is None:
+                continue
+            picked = [rows[k] for k in nxt if k not in set(cur)]
+            km = KernelCostModel(cv_folds=0).fit([rows[k] for k in sweep["sweep_grid"] + cur])
+            out.append({"arm": arm, "round": r, "picked": len(picked), **heldout_error(km, picked)})
+    return out
+
+
+def _plot_adaptive(comparison: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    panels = (("zoo kernels: median |log(pred/meas)|", lambda a: a["zoo_kernels_heldout"].get("median_abs_log_err")),
+              ("LOFO networks: within ±10 % (%)", lambda a: a["lofo"].get("within_10pct", float("nan")) * 100),
+              ("LOFO networks: MAPE (%)", lambda a: a["lofo"].get("mape_pct")))
+    for ax, (title, get) in zip(axes, panels):
+        for arm, style in (("adaptive", "o-"), ("uniform", "s--")):
+            pts = [(c["sweep_kernels"], get(c[arm])) for c in comparison if arm in c]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=arm)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("measured sweep kernels (x86, contended)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# ---------------------------------------------------------- under a tuned database
+def _zoo_networks(work: Path, models, resolutions):
+    from chamtvm.lower.network import lower_onnx
+
+    for m in models:
+        for res in resolutions:
+            path = work / "onnx" / f"{m}_{res}.onnx"
+            if path.exists():
+                yield m, res, lower_onnx(path)
+
+
+def measure_tuned(work: Path, models, resolutions, trials: int, trials_per_kernel: int, log=print) -> None:
+    """Tune the zoo's kernels with the project's policy (``pipeline.latency.tune_schedules``:
+    joint MetaSchedule tuning of the costliest kernel of each kind within ``trials``, then
+    transfer of the traces to the untuned kernels of the same kinds) into
+    ``<work>/schedules/x86``; measure every kernel under the resulting schedules (tuned and
+    transferred ones get new table keys) and every network end to end under them
+    (``networks_tuned.jsonl``; kernel keys in sources.jsonl as ``tuned:<model>``)."""
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.measure.network import measure_network
+    from chamtvm.pipeline.config import TuneConfig
+    from chamtvm.pipeline.latency import tune_schedules
+    from chamtvm.table.fill import fill_table, prepare
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.targets.spec import get_target
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    target = get_target("x86")
+    table = LatencyTable(work / "x86.jsonl").load()
+    sched = ScheduleSource(target, work / "schedules" / "x86")
+    nets = list(_zoo_networks(work, models, resolutions))
+    kernels: dict = {}
+    for _, _, net in nets:
+        for k in net.kernels:
+            if k.struct_hash in kernels:
+                kernels[k.struct_hash].count += k.count
+            else:
+                kernels[k.struct_hash] = type(k)(k.name, k.struct_hash, k.args, k.flops, k.count, k.func)
+    lines_path = work / "tuning_lines.jsonl"
+    with LocalRunner(target) as runner:
+        if not lines_path.exists():
+            t0 = time.time()
+            cfg = TuneConfig(trials=trials, trials_per_kernel=trials_per_kernel, progress=False,
+                             luts_dir=work / "luts_unused", runs_dir=work / "runs_unused")
+            lines = tune_schedules(list(kernels.values()), table, target, sched, cfg, log, runner=runner)
+            append_lines(lines_path, [json.dumps({**d, "tuning_wall_s": time.time() - t0}) for d in lines])
+            log(f"tuned: {sum(d['policy'] == 'joint' for d in lines)} kernels jointly, "
+                f"{sum(d['policy'] == 'transfer' and d.get('committed') for d in lines)} transfers committed, "
+                f"{time.time() - t0:.0f} s")
+        sched.reload()
+        src = {(s["source"], s["resolution"]) for s in _read_jsonl(work / "sources.jsonl")}
+        measured = {(r["model"], r["resolution"]) for r in _read_jsonl(work / "networks_tuned.jsonl")}
+        for m, res, net in nets:
+            t0 = time.time()
+            prepared = prepare(net.kernels, target, sched)
+            s = fill_table(prepared, table, runner, target)
+            if (f"tuned:{m}", res) not in src:
+                append_jsonl(work / "sources.jsonl", {"source": f"tuned:{m}", "resolution": res,
+                                                      "kernels": [[p.key, p.kernel.count] for p in prepared]})
+            if (m, res) not in measured:
+                r = measure_network(net, target, runner, sched, key=f"{m}@{res}:tuned")
+                row = {"model": m, "family": real.family_of(m), "resolution": res, "error": r.error,
+                       "tuned_calls": sum(p.kernel.count for p in prepared if p.schedule != "default")}
+                if r.ok:
+                    row.update(runtime_us_p50=float(np.median(r.samples_us)), samples_us=list(r.samples_us),
+                               iqr_spread_pct=iqr_spread_pct(r.samples_us))
+                append_jsonl(work / "networks_tuned.jsonl", row)
+            log(f"{m}@{res} under the tuned database: {s.measured} kernels measured, "
+                f"{sum(p.schedule != 'default' for p in prepared)} of {len(prepared)} with a tuned schedule, "
+                f"{time.time() - t0:.0f} s")
+
+
+def analyze_tuned(work: Path, out_json: Path, run: dict) -> dict:
+    """How well the kernel model predicts the latency of kernels under tuned/transferred
+    schedules it never saw, leave-one-family-out: for family F the model is fitted on every
+    sweep row, every default row of the other families and (protocol ``with_tuned_rows``) the
+    tuned/transferred rows of the other families' kernels, or not (``default_rows_only``);
+    it then prices F's kernels under the tuned database. Network level: F's networks under
+    the tuned database, predicted as the sum over their kernels (table rows of the training
+    set, the model for the rest) against their end-to-end measurement under that database."""
+    from chamtvm.latency.models import KernelCostModel
+    from chamtvm.table.store import LatencyTable
+
+    rows = {r["key"]: r for r in LatencyTable(work / "x86.jsonl").load().rows()}
+    src = _read_jsonl(work / "sources.jsonl")
+    sweep_keys = {k for s in src if s["resolution"] is None for k, _ in s["kernels"]} & set(rows)
+    default_nets = {(s["source"], s["resolution"]): s["kernels"] for s in src
+                    if s["resolution"] is not None and not s["source"].startswith("tuned:")}
+    tuned_nets = {(s["source"][6:], s["resolution"]): s["kernels"] for s in src if s["source"].startswith("tuned:")}
+    e2e = {(r["model"], r["resolution"]): r for r in _read_jsonl(work / "networks_tuned.jsonl") if r.get("runtime_us_p50")}
+    lines = _read_jsonl(work / "tuning_lines.jsonl")
+    fams = sorted({real.family_of(m) for m, _ in tuned_nets})
+
+    def keys_of(nets, fam, same):
+        return {k for (m, _), ks in nets.items() if (real.family_of(m) == fam) == same for k, _ in ks} & set(rows)
+
+    out = {}
+    for case, with_tuned in (("with_tuned_rows", True), ("default_rows_only", False)):
+        kernel_errs, per_net = [], []
+        for fam in fams:
+            other_default = keys_of(default_nets, fam, False)
+            other_tuned = {k for k in keys_of(tuned_nets, fam, False) if rows[k].get("schedule") != "default"}
+            train = sweep_keys | other_default | (other_tuned if with_tuned else set())
+            km = KernelCostModel(cv_folds=0).fit([rows[k] for k in sorted(train)])
+            test = sorted(k for k in keys_of(tuned_nets, fam, True) if k not in train and rows[k].get("schedule") != "default")
+            if test:
+                est = km.predict_us([rows[k] for k in test])
+                kernel_errs += [(float(np.log(e / rows[k]["runtime_us_p50"])), rows[k].get("schedule_provenance"))
+                                for k, e in zip(test, est)]
+            for (m, res), ks in tuned_nets.items():
+                if real.family_of(m) != fam or (m, res) not in e2e:
+                    continue
+                todo = [(rows[k], c) for k, c in ks if k in rows and k not in train]
+                total = sum(rows[k]["runtime_us_p50"] * c for k, c in ks if k in train)
+                if todo:
+                    total += float(np.sum(km.predict_us([r for r, _ in todo]) * np.array([c for _, c in todo])))
+                per_net.append({"model": m, "family": fam, "resolution": res, "predicted_sum_ms": total / 1e3,
+                                "measured_ms": e2e[(m, res)]["runtime_us_p50"] / 1e3,
+                                "measured_iqr_spread_pct": e2e[(m, res)]["iqr_spread_pct"],
+                                "tuned_calls": e2e[(m, res)]["tuned_calls"]})
+        ke = np.array([e for e, _ in kernel_errs])
+        by_prov = {}
+        for prov in sorted({p for _, p in kernel_errs}):
+            sel = np.array([e for e, p in kernel_errs if p == prov])
+            by_prov[prov] = {"n": int(len(sel)), "median_abs_log_err": float(np.median(np.abs(sel))),
+                             "mean_log_err": float(np.mean(sel)), "mape_pct": float(np.mean(np.abs(np.expm1(sel))) * 100)}
+        out[case] = {"kernels_tuned_schedule_unseen": {
+                         "n": int(len(ke)), "median_abs_log_err": float(np.median(np.abs(ke))) if len(ke) else None,
+                         "mean_log_err": float(np.mean(ke)) if len(ke) else None,
+                         "mape_pct": float(np.mean(np.abs(np.expm1(ke))) * 100) if len(ke) else None,
+                         "within_10pct": float(np.mean(np.abs(np.expm1(ke)) <= 0.1)) if len(ke) else None,
+                         "by_provenance": by_prov},
+                     "networks": _metrics([p["predicted_sum_ms"] for p in per_net], [p["measured_ms"] for p in per_net]),
+                     "models": per_net}
+    # oracle: every kernel under the tuned database measured (the noise floor of the sum)
+    orc = [(sum(rows[k]["runtime_us_p50"] * c for k, c in ks if k in rows) / 1e3, e2e[n]["runtime_us_p50"] / 1e3)
+           for n, ks in tuned_nets.items() if n in e2e]
+    speedups = [d["default_us"] / d["best_us"] for d in lines if d.get("best_us") and d.get("default_us")
+                and d["default_us"] == d["default_us"]]
+    result = {"benchmark": "bench_real_models --tuned", "target": "x86",
+              "device": "local x86 CPU (2 cores, SHARED with other work: contended timings)",
+              "schedules": "tuned database (tuning.policy joint tuning + tuning.transfer) of the zoo's kernels",
+              "run": run, "tuned_jointly": sum(d["policy"] == "joint" for d in lines),
+              "transfers_committed": sum(1 for d in lines if d["policy"] == "transfer" and d.get("committed")),
+              "transfers_tried": sum(1 for d in lines if d["policy"] == "transfer"),
+              "speedup_over_default_median": float(np.median(speedups)) if speedups else None,
+              "tuning_wall_s": max((d.get("tuning_wall_s", 0) for d in lines), default=None),
+              "oracle_all_kernels_measured": _metrics([a for a, _ in orc], [b for _, b in orc]),
+              "protocols": out, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    out_json.write_text(json.dumps(result, indent=1))
+    return result
+
+
 # ---------------------------------------------------------------------- analysis
 def _kendall(a, b) -> float:
     from scipy.stats import kendalltau
@@ -133,7 +447,8 @@ def _metrics(pred, meas) -> dict:
             "mean_err_pct": float(np.mean(err)), "kendall_tau": _kendall(pred, meas)}
 
 
-def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None) -> dict:
+def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None, extra_cases=(),
+            extra: dict | None = None) -> dict:
     from chamtvm.latency.models import KernelCostModel
     from chamtvm.table.store import LatencyTable
 
@@ -141,7 +456,8 @@ def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None
     rows = {r["key"]: r for r in table.rows()}
     src = _read_jsonl(work / "sources.jsonl")
     sweep = {s["source"]: [k for k, _ in s["kernels"] if k in rows] for s in src if s["resolution"] is None}
-    models = {(s["source"], s["resolution"]): s["kernels"] for s in src if s["resolution"] is not None}
+    models = {(s["source"], s["resolution"]): s["kernels"] for s in src
+              if s["resolution"] is not None and not s["source"].startswith("tuned:")}  # --tuned's are apart
     nets = {(r["model"], r["resolution"]): r for r in _read_jsonl(work / "networks.jsonl") if r.get("runtime_us_p50")}
     keys_of_family: dict[str, set] = {}
     for (m, res), ks in models.items():
@@ -174,7 +490,8 @@ def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None
     # noise and the sum-vs-end-to-end gap leave on a shared CPU
     cases = [("oracle_all_kernels_measured", None, False), ("sweep_grid_only", ["sweep_grid"], False),
              ("sweep_real_only", ["sweep_grid", "sweep_real"], False),
-             ("lofo_grid", ["sweep_grid"], True), ("lofo_real", ["sweep_grid", "sweep_real"], True)]
+             ("lofo_grid", ["sweep_grid"], True), ("lofo_real", ["sweep_grid", "sweep_real"], True),
+             *extra_cases]
     all_model_keys = set().union(*[set(v) for v in keys_of_family.values()]) if keys_of_family else set()
     for case, sweeps, lofo in cases:
         if sweeps is None:
@@ -256,7 +573,7 @@ def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None
         "benchmark": "bench_real_models", "target": "x86", "device": "local x86 CPU (2 cores, SHARED with other "
         "work: contended timings)", "schedules": "default pipeline (no tuning database)",
         "table_rows": len(rows), "sweep_kernels": {k: len(v) for k, v in sweep.items()},
-        "networks_measured": len(nets), "protocols": protocols,
+        "networks_measured": len(nets), "protocols": protocols, **(extra or {}),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     out_json.parent.mkdir(parents=True, exist_ok=True)
@@ -304,11 +621,61 @@ def main() -> int:
     ap.add_argument("--sweep-per-kind", type=int, default=16, help="probes per operator kind in the real sweep")
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--analyze-only", action="store_true")
+    ap.add_argument("--adaptive", action="store_true",
+                    help="adaptive vs uniform sweep at equal numbers of measured kernels (no 530-kernel sweep; "
+                         "writes real_models_x86_adaptive.json/.png)")
+    ap.add_argument("--tuned", action="store_true",
+                    help="after --adaptive's measurements: tune the zoo's kernels (small budget), measure them and the "
+                         "networks under the tuned database, and judge the kernel model on tuned kernels it never saw "
+                         "(writes real_models_x86_tuned.json)")
+    ap.add_argument("--trials", type=int, default=96, help="MetaSchedule trials in all, with --tuned")
+    ap.add_argument("--trials-per-kernel", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=ADAPTIVE["rounds"])
+    ap.add_argument("--per-kind", type=int, default=ADAPTIVE["per_kind"])
     args = ap.parse_args()
     resolutions = (128,) if args.quick else tuple(int(r) for r in args.resolutions.split(","))
     models = args.models.split(",") if args.models else (QUICK_MODELS if args.quick else real.names())
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    if args.tuned:
+        if args.work == WORK:
+            args.work = WORK.with_name("bench_real_models_adaptive")
+        run = {"models": list(models), "resolutions": list(resolutions), "trials": args.trials,
+               "trials_per_kernel": args.trials_per_kernel, "command": " ".join(sys.argv[1:])}
+        if not args.analyze_only:
+            measure_tuned(args.work, models, resolutions, args.trials, args.trials_per_kernel, log=log)
+        res = analyze_tuned(args.work, REPO / "benchmarks" / "results" / "real_models_x86_tuned.json", run)
+        print(json.dumps({k: v for k, v in res.items() if k != "protocols"}, indent=1))
+        for case, p in res["protocols"].items():
+            print(case, json.dumps(p["kernels_tuned_schedule_unseen"]), json.dumps(p["networks"]))
+        print("contended timings (2 shared cores)")
+        return 0
+    if args.adaptive:
+        if args.work == WORK:
+            args.work = WORK.with_name("bench_real_models_adaptive")
+        settings = {**ADAPTIVE, "rounds": args.rounds, "per_kind": args.per_kind}
+        run = {"models": list(models), "resolutions": list(resolutions), "schedules": "default pipeline",
+               "target_threads": "auto (x86.json)", "command": " ".join(sys.argv[1:])}
+        if not args.analyze_only:
+            measure(args.work, resolutions, models, 0, log=log)
+            measure_adaptive(args.work, settings, log=log)
+        res = analyze_adaptive(args.work, REPO / "benchmarks" / "results" / "real_models_x86_adaptive.json",
+                               REPO / "benchmarks" / "results" / "real_models_x86_adaptive.png", settings, run)
+        for c in res["comparison_equal_kernels"]:
+            for arm in ("adaptive", "uniform"):
+                if arm in c:
+                    a, h = c[arm]["lofo"], c[arm]["zoo_kernels_heldout"]
+                    print(f"round {c['round']} {arm:<9} sweep kernels {c['sweep_kernels']:<4} zoo kernels median "
+                          f"|log err| {h.get('median_abs_log_err', float('nan')):.3f} bias "
+                          f"{h.get('mean_log_err', float('nan')):+.3f} | LOFO n={a['n']} within10="
+                          f"{a.get('within_10pct', 0) * 100:5.1f}% MAPE={a.get('mape_pct', float('nan')):5.1f}% "
+                          f"mean err={a.get('mean_err_pct', float('nan')):+6.1f}%")
+        for e in res["error_on_next_picks"]:
+            print(f"round {e['round']} {e['arm']:<9} error of its model on its next {e['picked']} picks: median "
+                  f"|log err| {e.get('median_abs_log_err', float('nan')):.3f}, bias {e.get('mean_log_err', float('nan')):+.3f}")
+        print("contended timings (2 shared cores)")
+        return 0
     if not args.analyze_only:
-        measure(args.work, resolutions, models, args.sweep_per_kind, log=lambda m: print(m, flush=True))
+        measure(args.work, resolutions, models, args.sweep_per_kind, log=log)
     res = analyze(args.work, REPO / "benchmarks" / "results" / "real_models_x86.json",
                   REPO / "benchmarks" / "results" / "real_models_x86.png")
     for case, p in res["protocols"].items():

@@ -29,22 +29,16 @@ Writes ``benchmarks/results/regret_<target>.json`` and ``regret_<target>.png``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from common import RESULTS, argument_parser, one_blas_thread, pyplot, save_figure, write_results
 
-import numpy as np
+one_blas_thread()
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 SAMPLES = [10, 20, 30, 50, 100]
 SEEDS = [0, 1, 2, 3, 4]
 QUANTILES = (0.25, 0.5, 0.75)
@@ -138,11 +132,7 @@ def run(target: str, luts: Path, schedules: Path | None, samples, seeds) -> dict
 
 
 def plot(res: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     budgets = res["budgets_ms"]
     fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 3.8), sharey=True)
     ns = res["samples"]
@@ -163,12 +153,11 @@ def plot(res: dict, path: Path) -> None:
     axes[0].set_ylabel("regret (accuracy points)")
     axes[0].legend(fontsize=7)
     fig.suptitle(f"NAS-Bench-Macro: regret of the pick, mean ± std over {len(res['seeds'])} seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argument_parser(__doc__)
     ap.add_argument("--target", default="x86")
     ap.add_argument("--workdir", type=Path, default=None, help="folder holding luts/ (default $CHAMTVM_HOME or cwd)")
     ap.add_argument("--quick", action="store_true", help="10/30 samples x 2 seeds (smoke run, not reported)")
@@ -182,12 +171,8 @@ def main() -> None:
     res = run(args.target, luts_dir(), schedules_root(), samples, seeds)
     res["seconds"] = round(time.time() - t0, 1)
     res["note"] = "timings contended (2-core machine shared with other jobs); regrets do not depend on timing"
-    RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
-    out = RESULTS / f"regret_{args.target}{suffix}.json"
-    out.write_text(json.dumps(res, indent=1))
-    plot(res, RESULTS / f"regret_{args.target}{suffix}.png")
-    print(f"wrote {out}")
+    write_results(res, RESULTS / f"regret_{args.target}{suffix}.json", say="wrote", figure=plot)
 
 
 if __name__ == "__main__":

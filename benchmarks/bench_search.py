@@ -13,17 +13,11 @@ Needs ``python -m chamtvm tune --target T`` (table, models, journal) first. Writ
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "results"
+from common import RESULTS, argument_parser, write_results
 
 
 def main(argv=None) -> int:
@@ -31,12 +25,12 @@ def main(argv=None) -> int:
 
     from chamtvm.accuracy.fit import default_journal
     from chamtvm.pipeline.adapt import auto_budgets
-    from chamtvm.table.store import LUTS_DIR
+    from chamtvm.core.workdir import luts_dir
     from chamtvm.search.context import search_context
     from chamtvm.space.schema import SearchSpace
     from chamtvm.targets.spec import get_target
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argument_parser(__doc__)
     ap.add_argument("--target", default="x86")
     ap.add_argument("--space", default="fashion")
     ap.add_argument("--seeds", type=int, default=5)
@@ -47,7 +41,7 @@ def main(argv=None) -> int:
     space = SearchSpace.load(args.space)
     target = get_target(args.target)
     t0 = time.perf_counter()
-    ctx = search_context(space, target, LUTS_DIR, None, default_journal("fashion-mnist", space))
+    ctx = search_context(space, target, luts_dir(), None, default_journal("fashion-mnist", space))
     load_s = time.perf_counter() - t0
     budgets = auto_budgets(ctx)
 
@@ -94,10 +88,7 @@ def main(argv=None) -> int:
     for budget in budgets:
         accs = [r["predicted_accuracy"] for r in runs if r["budget_ms"] == budget]
         print(f"  budget {budget} ms: best predicted accuracy over seeds {100 * min(accs):.2f}..{100 * max(accs):.2f} %")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"search_{args.target}.json"
-    out.write_text(json.dumps(result, indent=1))
-    print(f"written {out.relative_to(REPO)}")
+    write_results(result, RESULTS / f"search_{args.target}.json")
     return 0
 
 

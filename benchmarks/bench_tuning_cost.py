@@ -19,17 +19,14 @@ Writes benchmarks/results/tuning_cost_x86.json and tuning_cost_x86.png (contende
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO, RESULTS, pyplot, save_figure, write_results  # noqa: E402
 warnings.filterwarnings("ignore")
 
 
@@ -46,7 +43,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--heldout-seed", type=int, default=2026)
     ap.add_argument("--work", default=str(REPO / "runs" / "bench-tuning-cost"),
                     help="resumable working folder (tables, schedules; default: runs/bench-tuning-cost, git-ignored)")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "tuning_cost_x86.json"))
+    ap.add_argument("--out", default=str(RESULTS / "tuning_cost_x86.json"))
     args = ap.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(os.cpu_count() or 1))
 
@@ -145,18 +142,12 @@ def main(argv=None) -> dict:
                            "in_heldout": p.kernel.struct_hash in held_hashes})
     out["kernels"] = per_kernel
     out["wall_s"] = round(time.time() - t_start, 1)
-    Path(args.out).write_text(json.dumps(out, indent=1))
-    plot(out, Path(args.out).with_suffix(".png"))
-    print("wrote", args.out)
+    write_results(out, args.out, say="wrote", figure=plot)
     return out
 
 
 def plot(out: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     xs = [p["tuning_min"] for p in out["points"]]
     ys = [p["mean_speedup"] for p in out["points"]]
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -166,8 +157,7 @@ def plot(out: dict, path: Path) -> None:
     ax.set_xlabel("tuning + transfer, minutes (contended 2-core VM)")
     ax.set_ylabel("held-out mean speed-up vs default (x)")
     ax.set_title(f"{out['space']}: {out['heldout_networks']} held-out networks")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
                    help="root of MetaSchedule databases (default: <workdir>/schedules)")
 
 
+def _add_statistic_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"],
+                   help="table statistic a kernel is priced by (default: the median)")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="architecture JSON file or ONNX file")
     p.add_argument("--space", default="fashion", help="space of an architecture JSON without a 'space' field "
@@ -157,6 +162,7 @@ def cmd_tune(args) -> int:
     from ..accuracy.tasks import default_space
 
     cfg = TuneConfig(space=args.space or default_space(args.task), trials=args.trials, trials_per_kernel=args.trials_per_kernel,
+                     tuning_population=args.tuning_population,
                      heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
                      residual_mode=args.residual, calibration=not args.no_calibration,
                      real_calibration=args.real_calibration,
@@ -221,17 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "macro for nas-bench-macro, fashion for fashion-mnist)")
     p.add_argument("--trials", type=v.non_negative_int, default=64, help="total MetaSchedule trials (0: no tuning)")
     p.add_argument("--trials-per-kernel", type=v.positive_int, default=16)
+    p.add_argument("--tuning-population", type=v.positive_int, default=128,
+                   help="MetaSchedule's evolutionary population per kernel (its own default is 512; "
+                        "smaller makes each tuning round cheaper)")
     p.add_argument("--heldout", type=v.non_negative_int, default=20, help="held-out networks measured end to end")
     p.add_argument("--train-networks", type=v.non_negative_int, default=10,
                    help="networks measured end to end to train the residual model (0: table sum only)")
     p.add_argument("--residual", default="scale", choices=["ratio", "additive", "scale"],
                    help="residual model: one median scale (default), learned ratio, or learned relative offset")
-    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
+    _add_statistic_arg(p)
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
-    p.add_argument("--real-calibration", action="store_true",
+    p.add_argument("--real-calibration", nargs="?", const="uniform", default=False, choices=["uniform", "adaptive"],
                    help="also measure the real-network sweep (530 kernels of 128-224 px networks: what `predict` "
-                        "on ONNX models of real families needs; several minutes)")
+                        "on ONNX models of real families needs; several minutes); 'adaptive': about as many "
+                        "kernels, chosen in rounds where the kernel model is least sure")
     from ..accuracy.tasks import TASKS
 
     p.add_argument("--task", default="nas-bench-macro", choices=[*TASKS.names(), "none"],
@@ -256,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict a model's latency from the target's table")
     _add_target_args(p)
     _add_model_args(p)
-    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"])
+    _add_statistic_arg(p)
     p.add_argument("--table-sum-only", action="store_true",
                    help="plain table sum (no learned models); missing kernels are listed, not priced")
     p.add_argument("--measure-missing", action="store_true",

@@ -276,3 +276,17 @@ def real_calibration_kernels(n_per_kind: int = 24, seed: int = 0, group: int = 2
                 k.count = 1
                 kernels[k.struct_hash] = k
     return sorted(kernels.values(), key=lambda k: (k.name, k.struct_hash))
+
+
+def real_sweep_pool(n_per_kind: int, seeds, exclude=()) -> list[Kernel]:
+    """Candidate kernels for adaptive sampling: the distinct kernels of the real-network
+    sweep drawn with each of ``seeds`` (the same generator as ``real_calibration_kernels``,
+    other seeds), without the structural hashes in ``exclude`` (e.g. the initial sweep's)."""
+    seen = set(exclude)
+    pool: list[Kernel] = []
+    for seed in seeds:
+        for k in real_calibration_kernels(n_per_kind, seed=seed):
+            if k.struct_hash not in seen:
+                seen.add(k.struct_hash)
+                pool.append(k)
+    return pool

@@ -18,13 +18,14 @@ class TuneConfig:
     space: str = "macro"
     trials: int = 64
     trials_per_kernel: int = 16
+    tuning_population: int = 128     # MetaSchedule's evolutionary population per kernel (its own default: 512)
     heldout: int = 20
     heldout_seed: int = 2026
     train_networks: int = 10
     train_seed: int = 101
     residual_mode: str = "scale"
     calibration: bool = True
-    real_calibration: bool = False  # also the real-network sweep (lower.calibration.real_calibration_kernels)
+    real_calibration: bool | str = False  # also the real-network sweep: True/"uniform" or "adaptive" (latency.adaptive)
     statistic: str = "runtime_us_p50"
     batch_size: int = 48
     luts_dir: Path | None = None       # None: <workdir>/luts

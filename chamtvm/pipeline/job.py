@@ -87,11 +87,19 @@ def step_table(state: JobState) -> None:
 def step_calibration(state: JobState) -> None:
     from ..lower.calibration import calibration_kernels, real_calibration_kernels
 
-    calib = calibration_kernels()
-    if state.cfg.real_calibration:
+    calib, mode = calibration_kernels(), state.cfg.real_calibration
+    if mode and mode != "adaptive":
         calib = calib + real_calibration_kernels()
     summary = _fill(state, prepare(calib, state.target, state["schedules"]), f"measuring calibration kernels ({len(calib)})")
     state["calibration_measured_now"] = summary.measured  # reported apart from the space's kernels
+    if mode == "adaptive":  # the real-network sweep grown where the kernel model is least sure
+        from ..latency.adaptive import adaptive_calibration
+
+        def fill(prepared):
+            state["calibration_measured_now"] += _fill(state, prepared, "adaptive sweep").measured
+
+        state["adaptive_calibration"] = [r.to_dict() for r in adaptive_calibration(
+            state["table"], fill, state.target, state["schedules"], log=state.log)]
 
 
 def step_tuning(state: JobState) -> None:
@@ -150,7 +158,8 @@ def step_report(state: JobState) -> None:
         "statistic": cfg.statistic,
         "table": {"path": str(state["table"].path), "rows": len(state["table"]), "space_kernels": len(state["kernels"]),
                   "measured_now": state["measured_now"], "failed": state["failed_now"],
-                  "calibration_measured_now": state.values.get("calibration_measured_now", 0)},
+                  "calibration_measured_now": state.values.get("calibration_measured_now", 0),
+                  "adaptive_calibration_rounds": state.values.get("adaptive_calibration", [])},
         "tuning": {"trials_budget": cfg.trials, "trials_per_kernel": cfg.trials_per_kernel,
                    "tuned_now": state.values.get("tuned_now", []),
                    "kernels_with_tuned_schedule": sum(1 for p in prepared if p.schedule != DEFAULT_TAG)},

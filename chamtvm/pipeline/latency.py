@@ -148,7 +148,8 @@ def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: 
         log(f"tuning {len(order)} kernels jointly within {cfg.trials} trials")
         rep = tune_tasks([TuningTask(p.kernel.func, p.kernel.struct_hash, p.kernel.name, cost)
                           for cost, p in order], target, cfg.trials, schedules.work_dir,
-                         round_trials=max(cfg.trials_per_kernel // 2, 2), tracker=tracker, log=log)
+                         round_trials=max(cfg.trials_per_kernel // 2, 2), tracker=tracker, log=log,
+                         population=cfg.tuning_population)
         names = {p.kernel.struct_hash: p.kernel.name for _, p in order}
         for h, best in rep.best_us.items():
             lines.append({"struct_hash": h, "name": names[h], "policy": "joint", "trials": rep.trials.get(h, 0),

@@ -25,20 +25,15 @@ random choice takes an explicit ``np.random.Generator``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .blocks import ACTIVATIONS, BLOCKS
+from .choices import (ChoiceArch, ChoiceSpace, check_object_list, check_positive_int, check_positive_int_choices,
+                      check_space_header, check_stride, check_total_stride)
 from .errors import SpaceError
-
-
-def _pos_int(v: Any, where: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise SpaceError(f"{where}: expected a positive integer, got {v!r}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -51,13 +46,10 @@ class LayerChoice:
 
 
 @dataclass(frozen=True)
-class LayerSpace:
-    """A per-layer space: fixed stem and head, one block choice per layer."""
+class LayerSpace(ChoiceSpace):
+    """A per-layer space: fixed stem and head, one block choice per layer (after the
+    fields of :class:`choices.ChoiceSpace`)."""
 
-    name: str
-    in_channels: int
-    num_classes: int
-    resolution: tuple[int, ...]
     stem_channels: int
     stem_kernel: int
     stem_stride: int
@@ -71,19 +63,9 @@ class LayerSpace:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "LayerSpace":
         """Validate and build a per-layer space from its JSON form; raises SpaceError."""
-        known = {"name", "description", "in_channels", "num_classes", "resolution", "activation",
-                 "stem", "layers", "head"}
-        unknown = set(d) - known
-        if unknown:
-            raise SpaceError(f"space: unknown fields {sorted(unknown)}; known: {sorted(known)}")
-        for f in ("in_channels", "num_classes"):
-            _pos_int(d.get(f), f"space.{f}")
-        res = d.get("resolution")
-        if not isinstance(res, list) or not res:
-            raise SpaceError(f"space.resolution: expected a non-empty list of choices, got {res!r}")
-        res = tuple(sorted(_pos_int(r, "space.resolution") for r in res))
-        if len(set(res)) != len(res):
-            raise SpaceError(f"space.resolution: duplicate choices in {list(res)}")
+        check_space_header(d, {"name", "description", "in_channels", "num_classes", "resolution", "activation",
+                               "stem", "layers", "head"})
+        res = check_positive_int_choices(d.get("resolution"), "space.resolution")
         act = d.get("activation", "relu6")
         if act not in ACTIVATIONS:
             raise SpaceError(f"space.activation: {act!r} is not one of {list(ACTIVATIONS)}")
@@ -93,41 +75,31 @@ class LayerSpace:
         head = d.get("head")
         if not isinstance(head, Mapping) or "channels" not in head:
             raise SpaceError("space.head: expected an object with 'channels'")
-        stem_kernel = _pos_int(stem.get("kernel", 3), "space.stem.kernel")
+        stem_kernel = check_positive_int(stem.get("kernel", 3), "space.stem.kernel")
         if stem_kernel % 2 == 0:
             raise SpaceError(f"space.stem.kernel: must be odd, got {stem_kernel}")
-        stem_stride = stem.get("stride", 2)
-        if stem_stride not in (1, 2):
-            raise SpaceError(f"space.stem.stride: must be 1 or 2, got {stem_stride!r}")
-        raw = d.get("layers")
-        if not isinstance(raw, list) or not raw:
-            raise SpaceError("space.layers: expected a non-empty list of layer objects")
+        stem_stride = check_stride(stem.get("stride", 2), "space.stem.stride")
         layers = []
-        for i, layer in enumerate(raw):
+        for i, layer in enumerate(check_object_list(d.get("layers"), "space.layers", "layer objects")):
             where = f"space.layers[{i}]"
             if not isinstance(layer, Mapping) or set(layer) - {"channels", "stride", "choices"}:
                 raise SpaceError(f"{where}: expected an object with 'channels', 'stride', 'choices'; got {layer!r}")
-            if layer.get("stride", 1) not in (1, 2):
-                raise SpaceError(f"{where}.stride: must be 1 or 2, got {layer.get('stride')!r}")
-            choices = layer.get("choices")
-            if not isinstance(choices, list) or not choices:
-                raise SpaceError(f"{where}.choices: expected a non-empty list of block names")
+            stride = check_stride(layer.get("stride", 1), f"{where}.stride")
+            choices = check_object_list(layer.get("choices"), f"{where}.choices", "block names")
             for c in choices:
                 if c not in BLOCKS:
                     raise SpaceError(f"{where}.choices: unknown block {c!r}; valid: {', '.join(BLOCKS.names())}")
             if len(set(choices)) != len(choices):
                 raise SpaceError(f"{where}.choices: duplicate blocks in {choices}")
-            layers.append(LayerChoice(_pos_int(layer.get("channels"), f"{where}.channels"),
-                                      int(layer.get("stride", 1)), tuple(choices)))
+            layers.append(LayerChoice(check_positive_int(layer.get("channels"), f"{where}.channels"),
+                                      stride, tuple(choices)))
         space = cls(name=str(d.get("name", "unnamed")), in_channels=int(d["in_channels"]),
                     num_classes=int(d["num_classes"]), resolution=res,
-                    stem_channels=_pos_int(stem["channels"], "space.stem.channels"),
-                    stem_kernel=stem_kernel, stem_stride=int(stem_stride),
-                    head_channels=_pos_int(head["channels"], "space.head.channels"),
+                    stem_channels=check_positive_int(stem["channels"], "space.stem.channels"),
+                    stem_kernel=stem_kernel, stem_stride=stem_stride,
+                    head_channels=check_positive_int(head["channels"], "space.head.channels"),
                     layers=tuple(layers), activation=act)
-        total = space.stem_stride * 2 ** sum(layer.stride == 2 for layer in space.layers)
-        if min(res) < total:
-            raise SpaceError(f"space.resolution: {min(res)} px is smaller than the total stride {total}")
+        check_total_stride(res, space.stem_stride * 2 ** sum(layer.stride == 2 for layer in space.layers))
         return space
 
     def to_dict(self) -> dict:
@@ -143,14 +115,6 @@ class LayerSpace:
         """Every searchable dimension as (path, choices), in encoding order."""
         return [("resolution", self.resolution)] + [(f"layers[{i}]", layer.choices)
                                                     for i, layer in enumerate(self.layers)]
-
-    @property
-    def encoding_length(self) -> int:
-        return 1 + len(self.layers)
-
-    def size(self) -> int:
-        """Number of distinct architectures in the space."""
-        return int(np.prod([len(c) for _, c in self.dimensions()], dtype=object))
 
     def layer_io(self, resolution: int) -> list[tuple[int, int, int, int]]:
         """(cin, cout, stride, input size px) of every layer at input ``resolution``."""
@@ -168,22 +132,8 @@ class LayerSpace:
         return cout, -(-h // stride)
 
     # ---------------------------------------------------------- architectures
-    def sample(self, rng: np.random.Generator) -> "LayerArch":
-        """One architecture drawn uniformly per dimension."""
-        return self.from_indices([int(rng.integers(len(c))) for _, c in self.dimensions()])
-
-    def from_indices(self, indices: Sequence[int]) -> "LayerArch":
-        """The architecture that picks ``choices[indices[j]]`` in dimension j."""
-        dims = self.dimensions()
-        if len(indices) != len(dims):
-            raise SpaceError(f"expected {len(dims)} choice indices, got {len(indices)}")
-        values = [choices[int(i)] for (_, choices), i in zip(dims, indices)]
+    def _arch_from_values(self, values: Sequence) -> "LayerArch":
         return LayerArch(resolution=int(values[0]), layers=tuple(str(v) for v in values[1:]))
-
-    def indices(self, arch) -> list[int]:
-        """Choice index of every dimension of ``arch`` (validates it)."""
-        self.validate(arch)
-        return [choices.index(v) for (_, choices), v in zip(self.dimensions(), arch.values())]
 
     def validate(self, arch) -> None:
         """Raise SpaceError naming the first field of ``arch`` that the space does not allow."""
@@ -191,43 +141,7 @@ class LayerSpace:
             raise SpaceError(f"space {self.name!r} is a per-layer space; the architecture has no 'layers'")
         if len(arch.layers) != len(self.layers):
             raise SpaceError(f"architecture has {len(arch.layers)} layers, space {self.name!r} has {len(self.layers)}")
-        for (path, choices), v in zip(self.dimensions(), arch.values()):
-            if v not in choices:
-                raise SpaceError(f"architecture field {path}={v!r} is not allowed in space "
-                                 f"{self.name!r}; choices: {list(choices)}")
-
-    def encode(self, arch) -> np.ndarray:
-        """``(encoding_length,)`` float64 in [0, 1]: choice index / (choices - 1)."""
-        idx = self.indices(arch)
-        sizes = [len(c) for _, c in self.dimensions()]
-        return np.array([i / (n - 1) if n > 1 else 0.0 for i, n in zip(idx, sizes)])
-
-    def decode(self, vector: Sequence[float]) -> "LayerArch":
-        """Inverse of :meth:`encode` (rounds to the nearest choice)."""
-        sizes = [len(c) for _, c in self.dimensions()]
-        if len(vector) != len(sizes):
-            raise SpaceError(f"expected a vector of length {len(sizes)}, got {len(vector)}")
-        idx = [int(round(float(x) * (n - 1))) if n > 1 else 0 for x, n in zip(vector, sizes)]
-        return self.from_indices([min(max(i, 0), n - 1) for i, n in zip(idx, sizes)])
-
-    def mutate(self, arch, rng: np.random.Generator, prob: float = 0.1) -> "LayerArch":
-        """Resample each dimension with probability ``prob``; at least one always changes."""
-        idx = self.indices(arch)
-        dims = self.dimensions()
-        free = [j for j, (_, c) in enumerate(dims) if len(c) > 1]
-        if not free:
-            return arch
-        flips = [j for j in free if rng.random() < prob] or [free[int(rng.integers(len(free)))]]
-        for j in flips:
-            n = len(dims[j][1])
-            idx[j] = (idx[j] + 1 + int(rng.integers(n - 1))) % n
-        return self.from_indices(idx)
-
-    def crossover(self, a, b, rng: np.random.Generator) -> "LayerArch":
-        """Uniform crossover: each dimension from ``a`` or ``b`` with equal odds."""
-        ia, ib = self.indices(a), self.indices(b)
-        pick = rng.random(len(ia)) < 0.5
-        return self.from_indices([x if p else y for x, y, p in zip(ia, ib, pick)])
+        self._check_values(arch)
 
     # ------------------------------------------------------------------- costs
     def cost_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -269,7 +183,7 @@ _COST_CACHE: dict = {}
 
 
 @dataclass(frozen=True)
-class LayerArch:
+class LayerArch(ChoiceArch):
     """One network of a per-layer space: input resolution and one block name per layer."""
 
     resolution: int
@@ -281,9 +195,6 @@ class LayerArch:
     def to_dict(self) -> dict:
         return {"resolution": self.resolution, "layers": list(self.layers)}
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     @classmethod
     def from_dict(cls, d: Any) -> "LayerArch":
         """Parse a per-layer architecture; raises SpaceError naming what is wrong."""
@@ -294,15 +205,8 @@ class LayerArch:
             raise SpaceError(f"architecture: unknown fields {sorted(unknown)}")
         if "resolution" not in d:
             raise SpaceError("architecture: missing fields ['resolution']")
-        res = _pos_int(d["resolution"], "architecture field resolution")
+        res = check_positive_int(d["resolution"], "architecture field resolution")
         layers = d["layers"]
         if not isinstance(layers, list) or not layers or not all(isinstance(x, str) for x in layers):
             raise SpaceError(f"architecture field layers: expected a non-empty list of block names, got {layers!r}")
         return cls(res, tuple(layers))
-
-    @classmethod
-    def from_json(cls, text: str) -> "LayerArch":
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise SpaceError(f"architecture is not valid JSON: {e}") from None

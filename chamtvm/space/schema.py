@@ -15,37 +15,24 @@ architecture (JSON)::
     {"resolution": 64, "stem_channels": 16, "head_channels": 256,
      "stages": [{"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3}, ...]}
 
-Every random choice takes an explicit ``np.random.Generator``.
+Every random choice takes an explicit ``np.random.Generator``. Sampling, encoding, mutation
+and the field checks of loading are shared with the per-layer spaces (``choices``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-
-import numpy as np
 
 STAGE_FIELDS = ("channels", "blocks", "expansion", "kernel")
 GLOBAL_FIELDS = ("resolution", "stem_channels", "head_channels")
 SPACES_DIR = Path(__file__).parent / "spaces"
 
 
+from .choices import (ChoiceArch, ChoiceSpace, check_object_list, check_positive_int,  # noqa: E402
+                      check_positive_int_choices, check_space_header, check_stride, check_total_stride)
 from .errors import SpaceError  # noqa: E402 - re-exported: chamtvm.space.schema.SpaceError
-
-
-def _positive_int_choices(value: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not value:
-        raise SpaceError(f"{where}: expected a non-empty list of choices, got {value!r}")
-    out = []
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise SpaceError(f"{where}: every choice must be a positive integer, got {v!r}")
-        out.append(v)
-    if len(set(out)) != len(out):
-        raise SpaceError(f"{where}: duplicate choices in {value!r}")
-    return tuple(sorted(out))
 
 
 @dataclass(frozen=True)
@@ -60,13 +47,10 @@ class StageSpace:
 
 
 @dataclass(frozen=True)
-class SearchSpace:
-    """A MobileNetV2-style space: resolution, stem, stages and head choices."""
+class SearchSpace(ChoiceSpace):
+    """A MobileNetV2-style space: resolution, stem, stages and head choices (after the
+    fields of :class:`choices.ChoiceSpace`)."""
 
-    name: str
-    in_channels: int
-    num_classes: int
-    resolution: tuple[int, ...]
     stem_channels: tuple[int, ...]
     head_channels: tuple[int, ...]
     stages: tuple[StageSpace, ...]
@@ -82,36 +66,25 @@ class SearchSpace:
             from .layers import LayerSpace
 
             return LayerSpace.from_dict(d)
-        known = {"name", "in_channels", "num_classes", "stages", *GLOBAL_FIELDS, "description"}
-        unknown = set(d) - known
-        if unknown:
-            raise SpaceError(f"space: unknown fields {sorted(unknown)}; known: {sorted(known)}")
-        for field in ("in_channels", "num_classes"):
-            v = d.get(field)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise SpaceError(f"space.{field}: expected a positive integer, got {v!r}")
-        stages_raw = d.get("stages")
-        if not isinstance(stages_raw, list) or not stages_raw:
-            raise SpaceError("space.stages: expected a non-empty list of stage objects")
+        check_space_header(d, {"name", "in_channels", "num_classes", "stages", *GLOBAL_FIELDS, "description"})
         stages = []
-        for i, s in enumerate(stages_raw):
+        for i, s in enumerate(check_object_list(d.get("stages"), "space.stages", "stage objects")):
             where = f"space.stages[{i}]"
             if not isinstance(s, Mapping):
                 raise SpaceError(f"{where}: expected an object, got {s!r}")
             missing = {"stride", *STAGE_FIELDS} - set(s)
             if missing:
                 raise SpaceError(f"{where}: missing fields {sorted(missing)}")
-            if s["stride"] not in (1, 2):
-                raise SpaceError(f"{where}.stride: must be 1 or 2, got {s['stride']!r}")
-            kernels = _positive_int_choices(s["kernel"], f"{where}.kernel")
+            stride = check_stride(s["stride"], f"{where}.stride")
+            kernels = check_positive_int_choices(s["kernel"], f"{where}.kernel")
             if any(k % 2 == 0 for k in kernels):
                 raise SpaceError(f"{where}.kernel: depthwise kernels must be odd, got {kernels}")
             stages.append(
                 StageSpace(
-                    stride=int(s["stride"]),
-                    channels=_positive_int_choices(s["channels"], f"{where}.channels"),
-                    blocks=_positive_int_choices(s["blocks"], f"{where}.blocks"),
-                    expansion=_positive_int_choices(s["expansion"], f"{where}.expansion"),
+                    stride=stride,
+                    channels=check_positive_int_choices(s["channels"], f"{where}.channels"),
+                    blocks=check_positive_int_choices(s["blocks"], f"{where}.blocks"),
+                    expansion=check_positive_int_choices(s["expansion"], f"{where}.expansion"),
                     kernel=kernels,
                 )
             )
@@ -119,17 +92,12 @@ class SearchSpace:
             name=str(d.get("name", "unnamed")),
             in_channels=int(d["in_channels"]),
             num_classes=int(d["num_classes"]),
-            resolution=_positive_int_choices(d.get("resolution"), "space.resolution"),
-            stem_channels=_positive_int_choices(d.get("stem_channels"), "space.stem_channels"),
-            head_channels=_positive_int_choices(d.get("head_channels"), "space.head_channels"),
+            resolution=check_positive_int_choices(d.get("resolution"), "space.resolution"),
+            stem_channels=check_positive_int_choices(d.get("stem_channels"), "space.stem_channels"),
+            head_channels=check_positive_int_choices(d.get("head_channels"), "space.head_channels"),
             stages=tuple(stages),
         )
-        min_res = min(space.resolution)
-        downsample = 2 * 2 ** sum(s.stride == 2 for s in space.stages)
-        if min_res < downsample:
-            raise SpaceError(
-                f"space.resolution: {min_res} px is smaller than the total stride {downsample}"
-            )
+        check_total_stride(space.resolution, 2 * 2 ** sum(s.stride == 2 for s in space.stages))
         return space
 
     @classmethod
@@ -141,7 +109,7 @@ class SearchSpace:
         a local file). Anything that is not a usable name or JSON file is a ``SpaceError``."""
         import os
 
-        if isinstance(name_or_path, SearchSpace):
+        if isinstance(name_or_path, ChoiceSpace):  # a space already (either kind)
             return name_or_path
         if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
             raise SpaceError(f"a space is a bundled space name {bundled_spaces()} or the path of a space "
@@ -185,27 +153,6 @@ class SearchSpace:
             dims += [(f"stages[{i}].{f}", getattr(s, f)) for f in STAGE_FIELDS]
         return dims
 
-    @property
-    def encoding_length(self) -> int:
-        return len(self.dimensions())
-
-    def size(self) -> int:
-        """Number of distinct architectures in the space."""
-        return int(np.prod([len(c) for _, c in self.dimensions()], dtype=object))
-
-    # ---------------------------------------------------------- architectures
-    def sample(self, rng: np.random.Generator) -> "Arch":
-        """One architecture drawn uniformly per dimension."""
-        return self.from_indices([int(rng.integers(len(c))) for _, c in self.dimensions()])
-
-    def from_indices(self, indices: Sequence[int]) -> "Arch":
-        """Build the architecture that picks ``choices[indices[j]]`` in dimension j."""
-        dims = self.dimensions()
-        if len(indices) != len(dims):
-            raise SpaceError(f"expected {len(dims)} choice indices, got {len(indices)}")
-        values = [choices[int(i)] for (_, choices), i in zip(dims, indices)]
-        return self._arch_from_values(values)
-
     def _arch_from_values(self, values: Sequence[int]) -> "Arch":
         g = len(GLOBAL_FIELDS)
         stages = []
@@ -219,11 +166,6 @@ class SearchSpace:
             stages=tuple(StageArch(**s) for s in stages),
         )
 
-    def indices(self, arch: "Arch") -> list[int]:
-        """Choice index of every dimension of ``arch`` (validates it)."""
-        self.validate(arch)
-        return [choices.index(v) for (_, choices), v in zip(self.dimensions(), arch.values())]
-
     def validate(self, arch: "Arch") -> None:
         """Raise SpaceError naming the first field of ``arch`` that the space does not allow."""
         if len(arch.stages) != len(self.stages):
@@ -231,49 +173,7 @@ class SearchSpace:
                 f"architecture has {len(arch.stages)} stages, space {self.name!r} has "
                 f"{len(self.stages)}"
             )
-        for (path, choices), v in zip(self.dimensions(), arch.values()):
-            if v not in choices:
-                raise SpaceError(
-                    f"architecture field {path}={v!r} is not allowed in space "
-                    f"{self.name!r}; choices: {list(choices)}"
-                )
-
-    def encode(self, arch: "Arch") -> np.ndarray:
-        """Fixed-length vector in [0, 1]: choice index / (number of choices - 1).
-
-        Shape ``(encoding_length,)``, float64. Single-choice dimensions encode as 0.
-        """
-        idx = self.indices(arch)
-        sizes = [len(c) for _, c in self.dimensions()]
-        return np.array([i / (n - 1) if n > 1 else 0.0 for i, n in zip(idx, sizes)])
-
-    def decode(self, vector: Sequence[float]) -> "Arch":
-        """Inverse of :meth:`encode` (rounds to the nearest choice)."""
-        sizes = [len(c) for _, c in self.dimensions()]
-        if len(vector) != len(sizes):
-            raise SpaceError(f"expected a vector of length {len(sizes)}, got {len(vector)}")
-        idx = [int(round(float(x) * (n - 1))) if n > 1 else 0 for x, n in zip(vector, sizes)]
-        return self.from_indices([min(max(i, 0), n - 1) for i, n in zip(idx, sizes)])
-
-    def mutate(self, arch: "Arch", rng: np.random.Generator, prob: float = 0.1) -> "Arch":
-        """Resample each dimension with probability ``prob``; at least one always changes
-        when the space has a dimension with more than one choice."""
-        idx = self.indices(arch)
-        dims = self.dimensions()
-        free = [j for j, (_, c) in enumerate(dims) if len(c) > 1]
-        if not free:
-            return arch
-        flips = [j for j in free if rng.random() < prob] or [free[int(rng.integers(len(free)))]]
-        for j in flips:
-            n = len(dims[j][1])
-            idx[j] = (idx[j] + 1 + int(rng.integers(n - 1))) % n  # a different choice
-        return self.from_indices(idx)
-
-    def crossover(self, a: "Arch", b: "Arch", rng: np.random.Generator) -> "Arch":
-        """Uniform crossover: each dimension is taken from ``a`` or ``b`` with equal odds."""
-        ia, ib = self.indices(a), self.indices(b)
-        pick = rng.random(len(ia)) < 0.5
-        return self.from_indices([x if p else y for x, y, p in zip(ia, ib, pick)])
+        self._check_values(arch)
 
 
 @dataclass(frozen=True)
@@ -285,7 +185,7 @@ class StageArch:
 
 
 @dataclass(frozen=True)
-class Arch:
+class Arch(ChoiceArch):
     """One network of a space. Hashable; ``to_dict``/``from_dict`` round-trip through JSON."""
 
     resolution: int
@@ -307,9 +207,6 @@ class Arch:
             "stages": [{f: getattr(s, f) for f in STAGE_FIELDS} for s in self.stages],
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     @classmethod
     def from_dict(cls, d: Any) -> "Arch":
         """Parse an architecture; raises SpaceError naming what is missing or malformed.
@@ -328,9 +225,7 @@ class Arch:
             raise SpaceError(f"architecture: unknown fields {sorted(unknown)}")
 
         def as_int(v: Any, where: str) -> int:
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise SpaceError(f"architecture field {where}: expected a positive integer, got {v!r}")
-            return v
+            return check_positive_int(v, f"architecture field {where}")
 
         if not isinstance(d["stages"], list) or not d["stages"]:
             raise SpaceError("architecture field stages: expected a non-empty list")
@@ -348,13 +243,6 @@ class Arch:
             head_channels=as_int(d["head_channels"], "head_channels"),
             stages=tuple(stages),
         )
-
-    @classmethod
-    def from_json(cls, text: str) -> "Arch":
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise SpaceError(f"architecture is not valid JSON: {e}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> "Arch":

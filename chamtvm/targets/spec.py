@@ -11,6 +11,8 @@ threads TVM's runtime runs each kernel with, for table rows and end-to-end measu
 alike (``TVM_NUM_THREADS`` of the measuring process). Without it TVM picks its own default,
 which on x86 is half the hardware concurrency (1 on a 2-vCPU machine). It is part of the
 fingerprint, so rows timed at one thread count never mix with rows timed at another.
+``CHAMTVM_THREADS=<n>`` overrides it for every target (e.g. 1 on a machine shared with
+other jobs, where a 2-thread timing doubles whenever another process takes a core).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Mapping
 from ..core.registry import Registry, UnknownNameError
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+THREADS_ENV = "CHAMTVM_THREADS"
 EVALUATOR_FIELDS = ("number", "repeat", "min_repeat_ms", "cooldown_interval_ms")
 
 
@@ -131,6 +134,11 @@ class TargetSpec:
     def runtime_threads(self) -> int | None:
         """Threads per kernel the measuring process runs with (``TVM_NUM_THREADS``), or None
         where the target leaves it to TVM's default."""
+        pinned = os.environ.get(THREADS_ENV)
+        if pinned:
+            if not pinned.isdigit() or int(pinned) < 1:
+                raise TargetError(f"{THREADS_ENV}={pinned!r}: expected a positive integer")
+            return int(pinned)
         if self.threads == "auto":
             return os.cpu_count() or 1
         return self.threads

@@ -14,30 +14,24 @@ def _models():
     import torch
     from torch import nn
 
-    from ..space.model import conv_bn
+    from .building import torch_parts
 
-    def cbr(cin, cout, k=3, s=1, groups=1, act=nn.ReLU):
-        return conv_bn(cin, cout, k, s, groups=groups, relu=False, act=act)
+    parts = torch_parts()
+    cbr, Basic = parts.cba, parts.Basic
 
-    class Basic(nn.Module):
-        def __init__(self, cin, cout, s):
+    class Pooled(nn.Module):
+        """``features`` (ending in ``cout`` channels), global average pool, 10-way linear."""
+
+        def __init__(self, features, cout):
             super().__init__()
-            self.body = nn.Sequential(cbr(cin, cout, 3, s), cbr(cout, cout, 3, 1, act=None))
-            self.short = cbr(cin, cout, 1, s, act=None) if (s != 1 or cin != cout) else nn.Identity()
-
-        def forward(self, x):
-            return torch.relu(self.body(x) + self.short(x))
-
-    class ResNetTiny(nn.Module):
-        def __init__(self, width=16):
-            super().__init__()
-            w = width
-            self.features = nn.Sequential(cbr(3, w, 3, 2), Basic(w, w, 1), Basic(w, 2 * w, 2),
-                                          Basic(2 * w, 4 * w, 2), Basic(4 * w, 8 * w, 2))
-            self.fc = nn.Linear(8 * w, 10)
+            self.features, self.fc = features, nn.Linear(cout, 10)
 
         def forward(self, x):
             return self.fc(self.features(x).mean(dim=(2, 3)))
+
+    def resnet_tiny(w=16):
+        return Pooled(nn.Sequential(cbr(3, w, 3, 2), Basic(w, w, 1), Basic(w, 2 * w, 2),
+                                    Basic(2 * w, 4 * w, 2), Basic(4 * w, 8 * w, 2)), 8 * w)
 
     class ShuffleUnit(nn.Module):
         def __init__(self, c):
@@ -52,16 +46,9 @@ def _models():
             n, c, hh, ww = y.shape
             return y.view(n, 2, c // 2, hh, ww).transpose(1, 2).reshape(n, c, hh, ww)
 
-    class ShuffleTiny(nn.Module):
-        def __init__(self, width=24):
-            super().__init__()
-            w = width
-            self.features = nn.Sequential(cbr(3, w, 3, 2), ShuffleUnit(w), cbr(w, 2 * w, 3, 2), ShuffleUnit(2 * w),
-                                          cbr(2 * w, 4 * w, 3, 2), ShuffleUnit(4 * w), ShuffleUnit(4 * w))
-            self.fc = nn.Linear(4 * w, 10)
-
-        def forward(self, x):
-            return self.fc(self.features(x).mean(dim=(2, 3)))
+    def shuffle_tiny(w=24):
+        return Pooled(nn.Sequential(cbr(3, w, 3, 2), ShuffleUnit(w), cbr(w, 2 * w, 3, 2), ShuffleUnit(2 * w),
+                                    cbr(2 * w, 4 * w, 3, 2), ShuffleUnit(4 * w), ShuffleUnit(4 * w)), 4 * w)
 
     class SE(nn.Module):
         def __init__(self, c):
@@ -87,26 +74,19 @@ def _models():
             y = self.body(x)
             return x + y if self.res else y
 
-    class MobileV3ish(nn.Module):
-        def __init__(self, se=True, act=nn.Hardswish, width=16):
-            super().__init__()
-            w = width
-            self.features = nn.Sequential(
-                cbr(3, w, 3, 2, act=act), MBBlock(w, w, 1, 3, 3, act, se), MBBlock(w, 2 * w, 2, 4, 5, act, se),
-                MBBlock(2 * w, 2 * w, 1, 4, 3, act, se), MBBlock(2 * w, 4 * w, 2, 6, 5, act, se),
-                cbr(4 * w, 16 * w, 1, act=act))
-            self.fc = nn.Linear(16 * w, 10)
-
-        def forward(self, x):
-            return self.fc(self.features(x).mean(dim=(2, 3)))
+    def mobile_v3ish(se=True, act=nn.Hardswish, w=16):
+        return Pooled(nn.Sequential(
+            cbr(3, w, 3, 2, act=act), MBBlock(w, w, 1, 3, 3, act, se), MBBlock(w, 2 * w, 2, 4, 5, act, se),
+            MBBlock(2 * w, 2 * w, 1, 4, 3, act, se), MBBlock(2 * w, 4 * w, 2, 6, 5, act, se),
+            cbr(4 * w, 16 * w, 1, act=act)), 16 * w)
 
     return {
-        "resnet_basic": lambda: ResNetTiny(16),
-        "resnet_basic_wide": lambda: ResNetTiny(24),
-        "shufflenet_split": lambda: ShuffleTiny(24),
-        "mobilenet_se_hswish": lambda: MobileV3ish(se=True, act=nn.Hardswish),
-        "mobilenet_hswish": lambda: MobileV3ish(se=False, act=nn.Hardswish),
-        "mobilenet_se_relu": lambda: MobileV3ish(se=True, act=nn.ReLU),
+        "resnet_basic": lambda: resnet_tiny(16),
+        "resnet_basic_wide": lambda: resnet_tiny(24),
+        "shufflenet_split": lambda: shuffle_tiny(24),
+        "mobilenet_se_hswish": lambda: mobile_v3ish(se=True, act=nn.Hardswish),
+        "mobilenet_hswish": lambda: mobile_v3ish(se=False, act=nn.Hardswish),
+        "mobilenet_se_relu": lambda: mobile_v3ish(se=True, act=nn.ReLU),
     }
 
 
@@ -116,30 +96,14 @@ def names() -> list[str]:
 
 
 def build(name: str):
-    """The torch module ``name`` (eval mode, seeded weights, randomized BN statistics)."""
-    import torch
+    """The torch module ``name`` (eval mode, weights from seed 0, randomized BN statistics)."""
+    from .building import build_seeded
 
-    from ..space.model import randomize_batchnorm
-
-    models = _models()
-    if name not in models:
-        raise KeyError(f"unknown zoo model {name!r}; choose one of {names()}")
-    torch.manual_seed(0)
-    m = models[name]()
-    randomize_batchnorm(m)
-    return m.eval()
+    return build_seeded(_models(), name, "zoo", names())
 
 
 def export_onnx(name: str, resolution: int, path: str | Path) -> Path:
     """Write zoo model ``name`` at input ``1x3xRxR`` as ONNX; returns the path."""
-    import warnings
+    from .building import export_onnx_module
 
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(build(name), (torch.zeros(1, 3, resolution, resolution),), str(path),
-                          input_names=["x"], opset_version=17, dynamo=False)
-    return path
+    return export_onnx_module(build(name), resolution, path)

@@ -51,11 +51,10 @@ def _modules():
     import torch
     from torch import nn
 
-    from ..space.model import conv_bn
+    from .building import torch_parts
 
-    def cba(cin, cout, k=3, s=1, groups=1, act=nn.ReLU):
-        """Conv + BN + ``act`` (None: linear)."""
-        return conv_bn(cin, cout, k, s, groups=groups, relu=False, act=act)
+    parts = torch_parts()
+    cba, Basic = parts.cba, parts.Basic
 
     class SE(nn.Module):
         def __init__(self, c, squeeze, act=nn.ReLU, gate=nn.Sigmoid):
@@ -168,15 +167,6 @@ def _modules():
         return Classifier(nn.Sequential(*layers), last)
 
     # ------------------------------------------------------------------- resnets
-    class Basic(nn.Module):
-        def __init__(self, cin, cout, s):
-            super().__init__()
-            self.body = nn.Sequential(cba(cin, cout, 3, s), cba(cout, cout, 3, 1, act=None))
-            self.down = cba(cin, cout, 1, s, act=None) if (s != 1 or cin != cout) else nn.Identity()
-
-        def forward(self, x):
-            return torch.relu(self.body(x) + self.down(x))
-
     def resnet(blocks=(2, 2, 2, 2), width=1.0):
         w = [int(64 * width * m) for m in (1, 2, 4, 8)]
         layers = [cba(3, w[0], 7, 2), nn.MaxPool2d(3, 2, 1)]
@@ -341,34 +331,14 @@ def _modules():
 
 def build(name: str):
     """The torch module ``name`` (eval mode, weights from seed 0, randomized BN statistics)."""
-    import torch
+    from .building import build_seeded
 
-    from ..space.model import randomize_batchnorm
-
-    models = _modules()
-    if name not in models:
-        raise KeyError(f"unknown real model {name!r}; choose one of {names()}")
-    state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    try:
-        m = models[name]()
-        randomize_batchnorm(m)
-    finally:
-        torch.random.set_rng_state(state)
-    return m.eval()
+    return build_seeded(_modules(), name, "real", names())
 
 
 def export_onnx(name: str, resolution: int, path: str | Path) -> Path:
     """Write ``name`` with input ``1x3xRxR`` as ONNX (legacy exporter, opset 17, BN folded by
     the exporter, shape subgraphs left as the exporter emits them); returns the path."""
-    import warnings
+    from .building import export_onnx_module
 
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(build(name), (torch.zeros(1, 3, resolution, resolution),), str(path),
-                          input_names=["x"], opset_version=17, dynamo=False)
-    return path
+    return export_onnx_module(build(name), resolution, path)

@@ -121,3 +121,17 @@ def test_tune_defaults_to_nas_bench_macro_and_the_space_follows_the_task():
     choices = next(a for a in build_parser()._subparsers._group_actions[0].choices["tune"]._actions
                    if a.dest == "task").choices
     assert choices == [*TASKS.names(), "none"]
+
+
+def test_tune_real_calibration_and_tuning_population_options():
+    from chamtvm.cli.main import build_parser
+
+    parse = lambda *a: build_parser().parse_args(["tune", *a])  # noqa: E731
+    assert parse().real_calibration is False
+    assert parse("--real-calibration").real_calibration == "uniform"
+    assert parse("--real-calibration", "adaptive").real_calibration == "adaptive"
+    assert parse().tuning_population == 128 and parse("--tuning-population", "64").tuning_population == 64
+    with pytest.raises(SystemExit):
+        parse("--real-calibration", "bogus")
+    with pytest.raises(SystemExit):
+        parse("--tuning-population", "0")

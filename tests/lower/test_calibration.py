@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from chamtvm.latency.features import fine_kind
-from chamtvm.lower.calibration import MAX_MFLOPS, REAL_KINDS, _probe_mflops, real_calibration_kernels, real_sweep_specs
+from chamtvm.lower.calibration import (MAX_MFLOPS, REAL_KINDS, _probe_mflops, real_calibration_kernels, real_sweep_pool,
+                                      real_sweep_specs)
 
 
 def test_real_sweep_is_seeded_capped_and_reaches_real_working_sets():
@@ -29,3 +30,6 @@ def test_real_sweep_lowers_to_every_fine_kernel_kind():
                  "layer_norm", "layout"):
         assert kinds[kind] >= 1, (kind, kinds)
     assert len({k.struct_hash for k in kernels}) == len(kernels)
+    # the candidate pool of adaptive sampling: the same generator, deduplicated, without the excluded kernels
+    pool = real_sweep_pool(1, [0], exclude={kernels[0].struct_hash})
+    assert {k.struct_hash for k in pool} == {k.struct_hash for k in kernels[1:]}

@@ -23,26 +23,26 @@ TINY = REPO / "tests" / "data" / "tiny_space.json"
 
 
 # ------------------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def tracker():
-    from chamtvm.devices import start_tracker
-
-    group = start_tracker()
+def _until_done(group):
+    """Yield a started tracker or server ``group`` to the tests, then stop its processes."""
     try:
         yield group
     finally:
         group.stop()
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    from chamtvm.devices import start_tracker
+
+    yield from _until_done(start_tracker())
 
 
 @pytest.fixture(scope="module")
 def two_servers(tracker):
     from chamtvm.devices import start_x86_server
 
-    group = start_x86_server(tracker, "x86pair", n=2)
-    try:
-        yield group
-    finally:
-        group.stop()
+    yield from _until_done(start_x86_server(tracker, "x86pair", n=2))
 
 
 @pytest.fixture(scope="module")

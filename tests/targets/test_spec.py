@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
 import numpy as np
 import pytest
 
@@ -123,3 +124,16 @@ def test_threads_field_is_checked_and_resolved():
     for bad in (0, -1, "all", 1.5, True):
         with pytest.raises(TargetError, match="threads must be a positive integer or 'auto'"):
             TargetSpec.from_dict({**base, "threads": bad})
+
+
+def test_chamtvm_threads_pins_the_count_and_changes_the_fingerprint(monkeypatch):
+    from chamtvm.targets.spec import TargetError, get_target
+
+    x86 = get_target("x86")
+    auto = x86.fingerprint
+    monkeypatch.setenv("CHAMTVM_THREADS", "1")
+    assert x86.runtime_threads == 1
+    assert x86.fingerprint != auto or (os.cpu_count() or 1) == 1
+    monkeypatch.setenv("CHAMTVM_THREADS", "zero")
+    with pytest.raises(TargetError, match="CHAMTVM_THREADS='zero': expected a positive integer"):
+        x86.runtime_threads
