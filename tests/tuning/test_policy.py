@@ -1,8 +1,7 @@
 """The tuning policy end to end on the tiny space: kernels tuned jointly (tiny trial count and
-evolutionary population; MetaSchedule's default population is tuned by the main job's test,
-tests/pipeline/test_latency.py), their traces transferred to same-kind kernels, and one
-schedule everywhere: the table row, the network build and the exported library all use the
-tuned kernel's schedule."""
+evolutionary population), their traces transferred to same-kind kernels, and one schedule
+everywhere: the table row, the network build and the exported library all use the tuned
+kernel's schedule. Which search strategy a population gives is checked apart (fast)."""
 
 from __future__ import annotations
 
@@ -42,6 +41,18 @@ class _CaptureScheduled:
 
     def run_after_pass(self, mod, info):
         pass
+
+
+def test_population_sets_the_evolutionary_search_and_none_keeps_metaschedules_default():
+    from tvm.s_tir import meta_schedule as ms
+
+    from chamtvm.tuning.policy import _strategy
+
+    assert _strategy(None) == "evolutionary"  # MetaSchedule's own, population 512
+    small = _strategy(16)
+    assert isinstance(small, ms.search_strategy.EvolutionarySearch)
+    assert small.population_size == 16 and small.init_min_unmeasured == 16
+    assert _strategy(512).init_min_unmeasured == 50
 
 
 @pytest.mark.slow
