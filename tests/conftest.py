@@ -34,6 +34,58 @@ def tiny_archs(tiny_space):
     return [tiny_space.sample(rng) for _ in range(3)]
 
 
+
+@pytest.fixture(scope="session")
+def tiny_kernel_map(tiny_space):
+    """``lower.coverage.space_kernel_map`` of ``tiny_space``, lowered once per session
+    (``.kernels``: every distinct kernel of the space)."""
+    from chamtvm.lower.coverage import space_kernel_map
+
+    return space_kernel_map(tiny_space)
+
+
+@pytest.fixture(scope="session")
+def tiny_space_table(tiny_kernel_map, x86, tmp_path_factory):
+    """A real x86 latency table of every kernel of ``tiny_space`` (default schedules),
+    measured once per session by the measuring child (``LocalRunner``, batches of 16: the
+    space's 37 kernels in 3 batches) with no failure. Shared: tests read it, or copy it
+    before they change it."""
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.table.fill import fill_table, prepare
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    table = LatencyTable(tmp_path_factory.mktemp("tiny-lut") / "x86.jsonl")
+    prepared = prepare(tiny_kernel_map.kernels.values(), x86, ScheduleSource(x86, use_database=False))
+    summary = fill_table(prepared, table, LocalRunner(x86), x86, batch_size=16)
+    assert summary.failed == 0 and summary.measured == len(prepared)
+    return table
+
+
+def tiny_tune_args(luts, out) -> list[str]:
+    """``chamtvm tune`` of ``space_tiny3`` on x86: no tuning trials, 3 held-out and 3 training
+    networks, calibration on; table and models in ``luts``, the JSON report at ``out``."""
+    return ["tune", "--target", "x86", "--space", str(DATA / "space_tiny3.json"), "--trials", "0",
+            "--heldout", "3", "--train-networks", "3", "--luts-dir", str(luts), "--out", str(out), "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def tiny_tune_run(tmp_path_factory):
+    """One real ``chamtvm tune`` run (``tiny_tune_args``, a child process) per session:
+    ``out`` (its CompletedProcess), ``report`` (its JSON report, None when it failed),
+    ``luts`` (its table and models), ``args(luts, out)`` (``tiny_tune_args``, to rerun it).
+    Tests that change the table copy ``luts`` first."""
+    import json
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    d = tmp_path_factory.mktemp("tiny-tune")
+    out = subprocess.run([sys.executable, "-m", "chamtvm", *tiny_tune_args(d / "luts", d / "report.json")],
+                         cwd=DATA.parents[1], capture_output=True, text=True, timeout=900)
+    report = json.loads((d / "report.json").read_text()) if out.returncode == 0 else None
+    return SimpleNamespace(out=out, report=report, luts=d / "luts", args=tiny_tune_args)
+
 # ------------------------------------------------------------- a tiny torch network
 def tiny_torch_module():
     """Three 3x3 convolutions + ReLU (the last two of the same shape) and a spatial mean, on

@@ -273,18 +273,19 @@ def test_predict_over_a_torn_metaschedule_database_names_the_line_and_proceeds(f
     assert len(list(work.glob(RECORDS + ".bad-*"))) == 1
 
 
-@pytest.mark.slow  # ~1.5 min contended: builds a table, then interrupts a search during its export
+@pytest.mark.slow  # interrupts a search during its export (its table: the session's tune run)
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130)])
-def test_interrupted_search_export_leaves_no_output_folder(tmp_path, sig, code):
+def test_interrupted_search_export_leaves_no_output_folder(tiny_tune_run, tmp_path, sig, code):
+    """The table searched over: the session's tune run of this space (conftest ``tiny_tune_run``)."""
+    import shutil
+
     from chamtvm.accuracy.journal import Journal
     from chamtvm.space.schema import SearchSpace
 
     space = SearchSpace.load(TINY)
+    assert tiny_tune_run.out.returncode == 0, tiny_tune_run.out.stderr[-1500:]
     luts = tmp_path / "luts"
-    out = chamtvm("tune", "--space", TINY, "--trials", "0", "--heldout", "0", "--train-networks", "0", "--task",
-                  "none", "--no-calibration", "--no-progress", "--luts-dir", luts, "--out", tmp_path / "t.json",
-                  timeout=900)
-    assert out.returncode == 0, out.stderr[-1500:]
+    shutil.copytree(tiny_tune_run.luts, luts)
     journal = Journal(tmp_path / "acc.jsonl")
     rng = np.random.default_rng(0)
     for _ in range(6):

@@ -86,23 +86,26 @@ def test_remote_target_without_tracker_says_what_to_pass(arch_file):
 
 
 @pytest.mark.slow
-def test_tune_end_to_end_on_tiny_space(tmp_path):
-    """The main job on the tiny space: table, held-out report, JSON; a rerun resumes."""
-    args = ["tune", "--target", "x86", "--space", TINY, "--trials", "0", "--heldout", "3", "--train-networks", "3",
-            "--luts-dir", tmp_path / "luts", "--out", tmp_path / "report.json", "--no-progress"]
-    out = chamtvm(*args)
+def test_tune_end_to_end_on_tiny_space(tiny_tune_run, tmp_path):
+    """The main job on the tiny space (the session's run, conftest ``tiny_tune_run``): table,
+    held-out report, JSON; a rerun on a copy of its table resumes."""
+    import shutil
+
+    out = tiny_tune_run.out
     assert out.returncode == 0, out.stderr[-2000:]
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = tiny_tune_run.report
     assert report["table"]["measured_now"] == report["table"]["space_kernels"] > 0
     assert len(report["networks"]) == 3 and report["fidelity"]["n"] == 3
     assert "within ±10%" in out.stdout and "Kendall tau" in out.stdout
     assert report["predictor"]["training_networks"] == 3 and report["fidelity_table_sum"]["n"] == 3
+    luts = tmp_path / "luts"
+    shutil.copytree(tiny_tune_run.luts, luts)
     # the saved models price any model on this target, unseen kernels included
-    pred = chamtvm("predict", REPO / "tests/data/arch_tiny3.json", "--luts-dir", tmp_path / "luts", "--json")
+    pred = chamtvm("predict", REPO / "tests/data/arch_tiny3.json", "--luts-dir", luts, "--json")
     assert pred.returncode == 0, pred.stderr
     body = json.loads(pred.stdout)
     assert body["residual"] == "scale" and body["latency_ms"] > 0 and not body["missing_kernels"]
-    again = chamtvm(*args)
+    again = chamtvm(*tiny_tune_run.args(luts, tmp_path / "report.json"))
     report2 = json.loads((tmp_path / "report.json").read_text())
     assert again.returncode == 0 and report2["table"]["measured_now"] == 0
     assert [n["measured_ms"] for n in report2["networks"]] == [n["measured_ms"] for n in report["networks"]]

@@ -43,15 +43,16 @@ def test_exported_library_runs_with_plain_tvm(tiny_space, tiny_archs, x86, tmp_p
 
 
 @pytest.mark.slow
-def test_search_cli_end_to_end(tiny_space, tmp_path):
-    """tune (table) -> journal of trained archs -> search: constraint met, artefacts, measured."""
+def test_search_cli_end_to_end(tiny_space, tiny_tune_run, tmp_path):
+    """tune (table: the session's run, conftest ``tiny_tune_run``) -> journal of trained archs
+    -> search: constraint met, artefacts, measured."""
+    import shutil
+
     from chamtvm.accuracy.journal import Journal
 
+    assert tiny_tune_run.out.returncode == 0, tiny_tune_run.out.stderr[-2000:]
     luts = tmp_path / "luts"
-    out = subprocess.run([sys.executable, "-m", "chamtvm", "tune", "--space", TINY, "--trials", "0", "--heldout", "0",
-                          "--train-networks", "3", "--no-calibration", "--luts-dir", luts, "--no-progress", "--out", tmp_path / "t.json"],
-                         cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
+    shutil.copytree(tiny_tune_run.luts, luts)
     journal = Journal(tmp_path / "acc.jsonl")
     rng = np.random.default_rng(0)
     for _ in range(8):  # accuracies of a synthetic task: wider networks are better

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from chamtvm.latency.batch import BatchLatencyPredictor
-from chamtvm.lower.coverage import space_kernel_map
 from chamtvm.latency.features import NETWORK_FEATURES, network_feature_vector
 from chamtvm.latency.models import (
     KernelCostModel,
@@ -19,19 +18,20 @@ from chamtvm.table.store import LatencyTable, ok_row
 from chamtvm.measure.local import LocalRunner
 from chamtvm.lower.network import lower_arch
 from chamtvm.tuning.schedules import ScheduleSource
-from chamtvm.table.fill import fill_table, prepare
+from chamtvm.table.fill import prepare
 from chamtvm.table.networks import ensure_measured
 
 
 @pytest.fixture(scope="module")
-def measured(tiny_space, x86, tmp_path_factory):
-    """A real table of the tiny space plus 5 networks measured end to end."""
+def measured(tiny_space, tiny_kernel_map, tiny_space_table, x86, tmp_path_factory):
+    """A real table of the tiny space (the session's, conftest) plus 5 networks measured end
+    to end (a table of this module's own)."""
     d = tmp_path_factory.mktemp("lm")
-    table, nets = LatencyTable(d / "x86.jsonl"), LatencyTable(d / "x86.networks.jsonl")
-    kmap = space_kernel_map(tiny_space)
+    table, nets = tiny_space_table, LatencyTable(d / "x86.networks.jsonl")
+    kmap = tiny_kernel_map
     sched = ScheduleSource(x86, use_database=False)
     runner = LocalRunner(x86)
-    fill_table(prepare(kmap.kernels.values(), x86, sched), table, runner, x86)
+    assert len(table) == len(kmap.kernels)  # every kernel of the space measured
     rng = np.random.default_rng(21)
     archs = [tiny_space.sample(rng) for _ in range(5)]
     for a in archs:
@@ -74,22 +74,29 @@ def test_residual_model_fits_saves_and_corrects(measured, tmp_path, mode):
     assert X.shape == (5, len(NETWORK_FEATURES)) and len(keys) == 5
     model = ResidualModel(mode).fit(X, sums, meas)
     pred = model.predict(X, sums)
-    # after the fit, the typical error on the training networks is no worse than the table sum's
-    assert np.median(np.abs(pred - meas) / meas) <= np.median(np.abs(sums - meas) / meas) + 1e-9
+    if mode == "scale":
+        # one median ratio: the training networks' median measured / predicted ratio is 1 (with
+        # 5 networks, the median one is priced exactly). Its median error need not fall below
+        # the table sum's: on a contended machine the ratios spread both sides of 1.
+        assert np.median(meas / pred) == pytest.approx(1.0, rel=1e-9)
+        np.testing.assert_allclose(pred, sums * np.median(meas / sums), rtol=1e-9)
+    else:
+        # after the fit, the typical error on the training networks is no worse than the table sum's
+        assert np.median(np.abs(pred - meas) / meas) <= np.median(np.abs(sums - meas) / meas) + 1e-9
     path = tmp_path / "r.json"
     model.save(path, table, keys)
     np.testing.assert_allclose(ResidualModel.load(path, table).predict(X, sums), pred, rtol=1e-6)
 
 
 @pytest.mark.slow  # shares a module fixture that measures a table
-def test_predictor_names_estimated_kernels(measured, tiny_space, x86):
+def test_predictor_names_estimated_kernels(measured, tiny_space, x86, tmp_path):
     table, _, _, archs = measured
     net = lower_arch(tiny_space, archs[0])
     prep = prepare(net.kernels, x86, ScheduleSource(x86, use_database=False))
     # hide one of the network's kernels from the model's table: it must be estimated, and said so
     hidden = prep[0].key
     rows = [r for r in table.rows() if r["key"] != hidden]
-    partial = LatencyTable(table.path.parent / "partial.jsonl")
+    partial = LatencyTable(tmp_path / "partial.jsonl")
     partial.append([{k: v for k, v in r.items() if k != "crc"} for r in rows])
     full = LatencyPredictor(partial, KernelCostModel(n_estimators=100).fit(rows)).predict(prep)
     assert full.estimated == [prep[0].kernel.name] and not full.missing and full.latency_ms > 0

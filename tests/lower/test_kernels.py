@@ -83,12 +83,11 @@ def test_bad_onnx_file_gives_clear_error(tmp_path):
         from_onnx_file(bad)
 
 
-def test_kernels_of_an_architecture_are_known_without_lowering_it(tiny_space):
-    """The block -> kernels map from the probes gives exactly the kernels and call counts
-    that lowering the whole network gives (what fast search relies on)."""
-    from chamtvm.lower.coverage import space_kernel_map
-
-    kmap = space_kernel_map(tiny_space)
+def test_kernels_of_an_architecture_are_known_without_lowering_it(tiny_space, tiny_kernel_map):
+    """The block -> kernels map from the probes (``space_kernel_map``, the session's:
+    conftest) gives exactly the kernels and call counts that lowering the whole network
+    gives (what fast search relies on)."""
+    kmap = tiny_kernel_map
     rng = np.random.default_rng(8)
     for _ in range(4):
         arch = tiny_space.sample(rng)

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chamtvm.lower.coverage import space_kernels
 from chamtvm.table.store import LatencyTable
 from chamtvm.measure.local import LocalRunner
 from chamtvm.lower.network import lower_arch
@@ -24,17 +23,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def tiny_kernels(tiny_space):
-    return space_kernels(tiny_space)
+def tiny_kernels(tiny_kernel_map):
+    """Every kernel of the tiny space, in ``space_kernels``' order, from the session's kernel
+    map (conftest: lowering the space costs ~15-30 s)."""
+    return sorted(tiny_kernel_map.kernels.values(), key=lambda k: (k.name, k.struct_hash))
 
 
 @pytest.fixture(scope="module")
-def filled_table(tiny_kernels, x86, tmp_path_factory):
-    table = LatencyTable(tmp_path_factory.mktemp("lut") / "x86.jsonl")
-    prepared = prepare(tiny_kernels, x86, ScheduleSource(x86, use_database=False))
-    summary = fill_table(prepared, table, LocalRunner(x86), x86, batch_size=16)
-    assert summary.failed == 0
-    return table
+def filled_table(tiny_space_table):
+    """The session's table of the tiny space (conftest): measured once, in batches of 16."""
+    return tiny_space_table
 
 
 @pytest.mark.slow
@@ -80,7 +78,7 @@ def test_killed_measuring_process_loses_nothing(tiny_kernels, x86, tmp_path):
     """kill -9 of the measuring child mid-batch: its item is retried in a fresh child, every
     kernel ends in the table exactly once."""
     table = LatencyTable(tmp_path / "x86.jsonl")
-    prepared = prepare(tiny_kernels, x86, ScheduleSource(x86, use_database=False))
+    prepared = prepare(tiny_kernels, x86, ScheduleSource(x86, use_database=False))[:12]  # one batch of 12
     runner = LocalRunner(x86)
     killed = []
 
@@ -103,7 +101,8 @@ def test_kill_9_of_the_whole_build_then_resume(tiny_space, x86, tmp_path):
     lut = tmp_path / "x86.jsonl"
     script = textwrap.dedent(f"""
         import sys
-        from chamtvm.lower.coverage import space_kernels
+        import numpy as np
+        from chamtvm.lower.network import lower_arch
         from chamtvm.table.store import LatencyTable
         from chamtvm.measure.local import LocalRunner
         from chamtvm.tuning.schedules import ScheduleSource
@@ -111,7 +110,8 @@ def test_kill_9_of_the_whole_build_then_resume(tiny_space, x86, tmp_path):
         from chamtvm.table.fill import fill_table, prepare
         from chamtvm.targets.spec import get_target
         t = get_target("x86")
-        ks = space_kernels(SearchSpace.load({str(REPO / 'tests/data/space_tiny3.json')!r}))
+        space = SearchSpace.load({str(REPO / 'tests/data/space_tiny3.json')!r})
+        ks = lower_arch(space, space.sample(np.random.default_rng(0))).kernels  # one network's 15 kernels (the space's: ~20 s more per run)
         p = prepare(ks, t, ScheduleSource(t, use_database=False))
         s = fill_table(p, LatencyTable({str(lut)!r}).load(), LocalRunner(t), t, batch_size=len(p))
         print("SUMMARY", s.measured, s.already_in_table, len(p), flush=True)

@@ -31,7 +31,7 @@ def test_tune_schedules_policy_from_a_default_table(x86, tmp_path):
     table = LatencyTable(tmp_path / "x86.jsonl")
     sched = ScheduleSource(x86, tmp_path / "schedules" / "x86")
     fill_table(prepare(net.kernels, x86, sched), table, runner, x86)
-    cfg = TuneConfig(trials=4, trials_per_kernel=4, progress=False)
+    cfg = TuneConfig(trials=4, trials_per_kernel=4, tuning_population=16, progress=False)  # small rounds
     lines = tune_schedules(net.kernels, table, x86, sched, cfg, log=lambda s: None, runner=runner)
 
     joint = [x for x in lines if x["policy"] == "joint"]

@@ -1,6 +1,7 @@
-"""The tuning policy end to end on the tiny space: kernels tuned jointly (tiny trial count),
-their traces transferred to same-kind kernels, and one schedule everywhere: the table row,
-the network build and the exported library all use the tuned kernel's schedule."""
+"""The tuning policy end to end on the tiny space: kernels tuned jointly (tiny trial count and
+evolutionary population), their traces transferred to same-kind kernels, and one schedule
+everywhere: the table row, the network build and the exported library all use the tuned
+kernel's schedule. Which search strategy a population gives is checked apart (fast)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ class _CaptureScheduled:
         pass
 
 
+def test_population_sets_the_evolutionary_search_and_none_keeps_metaschedules_default():
+    from tvm.s_tir import meta_schedule as ms
+
+    from chamtvm.tuning.policy import _strategy
+
+    assert _strategy(None) == "evolutionary"  # MetaSchedule's own, population 512
+    small = _strategy(16)
+    assert isinstance(small, ms.search_strategy.EvolutionarySearch)
+    assert small.population_size == 16 and small.init_min_unmeasured == 16
+    assert _strategy(512).init_min_unmeasured == 50
+
+
 @pytest.mark.slow
 def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path):
     import tvm
@@ -66,7 +79,7 @@ def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path):
     convs = sorted((k for k in net.kernels if "conv2d" in k.name), key=lambda k: -k.flops)
     heads = convs[:2]
     rep = tune_tasks([TuningTask(k.func, k.struct_hash, k.name, k.count) for k in heads], x86,
-                     trials=4, work_dir=work, round_trials=2)
+                     trials=4, work_dir=work, round_trials=2, population=16)  # small rounds: a small population
     assert set(rep.trials) == {k.struct_hash for k in heads} and sum(rep.trials.values()) == 4
     assert all(rep.best_us[k.struct_hash] > 0 for k in heads)
     assert tuned_hashes(x86, work) == {k.struct_hash for k in heads}  # one log line per tuned kernel
