@@ -38,25 +38,34 @@ class TargetError(ValueError):
 @dataclass(frozen=True)
 class Evaluator:
     """``time_evaluator`` settings: each of ``repeat`` measurements runs the function
-    ``number`` times (raised until one measurement lasts ``min_repeat_ms``)."""
+    ``number`` times (raised until one measurement lasts ``min_repeat_ms``).
+
+    ``cache_flush`` (CPU kernels only): flush the CPU caches of every argument but the first
+    before each measurement (TVM's ``cache_flush_cpu_non_first_arg``), so a kernel's weights
+    and output come from memory as inside a network whose other kernels evicted them; use it
+    with ``number`` 1 and ``min_repeat_ms`` 0 (each call cold). Part of the fingerprint."""
 
     number: int = 1
     repeat: int = 9
     min_repeat_ms: int = 10
     cooldown_interval_ms: int = 0
+    cache_flush: bool = False
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "Evaluator":
-        unknown = set(d) - set(EVALUATOR_FIELDS)
+        unknown = set(d) - set(EVALUATOR_FIELDS) - {"cache_flush"}
         if unknown:
             raise TargetError(f"{where}: unknown evaluator fields {sorted(unknown)}")
         for k, v in d.items():
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            if k == "cache_flush":
+                if not isinstance(v, bool):
+                    raise TargetError(f"{where}.cache_flush: expected true or false, got {v!r}")
+            elif isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise TargetError(f"{where}.{k}: expected a non-negative integer, got {v!r}")
         return cls(**d)
 
     def to_dict(self) -> dict:
-        return {f: getattr(self, f) for f in EVALUATOR_FIELDS}
+        return {**{f: getattr(self, f) for f in EVALUATOR_FIELDS}, "cache_flush": self.cache_flush}
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,8 @@ class TargetSpec:
         ident = {"target": self.target_json(), "host": self.host}
         if self.runtime_threads is not None:
             ident["threads"] = self.runtime_threads
+        if self.evaluator.cache_flush:
+            ident["cold_cache_kernels"] = True
         blob = json.dumps(ident, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
 

@@ -70,3 +70,35 @@ def test_network_timed_through_the_vm(tiny_net, x86, fast_evaluator, tmp_path):
 
     bad = time_network(mod, tvm.cpu(0), [ArgSpec((1, 3, 9, 9), "float32")], fast_evaluator, key="bad")
     assert not bad.ok and bad.key == "bad" and bad.error  # wrong input shape: an error, not a crash
+
+
+def test_cold_cache_evaluator_times_a_real_kernel_and_changes_the_fingerprint(tmp_path):
+    """``cache_flush`` times each call after flushing every argument but the first; the
+    evaluator round-trips through the worker request and a bad value is refused."""
+    import dataclasses
+
+    import numpy as np
+    import pytest
+    import tvm
+    from tvm import te
+
+    from chamtvm.lower.kernels import ArgSpec
+    from chamtvm.measure.base import KernelItem
+    from chamtvm.measure.compile import build_kernel_library
+    from chamtvm.measure.timing import time_kernels
+    from chamtvm.targets.spec import Evaluator, TargetError, get_target
+
+    x86 = get_target("x86")
+    a = te.placeholder((256, 256), name="a")
+    w = te.placeholder((256, 256), name="w")
+    b = te.compute((256, 256), lambda i, j: a[i, j] + w[i, j], name="b")
+    lib = tvm.runtime.load_module(str(build_kernel_library([("add", te.create_prim_func([a, w, b]))], x86, tmp_path / "k.so")))
+    item = KernelItem("k", "add", (ArgSpec((256, 256), "float32"),) * 3)
+    cold = Evaluator(number=1, repeat=5, min_repeat_ms=0, cache_flush=True)
+    res = list(time_kernels(lib, tvm.cpu(0), [item], cold))[0]
+    assert res.ok and len(res.samples_us) == 5 and all(t > 0 for t in res.samples_us)
+    assert Evaluator(**cold.to_dict()) == cold
+    assert dataclasses.replace(x86, evaluator=cold).fingerprint != x86.fingerprint
+    with pytest.raises(TargetError, match="cache_flush: expected true or false"):
+        Evaluator.from_dict({"cache_flush": 1}, "t.evaluator")
+    assert np.isfinite(res.median_us)
