@@ -340,7 +340,7 @@ def kernel_kind(row: dict) -> str | None:
     args = row.get("args") or []
     if len(args) < 2 or len(args[0][0]) != 4 or len(args[1][0]) != 4 or "conv2d" not in row.get("name", ""):
         return None
-    (n, c, h, w), (o, ig, kh, kw) = args[0][0], args[1][0]
+    (_, c, _, _), (o, ig, kh, kw) = args[0][0], args[1][0]
     if ig == 1 and o == c and c > 1:
         return f"dw{kh}"
     if kh == 1 and kw == 1:

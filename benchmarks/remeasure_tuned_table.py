@@ -8,7 +8,7 @@ RUN_DIR is a main-job folder kept by ``bench_main_job.py --keep`` (report.json, 
 schedules/). Prints per round the table-sum error against the network (MAPE, share within
 +-10 %) and how much faster both are now than in the job; writes
 benchmarks/results/tuned_table_remeasure_x86.json."""
-import json, os, sys, time
+import json, os, sys
 from pathlib import Path
 import numpy as np
 sys.path.insert(0, os.getcwd())

@@ -52,7 +52,6 @@ def test_instrument_prices_a_plain_tvm_compile(onnx_and_table, x86):
 
 @pytest.mark.slow
 def test_price_module_pass_annotates_fused_primfuncs(onnx_and_table, x86):
-    import tvm
     from tvm import tirx
 
     from chamtvm.latency.instrument import PriceModule

@@ -122,7 +122,6 @@ def test_cli_errors_for_unreachable_tracker(x86, tmp_path):
 
 def test_table_fill_runs_batches_on_both_devices(tracker, two_servers, tiny_prepared, x86, tmp_path):
     from chamtvm.table.store import LatencyTable
-    from chamtvm.measure.base import KernelBatch
     from chamtvm.measure.rpc import RPCRunner
     from chamtvm.table.fill import build_batches, fill_table
 

@@ -4,7 +4,6 @@ rerun that trains, measures and exports nothing twice."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
