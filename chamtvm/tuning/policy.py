@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..targets.spec import TargetSpec
-from .schedules import _quiet_ms_logs, local_runtime_threads, ms_builder_runner, schedules_dir, tuned_log, workload_module
+from .schedules import _quiet_ms_logs, evolutionary_strategy, local_runtime_threads, ms_builder_runner, schedules_dir, tuned_log, workload_module
 
 COST_MODEL_FILE = "cost_model_xgb.tar"
 
@@ -80,15 +80,6 @@ def shared_cost_model(work_dir: Path, cores: int):
     return model
 
 
-def _strategy(population: int | None):
-    from tvm.s_tir import meta_schedule as ms
-
-    if population is None:
-        return "evolutionary"
-    return ms.search_strategy.EvolutionarySearch(population_size=population,
-                                                 init_min_unmeasured=min(50, population))
-
-
 def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
                work_dir: str | Path | None = None, round_trials: int = 16, min_gain: float = 0.03,
                seed: int = 0, tracker: tuple[str, int, str] | None = None,
@@ -126,7 +117,7 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
         names = [f"t{i}_{t.name}"[:60] for i, t in enumerate(active)]
         contexts = [
             ms.TuneContext(mod=workload_module(t.func), target=tvm_target, space_generator="post-order-apply",
-                           search_strategy=_strategy(population), task_name=n, rand_state=seed + 7919 * rnd + i,
+                           search_strategy=evolutionary_strategy(population), task_name=n, rand_state=seed + 7919 * rnd + i,
                            num_threads=cores, logger=lg).clone()
             for i, (t, n, lg) in enumerate(zip(active, names, get_loggers_from_work_dir(str(work_dir), names)))
         ]

@@ -161,6 +161,17 @@ def _alloc_args_host_filled(session, device, args_info, alloc_repeat):
     return alloc_argument_common(_host_random_fill, device, args_info, alloc_repeat)
 
 
+def evolutionary_strategy(population: int | None):
+    """MetaSchedule's evolutionary search with ``population`` per task (its own default, 512,
+    when None: the string ``"evolutionary"``)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    if population is None:
+        return "evolutionary"
+    return ms.search_strategy.EvolutionarySearch(population_size=population,
+                                                 init_min_unmeasured=min(50, population))
+
+
 @contextlib.contextmanager
 def local_runtime_threads(target: TargetSpec, tracker=None):
     """While tuning locally, MetaSchedule's measuring processes (forked from this one) run
@@ -370,10 +381,11 @@ def checked_database_dir(work_dir: str | Path, log=_stderr) -> Path:
 
 def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, trials: int,
                 work_dir: Path | None = None, seed: int = 0,
-                tracker: tuple[str, int, str] | None = None) -> dict:
+                tracker: tuple[str, int, str] | None = None, population: int | None = None) -> dict:
     """Tune one kernel with MetaSchedule, on the local machine or on the devices under
     ``tracker = (host, port, key)`` (candidates cross-compiled here, timed there); records
-    go into the target's database and a line into the tuning log. Returns that line."""
+    go into the target's database and a line into the tuning log. Returns that line.
+    ``population``: the evolutionary search's population (MetaSchedule's 512 when None)."""
     import time
 
     from tvm.s_tir import meta_schedule as ms
@@ -394,6 +406,7 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
                 workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
                 max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,
                 builder=builder, runner=runner, num_tuning_cores=cores,
+                strategy=evolutionary_strategy(population),
             )
     record = db.query_tuning_record(workload_module(prim_func), target.tvm(), "main")
     best_us = None

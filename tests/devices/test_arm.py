@@ -52,7 +52,8 @@ def test_emulated_arm_device_runs_tune_end_to_end(tmp_path):
         print(f"emulated device up in {time.monotonic() - t0:.0f} s")
 
         out = _chamtvm("tune", "--target", "arm", "--tracker", tracker, "--key", "armtest",
-                       "--space", str(TINY), "--trials", "0", "--heldout", "2", "--no-calibration",
+                       "--space", str(TINY), "--trials", "0", "--heldout", "2", "--train-networks", "2", "--task", "none",
+                       "--no-calibration",
                        "--luts-dir", str(tmp_path / "luts"), "--out", str(tmp_path / "report.json"),
                        "--no-progress")
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
@@ -78,7 +79,7 @@ def test_emulated_arm_device_runs_tune_end_to_end(tmp_path):
         arm = get_target("arm")
         kernel = max(space_kernels(SearchSpace.load(TINY)), key=lambda k: k.flops)
         line = tune_kernel(kernel.func, kernel.struct_hash, kernel.name, arm, 4, tmp_path / "db",
-                           tracker=("127.0.0.1", port, "armtest"))
+                           tracker=("127.0.0.1", port, "armtest"), population=16)
         assert line["best_us"] and line["best_us"] > 0 and line["measured_on"].startswith("rpc armtest@")
         assert prepare([kernel], arm, ScheduleSource(arm, tmp_path / "db"))[0].schedule.startswith("ms-")
     finally:

@@ -315,7 +315,7 @@ def test_metaschedule_tunes_through_the_tracker(tracker, two_servers, tiny_prepa
     p = max(tiny_prepared, key=lambda p: p.kernel.flops)
     host, port = tracker.tracker
     line = tune_kernel(p.kernel.func, p.kernel.struct_hash, p.kernel.name, x86, 4, tmp_path / "db",
-                       tracker=(host, port, "x86pair"))
+                       tracker=(host, port, "x86pair"), population=16)
     assert line["measured_on"] == f"rpc x86pair@{host}:{port}"
     assert line["best_us"] and line["best_us"] > 0
     assert tuned_hashes(x86, tmp_path / "db") == {p.kernel.struct_hash}

@@ -46,7 +46,7 @@ class _CaptureScheduled:
 def test_population_sets_the_evolutionary_search_and_none_keeps_metaschedules_default():
     from tvm.s_tir import meta_schedule as ms
 
-    from chamtvm.tuning.policy import _strategy
+    from chamtvm.tuning.schedules import evolutionary_strategy as _strategy
 
     assert _strategy(None) == "evolutionary"  # MetaSchedule's own, population 512
     small = _strategy(16)

@@ -19,7 +19,7 @@ def test_tune_one_kernel_apply_it_and_resume(tiny_space, tiny_archs, x86, tmp_pa
     net = lower_arch(tiny_space, tiny_archs[0])
     kernel = max((k for k in net.kernels if "conv2d" in k.name), key=lambda k: k.flops)
     work = tmp_path / "x86"
-    line = tune_kernel(kernel.func, kernel.struct_hash, kernel.name, x86, trials=8, work_dir=work)
+    line = tune_kernel(kernel.func, kernel.struct_hash, kernel.name, x86, trials=8, work_dir=work, population=16)
     assert line["best_us"] and line["best_us"] > 0
     assert tuned_hashes(x86, work) == {kernel.struct_hash}
 
