@@ -17,19 +17,24 @@ DEFAULT_PREFERRED_LOG = "default_preferred.jsonl"
 DEFAULT = "default"
 
 
-def transferred_tags(work_dir: str | Path) -> dict[str, str]:
-    """``tag -> source struct_hash`` of the committed transfers logged in ``work_dir``."""
-    path = Path(work_dir) / TRANSFER_LOG
-    out = {}
+def _log_records(path: Path) -> list[dict]:
+    """The JSON objects of a log in the schedules folder; an unfinished last line of an
+    interrupted run (or any line that is not an object) is skipped."""
+    out = []
     if path.exists():
         for line in path.read_text().splitlines():
             try:
                 d = json.loads(line)
             except json.JSONDecodeError:
-                continue  # an unfinished last line of an interrupted run
-            if d.get("committed"):
-                out[d["tag"]] = d["source_hash"]
+                continue
+            if isinstance(d, dict):
+                out.append(d)
     return out
+
+
+def transferred_tags(work_dir: str | Path) -> dict[str, str]:
+    """``tag -> source struct_hash`` of the committed transfers logged in ``work_dir``."""
+    return {d["tag"]: d["source_hash"] for d in _log_records(Path(work_dir) / TRANSFER_LOG) if d.get("committed")}
 
 
 def provenance(tag: str, transferred: dict[str, str]) -> str:
@@ -41,15 +46,7 @@ def provenance(tag: str, transferred: dict[str, str]) -> str:
 
 def default_preferred_tags(work_dir: str | Path) -> set[str]:
     """Schedule tags whose kernels keep the default schedule (see the module docstring)."""
-    path = Path(work_dir) / DEFAULT_PREFERRED_LOG
-    out = set()
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                out.add(json.loads(line)["tag"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # an unfinished last line of an interrupted run
-    return out
+    return {d["tag"] for d in _log_records(Path(work_dir) / DEFAULT_PREFERRED_LOG) if "tag" in d}
 
 
 def prefer_default(work_dir: str | Path, tag: str, struct_hash: str, name: str,
