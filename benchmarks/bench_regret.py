@@ -1,4 +1,4 @@
-"""Regret the search leaves on the built-in task ``nas-bench-macro`` (issue 13).
+"""Regret the search leaves on the built-in task ``nas-bench-macro``.
 
 For 10/20/30/50/100 lookups x seeds 0-4 x 3 latency budgets on one target:
 
@@ -33,7 +33,7 @@ import os
 import time
 from pathlib import Path
 
-from common import RESULTS, argument_parser, one_blas_thread, pyplot, save_figure, write_results
+from common import RESULTS, argument_parser, one_blas_thread, parse_args, pyplot, save_figure, write_results
 
 one_blas_thread()
 
@@ -156,12 +156,12 @@ def plot(res: dict, path: Path) -> None:
     save_figure(fig, path, dpi=120)
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argument_parser(__doc__)
     ap.add_argument("--target", default="x86")
     ap.add_argument("--workdir", type=Path, default=None, help="folder holding luts/ (default $CHAMTVM_HOME or cwd)")
     ap.add_argument("--quick", action="store_true", help="10/30 samples x 2 seeds (smoke run, not reported)")
-    args = ap.parse_args()
+    args = parse_args(ap, argv)
     if args.workdir:
         os.environ["CHAMTVM_HOME"] = str(args.workdir.resolve())
     from chamtvm.core.workdir import luts_dir, schedules_root
@@ -172,8 +172,9 @@ def main() -> None:
     res["seconds"] = round(time.time() - t0, 1)
     res["note"] = "timings contended (2-core machine shared with other jobs); regrets do not depend on timing"
     suffix = "_quick" if args.quick else ""
-    write_results(res, RESULTS / f"regret_{args.target}{suffix}.json", say="wrote", figure=plot)
+    write_results(res, RESULTS / f"regret_{args.target}{suffix}.json", figure=plot)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
