@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from ..search.genetic import SearchError, SearchResult
-from ..search.uncertainty import flat_front_warning
 from ..space.schema import SearchSpace
 from .pricing import price_and_measure
 

@@ -62,7 +62,7 @@ def open_stores(s, space_ref: str, luts_dir, schedules_dir) -> None:
     s.space, s.space_ref = SearchSpace.load(space_ref), str(space_ref)
     s.table = LatencyTable.for_target(s.target.name, luts_dir)
     s.nets_table = network_table(s.target, s.table.path.parent)
-    s.schedules = ScheduleSource(s.target, schedules_dir and Path(schedules_dir) / s.target.name)
+    s.schedules = ScheduleSource.for_target(s.target, schedules_dir)
 
 
 def step_open(s) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from ..core.metrics import fidelity
 from ..core.versions import tvm_version
 from ..tuning.schedules import DEFAULT_TAG
-from .adapt import QUANTILES, flat_front_warning, pick_report
+from ..search.uncertainty import flat_front_warning
+from .adapt import QUANTILES, pick_report
 
 
 def step_report(s) -> None:

@@ -67,10 +67,8 @@ def step_search_open(s) -> None:
 
 
 def step_search_report(s) -> None:
-    """The search command's report (best network, Pareto front, measurement), report.json and pareto.png."""
-    import json
-
-    from ..core.atomic import atomic_write_text, relocate
+    """The search command's report (best network, Pareto front, measurement) and pareto.png."""
+    from ..core.atomic import relocate
     from ..search.context import result_dict
     from ..search.report import pareto_plot
 

@@ -98,7 +98,7 @@ def search_context(space: SearchSpace, target, luts_dir: Path, schedules_dir: Pa
     from ..tuning.schedules import ScheduleSource
 
     table = LatencyTable.for_target(target.name, luts_dir)
-    sched = ScheduleSource(target, schedules_dir and Path(schedules_dir) / target.name)
+    sched = ScheduleSource.for_target(target, schedules_dir)
     return load_search_context(space, target, table, sched, journal, seed, protocol)
 
 
