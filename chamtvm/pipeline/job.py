@@ -72,8 +72,8 @@ def step_open(s) -> None:
     s.space_ref = s.space.name  # the main job's exports name the space
     s.search_settings = SearchSettings(cfg.search_seed, cfg.population, cfg.generations, cfg.lcb_kappa)
     s.budgets_given = cfg.budgets_ms
-    root = Path(cfg.runs_dir) / f"tune-{target.name}"
-    s.pick_dir = lambda budget: root / f"{s.space.name}-{budget:g}ms"
+    root, name = Path(cfg.runs_dir) / f"tune-{target.name}", s.space.name
+    s.pick_dir = lambda budget: root / f"{name}-{budget:g}ms"
     s.log(f"target {target.name} ({s.runner.label}{', EMULATED timings' if s.runner.emulated else ''}); "
           f"space {s.space.name} ({s.space.size():.3g} architectures); table {s.table.path} ({len(s.table)} rows)")
 
