@@ -35,6 +35,9 @@ candidate models, bounds) are fixed a priori (``accuracy.budgeted``,
 ``/work/bin/heavy``-style scheduling, not as a quiet timing job; CPU seconds per run are
 reported as measured on a shared machine (contended).
 
+Also the Fashion-MNIST ceiling protocol (``fashion_ceiling``), where it applies: its 20
+networks trained with two seeds are a tiny table (5/10/15 lookups).
+
 Usage: ``python benchmarks/bench_regret.py [--target x86] [--workdir DIR] [--quick]``.
 Writes ``benchmarks/results/regret_<target>.json`` and ``regret_<target>.png``.
 """
@@ -70,27 +73,19 @@ def summary(v) -> dict:
 
 
 def predicted_latency(target_name: str, luts: Path, schedules: Path | None):
-    from chamtvm.latency.batch import BatchLatencyPredictor
-    from chamtvm.latency.loading import load_predictor
-    from chamtvm.lower.coverage import space_kernel_map
+    """The ``macro`` space, all its index rows and their predicted latency (ms) on the target."""
+    from chamtvm.accuracy.pricing import pool_latency
     from chamtvm.pipeline.regret import all_indices
     from chamtvm.space.schema import SearchSpace
     from chamtvm.table.store import LatencyTable
-    from chamtvm.targets.spec import get_target
-    from chamtvm.tuning.schedules import ScheduleSource
 
     space = SearchSpace.load("macro")
-    target = get_target(target_name)
-    table = LatencyTable.for_target(target.name, luts)
-    if len(table) == 0:
-        raise SystemExit(f"{table.path} is empty: run `python -m chamtvm tune --target {target.name} --trials 0` first")
-    models = load_predictor(table, space=space.name)
-    sched = ScheduleSource(target, schedules and schedules / target.name)
-    batch = BatchLatencyPredictor(space_kernel_map(space), table, target, sched, models.kernel_model, models.residual)
     idx = all_indices(space)
-    return space, idx, batch.predict_ms(idx), {"table_rows": len(table),
-                                               "residual": models.residual.mode if models.residual else "none",
-                                               "estimated_kernels": batch.estimated_kernels}
+    try:
+        lat = pool_latency(space, target_name, luts, schedules)(idx)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    return space, idx, lat, {"table_rows": len(LatencyTable.for_target(target_name, luts))}
 
 
 class CountingOracle:
@@ -111,7 +106,7 @@ def run(target: str, luts: Path, schedules: Path | None, samples, seeds, methods
     from chamtvm.accuracy.encoding import accuracy_features, arch_costs
     from chamtvm.accuracy.fit import LOG_ERROR_SCALE
     from chamtvm.accuracy.nasbench import NasBenchMacro
-    from chamtvm.accuracy.proxies import PROXIES, pool_proxies
+    from chamtvm.accuracy.proxies import PROXIES, has_bundle, pool_proxies
     from chamtvm.accuracy.sampling import DEFAULTS, sample_and_fit
 
     space, idx, lat, latency_info = predicted_latency(target, luts, schedules)
@@ -120,9 +115,13 @@ def run(target: str, luts: Path, schedules: Path | None, samples, seeds, methods
     X_gp = accuracy_features(space, idx)                  # the present GP's features (encoding + cost)
     costs = arch_costs(space, idx)
     t0 = time.process_time()
-    proxies = pool_proxies(space, [space.from_indices(r) for r in idx], task="nas-bench-macro")
+    archs = [space.from_indices(r) for r in idx]
+    if has_bundle(space, "nas-bench-macro", archs):
+        proxies = pool_proxies(space, archs, task="nas-bench-macro")
+        prior, prior_names = np.c_[np.log(costs), proxies], ["log params", "log MACs", *PROXIES]
+    else:  # scoring 6,561 networks here would take an hour: say so, go without
+        proxies, prior, prior_names = None, np.log(costs), ["log params", "log MACs"]
     proxy_load_s = time.process_time() - t0
-    prior = np.c_[np.log(costs), proxies]
     budgets = [float(f"{q:.3g}") for q in np.quantile(lat, QUANTILES)]
     feas = [lat <= b for b in budgets]
     best_true = [float(true[f].max()) for f in feas]
@@ -139,8 +138,9 @@ def run(target: str, luts: Path, schedules: Path | None, samples, seeds, methods
     res = {"target": target, "latency": latency_info, "budgets_ms": budgets, "samples": list(samples),
            "seeds": list(seeds), "networks": int(len(idx)), "feasible": [int(f.sum()) for f in feas],
            "usable_pool": int(len(usable)), "best_true_accuracy_pct": best_true,
-           "prior_features": ["log params", "log MACs", *PROXIES, "log predicted latency (added by the loop)"],
-           "proxy_rank_correlation": {name: kendall_tau(proxies[:, j], true) for j, name in enumerate(PROXIES)},
+           "prior_features": [*prior_names, "log predicted latency (added by the loop)"],
+           "proxy_kendall_tau_with_true_accuracy (reported, never used by a strategy)":
+               None if proxies is None else {n: kendall_tau(proxies[:, j], true) for j, n in enumerate(PROXIES)},
            "proxy_cache_load_cpu_s": round(proxy_load_s, 2), "present_settings": dict(DEFAULTS), "methods": {}}
     res["methods"]["largest"] = {"regret_points": regret_of_picks(argmax_under(costs[:, 1]))}
 
@@ -192,6 +192,70 @@ def run(target: str, luts: Path, schedules: Path | None, samples, seeds, methods
           f"points at budgets {budgets} ms")
     res["goals"] = goals(res)
     return res
+
+
+CEILING_LOOKUPS = [5, 10, 15]
+
+
+def fashion_ceiling(target: str, luts: Path, schedules: Path | None, seeds) -> dict:
+    """The loop on the Fashion-MNIST ceiling protocol's 20 networks (``bench_accuracy.py
+    --part ceiling``: pool seed 7 of the ``fashion`` space, each trained with two seeds,
+    ``accuracy_fashion_ceiling.json``): oracle = the seed-0 accuracy; regret against the
+    seed-0 accuracies (search alone) and against the seed-1 accuracies (an independent
+    retraining: does the pick survive training noise?). Latency: the target's table when
+    it prices the ``fashion`` space, else MACs (said in the result)."""
+    import json
+
+    from chamtvm.accuracy.budgeted import pick_under_budgets
+    from chamtvm.accuracy.encoding import accuracy_features, arch_costs, sample_pool
+    from chamtvm.accuracy.proxies import pool_proxies
+    from chamtvm.space.schema import SearchSpace
+
+    src = json.loads((RESULTS / "accuracy_fashion_ceiling.json").read_text())
+    space = SearchSpace.load("fashion")
+    pool = sample_pool(space, src["architectures"], np.random.default_rng(src["pool_seed"]))
+    idx = np.array([space.indices(a) for a in pool])
+    acc = {int(k): np.array(v) for k, v in src["accuracy_pct"].items()}
+    costs = arch_costs(space, idx)
+    try:
+        from chamtvm.accuracy.pricing import pool_latency
+
+        lat, axis = np.asarray(pool_latency(space, target, luts, schedules)(idx)), f"predicted {target} latency (ms)"
+    except Exception as e:  # no table for this space: say so, use MACs
+        lat, axis = costs[:, 1] / 1e6, f"MACs in millions (no {target} latency: {str(e)[:120]})"
+    prior = np.c_[np.log(costs), pool_proxies(space, pool, task="fashion-mnist")]
+    budgets = [float(f"{q:.3g}") for q in np.quantile(lat, QUANTILES)]
+    feas = [lat <= b for b in budgets]
+    usable = np.flatnonzero(lat <= max(budgets))
+
+    def regrets(picks, truth):
+        return [float(truth[f].max() - truth[j]) for f, j in zip(feas, picks)]
+
+    out = {"protocol": src["trainer_protocol"], "networks": len(pool), "budget_axis": axis, "budgets": budgets,
+           "feasible": [int(f.sum()) for f in feas], "ceiling_kendall_tau": src["ceiling_kendall_tau_seed0_vs_seed1"],
+           "methods": {}}
+    largest = [int(np.flatnonzero(f)[np.argmax(costs[f, 1])]) for f in feas]
+    out["methods"]["largest"] = {"regret_seed0": regrets(largest, acc[0]), "regret_seed1": regrets(largest, acc[1])}
+    for method in ("budgeted", "random"):
+        per_n = {}
+        for n in CEILING_LOOKUPS:
+            r0, r1 = [], []
+            for seed in seeds:
+                if method == "budgeted":
+                    r = pick_under_budgets(accuracy_features(space, idx, cost=False), lambda i: acc[0][i], lat,
+                                           budgets, n, seed=seed, prior=prior)
+                    picks = [p.index for p in r.picks]
+                else:
+                    looked = np.random.default_rng(seed).choice(usable, n, replace=False)
+                    picks = [int(looked[lat[looked] <= b][np.argmax(acc[0][looked][lat[looked] <= b])])
+                             if (lat[looked] <= b).any() else largest[k] for k, b in enumerate(budgets)]
+                r0.append(regrets(picks, acc[0]))
+                r1.append(regrets(picks, acc[1]))
+            per_n[str(n)] = {"regret_seed0": summary(np.ravel(r0)), "regret_seed1": summary(np.ravel(r1))}
+            print(f"fashion ceiling {method:>8} n={n}: regret {np.mean(r0):.3f} points on the lookup seed, "
+                  f"{np.mean(r1):.3f} on an independent retraining", flush=True)
+        out["methods"][method] = per_n
+    return out
 
 
 def goals(res: dict) -> dict:
@@ -265,6 +329,7 @@ def main(argv=None) -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="folder holding luts/ (default $CHAMTVM_HOME or cwd)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     ap.add_argument("--quick", action="store_true", help="10/30 lookups x 2 seeds (smoke run, not reported)")
+    ap.add_argument("--no-fashion-ceiling", action="store_true", help="skip the Fashion-MNIST ceiling protocol part")
     args = ap.parse_args(argv)
     if args.workdir:
         os.environ["CHAMTVM_HOME"] = str(args.workdir.resolve())
@@ -277,6 +342,8 @@ def main(argv=None) -> None:
     samples, seeds = ([10, 30], [0, 1]) if args.quick else (SAMPLES, SEEDS)
     t0 = time.time()
     res = run(args.target, luts_dir(), schedules_root(), samples, seeds, methods)
+    if not args.no_fashion_ceiling:
+        res["fashion_ceiling"] = fashion_ceiling(args.target, luts_dir(), schedules_root(), seeds)
     res["seconds"] = round(time.time() - t0, 1)
     res["provenance"] = provenance(argv)
     suffix = "_quick" if args.quick else ""

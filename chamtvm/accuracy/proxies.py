@@ -24,9 +24,11 @@ CIFAR-10 is not available offline) gets a seeded standard-normal batch of the sp
 input shape with seeded labels, and the cache records which (``inputs`` field).
 
 Cache (``ProxyCache``): JSON, one entry per architecture key (``Arch.to_json``), written
-atomically, extended as networks are scored, so a rerun scores nothing twice. The
-bundled ``data/proxies_macro.json`` holds all 6,561 ``macro`` networks (regenerate it
-with ``python -m chamtvm.accuracy.proxies --space macro --out FILE``).
+atomically, extended as networks are scored (networks whose torch modules are identical
+are scored once), so a rerun scores nothing twice. The bundled ``data/proxies_macro.json``
+holds all 6,561 ``macro`` networks compactly (rows in the space's index order, 4
+decimals); regenerate it with ``python -m chamtvm.accuracy.proxies --space macro --out
+CACHE --bundle data/proxies_macro.json`` (about an hour of one CPU core).
 """
 
 from __future__ import annotations
@@ -135,8 +137,13 @@ def snip(model, x, y) -> float:
     return math.log(s) if s > 0 else float("-inf")
 
 
-def network_proxies(model, x, y) -> dict[str, float]:
-    """The three proxies of one torch model on the batch ``(x, y)``."""
+def network_proxies(model, x, y, resolution: int | None = None) -> dict[str, float]:
+    """The three proxies of one torch model on the batch ``(x, y)``, the images resized
+    (bilinear, as the proxy trainer does) to ``resolution`` px when given and different."""
+    if resolution is not None and x.shape[-1] != resolution:
+        import torch.nn.functional as F
+
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
     return {"synflow": synflow(model, tuple(x.shape)), "naswot": naswot(model, x), "snip": snip(model, x, y)}
 
 
@@ -197,9 +204,10 @@ class ProxyCache:
                 for n, i in enumerate(todo, 1):
                     t0 = time.process_time()
                     model = build_model(self.space, archs[i], seed=0, randomize_bn=False)
-                    shape = hashlib.sha1(repr(model).encode()).hexdigest()[:16]
+                    res = getattr(archs[i], "resolution", None)
+                    shape = hashlib.sha1(f"{res} {model!r}".encode()).hexdigest()[:16]
                     if shape not in same:
-                        p = network_proxies(model, x, y)
+                        p = network_proxies(model, x, y, res)
                         same[shape] = [round(p[k], 6) for k in PROXIES]
                     self.seconds += time.process_time() - t0
                     self.entries[keys[i]] = same[shape]
@@ -215,19 +223,59 @@ class ProxyCache:
         return np.array([self.entries[k] for k in keys], dtype=np.float64)
 
 
+def _index_rows(space):
+    import itertools
+
+    return itertools.product(*[range(len(c)) for _, c in space.dimensions()])
+
+
+def write_bundle(cache: ProxyCache, path: str | os.PathLike) -> None:
+    """The compact form of a complete cache of a whole space: rows in the space's index
+    order (``itertools.product`` of the choice indices), 4 decimals."""
+    from ..core.atomic import atomic_write_text
+
+    space = cache.space
+    rows = [[round(v, 4) for v in cache.entries[space.from_indices(r).to_json()]] for r in _index_rows(space)]
+    atomic_write_text(path, json.dumps({
+        "format": FORMAT + ".bundle", "version": VERSION, "space": space.name, "proxies": list(PROXIES),
+        "inputs": cache.inputs, "batch": cache.batch, "cpu_seconds_to_compute": round(cache.seconds, 1),
+        "distinct_structures": len(cache.structures), "order": "index rows of the space (itertools.product)",
+        "rows": rows}, separators=(",", ":")))
+
+
+def load_bundle(space) -> tuple[dict[str, list[float]], dict] | None:
+    """``(architecture key -> proxies, metadata)`` of the space's bundled cache, or None."""
+    path = BUNDLED.get(space.name)
+    if path is None or not path.exists():
+        return None
+    d = json.loads(path.read_text())
+    if d.get("format") != FORMAT + ".bundle" or d.get("space") != space.name:
+        raise ValueError(f"{path}: not a proxy bundle of space {space.name!r}")
+    keys = [space.from_indices(r).to_json() for r in _index_rows(space)]
+    if len(keys) != len(d["rows"]):
+        raise ValueError(f"{path}: {len(d['rows'])} rows for a space of {len(keys)} networks")
+    return dict(zip(keys, d["rows"])), {k: v for k, v in d.items() if k != "rows"}
+
+
+def has_bundle(space, task: str | None, archs) -> bool:
+    """Whether the bundled cache answers ``pool_proxies`` for these networks without scoring."""
+    if task in ("fashion-mnist", "digits"):
+        return False
+    bundle = load_bundle(space)
+    return bundle is not None and all(a.to_json() in bundle[0] for a in archs)
+
+
 def pool_proxies(space, archs, task: str | None = None, cache_dir: str | os.PathLike | None = None,
                  progress: bool = False) -> np.ndarray:
     """``(N, 3)`` proxies of ``archs`` (order of ``PROXIES``): from the bundled cache of the
-    space when it has one and the inputs match (``macro`` with a data-free task), else from
+    space when it has one and the task has no images of its own (``macro``), else from
     ``<cache_dir>/proxies-<space>-<task>.json`` (scored and saved as needed). Non-finite
     scores (a network whose sign patterns are degenerate) are replaced by the pool's
     smallest finite score."""
-    bundled = BUNDLED.get(space.name)
-    if bundled is not None and bundled.exists() and task not in ("fashion-mnist", "digits"):
-        cache = ProxyCache(bundled, space, task)
-        keys = [a.to_json() for a in archs]
-        if all(k in cache.entries for k in keys):
-            return _finite(cache.get(archs))
+    if task not in ("fashion-mnist", "digits"):
+        bundle = load_bundle(space)
+        if bundle is not None and all(a.to_json() in bundle[0] for a in archs):
+            return _finite(np.array([bundle[0][a.to_json()] for a in archs], dtype=np.float64))
     if cache_dir is None:
         from ..core.workdir import runs_dir
 
@@ -257,14 +305,19 @@ def main(argv=None) -> int:
     ap.add_argument("--space", default="macro")
     ap.add_argument("--task", default=None, help="task whose images the proxies see (default: none, seeded noise)")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--limit", type=int, default=None, help="score only the first N networks (a quick check)")
+    ap.add_argument("--limit", type=int, default=None, help="score only the first N networks (chunks: the "
+                                                            "cache resumes)")
+    ap.add_argument("--bundle", type=Path, default=None,
+                    help="then write the compact bundle of the whole space to this file")
     args = ap.parse_args(argv)
     space = SearchSpace.load(args.space)
-    rows = itertools.product(*[range(len(c)) for _, c in space.dimensions()])
-    archs = [space.from_indices(r) for r in itertools.islice(rows, args.limit)]
+    archs = [space.from_indices(r) for r in itertools.islice(_index_rows(space), args.limit)]
     cache = ProxyCache(args.out, space, args.task)
     cache.get(archs, progress=True)
     print(f"{len(cache.entries)} networks in {args.out} ({cache.seconds:.0f} s of CPU)")
+    if args.bundle:
+        write_bundle(cache, args.bundle)
+        print(f"bundle written to {args.bundle}")
     return 0
 
 

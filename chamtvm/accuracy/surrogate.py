@@ -182,7 +182,9 @@ class ExactGP:
 
     def _parts(self, A: list[np.ndarray], B: list[np.ndarray]):
         """Per-group squared distances and centred inner products between row sets."""
-        d2 = [((a[:, None, :] - b[None, :, :]) ** 2).sum(-1) for a, b in zip(A, B)]
+        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: no (m, n, d) temporary on large pools
+        d2 = [np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T), 0.0)
+              for a, b in zip(A, B)]
         ip = [(a @ b.T) / a.shape[1] for a, b in zip(A, B)] if self.spec.linear else []
         return d2, ip
 
