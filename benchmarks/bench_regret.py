@@ -338,12 +338,13 @@ def main(argv=None) -> None:
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; valid: {list(METHODS)}")
     samples, seeds = ([10, 30], [0, 1]) if args.quick else (SAMPLES, SEEDS)
+    prov = provenance(argv)  # the code as it was when the run started
     t0 = time.time()
     res = run(args.target, luts_dir(), schedules_root(), samples, seeds, methods)
     if not args.no_fashion_ceiling:
         res["fashion_ceiling"] = fashion_ceiling(seeds)
     res["seconds"] = round(time.time() - t0, 1)
-    res["provenance"] = provenance(argv)
+    res["provenance"] = prov
     suffix = "_quick" if args.quick else ""
     write_results(res, args.out or RESULTS / f"regret_{args.target}{suffix}.json", say="wrote", figure=plot)
 
