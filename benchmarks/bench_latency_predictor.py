@@ -54,9 +54,8 @@ from chamtvm.tuning.schedules import ScheduleSource  # noqa: E402
 from chamtvm.space.schema import SearchSpace  # noqa: E402
 from chamtvm.table.fill import fill_table, prepare  # noqa: E402
 from chamtvm.targets.spec import get_target  # noqa: E402
-from chamtvm.pipeline.config import TuneConfig
 from chamtvm.table.networks import ensure_measured, network_table
-from chamtvm.pipeline.latency import measure_archs
+from chamtvm.pipeline.latency import price_archs
 from chamtvm.core.progress import progress_bar  # noqa: E402
 
 KS = (5, 10, 20, 30, 50)
@@ -76,17 +75,21 @@ class TableWithout:
 
 def measure_set(archs, space, target, runner, sched, table, nets, desc):
     """Per arch: encoding, FLOPs, network features, table sum (us), measured (us), IQR %."""
+    from chamtvm.latency.models import LatencyPredictor
+
     out = []
-    for m in measure_archs(space, archs, target, runner, sched, table, nets, desc, TuneConfig()):
-        if m.row is None or m.row.get("status") != "ok":
+    bar = progress_bar(len(archs), desc)
+    for arch, m in price_archs(space, archs, LatencyPredictor(table), target, runner, sched, table, nets, bar):
+        if not m.ok:
             continue
         known, _ = kernel_dicts(m.prepared, table)
         s = np.asarray(m.row["runtime_us_samples"])
-        out.append({"enc": space.encode(m.arch),
-                    "flops": sum(k.flops * k.count for k in m.net.kernels if k.flops == k.flops),
-                    "X": network_feature_vector(known), "table_sum_us": m.table_sum.latency_ms * 1e3,
+        out.append({"enc": space.encode(arch),
+                    "flops": sum(p.kernel.flops * p.kernel.count for p in m.prepared if p.kernel.flops == p.kernel.flops),
+                    "X": network_feature_vector(known), "table_sum_us": m.table_sum_ms * 1e3,
                     "measured_us": m.row["runtime_us_p50"],
                     "iqr_pct": iqr_spread_pct(s)})
+    bar.close()
     return out
 
 

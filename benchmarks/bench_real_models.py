@@ -282,7 +282,7 @@ def _zoo_networks(work: Path, models, resolutions):
 
 
 def measure_tuned(work: Path, models, resolutions, trials: int, trials_per_kernel: int, log=print) -> None:
-    """Tune the zoo's kernels with the project's policy (``pipeline.latency.tune_schedules``:
+    """Tune the zoo's kernels with the project's policy (``tuning.policy.tune_schedules``:
     joint MetaSchedule tuning of the costliest kernel of each kind within ``trials``, then
     transfer of the traces to the untuned kernels of the same kinds) into
     ``<work>/schedules/x86``; measure every kernel under the resulting schedules (tuned and
@@ -291,7 +291,8 @@ def measure_tuned(work: Path, models, resolutions, trials: int, trials_per_kerne
     from chamtvm.measure.local import LocalRunner
     from chamtvm.measure.network import measure_network
     from chamtvm.pipeline.config import TuneConfig
-    from chamtvm.pipeline.latency import tune_schedules
+    from chamtvm.pipeline.latency import default_times_us
+    from chamtvm.tuning.policy import tune_schedules
     from chamtvm.table.fill import fill_table, prepare
     from chamtvm.table.store import LatencyTable
     from chamtvm.targets.spec import get_target
@@ -312,9 +313,9 @@ def measure_tuned(work: Path, models, resolutions, trials: int, trials_per_kerne
     with LocalRunner(target) as runner:
         if not lines_path.exists():
             t0 = time.time()
-            cfg = TuneConfig(trials=trials, trials_per_kernel=trials_per_kernel, progress=False,
-                             luts_dir=work / "luts_unused", runs_dir=work / "runs_unused")
-            lines = tune_schedules(list(kernels.values()), table, target, sched, cfg, log, runner=runner)
+            ks = list(kernels.values())
+            lines = tune_schedules(ks, default_times_us(ks, table, target), target, sched, trials, trials_per_kernel,
+                                   TuneConfig.tuning_population, log=log, runner=runner)
             append_lines(lines_path, [json.dumps({**d, "tuning_wall_s": time.time() - t0}) for d in lines])
             log(f"tuned: {sum(d['policy'] == 'joint' for d in lines)} kernels jointly, "
                 f"{sum(d['policy'] == 'transfer' and d.get('committed') for d in lines)} transfers committed, "

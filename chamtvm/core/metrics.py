@@ -40,6 +40,14 @@ def spread_pct(row: dict) -> float:
     return 100 * (row["runtime_us_max"] - row["runtime_us_min"]) / row["runtime_us_p50"]
 
 
+def error_pct(predicted: float, measured: float) -> float:
+    """Prediction error against a measurement, in percent: ``100 * (predicted / measured - 1)``
+    (positive: predicted slower than measured). The one error formula of the project."""
+    if not measured > 0:
+        raise ValueError(f"measured latency must be positive, got {measured}")
+    return 100.0 * (predicted / measured - 1.0)
+
+
 def fidelity(predicted: Sequence[float], measured: Sequence[float]) -> dict:
     """Share within +-5 % and +-10 %, median and mean absolute percentage error (%), the
     median (``bias_pct``) and mean (``mean_error_pct``) signed error (%), Kendall tau and
