@@ -4,7 +4,10 @@ figure outlives the run it came from.
 A figure is a number with a decimal point, or any number followed by a unit (``%``, ``x``,
 ``ms``, ``us``, ``s``, ``min``, ``h``, ``points``), outside code; a number right after
 ``±``, ``≥``, ``≤``, ``<``, ``>``, ``~``, "at least", "at most", "less than", "more
-than", "under" or "up to" is a threshold or a setting, not a figure. It
+than", "under", "up to", "within" or "default" is a threshold or a setting, not a figure;
+so is a value in parentheses right after an option's name in code (`` `margin` (0.05)``)
+and a confidence level ("95 % confidence interval", "95 % CI"). Any other setting is
+written in code (`` `5 s` ``). It
 must be found (as stored, as a percentage of a fraction, or converted between us, ms, s
 and minutes) in a results file of ``benchmarks/results/`` named by its table row or
 paragraph, else by the paragraph before its table, else by its section.
@@ -35,7 +38,9 @@ STATUS_HEADING = "Status of the goals"
 UNIT = r"(?:\s?%|x(?![\w])|\s(?:ms|us|s|min|h|points)(?![\w/]))"
 DECIMAL = re.compile(r"(?<![\w.\-/])(\d+\.\d+)(?![\w.]*\d)")
 WITH_UNIT = re.compile(r"(?<![\w.\-/,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?=" + UNIT + ")")
-THRESHOLD = re.compile(r"(?:[±≥≤<>~]|\bat (?:least|most)|\b(?:less|more) than|\bunder|\bup to|\bdefault)\s?$")
+THRESHOLD = re.compile(r"(?:[±≥≤<>~]|\bat (?:least|most)|\b(?:less|more) than|\bunder|\bup to|\bwithin|\bdefault)\s?$")
+CONFIDENCE_LEVEL = re.compile(r"\s?%\s(?:[\w\-]+\s)?(?:confidence|CI)\b")
+OPTION_SETTING = re.compile(r"(`[^`\n]+`\s*)\([^()`]*\)")  # `name` (value): the option's setting
 # numbers that are settings or names, not measured figures (said why)
 NOT_FIGURES = {
     "3.11": "the Python version",
@@ -47,6 +52,7 @@ NO_PROVENANCE = "older file, no provenance"
 def prose(text: str) -> str:
     """Markdown without fenced code blocks, inline code and link targets."""
     text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = OPTION_SETTING.sub(r"\1", text)
     text = re.sub(r"`[^`]*`", " ", text)
     return re.sub(r"\]\([^)]*\)", "]", text)
 
@@ -56,7 +62,7 @@ def figures(text: str) -> set[str]:
     text = prose(text)
     found = set(DECIMAL.findall(text))
     for m in WITH_UNIT.finditer(text):
-        if not THRESHOLD.search(text[max(0, m.start() - 12):m.start()]):
+        if not THRESHOLD.search(text[max(0, m.start() - 12):m.start()]) and not CONFIDENCE_LEVEL.match(text, m.end()):
             found.add(m.group(1))
     for m in DECIMAL.finditer(text):
         if THRESHOLD.search(text[max(0, m.start() - 12):m.start()]):
@@ -158,6 +164,9 @@ def test_figures_are_found_and_thresholds_left_out():
             "at least 80 %, gains of less than 3 %")
     assert figures(text) == {"378", "1,200", "95", "2.6"}
     assert figures("see [x](benchmarks/results/a_1.5.json) and Python 3.11") == set()
+    settings = ("answers within 5 s; `margin` (0.05), `min_keep`\n(25 %), lr (default 0.5); 95 % confidence "
+                "intervals, 90 % Student-t confidence, 95 % CI; took 2.5 s (`--trials 8`)")
+    assert figures(settings) == {"2.5"}
 
 
 def test_traceable_finds_conversions_and_rejects_strangers():
