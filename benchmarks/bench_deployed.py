@@ -18,7 +18,6 @@ Writes benchmarks/results/deployed_x86.json and deployed_x86.png. The machine is
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 import warnings
@@ -26,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, RESULTS, pyplot, save_figure, write_results  # noqa: E402
+from common import RESULTS, RUNS, argument_parser, parse_args, pyplot, save_figure, write_results
+
 warnings.filterwarnings("ignore")
 
 
@@ -58,8 +58,8 @@ def probe_job() -> dict:
     return {"kind": "probe"}
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
     ap.add_argument("--picks", type=int, default=2)
     ap.add_argument("--pick-seed", type=int, default=2026)
     ap.add_argument("--res", type=int, default=128)
@@ -69,13 +69,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--work", default=str(REPO / "runs" / "bench-deployed"),
+    ap.add_argument("--work", default=str(RUNS / "bench-deployed"),
                     help="resumable working folder (tables, schedules; default: runs/bench-deployed, git-ignored)")
     ap.add_argument("--out", default=str(RESULTS / "deployed_x86.json"))
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # kernel rows measured at the same thread count
 
-    from deployed_timing import interleaved, measure
+    from common.timing import interleaved, measure
 
     from chamtvm.latency.table_sum import table_sum
     from chamtvm.lower.network import lower_arch, lower_torch
@@ -197,8 +197,8 @@ def main(argv=None) -> dict:
                 t["pct_of_peak_bw"] = 100 * t["gbytes_s"] / probe["copy_gbytes_s"] if t["gbytes_s"] else None
         print(f"{n:20s} " + "  ".join(f"{k} {v / 1e3:.3f} ms" for k, v in m.items() if v))
     out["wall_s"] = round(time.time() - t_start, 1)
-    write_results(out, args.out, say="wrote", figure=plot)
-    return out
+    write_results(out, args.out, figure=plot)
+    return 0
 
 
 def plot(out: dict, path: Path) -> None:
@@ -221,4 +221,4 @@ def plot(out: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -15,6 +15,7 @@ def test_fidelity_counts_shares_errors_and_ranks():
     assert f["within_10pct"] == pytest.approx(0.5)
     assert f["mape_pct"] == pytest.approx((4 + 15 + 0 + 12.5) / 4)
     assert f["median_ape_pct"] == pytest.approx((4 + 12.5) / 2)
+    assert f["mean_error_pct"] == pytest.approx((4 + 15 + 0 - 12.5) / 4)  # signed: 3.5 is 12.5 % low
     assert f["max_ape_pct"] == pytest.approx(15)
     assert f["kendall_tau"] == pytest.approx(1.0)
     assert fidelity([4, 3, 2, 1], [1, 2, 3, 4])["kendall_tau"] == pytest.approx(-1.0)
