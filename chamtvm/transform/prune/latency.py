@@ -27,7 +27,8 @@ Measurement design. One lowering with every group at a width no other tensor has
 which positions touch which group. Groups that share a position get different colours;
 per colour and grid level one network (that colour's groups cut to their level-th grid
 width, the rest at full width) gives every ``f_pg`` point of the colour at once. So a model
-of ``n`` widths costs ``2 + n (colours + 1)`` lowerings whatever the number of layers.
+of ``n`` widths costs ``2 + n colours + d`` lowerings whatever the number of layers, ``d``
+the diagonal networks (at most ``n``).
 """
 
 from __future__ import annotations
@@ -123,19 +124,48 @@ class Layout:
         return [re.sub(r"\d+", "", k.name) for k in self.kernels]
 
 
-def lower_layout(model: "torch.nn.Module", graph: ChannelGraph, config: Config) -> Layout:
-    """Lower ``model`` cut (or widened, by repeating channels) to the widths of ``config``."""
+FRONTENDS = ("fx", "export")
+
+
+def _lower_fx(model, input_shape, name: str) -> LoweredNetwork:
+    """Lower through ``torch.fx`` and TVM's fx importer: the same fusion pipeline as
+    ``lower.network.lower_torch`` (BatchNorm folded in torch first), about 3x faster than
+    ``torch.export`` + its importer."""
+    import torch
+    from tvm.relax.frontend.torch import from_fx
+
+    from ...lower.kernels import fold_batchnorm
+    from ...lower.network import lower_relax
+
+    with torch.no_grad():
+        gm = torch.fx.symbolic_trace(fold_batchnorm(model))
+        mod = from_fx(gm, [(list(input_shape), "float32")], unwrap_unit_return_tuple=True)
+    return lower_relax(mod, name)
+
+
+def lower_layout(model: "torch.nn.Module", graph: ChannelGraph, config: Config, frontend: str = "export") -> Layout:
+    """Lower ``model`` cut (or widened, by repeating channels) to the widths of ``config``;
+    ``frontend``: ``export`` (``lower.network.lower_torch``, the deployment path) or ``fx``
+    (see :func:`_lower_fx`; ``WidthProbe`` uses it only where it gives the same kernels)."""
+    from tvm import tirx
+
     from ...lower.kernels import kernel_hash
 
     width = graph.widths
     keep = {g: [i % width[g] for i in range(w)] for g, w in config}
-    net = lower_torch(select_channels(model, graph, keep) if keep else model, graph.input_shape,
-                      name="prune-" + config_label(config))
+    cut = select_channels(model, graph, keep) if keep else model
+    name = "prune-" + config_label(config)
+    net = _lower_fx(cut, graph.input_shape, name) if frontend == "fx" else \
+        lower_torch(cut, graph.input_shape, name=name)
     by_hash = {k.struct_hash: k for k in net.kernels}
-    from tvm import tirx
-
     hash_of = {gv.name_hint: kernel_hash(f) for gv, f in net.fused.functions.items() if isinstance(f, tirx.PrimFunc)}
     return Layout(config, [by_hash[hash_of[name]] for name in call_sequence(net.fused)], net)
+
+
+def same_kernels(a: Layout, b: Layout) -> bool:
+    """True when two lowerings call the same operator chains with the same argument shapes at
+    every position (kernels that can differ only in the order of commutative operands)."""
+    return a.signature == b.signature and all(ka.args == kb.args for ka, kb in zip(a.kernels, b.kernels))
 
 
 def config_label(config: Config) -> str:
@@ -197,6 +227,7 @@ class WidthLatencyModel:
     beta_us: float = 0.0
     calibration: list[dict] = field(default_factory=list)
     emulated: bool = False
+    frontend: str = "export"
 
     def kernel_sum_us(self, widths: Mapping[str, float] | None = None) -> float:
         """Sum of the modelled kernel times (us) at ``widths`` (missing groups: full width)."""
@@ -222,13 +253,14 @@ class WidthLatencyModel:
 
     def to_dict(self) -> dict:
         return {"target": self.target, "full": self.full, "alpha": self.alpha, "beta_us": self.beta_us,
-                "emulated": self.emulated, "calibration": self.calibration,
+                "emulated": self.emulated, "frontend": self.frontend, "calibration": self.calibration,
                 "positions": [p.to_dict() for p in self.positions]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "WidthLatencyModel":
         return cls(d["target"], dict(d["full"]), [PositionModel.from_dict(p) for p in d["positions"]],
-                   d["alpha"], d["beta_us"], d.get("calibration", []), d.get("emulated", False))
+                   d["alpha"], d["beta_us"], d.get("calibration", []), d.get("emulated", False),
+                   d.get("frontend", "export"))
 
 
 def fit_offset(full_us: float, points: Sequence[tuple[float, float, float]]) -> float:
@@ -250,11 +282,20 @@ def fit_offset(full_us: float, points: Sequence[tuple[float, float, float]]) -> 
 class WidthProbe:
     """Lowers width configurations of one network, measures their kernels into the target's
     table (and, where asked, the networks end to end into its network journal), and keeps
-    every lowering of this session (one lowering per configuration)."""
+    every lowering of this session (one lowering per configuration).
+
+    ``frontend="auto"`` lowers the unpruned network both through ``torch.export`` (the
+    deployment path) and through ``torch.fx``; when every call position has the same operator
+    chain and argument shapes both ways, the other widths are lowered through ``torch.fx``
+    (3x faster), else through ``torch.export`` (``self.frontend`` says which)."""
 
     def __init__(self, model: "torch.nn.Module", graph: ChannelGraph, target: TargetSpec,
                  table: LatencyTable, runner: Runner, schedules: ScheduleSource | None = None,
-                 luts_dir: str | Path | None = None, log: Callable[[str], None] | None = None):
+                 luts_dir: str | Path | None = None, log: Callable[[str], None] | None = None,
+                 frontend: str = "auto"):
+        if frontend not in (*FRONTENDS, "auto"):
+            raise ValueError(f"frontend must be one of {FRONTENDS} or 'auto', got {frontend!r}")
+        self.frontend = frontend
         self.model, self.graph, self.target = model, graph, target
         self.table, self.runner = table, runner
         self.schedules = schedules or ScheduleSource(target)
@@ -265,8 +306,14 @@ class WidthProbe:
         self.model_digest = _structure_digest(model, graph)
 
     def layout(self, config: Config) -> Layout:
+        if self.frontend == "auto":
+            deployed = lower_layout(self.model, self.graph, (), "export")
+            fast = lower_layout(self.model, self.graph, (), "fx")
+            self.frontend = "fx" if same_kernels(deployed, fast) else "export"
+            self.log(f"width configurations are lowered through torch.{self.frontend}")
+            self.layouts[()] = deployed
         if config not in self.layouts:
-            lay = lower_layout(self.model, self.graph, config)
+            lay = lower_layout(self.model, self.graph, config, self.frontend)
             full = self.layouts.get(())
             if full is not None and lay.signature != full.signature:
                 raise WidthLatencyError(
@@ -335,6 +382,7 @@ class MeasurementPlan:
     grid: dict[str, list[int]]
     colours: dict[str, int] = field(default_factory=dict)
     touches: list[tuple[str, ...]] = field(default_factory=list)
+    diagonal: list[Config] | None = None  # the diagonal networks measured (None: every level)
 
     def colour_configs(self, full: Mapping[str, int], grid: Mapping[str, list[int]] | None = None) -> list[Config]:
         """Per colour and level: that colour's groups at their level-th width of ``grid``."""
@@ -391,12 +439,12 @@ def plan_measurement(probe: WidthProbe, grid: Mapping[str, list[int]]) -> Measur
 
 def fit_width_model(probe: WidthProbe, plan: MeasurementPlan, e2e_configs: Sequence[Config] = ()) -> WidthLatencyModel:
     """Fit the model from measured configurations (``probe.measure`` must have run on the
-    full network, ``plan.colour_configs`` and ``plan.diagonal_configs``); ``e2e_configs``
+    full network, ``plan.colour_configs`` and the diagonal networks); ``e2e_configs``
     are measured end to end for the calibration (the full network always is)."""
     full = probe.graph.widths
     base = probe.layout(())
     t_full = probe.times_us(())
-    configs = plan.colour_configs(full) + plan.diagonal_configs(full)
+    configs = plan.colour_configs(full) + (plan.diagonal if plan.diagonal is not None else plan.diagonal_configs(full))
     times = {c: probe.times_us(c) for c in configs}
     positions = []
     for p, groups in enumerate(plan.touches):
@@ -419,7 +467,8 @@ def fit_width_model(probe: WidthProbe, plan: MeasurementPlan, e2e_configs: Seque
                         diag.append((f[0], f[1], times[c][p]))
             pm.offset_us = fit_offset(t_full[p], diag)
         positions.append(pm)
-    model = WidthLatencyModel(probe.target.name, dict(full), positions, emulated=probe.runner.emulated)
+    model = WidthLatencyModel(probe.target.name, dict(full), positions, emulated=probe.runner.emulated,
+                              frontend=probe.frontend)
     calibrate(model, probe, [()] + [c for c in e2e_configs if c])
     return model
 
@@ -448,16 +497,23 @@ def calibrate(model: WidthLatencyModel, probe: WidthProbe, configs: Sequence[Con
 
 def build_width_model(model: "torch.nn.Module", graph: ChannelGraph, target: TargetSpec, table: LatencyTable,
                       runner: Runner, grid: Mapping[str, list[int]], schedules: ScheduleSource | None = None,
-                      luts_dir: str | Path | None = None, calibrate_diagonal: bool = True,
-                      log: Callable[[str], None] | None = None,
+                      luts_dir: str | Path | None = None, calibration_networks: int | None = None,
+                      frontend: str = "auto", log: Callable[[str], None] | None = None,
                       progress: Callable[[int], None] | None = None) -> tuple[WidthLatencyModel, WidthProbe]:
     """Measure and fit the width-latency model of ``model`` on ``target`` at the ``grid``
-    widths of each group (groups with an empty grid keep their width). Returns the model and
-    the probe (its lowerings and times, for checks)."""
-    probe = WidthProbe(model, graph, target, table, runner, schedules, luts_dir, log)
+    widths of each group (groups with an empty grid keep their width). The end-to-end
+    calibration measures the unpruned network and ``calibration_networks - 1`` diagonal
+    networks spread over the levels (None: every level). Returns the model and the probe (its
+    lowerings and times, for checks)."""
+    probe = WidthProbe(model, graph, target, table, runner, schedules, luts_dir, log, frontend)
     plan = plan_measurement(probe, grid)
     full = graph.widths
     diagonal = plan.diagonal_configs(full)
+    if calibration_networks is not None:  # only the diagonal networks the calibration measures
+        k = max(0, min(len(diagonal), calibration_networks - 1))
+        diagonal = [diagonal[int(i)] for i in np.unique(np.round(np.linspace(0, len(diagonal) - 1, k)))] if k else []
+    plan.diagonal = diagonal
     probe.measure([(), *plan.colour_configs(full), *diagonal], progress)
-    wm = fit_width_model(probe, plan, diagonal if calibrate_diagonal else ())
+    e2e = diagonal
+    wm = fit_width_model(probe, plan, e2e)
     return wm, probe

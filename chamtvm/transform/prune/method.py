@@ -8,14 +8,18 @@ the shared transformation job (``transform.job``; interface in ``transform``'s d
 3. Accuracy cost of each width per group: the sensitivity scan (``importance``: loss
    increase on ``calibration_images`` training images) or the group L2 norm.
 4. The widths minimising the summed cost under the budget less ``margin`` (``solve``: the
-   integer program), channels kept by group L2 norm; the driver fine-tunes the result by
-   distillation from the teacher.
+   integer program), channels kept by group L2 norm; or (``solver=admm``) ALCS's ADMM
+   (``admm``): the weights trained towards a feasible structure (the same integer program as
+   the projection), then cut to it. The driver fine-tunes the result by distillation from
+   the teacher.
 
 Options (``--option key=value``): ``granularity`` (channels per lane group, default the
 target's lanes), ``widths`` (measured widths per group, 4-8, default 6), ``min_keep`` (0.25),
 ``importance`` (``sensitivity`` or ``l2``), ``calibration_images`` (512), ``margin`` (share of
 the budget kept free against the model's error; default: the model's largest error on its
-calibration networks, at least 0.02).
+calibration networks, at least 0.02 and at most 0.10), ``calibration_networks`` (networks measured end to end
+for the model's calibration, the unpruned one included: 3), ``solver`` (``milp`` or ``admm``), ``admm_rounds`` (6),
+``admm_steps`` (SGD steps per round, 100).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 IMPORTANCES = ("sensitivity", "l2")
+SOLVERS = ("milp", "admm")
 
 
 @dataclass
@@ -38,6 +43,10 @@ class Options:
     importance: str = "sensitivity"
     calibration_images: int = 512
     margin: float | None = None
+    calibration_networks: int = 3
+    solver: str = "milp"
+    admm_rounds: int = 6
+    admm_steps: int = 100
 
     @classmethod
     def from_dict(cls, d: dict) -> "Options":
@@ -50,7 +59,8 @@ class Options:
         out = cls()
         for k, v in d.items():
             try:
-                if k in ("granularity", "widths", "calibration_images"):
+                if k in ("granularity", "widths", "calibration_images", "admm_rounds", "admm_steps",
+                         "calibration_networks"):
                     setattr(out, k, int(v))
                 elif k in ("min_keep", "margin"):
                     setattr(out, k, float(v))
@@ -68,6 +78,12 @@ class Options:
             raise OptionError(f"prune option importance={out.importance!r}: valid: {', '.join(IMPORTANCES)}")
         if out.calibration_images < 1:
             raise OptionError(f"prune option calibration_images={out.calibration_images}: expected >= 1")
+        if out.solver not in SOLVERS:
+            raise OptionError(f"prune option solver={out.solver!r}: valid: {', '.join(SOLVERS)}")
+        if out.calibration_networks < 1:
+            raise OptionError(f"prune option calibration_networks={out.calibration_networks}: expected >= 1")
+        if out.admm_rounds < 1 or out.admm_steps < 1:
+            raise OptionError("prune options admm_rounds and admm_steps must be positive")
         if out.margin is not None and not 0 <= out.margin < 1:
             raise OptionError(f"prune option margin={out.margin}: expected a share in [0, 1)")
         return out
@@ -79,7 +95,7 @@ def check_options(options: dict) -> None:
 
 
 def width_model_for(module, graph, latency, lanes: int, n_widths: int, min_keep: float, folder: Path,
-                    log=None, progress=None):
+                    calibration_networks: int = 3, log=None, progress=None):
     """The width-latency model of ``module`` on ``latency.target`` (a ``TargetLatency``):
     read from ``folder`` when this network, target, grid and table were modelled before,
     else measured and saved there."""
@@ -88,7 +104,7 @@ def width_model_for(module, graph, latency, lanes: int, n_widths: int, min_keep:
 
     grid = {g.name: grid_widths(lane_widths(g.width, lanes, min_keep), n_widths) for g in graph.groups}
     key = hashlib.sha1(json.dumps([_structure_digest(module, graph), latency.target.fingerprint,
-                                   latency.runner.label if latency.runner else None, grid],
+                                   latency.runner.label if latency.runner else None, grid, calibration_networks],
                                   sort_keys=True).encode()).hexdigest()[:12]
     path = Path(folder) / f"width-model-{latency.target.name}-{key}.json"
     if path.exists():
@@ -96,7 +112,8 @@ def width_model_for(module, graph, latency, lanes: int, n_widths: int, min_keep:
     if latency.runner is None:
         raise RuntimeError("pruning measures the network at several widths on the target; no runner was given")
     model, _probe = build_width_model(module, graph, latency.target, latency.table, latency.runner, grid,
-                                      latency.schedules, log=log, progress=progress)
+                                      latency.schedules, calibration_networks=calibration_networks, log=log,
+                                      progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(model.to_dict(), indent=1))
     return model, grid, path
@@ -124,31 +141,48 @@ def run(ctx):
     ctx.log(f"prune: {len(graph.groups)} channel groups; {target.name} has {lanes} fp32 lanes; "
             f"widths kept in multiples of {granularity}")
     wm, grid, model_path = width_model_for(module, graph, ctx.latency, lanes, opts.widths, opts.min_keep,
-                                           ctx.work, ctx.log)
+                                           ctx.work, opts.calibration_networks, ctx.log)
     candidates = {g.name: lane_widths(g.width, granularity, opts.min_keep) for g in graph.groups}
     candidates = {g: ws for g, ws in candidates.items() if len(ws) > 1 and grid[g]}
     scores = channel_scores(module, graph)
-    if opts.importance == "sensitivity":
-        rng = np.random.default_rng(ctx.seed)
-        n = min(opts.calibration_images, len(ctx.data.train_y))
-        idx = rng.choice(len(ctx.data.train_y), size=n, replace=False)
-        costs = sensitivity_costs(module, graph, scores, candidates, ctx.data.train_x[idx], ctx.data.train_y[idx])
-    else:
-        costs = l2_costs(scores, candidates)
-    margin = opts.margin if opts.margin is not None else max(0.02, wm.calibration_error_pct / 100)
+    margin = opts.margin if opts.margin is not None else min(0.10, max(0.02, wm.calibration_error_pct / 100))
+    if wm.calibration_error_pct > 10:
+        ctx.log(f"prune: warning: the width model is off by up to {wm.calibration_error_pct:.0f} % on its own "
+                f"calibration networks (a busy machine?); predictions are that uncertain")
     budget_us = (ctx.budget_ms * 1e3 * (1 - margin) - wm.beta_us) / wm.alpha
     terms = latency_terms(wm, candidates)
-    solution = solve_milp(terms, costs, candidates, budget_us)
-    widths = {**graph.widths, **solution.widths}
-    pruned = prune_to_widths(module, graph, scores, solution.widths)
+    if opts.solver == "admm":
+        from .admm import admm_prune
+        from .surgery import select_channels
+
+        trained = copy.deepcopy(module)
+        result = admm_prune(trained, graph, terms, candidates, budget_us, ctx.data.train_x, ctx.data.train_y,
+                            teacher=ctx.net, rounds=opts.admm_rounds, steps_per_round=opts.admm_steps,
+                            seed=ctx.seed, log=ctx.log)
+        widths = {**graph.widths, **result.widths}
+        pruned = select_channels(trained, graph, {g: k for g, k in result.keep.items() if len(k) < graph.widths[g]})
+        solved = {"method": "admm", "rounds": result.history, "kernel_sum_us": wm.kernel_sum_us(widths),
+                  "budget_kernel_sum_us": budget_us}
+    else:
+        if opts.importance == "sensitivity":
+            rng = np.random.default_rng(ctx.seed)
+            n = min(opts.calibration_images, len(ctx.data.train_y))
+            idx = rng.choice(len(ctx.data.train_y), size=n, replace=False)
+            costs = sensitivity_costs(module, graph, scores, candidates, ctx.data.train_x[idx],
+                                      ctx.data.train_y[idx])
+        else:
+            costs = l2_costs(scores, candidates)
+        solution = solve_milp(terms, costs, candidates, budget_us)
+        widths = {**graph.widths, **solution.widths}
+        pruned = prune_to_widths(module, graph, scores, solution.widths)
+        solved = {"method": solution.method, "status": solution.status, "seconds": solution.seconds,
+                  "cost": solution.cost, "budget_kernel_sum_us": budget_us, "kernel_sum_us": solution.latency}
     predicted_ms = wm.predict_ms(widths)
     details = {
         "lanes": lanes, "granularity": granularity, "options": asdict(opts), "margin": margin,
         "widths": widths, "full_widths": graph.widths,
         "kept_channels_pct": 100 * sum(widths.values()) / sum(graph.widths.values()),
-        "solver": {"method": solution.method, "status": solution.status, "seconds": solution.seconds,
-                   "cost": solution.cost, "budget_kernel_sum_us": budget_us,
-                   "kernel_sum_us": solution.latency},
+        "solver": solved,
         "width_model": {"path": str(model_path), "alpha": wm.alpha, "beta_us": wm.beta_us,
                         "calibration_error_pct": wm.calibration_error_pct, "grid": grid,
                         "calibration": wm.calibration},
