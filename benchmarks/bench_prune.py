@@ -46,6 +46,26 @@ from pathlib import Path
 from common import EMULATION, RESULTS, RUNS, argument_parser, parse_args, pyplot, save_figure, summary, write_results
 
 TASK = "fashion-mnist"
+# the transform command's default teachers' architectures (chamtvm.transform.teacher.DEFAULT_TEACHERS):
+# the width-latency model depends on the architecture only, so it is measured before the teacher is trained
+ARCHS = {
+    "digits": {"resolution": 28, "stem_channels": 8, "head_channels": 128, "stages": [
+        {"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3},
+        {"channels": 12, "blocks": 1, "expansion": 6, "kernel": 5},
+        {"channels": 16, "blocks": 1, "expansion": 6, "kernel": 5},
+        {"channels": 24, "blocks": 1, "expansion": 6, "kernel": 5},
+        {"channels": 32, "blocks": 1, "expansion": 3, "kernel": 3},
+        {"channels": 48, "blocks": 1, "expansion": 3, "kernel": 3},
+        {"channels": 64, "blocks": 1, "expansion": 3, "kernel": 3}]},
+    "fashion-mnist": {"resolution": 28, "stem_channels": 16, "head_channels": 256, "stages": [
+        {"channels": 16, "blocks": 1, "expansion": 1, "kernel": 3},
+        {"channels": 24, "blocks": 2, "expansion": 6, "kernel": 5},
+        {"channels": 32, "blocks": 2, "expansion": 6, "kernel": 5},
+        {"channels": 48, "blocks": 3, "expansion": 6, "kernel": 5},
+        {"channels": 64, "blocks": 2, "expansion": 6, "kernel": 5},
+        {"channels": 96, "blocks": 2, "expansion": 6, "kernel": 5},
+        {"channels": 128, "blocks": 1, "expansion": 6, "kernel": 5}]},
+}
 BUDGETS = (0.35, 0.5, 0.7)          # shares of the teacher's measured latency
 MIDDLE = 0.5
 UNIFORM = (0.3, 0.4, 0.5, 0.6, 0.7, 0.85)
@@ -53,7 +73,16 @@ GROUP_SIZES = (1, 4, 8, 16)
 
 
 def work_dir(target: str) -> Path:
-    return RUNS / "bench_prune" / target
+    return RUNS / "bench_prune" / (target if TASK == "fashion-mnist" else f"{target}-{TASK}")
+
+
+def teacher_architecture():
+    """The teacher's torch module with its architecture (weights untrained) and input shape."""
+    from chamtvm.space.model import build_model, input_shape
+    from chamtvm.space.schema import Arch, SearchSpace
+
+    space, arch = SearchSpace.load("fashion"), Arch.from_dict(ARCHS[TASK])
+    return build_model(space, arch), input_shape(space, arch)
 
 
 def load_state(target: str) -> dict:
@@ -98,9 +127,8 @@ def stage_model(args) -> None:
     from chamtvm.tuning.schedules import ScheduleSource
 
     target = get_target(args.target)
-    teacher, data = teacher_and_data()
-    module = copy.deepcopy(teacher.module).eval()
-    graph = trace_channel_groups(module, data.input_shape)
+    module, shape = teacher_architecture()
+    graph = trace_channel_groups(module, shape)
     lanes = target.lanes
     full = graph.widths
     lane_cands = {g: lane_widths(w, lanes, args.min_keep) for g, w in full.items()}
@@ -465,6 +493,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
+    global TASK
     from chamtvm.cli.validate import tracker
 
     ap = argument_parser(__doc__)
@@ -480,7 +509,9 @@ def main(argv=None) -> int:
     ap.add_argument("--admm-steps", type=int, default=150)
     ap.add_argument("--reuse-from", default=None, help="target whose uniform/unstructured networks to reuse")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--task", default=TASK, choices=tuple(ARCHS), help="digits: a quick check of the stages")
     args = parse_args(ap, argv)
+    TASK = args.task
     {"model": stage_model, "train": stage_train, "measure": stage_measure, "report": stage_report}[args.stage](args)
     return 0
 
