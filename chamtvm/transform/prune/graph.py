@@ -19,12 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
+from ..graph import UnsupportedModelError
+
 if TYPE_CHECKING:
     import torch
 
 
-class PruneGraphError(ValueError):
-    """The model cannot be traced, or has nothing to prune; the message says why."""
+class PruneGraphError(UnsupportedModelError):
+    """The model cannot be traced, or has nothing to prune (bad input, exit 2); the message
+    says why."""
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def run(ctx):
     from .graph import trace_channel_groups
     from .importance import channel_scores, l2_costs, prune_to_widths, sensitivity_costs
     from .latency import lane_widths
-    from .solve import latency_terms, solve_milp
+    from .solve import BudgetError, latency_terms, solve_milp
 
     opts = Options.from_dict(ctx.options)
     target = ctx.latency.target
@@ -172,7 +172,13 @@ def run(ctx):
                                       ctx.data.train_y[idx])
         else:
             costs = l2_costs(scores, candidates)
-        solution = solve_milp(terms, costs, candidates, budget_us)
+        try:
+            solution = solve_milp(terms, costs, candidates, budget_us)
+        except BudgetError:
+            fastest_ms = wm.predict_ms({g: min(ws) for g, ws in candidates.items()})
+            raise BudgetError(f"the budget {ctx.budget_ms:.4g} ms (less the {100 * margin:.0f} % margin) is below the "
+                              f"fastest pruned network, {fastest_ms:.4g} ms predicted (every group at its narrowest "
+                              f"allowed width, min_keep={opts.min_keep:g})") from None
         widths = {**graph.widths, **solution.widths}
         pruned = prune_to_widths(module, graph, scores, solution.widths)
         solved = {"method": solution.method, "status": solution.status, "seconds": solution.seconds,

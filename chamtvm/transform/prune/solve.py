@@ -27,11 +27,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..select import BudgetError as SelectBudgetError
 from .latency import WidthLatencyModel
 
 
-class BudgetError(ValueError):
-    """No choice of widths meets the budget; the message gives the fastest reachable."""
+class BudgetError(SelectBudgetError):
+    """No choice of widths meets the budget (bad input, exit 2); the message gives the fastest
+    reachable."""
 
 
 @dataclass
