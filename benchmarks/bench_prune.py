@@ -282,10 +282,16 @@ def stage_train(args) -> None:
     finish("teacher", copy.deepcopy(module), {"kind": "teacher", "widths": full, "predicted_ms": wm.predict_ms()},
            finetune=False)
 
+    cost_cache: dict[int, tuple] = {}
+
     def pruned(share: float, granularity: int, name: str, kind: str):
-        cands = {g: lane_widths(w, granularity, state["model"]["min_keep"]) for g, w in full.items()}
-        cands = {g: c for g, c in cands.items() if len(c) > 1 and state["model"]["grid"].get(g)}
-        costs = sensitivity_costs(module, graph, scores, cands, *calib)
+        if name in nets:
+            return nets[name]["widths"]
+        if granularity not in cost_cache:
+            cands = {g: lane_widths(w, granularity, state["model"]["min_keep"]) for g, w in full.items()}
+            cands = {g: c for g, c in cands.items() if len(c) > 1 and state["model"]["grid"].get(g)}
+            cost_cache[granularity] = (cands, sensitivity_costs(module, graph, scores, cands, *calib))
+        cands, costs = cost_cache[granularity]
         budget_ms = share * t_ms
         budget_us = (budget_ms * 1e3 * (1 - margin) - wm.beta_us) / wm.alpha
         sol = solve_milp(latency_terms(wm, cands), costs, cands, budget_us)
@@ -315,6 +321,8 @@ def stage_train(args) -> None:
         save_state(args.target, state)
         return
     for share in UNIFORM:
+        if f"uniform-{share:g}" in nets:
+            continue
         widths = {g: max(min(lanes, w), min(w, int(round(share * w / lanes)) * lanes)) for g, w in full.items()}
         net = prune_to_widths(module, graph, scores, {g: w for g, w in widths.items() if w != full[g]})
         finish(f"uniform-{share:g}", net, {"kind": "uniform", "share": share, "widths": widths,

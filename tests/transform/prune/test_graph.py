@@ -72,20 +72,3 @@ def test_unknown_operations_fix_their_channels_and_nothing_prunable_is_an_error(
 
     with pytest.raises(PruneGraphError, match="cannot trace"):
         trace_channel_groups(Branchy(), (1, 3, 8, 8))
-
-
-def test_scores_rank_channels_by_their_group_norm(residual_net):
-    import torch
-
-    from chamtvm.transform.prune.importance import channel_scores, keep_indices
-
-    model, shape = residual_net
-    graph = trace_channel_groups(model, shape)
-    hidden = graph.group("features.2.body.0.0")
-    with torch.no_grad():  # make channel 5 carry nothing anywhere in the group
-        for ax in hidden.producers + hidden.consumers:
-            getattr(dict(model.named_modules())[ax.module], ax.param).index_fill_(ax.axis, torch.tensor([5]), 0.0)
-    scores = channel_scores(model, graph)
-    assert scores[hidden.name].shape == (32,) and np.argmin(scores[hidden.name]) == 5
-    assert 5 not in keep_indices(scores[hidden.name], 31)
-    assert keep_indices(np.array([3.0, 1.0, 2.0]), 2) == [0, 2]  # original order kept
