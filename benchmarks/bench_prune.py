@@ -124,6 +124,7 @@ def stage_model(args) -> None:
     from chamtvm.transform.prune.graph import trace_channel_groups
     from chamtvm.transform.prune.latency import (build_width_model, grid_widths, lane_widths, make_config,
                                                  plan_measurement)
+    from chamtvm.transform.prune.method import FIRST_PASS_WIDTHS
     from chamtvm.tuning.schedules import ScheduleSource
 
     target = get_target(args.target)
@@ -132,13 +133,16 @@ def stage_model(args) -> None:
     lanes = target.lanes
     full = graph.widths
     lane_cands = {g: lane_widths(w, lanes, args.min_keep) for g, w in full.items()}
-    grid = {g: grid_widths(c, args.widths) for g, c in lane_cands.items()}
+    first = min(args.widths, FIRST_PASS_WIDTHS)
+    grid = {g: grid_widths(c, first) for g, c in lane_cands.items()}
     table = LatencyTable(work_dir(args.target) / "luts" / f"{target.name}.jsonl").load()
     t0 = time.time()
     with runner_for(args) as runner:
         wm, probe = build_width_model(module, graph, target, table, runner, grid,
-                                      ScheduleSource(target, use_database=False), log=print)
+                                      ScheduleSource(target, use_database=False), refine=lane_cands,
+                                      extra_widths=args.widths - first, log=print)
         seconds_model = time.time() - t0
+        grid = wm.grid
         plan = plan_measurement(probe, grid)
         # held-out widths: lane multiples not measured (the two nearest the middle of the
         # widest gaps), else an off-lane width between two measured ones
@@ -509,7 +513,8 @@ def main(argv=None) -> int:
     ap.add_argument("--target", default="x86")
     ap.add_argument("--tracker", type=tracker, default=None)
     ap.add_argument("--key", default=None)
-    ap.add_argument("--widths", type=int, default=6, help="measured widths per group (4-8)")
+    ap.add_argument("--widths", type=int, default=8, help="measured widths per group (4-8): 4 evenly, the "
+                                                         "rest where the layer latency jumps most")
     ap.add_argument("--min-keep", type=float, default=0.25)
     ap.add_argument("--networks", type=int, default=8, help="random width choices measured end to end")
     ap.add_argument("--rounds", type=int, default=3)

@@ -228,6 +228,7 @@ class WidthLatencyModel:
     calibration: list[dict] = field(default_factory=list)
     emulated: bool = False
     frontend: str = "export"
+    grid: dict[str, list[int]] = field(default_factory=dict)  # the widths measured per group
 
     def kernel_sum_us(self, widths: Mapping[str, float] | None = None) -> float:
         """Sum of the modelled kernel times (us) at ``widths`` (missing groups: full width)."""
@@ -253,14 +254,15 @@ class WidthLatencyModel:
 
     def to_dict(self) -> dict:
         return {"target": self.target, "full": self.full, "alpha": self.alpha, "beta_us": self.beta_us,
-                "emulated": self.emulated, "frontend": self.frontend, "calibration": self.calibration,
+                "emulated": self.emulated, "frontend": self.frontend, "grid": self.grid,
+                "calibration": self.calibration,
                 "positions": [p.to_dict() for p in self.positions]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "WidthLatencyModel":
         return cls(d["target"], dict(d["full"]), [PositionModel.from_dict(p) for p in d["positions"]],
                    d["alpha"], d["beta_us"], d.get("calibration", []), d.get("emulated", False),
-                   d.get("frontend", "export"))
+                   d.get("frontend", "export"), d.get("grid", {}))
 
 
 def fit_offset(full_us: float, points: Sequence[tuple[float, float, float]]) -> float:
@@ -383,6 +385,7 @@ class MeasurementPlan:
     colours: dict[str, int] = field(default_factory=dict)
     touches: list[tuple[str, ...]] = field(default_factory=list)
     diagonal: list[Config] | None = None  # the diagonal networks measured (None: every level)
+    measured: list[Config] | None = None  # the colour networks measured (None: those of ``grid``)
 
     def colour_configs(self, full: Mapping[str, int], grid: Mapping[str, list[int]] | None = None) -> list[Config]:
         """Per colour and level: that colour's groups at their level-th width of ``grid``."""
@@ -437,14 +440,17 @@ def plan_measurement(probe: WidthProbe, grid: Mapping[str, list[int]]) -> Measur
     return MeasurementPlan({g: list(v) for g, v in grid.items()}, colours, touches)
 
 
-def fit_width_model(probe: WidthProbe, plan: MeasurementPlan, e2e_configs: Sequence[Config] = ()) -> WidthLatencyModel:
+def fit_width_model(probe: WidthProbe, plan: MeasurementPlan, e2e_configs: Sequence[Config] = (),
+                    calibrate_now: bool = True) -> WidthLatencyModel:
     """Fit the model from measured configurations (``probe.measure`` must have run on the
-    full network, ``plan.colour_configs`` and the diagonal networks); ``e2e_configs``
-    are measured end to end for the calibration (the full network always is)."""
+    full network, the colour networks and the diagonal networks); ``e2e_configs`` are measured
+    end to end for the calibration (the full network always is; ``calibrate_now=False``:
+    no calibration, alpha 1 and beta 0)."""
     full = probe.graph.widths
     base = probe.layout(())
     t_full = probe.times_us(())
-    configs = plan.colour_configs(full) + (plan.diagonal if plan.diagonal is not None else plan.diagonal_configs(full))
+    configs = (plan.measured if plan.measured is not None else plan.colour_configs(full)) + \
+        (plan.diagonal if plan.diagonal is not None else plan.diagonal_configs(full))
     times = {c: probe.times_us(c) for c in configs}
     positions = []
     for p, groups in enumerate(plan.touches):
@@ -468,8 +474,9 @@ def fit_width_model(probe: WidthProbe, plan: MeasurementPlan, e2e_configs: Seque
             pm.offset_us = fit_offset(t_full[p], diag)
         positions.append(pm)
     model = WidthLatencyModel(probe.target.name, dict(full), positions, emulated=probe.runner.emulated,
-                              frontend=probe.frontend)
-    calibrate(model, probe, [()] + [c for c in e2e_configs if c])
+                              frontend=probe.frontend, grid={g: list(ws) for g, ws in plan.grid.items()})
+    if calibrate_now:
+        calibrate(model, probe, [()] + [c for c in e2e_configs if c])
     return model
 
 
@@ -495,16 +502,53 @@ def calibrate(model: WidthLatencyModel, probe: WidthProbe, configs: Sequence[Con
     model.alpha, model.beta_us, model.calibration = float(alpha), float(beta), rows
 
 
+def refine_widths(model: WidthLatencyModel, grid: Mapping[str, list[int]], candidates: Mapping[str, Sequence[int]],
+                  extra: int) -> dict[str, list[int]]:
+    """Up to ``extra`` more widths per group, from its ``candidates``, where its layer latency
+    (``model``, fitted on ``grid``) jumps most between two measured widths: each goes to the
+    candidate nearest the middle of the segment with the largest jump, which is then split
+    (its two halves counted with half the jump). Cliffs (a working set leaving a cache, a
+    schedule changing) are where interpolation errs; this measures them more finely."""
+    out = {}
+    for g, ws in grid.items():
+        if not ws or extra <= 0:
+            out[g] = []
+            continue
+        pts = sorted(set(ws) | {model.full[g]})
+        value = {w: model.layer_us(g, w) for w in pts}
+        segments = [(abs(value[b] - value[a]), a, b) for a, b in zip(pts, pts[1:])]
+        new: list[int] = []
+        for _ in range(extra):
+            for seg in sorted(segments, reverse=True):
+                jump, a, b = seg
+                inside = [w for w in candidates.get(g, ()) if a < w < b and w not in new]
+                if inside:
+                    w = min(inside, key=lambda x: abs(x - (a + b) / 2))
+                    segments.remove(seg)
+                    segments += [(jump / 2, a, w), (jump / 2, w, b)]
+                    new.append(w)
+                    break
+            else:
+                break
+        out[g] = sorted(new)
+    return out
+
+
 def build_width_model(model: "torch.nn.Module", graph: ChannelGraph, target: TargetSpec, table: LatencyTable,
                       runner: Runner, grid: Mapping[str, list[int]], schedules: ScheduleSource | None = None,
                       luts_dir: str | Path | None = None, calibration_networks: int | None = None,
+                      refine: Mapping[str, Sequence[int]] | None = None, extra_widths: int = 0,
                       frontend: str = "auto", log: Callable[[str], None] | None = None,
                       progress: Callable[[int], None] | None = None) -> tuple[WidthLatencyModel, WidthProbe]:
     """Measure and fit the width-latency model of ``model`` on ``target`` at the ``grid``
-    widths of each group (groups with an empty grid keep their width). The end-to-end
-    calibration measures the unpruned network and ``calibration_networks - 1`` diagonal
-    networks spread over the levels (None: every level). Returns the model and the probe (its
-    lowerings and times, for checks)."""
+    widths of each group (groups with an empty grid keep their width).
+
+    The end-to-end calibration measures the unpruned network and ``calibration_networks - 1``
+    diagonal networks spread over the grid's levels (None: every level); the pair offsets are
+    fitted on the same diagonal networks. With ``refine`` (candidate widths per group) and
+    ``extra_widths``, a second pass measures up to ``extra_widths`` more widths per group where
+    the first pass's layer latency jumps most (:func:`refine_widths`). Returns the model and the
+    probe (its lowerings and times, for checks)."""
     probe = WidthProbe(model, graph, target, table, runner, schedules, luts_dir, log, frontend)
     plan = plan_measurement(probe, grid)
     full = graph.widths
@@ -513,7 +557,16 @@ def build_width_model(model: "torch.nn.Module", graph: ChannelGraph, target: Tar
         k = max(0, min(len(diagonal), calibration_networks - 1))
         diagonal = [diagonal[int(i)] for i in np.unique(np.round(np.linspace(0, len(diagonal) - 1, k)))] if k else []
     plan.diagonal = diagonal
-    probe.measure([(), *plan.colour_configs(full), *diagonal], progress)
-    e2e = diagonal
-    wm = fit_width_model(probe, plan, e2e)
+    plan.measured = plan.colour_configs(full)
+    probe.measure([(), *plan.measured, *diagonal], progress)
+    if refine is not None and extra_widths > 0:
+        first = fit_width_model(probe, plan, calibrate_now=False)
+        more = refine_widths(first, plan.grid, refine, extra_widths)
+        second = plan.colour_configs(full, more)
+        if log:
+            log(f"refining: {sum(map(len, more.values()))} more widths where the layer latency jumps most")
+        probe.measure(second, progress)
+        plan.measured = plan.measured + [c for c in second if c not in plan.measured]
+        plan.grid = {g: sorted(set(ws) | set(more.get(g, ()))) for g, ws in plan.grid.items()}
+    wm = fit_width_model(probe, plan, diagonal)
     return wm, probe

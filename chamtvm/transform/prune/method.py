@@ -14,7 +14,8 @@ the shared transformation job (``transform.job``; interface in ``transform``'s d
    the teacher.
 
 Options (``--option key=value``): ``granularity`` (channels per lane group, default the
-target's lanes), ``widths`` (measured widths per group, 4-8, default 6), ``min_keep`` (0.25),
+target's lanes), ``widths`` (measured widths per group, 4-8, default 6: 4 spread evenly, the rest where the
+first pass's layer latency jumps most), ``min_keep`` (0.25),
 ``importance`` (``sensitivity`` or ``l2``), ``calibration_images`` (512), ``margin`` (share of
 the budget kept free against the model's error; default: the model's largest error on its
 calibration networks, at least 0.02 and at most 0.10), ``calibration_networks`` (networks measured end to end
@@ -94,29 +95,36 @@ def check_options(options: dict) -> None:
     Options.from_dict(options)
 
 
+FIRST_PASS_WIDTHS = 4  # measured evenly first; the rest where the layer latency jumps most
+
+
 def width_model_for(module, graph, latency, lanes: int, n_widths: int, min_keep: float, folder: Path,
                     calibration_networks: int = 3, log=None, progress=None):
     """The width-latency model of ``module`` on ``latency.target`` (a ``TargetLatency``):
-    read from ``folder`` when this network, target, grid and table were modelled before,
-    else measured and saved there."""
+    read from ``folder`` when this network, target, widths and calibration were modelled
+    before, else measured and saved there. Each group is measured at ``n_widths`` lane
+    multiples: 4 spread evenly, the rest where its layer latency jumps most."""
     from ...core.atomic import atomic_write_text
     from .latency import WidthLatencyModel, _structure_digest, build_width_model, grid_widths, lane_widths
 
-    grid = {g.name: grid_widths(lane_widths(g.width, lanes, min_keep), n_widths) for g in graph.groups}
+    candidates = {g.name: lane_widths(g.width, lanes, min_keep) for g in graph.groups}
+    first = {g: grid_widths(c, min(n_widths, FIRST_PASS_WIDTHS)) for g, c in candidates.items()}
     key = hashlib.sha1(json.dumps([_structure_digest(module, graph), latency.target.fingerprint,
-                                   latency.runner.label if latency.runner else None, grid, calibration_networks],
-                                  sort_keys=True).encode()).hexdigest()[:12]
+                                   latency.runner.label if latency.runner else None, first, n_widths,
+                                   calibration_networks], sort_keys=True).encode()).hexdigest()[:12]
     path = Path(folder) / f"width-model-{latency.target.name}-{key}.json"
     if path.exists():
-        return WidthLatencyModel.from_dict(json.loads(path.read_text())), grid, path
+        model = WidthLatencyModel.from_dict(json.loads(path.read_text()))
+        return model, model.grid, path
     if latency.runner is None:
         raise RuntimeError("pruning measures the network at several widths on the target; no runner was given")
-    model, _probe = build_width_model(module, graph, latency.target, latency.table, latency.runner, grid,
-                                      latency.schedules, calibration_networks=calibration_networks, log=log,
-                                      progress=progress)
+    model, _probe = build_width_model(module, graph, latency.target, latency.table, latency.runner, first,
+                                      latency.schedules, calibration_networks=calibration_networks,
+                                      refine=candidates, extra_widths=n_widths - min(n_widths, FIRST_PASS_WIDTHS),
+                                      log=log, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(model.to_dict(), indent=1))
-    return model, grid, path
+    return model, model.grid, path
 
 
 def run(ctx):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chamtvm.transform.prune.latency import (PositionModel, fit_offset, grid_widths, lane_widths,
-                                             make_config)
+from chamtvm.transform.prune.latency import (PositionModel, WidthLatencyModel, fit_offset, grid_widths,
+                                             lane_widths, make_config, refine_widths)
 from chamtvm.transform.prune.pwl import PiecewiseLinear
 
 
@@ -39,6 +39,19 @@ def test_pair_offset_recovers_a_bilinear_cost_with_overhead():
                         "b": PiecewiseLinear().fit([24, 48, 72, 96], [fb(w) for w in (24, 48, 72, 96)])}, got)
     assert pm.predict_us({"a": 24, "b": 40}) == pytest.approx(cost(24, 40), rel=0.01)
     assert fit_offset(full, []) == 0.0
+
+
+def test_refinement_measures_where_the_layer_latency_jumps():
+    # a cliff between 32 and 64 channels (a working set leaving a cache): the extra widths go there
+    ws, us = [16, 32, 64, 96], [10.0, 12.0, 40.0, 44.0]
+    pm = PositionModel("conv", ("a",), 48.0, {"a": PiecewiseLinear().fit(ws + [128], us + [48.0])})
+    wm = WidthLatencyModel("x86", {"a": 128}, [pm])
+    cands = {"a": lane_widths(128, 8, min_keep=0.125)}
+    more = refine_widths(wm, {"a": ws}, cands, 2)
+    assert more["a"] == [48, 56]          # the middle of 32..64 (48), then of one of its halves
+    assert all(w % 8 == 0 and w not in ws for w in more["a"])
+    assert refine_widths(wm, {"a": ws}, cands, 0) == {"a": []}
+    assert refine_widths(wm, {"a": []}, cands, 2) == {"a": []}
 
 
 @pytest.mark.slow
