@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, RESULTS, argument_parser, pyplot, save_figure, write_results
+from common import EMULATION, REPO, RESULTS, argument_parser, parse_args, pyplot, save_figure, write_results
 
 # the benchmark's teacher: the largest blocks of the fashion space
 TEACHER_ARCH = {"resolution": 28, "stem_channels": 16, "head_channels": 256, "stages": [
@@ -277,6 +277,12 @@ def phase_measure(args):
                             "emulated": bool(runner.emulated), "quiet_run": os.environ.get("QUIET_RUN") == "1",
                             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _save_state(args, state)
+    # the measurements with this run's provenance (how busy the machine was), for the report
+    write_results({"measure": state["measure"], "networks": sorted(samples)}, _measure_file(args))
+
+
+def _measure_file(args) -> Path:
+    return Path(args.workdir) / f"measure-{args.target}.json"
 
 
 def _test_accuracy(args, state, data, teacher, net):
@@ -366,10 +372,11 @@ def phase_report(args):
         "teacher_latency_at_pricing": state["teacher_latency"], "networks": rows, "goals": goals,
         "measure": {k: v for k, v in meas.items() if k != "samples_ms"},
         "quiet_run_records": _quiet_records(args),
-        "provenance": _provenance(),
     }
+    if meas["emulated"]:
+        result["emulation"] = EMULATION
     name = f"hant_{args.target}" + ("_emulated" if meas["emulated"] else "")
-    write_results(result, RESULTS / f"{name}.json", figure=_plot)
+    write_results(result, RESULTS / f"{name}.json", figure=_plot, measurements_from=_measure_file(args))
 
 
 def _quiet_records(args):
@@ -377,19 +384,6 @@ def _quiet_records(args):
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _provenance():
-    import platform
-
-    from chamtvm.core.versions import tvm_version
-
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "chamtvm")),
-            "command": " ".join(sys.argv), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "tvm": tvm_version(), "python": platform.python_version(), "cpus": os.cpu_count()}
 
 
 def _plot(result, png):
@@ -429,7 +423,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--chamnet-samples", type=int, default=20)
     ap.add_argument("--no-chamnet", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     if args.tracker:
         host, port = args.tracker.rsplit(":", 1)
         args.tracker = (host, int(port))

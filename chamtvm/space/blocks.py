@@ -205,11 +205,11 @@ def fused_inverted_residual(cin: int, cout: int, stride: int, expansion: int, ke
         def __init__(self):
             super().__init__()
             if expansion == 1:
-                self.body = conv_bn(cin, cout, kernel, stride, relu=False)
+                self.body = conv_bn(cin, cout, kernel, stride, act=None)
             else:
                 hidden = cin * expansion
                 self.body = nn.Sequential(conv_bn(cin, hidden, kernel, stride, act=act),
-                                          conv_bn(hidden, cout, 1, 1, relu=False))
+                                          conv_bn(hidden, cout, 1, 1, act=None))
             self.residual = stride == 1 and cin == cout
 
         def forward(self, x):

@@ -43,6 +43,7 @@ SUPPORTED_OPS = ("Constant", "Conv", "BatchNormalization", "Relu", "Clip", "Sigm
                  "Unsqueeze", "Gemm", "MatMul", "Identity", "Dropout")
 ACTIVATION_OPS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish")
 LINEAR_OPS = ("Conv", "Add", "BatchNormalization", "Identity")
+STATIC_INPUT_OPS = ("Clip", "Reshape", "ReduceMean", "Squeeze", "Unsqueeze")
 SUPPORTED_FAMILIES = ("stage-wise and per-layer space networks (space.model.build_model)",
                       "MobileNetV2 / MnasNet / EfficientNet-style networks (inverted residuals with depthwise "
                       "convolutions, optional squeeze-excite) as torch modules or ONNX files")
@@ -196,7 +197,9 @@ def _torch_modules():
                 elif n.op == "BatchNormalization":
                     trainable.update(n.inputs[1:3])  # scale and bias; mean and variance are buffers
             for n in self.nodes:
-                for name in n.inputs:
+                for k, name in enumerate(n.inputs):
+                    if n.op in STATIC_INPUT_OPS and k > 0:
+                        continue  # read as Python values (``static``)
                     if name in constants and name not in self.consts:
                         value = np.asarray(constants[name])
                         attr = f"c{len(self.consts)}"
@@ -206,6 +209,11 @@ def _torch_modules():
                             self.params[attr] = nn.Parameter(t.float())
                         else:
                             self.register_buffer(attr, t.float() if t.is_floating_point() else t)
+            # constant inputs read as Python values (clip bounds, shapes, axes): torch.export
+            # cannot trace a value read out of a tensor
+            self.static = {i: [None if not name or name not in constants else np.asarray(constants[name]).tolist()
+                               for name in n.inputs]
+                           for i, n in enumerate(self.nodes) if n.op in STATIC_INPUT_OPS}
             self.bns = nn.ModuleDict()
             if bn_after_conv:
                 for i, n in enumerate(self.nodes):
@@ -242,7 +250,10 @@ def _torch_modules():
                 return self.const(name)
 
             for i, n in enumerate(self.nodes):
-                ins = [get(name) if name else None for name in n.inputs]
+                if i in self.static:  # the first input is data, the others constants
+                    ins = [get(n.inputs[0])] + self.static[i][1:]
+                else:
+                    ins = [get(name) if name else None for name in n.inputs]
                 outs = _run(n, ins)
                 if str(i) in self.bns:
                     outs = [self.bns[str(i)](outs[0])]
@@ -292,7 +303,7 @@ def _torch_modules():
         if op == "ReduceMean":
             axes = a.get("axes")
             if axes is None and len(ins) > 1 and ins[1] is not None:
-                axes = [int(v) for v in ins[1].tolist()]
+                axes = [int(v) for v in ins[1]]
             axes = tuple(range(ins[0].dim())) if axes is None else tuple(int(v) for v in axes)
             return [ins[0].mean(dim=axes, keepdim=bool(a.get("keepdims", 1)))]
         if op == "Flatten":
@@ -300,17 +311,17 @@ def _torch_modules():
             x = ins[0]
             return [x.reshape(int(np.prod(x.shape[:axis])), -1)]
         if op == "Reshape":
-            shape = [int(v) for v in ins[1].tolist()]
+            shape = [int(v) for v in ins[1]]
             shape = [ins[0].shape[i] if v == 0 else v for i, v in enumerate(shape)]
             return [ins[0].reshape(shape)]
         if op == "Squeeze":
-            axes = a.get("axes") or ([int(v) for v in ins[1].tolist()] if len(ins) > 1 and ins[1] is not None else None)
+            axes = a.get("axes") or ([int(v) for v in ins[1]] if len(ins) > 1 and ins[1] is not None else None)
             x = ins[0]
             for ax in sorted((axes or [i for i, d in enumerate(x.shape) if d == 1]), reverse=True):
                 x = x.squeeze(ax)
             return [x]
         if op == "Unsqueeze":
-            axes = a.get("axes") or [int(v) for v in ins[1].tolist()]
+            axes = a.get("axes") or [int(v) for v in ins[1]]
             x = ins[0]
             for ax in sorted(axes):
                 x = x.unsqueeze(ax)
