@@ -22,11 +22,14 @@ trainings under /work/bin/heavy):
 3. ``measure`` (timing): every network's library timed end to end, ``--rounds`` interleaved
    rounds, each measurement in its own process (x86) or through the tracker (arm).
 4. ``report``: ``benchmarks/results/prune_<target>.json`` and the accuracy-vs-latency plot.
+5. ``all``: the four in one process (one quiet-run job whose provenance covers them all;
+   the model stage is skipped when the folder has one).
 
     python benchmarks/bench_prune.py --stage model --target x86
     python benchmarks/bench_prune.py --stage train --target x86
     python benchmarks/bench_prune.py --stage measure --target x86 --rounds 3
     python benchmarks/bench_prune.py --stage report --target x86
+    ../shared/tools/quiet-run -- python benchmarks/bench_prune.py --stage all --task digits --networks 4
     (arm: add --tracker HOST:PORT --key KEY; the emulated board: chamtvm device emulate-arm)
 
 Goals (#23): at 50 % of the teacher's measured latency, more accuracy than uniform width
@@ -458,8 +461,9 @@ def stage_report(args) -> None:
               "model": {k: v for k, v in state["model"].items() if k != "width_model"},
               "width_model": {k: state["model"]["width_model"][k] for k in ("alpha", "beta_us", "calibration")},
               "layer_curves": _layer_curves(state), "measure": state.get("measure")}
-    write_results(result, RESULTS / f"prune_{args.target}{'_emulated' if emulated else ''}.json", figure=plot,
-                  measurements_from=None)
+    name = f"prune_{args.target}{'' if TASK == 'fashion-mnist' else '_' + TASK}{'_emulated' if emulated else ''}"
+    write_results(result, RESULTS / f"{name}.json", figure=plot,
+                  measurements_from=None if args.stage == "all" else work_dir(args.target))
 
 
 def _layer_curves(state) -> dict:
@@ -509,7 +513,7 @@ def main(argv=None) -> int:
     from chamtvm.cli.validate import tracker
 
     ap = argument_parser(__doc__)
-    ap.add_argument("--stage", choices=("model", "train", "measure", "report"), required=True)
+    ap.add_argument("--stage", choices=("model", "train", "measure", "report", "all"), required=True)
     ap.add_argument("--target", default="x86")
     ap.add_argument("--tracker", type=tracker, default=None)
     ap.add_argument("--key", default=None)
@@ -525,6 +529,12 @@ def main(argv=None) -> int:
     ap.add_argument("--task", default=TASK, choices=tuple(ARCHS), help="digits: a quick check of the stages")
     args = parse_args(ap, argv)
     TASK = args.task
+    if args.stage == "all":
+        if "model" not in load_state(args.target):
+            stage_model(args)
+        for stage in (stage_train, stage_measure, stage_report):
+            stage(args)
+        return 0
     {"model": stage_model, "train": stage_train, "measure": stage_measure, "report": stage_report}[args.stage](args)
     return 0
 
