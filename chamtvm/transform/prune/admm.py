@@ -134,7 +134,7 @@ def admm_prune(model: "torch.nn.Module", graph: ChannelGraph, terms: LatencyTerm
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
             with torch.no_grad():
                 v = {k: tensors[k].detach() + u[k] for k in keys}
                 z, keep, widths, removed = project(v, graph, group_params, terms, candidates, budget)
