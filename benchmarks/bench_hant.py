@@ -18,6 +18,10 @@ Phases (run in this order; trainings under ``/work/bin/heavy``, timings under qu
     quiet-run -- python benchmarks/bench_hant.py measure     # every library, interleaved rounds
     python benchmarks/bench_hant.py report                   # test accuracy once; JSON + plot
 
+``--task digits`` runs the same phases at the scale of the tests (the digits task's default
+teacher and fixed splits, 1,200 / 298 / 299 images; no ChamNet pick: the ChamNet journal is a
+fashion-mnist one); its results go to ``hant_<target>_digits.json``.
+
 ``--target arm --tracker HOST:PORT --key KEY`` runs the price/adapt/measure/report phases on
 the emulated ARM board (every figure labelled EMULATION; no ChamNet pick there: its space table
 under QEMU is not built). Everything is kept under ``--workdir`` (default
@@ -53,6 +57,9 @@ def _env(args):
     os.environ["CHAMTVM_HOME"] = str(Path(args.workdir).resolve())
 
 
+TASK = "fashion-mnist"  # set from --task by main()
+
+
 def _log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -60,13 +67,17 @@ def _log(msg):
 def _data():
     from chamtvm.transform.data import load_task
 
-    return load_task("fashion-mnist", TRAIN, VAL)
+    if TASK == "digits":
+        return load_task("digits")
+    return load_task(TASK, TRAIN, VAL)
 
 
 def _teacher(data):
     from chamtvm.transform.teacher import train_teacher
     from chamtvm.transform.train import Protocol
 
+    if TASK == "digits":
+        return train_teacher("digits", data, log=_log)
     return train_teacher("fashion-mnist", data, "fashion", TEACHER_ARCH, Protocol(TEACHER_EPOCHS), log=_log,
                          progress=False)
 
@@ -122,7 +133,7 @@ def phase_price(args):
     data = _data()
     teacher = _teacher(data)
     net = _net(teacher, data)
-    folder = runs_dir() / "transform" / f"fashion-mnist-{module_digest(net)}"
+    folder = runs_dir() / "transform" / f"{TASK}-{module_digest(net)}"
     with _runner(args) as runner:
         lat = _latency(args, runner)
         t0 = time.time()
@@ -192,6 +203,7 @@ def phase_adapt(args):
     from chamtvm.space.model import build_model
     from chamtvm.space.schema import Arch, SearchSpace
     from chamtvm.transform.job import TransformConfig, baseline_protocol, trained_once, transform
+    from chamtvm.transform.select import BudgetError
     from chamtvm.transform.train import accuracy, fit
 
     state = _state(args)
@@ -212,13 +224,20 @@ def phase_adapt(args):
                                   "predicted_ms": state["teacher_latency"]["latency_ms"]}
         for f, budget in zip(state["fractions"], state["budgets_ms"]):
             name = f"hant-{f:g}"
-            if name in entries:
+            if name in entries or name in state.get("infeasible", {}):
                 continue
             t0 = time.time()
-            cfg = TransformConfig(teacher.path, "fashion-mnist", args.target, budget, train_size=TRAIN, val_size=VAL,
+            sizes = {} if TASK == "digits" else {"train_size": TRAIN, "val_size": VAL}
+            cfg = TransformConfig(teacher.path, TASK, args.target, budget, **sizes,
                                   measure=False, progress=False, tracker=args.tracker, key=args.key,
                                   out=Path(args.workdir) / "hant" / f"{args.target}-{f:g}")
-            rep = transform(cfg, log=_log, runner=runner)
+            try:
+                rep = transform(cfg, log=_log, runner=runner)
+            except BudgetError as e:  # below the fastest network HANT can build: said in the results
+                state.setdefault("infeasible", {})[name] = str(e)
+                _log(f"{name}: {e}")
+                _save_state(args, state)
+                continue
             u = rep.get("uniform") or {}
             entries[name] = {"kind": "hant", "fraction": f, "budget_ms": budget, "library": rep["artifacts"]["library"],
                              "onnx": rep["artifacts"]["onnx"], "val_accuracy": rep["adapted"]["val_accuracy"],
@@ -232,7 +251,7 @@ def phase_adapt(args):
                                              "weights": rep["artifacts"]["uniform_weights"],
                                              "val_accuracy": u["val_accuracy"], "predicted_ms": u["predicted_ms"]}
             _save_state(args, state)
-        if args.target == "x86" and not args.no_chamnet:
+        if args.target == "x86" and TASK == "fashion-mnist" and not args.no_chamnet:
             space = SearchSpace.load("fashion")
             proto = baseline_protocol(teacher)
             for f, budget in zip(state["fractions"], state["budgets_ms"]):
@@ -282,7 +301,7 @@ def phase_measure(args):
 
 
 def _measure_file(args) -> Path:
-    return Path(args.workdir) / f"measure-{args.target}.json"
+    return Path(args.workdir) / f"measure-{args.target}{_suffix()}.json"
 
 
 def _test_accuracy(args, state, data, teacher, net):
@@ -363,20 +382,25 @@ def phase_report(args):
         "per_network": [[r["fraction"], r.get("prediction_error_pct"), r.get("under_budget")] for r in hrows],
         "met": all(abs(r.get("prediction_error_pct") or 1e9) <= 10 and r.get("under_budget") for r in hrows)}
     result = {
-        "what": "HANT vs uniform width scaling vs the ChamNet search's pick, Fashion-MNIST, accuracy against "
+        "what": f"HANT vs uniform width scaling vs the ChamNet search's pick, {TASK}, accuracy against "
                 "measured latency" + (" (EMULATION: QEMU user-mode ARM, not device timings)" if meas["emulated"] else ""),
         "target": args.target, "emulated": meas["emulated"], "device_label": meas["device_label"],
-        "data": data.protocol, "teacher": {"path": str(teacher.path), "architecture": TEACHER_ARCH,
+        "task": TASK, "data": data.protocol, "teacher": {"path": str(teacher.path), "architecture": teacher.source.get("architecture"),
                                            "protocol": teacher.protocol},
         "budgets_ms": state["budgets_ms"], "fractions": state["fractions"], "context_scale": state["context_scale"],
+        "infeasible_budgets": state.get("infeasible", {}),
         "teacher_latency_at_pricing": state["teacher_latency"], "networks": rows, "goals": goals,
         "measure": {k: v for k, v in meas.items() if k != "samples_ms"},
         "quiet_run_records": _quiet_records(args),
     }
     if meas["emulated"]:
         result["emulation"] = EMULATION
-    name = f"hant_{args.target}" + ("_emulated" if meas["emulated"] else "")
+    name = f"hant_{args.target}" + ("_emulated" if meas["emulated"] else "") + _suffix()
     write_results(result, RESULTS / f"{name}.json", figure=_plot, measurements_from=_measure_file(args))
+
+
+def _suffix() -> str:
+    return "_digits" if TASK == "digits" else ""
 
 
 def _quiet_records(args):
@@ -402,7 +426,7 @@ def _plot(result, png):
         ax.axvline(b, color="0.8", lw=0.8, zorder=0)
     ax.set_xlabel("measured latency (ms)" + (" - EMULATION" if result["emulated"] else ""))
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Fashion-MNIST on {result['target']}" + (" (EMULATION)" if result["emulated"] else ""))
+    ax.set_title(f"{result['task']} on {result['target']}" + (" (EMULATION)" if result["emulated"] else ""))
     ax.legend()
     save_figure(fig, png)
 
@@ -415,7 +439,8 @@ PHASES = {"teacher": phase_teacher, "price": phase_price, "chamnet-journal": pha
 def main(argv=None) -> int:
     ap = argument_parser(__doc__)
     ap.add_argument("phase", choices=list(PHASES))
-    ap.add_argument("--workdir", default=str(REPO / "runs" / "bench_hant"))
+    ap.add_argument("--task", choices=["fashion-mnist", "digits"], default="fashion-mnist")
+    ap.add_argument("--workdir", default=None, help="default: runs/bench_hant (runs/bench_hant_digits with --task digits)")
     ap.add_argument("--target", default="x86")
     ap.add_argument("--tracker", default=None, help="HOST:PORT of the RPC tracker (emulated ARM board)")
     ap.add_argument("--key", default=None)
@@ -427,6 +452,9 @@ def main(argv=None) -> int:
     if args.tracker:
         host, port = args.tracker.rsplit(":", 1)
         args.tracker = (host, int(port))
+    global TASK
+    TASK = args.task
+    args.workdir = args.workdir or str(REPO / "runs" / ("bench_hant" + _suffix()))
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     _env(args)
     PHASES[args.phase](args)

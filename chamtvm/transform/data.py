@@ -2,7 +2,7 @@
 splits of the offline tasks (nothing is downloaded).
 
 * ``digits`` (tests): scikit-learn's 1,797 digits at 28x28 (``accuracy.datasets``): 1,200
-  training images, the remaining 597 split into 297 validation and 300 test images.
+  training images, the remaining 597 split into 298 validation and 299 test images.
 * ``fashion-mnist``: ``train_size`` images (default 10,000) drawn from the 60k training
   images, ``val_size`` (default 5,000) validation images from the *other* training images
   (the end of the same permutation: disjoint), and the 10,000 test images.
@@ -62,7 +62,7 @@ def load_task(task: str, train_size: int | None = None, val_size: int | None = N
     try:
         if task == "digits":
             if train_size is not None or val_size is not None:
-                raise TaskError("task digits has fixed splits (1,200 / 297 / 300 images); drop the sizes")
+                raise TaskError("task digits has fixed splits (1,200 / 298 / 299 images); drop the sizes")
             s = load_split("digits")
             half = len(s.eval_y) // 2
             return TaskData(task, s.train_x, s.train_y, s.eval_x[:half], s.eval_y[:half],
