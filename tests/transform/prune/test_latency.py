@@ -20,7 +20,7 @@ def test_lane_widths_are_multiples_of_the_granularity_and_the_full_width():
     assert lane_widths(24, 1, min_keep=0.5) == list(range(12, 25))
     with pytest.raises(ValueError):
         lane_widths(16, 0)
-    assert grid_widths(lane_widths(128, 8), 4) == [32, 56, 88, 120]
+    assert grid_widths(lane_widths(128, 8), 4) == [32, 64, 88, 120]  # indices 0, 4, 7, 11 of 32..120
     assert grid_widths([16, 32, 48], 6) == [16, 32] and grid_widths([8], 4) == []
     assert make_config({"a": 8, "b": 16}, {"a": 16, "b": 16}) == (("a", 8),)
 
