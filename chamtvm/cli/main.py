@@ -296,10 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
-    from . import accuracy, devices
+    from . import accuracy, devices, friendliness
 
     accuracy.add_parser(sub)
     devices.add_parser(sub)
+    friendliness.add_parser(sub)
     return parser
 
 
