@@ -37,16 +37,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..friendly.design import MAX_NETWORKS
     from ..friendly.friendliness import DEFAULT_DROP
     from . import validate as v
+    from .args import add_target_args
 
     p = subparsers.add_parser("friendliness", help="block friendliness per position on a target, and a reduced space",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--target", default="x86", help="registered target name (see `chamtvm targets`)")
-    p.add_argument("--tracker", type=v.tracker, default=None,
-                   help="TVM RPC tracker HOST:PORT (default: $TVM_TRACKER_HOST:$TVM_TRACKER_PORT if set)")
-    p.add_argument("--key", default=None, help="RPC device key (default: the target's rpc_key)")
-    p.add_argument("--luts-dir", type=Path, default=None, help="folder of latency tables (default: <workdir>/luts)")
-    p.add_argument("--schedules-dir", type=Path, default=None,
-                   help="root of MetaSchedule databases (default: <workdir>/schedules)")
+    add_target_args(p)
     p.add_argument("--space", default="macro", help="bundled space name or space JSON file (default macro)")
     p.add_argument("--networks", type=v.int_at_least(3), default=None,
                    help=f"networks measured end to end (default: the smallest balanced design with 10 residual "
