@@ -49,7 +49,8 @@ full are paired by seed (mean, std, min, max).
     python benchmarks/bench_friendliness.py search --target x86
     python benchmarks/bench_friendliness.py measure --target x86 [--max 200]
     python benchmarks/bench_friendliness.py report
-(``--tracker HOST:PORT --key arm`` for arm.)
+(``--tracker HOST:PORT --key arm`` for arm, or ``--emulate-arm PORT``: the phase starts the emulated
+board as its own child processes, so ``quiet-run`` counts the emulator's CPU as the job's.)
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from contextlib import contextmanager, nullcontext
 import sys
 import time
 from pathlib import Path
@@ -517,6 +519,24 @@ def phase_report(args, argv) -> None:
     write_results(res, RESULTS / "friendliness_macro.json", say="wrote", figure=plot)
 
 
+@contextmanager
+def emulated_board(port: int):
+    """The emulated ARM board (tracker + one QEMU server) as children of this process, so a
+    ``quiet-run`` around the phase counts the emulator's CPU as the job's own, not as load from
+    others; stopped on exit."""
+    from chamtvm.devices.arm import ArmEmulation
+    from chamtvm.devices.local import start_tracker
+    from chamtvm.devices.procs import DeviceGroup
+
+    tracker = ("127.0.0.1", port)
+    with DeviceGroup(tracker=tracker, key="arm", emulated=True) as group:
+        group.extend(start_tracker(port, host="127.0.0.1", timeout_s=300))  # patient: `import tvm` is slow under load
+        emu = ArmEmulation.default()
+        emu.setup(log=print)
+        group.extend(emu.start_servers(tracker, "arm", 1, timeout_s=600))
+        yield f"127.0.0.1:{port}"
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     ap = argument_parser(__doc__)
@@ -526,10 +546,15 @@ def main(argv=None) -> None:
     ap.add_argument("--key", default="arm")
     ap.add_argument("--max", type=int, default=10_000, help="measure at most this many distinct picks")
     ap.add_argument("--quick", action="store_true", help="search: 2 seeds (smoke run, not reported)")
+    ap.add_argument("--emulate-arm", type=int, default=None, metavar="PORT",
+                    help="start the emulated ARM board (tracker on 127.0.0.1:PORT, key arm) for this phase and stop "
+                         "it after")
     args = ap.parse_args(argv)
     RUNS.mkdir(parents=True, exist_ok=True)
-    {"profile": phase_profile, "search": phase_search, "measure": phase_measure, "report": phase_report}[args.phase](
-        args, argv)
+    phase = {"profile": phase_profile, "search": phase_search, "measure": phase_measure, "report": phase_report}
+    with emulated_board(args.emulate_arm) if args.emulate_arm else nullcontext(args.tracker) as tracker:
+        args.tracker = tracker
+        phase[args.phase](args, argv)
 
 
 if __name__ == "__main__":
