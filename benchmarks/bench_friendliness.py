@@ -8,8 +8,9 @@ board (QEMU: every ``arm`` latency is an EMULATION timing, labelled so).
 Phases (each resumable; the ones that time networks run under ``quiet-run``):
 
 ``profile``  ``python -m chamtvm friendliness --target T --space macro``: a balanced,
-    D-optimal design of 27 networks measured end to end on the target (the network journal is
-    reused), their accuracies looked up (27 counted lookups: nothing else of the benchmark's
+    D-optimal design of 27 networks measured end to end on the target (afresh: the phase gives
+    the command a copy of the kernel table and an empty network journal, so every latency it
+    reports was measured in this run, under this run's quiet-run record), their accuracies looked up (27 counted lookups: nothing else of the benchmark's
     table is used), the friendliness table and the reduced space (rule and knob fixed in
     ``chamtvm/friendly/friendliness.py`` before any search ran; default drop 1/3). Its wall time
     is the figure for the "< 10 min on x86 with a table present" goal.
@@ -49,6 +50,8 @@ full are paired by seed (mean, std, min, max).
     python benchmarks/bench_friendliness.py search --target x86
     python benchmarks/bench_friendliness.py measure --target x86 [--max 200]
     python benchmarks/bench_friendliness.py report
+Run ``profile`` and ``measure`` under ``../shared/tools/quiet-run --record runs/quiet_records.jsonl``:
+the report attaches each profile's quiet-run record (``friendliness.quiet_run``) from that file.
 (``--tracker HOST:PORT --key arm`` for arm, or ``--emulate-arm PORT``: the phase starts the emulated
 board as its own child processes, so ``quiet-run`` counts the emulator's CPU as the job's.)
 """
@@ -56,14 +59,12 @@ board as its own child processes, so ``quiet-run`` counts the emulator's CPU as 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from contextlib import contextmanager, nullcontext
-import sys
 import time
 from pathlib import Path
 
-from common import REPO, RESULTS, argument_parser, one_blas_thread, pyplot, save_figure, write_results
+from common import (REPO, RESULTS, argument_parser, one_blas_thread, parse_args, pyplot, run_chamtvm, save_figure,
+                    write_results)
 
 one_blas_thread()
 
@@ -85,22 +86,6 @@ def rel(path) -> str:
         return Path(path).name
 
 
-def provenance(argv) -> dict:
-    """Commit, command, time, versions and cores of a phase."""
-    def git(*a):
-        try:
-            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, timeout=30).stdout.strip()
-        except OSError:
-            return None
-
-    from chamtvm.core.versions import tvm_version
-
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-            "command": "python benchmarks/bench_friendliness.py " + " ".join(argv),
-            "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tvm_version": tvm_version(),
-            "python": sys.version.split()[0], "cpu_count": os.cpu_count(), "quiet_run": os.environ.get("QUIET_RUN") == "1"}
-
-
 def load_json(path: Path):
     return json.loads(Path(path).read_text()) if Path(path).exists() else None
 
@@ -115,20 +100,48 @@ def tracker_args(args) -> list[str]:
     return ["--tracker", args.tracker, "--key", args.key] if args.tracker else []
 
 
+def predicted_latency(target: str):
+    """The ``macro`` space, all its index rows, their predicted latency (ms) on ``target``
+    (``accuracy.pricing.pool_latency``: kernel table + the macro space's residual) and what it used."""
+    from chamtvm.accuracy.pricing import pool_latency
+    from chamtvm.core.workdir import luts_dir, schedules_root
+    from chamtvm.pipeline.regret import all_indices
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.store import LatencyTable
+
+    space = SearchSpace.load("macro")
+    idx = all_indices(space)
+    try:
+        lat = pool_latency(space, target, luts_dir(), schedules_root())(idx)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    return space, idx, lat, {"table_rows": len(LatencyTable.for_target(target, luts_dir()))}
+
+
 # ------------------------------------------------------------------------------ profile
-def phase_profile(args, argv) -> None:
+def fresh_luts(target: str) -> Path:
+    """A folder holding a copy of the target's kernel table and no network journal: the profile
+    measures its design networks in this run (the command still has its table present)."""
+    import shutil
+
+    from chamtvm.core.workdir import luts_dir, table_path
+
+    folder = RUNS / f"luts-{target}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    folder.mkdir(parents=True)
+    shutil.copy(table_path(target, luts_dir()), folder / f"{target}.jsonl")
+    return folder
+
+
+def phase_profile(args) -> None:
     out = RUNS / f"friendliness-{args.target}-macro"
-    cmd = [sys.executable, "-m", "chamtvm", "friendliness", "--target", args.target, "--space", "macro",
-           "--out", str(out), "--json", "--no-progress", *tracker_args(args)]
-    t0 = time.time()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    wall = time.time() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"friendliness failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    doc = json.loads(proc.stdout)
-    save_json({"provenance": provenance(argv), "wall_s": round(wall, 1), "document": doc,
-               "stderr_tail": proc.stderr[-2000:]}, RUNS / f"profile_{args.target}.json")
-    print(f"profiled {args.target} in {wall:.0f} s; reduced space {doc['outputs'].get('reduced_space')}")
+    luts = fresh_luts(args.target)
+    res = run_chamtvm(["friendliness", "--target", args.target, "--space", "macro", "--out", str(out),
+                       "--luts-dir", str(luts), "--no-progress", *tracker_args(args)],
+                      log_path=RUNS / f"profile_{args.target}.log", json_output=True)
+    doc = res["json"]
+    write_results({"wall_s": round(res["wall_s"], 1), "luts_dir": rel(luts), "document": doc},
+                  RUNS / f"profile_{args.target}.json")
+    print(f"profiled {args.target} in {res['wall_s']:.0f} s; reduced space {doc['outputs'].get('reduced_space')}")
 
 
 # ------------------------------------------------------------------------------- search
@@ -215,11 +228,8 @@ class Loop:
         return {"lookups": int(len(chosen)), "picks": picks}
 
 
-def phase_search(args, argv) -> None:
-    from bench_regret import predicted_latency
-
+def phase_search(args) -> None:
     from chamtvm.accuracy.nasbench import NasBenchMacro
-    from chamtvm.core.workdir import luts_dir, schedules_root
     from chamtvm.space.schema import SearchSpace
 
     prof = load_json(RUNS / f"profile_{args.target}.json")
@@ -229,9 +239,9 @@ def phase_search(args, argv) -> None:
     reduced_path = doc["outputs"].get("reduced_space")
     if reduced_path is None:
         raise SystemExit("the profile dropped nothing: no reduced space to compare")
-    full, idx_full, lat_full, latency_info = predicted_latency(args.target, luts_dir(), schedules_root())
+    full, idx_full, lat_full, latency_info = predicted_latency(args.target)
     truth = NasBenchMacro.load().true_accuracy(idx_full)  # fraction, rows in index order
-    reduced = SearchSpace.load(reduced_path)
+    reduced = SearchSpace.load(REPO / reduced_path)
     budgets = [float(f"{q:.4g}") for q in np.quantile(lat_full, QUANTILES)]
     loops = {"full": Loop(full, full, truth, lat_full), "reduced": Loop(reduced, full, truth, lat_full)}
     design_lookups = int(doc["accuracy"]["counted"])
@@ -251,13 +261,12 @@ def phase_search(args, argv) -> None:
             runs[key] = out
             save_json({"budgets_ms": budgets, "runs": runs}, cache_path)
             print(f"{args.target} {key}: {out['seconds']} s", flush=True)
-    save_json({"budgets_ms": budgets, "runs": runs, "latency": latency_info, "reduced_space": rel(reduced_path),
-               "reduced_size": reduced.size(), "design_lookups": design_lookups,
-               "provenance": provenance(argv)}, cache_path)
+    write_results({"budgets_ms": budgets, "runs": runs, "latency": latency_info, "reduced_space": rel(REPO / reduced_path),
+                   "reduced_size": reduced.size(), "design_lookups": design_lookups}, cache_path)
 
 
 # ------------------------------------------------------------------------------ measure
-def phase_measure(args, argv) -> None:
+def phase_measure(args) -> None:
     from chamtvm.core.workdir import luts_dir, schedules_root
     from chamtvm.friendly.profile import measure_networks
     from chamtvm.measure.runners import make_runner
@@ -292,9 +301,9 @@ def phase_measure(args, argv) -> None:
         label, emulated = runner.label, bool(runner.emulated)
     measured = {json.dumps(r.tolist()): {"ms": float(ms), "spread_pct": float(s)}
                 for r, ms, s in zip(m.indices, m.latency_ms, m.spread_pct)}
-    save_json({"measured": measured, "distinct_picks": len(counts), "asked": len(rows), "failed": m.failed,
-               "measured_now": m.measured_now, "reused": m.reused, "device_label": label, "emulated": emulated,
-               "provenance": provenance(argv)}, RUNS / f"measured_{args.target}.json")
+    write_results({"measured": measured, "distinct_picks": len(counts), "asked": len(rows), "failed": m.failed,
+                   "measured_now": m.measured_now, "reused": m.reused, "device_label": label, "emulated": emulated},
+                  RUNS / f"measured_{args.target}.json")
     print(f"{args.target}: {len(measured)} of {len(counts)} distinct picks measured ({m.measured_now} now)")
 
 
@@ -311,18 +320,15 @@ def summary(v) -> dict:
 
 
 def evaluate_target(target: str) -> dict | None:
-    from bench_regret import predicted_latency
-
     from chamtvm.accuracy.nasbench import NasBenchMacro
     from chamtvm.core.metrics import fidelity
-    from chamtvm.core.workdir import luts_dir, schedules_root
     from chamtvm.space.schema import SearchSpace
 
     prof, search = load_json(RUNS / f"profile_{target}.json"), load_json(RUNS / f"search_{target}.json")
     if prof is None or search is None:
         return None
     measured = (load_json(RUNS / f"measured_{target}.json") or {}).get("measured", {})
-    full, idx_full, lat_full, _ = predicted_latency(target, luts_dir(), schedules_root())
+    full, idx_full, lat_full, _ = predicted_latency(target)
     truth = 100 * NasBenchMacro.load().true_accuracy(idx_full)
     strides = flat_strides(full)
     budgets = search["budgets_ms"]
@@ -399,6 +405,7 @@ def evaluate_target(target: str) -> dict | None:
                          "accuracy": doc["accuracy"], "latency_fit": doc["latency_fit"],
                          "accuracy_fit": doc["accuracy_fit"], "kept": doc["kept"], "rows": doc["rows"],
                          "reduced_space": doc.get("reduced_space"), "provenance": prof["provenance"],
+                         "quiet_run": quiet_record("profile", target, prof["provenance"]),
                          "seconds": doc["seconds"]},
         "budgets_ms": budgets, "reference": {"accuracy_pts": acc_ref, "median_accuracy_pts": acc_med,
                                              "latency_window_ms": [lat_lo, lat_ref]},
@@ -411,7 +418,8 @@ def evaluate_target(target: str) -> dict | None:
         "methods": table, "differences": diffs,
         "picks_measured": {"count": len(measured), "distinct_picks": mprof.get("distinct_picks"),
                            "fidelity": fidelity([p for p, _ in pairs], [m for _, m in pairs]) if len(pairs) >= 1 else None,
-                           "device_label": mprof.get("device_label"), "provenance": mprof.get("provenance")},
+                           "device_label": mprof.get("device_label"), "provenance": mprof.get("provenance"),
+                           "quiet_run": quiet_record("measure", target, mprof.get("provenance") or {})},
         "search_provenance": search.get("provenance"), "latency_info": search.get("latency"),
     }
 
@@ -438,6 +446,7 @@ def kept_comparison(res: dict) -> dict | None:
 
 
 def records() -> list[dict]:
+    """This benchmark's quiet-run records (``quiet-run --record runs/quiet_records.jsonl``)."""
     if not QUIET_RECORDS.exists():
         return []
     out = []
@@ -446,9 +455,18 @@ def records() -> list[dict]:
             r = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if "bench_friendliness" in str(r.get("cmd")) or "--space macro" in str(r.get("cmd")):
+        if "bench_friendliness" in str(r.get("cmd")):
             out.append(r)
     return out
+
+
+def quiet_record(phase: str, target: str, provenance: dict) -> dict | None:
+    """The quiet-run record of the run that wrote a phase's file: the latest record of that
+    phase and target that started before the file was written (None: not run under quiet-run)."""
+    written = provenance.get("ended_utc") or provenance.get("utc") or ""
+    mine = [r for r in records() if f"{phase} --target {target}" in r.get("cmd", "")
+            and r.get("started", "") <= written]
+    return max(mine, key=lambda r: r["started"]) if mine else None
 
 
 def plot(res: dict, path: Path) -> None:
@@ -489,7 +507,7 @@ def plot(res: dict, path: Path) -> None:
     save_figure(fig, path, dpi=110)
 
 
-def phase_report(args, argv) -> None:
+def phase_report(args) -> None:
     import shutil
 
     res = {"targets": {}}
@@ -505,6 +523,7 @@ def phase_report(args, argv) -> None:
         raise SystemExit("nothing to report: run the profile and search phases first")
     res["x86_vs_arm"] = kept_comparison(res["targets"])
     res["quiet_run_records"] = records()
+    res["quiet_figures"] = {t: bool((r["friendliness"]["quiet_run"] or {}).get("quiet")) for t, r in res["targets"].items()}
     res["latency_used"] = {
         "friendliness": "end-to-end measurements of the design networks (network journal)",
         "search, budgets, regret, hv": "the target's latency predictor (kernel table + the macro space's residual), "
@@ -515,8 +534,7 @@ def phase_report(args, argv) -> None:
                        "population": POPULATION, "generations": GENERATIONS,
                        "design_lookups_note": "the reduced space cost 27 extra lookups (its design networks' "
                                               "accuracies); 'full+design' gives the full space the same total"}
-    res["provenance"] = provenance(argv)
-    write_results(res, RESULTS / "friendliness_macro.json", say="wrote", figure=plot)
+    write_results(res, RESULTS / "friendliness_macro.json", figure=plot, measurements_from=RUNS)
 
 
 @contextmanager
@@ -537,8 +555,7 @@ def emulated_board(port: int):
         yield f"127.0.0.1:{port}"
 
 
-def main(argv=None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+def main(argv=None) -> int:
     ap = argument_parser(__doc__)
     ap.add_argument("phase", choices=["profile", "search", "measure", "report"])
     ap.add_argument("--target", default="x86", choices=TARGETS)
@@ -549,13 +566,14 @@ def main(argv=None) -> None:
     ap.add_argument("--emulate-arm", type=int, default=None, metavar="PORT",
                     help="start the emulated ARM board (tracker on 127.0.0.1:PORT, key arm) for this phase and stop "
                          "it after")
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     RUNS.mkdir(parents=True, exist_ok=True)
     phase = {"profile": phase_profile, "search": phase_search, "measure": phase_measure, "report": phase_report}
     with emulated_board(args.emulate_arm) if args.emulate_arm else nullcontext(args.tracker) as tracker:
         args.tracker = tracker
-        phase[args.phase](args, argv)
+        phase[args.phase](args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
