@@ -247,7 +247,9 @@ def phase_search(args) -> None:
     design_lookups = int(doc["accuracy"]["counted"])
     cache_path = RUNS / f"search_{args.target}.json"
     cache = load_json(cache_path) or {}
-    runs = cache.get("runs", {}) if cache.get("budgets_ms") == budgets else {}
+    reduced_dims = [[path, list(choices)] for path, choices in reduced.dimensions()]
+    same = cache.get("budgets_ms") == budgets and cache.get("reduced_dimensions") == reduced_dims
+    runs = cache.get("runs", {}) if same else {}  # a cache of another reduced space or other budgets is stale
     plan = [("full", n, n) for n in LOOKUPS] + [("reduced", n, n) for n in LOOKUPS] + \
            [("full+design", n, n + design_lookups) for n in LOOKUPS]
     for method, n, loop_n in plan:
@@ -259,10 +261,11 @@ def phase_search(args) -> None:
             out = loops["reduced" if method == "reduced" else "full"].run(loop_n, seed, budgets)
             out["seconds"] = round(time.time() - t0, 1)
             runs[key] = out
-            save_json({"budgets_ms": budgets, "runs": runs}, cache_path)
+            save_json({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs}, cache_path)
             print(f"{args.target} {key}: {out['seconds']} s", flush=True)
-    write_results({"budgets_ms": budgets, "runs": runs, "latency": latency_info, "reduced_space": rel(REPO / reduced_path),
-                   "reduced_size": reduced.size(), "design_lookups": design_lookups}, cache_path)
+    write_results({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs, "latency": latency_info,
+                   "reduced_space": rel(REPO / reduced_path), "reduced_size": reduced.size(),
+                   "design_lookups": design_lookups}, cache_path)
 
 
 # ------------------------------------------------------------------------------ measure
