@@ -228,6 +228,29 @@ class Loop:
         return {"lookups": int(len(chosen)), "picks": picks}
 
 
+def reusable_runs(cache: dict, budgets: list, reduced_dims: list, full_loop: Loop) -> dict:
+    """The cached runs still valid: none under other budgets; the reduced space's only for the
+    same reduced space; the full space's (which do not depend on the reduction) only if this
+    code reproduces the first cached one exactly (recomputed now; the check is recorded)."""
+    runs = dict(cache.get("runs", {})) if cache.get("budgets_ms") == budgets else {}
+    if cache.get("reduced_dimensions") != reduced_dims:
+        runs = {k: v for k, v in runs.items() if not k.startswith("reduced/")}
+    full = sorted((k for k in runs if not k.startswith("reduced/")),
+                  key=lambda k: (not k.startswith("full/"), int(k.split("/")[1]), k))
+    if full:
+        first = runs[full[0]]
+        again = full_loop.run(int(first["lookups"]), int(full[0].split("/")[2]), budgets)
+        same = again["picks"] == first["picks"] and again["lookups"] == first["lookups"]
+        print(f"cached {full[0]} reproduced: {same}", flush=True)
+        CACHE_CHECKS.append({"run": full[0], "reproduced_picks": same})
+        if not same:
+            runs = {k: v for k, v in runs.items() if k.startswith("reduced/")}
+    return runs
+
+
+CACHE_CHECKS: list[dict] = []
+
+
 def phase_search(args) -> None:
     from chamtvm.accuracy.nasbench import NasBenchMacro
     from chamtvm.space.schema import SearchSpace
@@ -248,8 +271,7 @@ def phase_search(args) -> None:
     cache_path = RUNS / f"search_{args.target}.json"
     cache = load_json(cache_path) or {}
     reduced_dims = [[path, list(choices)] for path, choices in reduced.dimensions()]
-    same = cache.get("budgets_ms") == budgets and cache.get("reduced_dimensions") == reduced_dims
-    runs = cache.get("runs", {}) if same else {}  # a cache of another reduced space or other budgets is stale
+    runs = reusable_runs(cache, budgets, reduced_dims, loops["full"])
     plan = [("full", n, n) for n in LOOKUPS] + [("reduced", n, n) for n in LOOKUPS] + \
            [("full+design", n, n + design_lookups) for n in LOOKUPS]
     for method, n, loop_n in plan:
@@ -265,7 +287,7 @@ def phase_search(args) -> None:
             print(f"{args.target} {key}: {out['seconds']} s", flush=True)
     write_results({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs, "latency": latency_info,
                    "reduced_space": rel(REPO / reduced_path), "reduced_size": reduced.size(),
-                   "design_lookups": design_lookups}, cache_path)
+                   "design_lookups": design_lookups, "cache_checks": CACHE_CHECKS}, cache_path)
 
 
 # ------------------------------------------------------------------------------ measure
