@@ -292,11 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
-    from . import accuracy, devices, friendliness
+    from . import accuracy, devices, friendliness, transform
 
     accuracy.add_parser(sub)
     devices.add_parser(sub)
     friendliness.add_parser(sub)
+    transform.add_parser(sub)
     return parser
 
 
