@@ -1,8 +1,10 @@
-"""What the ``friendliness`` command writes (``profile.write_outputs`` and the heat map of
-``plot``), from a profile of synthetic end-to-end latencies: no TVM, a few seconds. The real
-measurement path (``measure_networks`` through TVM) is tested by tests/cli/test_friendliness.py."""
+"""What the ``friendliness`` command writes and prints (``profile.write_outputs``, the heat
+map of ``plot``, ``cli.friendliness.format_profile``), from a profile of synthetic end-to-end
+latencies (no TVM); and ``measure_networks`` on real networks: one compiled and timed in
+process, one taken from the network journal, and nothing measured again on a rerun."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ def _profile(space, emulated: bool) -> Profile:
     acc = 90 + sum(GAIN[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, 0.01, 27)
     table = analyse(space, rows, lat, acc)
     measured = MeasuredNetworks(rows, lat, [1.0] * 27, [f"k{i}" for i in range(27)], 27, 0)
-    return Profile(table, "arm" if emulated else "x86", "test runner", emulated, {"networks": 27}, measured,
+    return Profile(table, "arm" if emulated else "x86", "test runner", emulated, {"networks": 27, "balanced": True, "orthogonality": 1.0}, measured,
                    {"task": "test", "counted": 27, "new": 27}, {"total": 0.0}, space.size())
 
 
@@ -62,3 +64,32 @@ def test_no_reduced_space_without_accuracies(tmp_path):
     assert "reduced_space" not in paths and not list(tmp_path.glob("*-friendly.json"))
     assert (tmp_path / "friendliness.png").exists()
 
+
+def test_the_printed_table_has_every_row_and_says_what_was_dropped(tmp_path):
+    from chamtvm.cli.friendliness import format_profile
+
+    space = SearchSpace.load("macro")
+    prof = _profile(space, True)
+    text = format_profile(prof, write_outputs(prof, space, tmp_path, {}))
+    assert "EMULATED" in text and "27 networks measured end to end (27 now, 0 from the network journal" in text
+    assert sum(line.lstrip().startswith("layers[") for line in text.splitlines()) == 24
+    assert text.count("DROPPED") == 5 and "reduced space:" in text
+
+
+@pytest.mark.slow  # compiles and times one network (the target's evaluator)
+def test_measure_networks_measures_once_and_reuses_the_journal(x86, in_process_runner, tmp_path):
+    from chamtvm.friendly.profile import measure_networks
+    from chamtvm.table.networks import network_table
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    space = SearchSpace.load(Path(__file__).parents[1] / "data" / "space_layers_tiny.json")
+    rows = np.array([space.indices(space.from_indices([0, 0, 0, 0]))])
+    nets = network_table(x86, tmp_path)
+    runner = in_process_runner()
+    sched = ScheduleSource(x86, use_database=False)
+    first = measure_networks(space, rows, x86, runner, sched, None, nets, progress=False)
+    assert first.measured_now == 1 and runner.network_calls == 1 and not first.failed
+    assert first.latency_ms[0] > 0 and np.array_equal(first.indices, rows)
+    again = measure_networks(space, rows, x86, runner, sched, None, network_table(x86, tmp_path), progress=False)
+    assert again.measured_now == 0 and again.reused == 1 and runner.network_calls == 1
+    assert again.latency_ms[0] == first.latency_ms[0] and again.keys == first.keys
