@@ -14,8 +14,8 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "chamtvm"
 
 # Each package may import the packages listed after it (and itself), nothing above it.
-LAYERS = ["cli", "pipeline", "api", "transform", "search", "deploy", "accuracy", "latency", "zoo", "devices", "table", "tuning",
-          "measure", "lower", "space", "targets", "core"]
+LAYERS = ["cli", "pipeline", "api", "friendly", "transform", "search", "deploy", "accuracy", "latency", "zoo", "devices",
+          "table", "tuning", "measure", "lower", "space", "targets", "core"]
 
 
 def module_imports() -> dict[str, set[str]]:

@@ -10,7 +10,9 @@ choice indices as digits).
 
 The task ``nas-bench-macro`` (:class:`NasBenchMacroTrainer`): a "training" is a lookup of
 the mean test accuracy of the benchmark's three seeds, journaled like a training with
-``"kind": "lookup"``.
+``"kind": "lookup"``. It also looks up the networks of a *sub-space* of ``macro`` (any name;
+every layer keeps a subset of macro's choices, e.g. a space reduced by ``chamtvm
+friendliness``): keys come from the block names (``space_keys``), not the choice indices.
 
 Encodings (``encode(keys, name)`` -> ``(N, D)`` float64):
 
@@ -119,16 +121,35 @@ def index_keys(indices) -> list[str]:
     return ["".join(str(int(v)) for v in row[1:]) for row in idx]
 
 
+def _macro_blocks() -> tuple[str, ...]:
+    """macro's block names in digit order (every layer of ``macro`` has the same choices)."""
+    from ..space.schema import SearchSpace
+
+    return SearchSpace.load(MACRO_SPACE).layers[0].choices
+
+
 def check_macro_space(space) -> None:
-    """Raise ValueError unless ``space`` is NAS-Bench-Macro's space (the bundled ``macro``,
-    under any name): the lookup is only meaningful for exactly those networks."""
+    """Raise ValueError unless ``space`` is NAS-Bench-Macro's space or a sub-space of it
+    (the bundled ``macro`` under any name, or with some choices of some layers left out): the
+    lookup is only meaningful for those networks."""
     from ..space.schema import SearchSpace
 
     ref = SearchSpace.load(MACRO_SPACE).to_dict()
     mine = space.to_dict()
-    if {**mine, "name": ref["name"]} != ref:
+    ok = "layers" in mine and len(mine["layers"]) == len(ref["layers"]) and all(
+        {**m, "choices": r["choices"]} == r and set(m["choices"]) <= set(r["choices"])
+        for m, r in zip(mine["layers"], ref["layers"]))
+    if not ok or {**mine, "name": ref["name"], "layers": ref["layers"]} != ref:
         raise ValueError(f"task nas-bench-macro looks up NAS-Bench-Macro's networks: it needs space "
-                         f"{MACRO_SPACE!r}, got {space.name!r} (use --space {MACRO_SPACE})")
+                         f"{MACRO_SPACE!r} or a sub-space of it, got {space.name!r} (use --space {MACRO_SPACE})")
+
+
+def space_keys(space, indices) -> list[str]:
+    """8-digit keys of choice-index rows ``(N, 9)`` of ``macro`` or a sub-space of it: each
+    layer's digit is its block's position among macro's choices."""
+    digit = {name: str(d) for d, name in enumerate(_macro_blocks())}
+    idx = np.atleast_2d(np.asarray(indices, dtype=np.int64))
+    return ["".join(digit[layer.choices[int(i)]] for layer, i in zip(space.layers, row[1:])) for row in idx]
 
 
 class NasBenchMacroTrainer(Trainer):
@@ -145,13 +166,14 @@ class NasBenchMacroTrainer(Trainer):
         check_macro_space(space)
 
     def train(self, space, arch, seed):
-        self.check(space)
-        return float(NasBenchMacro.load().true_accuracy([space.indices(arch)])[0])
+        return float(self.true_accuracy(space, [space.indices(arch)])[0])
 
     def true_accuracy(self, space, indices) -> np.ndarray:
-        """Ground truth of the lookup task: ``(N,)`` fractions of choice-index rows ``(N, 9)``."""
+        """Ground truth of the lookup task: ``(N,)`` fractions of choice-index rows ``(N, 9)``
+        of ``space`` (``macro`` or a sub-space of it)."""
         self.check(space)
-        return NasBenchMacro.load().true_accuracy(indices)
+        table = NasBenchMacro.load()
+        return table.mean_acc[table.row_of(space_keys(space, indices))] / 100.0
 
     def ceiling(self) -> dict:
         """How well any predictor could rank: Kendall tau between two single training seeds

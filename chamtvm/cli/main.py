@@ -13,16 +13,7 @@ from ..measure.runners import make_runner
 
 from . import validate as v
 from .validate import UsageError  # noqa: F401  (re-exported: callers catch chamtvm.cli.main.UsageError)
-
-
-def _add_target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default="x86", help="registered target name (see `chamtvm targets`)")
-    p.add_argument("--tracker", type=v.tracker, default=None,
-                   help="TVM RPC tracker HOST:PORT (default: $TVM_TRACKER_HOST:$TVM_TRACKER_PORT if set)")
-    p.add_argument("--key", default=None, help="RPC device key (default: the target's rpc_key)")
-    p.add_argument("--luts-dir", type=Path, default=None, help="folder of latency tables (default: <workdir>/luts)")
-    p.add_argument("--schedules-dir", type=Path, default=None,
-                   help="root of MetaSchedule databases (default: <workdir>/schedules)")
+from .args import add_target_args as _add_target_args  # shared with other subcommands
 
 
 def _add_statistic_arg(p: argparse.ArgumentParser) -> None:
@@ -304,10 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
-    from . import accuracy, devices, transform
+    from . import accuracy, devices, friendliness, transform
 
     accuracy.add_parser(sub)
     devices.add_parser(sub)
+    friendliness.add_parser(sub)
     transform.add_parser(sub)
     return parser
 

@@ -80,6 +80,30 @@ def test_lookup_task_is_journaled_as_a_lookup(macro, table, tmp_path):
 def test_lookup_task_refuses_other_spaces():
     with pytest.raises(ValueError, match="needs space 'macro'"):
         make_trainer("nas-bench-macro").check(SearchSpace.load("fashion"))
+    d = SearchSpace.load("macro").to_dict()
+    d["layers"][2]["choices"] = ["skip", "ir_k3_e1"]  # a block NAS-Bench-Macro never trained
+    with pytest.raises(ValueError, match="or a sub-space of it"):
+        make_trainer("nas-bench-macro").check(SearchSpace.from_dict(d))
+    d = SearchSpace.load("macro").to_dict()
+    d["layers"][0]["channels"] = 48
+    with pytest.raises(ValueError, match="needs space 'macro'"):
+        make_trainer("nas-bench-macro").check(SearchSpace.from_dict(d))
+
+
+def test_lookup_task_looks_up_a_sub_space_of_macro_by_block_names(macro, table):
+    d = macro.to_dict()
+    d["name"] = "macro-reduced"
+    d["layers"][0]["choices"] = ["ir_k5_e6", "ir_k3_e3"]  # other order: digits come from the names
+    d["layers"][5]["choices"] = ["skip", "ir_k5_e6"]
+    small = SearchSpace.from_dict(d)
+    trainer = make_trainer("nas-bench-macro")
+    trainer.check(small)
+    rng = np.random.default_rng(1)
+    archs = [small.sample(rng) for _ in range(5)]
+    got = trainer.true_accuracy(small, [small.indices(a) for a in archs])
+    want = trainer.true_accuracy(macro, [macro.indices(a) for a in archs])  # the same networks in macro
+    assert np.array_equal(got, want)
+    assert trainer.train(small, archs[0], 0) == want[0]
 
 
 def test_registries_list_valid_names():

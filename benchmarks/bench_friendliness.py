@@ -1,0 +1,604 @@
+"""Hardware-friendly search spaces (issue 21): does the space reduced per target by block
+friendliness give the ChamNet loop a better accuracy-latency front than the full space?
+
+Task: NAS-Bench-Macro (``macro`` space, 6,561 networks, real CIFAR-10 accuracies: the 3-seed
+mean, what the lookup task returns). Targets: ``x86`` (local) and ``arm`` on the emulated
+board (QEMU: every ``arm`` latency is an EMULATION timing, labelled so).
+
+Phases (each resumable; the ones that time networks run under ``quiet-run``):
+
+``profile``  ``python -m chamtvm friendliness --target T --space macro``: a balanced,
+    D-optimal design of 27 networks measured end to end on the target (afresh: the phase gives
+    the command a copy of the kernel table and an empty network journal, so every latency it
+    reports was measured in this run, under this run's quiet-run record), their accuracies looked up (27 counted lookups: nothing else of the benchmark's
+    table is used), the friendliness table and the reduced space (rule and knob fixed in
+    ``chamtvm/friendly/friendliness.py`` before any search ran; default drop 1/3). Its wall time
+    is the figure for the "< 10 min on x86 with a table present" goal.
+``search``   the ChamNet loop, the same for both spaces: imbalanced-Sobol + BO lookups
+    (``accuracy.sampling.sample_and_fit``, the main job's settings ``sampling.DEFAULTS``) over
+    the whole space as the pool, the GP, then the genetic search (``search.genetic``,
+    population 200, 60 generations, the main job's) on the GP's mean at each budget; 20 / 30 /
+    50 lookups x seeds 0-4, in the full space, in the reduced space, and in the full space with
+    27 more lookups (the reduced space's own 27 design lookups: equal *total* lookups).
+``measure``  the distinct picks measured end to end on the target (network journal; ``--max``
+    caps how many, the emulated board is slow).
+``report``   ``benchmarks/results/friendliness_macro.json`` and ``friendliness_macro.png``.
+
+Latency used by each figure (said again in the JSON):
+* the search, the budgets, the regret and the hypervolumes: the target's latency predictor
+  (kernel table + the macro space's residual, ``BatchLatencyPredictor``), the same function
+  for every network of both spaces (a reduced network is priced as the full-space network it
+  is), because the 6,561 networks cannot all be measured end to end here;
+* friendliness: end-to-end measurements of the design networks only;
+* ``picks_measured``: the picks measured end to end, their predicted-vs-measured error, and the
+  hypervolume recomputed with the picks' measured latencies.
+
+Figures: budgets = the 10 %, 20 %, ..., 90 % quantiles of the full space's predicted latencies;
+regret at a budget = (true best accuracy of the *full* space under it) - (true accuracy of the
+pick), points; hypervolume of the true (accuracy, latency) front of the picks at all budgets,
+over the latency window from the smallest to the largest budget, above the lowest accuracy of the
+space (``hv``; above the median accuracy: ``hv_median_ref``), as a share of the exact best
+front's over the same window (all 6,561 networks; ``hv_ratio``, ``hv_median_ref_ratio``), and as
+``hv_gap_points`` = (exact - found) / window width: the mean accuracy gap, in points, between
+the found front's staircase and the exact front's over the window (independent of the
+reference accuracy).
+``reduction_loss_points``: how much less accurate the reduced space's best network under each
+budget is than the full space's (a floor on the reduced space's regret). Differences reduced -
+full are paired by seed (mean, std, min, max).
+
+    python benchmarks/bench_friendliness.py profile --target x86
+    python benchmarks/bench_friendliness.py search --target x86
+    python benchmarks/bench_friendliness.py measure --target x86 [--max 200]
+    python benchmarks/bench_friendliness.py report
+Run ``profile`` and ``measure`` under ``../shared/tools/quiet-run --record runs/quiet_records.jsonl``:
+the report attaches each profile's quiet-run record (``friendliness.quiet_run``) from that file.
+(``--tracker HOST:PORT --key arm`` for arm, or ``--emulate-arm PORT``: the phase starts the emulated
+board as its own child processes, so ``quiet-run`` counts the emulator's CPU as the job's.)
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager, nullcontext
+import time
+from pathlib import Path
+
+from common import (REPO, RESULTS, argument_parser, one_blas_thread, parse_args, pyplot, run_chamtvm, save_figure,
+                    write_results)
+
+one_blas_thread()
+
+import numpy as np  # noqa: E402
+
+LOOKUPS = [20, 30, 50]
+SEEDS = [0, 1, 2, 3, 4]
+QUANTILES = [round(q, 2) for q in np.arange(0.1, 0.91, 0.1)]
+POPULATION, GENERATIONS = 200, 60  # the main job's genetic search (pipeline.config.TuneConfig)
+RUNS = REPO / "runs" / "bench_friendliness"
+QUIET_RECORDS = REPO / "runs" / "quiet_records.jsonl"
+TARGETS = ("x86", "arm")
+
+
+def rel(path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return Path(path).name
+
+
+def load_json(path: Path):
+    return json.loads(Path(path).read_text()) if Path(path).exists() else None
+
+
+def save_json(obj, path: Path) -> None:
+    from chamtvm.core.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=1))
+
+
+def tracker_args(args) -> list[str]:
+    return ["--tracker", args.tracker, "--key", args.key] if args.tracker else []
+
+
+def predicted_latency(target: str):
+    """The ``macro`` space, all its index rows, their predicted latency (ms) on ``target``
+    (``accuracy.pricing.pool_latency``: kernel table + the macro space's residual) and what it used."""
+    from chamtvm.accuracy.pricing import pool_latency
+    from chamtvm.core.workdir import luts_dir, schedules_root
+    from chamtvm.pipeline.regret import all_indices
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.store import LatencyTable
+
+    space = SearchSpace.load("macro")
+    idx = all_indices(space)
+    try:
+        lat = pool_latency(space, target, luts_dir(), schedules_root())(idx)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    return space, idx, lat, {"table_rows": len(LatencyTable.for_target(target, luts_dir()))}
+
+
+# ------------------------------------------------------------------------------ profile
+def fresh_luts(target: str) -> Path:
+    """A folder holding a copy of the target's kernel table and no network journal: the profile
+    measures its design networks in this run (the command still has its table present)."""
+    import shutil
+
+    from chamtvm.core.workdir import luts_dir, table_path
+
+    folder = RUNS / f"luts-{target}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    folder.mkdir(parents=True)
+    shutil.copy(table_path(target, luts_dir()), folder / f"{target}.jsonl")
+    return folder
+
+
+def phase_profile(args) -> None:
+    out = RUNS / f"friendliness-{args.target}-macro"
+    luts = fresh_luts(args.target)
+    res = run_chamtvm(["friendliness", "--target", args.target, "--space", "macro", "--out", str(out),
+                       "--luts-dir", str(luts), "--no-progress", *tracker_args(args)],
+                      log_path=RUNS / f"profile_{args.target}.log", json_output=True)
+    doc = res["json"]
+    write_results({"wall_s": round(res["wall_s"], 1), "luts_dir": rel(luts), "document": doc},
+                  RUNS / f"profile_{args.target}.json")
+    print(f"profiled {args.target} in {res['wall_s']:.0f} s; reduced space {doc['outputs'].get('reduced_space')}")
+
+
+# ------------------------------------------------------------------------------- search
+def hypervolume(acc, lat, acc_ref: float, lat_ref: float, lat_lo: float) -> float:
+    """Hypervolume of the points (higher accuracy, lower latency) inside the window of latencies
+    ``[lat_lo, lat_ref]`` above ``acc_ref``: the integral over that window of ``max(0, f(t) -
+    acc_ref)`` with ``f(t)`` the best accuracy among points no slower than ``t`` (the staircase
+    of their front). The exact front's staircase is the highest, so its value bounds any set's."""
+    acc, lat = np.asarray(acc, float), np.asarray(lat, float)
+    order = np.argsort(lat, kind="stable")
+    acc, lat = acc[order], lat[order]
+    best = np.maximum.accumulate(acc)
+    cuts = np.unique(np.clip(np.r_[lat, lat_lo, lat_ref], lat_lo, lat_ref))
+    total = 0.0
+    for t0, t1 in zip(cuts[:-1], cuts[1:]):
+        n = np.searchsorted(lat, t0, side="right")
+        if n:
+            total += max(best[n - 1] - acc_ref, 0.0) * (t1 - t0)
+    return float(total)
+
+
+def flat_strides(space) -> np.ndarray:
+    """Multipliers of choice indices giving a network's row in ``pipeline.regret.all_indices(space)``."""
+    sizes = np.array([len(c) for _, c in space.dimensions()])
+    return np.r_[np.cumprod(sizes[::-1])[::-1][1:], 1]
+
+
+def exact_front(acc, lat) -> np.ndarray:
+    """Indices of the non-dominated points, latency ascending."""
+    from chamtvm.search.genetic import _pareto
+
+    return _pareto(np.asarray(acc, float), np.asarray(lat, float))
+
+
+class Loop:
+    """The ChamNet loop on one space whose networks map into ``macro`` (the evaluation frame)."""
+
+    def __init__(self, space, full, truth_full, lat_full):
+        from chamtvm.pipeline.regret import all_indices
+
+        self.space = space
+        self.pool = all_indices(space)
+        maps = [[full_choices.index(c) for c in choices]
+                for (_, choices), (_, full_choices) in zip(space.dimensions(), full.dimensions())]
+        self.to_full_cols = maps
+        self.full_strides = flat_strides(full)
+        self.own_strides = flat_strides(space)
+        self.pool_full = self.to_full(self.pool)
+        self.truth = truth_full[self.full_flat(self.pool_full)]
+        self.lat_full = lat_full
+        self.lat = lat_full[self.full_flat(self.pool_full)]
+
+    def to_full(self, idx) -> np.ndarray:
+        idx = np.atleast_2d(idx)
+        return np.column_stack([np.asarray(m)[idx[:, d]] for d, m in enumerate(self.to_full_cols)])
+
+    def full_flat(self, full_idx) -> np.ndarray:
+        return np.atleast_2d(full_idx) @ self.full_strides
+
+    def own_flat(self, idx) -> np.ndarray:
+        return np.atleast_2d(idx) @ self.own_strides
+
+    def run(self, lookups: int, seed: int, budgets) -> dict:
+        from chamtvm.accuracy.encoding import accuracy_features
+        from chamtvm.accuracy.fit import LOG_ERROR_SCALE
+        from chamtvm.accuracy.sampling import DEFAULTS, sample_and_fit
+        from chamtvm.search.genetic import SearchError, genetic_search
+
+        X = accuracy_features(self.space, self.pool)
+        gp, chosen = sample_and_fit(X, lambda i: self.truth[i], lookups, "bo", seed=seed, kernel=DEFAULTS["kernel"],
+                                    acquisition=DEFAULTS["acquisition"], kappa=DEFAULTS["kappa"],
+                                    skew=DEFAULTS["skew"], log_error_scale=LOG_ERROR_SCALE)
+        mean = gp.predict(X)  # the GP's mean of every network of the space, looked up by the search
+        picks = []
+        for b in budgets:
+            try:
+                res = genetic_search(self.space, lambda idx: mean[self.own_flat(idx)],
+                                     lambda idx: self.lat[self.own_flat(idx)], b, np.random.default_rng(seed),
+                                     population=POPULATION, generations=GENERATIONS)
+            except SearchError:
+                picks.append(None)
+                continue
+            picks.append([int(v) for v in self.to_full(res.best_indices)[0]])
+        return {"lookups": int(len(chosen)), "picks": picks}
+
+
+def reusable_runs(cache: dict, budgets: list, reduced_dims: list, full_loop: Loop) -> dict:
+    """The cached runs still valid: none under other budgets; the reduced space's only for the
+    same reduced space; the full space's (which do not depend on the reduction) only if this
+    code reproduces the first cached one exactly (recomputed now; the check is recorded)."""
+    runs = dict(cache.get("runs", {})) if cache.get("budgets_ms") == budgets else {}
+    if cache.get("reduced_dimensions") != reduced_dims:
+        runs = {k: v for k, v in runs.items() if not k.startswith("reduced/")}
+    full = sorted((k for k in runs if not k.startswith("reduced/")),
+                  key=lambda k: (not k.startswith("full/"), int(k.split("/")[1]), k))
+    if full:
+        first = runs[full[0]]
+        again = full_loop.run(int(first["lookups"]), int(full[0].split("/")[2]), budgets)
+        same = again["picks"] == first["picks"] and again["lookups"] == first["lookups"]
+        print(f"cached {full[0]} reproduced: {same}", flush=True)
+        CACHE_CHECKS.append({"run": full[0], "reproduced_picks": same})
+        if not same:
+            runs = {k: v for k, v in runs.items() if k.startswith("reduced/")}
+    return runs
+
+
+CACHE_CHECKS: list[dict] = []
+
+
+def phase_search(args) -> None:
+    from chamtvm.accuracy.nasbench import NasBenchMacro
+    from chamtvm.space.schema import SearchSpace
+
+    prof = load_json(RUNS / f"profile_{args.target}.json")
+    if prof is None:
+        raise SystemExit(f"run the profile phase for {args.target} first")
+    doc = prof["document"]
+    reduced_path = doc["outputs"].get("reduced_space")
+    if reduced_path is None:
+        raise SystemExit("the profile dropped nothing: no reduced space to compare")
+    full, idx_full, lat_full, latency_info = predicted_latency(args.target)
+    truth = NasBenchMacro.load().true_accuracy(idx_full)  # fraction, rows in index order
+    reduced = SearchSpace.load(REPO / reduced_path)
+    budgets = [float(f"{q:.4g}") for q in np.quantile(lat_full, QUANTILES)]
+    loops = {"full": Loop(full, full, truth, lat_full), "reduced": Loop(reduced, full, truth, lat_full)}
+    design_lookups = int(doc["accuracy"]["counted"])
+    cache_path = RUNS / f"search_{args.target}.json"
+    cache = load_json(cache_path) or {}
+    reduced_dims = [[path, list(choices)] for path, choices in reduced.dimensions()]
+    runs = reusable_runs(cache, budgets, reduced_dims, loops["full"])
+    plan = [("full", n, n) for n in LOOKUPS] + [("reduced", n, n) for n in LOOKUPS] + \
+           [("full+design", n, n + design_lookups) for n in LOOKUPS]
+    for method, n, loop_n in plan:
+        for seed in (SEEDS if not args.quick else SEEDS[:2]):
+            key = f"{method}/{n}/{seed}"
+            if key in runs:
+                continue
+            t0 = time.time()
+            out = loops["reduced" if method == "reduced" else "full"].run(loop_n, seed, budgets)
+            out["seconds"] = round(time.time() - t0, 1)
+            runs[key] = out
+            save_json({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs}, cache_path)
+            print(f"{args.target} {key}: {out['seconds']} s", flush=True)
+    write_results({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs, "latency": latency_info,
+                   "reduced_space": rel(REPO / reduced_path), "reduced_size": reduced.size(),
+                   "design_lookups": design_lookups, "cache_checks": CACHE_CHECKS}, cache_path)
+
+
+# ------------------------------------------------------------------------------ measure
+def phase_measure(args) -> None:
+    from chamtvm.core.workdir import luts_dir, schedules_root
+    from chamtvm.friendly.profile import measure_networks
+    from chamtvm.measure.runners import make_runner
+    from chamtvm.core.hostport import parse_hostport
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.networks import network_table
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.targets.spec import get_target
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    search = load_json(RUNS / f"search_{args.target}.json")
+    if search is None:
+        raise SystemExit(f"run the search phase for {args.target} first")
+    # distinct picks, most-used first (ties: seeded order), so a cap keeps the ones most figures need
+    counts: dict[tuple, int] = {}
+    for run in search["runs"].values():
+        for p in run["picks"]:
+            if p is not None:
+                counts[tuple(p)] = counts.get(tuple(p), 0) + 1
+    rng = np.random.default_rng(0)
+    tie = {k: rng.random() for k in counts}
+    rows = sorted(counts, key=lambda k: (-counts[k], tie[k]))[:args.max]
+    target = get_target(args.target)
+    space = SearchSpace.load("macro")
+    tracker = parse_hostport(args.tracker, "tracker") if args.tracker else None
+    runner = make_runner(target, tracker, args.key)
+    luts = luts_dir()
+    with runner:
+        m = measure_networks(space, np.array(rows), target, runner, ScheduleSource(target, schedules_root() / target.name),
+                             LatencyTable.for_target(target.name, luts), network_table(target, luts), progress=True,
+                             desc=f"picks on {target.name} (measure end to end)")
+        label, emulated = runner.label, bool(runner.emulated)
+    measured = {json.dumps(r.tolist()): {"ms": float(ms), "spread_pct": float(s)}
+                for r, ms, s in zip(m.indices, m.latency_ms, m.spread_pct)}
+    write_results({"measured": measured, "distinct_picks": len(counts), "asked": len(rows), "failed": m.failed,
+                   "measured_now": m.measured_now, "reused": m.reused, "device_label": label, "emulated": emulated},
+                  RUNS / f"measured_{args.target}.json")
+    print(f"{args.target}: {len(measured)} of {len(counts)} distinct picks measured ({m.measured_now} now)")
+
+
+# ------------------------------------------------------------------------------- report
+FIELDS = ("hv", "hv_ratio", "hv_gap_points", "hv_median_ref_ratio", "mean_regret_points")
+
+
+def summary(v) -> dict:
+    v = np.asarray([x for x in v if x is not None], dtype=float)
+    if not len(v):
+        return {"n": 0}
+    return {"n": int(len(v)), "mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
+            "max": float(v.max()), "median": float(np.median(v))}
+
+
+def evaluate_target(target: str) -> dict | None:
+    from chamtvm.accuracy.nasbench import NasBenchMacro
+    from chamtvm.core.metrics import fidelity
+    from chamtvm.space.schema import SearchSpace
+
+    prof, search = load_json(RUNS / f"profile_{target}.json"), load_json(RUNS / f"search_{target}.json")
+    if prof is None or search is None:
+        return None
+    measured = (load_json(RUNS / f"measured_{target}.json") or {}).get("measured", {})
+    full, idx_full, lat_full, _ = predicted_latency(target)
+    truth = 100 * NasBenchMacro.load().true_accuracy(idx_full)
+    strides = flat_strides(full)
+    budgets = search["budgets_ms"]
+    acc_ref, acc_med = float(truth.min()), float(np.median(truth))
+    lat_lo, lat_ref = float(min(budgets)), float(max(budgets))
+    best_under = [float(truth[lat_full <= b].max()) for b in budgets]
+    front = exact_front(truth, lat_full)
+    hv_exact = hypervolume(truth, lat_full, acc_ref, lat_ref, lat_lo)
+    hv_exact_med = hypervolume(truth, lat_full, acc_med, lat_ref, lat_lo)
+    reduced = SearchSpace.load(REPO / search["reduced_space"])
+    red_loop = Loop(reduced, full, truth / 100, lat_full)
+    hv_reduced_exact = hypervolume(100 * red_loop.truth, red_loop.lat, acc_ref, lat_ref, lat_lo)
+    red_best = [float(100 * red_loop.truth[red_loop.lat <= b].max()) if (red_loop.lat <= b).any() else None
+                for b in budgets]
+
+    def score(picks):
+        rows = [p for p in picks if p is not None]
+        flat = np.array(rows) @ strides
+        acc, lat = truth[flat], lat_full[flat]
+        reg = [None if p is None else float(bu - truth[np.array(p) @ strides]) for p, bu in zip(picks, best_under)]
+        meas = [measured.get(json.dumps(list(p)), {}).get("ms") for p in rows]
+        out = {"hv": hypervolume(acc, lat, acc_ref, lat_ref, lat_lo),
+               "hv_median_ref": hypervolume(acc, lat, acc_med, lat_ref, lat_lo),
+               "regret_points": reg, "mean_regret_points": float(np.mean([r for r in reg if r is not None])),
+               "picks_true_accuracy": [float(a) for a in acc], "picks_predicted_ms": [float(t) for t in lat],
+               "picks_measured_ms": meas}
+        out["hv_ratio"] = out["hv"] / hv_exact
+        out["hv_median_ref_ratio"] = out["hv_median_ref"] / hv_exact_med
+        out["hv_gap_points"] = (hv_exact - out["hv"]) / (lat_ref - lat_lo)
+        if all(x is not None for x in meas):
+            out["hv_measured_latency"] = hypervolume(acc, np.array(meas), acc_ref, lat_ref, lat_lo)
+        return out
+
+    per = {}
+    for key, run in search["runs"].items():
+        method, n, seed = key.split("/")
+        per.setdefault(method, {}).setdefault(n, {})[seed] = {**score(run["picks"]), "lookups": run["lookups"]}
+    table = {}
+    for method, by_n in per.items():
+        table[method] = {}
+        for n, by_seed in by_n.items():
+            s = list(by_seed.values())
+            table[method][n] = {
+                "lookups_in_loop": s[0]["lookups"], "hv": summary([x["hv"] for x in s]),
+                "hv_ratio": summary([x["hv_ratio"] for x in s]),
+                "hv_median_ref": summary([x["hv_median_ref"] for x in s]),
+                "hv_median_ref_ratio": summary([x["hv_median_ref_ratio"] for x in s]),
+                "hv_gap_points": summary([x["hv_gap_points"] for x in s]),
+                "mean_regret_points": summary([x["mean_regret_points"] for x in s]),
+                "regret_points_per_budget": {f"{b:g}": summary([x["regret_points"][j] for x in s])
+                                             for j, b in enumerate(budgets)},
+                "hv_measured_latency": summary([x.get("hv_measured_latency") for x in s]),
+                "per_seed": by_seed}
+
+    def paired(a, b, n, field):
+        sa, sb = per[a][n], per[b][n]
+        return summary([sa[k][field] - sb[k][field] for k in sa if k in sb])
+
+    diffs = {}
+    for n in map(str, LOOKUPS):
+        if "reduced" in per and n in per["reduced"]:
+            diffs[n] = {"reduced_minus_full": {f: paired("reduced", "full", n, f)
+                                               for f in FIELDS},
+                        "reduced_minus_full_plus_design": {f: paired("reduced", "full+design", n, f) for f in FIELDS}}
+    pairs = [(lat_full[np.array(json.loads(k)) @ strides], v["ms"]) for k, v in measured.items()]
+    mprof = load_json(RUNS / f"measured_{target}.json") or {}
+    doc = prof["document"]
+    return {
+        "target": target, "emulated": bool(doc["emulated"]), "device_label": doc["device_label"],
+        "label": f"{target} (EMULATION)" if doc["emulated"] else target,
+        "friendliness": {"wall_s": prof["wall_s"], "networks": doc["networks"]["measured_ok"],
+                         "measured_now": doc["networks"]["measured_now"],
+                         "reused": doc["networks"]["reused_from_journal"], "design": doc["design"],
+                         "accuracy": doc["accuracy"], "latency_fit": doc["latency_fit"],
+                         "accuracy_fit": doc["accuracy_fit"], "kept": doc["kept"], "rows": doc["rows"],
+                         "reduced_space": doc.get("reduced_space"), "provenance": prof["provenance"],
+                         "quiet_run": quiet_record("profile", target, prof["provenance"]),
+                         "seconds": doc["seconds"]},
+        "budgets_ms": budgets, "reference": {"accuracy_pts": acc_ref, "median_accuracy_pts": acc_med,
+                                             "latency_window_ms": [lat_lo, lat_ref]},
+        "exact": {"hv": hv_exact, "hv_median_ref": hv_exact_med, "best_under_budget_pts": best_under,
+                  "reduced_space_best_under_budget_pts": red_best,
+                  "reduction_loss_points": [None if r is None else float(b - r) for b, r in zip(best_under, red_best)],
+                  "front": [{"indices": idx_full[i].tolist(), "accuracy_pts": float(truth[i]),
+                             "predicted_ms": float(lat_full[i])} for i in front],
+                  "reduced_space_hv": hv_reduced_exact, "reduced_space_hv_of_exact": hv_reduced_exact / hv_exact},
+        "methods": table, "differences": diffs,
+        "picks_measured": {"count": len(measured), "distinct_picks": mprof.get("distinct_picks"),
+                           "fidelity": fidelity([p for p, _ in pairs], [m for _, m in pairs]) if len(pairs) >= 1 else None,
+                           "device_label": mprof.get("device_label"), "provenance": mprof.get("provenance"),
+                           "quiet_run": quiet_record("measure", target, mprof.get("provenance") or {})},
+        "search_provenance": search.get("provenance"), "latency_info": search.get("latency"),
+    }
+
+
+def kept_comparison(res: dict) -> dict | None:
+    if not all(t in res for t in TARGETS):
+        return None
+    a, b = (res[t]["friendliness"]["kept"] for t in TARGETS)
+    cells_a = {(p, c) for p, cs in a.items() for c in cs}
+    cells_b = {(p, c) for p, cs in b.items() for c in cs}
+    lat = {t: {(r["position"], r["choice"]): r["latency_ms"] for r in res[t]["friendliness"]["rows"]} for t in TARGETS}
+    share = {t: {(r["position"], r["choice"]): r["latency_share"] for r in res[t]["friendliness"]["rows"]}
+             for t in TARGETS}
+    keys = sorted(lat["x86"])
+    from scipy import stats
+
+    return {"same_kept_choices": cells_a == cells_b,
+            "kept_only_on_x86": sorted(f"{p}:{c}" for p, c in cells_a - cells_b),
+            "kept_only_on_arm": sorted(f"{p}:{c}" for p, c in cells_b - cells_a),
+            "jaccard": len(cells_a & cells_b) / len(cells_a | cells_b),
+            "latency_share_spearman": float(stats.spearmanr([share["x86"][k] for k in keys],
+                                                            [share["arm"][k] for k in keys]).statistic),
+            "latency_share_by_target": {f"{p}:{c}": {t: share[t][(p, c)] for t in TARGETS} for p, c in keys}}
+
+
+def records() -> list[dict]:
+    """This benchmark's quiet-run records (``quiet-run --record runs/quiet_records.jsonl``)."""
+    if not QUIET_RECORDS.exists():
+        return []
+    out = []
+    for line in QUIET_RECORDS.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "bench_friendliness" in str(r.get("cmd")):
+            out.append(r)
+    return out
+
+
+def quiet_record(phase: str, target: str, provenance: dict) -> dict | None:
+    """The quiet-run record of the run that wrote a phase's file: the latest record of that
+    phase and target that started before the file was written (None: not run under quiet-run)."""
+    written = provenance.get("ended_utc") or provenance.get("utc") or ""
+    mine = [r for r in records() if f"{phase} --target {target}" in r.get("cmd", "")
+            and r.get("started", "") <= written]
+    return max(mine, key=lambda r: r["started"]) if mine else None
+
+
+def plot(res: dict, path: Path) -> None:
+    plt = pyplot()
+    targets = [t for t in TARGETS if t in res["targets"]]
+    fig, axes = plt.subplots(len(targets), 3, figsize=(15, 4.2 * len(targets)), squeeze=False)
+    colours = {"full": "tab:blue", "reduced": "tab:green", "full+design": "tab:purple"}
+    names = {"full": "full space", "reduced": "reduced space", "full+design": "full space, +27 lookups"}
+    for row, t in zip(axes, targets):
+        r = res["targets"][t]
+        ax = row[0]
+        fr = r["exact"]["front"]
+        ax.step([p["predicted_ms"] for p in fr], [p["accuracy_pts"] for p in fr], where="post", color="grey",
+                label="exact best front (6,561 networks)")
+        for m in ("full", "reduced"):
+            s = r["methods"][m]["30"]["per_seed"]["0"]
+            ax.scatter(s["picks_predicted_ms"], s["picks_true_accuracy"], color=colours[m], s=18,
+                       label=f"{names[m]}: picks, 30 lookups, seed 0")
+        ax.set(xlabel="predicted latency (ms; table + residual)", ylabel="true accuracy (%)",
+               title=f"{r['label']}: fronts", ylim=(max(r["reference"]["median_accuracy_pts"] - 3, 80), None))
+        ax.legend(fontsize=7)
+        for ax, field, ylabel in ((row[1], "hv_gap_points", "front's mean gap to the exact front (points)"),
+                                  (row[2], "mean_regret_points", "mean regret (points)")):
+            for m in ("full", "reduced", "full+design"):
+                ns = sorted(int(n) for n in r["methods"].get(m, {}))
+                ys = [r["methods"][m][str(n)][field] for n in ns]
+                ax.errorbar(ns, [y["mean"] for y in ys], yerr=[y["std"] for y in ys], marker="o", capsize=3,
+                            color=colours[m], label=names[m] + (" (x: loop lookups)" if m == "full+design" else ""))
+            if field == "mean_regret_points":
+                loss = [x for x in r["exact"]["reduction_loss_points"] if x is not None]
+                ax.axhline(float(np.mean(loss)), color="tab:green", ls=":", lw=1,
+                           label="reduced space's own floor (its best vs the full space's)")
+            ax.set(xlabel="lookups in the loop", ylabel=ylabel, title=f"{r['label']}: mean ± std, 5 seeds")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("NAS-Bench-Macro: ChamNet loop in the full vs the friendliness-reduced space "
+                 "(latency: the target's predictor; arm = EMULATION)")
+    save_figure(fig, path, dpi=110)
+
+
+def phase_report(args) -> None:
+    import shutil
+
+    res = {"targets": {}}
+    for t in TARGETS:
+        r = evaluate_target(t)
+        if r is not None:
+            res["targets"][t] = r
+            png = RUNS / f"friendliness-{t}-macro" / "friendliness.png"
+            if png.exists():
+                shutil.copy(png, RESULTS / f"friendliness_macro_{t}_heatmap.png")
+                r["heatmap"] = rel(RESULTS / f"friendliness_macro_{t}_heatmap.png")
+    if not res["targets"]:
+        raise SystemExit("nothing to report: run the profile and search phases first")
+    res["x86_vs_arm"] = kept_comparison(res["targets"])
+    res["quiet_run_records"] = records()
+    res["quiet_figures"] = {t: bool((r["friendliness"]["quiet_run"] or {}).get("quiet")) for t, r in res["targets"].items()}
+    res["latency_used"] = {
+        "friendliness": "end-to-end measurements of the design networks (network journal)",
+        "search, budgets, regret, hv": "the target's latency predictor (kernel table + the macro space's residual), "
+                                       "the same function for both spaces",
+        "picks_measured": "the picks measured end to end; hv_measured_latency uses them for the picks (the exact "
+                          "front stays predicted)"}
+    res["protocol"] = {"lookups": LOOKUPS, "seeds": SEEDS, "budget_quantiles": QUANTILES,
+                       "population": POPULATION, "generations": GENERATIONS,
+                       "design_lookups_note": "the reduced space cost 27 extra lookups (its design networks' "
+                                              "accuracies); 'full+design' gives the full space the same total"}
+    write_results(res, RESULTS / "friendliness_macro.json", figure=plot, measurements_from=RUNS)
+
+
+@contextmanager
+def emulated_board(port: int):
+    """The emulated ARM board (tracker + one QEMU server) as children of this process, so a
+    ``quiet-run`` around the phase counts the emulator's CPU as the job's own, not as load from
+    others; stopped on exit."""
+    from chamtvm.devices.arm import ArmEmulation
+    from chamtvm.devices.local import start_tracker
+    from chamtvm.devices.procs import DeviceGroup
+
+    tracker = ("127.0.0.1", port)
+    with DeviceGroup(tracker=tracker, key="arm", emulated=True) as group:
+        group.extend(start_tracker(port, host="127.0.0.1", timeout_s=300))  # patient: `import tvm` is slow under load
+        emu = ArmEmulation.default()
+        emu.setup(log=print)
+        group.extend(emu.start_servers(tracker, "arm", 1, timeout_s=600))
+        yield f"127.0.0.1:{port}"
+
+
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
+    ap.add_argument("phase", choices=["profile", "search", "measure", "report"])
+    ap.add_argument("--target", default="x86", choices=TARGETS)
+    ap.add_argument("--tracker", default=None, help="HOST:PORT of the tracker (arm)")
+    ap.add_argument("--key", default="arm")
+    ap.add_argument("--max", type=int, default=10_000, help="measure at most this many distinct picks")
+    ap.add_argument("--quick", action="store_true", help="search: 2 seeds (smoke run, not reported)")
+    ap.add_argument("--emulate-arm", type=int, default=None, metavar="PORT",
+                    help="start the emulated ARM board (tracker on 127.0.0.1:PORT, key arm) for this phase and stop "
+                         "it after")
+    args = parse_args(ap, argv)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    phase = {"profile": phase_profile, "search": phase_search, "measure": phase_measure, "report": phase_report}
+    with emulated_board(args.emulate_arm) if args.emulate_arm else nullcontext(args.tracker) as tracker:
+        args.tracker = tracker
+        phase[args.phase](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

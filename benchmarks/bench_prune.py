@@ -1,0 +1,543 @@
+"""Latency-constrained structured pruning (ALCS, #23): accuracy against measured latency.
+
+The teacher is ``teacher:fashion-mnist`` (the transform command's default, trained here once).
+Every latency is measured through TVM on the target; on ``arm`` the target is the emulated
+board (QEMU user-mode aarch64 behind a tracker: EMULATION figures, never ARM timings).
+
+Stages (each resumes from ``runs/bench_prune/<target>/``; timings run under quiet-run,
+trainings under /work/bin/heavy):
+
+1. ``model`` (timing): the width-latency model of the teacher (``widths`` lane-multiple
+   widths per channel group), its layer latencies at *held-out* widths (lane multiples that
+   were not measured) against the piecewise-linear interpolation, and ``networks`` random
+   width choices measured end to end against the model's prediction.
+2. ``train`` (training): pruning at 3 budgets (shares of the teacher's measured latency) with
+   the integer program, ADMM at the middle budget, uniform width scaling (every group cut to
+   the same share, lane-rounded, the same channel choice and fine-tuning) at 6 shares,
+   unstructured magnitude pruning at the sparsity of the middle budget's network, and the
+   lane-group size ablation (1, 4, 8, 16 channels) at the middle budget. Every network is
+   fine-tuned by distillation from the teacher (the transform job's protocol) and compiled.
+   With ``--reuse-from x86``, the uniform and unstructured networks of that target are
+   reused (they do not depend on the target) and only the pruned ones are made anew.
+3. ``measure`` (timing): every network's library timed end to end, ``--rounds`` interleaved
+   rounds, each measurement in its own process (x86) or through the tracker (arm).
+4. ``report``: ``benchmarks/results/prune_<target>.json`` and the accuracy-vs-latency plot.
+5. ``all``: the four in one process (one quiet-run job whose provenance covers them all;
+   the model stage is skipped when the folder has one).
+
+    python benchmarks/bench_prune.py --stage model --target x86
+    python benchmarks/bench_prune.py --stage train --target x86
+    python benchmarks/bench_prune.py --stage measure --target x86 --rounds 3
+    python benchmarks/bench_prune.py --stage report --target x86
+    ../shared/tools/quiet-run -- python benchmarks/bench_prune.py --stage all --task digits --networks 4
+    (arm: add --tracker HOST:PORT --key KEY; the emulated board: chamtvm device emulate-arm)
+
+Goals (#23): at 50 % of the teacher's measured latency, more accuracy than uniform width
+scaling at the same measured latency; each pruned network's measured latency within ±10 %
+of its prediction and under its budget; layer latencies within ±5 % on held-out widths.
+Accuracy: validation images choose nothing here (every network's settings are fixed in
+advance); validation and test accuracy are both reported, the test set read at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+from common import EMULATION, RESULTS, RUNS, argument_parser, parse_args, pyplot, save_figure, summary, write_results
+
+TASK = "fashion-mnist"
+# the transform command's default teachers' architectures (chamtvm.transform.teacher.DEFAULT_TEACHERS):
+# the width-latency model depends on the architecture only, so it is measured before the teacher is trained
+ARCHS = {
+    "digits": {"resolution": 28, "stem_channels": 8, "head_channels": 128, "stages": [
+        {"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3},
+        {"channels": 12, "blocks": 1, "expansion": 6, "kernel": 5},
+        {"channels": 16, "blocks": 1, "expansion": 6, "kernel": 5},
+        {"channels": 24, "blocks": 1, "expansion": 6, "kernel": 5},
+        {"channels": 32, "blocks": 1, "expansion": 3, "kernel": 3},
+        {"channels": 48, "blocks": 1, "expansion": 3, "kernel": 3},
+        {"channels": 64, "blocks": 1, "expansion": 3, "kernel": 3}]},
+    "fashion-mnist": {"resolution": 28, "stem_channels": 16, "head_channels": 256, "stages": [
+        {"channels": 16, "blocks": 1, "expansion": 1, "kernel": 3},
+        {"channels": 24, "blocks": 2, "expansion": 6, "kernel": 5},
+        {"channels": 32, "blocks": 2, "expansion": 6, "kernel": 5},
+        {"channels": 48, "blocks": 3, "expansion": 6, "kernel": 5},
+        {"channels": 64, "blocks": 2, "expansion": 6, "kernel": 5},
+        {"channels": 96, "blocks": 2, "expansion": 6, "kernel": 5},
+        {"channels": 128, "blocks": 1, "expansion": 6, "kernel": 5}]},
+}
+BUDGETS = (0.35, 0.5, 0.7)          # shares of the teacher's measured latency
+MIDDLE = 0.5
+UNIFORM = (0.3, 0.4, 0.5, 0.6, 0.7, 0.85)
+GROUP_SIZES = (1, 4, 8, 16)
+
+
+def work_dir(target: str) -> Path:
+    return RUNS / "bench_prune" / (target if TASK == "fashion-mnist" else f"{target}-{TASK}")
+
+
+def teacher_architecture():
+    """The teacher's torch module with its architecture (weights untrained) and input shape."""
+    from chamtvm.space.model import build_model, input_shape
+    from chamtvm.space.schema import Arch, SearchSpace
+
+    space, arch = SearchSpace.load("fashion"), Arch.from_dict(ARCHS[TASK])
+    return build_model(space, arch), input_shape(space, arch)
+
+
+def load_state(target: str) -> dict:
+    p = work_dir(target) / "state.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def save_state(target: str, state: dict) -> None:
+    from chamtvm.core.atomic import atomic_write_text
+
+    p = work_dir(target) / "state.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(p, json.dumps(state, indent=1))
+
+
+def teacher_and_data(log=print):
+    from chamtvm.transform.data import load_task
+    from chamtvm.transform.teacher import resolve_model
+
+    data = load_task(TASK)
+    teacher = resolve_model(f"teacher:{TASK}", TASK, data, log, False)
+    return teacher, data
+
+
+def runner_for(args):
+    from chamtvm.measure.runners import make_runner
+    from chamtvm.targets.spec import get_target
+
+    return make_runner(get_target(args.target), args.tracker, args.key)
+
+
+# ------------------------------------------------------------------------------ model
+def stage_model(args) -> None:
+    import numpy as np
+
+    from chamtvm.core.metrics import fidelity
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.targets.spec import get_target
+    from chamtvm.transform.prune.graph import trace_channel_groups
+    from chamtvm.transform.prune.latency import (build_width_model, grid_widths, lane_widths, make_config,
+                                                 plan_measurement)
+    from chamtvm.transform.prune.method import FIRST_PASS_WIDTHS
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    target = get_target(args.target)
+    module, shape = teacher_architecture()
+    graph = trace_channel_groups(module, shape)
+    lanes = target.lanes
+    full = graph.widths
+    lane_cands = {g: lane_widths(w, lanes, args.min_keep) for g, w in full.items()}
+    first = min(args.widths, FIRST_PASS_WIDTHS)
+    grid = {g: grid_widths(c, first) for g, c in lane_cands.items()}
+    table = LatencyTable(work_dir(args.target) / "luts" / f"{target.name}.jsonl").load()
+    t0 = time.time()
+    with runner_for(args) as runner:
+        wm, probe = build_width_model(module, graph, target, table, runner, grid,
+                                      ScheduleSource(target, use_database=False), refine=lane_cands,
+                                      extra_widths=args.widths - first, log=print)
+        seconds_model = time.time() - t0
+        grid = wm.grid
+        plan = plan_measurement(probe, grid)
+        # held-out widths: lane multiples not measured (the two nearest the middle of the
+        # widest gaps), else an off-lane width between two measured ones
+        held = {}
+        for g, ws in grid.items():
+            if not ws:
+                continue
+            pts = sorted(ws + [full[g]])
+            unmeasured = [w for w in lane_cands[g][:-1] if w not in ws]
+            gaps = sorted(zip(pts, pts[1:]), key=lambda ab: ab[0] - ab[1])[:2]
+            picks = []
+            for a, b in gaps:
+                inside = [w for w in unmeasured if a < w < b]
+                mid = (a + b) / 2
+                if inside:
+                    picks.append(min(inside, key=lambda w: abs(w - mid)))
+                elif b - a > 1:
+                    picks.append(int(mid))
+            held[g] = sorted(set(picks))
+        held_configs = plan.colour_configs(full, held)
+        probe.measure(held_configs)
+        layer_checks = []
+        for cfg in held_configs:
+            times = probe.times_us(cfg)
+            for g, w in cfg:
+                measured = sum(t for t, touch in zip(times, plan.touches) if g in touch)
+                pred = wm.layer_us(g, w)
+                layer_checks.append({"group": g, "width": w, "on_lane": w % lanes == 0, "measured_us": measured,
+                                     "predicted_us": pred, "error_pct": 100 * (pred - measured) / measured})
+        # random networks end to end
+        rng = np.random.default_rng(args.seed)
+        net_checks = []
+        for i in range(args.networks):
+            widths = {g: int(rng.choice(c)) for g, c in lane_cands.items()}
+            cfg = make_config(widths, full)
+            probe.measure([cfg])
+            row = probe.measure_network_us(cfg)
+            net_checks.append({"widths": widths, "measured_ms": row["runtime_us_p50"] / 1e3,
+                               "spread_pct": _spread(row), "predicted_ms": wm.predict_ms(widths),
+                               "kernel_sum_measured_us": sum(probe.times_us(cfg)),
+                               "kernel_sum_modelled_us": wm.kernel_sum_us(widths)})
+    errs = np.array([c["error_pct"] for c in layer_checks])
+    state = load_state(args.target)
+    state["model"] = {
+        "target": target.name, "lanes": lanes, "emulated": wm.emulated, "device_label": runner.label,
+        "grid": grid, "min_keep": args.min_keep, "seconds_to_model": round(seconds_model, 1),
+        "lowerings": len(probe.layouts), "kernels_in_table": len(table),
+        "width_model": wm.to_dict(),
+        "teacher_measured_ms": wm.calibration[0]["measured_us"] / 1e3,
+        "heldout_layers": {"checks": layer_checks, "n": len(layer_checks),
+                           "within_5pct": float(np.mean(np.abs(errs) <= 5)) if len(errs) else None,
+                           "median_abs_error_pct": float(np.median(np.abs(errs))) if len(errs) else None,
+                           "max_abs_error_pct": float(np.max(np.abs(errs))) if len(errs) else None},
+        "networks": {"checks": net_checks,
+                     "fidelity": fidelity([c["predicted_ms"] for c in net_checks],
+                                          [c["measured_ms"] for c in net_checks]) if net_checks else None,
+                     "kernel_model_fidelity": fidelity([c["kernel_sum_modelled_us"] for c in net_checks],
+                                                       [c["kernel_sum_measured_us"] for c in net_checks])
+                     if net_checks else None},
+        "quiet_run": _quiet(),
+    }
+    save_state(args.target, state)
+    h = state["model"]["heldout_layers"]
+    print(f"width model: {seconds_model:.0f} s, {len(probe.layouts)} lowerings; held-out layers within ±5 %: "
+          f"{h['within_5pct']}, median |error| {h['median_abs_error_pct']} %")
+
+
+def _spread(row) -> float:
+    from chamtvm.core.metrics import spread_pct
+
+    return float(spread_pct(row))
+
+
+def _quiet() -> dict:
+    import os
+
+    from common import load_average
+
+    return {"under_quiet_run": os.environ.get("QUIET_RUN") == "1", "load_average_1_5_15": load_average()}
+
+
+# ------------------------------------------------------------------------------ train
+def stage_train(args) -> None:
+    import numpy as np
+    import torch
+
+    from chamtvm.targets.spec import get_target
+    from chamtvm.transform.job import _finetune_protocol
+    from chamtvm.transform.latency import TargetLatency
+    from chamtvm.transform.prune.admm import admm_prune
+    from chamtvm.transform.prune.graph import trace_channel_groups
+    from chamtvm.transform.prune.importance import channel_scores, prune_to_widths, sensitivity_costs
+    from chamtvm.transform.prune.latency import WidthLatencyModel, lane_widths
+    from chamtvm.transform.prune.solve import latency_terms, solve_milp
+    from chamtvm.transform.prune.surgery import select_channels
+    from chamtvm.transform.prune.unstructured import (conv_linear_weights, magnitude_prune, make_permanent,
+                                                      weight_sparsity)
+    from chamtvm.transform.train import accuracy, fit
+
+    torch.set_num_threads(1)
+    state = load_state(args.target)
+    if "model" not in state:
+        raise SystemExit("run --stage model first")
+    target = get_target(args.target)
+    teacher, data = teacher_and_data()
+    module = copy.deepcopy(teacher.module).eval()
+    graph = trace_channel_groups(module, data.input_shape)
+    wm = WidthLatencyModel.from_dict(state["model"]["width_model"])
+    lanes, full = state["model"]["lanes"], graph.widths
+    t_ms = state["model"]["teacher_measured_ms"]
+    scores = channel_scores(module, graph)
+    rng = np.random.default_rng(args.seed)
+    idx = rng.choice(len(data.train_y), size=512, replace=False)
+    calib = (data.train_x[idx], data.train_y[idx])
+    proto = _finetune_protocol(TASK, None, args.seed)
+    lat = TargetLatency(target, None, work_dir(args.target) / "luts")
+    nets = state.setdefault("networks", {})
+    folder = work_dir(args.target) / "nets"
+    folder.mkdir(parents=True, exist_ok=True)
+    margin = max(0.02, wm.calibration_error_pct / 100)
+
+    def finish(name: str, net, info: dict, finetune=True):
+        if name in nets and (folder / f"{name}.pt").exists():
+            return
+        t0 = time.time()
+        if finetune:
+            net = fit(net, data.train_x, data.train_y, proto, teacher=teacher.module, desc=name)
+        if info.get("unstructured"):
+            make_permanent(net)
+            info["weight_sparsity"] = weight_sparsity(net)
+        torch.save(net.state_dict(), folder / f"{name}.pt")
+        lib = lat.build_library(net, data.input_shape, folder / f"{name}_{target.name}.so", name)
+        nets[name] = {**info, "val_accuracy": accuracy(net, data.val_x, data.val_y),
+                      "test_accuracy": accuracy(net, data.test_x, data.test_y),
+                      "params": sum(int(p.numel()) for p in net.parameters()),
+                      "library": str(lib.relative_to(RUNS.parent)), "finetune_s": round(time.time() - t0, 1),
+                      "finetune": proto.to_dict() if finetune else None}
+        save_state(args.target, state)
+        print(f"{name}: val {nets[name]['val_accuracy']:.4f} predicted {info.get('predicted_ms')}")
+
+    finish("teacher", copy.deepcopy(module), {"kind": "teacher", "widths": full, "predicted_ms": wm.predict_ms()},
+           finetune=False)
+
+    cost_cache: dict[int, tuple] = {}
+
+    def pruned(share: float, granularity: int, name: str, kind: str):
+        if name in nets:
+            return nets[name]["widths"]
+        if granularity not in cost_cache:
+            cands = {g: lane_widths(w, granularity, state["model"]["min_keep"]) for g, w in full.items()}
+            cands = {g: c for g, c in cands.items() if len(c) > 1 and state["model"]["grid"].get(g)}
+            cost_cache[granularity] = (cands, sensitivity_costs(module, graph, scores, cands, *calib))
+        cands, costs = cost_cache[granularity]
+        budget_ms = share * t_ms
+        budget_us = (budget_ms * 1e3 * (1 - margin) - wm.beta_us) / wm.alpha
+        sol = solve_milp(latency_terms(wm, cands), costs, cands, budget_us)
+        widths = {**full, **sol.widths}
+        net = prune_to_widths(module, graph, scores, sol.widths)
+        finish(name, net, {"kind": kind, "share": share, "budget_ms": budget_ms, "granularity": granularity,
+                           "widths": widths, "predicted_ms": wm.predict_ms(widths), "margin": margin,
+                           "solver_s": sol.seconds, "off_lane_groups": sum(w % lanes != 0 for w in widths.values())})
+        return widths
+
+    for share in BUDGETS:
+        pruned(share, lanes, f"prune-{share:g}", "prune")
+    if args.reuse_from:
+        other = load_state(args.reuse_from).get("networks", {})
+        for name, info in other.items():
+            if info["kind"] in ("uniform", "unstructured") and name not in nets:
+                src = work_dir(args.reuse_from) / "nets" / f"{name}.pt"
+                net = select_channels(module, graph, {g: range(w) for g, w in info["widths"].items()
+                                                      if w != full[g]})
+                net.load_state_dict(torch.load(str(src), weights_only=True))
+                nets.pop(name, None)
+                info = {k: v for k, v in info.items() if k not in ("val_accuracy", "test_accuracy", "library",
+                                                                   "finetune_s", "unstructured")}
+                info["predicted_ms"] = wm.predict_ms(info["widths"])  # this target's model
+                finish(name, net, info, finetune=False)
+                nets[name]["reused_from"] = args.reuse_from
+        save_state(args.target, state)
+        return
+    for share in UNIFORM:
+        if f"uniform-{share:g}" in nets:
+            continue
+        widths = {g: max(min(lanes, w), min(w, int(round(share * w / lanes)) * lanes)) for g, w in full.items()}
+        net = prune_to_widths(module, graph, scores, {g: w for g, w in widths.items() if w != full[g]})
+        finish(f"uniform-{share:g}", net, {"kind": "uniform", "share": share, "widths": widths,
+                                           "predicted_ms": wm.predict_ms(widths)})
+    for g_size in GROUP_SIZES:
+        if g_size != lanes:
+            pruned(MIDDLE, g_size, f"groups-{g_size}", "ablation")
+    mid = nets[f"prune-{MIDDLE:g}"]
+    kept = 1 - (mid["params"] / nets["teacher"]["params"])
+    if "unstructured" not in nets:
+        sparsity = kept * sum(p.numel() for p in module.parameters()) / conv_linear_weights(module)
+        net = magnitude_prune(copy.deepcopy(module), min(sparsity, 0.95))
+        finish("unstructured", net, {"kind": "unstructured", "unstructured": True, "target_sparsity": sparsity,
+                                     "widths": full, "predicted_ms": wm.predict_ms(),
+                                     "params_removed_by_structured": kept})
+    if "admm-0.5" not in nets:
+        cands = {g: lane_widths(w, lanes, state["model"]["min_keep"]) for g, w in full.items()}
+        cands = {g: c for g, c in cands.items() if len(c) > 1 and state["model"]["grid"].get(g)}
+        budget_ms = MIDDLE * t_ms
+        budget_us = (budget_ms * 1e3 * (1 - margin) - wm.beta_us) / wm.alpha
+        trained = copy.deepcopy(module)
+        t0 = time.time()
+        res = admm_prune(trained, graph, latency_terms(wm, cands), cands, budget_us, data.train_x, data.train_y,
+                         teacher=teacher.module, rounds=args.admm_rounds, steps_per_round=args.admm_steps,
+                         seed=args.seed, log=print)
+        widths = {**full, **res.widths}
+        net = select_channels(trained, graph, {g: k for g, k in res.keep.items() if len(k) < full[g]})
+        finish("admm-0.5", net, {"kind": "admm", "share": MIDDLE, "budget_ms": budget_ms, "granularity": lanes,
+                                 "widths": widths, "predicted_ms": wm.predict_ms(widths), "margin": margin,
+                                 "admm_s": round(time.time() - t0, 1), "admm_history": res.history,
+                                 "admm_steps": args.admm_rounds * args.admm_steps})
+
+
+# ----------------------------------------------------------------------------- measure
+def stage_measure(args) -> None:
+    state = load_state(args.target)
+    nets = state.get("networks", {})
+    if not nets:
+        raise SystemExit("run --stage train first")
+    input_shape = [1, 1, 28, 28]
+    got: dict[str, list[float]] = {n: [] for n in nets}
+    if args.target == "x86":
+        from common.timing import interleaved
+
+        from chamtvm.targets.spec import get_target
+
+        threads = get_target("x86").runtime_threads or 1
+        jobs = {n: {"kind": "tvm", "lib": str(RUNS.parent / info["library"]), "inputs": [[input_shape, "float32"]]}
+                for n, info in nets.items()}
+        res = interleaved(jobs, threads, args.rounds)
+        for n, r in res.items():
+            nets[n]["measured"] = {"latency_ms": r.get("median_us", float("nan")) / 1e3,
+                                   "spread_pct": r.get("spread_pct"), "round_medians_ms":
+                                   [x / 1e3 for x in r["round_medians_us"]], "errors": r["errors"],
+                                   "threads": threads}
+    else:
+        import numpy as np
+
+        from chamtvm.core.metrics import iqr_spread_pct
+        from chamtvm.lower.kernels import ArgSpec
+        from chamtvm.targets.spec import get_target
+
+        target = get_target(args.target)
+        names = list(nets)
+        with runner_for(args) as runner:
+            for r in range(args.rounds):
+                for n in names[r % len(names):] + names[:r % len(names)]:
+                    res = runner.measure_network(RUNS.parent / nets[n]["library"], [ArgSpec(tuple(input_shape), "float32")],
+                                                 target.network_evaluator, key=n)
+                    if res.ok:
+                        got[n].append(res.samples_us)
+                    print(f"round {r} {n}: {res.median_us / 1e3 if res.ok else res.error}")
+            label = runner.label
+        for n in names:
+            rounds = [float(np.median(s)) for s in got[n]]
+            flat = [x for s in got[n] for x in s]
+            nets[n]["measured"] = {"latency_ms": float(np.median(rounds)) / 1e3 if rounds else None,
+                                   "spread_pct": iqr_spread_pct(flat) if flat else None,
+                                   "round_medians_ms": [x / 1e3 for x in rounds], "device_label": label,
+                                   "emulated": True}
+    state["measure"] = {"rounds": args.rounds, "quiet_run": _quiet()}
+    save_state(args.target, state)
+
+
+# ------------------------------------------------------------------------------ report
+def stage_report(args) -> None:
+    import numpy as np
+
+    state = load_state(args.target)
+    nets = state["networks"]
+    teacher_ms = nets["teacher"]["measured"]["latency_ms"]
+    rows = []
+    for n, info in nets.items():
+        m = (info.get("measured") or {}).get("latency_ms")
+        row = {"name": n, **{k: v for k, v in info.items() if k not in ("admm_history",)}}
+        if m:
+            row["measured_share_of_teacher"] = m / teacher_ms
+            if info.get("predicted_ms"):
+                row["prediction_error_pct"] = 100 * (info["predicted_ms"] - m) / m
+            if info.get("budget_ms"):
+                row["under_budget"] = m <= info["budget_ms"]
+        rows.append(row)
+    uni = sorted([r for r in rows if r["kind"] == "uniform" and r.get("measured_share_of_teacher")],
+                 key=lambda r: r["measured"]["latency_ms"])
+    goals = {}
+    if uni:
+        xs = [r["measured"]["latency_ms"] for r in uni]
+        for r in rows:
+            if r["kind"] in ("prune", "admm", "ablation") and r.get("measured"):
+                ms = r["measured"]["latency_ms"]
+                if xs[0] <= ms <= xs[-1]:
+                    for key in ("val_accuracy", "test_accuracy"):
+                        r[f"uniform_{key}_at_same_latency"] = float(np.interp(ms, xs, [u[key] for u in uni]))
+    mid = next(r for r in rows if r["name"] == f"prune-{MIDDLE:g}")
+    if "uniform_val_accuracy_at_same_latency" in mid:
+        goals["accuracy_over_uniform_at_50pct"] = {
+            "pruned_val": mid["val_accuracy"], "uniform_val_interpolated": mid["uniform_val_accuracy_at_same_latency"],
+            "pruned_test": mid["test_accuracy"], "uniform_test_interpolated": mid["uniform_test_accuracy_at_same_latency"],
+            "met_val": mid["val_accuracy"] > mid["uniform_val_accuracy_at_same_latency"],
+            "met_test": mid["test_accuracy"] > mid["uniform_test_accuracy_at_same_latency"]}
+    pruned = [r for r in rows if r["kind"] in ("prune", "admm") and "prediction_error_pct" in r]
+    goals["pruned_within_10pct_of_prediction"] = {r["name"]: abs(r["prediction_error_pct"]) <= 10 for r in pruned}
+    goals["pruned_under_budget"] = {r["name"]: r["under_budget"] for r in pruned}
+    h = state["model"]["heldout_layers"]
+    goals["heldout_layers_within_5pct"] = h["within_5pct"]
+    emulated = state["model"]["emulated"]
+    result = {"target": args.target, "emulated": emulated, "label": EMULATION if emulated else "device (this host's CPU)",
+              "task": TASK, "budgets_share_of_teacher": list(BUDGETS), "goals": goals, "networks": rows,
+              "model": {k: v for k, v in state["model"].items() if k != "width_model"},
+              "width_model": {k: state["model"]["width_model"][k] for k in ("alpha", "beta_us", "calibration")},
+              "layer_curves": _layer_curves(state), "measure": state.get("measure")}
+    name = f"prune_{args.target}{'' if TASK == 'fashion-mnist' else '_' + TASK}{'_emulated' if emulated else ''}"
+    write_results(result, RESULTS / f"{name}.json", figure=plot,
+                  measurements_from=None if args.stage == "all" else work_dir(args.target))
+
+
+def _layer_curves(state) -> dict:
+    """Per group: the measured (grid) and interpolated layer latency at each lane width."""
+    from chamtvm.transform.prune.latency import WidthLatencyModel
+
+    wm = WidthLatencyModel.from_dict(state["model"]["width_model"])
+    out = {}
+    for g, ws in state["model"]["grid"].items():
+        if ws:
+            out[g] = {"grid": ws + [wm.full[g]], "layer_us": [wm.layer_us(g, w) for w in ws + [wm.full[g]]]}
+    return out
+
+
+def plot(result: dict, path: Path) -> None:
+    plt = pyplot()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.8))
+    style = {"teacher": ("k*", "teacher"), "prune": ("ro", "pruned (integer program)"), "admm": ("mD", "pruned (ADMM)"),
+             "uniform": ("bs-", "uniform width scaling"), "unstructured": ("gx", "unstructured magnitude"),
+             "ablation": ("c^", "lane-group size ablation")}
+    for kind, (fmt, label) in style.items():
+        rs = sorted([r for r in result["networks"] if r["kind"] == kind and r.get("measured")],
+                    key=lambda r: r["measured"]["latency_ms"])
+        if not rs:
+            continue
+        ax.plot([r["measured"]["latency_ms"] for r in rs], [100 * r["test_accuracy"] for r in rs], fmt, label=label)
+        for r in rs:
+            if kind in ("ablation",):
+                ax.annotate(f"g={r['granularity']}", (r["measured"]["latency_ms"], 100 * r["test_accuracy"]), fontsize=7)
+    ax.set_xlabel("measured latency (ms)" + (" EMULATION" if result["emulated"] else ""))
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"pruning on {result['target']} ({result['task']})" + (" — EMULATION" if result["emulated"] else ""))
+    ax.legend(fontsize=7)
+    for g, c in list(result["layer_curves"].items())[:8]:
+        bx.plot(c["grid"], c["layer_us"], "o-", label=g, ms=3)
+    for chk in result["model"]["heldout_layers"]["checks"]:
+        bx.plot(chk["width"], chk["measured_us"], "kx", ms=4)
+    bx.set_xlabel("kept width (channels)")
+    bx.set_ylabel("layer latency (us)")
+    bx.set_title("layer latency vs width: measured grid (lines), held-out (x)")
+    bx.legend(fontsize=6)
+    save_figure(fig, path)
+
+
+def main(argv=None) -> int:
+    global TASK
+    from chamtvm.cli.validate import tracker
+
+    ap = argument_parser(__doc__)
+    ap.add_argument("--stage", choices=("model", "train", "measure", "report", "all"), required=True)
+    ap.add_argument("--target", default="x86")
+    ap.add_argument("--tracker", type=tracker, default=None)
+    ap.add_argument("--key", default=None)
+    ap.add_argument("--widths", type=int, default=8, help="measured widths per group (4-8): 4 evenly, the "
+                                                         "rest where the layer latency jumps most")
+    ap.add_argument("--min-keep", type=float, default=0.25)
+    ap.add_argument("--networks", type=int, default=8, help="random width choices measured end to end")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--admm-rounds", type=int, default=6)
+    ap.add_argument("--admm-steps", type=int, default=150)
+    ap.add_argument("--reuse-from", default=None, help="target whose uniform/unstructured networks to reuse")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--task", default=TASK, choices=tuple(ARCHS), help="digits: a quick check of the stages")
+    args = parse_args(ap, argv)
+    TASK = args.task
+    if args.stage == "all":
+        if "model" not in load_state(args.target):
+            stage_model(args)
+        for stage in (stage_train, stage_measure, stage_report):
+            stage(args)
+        return 0
+    {"model": stage_model, "train": stage_train, "measure": stage_measure, "report": stage_report}[args.stage](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,227 @@
+"""Block friendliness per position from end-to-end measurements, and the reduced space.
+
+Definitions (Mills et al., CIKM'21, profile a block at a position by the end-to-end metric of
+networks that hold it there, averaged over the rest of the network; with a balanced design
+the regression's effects are exactly such averages, with confidence intervals):
+
+* **latency contribution** ``L(j, c)``: the effects model's (``design``) effect of choice
+  ``c`` at position ``j`` on measured network latency, minus the effect of the position's
+  *baseline*, the choice with the smallest estimated latency there (ms, with the 95 %
+  confidence interval of that difference);
+* **accuracy contribution** ``A(j, c)``: the same on accuracy (points), relative to the same
+  baseline: the accuracy bought by spending ``L(j, c)`` at that position;
+* **shares**: ``L(j, c) / L_range`` and ``A(j, c) / A_range`` with ``L_range = sum_j max_c
+  L(j, c)`` (the model's latency from the cheapest to the costliest network) and ``A_range =
+  sum_j max_c A(j, c)`` (its accuracy from the cheapest to the most accurate network): the
+  part of the space's latency range the choice spends, and of its accuracy range it buys;
+* **friendliness** ``F(j, c) = accuracy share / latency share``: accuracy per unit of
+  latency, in units of the space's average exchange rate ``A_range / L_range``. ``F = 1``:
+  the choice buys accuracy at the space's average rate; ``> 1`` friendly to the target;
+  ``< 1`` unfriendly; ``< 0`` it costs latency and loses accuracy. A baseline spends nothing
+  and has no friendliness (it is the position's cheapest option). Latency shares are floored
+  at ``LATENCY_FLOOR`` of the range, so a choice that costs (almost) nothing is not ranked by
+  a ratio of noise.
+
+**Reduction rule** (fixed before any search was run on a reduced space; never tuned on the
+benchmark's figures): at every position keep the baseline; of the other choices drop exactly
+``round(drop * number of non-baseline choices)``: first the choices *dominated* at their
+position (another choice there is estimated no slower and at least as accurate), then the
+least friendly (lowest ``F``; ties: the slower first); within each group the least friendly
+first. ``drop`` (default ``DEFAULT_DROP`` = 1/3) is the size knob. Without accuracies there is
+no friendliness and no reduced space (latency alone cannot say what a choice buys).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .design import EffectsModel, effects_model
+from .regression import LinearFit, fit_ols
+
+DEFAULT_DROP = 1 / 3
+LATENCY_FLOOR = 1e-3  # latency shares below this fraction of the range count as this much
+
+
+@dataclass
+class ChoiceRow:
+    """One choice at one position (module docstring for every field's definition)."""
+
+    position: str
+    choice: object
+    latency_ms: float
+    latency_ci_ms: float
+    accuracy_pts: float | None = None
+    accuracy_ci_pts: float | None = None
+    latency_share: float = 0.0
+    accuracy_share: float | None = None
+    friendliness: float | None = None
+    baseline: bool = False
+    kept: bool = True
+    why: str = ""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Friendliness:
+    """The table of every position's choices, the two fits and the reduction."""
+
+    space: str
+    positions: list[str]
+    rows: list[ChoiceRow]
+    latency_fit: LinearFit
+    accuracy_fit: LinearFit | None
+    latency_range_ms: float
+    accuracy_range_pts: float | None
+    drop: float
+    notes: list[str] = field(default_factory=list)
+
+    def by_position(self) -> dict[str, list[ChoiceRow]]:
+        out: dict[str, list[ChoiceRow]] = {p: [] for p in self.positions}
+        for r in self.rows:
+            out[r.position].append(r)
+        return out
+
+    def kept(self) -> dict[str, tuple]:
+        """Position path -> the choices kept there (in the space's order)."""
+        return {p: tuple(r.choice for r in rows if r.kept) for p, rows in self.by_position().items()}
+
+    @property
+    def reduced(self) -> bool:
+        return any(not r.kept for r in self.rows)
+
+    def to_dict(self) -> dict:
+        non_base = [r for r in self.rows if not r.baseline]
+        return {"space": self.space, "definitions": DEFINITIONS,
+                "rule": {"drop": self.drop, "what": RULE, "dropped": sum(not r.kept for r in self.rows),
+                         "non_baseline_choices": len(non_base)},
+                "latency_fit": self.latency_fit.summary(),
+                "accuracy_fit": self.accuracy_fit.summary() if self.accuracy_fit else None,
+                "latency_range_ms": self.latency_range_ms, "accuracy_range_pts": self.accuracy_range_pts,
+                "kept": {p: list(c) for p, c in self.kept().items()},
+                "rows": [r.to_dict() for r in self.rows], "notes": list(self.notes)}
+
+
+DEFINITIONS = {
+    "latency_ms": "effect of the choice on measured network latency minus the position's baseline's (ms), "
+                  "from the regression on choice indicators; latency_ci_ms: half-width of its 95% interval",
+    "accuracy_pts": "the same on accuracy (points), relative to the same baseline",
+    "baseline": "the position's choice with the smallest estimated latency",
+    "latency_share": "latency_ms / sum over positions of the largest latency_ms there",
+    "accuracy_share": "accuracy_pts / sum over positions of the largest accuracy_pts there",
+    "friendliness": "accuracy_share / latency_share (latency share floored at 0.1% of the range): accuracy per "
+                    "unit latency in units of the space's average rate; >1 friendly, <1 unfriendly",
+}
+RULE = ("keep every position's baseline; drop exactly round(drop * non-baseline choices): first those dominated "
+        "at their position (another one estimated no slower and at least as accurate), then the least friendly; "
+        "least friendly first within each group (ties: the slower first)")
+
+
+def _effects(model: EffectsModel, fit: LinearFit, j: int, base: int) -> tuple[np.ndarray, np.ndarray]:
+    """Estimates and CI half-widths ``(k,)`` of position ``j``'s choices minus choice ``base``."""
+    rows = model.level_rows(j)
+    est, ci = zip(*(fit.estimate(rows[c] - rows[base]) for c in range(len(rows))))
+    return np.array(est), np.array(ci)
+
+
+def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT_DROP,
+            accuracy_indices=None) -> Friendliness:
+    """Friendliness of every choice of ``space`` (module docstring).
+
+    ``indices`` ``(n, D)``: choice-index rows of the measured networks; ``latency_ms`` ``(n,)``
+    their measured latencies. ``accuracy_pts`` ``(m,)``: accuracies in points of the networks
+    ``accuracy_indices`` (default: the same networks), or None. ``drop`` in [0, 1)."""
+    if not 0 <= drop < 1:
+        raise ValueError(f"drop must be a fraction in [0, 1), got {drop}")
+    model = effects_model(space)
+    lat_fit = fit_ols(model.matrix(indices), latency_ms)
+    acc_fit = None
+    if accuracy_pts is not None:
+        acc_idx = indices if accuracy_indices is None else accuracy_indices
+        acc_fit = fit_ols(model.matrix(acc_idx), accuracy_pts)
+    rows, notes = [], []
+    for j, pos in enumerate(model.positions):
+        rows_j = model.level_rows(j)
+        base = int(np.argmin(rows_j @ lat_fit.coef))
+        lat, lat_ci = _effects(model, lat_fit, j, base)
+        acc, acc_ci = _effects(model, acc_fit, j, base) if acc_fit else (None, None)
+        for c, choice in enumerate(pos.choices):
+            rows.append(ChoiceRow(pos.path, choice, float(lat[c]), float(lat_ci[c]),
+                                  None if acc is None else float(acc[c]), None if acc is None else float(acc_ci[c]),
+                                  baseline=c == base))
+    paths = [p.path for p in model.positions]
+    by_pos = {p: [r for r in rows if r.position == p] for p in paths}
+    lat_range = float(sum(max(r.latency_ms for r in rs) for rs in by_pos.values()))
+    acc_range = float(sum(max(r.accuracy_pts for r in rs) for rs in by_pos.values())) if acc_fit else None
+    for r in rows:
+        r.latency_share = r.latency_ms / lat_range if lat_range > 0 else 0.0
+    result = Friendliness(space.name, paths, rows, lat_fit, acc_fit, lat_range, acc_range, drop, notes)
+    if acc_fit is None:
+        for r in rows:
+            r.why = "baseline (cheapest here)" if r.baseline else "kept (no accuracies: no friendliness)"
+        notes.append("no accuracies: latency contributions only, no friendliness and no reduced space")
+        return result
+    if not acc_range > 0:
+        notes.append(f"no choice buys accuracy (accuracy range {acc_range:.3g} points): no friendliness")
+        for r in rows:
+            r.why = "baseline (cheapest here)" if r.baseline else "kept (no accuracy to buy)"
+        return result
+    for r in rows:
+        r.accuracy_share = r.accuracy_pts / acc_range
+        if not r.baseline:
+            r.friendliness = r.accuracy_share / max(r.latency_share, LATENCY_FLOOR)
+    _reduce(by_pos, drop)
+    return result
+
+
+def _reduce(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:
+    """Apply the reduction rule (module docstring) to the rows in place."""
+    ranked = []
+    for rs in by_pos.values():
+        for r in rs:
+            if r.baseline:
+                r.why = "baseline (cheapest here)"
+                continue
+            better = [o for o in rs if o is not r and o.latency_ms <= r.latency_ms and o.accuracy_pts >= r.accuracy_pts
+                      and (o.latency_ms < r.latency_ms or o.accuracy_pts > r.accuracy_pts)]
+            ranked.append((not better, r.friendliness, -r.latency_ms, r, better[0].choice if better else None))
+    quota = int(round(drop * len(ranked)))
+    ranked.sort(key=lambda x: x[:3])
+    for rank, (undominated, _, _, r, by) in enumerate(ranked):
+        if rank < quota:
+            r.kept = False
+            r.why = (f"dropped {rank + 1} of {quota}: dominated by {by} (no slower, at least as accurate)"
+                     if by is not None else f"dropped {rank + 1} of {quota}: least friendly")
+        else:
+            r.why = "kept" if undominated else f"kept (dominated by {by}, but the quota of {quota} is full)"
+
+
+_PATH = re.compile(r"^(?:(resolution|stem_channels|head_channels)|layers\[(\d+)\]|stages\[(\d+)\]\.(\w+))$")
+
+
+def reduced_space(space, kept: dict[str, tuple], name: str, description: str):
+    """``space`` with only the ``kept`` choices at each position (path -> choices), named
+    ``name``; validated by loading it like any space file (returns the loaded space)."""
+    from ..space.schema import SearchSpace
+
+    d = space.to_dict()
+    for path, choices in kept.items():
+        if not choices:
+            raise ValueError(f"position {path}: no choice kept")
+        m = _PATH.match(path)
+        if m is None:
+            raise ValueError(f"unknown position path {path!r}")
+        glob, layer, stage, fld = m.groups()
+        if glob is not None:
+            d[glob] = list(choices)
+        elif layer is not None:
+            d["layers"][int(layer)]["choices"] = list(choices)
+        else:
+            d["stages"][int(stage)][fld] = list(choices)
+    d["name"] = name
+    d["description"] = description
+    return SearchSpace.from_dict(d)

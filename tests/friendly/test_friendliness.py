@@ -1,0 +1,131 @@
+"""Friendliness from synthetic end-to-end latencies whose block costs are known exactly (no
+TVM): the regression recovers them, the shares and friendliness follow their definitions, the
+reduction rule drops what it says, and the reduced space is a valid space file."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chamtvm.friendly.design import balanced_design, effects_model
+from chamtvm.friendly.friendliness import analyse, reduced_space
+from chamtvm.space.layers import LayerSpace
+from chamtvm.space.schema import SearchSpace
+
+# per layer of macro: the true latency (ms) of skip, ir_k3_e3, ir_k5_e6 and their accuracy (points)
+COST = np.array([[0.0, 0.8, 2.0], [0.0, 0.5, 1.6], [0.0, 0.6, 1.4], [0.0, 0.3, 0.9],
+                 [0.0, 0.3, 0.9], [0.0, 0.4, 0.7], [0.0, 0.2, 0.6], [0.0, 0.2, 0.6]])
+GAIN = np.array([[0.0, 0.9, 1.0], [0.0, 0.2, 0.3], [0.0, 1.2, 1.5], [0.0, 0.1, 0.5],
+                 [0.0, 0.4, 0.3], [0.0, 0.8, 1.8], [0.0, 0.2, 0.15], [0.0, 0.05, 0.6]])
+
+
+def synthetic(space, rows, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    lat = 1.5 + sum(COST[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, noise, len(rows))
+    acc = 85 + sum(GAIN[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, noise, len(rows))
+    return lat, acc
+
+
+@pytest.fixture(scope="module")
+def macro():
+    space = SearchSpace.load("macro")
+    return space, balanced_design(effects_model(space), 27, seed=0)
+
+
+def test_known_block_costs_are_recovered_exactly(macro):
+    space, rows = macro
+    lat, acc = synthetic(space, rows)
+    res = analyse(space, rows, lat, acc)
+    got = {(r.position, r.choice): (r.latency_ms, r.accuracy_pts, r.baseline) for r in res.rows}
+    for j in range(8):
+        for c, name in enumerate(space.layers[j].choices):
+            lat_ms, acc_pts, base = got[(f"layers[{j}]", name)]
+            assert lat_ms == pytest.approx(COST[j, c], abs=1e-9)
+            assert acc_pts == pytest.approx(GAIN[j, c], abs=1e-9)
+            assert base == (name == "skip")
+    assert res.latency_fit.r2 == pytest.approx(1.0)
+    assert res.latency_range_ms == pytest.approx(COST.max(axis=1).sum())
+
+
+def test_with_noise_the_intervals_hold_the_true_costs(macro):
+    space, rows = macro
+    lat, acc = synthetic(space, rows, noise=0.05, seed=1)
+    res = analyse(space, rows, lat, acc)
+    inside = [abs(r.latency_ms - COST[int(r.position[7]), space.layers[0].choices.index(r.choice)]) <= r.latency_ci_ms
+              for r in res.rows if not r.baseline]
+    assert np.mean(inside) >= 0.8  # 95 % intervals, 16 of them
+
+
+def test_shares_friendliness_and_the_reduction_rule(macro):
+    space, rows = macro
+    lat, acc = synthetic(space, rows)
+    res = analyse(space, rows, lat, acc, drop=0.25)
+    a_range, l_range = GAIN.max(axis=1).sum(), COST.max(axis=1).sum()
+    r = next(r for r in res.rows if r.position == "layers[5]" and r.choice == "ir_k5_e6")
+    assert r.friendliness == pytest.approx((1.8 / a_range) / (0.7 / l_range))
+    # layer 4: ir_k5_e6 is slower and less accurate than ir_k3_e3: dominated, dropped
+    dom = next(r for r in res.rows if r.position == "layers[4]" and r.choice == "ir_k5_e6")
+    assert not dom.kept and "dominated by ir_k3_e3" in dom.why
+    assert all(r.kept for r in res.rows if r.baseline)
+    dropped = [r for r in res.rows if not r.kept]
+    assert len(dropped) == round(0.25 * 16)  # the knob sets the size exactly
+    # dominated first (layer 4 and layer 6: ir_k5_e6 slower than ir_k3_e3, not more accurate), then the
+    # least friendly of the rest
+    dominated = {("layers[4]", "ir_k5_e6"), ("layers[6]", "ir_k5_e6")}
+    rest = sorted((r for r in res.rows if not r.baseline and (r.position, r.choice) not in dominated),
+                  key=lambda r: r.friendliness)
+    expected = dominated | {(r.position, r.choice) for r in rest[:len(dropped) - 2]}
+    assert {(r.position, r.choice) for r in dropped} == expected
+    # a larger knob drops more, a zero knob nothing
+    assert sum(not r.kept for r in analyse(space, rows, lat, acc, drop=0.5).rows) == 8
+    assert not analyse(space, rows, lat, acc, drop=0.0).reduced
+
+
+def test_without_accuracies_nothing_is_dropped(macro):
+    space, rows = macro
+    lat, _ = synthetic(space, rows)
+    res = analyse(space, rows, lat)
+    assert not res.reduced and all(r.friendliness is None for r in res.rows) and res.notes
+
+
+def test_reduced_space_files_load_and_validate(macro, tmp_path):
+    space, rows = macro
+    lat, acc = synthetic(space, rows)
+    res = analyse(space, rows, lat, acc)
+    small = reduced_space(space, res.kept(), "macro-test-friendly", "reduced for a test")
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps({**small.to_dict(), "description": "reduced for a test"}))
+    loaded = SearchSpace.load(path)
+    assert isinstance(loaded, LayerSpace) and loaded.name == "macro-test-friendly"
+    assert loaded.size() == np.prod([len(c) for c in res.kept().values()]) < space.size()
+    for layer, full in zip(loaded.layers, space.layers):
+        assert set(layer.choices) <= set(full.choices) and "skip" in layer.choices
+    arch = loaded.sample(np.random.default_rng(0))
+    loaded.validate(arch)
+    space.validate(arch)  # every network of the reduced space is one of the full space
+
+
+def test_stage_wise_space_reduces_kernel_expansion_depth_and_width():
+    space = SearchSpace.load("fashion")
+    model = effects_model(space)
+    rows = balanced_design(model, 48, seed=0, starts=1, sweeps=1)  # identifiable is enough here
+    rng = np.random.default_rng(2)
+    effects = {p.path: rng.random(len(p.choices)) for p in model.positions}
+    lat = 2 + sum(np.sort(effects[p.path])[rows[:, p.dim]] for p in model.positions)
+    acc = 80 + sum(rng.random(len(p.choices))[rows[:, p.dim]] for p in model.positions)
+    res = analyse(space, rows, lat, acc)
+    for p in model.positions:  # latency contributions recovered (baseline: the cheapest)
+        got = [r.latency_ms for r in res.rows if r.position == p.path]
+        assert np.allclose(got, np.sort(effects[p.path]) - np.sort(effects[p.path])[0], atol=1e-9)
+    small = reduced_space(space, res.kept(), "fashion-test", "test")
+    assert type(small) is SearchSpace and small.size() < space.size()
+    assert {f for path in res.kept() for f in [path.split(".")[-1]]} >= {"kernel", "expansion", "blocks", "channels"}
+    SearchSpace.from_dict({**small.to_dict(), "description": "x"})
+
+
+def test_bad_drop_is_refused(macro):
+    space, rows = macro
+    lat, acc = synthetic(space, rows)
+    with pytest.raises(ValueError, match="drop"):
+        analyse(space, rows, lat, acc, drop=1.0)

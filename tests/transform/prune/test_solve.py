@@ -1,0 +1,64 @@
+"""The integer program finds the known optimum: on random tiny instances (checked by
+enumerating every choice) and on a hand-made one whose answer is known; an impossible budget
+says the fastest latency reachable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chamtvm.transform.prune.latency import PositionModel, WidthLatencyModel
+from chamtvm.transform.prune.pwl import PiecewiseLinear
+from chamtvm.transform.prune.solve import BudgetError, LatencyTerms, latency_terms, solve_brute_force, solve_milp
+
+
+def test_known_optimum_of_a_hand_made_instance():
+    # two groups, widths {8, 16}; the pair costs 4 * (wa/8) * (wb/8); budget 10 allows one of them at 16
+    cand = {"a": [8, 16], "b": [8, 16]}
+    terms = LatencyTerms(1.0, {"a": np.array([1.0, 2.0]), "b": np.array([1.0, 2.0])},
+                         {("a", "b"): np.array([[4.0, 8.0], [8.0, 16.0]])})
+    costs = {"a": [0.5, 0.0], "b": [0.3, 0.0]}  # cutting a hurts more: keep a whole
+    sol = solve_milp(terms, costs, cand, budget=12.0)
+    assert sol.widths == {"a": 16, "b": 8} and sol.latency == pytest.approx(1 + 2 + 1 + 8)
+    assert sol.cost == pytest.approx(0.3) and sol.status == "optimal"
+    with pytest.raises(BudgetError, match="fastest reachable is about 7"):
+        solve_milp(terms, costs, cand, budget=6.5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_milp_matches_brute_force_on_random_instances(seed):
+    rng = np.random.default_rng(seed)
+    groups = ["g0", "g1", "g2", "g3"]
+    cand = {g: sorted(rng.choice(np.arange(8, 65, 8), size=int(rng.integers(2, 5)), replace=False).tolist())
+            for g in groups}
+    unary = {g: rng.uniform(0.5, 2.0) * np.asarray(cand[g], float) / 8 for g in groups}
+    pairs = {("g0", "g1"): np.outer(cand["g0"], cand["g1"]) / 64.0 * rng.uniform(0.5, 2),
+             ("g1", "g2"): np.outer(cand["g1"], cand["g2"]) / 64.0 * rng.uniform(0.5, 2)}
+    terms = LatencyTerms(float(rng.uniform(0, 3)), unary, pairs)
+    costs = {g: np.sort(rng.uniform(0, 1, len(cand[g])))[::-1] * (np.asarray(cand[g]) < max(cand[g]))
+             for g in groups}
+    lo = terms.value({g: 0 for g in groups})
+    hi = terms.value({g: len(cand[g]) - 1 for g in groups})
+    budget = lo + rng.uniform(0.2, 0.8) * (hi - lo)
+    exact = solve_brute_force(terms, costs, cand, budget)
+    sol = solve_milp(terms, costs, cand, budget)
+    assert sol.cost == pytest.approx(exact.cost, abs=1e-9)
+    assert sol.latency <= budget + 1e-9
+
+
+def test_terms_of_a_width_model_agree_with_its_prediction():
+    lin = lambda pts: PiecewiseLinear().fit(*zip(*pts))
+    model = WidthLatencyModel("x86", {"a": 32, "b": 16}, [
+        PositionModel("k_const", (), 5.0),
+        PositionModel("k_a", ("a",), 10.0, {"a": lin([(8, 3.0), (16, 5.0), (32, 10.0)])}),
+        PositionModel("k_ab", ("a", "b"), 20.0, {"a": lin([(8, 6.0), (32, 20.0)]), "b": lin([(8, 11.0), (16, 20.0)])},
+                      offset_us=2.0),
+    ])
+    cand = {"a": [8, 16, 32], "b": [8, 16]}
+    terms = latency_terms(model, cand)
+    for ia, wa in enumerate(cand["a"]):
+        for ib, wb in enumerate(cand["b"]):
+            assert terms.value({"a": ia, "b": ib}) == pytest.approx(model.kernel_sum_us({"a": wa, "b": wb}))
+    # the pair model is bilinear with an offset: exact at full width, offset kept at the corner
+    assert model.positions[2].predict_us({"a": 32, "b": 16}) == pytest.approx(20.0)
+    assert model.positions[2].predict_us({"a": 8, "b": 8}) == pytest.approx(2 + (6 - 2) * (11 - 2) / 18)
