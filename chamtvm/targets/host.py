@@ -56,6 +56,21 @@ def resolve_mcpu(tvm_target: dict) -> dict:
     return {**tvm_target, "mcpu": host_cpu(tvm_target.get("mtriple", "x86_64-linux-gnu"))}
 
 
+# fp32 lanes of the widest vector unit an LLVM target has, widest first
+_LANES_BY_FEATURE = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4), ("neon", 4))
+
+
+def fp32_lanes(tvm_target: dict) -> int:
+    """32-bit float lanes of the widest vector registers of ``tvm_target`` (an LLVM target JSON
+    with ``mcpu`` resolved), from LLVM's features for its triple, CPU and ``mattr``: 16 with
+    AVX-512, 8 with AVX2/AVX, 4 with SSE2 or NEON, 1 without a vector unit LLVM names here.
+    So ``CHAMTVM_MCPU=skylake`` gives 8 on an AVX-512 machine, as the code generated for it."""
+    from tvm.target import Target, codegen
+
+    features = codegen.llvm_get_cpu_features(Target(tvm_target))
+    return next((lanes for feat, lanes in _LANES_BY_FEATURE if feat in features), 1)
+
+
 def cpu_flags(path: str | Path = "/proc/cpuinfo") -> set[str]:
     """The ISA flags of the first CPU in ``/proc/cpuinfo`` (empty where there is none)."""
     try:

@@ -13,6 +13,13 @@ which on x86 is half the hardware concurrency (1 on a 2-vCPU machine). It is par
 fingerprint, so rows timed at one thread count never mix with rows timed at another.
 ``CHAMTVM_THREADS=<n>`` overrides it for every target (e.g. 1 on a machine shared with
 other jobs, where a 2-thread timing doubles whenever another process takes a core).
+
+``vector_lanes`` (optional: a count, or ``"host"``) is how many fp32 values one vector
+instruction of the target processes (x86 AVX-512 16, AVX2 8, ARM NEON 4): the granularity
+channel pruning keeps widths at (``transform --method prune``). ``"host"`` resolves it from
+the LLVM features of the target's resolved CPU (``targets.host.fp32_lanes``), as
+``"mcpu": "host"`` resolves the CPU. Code generation does not depend on it, so it is not
+part of the fingerprint.
 """
 
 from __future__ import annotations
@@ -86,6 +93,7 @@ class TargetSpec:
     evaluator: Evaluator
     network_evaluator: Evaluator
     threads: int | str | None = None
+    vector_lanes: int | str | None = None
     source: str = field(default="", compare=False)
 
     @classmethod
@@ -104,6 +112,10 @@ class TargetSpec:
         if threads is not None and threads != "auto" and (
                 isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise TargetError(f"{where}: threads must be a positive integer or 'auto', got {threads!r}")
+        lanes = d.get("vector_lanes")
+        if lanes is not None and lanes != "host" and (
+                isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
+            raise TargetError(f"{where}: vector_lanes must be a positive integer or 'host', got {lanes!r}")
         return cls(
             name=str(d["name"]),
             description=str(d.get("description", "")),
@@ -121,6 +133,7 @@ class TargetSpec:
                 d.get("network_evaluator", d["evaluator"]), f"{where}.network_evaluator"
             ),
             threads=threads,
+            vector_lanes=lanes,
             source=source,
         )
 
@@ -151,6 +164,17 @@ class TargetSpec:
         if self.threads == "auto":
             return os.cpu_count() or 1
         return self.threads
+
+    @property
+    def lanes(self) -> int:
+        """fp32 vector lanes of the target (``vector_lanes``, ``"host"`` resolved; 1 when unset)."""
+        if self.vector_lanes is None:
+            return 1
+        if self.vector_lanes == "host":
+            from .host import fp32_lanes
+
+            return fp32_lanes(self.target_json())
+        return int(self.vector_lanes)
 
     def tvm(self):
         """The ``tvm.target.Target`` (with host where one is given)."""

@@ -40,3 +40,18 @@ def test_vector_isa_from_cpuinfo_flags(tmp_path):
     assert cpu_flags(info) >= {"avx2", "sse4_2"} and vector_isa(cpu_flags(info)) == "avx2"
     assert vector_isa({"avx512f", "avx2"}) == "avx512" and vector_isa(set()) == "none"
     assert vector_isa() in ("avx512", "avx2", "sse4", "none")
+
+
+def test_vector_lanes_follow_the_resolved_cpu(monkeypatch):
+    from chamtvm.targets.host import fp32_lanes
+
+    assert fp32_lanes({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "skylake-avx512"}) == 16
+    assert fp32_lanes({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "haswell"}) == 8
+    assert fp32_lanes({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]}) == 4
+    monkeypatch.delenv("CHAMTVM_MCPU", raising=False)
+    x86 = get_target("x86")
+    assert x86.vector_lanes == "host"
+    assert x86.lanes == {"avx512": 16, "avx2": 8, "sse4": 4}.get(vector_isa(), x86.lanes)
+    monkeypatch.setenv("CHAMTVM_MCPU", "haswell")  # AVX2 code: 8 lanes on any x86 machine
+    assert x86.lanes == 8
+    assert get_target("arm").lanes == 4

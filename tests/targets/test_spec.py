@@ -137,3 +137,15 @@ def test_chamtvm_threads_pins_the_count_and_changes_the_fingerprint(monkeypatch)
     monkeypatch.setenv("CHAMTVM_THREADS", "zero")
     with pytest.raises(TargetError, match="CHAMTVM_THREADS='zero': expected a positive integer"):
         x86.runtime_threads
+
+
+def test_vector_lanes_field_is_checked():
+    from chamtvm.targets.spec import TargetError, TargetSpec
+
+    base = {"name": "t", "tvm_target": {"kind": "llvm"}, "device": "cpu", "rpc_key": "t",
+            "evaluator": {"number": 1, "repeat": 3}}
+    assert TargetSpec.from_dict(base).lanes == 1
+    assert TargetSpec.from_dict({**base, "vector_lanes": 4}).lanes == 4
+    for bad in (0, -4, "auto", 2.0, True):
+        with pytest.raises(TargetError, match="vector_lanes must be a positive integer or 'host'"):
+            TargetSpec.from_dict({**base, "vector_lanes": bad})
