@@ -1,281 +1,303 @@
-"""Deployed speed: TVM default vs TVM tuned (chamtvm's tuning policy) vs ONNX Runtime vs
-torch, on the same machine, at the same thread count, interleaved in separate processes.
+"""Deployed speed: the exported TVM library against ONNX Runtime and torch, on the main
+job's picks and on real models, at the target's thread count, interleaved rounds, every
+measurement in its own process.
 
-Networks: ``--picks`` networks of the ``fashion`` space (seeded samples, like the main
-job's picks) and two real architectures written here (MobileNetV2 and ResNet-18, 10
-classes, ``--res`` px). One joint tuning run (``tuning.policy``, ``--trials`` in all, the
-kernels weighted by their share of their network's default time) plus trace transfer
-(``tuning.transfer``) gives the tuned schedules; the tuned table then predicts each
-network (table sum) beside its measured exported library. Per network: the share of time
-in its top kernels and their achieved GFLOP/s and GB/s (bytes = arguments read/written
-once) against this machine's peak from a small probe (numpy matmul and copy).
+Two phases, so that only timings run on a quiet machine:
 
-    python benchmarks/bench_deployed.py [--trials 96] [--rounds 5] [--threads N]
+  prepare   (CPU-heavy, resumable: run it under /work/bin/heavy) lowers every network for
+            the target (its ``conv_layout``), builds three TVM libraries per network and the
+            ONNX / torch.export files:
+              tvm_default   TVM's default schedules (no database),
+              tvm_main      the main job's schedules (``--main-schedules``: its database,
+                            tuned and transferred records),
+              tvm_tuned     after ``tune-model`` (``deploy.tune_network``: transfer first,
+                            then ``--trials`` MetaSchedule trials on the network's costliest
+                            kernels) on a copy of the main job's database;
+            the table sums before and after, and the top kernels' rows, into the manifest.
+  measure   (the timing: run it under ../shared/tools/quiet-run) times every library, ONNX
+            Runtime (CPU EP, all graph optimisations) and torch (torch.export program,
+            eager) in ``--rounds`` interleaved rounds of separate processes, probes this
+            machine's peak (numpy matmul GFLOP/s, copy GB/s) and writes the results JSON and
+            plot; ``--quiet-record FILE`` attaches the quiet-run records of this command.
 
-Writes benchmarks/results/deployed_x86.json and deployed_x86.png. The machine is a shared
-2-core VM under load from other work: read every figure with its spread.
+    python benchmarks/bench_deployed.py prepare --picks runs/tune-x86/*/arch.json \\
+        --main-schedules WORKDIR/schedules/x86 [--real mobilenet_v2,resnet18] [--res 128,224] [--trials 256]
+    ../shared/tools/quiet-run --wait 3600 --record runs/quiet.jsonl -- \\
+        python benchmarks/bench_deployed.py measure [--rounds 5] --quiet-record runs/quiet.jsonl
+
+Writes benchmarks/results/deployed_<target>.json and .png (``--out``).
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
+import shutil
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from common import REPO, RESULTS, pyplot, save_figure, write_results  # noqa: E402
+from common import REPO, RESULTS, argument_parser, pyplot, save_figure, write_results  # noqa: E402
+
 warnings.filterwarnings("ignore")
+KINDS = ("tvm_default", "tvm_main", "tvm_tuned", "onnxruntime", "torch")
 
 
-def real_models(res: int):
-    """MobileNetV2 (width 1.0) and ResNet-18, 10 classes, as torch modules (eval)."""
+def provenance(argv) -> dict:
+    """Where a result came from: commit (and whether the tree had changes), command, UTC time,
+    versions, this machine's CPU."""
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+    import tvm
+
+    from chamtvm.targets.host import host_cpu
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+            "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tvm": tvm.__version__,
+            "llvm_host_cpu": host_cpu(), "cores": os.cpu_count()}
+
+
+# ------------------------------------------------------------------------ prepare
+def _networks(args, target, work: Path) -> dict:
+    """name -> (LoweredNetwork, {"onnx", "pt2", "shape"}) for the picks and the real models."""
     import torch
-    from torch import nn
 
-    def cbr(cin, cout, k, s, groups=1, act=nn.ReLU6):
-        layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-        if act is not None:
-            layers.append(act())
-        return nn.Sequential(*layers)
+    from chamtvm.lower.network import lower_arch, lower_onnx, read_arch
+    from chamtvm.space.model import build_model, input_shape
+    from chamtvm.zoo import real
 
-    class IR(nn.Module):
-        def __init__(self, cin, cout, s, t):
-            super().__init__()
-            h = cin * t
-            layers = ([cbr(cin, h, 1, 1)] if t != 1 else []) + [cbr(h, h, 3, s, groups=h), cbr(h, cout, 1, 1, act=None)]
-            self.body = nn.Sequential(*layers)
-            self.res = s == 1 and cin == cout
+    nets = {}
+    for i, path in enumerate(args.picks):
+        path = Path(path)
+        space, arch = read_arch(path)
+        name = f"pick_{path.parent.name or i}"
+        files = {"onnx": path.parent / "model.onnx", "pt2": path.parent / "model.pt2",
+                 "shape": list(input_shape(space, arch))}
+        if not (files["onnx"].exists() and files["pt2"].exists()):
+            out = work / "models" / name
+            files.update(_export_torch(build_model(space, arch), files["shape"], out))
+        nets[name] = (lower_arch(space, arch, name, layout=target.conv_layout), files)
+    for model in [m for m in args.real.split(",") if m]:
+        for res in args.res:
+            name = f"{model}@{res}"
+            out = work / "models" / name.replace("@", "_")
+            files = {"onnx": out / "model.onnx", "pt2": out / "model.pt2", "shape": [1, 3, res, res]}
+            if not (files["onnx"].exists() and files["pt2"].exists()):
+                real.export_onnx(model, res, files["onnx"])
+                with torch.no_grad():
+                    torch.export.save(torch.export.export(real.build(model), (torch.zeros(*files["shape"]),)),
+                                      str(files["pt2"]))
+            net = lower_onnx(files["onnx"], layout=target.conv_layout)
+            net.name = name
+            nets[name] = (net, files)
+    return nets
 
-        def forward(self, x):
-            return x + self.body(x) if self.res else self.body(x)
 
-    class MobileNetV2(nn.Module):
-        def __init__(self):
-            super().__init__()
-            cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-            layers, c = [cbr(3, 32, 3, 2)], 32
-            for t, co, n, s in cfg:
-                for i in range(n):
-                    layers.append(IR(c, co, s if i == 0 else 1, t))
-                    c = co
-            layers.append(cbr(c, 1280, 1, 1))
-            self.features = nn.Sequential(*layers)
-            self.fc = nn.Linear(1280, 10)
+def _export_torch(model, shape, out: Path) -> dict:
+    import torch
 
-        def forward(self, x):
-            return self.fc(self.features(x).mean(dim=(2, 3)))
+    out.mkdir(parents=True, exist_ok=True)
+    x = torch.zeros(*shape)
+    torch.onnx.export(model, (x,), str(out / "model.onnx"), input_names=["x"], opset_version=17, dynamo=False)
+    torch.export.save(torch.export.export(model, (x,)), str(out / "model.pt2"))
+    return {"onnx": out / "model.onnx", "pt2": out / "model.pt2"}
 
-    class Basic(nn.Module):
-        def __init__(self, cin, cout, s):
-            super().__init__()
-            self.body = nn.Sequential(cbr(cin, cout, 3, s, act=nn.ReLU), cbr(cout, cout, 3, 1, act=None))
-            self.short = cbr(cin, cout, 1, s, act=None) if (s != 1 or cin != cout) else nn.Identity()
 
-        def forward(self, x):
-            return torch.relu(self.body(x) + self.short(x))
+def _top_kernels(prepared, table, n: int = 5) -> list[dict]:
+    from chamtvm.latency.table_sum import table_sum
 
-    class ResNet18(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layers, c = [cbr(3, 64, 7, 2, act=nn.ReLU), nn.MaxPool2d(3, 2, 1)], 64
-            for co, s in ((64, 1), (128, 2), (256, 2), (512, 2)):
-                layers += [Basic(c, co, s), Basic(co, co, 1)]
-                c = co
-            self.features = nn.Sequential(*layers)
-            self.fc = nn.Linear(512, 10)
-
-        def forward(self, x):
-            return self.fc(self.features(x).mean(dim=(2, 3)))
-
-    torch.manual_seed(0)
-    out = {}
-    for name, m in (("mobilenetv2", MobileNetV2()), ("resnet18", ResNet18())):
-        m.eval()
-        for mod in m.modules():  # non-trivial BN statistics, as after training
-            if isinstance(mod, nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.1, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
-        out[f"{name}@{res}"] = (m, (1, 3, res, res))
+    pred = table_sum(prepared, table)
+    total = max(pred.latency_ms * 1e3, 1e-9)
+    out = []
+    for e in pred.kernels[:n]:
+        lat = e["latency_us"]
+        out.append({"name": e["name"], "schedule": e["schedule"], "count": e["count"], "latency_us": lat,
+                    "share_pct": 100 * e["total_us"] / total, "gflops": e["flops"] / lat / 1e3 if lat else None,
+                    "gbytes_s": e["bytes"] / lat / 1e3 if lat else None})
     return out
 
 
-def export_torch(model, shape, out_dir: Path) -> dict:
-    import torch
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    x = torch.zeros(*shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(out_dir / "model.onnx"), input_names=["x"], opset_version=17, dynamo=False)
-        torch.export.save(torch.export.export(model, (x,)), str(out_dir / "model.pt2"))
-    return {"onnx": str(out_dir / "model.onnx"), "pt2": str(out_dir / "model.pt2")}
-
-
-def probe_job() -> dict:
-    return {"kind": "probe"}
-
-
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--picks", type=int, default=2)
-    ap.add_argument("--pick-seed", type=int, default=2026)
-    ap.add_argument("--res", type=int, default=128)
-    ap.add_argument("--real", default="mobilenetv2,resnet18", help="real architectures ('' for none)")
-    ap.add_argument("--trials", type=int, default=96, help="MetaSchedule trials in all (joint tuning)")
-    ap.add_argument("--round-trials", type=int, default=8)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--repeat", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--work", default=str(REPO / "runs" / "bench-deployed"),
-                    help="resumable working folder (tables, schedules; default: runs/bench-deployed, git-ignored)")
-    ap.add_argument("--out", default=str(RESULTS / "deployed_x86.json"))
-    args = ap.parse_args(argv)
-    os.environ["TVM_NUM_THREADS"] = str(args.threads)  # kernel rows measured at the same thread count
-
-    from deployed_timing import interleaved, measure
-
-    from chamtvm.latency.table_sum import table_sum
-    from chamtvm.lower.network import lower_arch, lower_torch
+def prepare(args) -> dict:
+    from chamtvm.deploy.tune_network import tune_network
     from chamtvm.measure.compile import compile_network, export
-    from chamtvm.measure.local import LocalRunner
-    from chamtvm.space.model import build_model, input_shape
-    from chamtvm.space.schema import SearchSpace
-    from chamtvm.table.fill import fill_table, prepare
+    from chamtvm.measure.runners import make_runner
+    from chamtvm.table.fill import prepare as prepare_kernels
     from chamtvm.table.store import LatencyTable
     from chamtvm.targets.spec import get_target
-    from chamtvm.tuning.policy import TuningTask, tune_tasks
     from chamtvm.tuning.schedules import ScheduleSource
-    from chamtvm.tuning.transfer import transfer_schedules
 
-    t_start = time.time()
+    target = get_target(args.target)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    target = get_target("x86")
-    runner = LocalRunner(target)
-    table = LatencyTable(work / "x86.jsonl").load()
-    ms_dir = work / "schedules" / "x86"
-    out = {"target": target.name, "tvm_target": target.target_json(), "threads": args.threads,
-           "note": "shared 2-core VM, contended by other work; median of round medians, spread = IQR/median of all samples",
-           "trials_budget": args.trials, "networks": {}}
+    manifest_path = work / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"networks": {}}
+    manifest.update(target=target.name, conv_layout=target.conv_layout, schedule_rules=target.schedule_rules,
+                    lanes=target.lanes, threads=target.runtime_threads, main_schedules=str(args.main_schedules),
+                    trials=args.trials, provenance=provenance(args.argv))
+    table = LatencyTable(work / "luts" / f"{target.name}.jsonl").load()
+    tm_dir = work / "schedules-tune-model" / target.name
+    if not tm_dir.exists():
+        tm_dir.parent.mkdir(parents=True, exist_ok=True)
+        if args.main_schedules and Path(args.main_schedules).exists():
+            shutil.copytree(args.main_schedules, tm_dir, ignore=shutil.ignore_patterns("*.lock", "logs"))
+        else:
+            tm_dir.mkdir()
+    sources = {"tvm_default": ScheduleSource(target, use_database=False),
+               "tvm_main": ScheduleSource(target, args.main_schedules) if args.main_schedules else None,
+               "tvm_tuned": ScheduleSource(target, tm_dir)}
+    nets = _networks(args, target, work)
+    with make_runner(target) as runner:
+        for name, (net, files) in nets.items():
+            entry = manifest["networks"].get(name)
+            libs = work / "libs"
+            if entry and all(Path(p).exists() for p in entry["libs"].values()):
+                print(f"{name}: prepared already")
+                continue
+            t0 = time.time()
+            tuning = tune_network(net, target, args.trials, table, sources["tvm_tuned"], runner,
+                                  args.trials_per_kernel, args.population, log=print)
+            entry = {"onnx": str(files["onnx"]), "pt2": str(files["pt2"]), "shape": files["shape"],
+                     "inputs": [[list(a.shape), a.dtype] for a in net.inputs], "kernels": len(net.kernels),
+                     "flops": float(np.nansum([k.flops * k.count for k in net.kernels])),
+                     "kernel_calls": sum(k.count for k in net.kernels), "tune_model": tuning.to_dict(), "libs": {}}
+            for kind, src in sources.items():
+                if src is None:
+                    continue
+                path = libs / f"{name.replace('@', '_')}_{kind}.so"
+                export(compile_network(net.fused, target, src), target, path)
+                entry["libs"][kind] = str(path)
+            entry["top_kernels_tuned"] = _top_kernels(prepare_kernels(net.kernels, target, sources["tvm_tuned"]), table)
+            entry["prepare_s"] = round(time.time() - t0, 1)
+            manifest["networks"][name] = entry
+            manifest_path.write_text(json.dumps(manifest, indent=1))
+            print(f"{name}: table sum default {tuning.default_ms:.3f} ms, main {tuning.before_ms:.3f} ms, "
+                  f"after tune-model {tuning.after_ms:.3f} ms ({tuning.trials_spent} trials, {tuning.seconds:.0f} s)")
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    return manifest
 
-    nets = {}
-    space = SearchSpace.load("fashion")
-    rng = np.random.default_rng(args.pick_seed)
-    for i in range(args.picks):
-        arch = space.sample(rng)
-        nets[f"fashion_pick{i}"] = (build_model(space, arch), tuple(input_shape(space, arch)), lower_arch(space, arch, f"pick{i}"))
-    wanted = [x for x in args.real.split(",") if x]
-    for name, (m, shape) in real_models(args.res).items():
-        if name.split("@")[0] in wanted:
-            nets[name] = (m, shape, lower_torch(m, shape, name))
-    files = {n: export_torch(m, shape, work / "models" / n.replace("@", "_")) for n, (m, shape, _) in nets.items()}
-    print(f"{len(nets)} networks lowered in {time.time() - t_start:.0f} s")
 
-    # default table, the ranking for tuning
-    default_src = ScheduleSource(target, use_database=False)
-    for n, (_, _, net) in nets.items():
-        fill_table(prepare(net.kernels, target, default_src), table, runner, target)
-    weights = {}
-    for n, (_, _, net) in nets.items():
-        pred = table_sum(prepare(net.kernels, target, default_src), table)
-        for e in pred.kernels:
-            h = e["key"].split("/")[-1]
-            weights[h] = weights.get(h, 0.0) + e["total_us"] / max(pred.latency_ms * 1e3, 1e-9)
-    kernels = {k.struct_hash: k for _, (_, _, net) in nets.items() for k in net.kernels}
-    sched = ScheduleSource(target, ms_dir)
-    untuned = [h for h in weights if sched.apply(kernels[h].func)[1] == "default"]
-    ranked = sorted(untuned, key=lambda h: -weights[h])[: max(1, args.trials // args.round_trials)]
-    t0 = time.time()
-    if ranked and args.trials > 0:
-        rep = tune_tasks([TuningTask(kernels[h].func, h, kernels[h].name, weights[h]) for h in ranked], target,
-                         args.trials, ms_dir, round_trials=args.round_trials, log=print)
-        out["tuning"] = {**rep.to_dict(), "kernels": len(ranked)}
-    out["tuning_s"] = round(time.time() - t0, 1)
-    t0 = time.time()
-    tr = transfer_schedules(list(kernels.values()), target, runner, ms_dir, log=print)
-    out["transfers"] = [t.to_dict() for t in tr]
-    out["transfer_s"] = round(time.time() - t0, 1)
-    sched = ScheduleSource(target, ms_dir)
+# ------------------------------------------------------------------------ measure
+def measure(args) -> dict:
+    from deployed_timing import interleaved, measure as measure_job
 
+    work = Path(args.work)
+    manifest = json.loads((work / "manifest.json").read_text())
+    threads = args.threads or manifest["threads"] or os.cpu_count()
     jobs = {}
-    for n, (_, shape, net) in nets.items():
-        prep = prepare(net.kernels, target, sched)
-        fill_table(prep, table, runner, target)
-        pred = table_sum(prep, table)
-        dflt = table_sum(prepare(net.kernels, target, default_src), table)
-        ins = [[list(a.shape), a.dtype] for a in net.inputs]
-        d = work / "libs"
-        d.mkdir(exist_ok=True)
-        key = n.replace("@", "_")
-        export(compile_network(net.fused, target, None), target, d / f"{key}_default.so")
-        export(compile_network(net.fused, target, sched), target, d / f"{key}_tuned.so")
-        jobs[f"{n}|tvm_default"] = {"kind": "tvm", "lib": str(d / f"{key}_default.so"), "inputs": ins}
-        jobs[f"{n}|tvm_tuned"] = {"kind": "tvm", "lib": str(d / f"{key}_tuned.so"), "inputs": ins}
-        jobs[f"{n}|onnxruntime"] = {"kind": "ort", "onnx": files[n]["onnx"], "shape": list(shape)}
-        jobs[f"{n}|torch"] = {"kind": "torch", "pt2": files[n]["pt2"], "shape": list(shape)}
-        prov = {}
-        for p in prep:
-            prov[p.provenance] = prov.get(p.provenance, 0) + 1
-        top = []
-        for e in pred.kernels[:5]:
-            lat = e["latency_us"]
-            top.append({"name": e["name"], "schedule": e["schedule"], "count": e["count"], "latency_us": lat,
-                        "share_pct": 100 * e["total_us"] / (pred.latency_ms * 1e3),
-                        "gflops": e["flops"] / lat / 1e3 if lat else None,
-                        "gbytes_s": e["bytes"] / lat / 1e3 if lat else None})
-        out["networks"][n] = {"kernels": len(prep), "provenance": prov, "table_sum_tuned_ms": pred.latency_ms,
-                              "table_sum_default_ms": dflt.latency_ms, "missing": len(pred.missing),
-                              "top_kernels": top, "flops": float(np.nansum([k.flops * k.count for k in net.kernels]))}
-    out["build_s"] = round(time.time() - t_start, 1)
-
-    probe = measure({"kind": "probe"}, args.threads, repeat=5, min_repeat_ms=100)
+    for name, e in manifest["networks"].items():
+        for kind, lib in e["libs"].items():
+            jobs[f"{name}|{kind}"] = {"kind": "tvm", "lib": lib, "inputs": e["inputs"]}
+        jobs[f"{name}|onnxruntime"] = {"kind": "ort", "onnx": e["onnx"], "shape": e["shape"]}
+        jobs[f"{name}|torch"] = {"kind": "torch", "pt2": e["pt2"], "shape": e["shape"]}
+    out = {"provenance": provenance(args.argv), "prepared": {k: manifest[k] for k in (
+        "target", "conv_layout", "schedule_rules", "lanes", "main_schedules", "trials", "provenance")},
+           "threads": threads, "rounds": args.rounds, "repeat": args.repeat,
+           "how": "median of round medians; spread = IQR/median of all samples; each job a fresh process, "
+                  "jobs in a rotating order each round", "networks": {}}
+    t0 = time.time()
+    probe = measure_job({"kind": "probe"}, threads, repeat=5, min_repeat_ms=100)
     out["peak"] = probe
     print("peak probe:", probe)
-    print(f"measuring {len(jobs)} jobs x {args.rounds} rounds at {args.threads} threads")
-    res = interleaved(jobs, args.threads, args.rounds, repeat=args.repeat)
-    for k, v in res.items():
-        n, kind = k.split("|")
-        out["networks"][n].setdefault("measured", {})[kind] = {kk: v.get(kk) for kk in (
+    print(f"measuring {len(jobs)} jobs x {args.rounds} rounds at {threads} threads")
+    res = interleaved(jobs, threads, args.rounds, repeat=args.repeat)
+    for key, v in res.items():
+        name, kind = key.split("|")
+        out["networks"].setdefault(name, {"measured": {}})["measured"][kind] = {k: v.get(k) for k in (
             "median_us", "min_us", "spread_pct", "round_spread_pct", "round_medians_us", "errors", "version")}
-    for n, d in out["networks"].items():
-        m = {k: v.get("median_us") for k, v in d["measured"].items()}
-        if m.get("tvm_tuned") and m.get("onnxruntime"):
-            d["tuned_over_ort"] = m["tvm_tuned"] / m["onnxruntime"]
-        if m.get("tvm_tuned") and m.get("tvm_default"):
-            d["tuning_speedup"] = m["tvm_default"] / m["tvm_tuned"]
+    for name, d in out["networks"].items():
+        e = manifest["networks"][name]
+        tm = e["tune_model"]
+        d.update(kernels=e["kernels"], kernel_calls=e["kernel_calls"], flops=e["flops"],
+                 table_sum_ms={"default": tm["default_ms"], "main": tm["before_ms"], "tuned": tm["after_ms"]},
+                 tune_model={k: tm[k] for k in ("trials_budget", "trials_spent", "seconds", "provenance_before",
+                                                 "provenance_after")},
+                 top_kernels=e["top_kernels_tuned"])
+        m = {k: (v or {}).get("median_us") for k, v in d["measured"].items()}
+        ort = m.get("onnxruntime")
+        d["over_ort"] = {k: m[k] / ort for k in ("tvm_default", "tvm_main", "tvm_tuned") if m.get(k) and ort}
         if m.get("tvm_tuned"):
-            d["predicted_vs_measured_tuned_pct"] = 100 * (d["table_sum_tuned_ms"] * 1e3 - m["tvm_tuned"]) / m["tvm_tuned"]
-        peak = probe.get("gflops")
-        if peak:
-            for t in d["top_kernels"]:
-                t["pct_of_peak_flops"] = 100 * t["gflops"] / peak if t["gflops"] else None
-                t["pct_of_peak_bw"] = 100 * t["gbytes_s"] / probe["copy_gbytes_s"] if t["gbytes_s"] else None
-        print(f"{n:20s} " + "  ".join(f"{k} {v / 1e3:.3f} ms" for k, v in m.items() if v))
-    out["wall_s"] = round(time.time() - t_start, 1)
+            d["predicted_vs_measured_tuned_pct"] = 100 * (tm["after_ms"] * 1e3 - m["tvm_tuned"]) / m["tvm_tuned"]
+        for t in d["top_kernels"]:
+            t["pct_of_peak_flops"] = 100 * t["gflops"] / probe["gflops"] if t.get("gflops") and "gflops" in probe else None
+            t["pct_of_peak_bw"] = (100 * t["gbytes_s"] / probe["copy_gbytes_s"]
+                                   if t.get("gbytes_s") and "copy_gbytes_s" in probe else None)
+        print(f"{name:28s} " + "  ".join(f"{k} {v / 1e3:.3f} ms" for k, v in m.items() if v))
+    out["wall_s"] = round(time.time() - t0, 1)
+    if args.quiet_record:
+        out["quiet_run"] = attach_records(args.quiet_record)
     write_results(out, args.out, say="wrote", figure=plot)
+    return out
+
+
+def attach_records(record: str | Path) -> list[dict]:
+    """The quiet-run records of earlier ``measure`` runs in ``record`` (quiet-run writes this
+    run's own line after it ends: ``attach`` adds it then)."""
+    path = Path(record)
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip() and "bench_deployed.py" in x]
+
+
+def attach(args) -> dict:
+    """Add the quiet-run records (``--quiet-record``) to an existing results file."""
+    out = json.loads(Path(args.out).read_text())
+    out["quiet_run"] = attach_records(args.quiet_record)
+    write_results(out, args.out, say="records attached to", figure=None)
     return out
 
 
 def plot(out: dict, path: Path) -> None:
     plt = pyplot()
-    kinds = ["tvm_default", "tvm_tuned", "onnxruntime", "torch"]
     nets = list(out["networks"])
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(nets), 4))
-    w = 0.2
-    for i, k in enumerate(kinds):
-        med = [out["networks"][n]["measured"].get(k, {}).get("median_us") or np.nan for n in nets]
-        sp = [out["networks"][n]["measured"].get(k, {}).get("spread_pct") or 0 for n in nets]
-        x = np.arange(len(nets)) + (i - 1.5) * w
-        ax.bar(x, np.array(med) / 1e3, w, yerr=np.array(med) / 1e3 * np.array(sp) / 200, label=k, capsize=2)
+    fig, ax = plt.subplots(figsize=(2.2 + 1.5 * len(nets), 4.2))
+    w = 0.16
+    for i, k in enumerate(KINDS):
+        med = np.array([(out["networks"][n]["measured"].get(k) or {}).get("median_us") or np.nan for n in nets])
+        sp = np.array([(out["networks"][n]["measured"].get(k) or {}).get("spread_pct") or 0 for n in nets])
+        x = np.arange(len(nets)) + (i - 2) * w
+        ax.bar(x, med / 1e3, w, yerr=med / 1e3 * sp / 200, label=k, capsize=2)
     ax.set_yscale("log")
-    ax.set_xticks(np.arange(len(nets)), nets, rotation=15)
+    ax.set_xticks(np.arange(len(nets)), nets, rotation=20, ha="right")
     ax.set_ylabel("latency, ms (log; error bar = IQR/2)")
-    ax.set_title(f"x86, {out['threads']} threads, contended shared VM")
-    ax.legend(fontsize=8)
+    ax.set_title(f"{out['prepared']['target']}, {out['threads']} threads, conv layout "
+                 f"{out['prepared'].get('conv_layout') or 'NCHW'}")
+    ax.legend(fontsize=7)
     save_figure(fig, path, dpi=120)
+
+
+def main(argv=None) -> dict:
+    ap = argument_parser(__doc__)
+    sub = ap.add_subparsers(dest="phase", required=True)
+    p = sub.add_parser("prepare", help="lower, tune, build (CPU-heavy, resumable)")
+    p.add_argument("--target", default="x86")
+    p.add_argument("--picks", nargs="*", default=[], help="the main job's exported arch.json files")
+    p.add_argument("--main-schedules", default=None, help="the main job's schedules/<target> folder")
+    p.add_argument("--real", default="mobilenet_v2,resnet18,efficientnet_b0,mobilenet_v4_conv_small")
+    p.add_argument("--res", type=lambda s: [int(x) for x in s.split(",")], default=[128, 224])
+    p.add_argument("--trials", type=int, default=256, help="tune-model's MetaSchedule trials per network")
+    p.add_argument("--trials-per-kernel", type=int, default=32)
+    p.add_argument("--population", type=int, default=128)
+    for q in (sub.add_parser("measure", help="time everything (run under quiet-run)"),
+              sub.add_parser("attach", help="add the quiet-run records to the results file")):
+        q.add_argument("--quiet-record", default=None, help="quiet-run's --record file")
+    sub.choices["measure"].add_argument("--rounds", type=int, default=5)
+    sub.choices["measure"].add_argument("--repeat", type=int, default=10)
+    sub.choices["measure"].add_argument("--threads", type=int, default=None, help="default: the target's")
+    for q in sub.choices.values():
+        q.add_argument("--work", default=str(REPO / "runs" / "bench-deployed"), help="working folder (git-ignored)")
+        q.add_argument("--out", default=str(RESULTS / "deployed_x86.json"))
+    args = ap.parse_args(argv)
+    args.argv = argv
+    return {"prepare": prepare, "measure": measure, "attach": attach}[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ inside for the networks of the bundled spaces."""
 
 from __future__ import annotations
 
-# layout name -> (data layout, kernel layout) given to ConvertLayout; NCHW: no conversion
+# layout name (a target's ``conv_layout``, ``targets.spec.CONV_LAYOUTS``) -> (data layout,
+# kernel layout) given to ConvertLayout; NCHW: no conversion
 CONV_LAYOUTS: dict[str, tuple[str, str] | None] = {"NCHW": None, "NHWC": ("NHWC", "HWIO")}
 
 

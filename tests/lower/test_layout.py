@@ -37,8 +37,10 @@ def test_nhwc_network_computes_the_same_with_channels_innermost(tiny_space, tiny
 
 
 def test_unknown_layout_is_an_error_naming_the_valid_ones():
-    from chamtvm.lower.layout import LayoutError, check_layout
+    from chamtvm.lower.layout import CONV_LAYOUTS, LayoutError, check_layout
+    from chamtvm.targets import spec
 
+    assert tuple(CONV_LAYOUTS) == spec.CONV_LAYOUTS  # what a target may name is what lowering knows
     assert check_layout(None) == "NCHW" and check_layout("NHWC") == "NHWC"
     with pytest.raises(LayoutError, match="NCHW.*NHWC"):
         check_layout("NCHW16c")
