@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     target = get_target(args.target)
     table = LatencyTable.for_target(target.name, args.luts_dir or luts_dir())
-    sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
+    sched = ScheduleSource.for_target(target, args.schedules_dir)
     net = load_model(args.model, args.space, args.shape, layout=target.conv_layout)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     with make_runner(target, args.tracker, args.key) as runner:
