@@ -18,12 +18,12 @@ Two phases, so that only timings run on a quiet machine:
             Runtime (CPU EP, all graph optimisations) and torch (torch.export program,
             eager) in ``--rounds`` interleaved rounds of separate processes, probes this
             machine's peak (numpy matmul GFLOP/s, copy GB/s) and writes the results JSON and
-            plot; ``--quiet-record FILE`` attaches the quiet-run records of this command.
+            plot (its provenance block holds the harness's own quiet-run-style noise record).
 
     python benchmarks/bench_deployed.py prepare --picks runs/tune-x86/*/arch.json \\
         --main-schedules WORKDIR/schedules/x86 [--real mobilenet_v2,resnet18] [--res 128,224] [--trials 256]
     ../shared/tools/quiet-run --wait 3600 --record runs/quiet.jsonl -- \\
-        python benchmarks/bench_deployed.py measure [--rounds 5] --quiet-record runs/quiet.jsonl
+        python benchmarks/bench_deployed.py measure [--rounds 5]
 
 Writes benchmarks/results/deployed_<target>.json and .png (``--out``).
 """
@@ -33,37 +33,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from common import REPO, RESULTS, argument_parser, pyplot, save_figure, write_results  # noqa: E402
+from common import RESULTS, RUNS, argument_parser, git_state, parse_args, pyplot, save_figure, utc_now, write_results
 
 warnings.filterwarnings("ignore")
 KINDS = ("tvm_default", "tvm_main", "tvm_tuned", "onnxruntime", "torch")
-
-
-def provenance(argv) -> dict:
-    """Where a result came from: commit (and whether the tree had changes), command, UTC time,
-    versions, this machine's CPU."""
-    def git(*a):
-        try:
-            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, timeout=30).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-
-    import tvm
-
-    from chamtvm.targets.host import host_cpu
-
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-            "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-            "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tvm": tvm.__version__,
-            "llvm_host_cpu": host_cpu(), "cores": os.cpu_count()}
 
 
 # ------------------------------------------------------------------------ prepare
@@ -142,7 +121,7 @@ def prepare(args) -> dict:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"networks": {}}
     manifest.update(target=target.name, conv_layout=target.conv_layout, schedule_rules=target.schedule_rules,
                     lanes=target.lanes, threads=target.runtime_threads, main_schedules=str(args.main_schedules),
-                    trials=args.trials, provenance=provenance(args.argv))
+                    trials=args.trials, prepared_at=utc_now(), prepared_git=git_state())
     table = LatencyTable(work / "luts" / f"{target.name}.jsonl").load()
     tm_dir = work / "schedules-tune-model" / target.name
     if not tm_dir.exists():
@@ -187,7 +166,7 @@ def prepare(args) -> dict:
 
 # ------------------------------------------------------------------------ measure
 def measure(args) -> dict:
-    from deployed_timing import interleaved, measure as measure_job
+    from common.timing import interleaved, measure as measure_job
 
     work = Path(args.work)
     manifest = json.loads((work / "manifest.json").read_text())
@@ -198,8 +177,8 @@ def measure(args) -> dict:
             jobs[f"{name}|{kind}"] = {"kind": "tvm", "lib": lib, "inputs": e["inputs"]}
         jobs[f"{name}|onnxruntime"] = {"kind": "ort", "onnx": e["onnx"], "shape": e["shape"]}
         jobs[f"{name}|torch"] = {"kind": "torch", "pt2": e["pt2"], "shape": e["shape"]}
-    out = {"provenance": provenance(args.argv), "prepared": {k: manifest[k] for k in (
-        "target", "conv_layout", "schedule_rules", "lanes", "main_schedules", "trials", "provenance")},
+    out = {"prepared": {k: manifest.get(k) for k in (
+        "target", "conv_layout", "schedule_rules", "lanes", "main_schedules", "trials", "prepared_at", "prepared_git")},
            "threads": threads, "rounds": args.rounds, "repeat": args.repeat,
            "how": "median of round medians; spread = IQR/median of all samples; each job a fresh process, "
                   "jobs in a rotating order each round", "networks": {}}
@@ -232,26 +211,7 @@ def measure(args) -> dict:
                                    if t.get("gbytes_s") and "copy_gbytes_s" in probe else None)
         print(f"{name:28s} " + "  ".join(f"{k} {v / 1e3:.3f} ms" for k, v in m.items() if v))
     out["wall_s"] = round(time.time() - t0, 1)
-    if args.quiet_record:
-        out["quiet_run"] = attach_records(args.quiet_record)
-    write_results(out, args.out, say="wrote", figure=plot)
-    return out
-
-
-def attach_records(record: str | Path) -> list[dict]:
-    """The quiet-run records of earlier ``measure`` runs in ``record`` (quiet-run writes this
-    run's own line after it ends: ``attach`` adds it then)."""
-    path = Path(record)
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip() and "bench_deployed.py" in x]
-
-
-def attach(args) -> dict:
-    """Add the quiet-run records (``--quiet-record``) to an existing results file."""
-    out = json.loads(Path(args.out).read_text())
-    out["quiet_run"] = attach_records(args.quiet_record)
-    write_results(out, args.out, say="records attached to", figure=None)
+    write_results(out, args.out, figure=plot)
     return out
 
 
@@ -274,7 +234,7 @@ def plot(out: dict, path: Path) -> None:
     save_figure(fig, path, dpi=120)
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> int:
     ap = argument_parser(__doc__)
     sub = ap.add_subparsers(dest="phase", required=True)
     p = sub.add_parser("prepare", help="lower, tune, build (CPU-heavy, resumable)")
@@ -286,19 +246,17 @@ def main(argv=None) -> dict:
     p.add_argument("--trials", type=int, default=256, help="tune-model's MetaSchedule trials per network")
     p.add_argument("--trials-per-kernel", type=int, default=32)
     p.add_argument("--population", type=int, default=128)
-    for q in (sub.add_parser("measure", help="time everything (run under quiet-run)"),
-              sub.add_parser("attach", help="add the quiet-run records to the results file")):
-        q.add_argument("--quiet-record", default=None, help="quiet-run's --record file")
+    sub.add_parser("measure", help="time everything (run under quiet-run)")
     sub.choices["measure"].add_argument("--rounds", type=int, default=5)
     sub.choices["measure"].add_argument("--repeat", type=int, default=10)
     sub.choices["measure"].add_argument("--threads", type=int, default=None, help="default: the target's")
     for q in sub.choices.values():
-        q.add_argument("--work", default=str(REPO / "runs" / "bench-deployed"), help="working folder (git-ignored)")
+        q.add_argument("--work", default=str(RUNS / "bench-deployed"), help="working folder (git-ignored)")
         q.add_argument("--out", default=str(RESULTS / "deployed_x86.json"))
-    args = ap.parse_args(argv)
-    args.argv = argv
-    return {"prepare": prepare, "measure": measure, "attach": attach}[args.phase](args)
+    args = parse_args(ap, argv)
+    {"prepare": prepare, "measure": measure}[args.phase](args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, RESULTS, argument_parser, write_results  # noqa: E402
+from common import RESULTS, RUNS, argument_parser, parse_args, write_results
 
 warnings.filterwarnings("ignore")
 VARIANTS = {"nchw_default": ("NCHW", "default"), "nhwc_default": ("NHWC", "default"),
@@ -101,7 +101,7 @@ def prepare(args) -> dict:
 
 
 def measure(args) -> dict:
-    from deployed_timing import paired_ratio, paired_rounds
+    from common.timing import paired_ratio, paired_rounds
 
     manifest = json.loads((Path(args.work) / "manifest.json").read_text())
     threads = manifest["threads"] or os.cpu_count()
@@ -134,11 +134,11 @@ def measure(args) -> dict:
             k: paired_ratio(res, k, base) for k in res["variants"] if k != base and base in res["variants"]}
         out["networks"][net] = d
     out["wall_s"] = round(time.time() - t0, 1)
-    write_results(out, args.out, say="wrote")
+    write_results(out, args.out)
     return out
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> int:
     ap = argument_parser(__doc__)
     sub = ap.add_subparsers(dest="phase", required=True)
     p = sub.add_parser("prepare", help="tune and build every variant (CPU-heavy, resumable)")
@@ -152,11 +152,12 @@ def main(argv=None) -> dict:
     m.add_argument("--rounds", type=int, default=5)
     m.add_argument("--repeat", type=int, default=15)
     for q in (p, m):
-        q.add_argument("--work", default=str(REPO / "runs" / "bench-layout"))
+        q.add_argument("--work", default=str(RUNS / "bench-layout"))
         q.add_argument("--out", default=str(RESULTS / "layout_x86.json"))
-    args = ap.parse_args(argv)
-    return {"prepare": prepare, "measure": measure}[args.phase](args)
+    args = parse_args(ap, argv)
+    {"prepare": prepare, "measure": measure}[args.phase](args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -27,7 +27,7 @@ def add_statistic_arg(p: argparse.ArgumentParser) -> None:
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="architecture JSON file or ONNX file")
     p.add_argument("--space", default="fashion", help="space of an architecture JSON without a 'space' field "
-                                                      "(default: fashion, as for tune and search)")
+                                                      "(default: fashion; exported arch.json files name theirs)")
     p.add_argument("--shape", type=v.shape, default=None,
                    help="input shape of an ONNX model with a dynamic input, e.g. 1,3,224,224")
     p.add_argument("--json", action="store_true", help="print JSON")
