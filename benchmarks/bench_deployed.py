@@ -14,6 +14,10 @@ Two phases, so that only timings run on a quiet machine:
                             then ``--trials`` MetaSchedule trials on the network's costliest
                             kernels) on a copy of the main job's database;
             the table sums before and after, and the top kernels' rows, into the manifest.
+  collect   (instead of prepare; cheap, builds nothing) takes the main job's exported pick
+            folders as they are (``export.json``: the library, model.onnx, model.pt2, the
+            input shape, each kernel's schedule tag), copied into the working folder:
+            ``tvm_main`` is then the exported library itself.
   measure   (the timing: run it under ../shared/tools/quiet-run) times every library, ONNX
             Runtime (CPU EP, all graph optimisations) and torch (torch.export program,
             eager) in ``--rounds`` interleaved rounds of separate processes, probes this
@@ -22,8 +26,9 @@ Two phases, so that only timings run on a quiet machine:
 
     python benchmarks/bench_deployed.py prepare --picks runs/tune-x86/*/arch.json \\
         --main-schedules WORKDIR/schedules/x86 [--real mobilenet_v2,resnet18] [--res 128,224] [--trials 256]
+    python benchmarks/bench_deployed.py collect --exports WORKDIR/runs/tune-x86/*/export.json
     ../shared/tools/quiet-run --wait 3600 --record runs/quiet.jsonl -- \\
-        python benchmarks/bench_deployed.py measure [--rounds 5]
+        python benchmarks/bench_deployed.py measure [--rounds 5] [--threads 1]
 
 Writes benchmarks/results/deployed_<target>.json and .png (``--out``).
 """
@@ -164,6 +169,35 @@ def prepare(args) -> dict:
     return manifest
 
 
+def collect(args) -> dict:
+    """Manifest entries for the main job's exported picks, as exported (nothing built)."""
+    work = Path(args.work)
+    manifest_path = work / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"networks": {}}
+    manifest.update(collected_at=utc_now(), collected_git=git_state(), exports=[Path(p).parent.name for p in args.exports])
+    for path in map(Path, args.exports):
+        exp = json.loads(path.read_text())
+        name = f"pick_{path.parent.name}"
+        dest = work / "picks" / path.parent.name
+        dest.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for kind in ("library", "onnx", "torch_export", "arch"):
+            src = Path(exp["paths"][kind])
+            shutil.copy2(src, dest / src.name)
+            files[kind] = str(dest / src.name)
+        tags = [k.split("/")[1] for k in exp["stamp"]["kernel_keys"]]
+        shape = exp["paths"]["input_shape"]
+        manifest["threads"] = exp["paths"].get("runtime_threads")
+        manifest["networks"][name] = {
+            "onnx": files["onnx"], "pt2": files["torch_export"], "shape": shape, "inputs": [[shape, "float32"]],
+            "kernels": len(tags), "schedule_tags": {t: tags.count(t) for t in sorted(set(tags))},
+            "exported_from": path.parent.name, "libs": {"tvm_main": files["library"]}}
+        print(f"{name}: {len(tags)} kernels, schedules {manifest['networks'][name]['schedule_tags']}")
+    work.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
 # ------------------------------------------------------------------------ measure
 def measure(args) -> dict:
     from common.timing import interleaved, measure as measure_job
@@ -178,7 +212,8 @@ def measure(args) -> dict:
         jobs[f"{name}|onnxruntime"] = {"kind": "ort", "onnx": e["onnx"], "shape": e["shape"]}
         jobs[f"{name}|torch"] = {"kind": "torch", "pt2": e["pt2"], "shape": e["shape"]}
     out = {"prepared": {k: manifest.get(k) for k in (
-        "target", "conv_layout", "schedule_rules", "lanes", "main_schedules", "trials", "prepared_at", "prepared_git")},
+        "target", "conv_layout", "schedule_rules", "lanes", "main_schedules", "trials", "prepared_at", "prepared_git",
+        "collected_at", "collected_git", "exports") if k in manifest},
            "threads": threads, "rounds": args.rounds, "repeat": args.repeat,
            "how": "median of round medians; spread = IQR/median of all samples; each job a fresh process, "
                   "jobs in a rotating order each round", "networks": {}}
@@ -194,16 +229,17 @@ def measure(args) -> dict:
             "median_us", "min_us", "spread_pct", "round_spread_pct", "round_medians_us", "errors", "version")}
     for name, d in out["networks"].items():
         e = manifest["networks"][name]
-        tm = e["tune_model"]
-        d.update(kernels=e["kernels"], kernel_calls=e["kernel_calls"], flops=e["flops"],
-                 table_sum_ms={"default": tm["default_ms"], "main": tm["before_ms"], "tuned": tm["after_ms"]},
-                 tune_model={k: tm[k] for k in ("trials_budget", "trials_spent", "seconds", "provenance_before",
-                                                 "provenance_after")},
-                 top_kernels=e["top_kernels_tuned"])
+        d.update({k: e[k] for k in ("kernels", "kernel_calls", "flops", "schedule_tags", "exported_from") if k in e})
+        tm = e.get("tune_model")  # absent for collected (exported, not built here) picks
+        if tm:
+            d.update(table_sum_ms={"default": tm["default_ms"], "main": tm["before_ms"], "tuned": tm["after_ms"]},
+                     tune_model={k: tm[k] for k in ("trials_budget", "trials_spent", "seconds", "provenance_before",
+                                                     "provenance_after")})
+        d["top_kernels"] = e.get("top_kernels_tuned", [])
         m = {k: (v or {}).get("median_us") for k, v in d["measured"].items()}
         ort = m.get("onnxruntime")
         d["over_ort"] = {k: m[k] / ort for k in ("tvm_default", "tvm_main", "tvm_tuned") if m.get(k) and ort}
-        if m.get("tvm_tuned"):
+        if m.get("tvm_tuned") and tm:
             d["predicted_vs_measured_tuned_pct"] = 100 * (tm["after_ms"] * 1e3 - m["tvm_tuned"]) / m["tvm_tuned"]
         for t in d["top_kernels"]:
             t["pct_of_peak_flops"] = 100 * t["gflops"] / probe["gflops"] if t.get("gflops") and "gflops" in probe else None
@@ -228,7 +264,7 @@ def plot(out: dict, path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xticks(np.arange(len(nets)), nets, rotation=20, ha="right")
     ax.set_ylabel("latency, ms (log; error bar = IQR/2)")
-    ax.set_title(f"{out['prepared']['target']}, {out['threads']} threads, conv layout "
+    ax.set_title(f"{out['prepared'].get('target') or 'x86'}, {out['threads']} threads, conv layout "
                  f"{out['prepared'].get('conv_layout') or 'NCHW'}")
     ax.legend(fontsize=7)
     save_figure(fig, path, dpi=120)
@@ -246,6 +282,8 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=256, help="tune-model's MetaSchedule trials per network")
     p.add_argument("--trials-per-kernel", type=int, default=32)
     p.add_argument("--population", type=int, default=128)
+    c = sub.add_parser("collect", help="take the main job's exported picks as they are (builds nothing)")
+    c.add_argument("--exports", nargs="+", type=Path, required=True, help="the picks' export.json files")
     sub.add_parser("measure", help="time everything (run under quiet-run)")
     sub.choices["measure"].add_argument("--rounds", type=int, default=5)
     sub.choices["measure"].add_argument("--repeat", type=int, default=10)
@@ -254,7 +292,7 @@ def main(argv=None) -> int:
         q.add_argument("--work", default=str(RUNS / "bench-deployed"), help="working folder (git-ignored)")
         q.add_argument("--out", default=str(RESULTS / "deployed_x86.json"))
     args = parse_args(ap, argv)
-    {"prepare": prepare, "measure": measure}[args.phase](args)
+    {"prepare": prepare, "collect": collect, "measure": measure}[args.phase](args)
     return 0
 
 
