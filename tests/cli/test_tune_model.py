@@ -34,6 +34,7 @@ def tiny_onnx(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # two CLI processes measuring 3 kernels: 64 s on the loaded 2-core box, too much for the fast tier
 def test_without_trials_it_measures_rows_and_predict_notes_default_schedules(tiny_onnx, tmp_path):
     luts, sched = tmp_path / "luts", tmp_path / "schedules"
     out = chamtvm("tune-model", tiny_onnx, "--trials", "0", "--luts-dir", luts, "--schedules-dir", sched, "--json")

@@ -16,6 +16,7 @@ def _run(fused, x):
     return vm["main"](tvm.runtime.tensor(x)).numpy()
 
 
+@pytest.mark.slow  # two network builds (35 s on the loaded 2-core box); no built-in target lowers in NHWC
 def test_nhwc_network_computes_the_same_with_channels_innermost(tiny_space, tiny_archs):
     from chamtvm.lower.network import lower_arch
     from chamtvm.space.model import input_shape
