@@ -200,12 +200,15 @@ def _fold_constant_reshapes(mod: "tvm.IRModule") -> "tvm.IRModule":
     return mod
 
 
-def fuse(mod: "tvm.IRModule") -> "tvm.IRModule":
-    """Fold BatchNorm into convolutions and fuse operators into PrimFunc kernels."""
+def fuse(mod: "tvm.IRModule", layout: str | None = None) -> "tvm.IRModule":
+    """Fold BatchNorm into convolutions and fuse operators into PrimFunc kernels, the
+    convolutions in ``layout`` (``lower.layout``; None: NCHW as imported)."""
     import tvm
     from tvm import relax
 
-    mod = _fold_constant_reshapes(mod)
+    from .layout import convert_layout
+
+    mod = convert_layout(_fold_constant_reshapes(mod), layout)
     seq = tvm.transform.Sequential(
         [
             relax.transform.FoldBatchnormToConv2D(),

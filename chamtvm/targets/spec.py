@@ -20,6 +20,14 @@ channel pruning keeps widths at (``transform --method prune``). ``"host"`` resol
 the LLVM features of the target's resolved CPU (``targets.host.fp32_lanes``), as
 ``"mcpu": "host"`` resolves the CPU. Code generation does not depend on it, so it is not
 part of the fingerprint.
+
+``conv_layout`` (optional: ``"NCHW"``, ``"NHWC"``) is the data layout convolutions are lowered
+in for the target (``lower.layout``; NHWC puts the channels innermost, where a schedule can
+vectorize them at the target's width). ``schedule_rules`` (optional: ``"default"``,
+``"wide-vector"``) is the MetaSchedule design space its kernels are tuned in: TVM's rules
+for the target kind, or with the output's innermost axis always split at ``vector_lanes``
+(``tuning.metaschedule.space_generator``). Absent means NCHW and TVM's rules. Neither is in
+the fingerprint: both change the kernels or schedules themselves, which have their own keys.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from ..core.workdir import workdir
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 THREADS_ENV = "CHAMTVM_THREADS"
 EVALUATOR_FIELDS = ("number", "repeat", "min_repeat_ms", "cooldown_interval_ms")
+CONV_LAYOUTS = ("NCHW", "NHWC")
+SCHEDULE_RULES = ("default", "wide-vector")
 
 
 class TargetError(ValueError):
@@ -95,6 +105,8 @@ class TargetSpec:
     network_evaluator: Evaluator
     threads: int | str | None = None
     vector_lanes: int | str | None = None
+    conv_layout: str | None = None
+    schedule_rules: str | None = None
     source: str = field(default="", compare=False)
 
     @classmethod
@@ -117,6 +129,9 @@ class TargetSpec:
         if lanes is not None and lanes != "host" and (
                 isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
             raise TargetError(f"{where}: vector_lanes must be a positive integer or 'host', got {lanes!r}")
+        for name, allowed in (("conv_layout", CONV_LAYOUTS), ("schedule_rules", SCHEDULE_RULES)):
+            if name in d and d[name] not in allowed:
+                raise TargetError(f"{where}: {name} must be one of {list(allowed)}, got {d[name]!r}")
         return cls(
             name=str(d["name"]),
             description=str(d.get("description", "")),
@@ -135,6 +150,8 @@ class TargetSpec:
             ),
             threads=threads,
             vector_lanes=lanes,
+            conv_layout=d.get("conv_layout"),
+            schedule_rules=d.get("schedule_rules"),
             source=source,
         )
 

@@ -149,3 +149,20 @@ def test_vector_lanes_field_is_checked():
     for bad in (0, -4, "auto", 2.0, True):
         with pytest.raises(TargetError, match="vector_lanes must be a positive integer or 'host'"):
             TargetSpec.from_dict({**base, "vector_lanes": bad})
+
+
+def test_layout_and_schedule_rules_fields_are_kept_only_when_present(x86):
+    """``conv_layout`` and ``schedule_rules`` parse, stay None when a file lacks them, and a
+    bad value is a TargetError naming the field and the valid values."""
+    from chamtvm.targets.spec import TargetError, TargetSpec
+
+    base = {"name": "t", "tvm_target": {"kind": "llvm"}, "device": "cpu", "rpc_key": "t",
+            "evaluator": {"number": 1, "repeat": 3, "min_repeat_ms": 0, "cooldown_interval_ms": 0}}
+    plain = TargetSpec.from_dict(base)
+    assert plain.conv_layout is None and plain.schedule_rules is None
+    spec = TargetSpec.from_dict({**base, "conv_layout": "NHWC", "schedule_rules": "wide-vector"})
+    assert (spec.conv_layout, spec.schedule_rules) == ("NHWC", "wide-vector")
+    assert spec.fingerprint == plain.fingerprint  # kernels and schedules carry their own keys
+    for field, bad in (("conv_layout", "NCHW16c"), ("schedule_rules", "fast"), ("conv_layout", 3)):
+        with pytest.raises(TargetError, match=f"{field} must be one of"):
+            TargetSpec.from_dict({**base, field: bad})
