@@ -13,6 +13,7 @@ or on the devices under ``--tracker`` for a remote target (candidates compiled h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -52,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     sched = ScheduleSource.for_target(target, args.schedules_dir)
     net = load_model(args.model, args.space, args.shape, layout=target.conv_layout)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    with make_runner(target, args.tracker, args.key) as runner:
+    # with --json stdout carries only the JSON: MetaSchedule's loggers (created per tuning,
+    # writing to whatever sys.stdout is then) go to stderr with everything else
+    quiet_stdout = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with quiet_stdout, make_runner(target, args.tracker, args.key) as runner:
         res = tune_network(net, target, args.trials, table, sched, runner, args.trials_per_kernel,
                            args.tuning_population, runner_tracker(runner), args.statistic, log=log)
     out = {"model": str(args.model), "target": target.name, "table": str(table.path),
