@@ -52,6 +52,24 @@ def build_kernel_library(funcs: Sequence[tuple[str, object]], target: TargetSpec
     return export(lib, target, path)
 
 
+def build_batch_network(kernels, target: TargetSpec, path: Path) -> list:
+    """Compile the batch network (``lower.batchnet``) of ``(symbol, scheduled PrimFunc,
+    Kernel)`` triples with the target's Relax pipeline and export it to ``path``; the input
+    specs of its ``main``."""
+    import tvm
+    from tvm import relax
+
+    from ..lower.batchnet import batch_network
+
+    mod, inputs = batch_network(kernels)
+    tvm_target = target.tvm()
+    if target.device == "cuda":
+        mod = _gpu_default_schedule(mod, tvm_target)
+    ex = tvm.compile(mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))
+    export(ex, target, path)
+    return inputs
+
+
 def compile_network(fused_mod, target: TargetSpec, schedules=None):
     """Relax VM executable of a fused module with the target's pipeline and schedules."""
     import tvm

@@ -78,3 +78,41 @@ def time_network(module, dev, inputs: Sequence[ArgSpec], evaluator: Evaluator,
                              energy_uj=window.per_call_uj(float(np.median(samples)) * 1e-6))
     except Exception as e:
         return MeasureResult(key, error=f"{type(e).__name__}: {str(e).splitlines()[0][:500]}")
+
+
+def time_batch_network(module, dev, inputs: Sequence[ArgSpec], items: Sequence[KernelItem],
+                       evaluator: Evaluator, runs: int = 40, seed: int = 0) -> list[MeasureResult]:
+    """Every item of a batch network (``lower.batchnet``) timed inside it, call by call
+    (``measure.insitu``): per item, one sample per run (microseconds per call, the
+    instrument's own cost removed). Each result's ``extra`` holds ``overhead_us`` (that cost),
+    ``reference_us`` (the batch's reference kernel, median), ``other_cores`` (other processes'
+    CPU meanwhile, ``measure.busy``) and ``attempts``; a busy machine is handled as
+    ``evaluator``'s ``busy_*`` fields say. A failure fails every item with its message."""
+    from tvm import relax
+
+    from ..lower.batchnet import REFERENCE_SYMBOL
+    from .busy import timed_while_quiet
+    from .insitu import time_calls
+
+    rng = np.random.default_rng(seed)
+    try:
+        vm = relax.VirtualMachine(module, dev)
+        args = [random_tensor(a, dev, rng) for a in inputs]
+        calls, load, attempts = timed_while_quiet(lambda: time_calls(vm, args, runs=runs, plain=False),
+                                                  evaluator.busy_other_cores, evaluator.busy_retries,
+                                                  evaluator.busy_wait_s)
+    except Exception as e:
+        msg = f"{type(e).__name__}: {str(e).splitlines()[0][:500] if str(e) else ''}"
+        return [MeasureResult(i.key, error=msg) for i in items]
+    per_symbol = calls.kernel_samples_us()
+    ref = per_symbol.get(REFERENCE_SYMBOL)
+    extra = {"overhead_us": calls.overhead_us, "other_cores": load, "attempts": attempts,
+             "reference_us": float(np.median(ref)) if ref else None, "timing": "in_network"}
+    out = []
+    for item in items:
+        samples = per_symbol.get(item.symbol)
+        if not samples:
+            out.append(MeasureResult(item.key, error=f"{item.symbol} was not called in its batch network"))
+        else:
+            out.append(MeasureResult(item.key, samples, 1, extra=dict(extra)))
+    return out

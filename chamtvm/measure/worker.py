@@ -1,8 +1,11 @@
 """Measuring process: ``python -m chamtvm.measure.worker`` reads one JSON request on stdin
 and prints one ``RESULT <json>`` line per item on stdout as each finishes.
 
-Request: ``{"mode": "kernels"|"network", "library": path, "device": "cpu"|"cuda",
-"items": [...] | "inputs": [[shape, dtype], ...], "evaluator": {...}, "key": str}``.
+Request: ``{"mode": "kernels"|"batchnet"|"network"|"calls", "library": path, "device": "cpu"|"cuda",
+"items": [...] | "inputs": [[shape, dtype], ...], "evaluator": {...}, "key": str,
+"runs": int}``. ``calls``: every call inside the network timed (``measure.insitu``); the result's
+``extra["calls"]`` holds the per-call windows; ``batchnet``: the items of a batch network
+(``lower.batchnet``) timed inside it (``inputs``: its ``main``'s parameters).
 Running apart from the parent means a kernel that crashes, or a kill, costs at most the
 item in flight: every finished result has already been printed.
 """
@@ -30,9 +33,21 @@ def main() -> int:
     meter = open_meter(request.get("device", "cpu"))  # None where no counter is readable
     evaluator = Evaluator(**request["evaluator"])
     module = tvm.runtime.load_module(request["library"])
-    if request["mode"] == "kernels":
+    if request["mode"] == "batchnet":
+        from .timing import time_batch_network
+
+        items = [KernelItem.from_json(d) for d in request["items"]]
+        inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
+        results = time_batch_network(module, dev, inputs, items, evaluator, runs=int(request.get("runs", 40)))
+    elif request["mode"] == "kernels":
         items = [KernelItem.from_json(d) for d in request["items"]]
         results = time_kernels(module, dev, items, evaluator, meter=meter)
+    elif request["mode"] == "calls":
+        from .insitu import time_network_calls
+
+        inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
+        results = [time_network_calls(module, dev, inputs, runs=int(request.get("runs", 30)),
+                                      key=request.get("key", "network"))]
     else:
         inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
         results = [time_network(module, dev, inputs, evaluator, key=request.get("key", "network"), meter=meter)]

@@ -23,11 +23,15 @@ from typing import Callable, Iterable, Iterator, Sequence
 from ..lower.kernels import Kernel
 from .store import LatencyTable, failed_row, make_key, ok_row
 from ..measure.base import KernelBatch, KernelItem, Runner
-from ..measure.compile import build_kernel_library
+from ..measure.compile import build_batch_network, build_kernel_library
 from ..tuning.schedules import ScheduleSource
 from ..targets.spec import TargetSpec
 from ..core.versions import tvm_version
 
+
+
+# what a runner reports beside the samples that a row keeps (``measure.timing``)
+ROW_EXTRAS = ("timing", "overhead_us", "reference_us", "other_cores", "attempts", "runtime_threads")
 
 
 @dataclass
@@ -227,6 +231,7 @@ def fill_table(
 
     by_key = {p.key: p for p in todo}
     claims = TableClaims(table)
+    in_network = target.kernel_timing == "in_network" and runner.times_in_network()
 
     def claimed_batches(tmp: Path) -> Iterator[KernelBatch]:
         pending, counter, said = list(todo), [0], 0.0
@@ -240,7 +245,7 @@ def fill_table(
                     if progress:
                         progress(len(finished))
                 if mine:
-                    yield from build_batches(mine, target, tmp, batch_size, counter)
+                    yield from build_batches(mine, target, tmp, batch_size, counter, in_network)
             pending = waiting
             if pending:
                 if log and time.time() - said > 60:
@@ -250,18 +255,35 @@ def fill_table(
                     said = time.time()
                 time.sleep(poll_s)
 
+    alone_again: list[PreparedKernel] = []  # items of a batch network that died: each alone next
+    retried: set[str] = set()
+
+    def results(tmp: Path):
+        # measure_batches consumes the batches lazily; a runner with several devices
+        # compiles the next batches while the devices measure.
+        yield from runner.measure_batches(claimed_batches(tmp), target.evaluator)
+        if alone_again:
+            again, counter = list(alone_again), [10 ** 6]
+            retried.update(p.key for p in again)
+            yield from runner.measure_batches(build_batches(again, target, tmp, 1, counter, in_network),
+                                              target.evaluator)
+
     try:
         with tempfile.TemporaryDirectory(prefix="chamtvm-batch-", dir=work_dir) as tmp:
-            # measure_batches consumes the batches lazily; a runner with several devices
-            # compiles the next batches while the devices measure. Results come back here,
-            # in this thread, and each is appended as it arrives.
-            for res in runner.measure_batches(claimed_batches(Path(tmp)), target.evaluator):
+            # results come back here, in this thread, and each is appended as it arrives
+            for res in results(Path(tmp)):
                 p = by_key.get(res.key)
                 if p is None:
+                    continue
+                if in_network and not res.ok and (res.error or "").startswith("batch network:") \
+                        and p.key not in retried:
+                    alone_again.append(p)  # a crash of one kernel fails its whole batch: find it
                     continue
                 base = row_base(p, target, runner)
                 if res.energy_uj is not None:
                     base["energy_uj"] = res.energy_uj
+                base.update({k: res.extra[k] for k in ROW_EXTRAS if k in res.extra})
+                base.setdefault("timing", "isolated")
                 if res.ok:
                     table.append([ok_row(p.key, base, res.samples_us, res.number)])
                     summary.measured += 1
@@ -277,24 +299,30 @@ def fill_table(
 
 
 def build_batches(todo: Sequence[PreparedKernel], target: TargetSpec, tmp: Path, batch_size: int,
-                  _counter: list[int] | None = None) -> Iterator[KernelBatch]:
-    """Compile ``todo`` into libraries of ``batch_size`` kernels, lazily. A batch that fails
-    to build is split to find the culprit, whose item comes back as a failed batch."""
+                  _counter: list[int] | None = None, in_network: bool = False) -> Iterator[KernelBatch]:
+    """Compile ``todo`` into libraries of ``batch_size`` kernels, lazily: kernel libraries,
+    or with ``in_network`` batch networks (``lower.batchnet``) whose items are timed inside
+    them. A batch that fails to build is split to find the culprit, whose item comes back as
+    a failed batch."""
     counter = _counter if _counter is not None else [0]
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
         counter[0] += 1
         lib_path = tmp / f"batch{counter[0]}.so"
+        inputs = None
         try:
-            build_kernel_library([(p.symbol, p.func) for p in batch], target, lib_path)
+            if in_network and all(p.kernel.n_inputs for p in batch):
+                inputs = tuple(build_batch_network([(p.symbol, p.func, p.kernel) for p in batch], target, lib_path))
+            else:
+                build_kernel_library([(p.symbol, p.func) for p in batch], target, lib_path)
         except Exception as e:
             from ..core.interrupt import reraise_if_interrupted
 
             reraise_if_interrupted()
             if len(batch) > 1:
-                yield from build_batches(batch[:1], target, tmp, 1, counter)
-                yield from build_batches(batch[1:], target, tmp, batch_size // 2 or 1, counter)
+                yield from build_batches(batch[:1], target, tmp, 1, counter, in_network)
+                yield from build_batches(batch[1:], target, tmp, batch_size // 2 or 1, counter, in_network)
                 continue
             yield KernelBatch(None, (batch[0].item(),), f"build failed: {e}")
             continue
-        yield KernelBatch(lib_path, tuple(p.item() for p in batch))
+        yield KernelBatch(lib_path, tuple(p.item() for p in batch), network_inputs=inputs)

@@ -6,6 +6,10 @@ folder named by ``CHAMTVM_TARGETS_DIR``, if set) describes one target: the TVM t
 the Relax pipeline and the evaluator settings used when timing kernels and networks.
 Adding a target means adding such a file.
 
+``kernel_timing`` (optional, ``"isolated"`` by default): ``"in_network"`` times the table's
+kernels inside batch networks (``lower.batchnet``, ``measure.insitu``) where the runner can,
+so a row is what the kernel costs inside a network; part of the fingerprint.
+
 ``threads`` (optional: a count, or ``"auto"`` for this machine's cores) is the number of
 threads TVM's runtime runs each kernel with, for table rows and end-to-end measurements
 alike (``TVM_NUM_THREADS`` of the measuring process). Without it TVM picks its own default,
@@ -29,6 +33,11 @@ from ..core.registry import Registry, UnknownNameError
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 THREADS_ENV = "CHAMTVM_THREADS"
 EVALUATOR_FIELDS = ("number", "repeat", "min_repeat_ms", "cooldown_interval_ms")
+# how kernels are timed for the table: inside a batch network (each kernel right after a
+# producer of its input, weights wherever the rest of the batch left them: ``lower.batchnet``)
+# or alone in a loop (``time_evaluator`` on the kernel)
+KERNEL_TIMINGS = ("in_network", "isolated")
+BUSY_FIELDS = ("busy_other_cores", "busy_retries", "busy_wait_s")
 
 
 class TargetError(ValueError):
@@ -50,22 +59,34 @@ class Evaluator:
     min_repeat_ms: int = 10
     cooldown_interval_ms: int = 0
     cache_flush: bool = False
+    # a busy machine (local CPU targets): an item timed while other processes used more than
+    # ``busy_other_cores`` cores is timed again, after waiting up to ``busy_wait_s`` seconds
+    # for a quieter machine, at most ``busy_retries`` times; the least busy attempt is kept
+    # and its figure stored with the row (``measure.busy``). None: not checked.
+    busy_other_cores: float | None = None
+    busy_retries: int = 2
+    busy_wait_s: float = 20.0
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "Evaluator":
-        unknown = set(d) - set(EVALUATOR_FIELDS) - {"cache_flush"}
+        unknown = set(d) - set(EVALUATOR_FIELDS) - {"cache_flush"} - set(BUSY_FIELDS)
         if unknown:
             raise TargetError(f"{where}: unknown evaluator fields {sorted(unknown)}")
         for k, v in d.items():
             if k == "cache_flush":
                 if not isinstance(v, bool):
                     raise TargetError(f"{where}.cache_flush: expected true or false, got {v!r}")
+            elif k in ("busy_other_cores", "busy_wait_s"):
+                if (v is not None or k == "busy_wait_s") and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                                            or not 0 <= v < float("inf")):
+                    raise TargetError(f"{where}.{k}: expected a non-negative number, got {v!r}")
             elif isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise TargetError(f"{where}.{k}: expected a non-negative integer, got {v!r}")
         return cls(**d)
 
     def to_dict(self) -> dict:
-        return {**{f: getattr(self, f) for f in EVALUATOR_FIELDS}, "cache_flush": self.cache_flush}
+        return {**{f: getattr(self, f) for f in EVALUATOR_FIELDS}, "cache_flush": self.cache_flush,
+                **{f: getattr(self, f) for f in BUSY_FIELDS}}
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,7 @@ class TargetSpec:
     evaluator: Evaluator
     network_evaluator: Evaluator
     threads: int | str | None = None
+    kernel_timing: str = "isolated"
     source: str = field(default="", compare=False)
 
     @classmethod
@@ -104,6 +126,9 @@ class TargetSpec:
         if threads is not None and threads != "auto" and (
                 isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise TargetError(f"{where}: threads must be a positive integer or 'auto', got {threads!r}")
+        kernel_timing = d.get("kernel_timing", "isolated")
+        if kernel_timing not in KERNEL_TIMINGS:
+            raise TargetError(f"{where}: kernel_timing must be one of {list(KERNEL_TIMINGS)}, got {kernel_timing!r}")
         return cls(
             name=str(d["name"]),
             description=str(d.get("description", "")),
@@ -121,6 +146,7 @@ class TargetSpec:
                 d.get("network_evaluator", d["evaluator"]), f"{where}.network_evaluator"
             ),
             threads=threads,
+            kernel_timing=kernel_timing,
             source=source,
         )
 
@@ -168,6 +194,8 @@ class TargetSpec:
             ident["threads"] = self.runtime_threads
         if self.evaluator.cache_flush:
             ident["cold_cache_kernels"] = True
+        if self.kernel_timing != "isolated":
+            ident["kernel_timing"] = self.kernel_timing
         blob = json.dumps(ident, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
