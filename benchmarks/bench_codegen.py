@@ -43,7 +43,8 @@ from chamtvm.space.model import build_model, input_shape  # noqa: E402
 from chamtvm.space.schema import SearchSpace  # noqa: E402
 from chamtvm.targets.host import cpu_flags, host_cpu, vector_isa  # noqa: E402
 from chamtvm.targets.spec import get_target  # noqa: E402
-from chamtvm.tuning.schedules import ScheduleSource, tune_kernel  # noqa: E402
+from chamtvm.tuning.policy import tune_kernel  # noqa: E402
+from chamtvm.tuning.schedules import ScheduleSource  # noqa: E402
 
 
 def with_mcpu(target, mcpu: str):

@@ -70,7 +70,7 @@ def bench_database_check(d: Path, n_records: int, repeats: int) -> dict:
     from tvm.s_tir import meta_schedule as ms
 
     from chamtvm.targets.spec import get_target
-    from chamtvm.tuning.schedules import check_database, workload_module
+    from chamtvm.tuning.database import check_database, workload_module
 
     work = d / "db"
     work.mkdir()

@@ -56,6 +56,6 @@ def predict_latency(model, target: str | TargetSpec, input_shape=None, luts_dir=
     spec = target if isinstance(target, TargetSpec) else get_target(target)
     table = LatencyTable.for_target(spec.name, luts_dir)
     net = lower_any(model, input_shape)
-    sched = ScheduleSource(spec, Path(schedules_dir) / spec.name if schedules_dir else None)
+    sched = ScheduleSource.for_target(spec, schedules_dir)
     runner = make_runner(spec, tracker, key) if measure_missing else None
     return predict_prepared(prepare(net.kernels, spec, sched), table, spec, runner, space=residual_space)

@@ -85,7 +85,8 @@ def test_v1_saved_latency_models_load_or_are_reported_stale(v1):
 
 def test_v1_schedule_database_and_tuning_log_load(v1):
     from chamtvm.targets.spec import get_target
-    from chamtvm.tuning.schedules import ScheduleSource, tuned_hashes
+    from chamtvm.tuning.database import tuned_hashes
+    from chamtvm.tuning.schedules import ScheduleSource
 
     x86 = get_target("x86")
     db = v1 / "schedules" / "x86"

@@ -87,7 +87,7 @@ def cmd_predict(args) -> int:
                               "latency_ms": None, "error": msg}, indent=1))
         raise UsageError(msg)
     net = _lowered(args)
-    sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
+    sched = ScheduleSource.for_target(target, args.schedules_dir)
     prepared = prepare(net.kernels, target, sched)
     runner = _runner(args, target) if args.measure_missing else None
     if args.table_sum_only:
@@ -128,7 +128,7 @@ def cmd_measure(args) -> int:
     target = get_target(args.target)
     runner = _runner(args, target)
     net = _lowered(args)
-    sched = ScheduleSource(target, args.schedules_dir and args.schedules_dir / target.name)
+    sched = ScheduleSource.for_target(target, args.schedules_dir)
     with runner:
         res = measure_network(net, target, runner, sched)
     out = {"model": str(args.model), "target": target.name, "device_label": runner.label,
@@ -315,7 +315,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from ..core import interrupt
     from ..core.jsonl import appended_count
-    from ..tuning.schedules import ScheduleDatabaseError
+    from ..tuning.database import ScheduleDatabaseError
 
     interrupt.install()  # SIGINT -> 130, SIGTERM -> 143, clean-ups run for both
     try:

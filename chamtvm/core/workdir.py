@@ -30,6 +30,18 @@ def schedules_root() -> Path:
     return Path(env).expanduser() if env else workdir() / "schedules"
 
 
+def target_schedules_dir(target_name: str, root: str | Path | None = None) -> Path:
+    """Folder of one target's MetaSchedule database: ``<root>/<target_name>``, ``root``
+    defaulting to :func:`schedules_root`."""
+    return Path(root or schedules_root()) / target_name
+
+
+def table_path(target_name: str, luts: str | Path | None = None) -> Path:
+    """A target's latency table: ``<luts>/<target_name>.jsonl``, ``luts`` defaulting to
+    :func:`luts_dir`."""
+    return Path(luts or luts_dir()) / f"{target_name}.jsonl"
+
+
 def runs_dir() -> Path:
     """Folder of journals, reports and exported networks: ``<workdir>/runs``."""
     return workdir() / "runs"

@@ -19,8 +19,6 @@ has fused PrimFuncs (after ``FuseTIR``): it returns the module with each PrimFun
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..targets.spec import TargetSpec, get_target
 
 
@@ -38,7 +36,7 @@ def _predictor(spec: TargetSpec, luts_dir=None):
 def _schedules(spec: TargetSpec, schedules_dir=None):
     from ..tuning.schedules import ScheduleSource
 
-    return ScheduleSource(spec, Path(schedules_dir) / spec.name if schedules_dir else None)
+    return ScheduleSource.for_target(spec, schedules_dir)
 
 
 def price_fused_module(fused_mod, target, luts_dir=None, schedules_dir=None):

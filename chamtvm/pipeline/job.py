@@ -53,9 +53,9 @@ def step_open(state: JobState) -> None:
 
     cfg, target, runner = state.cfg, state.target, state.runner
     space = SearchSpace.load(cfg.space)
-    table = LatencyTable(Path(cfg.luts_dir) / f"{target.name}.jsonl").load()
+    table = LatencyTable.for_target(target.name, cfg.luts_dir)
     state["space"], state["table"] = space, table
-    state["schedules"] = ScheduleSource(target, cfg.schedules_dir and Path(cfg.schedules_dir) / target.name)
+    state["schedules"] = ScheduleSource.for_target(target, cfg.schedules_dir)
     state["nets_table"] = network_table(target, cfg.luts_dir)
     state["measured_now"], state["failed_now"] = 0, 0
     state.log(f"target {target.name} ({runner.label}{', EMULATED timings' if runner.emulated else ''}); "

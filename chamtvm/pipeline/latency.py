@@ -24,7 +24,7 @@ from ..table.store import LatencyTable
 from ..measure.base import Runner
 from ..lower.network import lower_arch
 from ..latency.table_sum import table_sum
-from ..tuning.schedules import ScheduleSource, tuned_hashes
+from ..tuning.schedules import ScheduleSource
 from ..table.fill import fill_table, prepare
 from ..targets.spec import TargetSpec
 from .config import TuneConfig
@@ -112,67 +112,12 @@ def fit_models(space, table: LatencyTable, nets_table: LatencyTable, target: Tar
 def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: ScheduleSource,
                    cfg: TuneConfig, log=print, tracker: tuple[str, int, str] | None = None,
                    runner: Runner | None = None) -> list[dict]:
-    """The tuning policy (``tuning.policy`` and ``tuning.transfer``): within ``cfg.trials``
-    MetaSchedule trials, tune jointly (one shared cost model, task scheduler) the most
-    expensive untuned kernel of each kind first, then the next most expensive, about
-    ``cfg.trials / cfg.trials_per_kernel`` kernels, each in rounds of half its share until
-    its gain falls under 3 % (diminishing returns); then transfer the tuned traces to the
-    untuned kernels of the same kind, measured as candidates against their default
-    schedule. Timed on the devices under ``tracker`` for a remote target. Returns one dict
-    per tuned kernel (``policy: joint``) and per transfer (``policy: transfer``)."""
-    from ..tuning.policy import TuningTask, tune_tasks
-    from ..tuning.provenance import prefer_default
-    from ..tuning.transfer import kernel_kind, transfer_schedules
+    """The tuning step: ``tuning.policy.tune_schedules`` within ``cfg.trials``, ranking the
+    kernels by their default-schedule rows of ``table``."""
+    from ..tuning.policy import tune_schedules as tune
 
-    if cfg.trials <= 0 or (not target.local and tracker is None):
-        return []
-    done = tuned_hashes(target, schedules.work_dir)
-    ranked = []
-    for p in prepare(kernels, target, ScheduleSource(target, use_database=False)):
-        row = table.get(p.key)
-        if row is not None and p.kernel.struct_hash not in done:
-            ranked.append((row["runtime_us_p50"] * p.kernel.count, p))
-    ranked.sort(key=lambda x: -x[0])
-    n = min(len(ranked), cfg.trials // max(cfg.trials_per_kernel, 1))
-    # one kernel of each kind first (the costliest), so every kind gets a trace to transfer
-    heads, seen = [], set()
-    for cost, p in ranked:
-        kind = kernel_kind(p.kernel)
-        if kind not in seen:
-            seen.add(kind)
-            heads.append((cost, p))
-    order = heads + [x for x in ranked if x not in heads]
-    order = sorted(order[:n], key=lambda x: -x[0])
-    lines = []
-    if order:
-        default_us = {p.kernel.struct_hash: cost / p.kernel.count for cost, p in order}
-        log(f"tuning {len(order)} kernels jointly within {cfg.trials} trials")
-        rep = tune_tasks([TuningTask(p.kernel.func, p.kernel.struct_hash, p.kernel.name, cost)
-                          for cost, p in order], target, cfg.trials, schedules.work_dir,
-                         round_trials=max(cfg.trials_per_kernel // 2, 2), tracker=tracker, log=log,
-                         population=cfg.tuning_population)
-        names = {p.kernel.struct_hash: p.kernel.name for _, p in order}
-        funcs = {p.kernel.struct_hash: p.kernel.func for _, p in order}
-        fresh = ScheduleSource(target, schedules.work_dir)
-        for h, best in rep.best_us.items():
-            kept = best is None or best < default_us[h]
-            if not kept:  # MetaSchedule's best is no faster than the table's default: deploy the default
-                prefer_default(schedules.work_dir, fresh.apply(funcs[h])[1], h, names[h], best, default_us[h])
-                log(f"tuned {names[h]}: {best:.1f} us is no faster than its default {default_us[h]:.1f} us; "
-                    "the default schedule stays deployed")
-            lines.append({"struct_hash": h, "name": names[h], "policy": "joint", "trials": rep.trials.get(h, 0),
-                          "tuning_s": rep.kernel_s.get(h, 0.0), "best_us": best, "default_us": default_us[h],
-                          "stopped": rep.stopped.get(h), "kept": kept})
-        schedules.reload()
-    if runner is None:
-        from ..measure.runners import make_runner
-
-        runner = make_runner(target, tracker[:2] if tracker else None, tracker[2] if tracker else None)
-    for t in transfer_schedules(kernels, target, runner, schedules.work_dir, log=log):
-        d = t.to_dict()
-        # the report's fields: a transfer costs no trials; its times are measured candidates
-        lines.append({**d, "policy": "transfer", "trials": 0, "tuning_s": 0.0,
-                      "default_us": d["default_us"] if d["default_us"] is not None else float("nan"),
-                      "best_us": d["best_us"] if d["committed"] else None})
-    schedules.reload()
-    return lines
+    default_us = {p.kernel.struct_hash: row["runtime_us_p50"]
+                  for p in prepare(kernels, target, ScheduleSource(target, use_database=False))
+                  if (row := table.get(p.key)) is not None}
+    return tune(kernels, default_us, target, schedules, cfg.trials, cfg.trials_per_kernel, cfg.tuning_population,
+                log=log, tracker=tracker, runner=runner)

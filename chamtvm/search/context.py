@@ -105,7 +105,7 @@ def search_context(space: SearchSpace, target, luts_dir: Path, schedules_dir: Pa
         raise SearchError(f"the latency table {table.path} is empty: build it first with "
                           f"python -m chamtvm tune --target {target.name} --space {space.name}")
     gp, n_trained, protocol = fit_accuracy_predictor(space, journal, seed, protocol)
-    sched = ScheduleSource(target, schedules_dir and Path(schedules_dir) / target.name)
+    sched = ScheduleSource.for_target(target, schedules_dir)
     models = load_predictor(table, space=space.name)
     batch = BatchLatencyPredictor(space_kernel_map(space), table, target, sched, models.kernel_model,
                                   models.residual)

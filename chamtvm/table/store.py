@@ -93,9 +93,9 @@ class LatencyTable:
     @classmethod
     def for_target(cls, target_name: str, luts_dir: str | Path | None = None) -> "LatencyTable":
         """The table of ``target_name`` in ``luts_dir`` (default: the working folder's ``luts/``)."""
-        from ..core.workdir import luts_dir as default_luts
+        from ..core.workdir import table_path
 
-        return cls(Path(luts_dir or default_luts()) / f"{target_name}.jsonl").load()
+        return cls(table_path(target_name, luts_dir)).load()
 
     # ------------------------------------------------------------------ reading
     def load(self) -> "LatencyTable":

@@ -1,30 +1,40 @@
-"""How many kernels get tuned, and how far: the tuning policy.
+"""The tuning policy: which kernels get tuned, in what order, how far, and what is deployed.
 
-Many kernels are tuned together by MetaSchedule's task scheduler (``ms.tune_tasks``) with
-**one shared cost model** (XGBoost on per-store features), saved in the target's schedules
-folder and reloaded next time, so a later run starts warm on the table's own tuning records.
-Tuning goes in rounds of ``round_trials`` trials per active kernel; a kernel whose best
-time improved by less than ``min_gain`` over its last round has reached its point of
-diminishing returns and leaves the active set. The gradient task scheduler spends each
-round's trials where the weighted latency (time x calls) falls fastest.
+Within a budget of MetaSchedule trials (``tune_schedules``): the most expensive untuned
+kernel of each *kind* first (``transfer.kernel_kind``), so every kind gets a trace to
+transfer, then the next most expensive, about ``trials / trials_per_kernel`` kernels
+(``choose_kernels``). They are tuned together by MetaSchedule's task scheduler
+(``tune_tasks``) with **one shared cost model** (XGBoost on per-store features), saved in
+the target's schedules folder and reloaded next time, so a later run starts warm on the
+table's own tuning records. Tuning goes in rounds of ``round_trials`` trials per active
+kernel; a kernel whose best time improved by less than ``min_gain`` over its last round has
+reached its point of diminishing returns and leaves the active set. The gradient task
+scheduler spends each round's trials where the weighted latency (time x calls) falls
+fastest. A tuned record no faster than the kernel's default schedule is listed as
+default-preferred (``provenance.prefer_default``): the default stays deployed. Then the
+tuned traces are transferred to the untuned kernels of the same kind (``transfer``).
 
 Every finished kernel gets one line in the target's tuning log (``tuned_kernels.jsonl``,
-the same log ``tune_kernel`` writes), with its trials, seconds and best time.
+the same log the single-kernel ``tune_kernel`` writes), with its trials, seconds and best time.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..core.workdir import target_schedules_dir
+from ..lower.kernels import Kernel
 from ..targets.spec import TargetSpec
-from .schedules import _quiet_ms_logs, evolutionary_strategy, local_runtime_threads, ms_builder_runner, schedules_dir, tuned_log, workload_module
-
-COST_MODEL_FILE = "cost_model_xgb.tar"
+from .database import append_tuning_log, best_record_us, database_lock, tuned_hashes, workload_module
+from .metaschedule import (evolutionary_strategy, local_runtime_threads, ms_builder_runner, quiet_ms_logs,
+                           save_cost_model, shared_cost_model)
+from .provenance import prefer_default
+from .schedules import ScheduleSource
+from .transfer import kernel_kind, transfer_schedules
 
 
 @dataclass
@@ -53,31 +63,41 @@ class TuningReport:
                 "stopped": self.stopped, "kernel_s": self.kernel_s, "seconds": round(self.seconds, 1)}
 
 
-def best_record_us(db, func, target: TargetSpec) -> float | None:
-    """Best measured mean time (us) of ``func`` in ``db``, None without a valid record."""
-    rec = db.query_tuning_record(workload_module(func), target.tvm(), "main")
-    if rec is None or not rec.run_secs:
-        return None
-    secs = [float(s) for s in rec.run_secs]
-    return sum(secs) / len(secs) * 1e6
+def _measured_on(tracker) -> str:
+    """Where a tuning log line's candidates were timed."""
+    return "local" if tracker is None else f"rpc {tracker[2]}@{tracker[0]}:{tracker[1]}"
 
 
-def _record_counts(db) -> int:
-    return len(db.get_all_tuning_records())
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def shared_cost_model(work_dir: Path, cores: int):
-    """The target's XGBoost cost model, reloaded from ``work_dir`` when one was saved."""
+def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, trials: int,
+                work_dir: Path | None = None, seed: int = 0,
+                tracker: tuple[str, int, str] | None = None, population: int | None = None) -> dict:
+    """Tune one kernel with MetaSchedule, on the local machine or on the devices under
+    ``tracker = (host, port, key)`` (candidates cross-compiled here, timed there); records
+    go into the target's database and a line into the tuning log. Returns that line.
+    ``population``: the evolutionary search's population (MetaSchedule's 512 when None)."""
     from tvm.s_tir import meta_schedule as ms
 
-    model = ms.cost_model.XGBModel(num_tuning_cores=cores, verbose_eval=0)
-    path = work_dir / COST_MODEL_FILE
-    if path.exists():
-        try:
-            model.load(str(path))
-        except Exception:  # a damaged or foreign file: start cold rather than fail the run
-            model = ms.cost_model.XGBModel(num_tuning_cores=cores, verbose_eval=0)
-    return model
+    work_dir = Path(work_dir or target_schedules_dir(target.name))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cores = os.cpu_count() or 1
+    builder, runner = ms_builder_runner(target, tracker)
+    t0 = time.time()
+    with database_lock(work_dir), quiet_ms_logs(), local_runtime_threads(target, tracker):
+        db = ms.tir_integration.tune_tir(
+            workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
+            max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,
+            builder=builder, runner=runner, num_tuning_cores=cores,
+            strategy=evolutionary_strategy(population),
+        )
+    line = {"struct_hash": struct_hash, "name": name, "trials": trials,
+            "tuning_s": round(time.time() - t0, 2), "best_us": best_record_us(db, prim_func, target),
+            "measured_on": _measured_on(tracker), "tuned_at": _utc_now()}
+    append_tuning_log(target, work_dir, [line])
+    return line
 
 
 def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
@@ -93,9 +113,7 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
 
-    from ..core.jsonl import append_lines
-
-    work_dir = Path(work_dir or schedules_dir(target))
+    work_dir = Path(work_dir or target_schedules_dir(target.name))
     work_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
     tvm_target = target.tvm()
@@ -121,15 +139,15 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
                            num_threads=cores, logger=lg).clone()
             for i, (t, n, lg) in enumerate(zip(active, names, get_loggers_from_work_dir(str(work_dir), names)))
         ]
-        before = _record_counts(db)
+        before = len(db.get_all_tuning_records())
         r0 = time.time()
-        with _quiet_ms_logs(), local_runtime_threads(target, tracker):
+        with quiet_ms_logs(), local_runtime_threads(target, tracker):
             db = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in active],
                                work_dir=str(work_dir), max_trials_global=per_task * len(active),
                                max_trials_per_task=per_task, num_trials_per_iter=min(16, per_task),
                                builder=builder, runner=runner, database="json", cost_model=model,
                                task_scheduler="gradient")
-        used = max(_record_counts(db) - before, 0)
+        used = max(len(db.get_all_tuning_records()) - before, 0)
         left -= used if used else per_task * len(active)  # no record at all: count the attempt
         round_s = time.time() - r0
         still = []
@@ -155,20 +173,85 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
         rnd += 1
     for t in active:
         report.stopped.setdefault(t.struct_hash, "budget spent")
-    try:
-        model.save(str(work_dir / COST_MODEL_FILE))
-    except Exception:  # an untrained model (no valid candidate yet) has nothing to save
-        pass
-    measured_on = "local" if tracker is None else f"rpc {tracker[2]}@{tracker[0]}:{tracker[1]}"
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    lines = [json.dumps({"struct_hash": t.struct_hash, "name": t.name, "trials": report.trials.get(t.struct_hash, 0),
-                         "tuning_s": round(spent_s[t.struct_hash], 2), "best_us": best[t.struct_hash],
-                         "measured_on": measured_on, "tuned_at": stamp, "policy": "joint",
-                         "stopped": report.stopped.get(t.struct_hash)})
-             for t in tasks if report.trials.get(t.struct_hash)]
-    if lines:
-        append_lines(tuned_log(target, work_dir), lines)
+    save_cost_model(model, work_dir)
+    measured_on, stamp = _measured_on(tracker), _utc_now()
+    append_tuning_log(target, work_dir, [
+        {"struct_hash": t.struct_hash, "name": t.name, "trials": report.trials.get(t.struct_hash, 0),
+         "tuning_s": round(spent_s[t.struct_hash], 2), "best_us": best[t.struct_hash],
+         "measured_on": measured_on, "tuned_at": stamp, "policy": "joint",
+         "stopped": report.stopped.get(t.struct_hash)}
+        for t in tasks if report.trials.get(t.struct_hash)])
     report.best_us = best
     report.kernel_s = {h: round(v, 2) for h, v in spent_s.items()}
     report.seconds = time.time() - t0
     return report
+
+
+def choose_kernels(kernels: Sequence[Kernel], default_us: dict[str, float], trials: int, trials_per_kernel: int,
+                   done: set[str] = frozenset()) -> list[tuple[float, Kernel]]:
+    """``[(weighted cost in us, kernel)]`` to tune within ``trials``, costliest first: about
+    ``trials // trials_per_kernel`` kernels not in ``done``, the costliest kernel of each
+    kind before any second one of a kind. ``default_us``: struct hash -> the kernel's time
+    (us per call) with its default schedule; a kernel without one is not tuned (nothing to
+    rank or compare it by). The cost is that time x the kernel's calls per network."""
+    ranked = [(default_us[k.struct_hash] * k.count, k) for k in kernels
+              if k.struct_hash in default_us and k.struct_hash not in done]
+    ranked.sort(key=lambda x: -x[0])
+    n = min(len(ranked), trials // max(trials_per_kernel, 1))
+    heads, seen = [], set()
+    for cost, k in ranked:
+        if kernel_kind(k) not in seen:
+            seen.add(kernel_kind(k))
+            heads.append((cost, k))
+    order = heads + [x for x in ranked if x not in heads]
+    return sorted(order[:n], key=lambda x: -x[0])
+
+
+def tune_schedules(kernels: Sequence[Kernel], default_us: dict[str, float], target: TargetSpec,
+                   schedules: ScheduleSource, trials: int, trials_per_kernel: int, population: int | None = None,
+                   log: Callable[[str], None] = print, tracker: tuple[str, int, str] | None = None,
+                   runner=None) -> list[dict]:
+    """The whole policy (module docstring) on ``kernels`` into ``schedules.work_dir``:
+    within ``trials`` MetaSchedule trials, tune the kernels :func:`choose_kernels` picks,
+    jointly, each in rounds of half its share (``trials_per_kernel``) until its gain falls
+    under 3 %; keep the default schedule where the tuned one is no faster than
+    ``default_us`` (us per call, the table's default-schedule times); then transfer the
+    tuned traces to the untuned kernels of the same kind, measured by ``runner`` (made for
+    the target when None) as candidates against their default schedule. Timed on the
+    devices under ``tracker = (host, port, key)`` for a remote target (nothing is tuned for
+    a remote target without one). Returns one dict per tuned kernel (``policy: joint``)
+    and per transfer (``policy: transfer``)."""
+    if trials <= 0 or (not target.local and tracker is None):
+        return []
+    order = choose_kernels(kernels, default_us, trials, trials_per_kernel, tuned_hashes(target, schedules.work_dir))
+    lines = []
+    if order:
+        log(f"tuning {len(order)} kernels jointly within {trials} trials")
+        rep = tune_tasks([TuningTask(k.func, k.struct_hash, k.name, cost) for cost, k in order], target, trials,
+                         schedules.work_dir, round_trials=max(trials_per_kernel // 2, 2), tracker=tracker, log=log,
+                         population=population)
+        by_hash = {k.struct_hash: k for _, k in order}
+        fresh = ScheduleSource(target, schedules.work_dir)
+        for h, best in rep.best_us.items():
+            k, default = by_hash[h], default_us[h]
+            kept = best is None or best < default
+            if not kept:  # MetaSchedule's best is no faster than the table's default: deploy the default
+                prefer_default(schedules.work_dir, fresh.apply(k.func)[1], h, k.name, best, default)
+                log(f"tuned {k.name}: {best:.1f} us is no faster than its default {default:.1f} us; "
+                    "the default schedule stays deployed")
+            lines.append({"struct_hash": h, "name": k.name, "policy": "joint", "trials": rep.trials.get(h, 0),
+                          "tuning_s": rep.kernel_s.get(h, 0.0), "best_us": best, "default_us": default,
+                          "stopped": rep.stopped.get(h), "kept": kept})
+        schedules.reload()
+    if runner is None:
+        from ..measure.runners import make_runner
+
+        runner = make_runner(target, tracker[:2] if tracker else None, tracker[2] if tracker else None)
+    for t in transfer_schedules(kernels, target, runner, schedules.work_dir, log=log):
+        d = t.to_dict()
+        # the report's fields: a transfer costs no trials; its times are measured candidates
+        lines.append({**d, "policy": "transfer", "trials": 0, "tuning_s": 0.0,
+                      "default_us": d["default_us"] if d["default_us"] is not None else float("nan"),
+                      "best_us": d["best_us"] if d["committed"] else None})
+    schedules.reload()
+    return lines

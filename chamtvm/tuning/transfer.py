@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..core.workdir import target_schedules_dir
 from ..lower.kernels import Kernel
 from ..targets.spec import TargetSpec
+from .database import workload_module
 from .provenance import TRANSFER_LOG
-from .schedules import DEFAULT_TAG, ScheduleSource, schedules_dir, workload_module
-
+from .schedules import DEFAULT_TAG, ScheduleSource
 
 
 def kernel_kind(k: Kernel) -> tuple:
@@ -152,7 +153,7 @@ def transfer_schedules(kernels: Sequence[Kernel], target: TargetSpec, runner, wo
 
     from ..core.jsonl import append_lines
 
-    work_dir = Path(work_dir or schedules_dir(target))
+    work_dir = Path(work_dir or target_schedules_dir(target.name))
     sched = ScheduleSource(target, work_dir)
     if not sched.has_database:
         return []

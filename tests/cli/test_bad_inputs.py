@@ -254,7 +254,7 @@ def test_predict_over_a_torn_metaschedule_database_names_the_line_and_proceeds(f
     from tvm.s_tir import meta_schedule as ms
 
     from chamtvm.targets.spec import get_target
-    from chamtvm.tuning.schedules import RECORDS, workload_module
+    from chamtvm.tuning.database import RECORDS, workload_module
 
     work = tmp_path / "sched" / "x86"
     work.mkdir(parents=True)

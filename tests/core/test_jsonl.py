@@ -69,7 +69,7 @@ elif kind == "journal":
                                 "seconds": 1.0, "task": "t"})
 else:  # the tuning log, appended the way tune_kernel appends it
     from chamtvm.core.jsonl import append_lines
-    from chamtvm.tuning.schedules import _is_tuning_line
+    from chamtvm.tuning.database import _is_tuning_line
     write = lambda i: append_lines(path, [json.dumps({"struct_hash": str(i), "pad": pad})],
                                    is_complete=_is_tuning_line, log=None)
 while True:
@@ -89,7 +89,7 @@ def _finished_ids(kind, path):
 
         return {r["seed"] for r in Journal(path).records()}
     from chamtvm.targets.spec import get_target
-    from chamtvm.tuning.schedules import tuned_hashes
+    from chamtvm.tuning.database import tuned_hashes
 
     return {int(h) for h in tuned_hashes(get_target("x86"), path.parent, log=None)}
 

@@ -71,7 +71,8 @@ def test_emulated_arm_device_runs_tune_end_to_end(tmp_path):
 
         # MetaSchedule on the board: candidates cross-compiled here, timed there
         from chamtvm.lower.coverage import space_kernels
-        from chamtvm.tuning.schedules import ScheduleSource, tune_kernel
+        from chamtvm.tuning.policy import tune_kernel
+        from chamtvm.tuning.schedules import ScheduleSource
         from chamtvm.space.schema import SearchSpace
         from chamtvm.table.fill import prepare
         from chamtvm.targets.spec import get_target

@@ -309,7 +309,9 @@ def test_slow_kernel_times_out_and_the_rest_goes_on(tracker, x86, tmp_path):
 def test_metaschedule_tunes_through_the_tracker(tracker, two_servers, tiny_prepared, x86, tmp_path):
     """MetaSchedule candidates built here and timed on the tracker's devices; the record
     lands in the database and the kernel then gets a tuned-schedule key."""
-    from chamtvm.tuning.schedules import ScheduleSource, tune_kernel, tuned_hashes
+    from chamtvm.tuning.database import tuned_hashes
+    from chamtvm.tuning.policy import tune_kernel
+    from chamtvm.tuning.schedules import ScheduleSource
     from chamtvm.table.fill import prepare
 
     p = max(tiny_prepared, key=lambda p: p.kernel.flops)

@@ -1,7 +1,7 @@
 """The tuning policy end to end on the tiny space: kernels tuned jointly (tiny trial count and
 evolutionary population), their traces transferred to same-kind kernels, and one schedule
 everywhere: the table row, the network build and the exported library all use the tuned
-kernel's schedule. Which search strategy a population gives is checked apart (fast)."""
+kernel's schedule; which kernels the policy picks within a budget (fast)."""
 
 from __future__ import annotations
 
@@ -43,18 +43,6 @@ class _CaptureScheduled:
         pass
 
 
-def test_population_sets_the_evolutionary_search_and_none_keeps_metaschedules_default():
-    from tvm.s_tir import meta_schedule as ms
-
-    from chamtvm.tuning.schedules import evolutionary_strategy as _strategy
-
-    assert _strategy(None) == "evolutionary"  # MetaSchedule's own, population 512
-    small = _strategy(16)
-    assert isinstance(small, ms.search_strategy.EvolutionarySearch)
-    assert small.population_size == 16 and small.init_min_unmeasured == 16
-    assert _strategy(512).init_min_unmeasured == 50
-
-
 @pytest.mark.slow
 def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path):
     import tvm
@@ -67,9 +55,10 @@ def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path):
     from chamtvm.space.schema import SearchSpace
     from chamtvm.table.fill import fill_table, prepare
     from chamtvm.table.store import LatencyTable
+    from chamtvm.tuning.database import tuned_hashes
     from chamtvm.tuning.policy import TuningTask, tune_tasks
     from chamtvm.tuning.provenance import TRANSFER_LOG
-    from chamtvm.tuning.schedules import ScheduleSource, tuned_hashes
+    from chamtvm.tuning.schedules import ScheduleSource
     from chamtvm.tuning.transfer import kernel_kind, transfer_schedules
 
     space = SearchSpace.load(TINY)
@@ -127,3 +116,64 @@ def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path):
     ref = relax.VirtualMachine(compile_network(net.fused, x86), tvm.cpu())["main"](
         tvm.runtime.tensor(x, tvm.cpu())).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_choose_kernels_costliest_of_each_kind_first_within_the_budget(tiny_kernel_map):
+    from chamtvm.tuning.policy import choose_kernels
+    from chamtvm.tuning.transfer import kernel_kind
+
+    kernels = list(tiny_kernel_map.kernels.values())
+    default_us = {k.struct_hash: float(10 + i) for i, k in enumerate(kernels)}  # a made-up table
+    cost = {k.struct_hash: default_us[k.struct_hash] * k.count for k in kernels}
+    kinds = {kernel_kind(k) for k in kernels}
+    assert len(kinds) >= 2
+    for n in (1, len(kinds), len(kinds) + 2):
+        picked = choose_kernels(kernels, default_us, trials=8 * n, trials_per_kernel=8)
+        assert len(picked) == n and [c for c, _ in picked] == sorted((c for c, _ in picked), reverse=True)
+        picked_kinds = [kernel_kind(k) for _, k in picked]
+        if n <= len(kinds):  # one kernel of a kind before any second one, the costliest of each
+            assert len(set(picked_kinds)) == n
+            for _, k in picked:
+                assert cost[k.struct_hash] == max(cost[x.struct_hash] for x in kernels if kernel_kind(x) == kernel_kind(k))
+    # tuned kernels, kernels without a default time and a budget under one kernel's share are left out
+    done = {k.struct_hash for _, k in choose_kernels(kernels, default_us, 8, 8)}
+    assert done.isdisjoint(k.struct_hash for _, k in choose_kernels(kernels, default_us, 64, 8, done))
+    assert choose_kernels(kernels, {}, 64, 8) == [] and choose_kernels(kernels, default_us, 7, 8) == []
+
+
+@pytest.mark.slow
+def test_tune_schedules_policy_from_a_default_table(x86, tmp_path):
+    """The whole policy on the tiny space, from a default table: the costliest kernel of each
+    kind first, rounds until diminishing returns, then transfers to same-kind kernels."""
+    from chamtvm.lower.network import lower_arch
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.fill import fill_table, prepare
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.tuning.database import tuned_hashes
+    from chamtvm.tuning.policy import tune_schedules
+    from chamtvm.tuning.schedules import ScheduleSource
+    from chamtvm.tuning.transfer import kernel_kind
+
+    space = SearchSpace.load(TINY)
+    net = lower_arch(space, space.sample(np.random.default_rng(1)), "tiny")
+    runner = LocalRunner(x86)
+    table = LatencyTable(tmp_path / "x86.jsonl")
+    sched = ScheduleSource(x86, tmp_path / "schedules" / "x86")
+    fill_table(prepare(net.kernels, x86, sched), table, runner, x86)
+    default_us = {p.kernel.struct_hash: table.get(p.key)["runtime_us_p50"]
+                  for p in prepare(net.kernels, x86, ScheduleSource(x86, use_database=False))}
+    lines = tune_schedules(net.kernels, default_us, x86, sched, trials=4, trials_per_kernel=4, population=16,
+                           log=lambda s: None, runner=runner)  # small rounds
+
+    joint = [x for x in lines if x["policy"] == "joint"]
+    assert len(joint) == 1 and joint[0]["trials"] == 4 and joint[0]["best_us"] > 0
+    by_cost = max(net.kernels, key=lambda k: default_us[k.struct_hash] * k.count)
+    assert joint[0]["struct_hash"] == by_cost.struct_hash  # the costliest kernel first
+    kind = kernel_kind(by_cost)
+    same_kind = {k.struct_hash for k in net.kernels if kernel_kind(k) == kind} - {by_cost.struct_hash}
+    assert {x["struct_hash"] for x in lines if x["policy"] == "transfer"} == same_kind
+    assert tuned_hashes(x86, sched.work_dir) == {by_cost.struct_hash}
+
+    # every line has the fields the job's report prints
+    assert all({"name", "trials", "tuning_s", "default_us", "best_us"} <= set(x) for x in lines)

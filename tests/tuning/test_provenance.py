@@ -41,7 +41,8 @@ def test_a_record_found_slower_than_the_default_is_not_deployed(tmp_path):
 
     from chamtvm.targets.spec import get_target
     from chamtvm.tuning.provenance import default_preferred_tags, prefer_default
-    from chamtvm.tuning.schedules import DEFAULT_TAG, ScheduleSource, workload_module
+    from chamtvm.tuning.database import workload_module
+    from chamtvm.tuning.schedules import DEFAULT_TAG, ScheduleSource
 
     x86 = get_target("x86")
     a = te.placeholder((64, 64), name="a")

@@ -43,7 +43,7 @@ def test_replay_refits_a_split_to_a_kernel_with_other_extents(tiny_space, tiny_a
     from tvm import s_tir
 
     from chamtvm.measure.compile import build_kernel_library
-    from chamtvm.tuning.schedules import workload_module
+    from chamtvm.tuning.database import workload_module
 
     groups = {}
     for arch in tiny_archs:

@@ -1,0 +1,137 @@
+"""MetaSchedule set-up for a target: the builder (a fast local build, cross-linked for a
+remote device), the runner (this machine, or the devices under an RPC tracker), the search
+strategy, the measuring threads and the console noise. What to tune and for how long is
+``tuning.policy``'s business; this module only says how MetaSchedule is wired."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from ..targets.spec import TargetSpec
+
+
+def _fast_build(mod, target, _params):
+    """MetaSchedule's default builder minus its ~27 s ``tensor_intrin`` import per worker."""
+    import tvm
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    return tvm.tirx.build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
+
+
+def _cross_export(cross_compiler: str, mod) -> str:
+    """MetaSchedule export step for a remote device: a shared library linked by the
+    target's cross compiler (the default export writes a tar the device would have to link)."""
+    import tempfile
+
+    from tvm.support import cc
+
+    path = os.path.join(tempfile.mkdtemp(prefix="chamtvm-ms-"), "tvm_tmp_mod.so")
+    mod.export_library(path, fcompile=cc.cross_compiler(cross_compiler))
+    return path
+
+
+def _host_random_fill(arg) -> None:
+    """Fill a (remote) tensor with seeded uniform [-1, 1) data sent from here."""
+    import numpy as np
+
+    shape, dtype = tuple(int(x) for x in arg.shape), str(arg.dtype)
+    rng = np.random.default_rng(0)
+    arg.copyfrom(rng.uniform(-1, 1, shape).astype(dtype) if "float" in dtype else np.zeros(shape, dtype))
+
+
+def _alloc_args_host_filled(session, device, args_info, alloc_repeat):
+    """MetaSchedule argument allocation that needs no ``random_fill`` on the device (TVM
+    runtimes built without ``USE_RANDOM``, like the emulated aarch64 board's, lack it)."""
+    from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common
+
+    return alloc_argument_common(_host_random_fill, device, args_info, alloc_repeat)
+
+
+def evolutionary_strategy(population: int | None):
+    """MetaSchedule's evolutionary search with ``population`` per task (its own default, 512,
+    when None: the string ``"evolutionary"``)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    if population is None:
+        return "evolutionary"
+    return ms.search_strategy.EvolutionarySearch(population_size=population,
+                                                 init_min_unmeasured=min(50, population))
+
+
+@contextlib.contextmanager
+def local_runtime_threads(target: TargetSpec, tracker=None):
+    """While tuning locally, MetaSchedule's measuring processes (forked from this one) run
+    candidates with the target's ``runtime_threads`` (``TVM_NUM_THREADS``), the count the
+    table rows and networks are timed with; through a tracker the device decides."""
+    n = target.runtime_threads if tracker is None else None
+    old = os.environ.get("TVM_NUM_THREADS")
+    if n is not None:
+        os.environ["TVM_NUM_THREADS"] = str(n)
+    try:
+        yield
+    finally:
+        if n is not None:
+            if old is None:
+                os.environ.pop("TVM_NUM_THREADS", None)
+            else:
+                os.environ["TVM_NUM_THREADS"] = old
+
+
+def ms_builder_runner(target: TargetSpec, tracker: tuple[str, int, str] | None = None):
+    """``(builder, runner)`` for MetaSchedule: local build (cross-linked for a remote
+    target) and the local machine, or the devices under ``tracker = (host, port, key)``."""
+    import functools
+
+    from tvm.s_tir import meta_schedule as ms
+
+    f_export = functools.partial(_cross_export, target.cross_compiler) if target.cross_compiler else None
+    builder = ms.builder.LocalBuilder(f_build=_fast_build, f_export=f_export, timeout_sec=120)
+    if tracker is None:
+        return builder, "local"
+    host, port, key = tracker
+    runner = ms.runner.RPCRunner(
+        ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=key, session_timeout_sec=300),
+        ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False),
+        f_alloc_argument=_alloc_args_host_filled, max_workers=1)
+    return builder, runner
+
+
+class quiet_ms_logs:
+    """MetaSchedule logs every trial at INFO to the console; keep it to the work_dir logs."""
+
+    def __enter__(self):
+        import logging
+
+        self._logger = logging.getLogger("tvm.s_tir.meta_schedule")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._level)
+
+
+COST_MODEL_FILE = "cost_model_xgb.tar"
+
+
+def shared_cost_model(work_dir: Path, cores: int):
+    """The target's XGBoost cost model, reloaded from ``work_dir`` when one was saved."""
+    from tvm.s_tir import meta_schedule as ms
+
+    model = ms.cost_model.XGBModel(num_tuning_cores=cores, verbose_eval=0)
+    path = work_dir / COST_MODEL_FILE
+    if path.exists():
+        try:
+            model.load(str(path))
+        except Exception:  # a damaged or foreign file: start cold rather than fail the run
+            model = ms.cost_model.XGBModel(num_tuning_cores=cores, verbose_eval=0)
+    return model
+
+
+def save_cost_model(model, work_dir: Path) -> None:
+    """Save the shared cost model into ``work_dir`` for the next run."""
+    try:
+        model.save(str(Path(work_dir) / COST_MODEL_FILE))
+    except Exception:  # an untrained model (no valid candidate yet) has nothing to save
+        pass
