@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.workdir import luts_dir, runs_dir
+from ..latency.models import DEFAULT_RESIDUAL_MODE
 
 
 @dataclass
@@ -23,7 +24,7 @@ class TuneConfig:
     heldout_seed: int = 2026
     train_networks: int = 10
     train_seed: int = 101
-    residual_mode: str = "scale"
+    residual_mode: str = DEFAULT_RESIDUAL_MODE
     calibration: bool = True
     real_calibration: bool | str = False  # also the real-network sweep: True/"uniform" or "adaptive" (latency.adaptive)
     statistic: str = "runtime_us_p50"
