@@ -25,6 +25,7 @@ from pathlib import Path
 from common import RESULTS, argument_parser, write_results
 
 HOG = "import time\nwhile True:\n    pass\n"
+CONDITION_TIMEOUT_S = 120
 
 
 def child(request_path: str) -> None:
@@ -80,7 +81,10 @@ def run_condition(nets, tmp: Path, threads: int, bind: bool, hog_cpu: int | None
         hog = subprocess.Popen(["taskset", "-c", str(hog_cpu), sys.executable, "-c", HOG])
         time.sleep(0.5)
     try:
-        subprocess.run([sys.executable, __file__, "--workdir", "-", "--child", str(req)], env=env, check=True)
+        subprocess.run([sys.executable, __file__, "--workdir", "-", "--child", str(req)], env=env, check=True,
+                       timeout=CONDITION_TIMEOUT_S)
+    except subprocess.TimeoutExpired:  # 2 bound threads beside a busy core can take minutes per network
+        return {"samples_us": None, "timed_out_s": CONDITION_TIMEOUT_S}
     finally:
         if hog is not None:
             hog.kill()
@@ -122,13 +126,18 @@ def main(argv=None) -> int:
         tag = f"t{t}-bind{int(b)}-hog{h}"
         alone = f"t{t}-bind{int(b)}-hogNone"
         per_net = []
+        if any(res["samples_us"] is None for res in raw[tag]):
+            table.append({"condition": tag, "threads": t, "bind_threads": b, "busy_core": h,
+                          "timed_out": f"did not finish {len(nets)} networks x 15 repeats in {CONDITION_TIMEOUT_S} s"})
+            print(f"{tag:22s} timed out")
+            continue
         for i, n in enumerate(nets):
             s = [x for res in raw[tag] for x in res["samples_us"][i]]
-            s0 = [x for res in raw[alone] for x in res["samples_us"][i]]
+            s0 = [x for res in raw[alone] for x in res["samples_us"][i] if res["samples_us"] is not None]
             per_net.append({"network": n["name"], "median_us": float(np.median(s)), "spread_pct": iqr_spread_pct(s),
                             "inflation_vs_alone": float(np.median(s) / np.median(s0))})
         table.append({"condition": tag, "threads": t, "bind_threads": b, "busy_core": h,
-                      "runtime_threads": raw[tag][0]["threads"],
+                      "runtime_threads": raw[tag][0].get("threads"),
                       "median_spread_pct": float(np.median([p["spread_pct"] for p in per_net])),
                       "median_inflation": float(np.median([p["inflation_vs_alone"] for p in per_net])),
                       "max_inflation": float(np.max([p["inflation_vs_alone"] for p in per_net])),

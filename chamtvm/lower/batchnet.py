@@ -12,8 +12,9 @@ output is returned, so nothing is removed as dead code.
 In: ``(symbol, scheduled PrimFunc, Kernel)`` triples. Out: an ``IRModule`` whose ``main``
 calls the producers and kernels in order (kernel functions named by their symbols; producers
 ``chamtvm_produce_<i>``; ``chamtvm_empty_<n>``, one call per argument count present, whose
-windows measure the instrument's own cost; and ``chamtvm_reference``, ``reference_func``),
-and the input specs of ``main``. Timing it call by call is
+windows measure the instrument's own cost), and the input specs of ``main``. The reference
+kernel (``reference_func``) is added by the build (``measure.compile.build_batch_network``),
+as a function of its own beside ``main``. Timing it call by call is
 ``measure.insitu``'s job.
 """
 
@@ -35,7 +36,7 @@ def _empty_func(n_args: int):
 
     ins = [te.placeholder((1,), "float32", name=f"i{j}") for j in range(n_args - 1)]
     out = te.compute((1,), lambda i: ins[0][i] + tirx.const(0.5, "float32"), name="out")  # not a copy: see _copy_func
-    return te.create_prim_func([*ins, out])
+    return te.create_prim_func([*ins, out]).without_attr("global_symbol")
 
 
 REFERENCE_SYMBOL = "chamtvm_reference"
@@ -43,10 +44,11 @@ REFERENCE_ARGS = (ArgSpec((64, 128), "float32"), ArgSpec((128, 64), "float32"), 
 
 
 def reference_func():
-    """The fixed *reference* kernel carried by every batch: a 64x128 by 128x64 float32 matmul,
-    rows spread over the runtime's threads, vectorised. Its time says how fast the device was
-    while the batch ran (another process, a throttled clock), so rows of batches whose
-    reference moved can be told apart (``table.fill``)."""
+    """The fixed *reference* kernel every measuring library carries: a 64x128 by 128x64 float32
+    matmul, rows spread over the runtime's threads, vectorised. Its time says how fast the
+    device is at a given moment (another process, a throttled clock, another tenant of a
+    virtual machine's host slow it), so samples are kept at the device's nominal speed
+    (``measure.timing.sample_at_nominal_speed``)."""
     from tvm import s_tir, te
 
     a = te.placeholder(REFERENCE_ARGS[0].shape, "float32", name="A")
@@ -58,7 +60,7 @@ def reference_func():
     sch.reorder(i, kk, j)
     sch.parallel(i)
     sch.vectorize(j)
-    return sch.mod["main"]
+    return sch.mod["main"].without_attr("global_symbol")  # the caller names it
 
 
 def _copy_func(spec: ArgSpec):
@@ -71,7 +73,7 @@ def _copy_func(spec: ArgSpec):
         out = te.compute(spec.shape, lambda *i: src(*i) + tirx.const(0.5, spec.dtype), name="out")
     else:
         out = te.compute(spec.shape, lambda *i: src(*i) + tirx.const(1, spec.dtype), name="out")
-    return te.create_prim_func([src, out])
+    return te.create_prim_func([src, out]).without_attr("global_symbol")
 
 
 def _tensor_type(spec: ArgSpec):
@@ -100,13 +102,11 @@ def batch_network(kernels: Sequence[tuple[str, object, Kernel]]):
     inputs = [ArgSpec(tuple(int(d) for d in p.ty.shape), str(p.ty.dtype)) for p in params]
     arities = sorted({max(len(k.args), 2) for _, _, k, _ in plan})
     one = relax.Var("one", _tensor_type(ArgSpec((1,), "float32")))
-    ref_in = [relax.Var(f"ref{j}", _tensor_type(a)) for j, a in enumerate(REFERENCE_ARGS[:2])]
-    params += [one, *ref_in]
-    inputs += [ArgSpec((1,), "float32"), *REFERENCE_ARGS[:2]]
+    params.append(one)
+    inputs.append(ArgSpec((1,), "float32"))
     with bb.function("main", params):
         with bb.dataflow():
-            gv = bb.add_func(reference_func().with_attr("global_symbol", REFERENCE_SYMBOL), REFERENCE_SYMBOL)
-            outs = [bb.emit(relax.call_tir(gv, ref_in, _tensor_type(REFERENCE_ARGS[2])))]
+            outs = []
             for n in arities:  # the instrument's own cost per call, by number of arguments
                 gv = bb.add_func(_empty_func(n).with_attr("global_symbol", f"{EMPTY_PREFIX}{n}"), f"{EMPTY_PREFIX}{n}")
                 outs.append(bb.emit(relax.call_tir(gv, [one] * (n - 1), _tensor_type(ArgSpec((1,), "float32")))))

@@ -40,6 +40,7 @@ class KernelBatch:
     items: tuple[KernelItem, ...]
     error: str | None = None
     network_inputs: tuple[ArgSpec, ...] | None = None
+    evaluator: Evaluator | None = None  # this batch's settings (e.g. the baseline learnt so far)
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Runner(abc.ABC):
     def measure_batch(self, b: KernelBatch, evaluator: Evaluator) -> Iterator[MeasureResult]:
         """One result per item of ``b``: its build error, or its items timed the way the
         batch was built (alone, or inside a batch network)."""
+        evaluator = b.evaluator or evaluator
         if b.error is not None:
             for item in b.items:
                 yield MeasureResult(item.key, error=b.error)

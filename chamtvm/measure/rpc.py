@@ -207,6 +207,7 @@ class _Task:
     items: list[KernelItem]
     batch_no: int
     error: str | None = None  # build failure: every item fails with it
+    evaluator: Evaluator | None = None  # the batch's own settings, if any
 
 
 @dataclass
@@ -417,7 +418,7 @@ class RPCRunner(Runner):
                     emit(("result", MeasureResult(item.key, error=why)))
                 return None
             for i, item in enumerate(task.items):
-                rest = _Task(task.library, task.items[i + 1:], task.batch_no)
+                rest = _Task(task.library, task.items[i + 1:], task.batch_no, evaluator=task.evaluator)
                 try:
                     res = dev.call(self.f_run_kernel, min(dev.deadline, time.monotonic() + self.item_timeout_s),
                                    module, item, evaluator)
@@ -452,8 +453,8 @@ class RPCRunner(Runner):
             emit(("result", MeasureResult(
                 item.key, error=f"remote session died {n} times while running this kernel "
                                 f"(it crashes the device or the device keeps dropping): {why}")))
-            return _Task(task.library, task.items[i + 1:], task.batch_no)
-        return _Task(task.library, task.items[i:], task.batch_no)
+            return _Task(task.library, task.items[i + 1:], task.batch_no, evaluator=task.evaluator)
+        return _Task(task.library, task.items[i:], task.batch_no, evaluator=task.evaluator)
 
     def _lost(self, msg: str) -> None:
         with self._lock:
@@ -565,7 +566,8 @@ class _BatchScheduler:
                     if self.stop:
                         return
                     self.outstanding += 1
-                self.tasks.put(_Task(Path(b.library) if b.library else Path(), list(b.items), no, b.error))
+                self.tasks.put(_Task(Path(b.library) if b.library else Path(), list(b.items), no, b.error,
+                                     b.evaluator))
                 with self.cond:
                     self.cond.notify_all()
         except BaseException as e:  # a build that raises: stop cleanly with its message
@@ -591,7 +593,7 @@ class _BatchScheduler:
             except queue.Empty:
                 continue
             try:
-                rest = self.runner._run_task(task, self.evaluator, self.attempts, self.results.put)
+                rest = self.runner._run_task(task, task.evaluator or self.evaluator, self.attempts, self.results.put)
             except BaseException as e:  # DeviceError ends the run; never let a worker die silently
                 self.results.put(("fatal", e))
                 self._halt()

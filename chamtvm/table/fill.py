@@ -17,7 +17,7 @@ import os
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 from ..lower.kernels import Kernel
@@ -27,11 +27,15 @@ from ..measure.compile import build_batch_network, build_kernel_library
 from ..tuning.schedules import ScheduleSource
 from ..targets.spec import TargetSpec
 from ..core.versions import tvm_version
+from .reference import ReferenceBaseline
 
 
+
+MAX_TIMINGS = 3  # a kernel timed this often is kept even if never at nominal speed
 
 # what a runner reports beside the samples that a row keeps (``measure.timing``)
-ROW_EXTRAS = ("timing", "overhead_us", "reference_us", "other_cores", "attempts", "runtime_threads")
+ROW_EXTRAS = ("timing", "overhead_us", "reference_us", "reference_p10_us", "reference_baseline_us",
+              "samples_taken", "samples_nominal", "nominal", "other_cores", "attempts", "runtime_threads")
 
 
 @dataclass
@@ -87,6 +91,7 @@ class BuildSummary:
     failed: int = 0
     skipped_failed_before: int = 0
     measured_elsewhere: int = 0  # measured meanwhile by another run on the same table
+    retimed_not_nominal: int = 0  # rows timed while the device ran slow, timed again
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -209,29 +214,39 @@ def fill_table(
     finished since the last call.
     """
     summary = BuildSummary(requested=len(prepared))
+    in_network = target.kernel_timing == "in_network" and runner.times_in_network()
+    kind = "vm" if in_network else "lib"
+    baseline = ReferenceBaseline(table.path.parent, target.name, target.fingerprint, log)
+    tolerance = target.evaluator.nominal_tolerance
     seen: set[str] = set()
     todo = []
     for p in prepared:
         if p.key in seen:
             continue
         seen.add(p.key)
-        if p.key in table:
+        row = table.get(p.key)
+        if row is not None and (baseline.is_nominal(row, kind, tolerance) or table.timings(p.key) >= MAX_TIMINGS):
             summary.already_in_table += 1
-        elif table.failed(p.key) is not None and not retry_failed:
+        elif row is None and table.failed(p.key) is not None and not retry_failed:
             summary.skipped_failed_before += 1
         else:
+            if row is not None:
+                summary.retimed_not_nominal += 1  # timed while the device ran slow: once more
             todo.append(p)
     if not todo:
         return summary
-    failed_before = {p.key: (table.failed(p.key) or {}).get("crc") for p in todo}
+    before = {p.key: ((table.get(p.key) or {}).get("crc"), (table.failed(p.key) or {}).get("crc")) for p in todo}
 
     def done(key: str) -> bool:  # settled by a row appended since this run decided to measure it
-        f = table.failed(key)
-        return key in table or (f is not None and f.get("crc") != failed_before[key])
+        ok, f = table.get(key), table.failed(key)
+        return (ok is not None and ok.get("crc") != before[key][0]) or \
+            (f is not None and f.get("crc") != before[key][1])
+
+    def evaluator():  # the device's nominal speed as learnt so far (table.reference)
+        return replace(target.evaluator, reference_baseline_us=baseline.baseline_us(kind))
 
     by_key = {p.key: p for p in todo}
     claims = TableClaims(table)
-    in_network = target.kernel_timing == "in_network" and runner.times_in_network()
 
     def claimed_batches(tmp: Path) -> Iterator[KernelBatch]:
         pending, counter, said = list(todo), [0], 0.0
@@ -245,7 +260,8 @@ def fill_table(
                     if progress:
                         progress(len(finished))
                 if mine:
-                    yield from build_batches(mine, target, tmp, batch_size, counter, in_network)
+                    for b in build_batches(mine, target, tmp, batch_size, counter, in_network):
+                        yield replace(b, evaluator=evaluator())
             pending = waiting
             if pending:
                 if log and time.time() - said > 60:
@@ -265,7 +281,8 @@ def fill_table(
         if alone_again:
             again, counter = list(alone_again), [10 ** 6]
             retried.update(p.key for p in again)
-            yield from runner.measure_batches(build_batches(again, target, tmp, 1, counter, in_network),
+            yield from runner.measure_batches((replace(b, evaluator=evaluator()) for b in
+                                               build_batches(again, target, tmp, 1, counter, in_network)),
                                               target.evaluator)
 
     try:
@@ -279,6 +296,8 @@ def fill_table(
                         and p.key not in retried:
                     alone_again.append(p)  # a crash of one kernel fails its whole batch: find it
                     continue
+                if res.ok and tolerance is not None:
+                    baseline.learn(kind, res.extra.get("reference_p10_us"))
                 base = row_base(p, target, runner)
                 if res.energy_uj is not None:
                     base["energy_uj"] = res.energy_uj

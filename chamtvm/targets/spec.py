@@ -10,7 +10,9 @@ Adding a target means adding such a file.
 kernels inside batch networks (``lower.batchnet``, ``measure.insitu``) where the runner can,
 so a row is what the kernel costs inside a network; part of the fingerprint.
 
-``threads`` (optional: a count, or ``"auto"`` for this machine's cores) is the number of
+``threads`` (optional: a count, or ``"auto"`` for all of this machine's cores but one: with
+every core busy, one other process doubles a timing; with one core left free it does not,
+``benchmarks/bench_threads.py``) is the number of
 threads TVM's runtime runs each kernel with, for table rows and end-to-end measurements
 alike (``TVM_NUM_THREADS`` of the measuring process). Without it TVM picks its own default,
 which on x86 is half the hardware concurrency (1 on a 2-vCPU machine). It is part of the
@@ -38,6 +40,7 @@ EVALUATOR_FIELDS = ("number", "repeat", "min_repeat_ms", "cooldown_interval_ms")
 # or alone in a loop (``time_evaluator`` on the kernel)
 KERNEL_TIMINGS = ("in_network", "isolated")
 BUSY_FIELDS = ("busy_other_cores", "busy_retries", "busy_wait_s")
+NOMINAL_FIELDS = ("nominal_tolerance", "nominal_samples", "nominal_budget_s")
 
 
 class TargetError(ValueError):
@@ -66,18 +69,32 @@ class Evaluator:
     busy_other_cores: float | None = None
     busy_retries: int = 2
     busy_wait_s: float = 20.0
+    # timing at the device's nominal speed: each sample is taken between two timings of a
+    # fixed reference kernel and kept only when both ran within ``nominal_tolerance`` of the
+    # device's nominal reference time (its fastest sustained speed: a slower reference means a
+    # throttled clock, another tenant on the host, another process on the core); sampling goes
+    # on until ``nominal_samples`` such samples are in or ``nominal_budget_s`` has passed (the
+    # row then says it is not nominal). None: every sample kept (``measure.timing``).
+    nominal_tolerance: float | None = None
+    nominal_samples: int = 7
+    nominal_budget_s: float = 20.0
+    # the nominal reference time (us) the caller knows for this device and kind of library
+    # (``table.reference``); None: the measurement finds it itself. Not from target files.
+    reference_baseline_us: float | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "Evaluator":
-        unknown = set(d) - set(EVALUATOR_FIELDS) - {"cache_flush"} - set(BUSY_FIELDS)
+        unknown = set(d) - set(EVALUATOR_FIELDS) - {"cache_flush"} - set(BUSY_FIELDS) - set(NOMINAL_FIELDS) \
+            - {"reference_baseline_us"}
         if unknown:
             raise TargetError(f"{where}: unknown evaluator fields {sorted(unknown)}")
         for k, v in d.items():
             if k == "cache_flush":
                 if not isinstance(v, bool):
                     raise TargetError(f"{where}.cache_flush: expected true or false, got {v!r}")
-            elif k in ("busy_other_cores", "busy_wait_s"):
-                if (v is not None or k == "busy_wait_s") and (isinstance(v, bool) or not isinstance(v, (int, float))
+            elif k in ("busy_other_cores", "busy_wait_s", "nominal_tolerance", "nominal_budget_s",
+                       "reference_baseline_us"):
+                if (v is not None or k in ("busy_wait_s", "nominal_budget_s")) and (isinstance(v, bool) or not isinstance(v, (int, float))
                                                             or not 0 <= v < float("inf")):
                     raise TargetError(f"{where}.{k}: expected a non-negative number, got {v!r}")
             elif isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -86,7 +103,7 @@ class Evaluator:
 
     def to_dict(self) -> dict:
         return {**{f: getattr(self, f) for f in EVALUATOR_FIELDS}, "cache_flush": self.cache_flush,
-                **{f: getattr(self, f) for f in BUSY_FIELDS}}
+                **{f: getattr(self, f) for f in (*BUSY_FIELDS, *NOMINAL_FIELDS, "reference_baseline_us")}}
 
 
 @dataclass(frozen=True)
@@ -174,8 +191,8 @@ class TargetSpec:
             if not pinned.isdigit() or int(pinned) < 1:
                 raise TargetError(f"{THREADS_ENV}={pinned!r}: expected a positive integer")
             return int(pinned)
-        if self.threads == "auto":
-            return os.cpu_count() or 1
+        if self.threads == "auto":  # all cores but one: a timing survives one busy process
+            return max(1, (os.cpu_count() or 1) - 1)
         return self.threads
 
     def tvm(self):
@@ -196,6 +213,8 @@ class TargetSpec:
             ident["cold_cache_kernels"] = True
         if self.kernel_timing != "isolated":
             ident["kernel_timing"] = self.kernel_timing
+        if self.evaluator.nominal_tolerance is not None:
+            ident["nominal_tolerance"] = self.evaluator.nominal_tolerance
         blob = json.dumps(ident, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
