@@ -191,7 +191,8 @@ def cmd_tune(args) -> int:
 
 def cmd_search(args) -> int:
     from ..search.report import format_search
-    from ..search.job import SearchConfig, run_search
+    from ..pipeline.config import SearchConfig
+    from ..pipeline.job import run_search
     from ..targets.spec import get_target
 
     target = get_target(args.target)
@@ -233,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", type=v.non_negative_int, default=20, help="held-out networks measured end to end")
     p.add_argument("--train-networks", type=v.non_negative_int, default=10,
                    help="networks measured end to end to train the residual model (0: table sum only)")
-    p.add_argument("--residual", default="auto", choices=["auto", "none", "scale", "calls", "kinds", "ratio", "additive"],
+    from ..latency.models import AUTO_RESIDUAL, DEFAULT_RESIDUAL_MODE, NO_RESIDUAL, RESIDUAL_MODES
+
+    p.add_argument("--residual", default=DEFAULT_RESIDUAL_MODE, choices=[AUTO_RESIDUAL, NO_RESIDUAL, *RESIDUAL_MODES],
                    help="residual on top of the table sum: auto (default: chosen by cross-validation on the training "
                         "networks, no residual unless one beats it), none, one median scale, the VM's cost per call "
                         "(calls), per-kind scales (kinds), a learned ratio or relative offset")
@@ -284,9 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="most accurate network under a latency budget, exported for the target")
     _add_target_args(p)
     p.add_argument("--latency-ms", type=v.positive_float, required=True, help="latency budget in ms on the target")
-    p.add_argument("--space", default="fashion", help="space searched (needs trained architectures in the journal)")
+    p.add_argument("--space", default=None, help="space searched (needs trained architectures in the journal; "
+                                                 "default: macro, as for tune)")
     p.add_argument("--journal", type=Path, default=None,
-                   help="accuracy journal (default runs/accuracy-fashion-mnist-<space>.jsonl)")
+                   help="accuracy journal (default runs/accuracy-nas-bench-macro-macro.jsonl for space macro, "
+                        "else runs/accuracy-fashion-mnist-<space>.jsonl)")
     p.add_argument("--max-mflops", type=v.positive_float, default=None,
                    help="optional limit on multiply-accumulates per image (millions)")
     p.add_argument("--max-mparams", type=v.positive_float, default=None, help="optional limit on parameters (millions)")
