@@ -43,7 +43,7 @@ from chamtvm.latency.batch import BatchLatencyPredictor  # noqa: E402
 from chamtvm.lower.calibration import calibration_kernels  # noqa: E402
 from chamtvm.lower.coverage import space_kernel_map  # noqa: E402
 from chamtvm.latency.features import network_feature_vector  # noqa: E402
-from chamtvm.latency.models import KernelCostModel, ResidualModel, kernel_dicts  # noqa: E402
+from chamtvm.latency.models import KernelCostModel, LatencyPredictor, ResidualModel, kernel_dicts  # noqa: E402
 from chamtvm.core.hostport import parse_hostport  # noqa: E402
 from chamtvm.core.metrics import iqr_spread_pct  # noqa: E402
 from chamtvm.table.store import LatencyTable  # noqa: E402
@@ -54,8 +54,9 @@ from chamtvm.tuning.schedules import ScheduleSource  # noqa: E402
 from chamtvm.space.schema import SearchSpace  # noqa: E402
 from chamtvm.table.fill import fill_table, prepare  # noqa: E402
 from chamtvm.targets.spec import get_target  # noqa: E402
-from chamtvm.table.networks import ensure_measured, network_table
+from chamtvm.table.networks import network_table
 from chamtvm.pipeline.latency import price_archs
+from chamtvm.pipeline.pricing import price_and_measure
 from chamtvm.core.progress import progress_bar  # noqa: E402
 
 KS = (5, 10, 20, 30, 50)
@@ -75,8 +76,6 @@ class TableWithout:
 
 def measure_set(archs, space, target, runner, sched, table, nets, desc):
     """Per arch: encoding, FLOPs, network features, table sum (us), measured (us), IQR %."""
-    from chamtvm.latency.models import LatencyPredictor
-
     out = []
     bar = progress_bar(len(archs), desc)
     for arch, m in price_archs(space, archs, LatencyPredictor(table), target, runner, sched, table, nets, bar):
@@ -213,23 +212,20 @@ def main(argv=None) -> int:
     kernel_cv = fidelity(cv_pred, cv_meas)
     kernel_model = KernelCostModel().fit(rows)
     oos = []
+    oos_predictor = LatencyPredictor(seen_table, kernel_model, residual)  # table sum, kernel model, residual
     with tempfile.TemporaryDirectory() as tmp:
         todo = [(n, int(r)) for n in zoo.names() for r in args.resolutions.split(",")]
         bar = progress_bar(len(todo), "out-of-space ONNX networks")
         for name, res in todo:
             net = lower_onnx(zoo.export_onnx(name, res, Path(tmp) / f"{name}_{res}.onnx"))
-            prep = prepare(net.kernels, target, sched)
-            known, _ = kernel_dicts(prep, seen_table, kernel_model)
-            tsum = sum(k["latency_us"] * k["count"] for k in known)
-            row = ensure_measured(net, prep, target, runner, sched, nets, {"zoo": name, "resolution": res}, tsum)
+            priced = price_and_measure(net, prepare(net.kernels, target, sched), oos_predictor, target, runner, sched,
+                                       nets, {"zoo": name, "resolution": res})
             bar.update(1)
-            if row is None or row.get("status") != "ok":
+            if not priced.ok:
                 continue
-            X = network_feature_vector(known)[None, :]
-            oos.append({"name": f"{name}@{res}", "measured_ms": row["runtime_us_p50"] / 1e3,
-                        "estimated_kernels": sum(k["estimated"] for k in known), "kernels": len(known),
-                        "kernel_sum_ms": tsum / 1e3,
-                        "predicted_ms": float(residual.predict(X, np.array([tsum]))[0]) / 1e3})
+            oos.append({"name": f"{name}@{res}", "measured_ms": priced.measured_ms,
+                        "estimated_kernels": len(priced.prediction.estimated), "kernels": len(priced.prediction.kernels),
+                        "kernel_sum_ms": priced.table_sum_ms, "predicted_ms": priced.predicted_ms})
         bar.close()
     oos_fid = fidelity([o["predicted_ms"] for o in oos], [o["measured_ms"] for o in oos]) if oos else None
     oos_fid_raw = fidelity([o["kernel_sum_ms"] for o in oos], [o["measured_ms"] for o in oos]) if oos else None

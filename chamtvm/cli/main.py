@@ -33,7 +33,7 @@ def _add_statistic_arg(p: argparse.ArgumentParser) -> None:
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="architecture JSON file or ONNX file")
     p.add_argument("--space", default="fashion", help="space of an architecture JSON without a 'space' field "
-                                                      "(default: fashion, as for tune and search)")
+                                                      "(default: fashion; exported arch.json files name theirs)")
     p.add_argument("--shape", type=v.shape, default=None,
                    help="input shape of an ONNX model with a dynamic input, e.g. 1,3,224,224")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -192,7 +192,7 @@ def cmd_tune(args) -> int:
 def cmd_search(args) -> int:
     from ..search.report import format_search
     from ..pipeline.config import SearchConfig
-    from ..pipeline.job import run_search
+    from ..pipeline.search_job import run_search
     from ..targets.spec import get_target
 
     target = get_target(args.target)
