@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, argument_parser, write_results
+from common import RESULTS, argument_parser, parse_args, write_results
 
 
 # ------------------------------------------------------------------ child: device side
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     ap.add_argument("--insitu-runs", type=int, default=30)
     ap.add_argument("--out", type=Path, default=RESULTS / "fidelity_cause_x86.json")
     ap.add_argument("--child", help=argparse_suppress())
-    a = ap.parse_args(argv)
+    a = parse_args(ap, argv)
     if a.child:
         child(a.child)
         return 0

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, argument_parser, write_results
+from common import RESULTS, argument_parser, parse_args, write_results
 
 
 def child(request_path: str) -> None:
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--session", default=time.strftime("%H%M"))
     ap.add_argument("--out", type=Path, default=RESULTS / "noise_x86.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
+    a = parse_args(ap, argv)
     if a.child:
         child(a.child)
         return 0

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, argument_parser, write_results
+from common import RESULTS, argument_parser, parse_args, write_results
 
 HOG = "import time\nwhile True:\n    pass\n"
 CONDITION_TIMEOUT_S = 120
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=RESULTS / "threads_x86.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
+    a = parse_args(ap, argv)
     if a.child:
         child(a.child)
         return 0

@@ -4,10 +4,12 @@ timed as it runs inside a network rather than alone in a loop.
 ``main`` takes every kernel's arguments as parameters and, for each kernel in turn, first
 runs a *producer* (a copy kernel writing the kernel's first input afresh, as the previous
 layer of a network does: the input is hot in the caches, just written) and then the kernel
-itself. A kernel's weights were last touched one pass of the whole batch earlier, so they
-come from wherever the rest of the batch left them, as in a network whose other layers run in
-between; its outputs are fresh allocations from the VM's memory plan, as in a network. Every
-output is returned, so nothing is removed as dead code.
+itself, then a *consumer* that reads one element of its output into a running one-element
+sum (so the kernel is not removed as dead code, yet its output dies at once and the VM's
+memory plan reuses that storage for the next kernels, as in a network, instead of every output
+taking fresh, cold memory). A kernel's weights were last touched one pass of the whole batch
+earlier, so they come from wherever the rest of the batch left them, as in a network whose
+other layers run in between. ``main`` returns the empty calls' outputs and the running sum.
 
 In: ``(symbol, scheduled PrimFunc, Kernel)`` triples. Out: an ``IRModule`` whose ``main``
 calls the producers and kernels in order (kernel functions named by their symbols; producers
@@ -25,6 +27,7 @@ from typing import Sequence
 from .kernels import ArgSpec, Kernel
 
 PRODUCER_PREFIX = "chamtvm_produce_"
+CONSUMER_PREFIX = "chamtvm_consume_"
 EMPTY_PREFIX = "chamtvm_empty_"  # + number of arguments: a call that does (almost) nothing
 
 
@@ -76,6 +79,21 @@ def _copy_func(spec: ArgSpec):
     return te.create_prim_func([src, out]).without_attr("global_symbol")
 
 
+def _consume_func(spec: ArgSpec):
+    """A PrimFunc ``out[0] = acc[0] + src[0, ..., 0]`` for ``src`` of ``spec``: keeps a kernel's
+    output used (so it is not removed) while letting it die right after, as in a network, so
+    the VM's memory plan reuses its storage for the next kernels."""
+    from tvm import te, tirx
+
+    src = te.placeholder(spec.shape, spec.dtype, name="src")
+    acc = te.placeholder((1,), "float32", name="acc")
+    first = src(*([0] * len(spec.shape)))
+    if spec.dtype != "float32":
+        first = tirx.Cast("float32", first)
+    out = te.compute((1,), lambda i: acc[i] + first, name="out")
+    return te.create_prim_func([src, acc, out]).without_attr("global_symbol")
+
+
 def _tensor_type(spec: ArgSpec):
     from tvm import relax
 
@@ -110,15 +128,19 @@ def batch_network(kernels: Sequence[tuple[str, object, Kernel]]):
             for n in arities:  # the instrument's own cost per call, by number of arguments
                 gv = bb.add_func(_empty_func(n).with_attr("global_symbol", f"{EMPTY_PREFIX}{n}"), f"{EMPTY_PREFIX}{n}")
                 outs.append(bb.emit(relax.call_tir(gv, [one] * (n - 1), _tensor_type(ArgSpec((1,), "float32")))))
+            acc = one
             for i, (symbol, func, k, ins) in enumerate(plan):
                 produce = bb.add_func(_copy_func(k.args[0]).with_attr("global_symbol", f"{PRODUCER_PREFIX}{i}"),
                                       f"{PRODUCER_PREFIX}{i}")
                 fresh = bb.emit(relax.call_tir(produce, [ins[0]], _tensor_type(k.args[0])))
                 gv = bb.add_func(func.with_attr("global_symbol", symbol), symbol)
                 out_types = [_tensor_type(a) for a in k.args[k.n_inputs:]]
-                outs.append(bb.emit(relax.call_tir(gv, [fresh, *ins[1:]],
-                                                   out_types[0] if len(out_types) == 1 else out_types)))
-            result = bb.emit_output(relax.Tuple(outs))
+                out = bb.emit(relax.call_tir(gv, [fresh, *ins[1:]], out_types[0] if len(out_types) == 1 else out_types))
+                first = out if len(out_types) == 1 else bb.emit(relax.TupleGetItem(out, 0))
+                consume = bb.add_func(_consume_func(k.args[k.n_inputs]).with_attr("global_symbol", f"{CONSUMER_PREFIX}{i}"),
+                                      f"{CONSUMER_PREFIX}{i}")
+                acc = bb.emit(relax.call_tir(consume, [first, acc], _tensor_type(ArgSpec((1,), "float32"))))
+            result = bb.emit_output(relax.Tuple([*outs, acc]))
         bb.emit_func_output(result)
     mod = bb.get()
     return tvm.IRModule(dict(mod.functions.items())), inputs

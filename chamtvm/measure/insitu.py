@@ -147,21 +147,26 @@ def _clear(vm) -> None:
         vm.set_instrument(lambda *a: int(VMInstrumentReturnKind.NO_OP))
 
 
-def time_network_calls(module, dev, inputs, runs: int = 30, key: str = "network", seed: int = 0):
-    """``MeasureResult`` of a loaded VM executable ``module`` timed call by call on ``dev``:
-    ``samples_us`` the plain end-to-end runs, ``extra["calls"]`` the ``CallTimes`` as a dict.
-    ``inputs``: ``ArgSpec`` of ``main``'s parameters (random values)."""
-    import numpy as np
+DEVICE_FUNC = "chamtvm.time_calls"  # registered by chamtvm's RPC servers (``register_device_function``)
+
+
+def register_device_function() -> None:
+    """Register ``chamtvm.time_calls(module, runs, *args)`` in this process (an RPC server's):
+    the calls of ``module``'s ``main`` timed on the device itself (``time_calls``, ``runs`` runs,
+    no plain runs), as the JSON of ``CallTimes.to_dict(samples=True)``. Over RPC the VM
+    instrument cannot call back to the host cheaply, so the device times itself."""
+    import json
+
+    import tvm_ffi
     from tvm import relax
 
-    from .base import MeasureResult
-    from .timing import random_tensor
+    @tvm_ffi.register_global_func(DEVICE_FUNC, override=True)
+    def _time_calls(module, runs, *args):
+        vm = relax.VirtualMachine(module, args[0].device)
+        return json.dumps(time_calls(vm, list(args), runs=int(runs), warmup=1, plain=False).to_dict(samples=True))
 
-    try:
-        rng = np.random.default_rng(seed)
-        vm = relax.VirtualMachine(module, dev)
-        args = [random_tensor(a, dev, rng) for a in inputs]
-        calls = time_calls(vm, args, runs=runs)
-        return MeasureResult(key, [calls.e2e_plain_us], 1, extra={"calls": calls.to_dict()})
-    except Exception as e:
-        return MeasureResult(key, error=f"{type(e).__name__}: {str(e).splitlines()[0][:500] if str(e) else ''}")
+
+def calls_from_dict(d: dict) -> CallTimes:
+    """``CallTimes`` back from ``to_dict(samples=True)`` (what the device function returns)."""
+    return CallTimes(d["symbols"], d["window_us"], d["overhead_us"], d["e2e_plain_us"], d["e2e_instrumented_us"],
+                     d["runs"], d.get("samples_us") or [], d.get("n_args") or [])

@@ -54,13 +54,16 @@ class NominalSamples:
     nominal: bool = True
     all_samples: list[float] = field(default_factory=list)
     kept_index: list[int] = field(default_factory=list)  # positions of ``kept`` in ``all_samples``
+    slow_ratio: float | None = None  # median slow sample / median nominal sample, where both were seen
+    corrected_by: float | None = None  # the slow factor the kept samples were divided by (none nominal)
 
     def extra(self) -> dict:
         """The fields a row keeps (``table.fill.ROW_EXTRAS``)."""
         return {"reference_us": self.reference_us, "reference_p10_us": self.reference_p10_us,
                 "reference_baseline_us": self.baseline_us, "samples_taken": self.taken,
-                "samples_nominal": len(self.kept) if self.baseline_us is not None else None,
-                "nominal": self.nominal}
+                "samples_nominal": len(self.kept) if self.baseline_us is not None and self.corrected_by is None else
+                0 if self.corrected_by is not None else None,
+                "nominal": self.nominal, "slow_ratio": self.slow_ratio, "corrected_by_slow_factor": self.corrected_by}
 
 
 def sample_at_nominal_speed(take: Callable[[], list[float]], reference: Callable[[], float] | None,
@@ -74,7 +77,8 @@ def sample_at_nominal_speed(take: Callable[[], list[float]], reference: Callable
       unknown the fastest reference seen so far (then sampling lasts at least half the budget,
       so a slow spell at the start is not taken for the nominal speed). It stops once ``repeat``
       samples are taken and ``nominal_samples`` are kept, or when ``nominal_budget_s`` has
-      passed (then ``nominal`` is False unless enough were kept)."""
+      passed (then ``nominal`` is False unless enough were kept). A measurement that kept no
+    sample at all is divided by ``slow_factor`` where it is known (``corrected_by``)."""
     tol = evaluator.nominal_tolerance
     if reference is None or tol is None:
         out: list[float] = []
@@ -101,10 +105,17 @@ def sample_at_nominal_speed(take: Callable[[], list[float]], reference: Callable
         if elapsed >= evaluator.nominal_budget_s:
             break
     nominal = len(kept) >= evaluator.nominal_samples
+    slow = [samples[i] for i, r in enumerate(refs) if r > base * (1 + 2 * tol)]  # clearly in a slow spell
+    slow_ratio = float(np.median(slow) / np.median(kept)) if len(kept) >= 3 and len(slow) >= 3 else None
+    corrected = None
     if not kept:  # never at nominal speed within the budget: every sample, said so
         index = list(range(len(samples)))
-    return NominalSamples([samples[i] for i in index], len(samples), float(np.median([refs[i] for i in index])),
-                          float(np.percentile(every_ref, 10)), float(base), nominal, samples, index)
+        if evaluator.slow_factor:
+            corrected = float(evaluator.slow_factor)
+    values = [samples[i] / (corrected or 1.0) for i in index]
+    return NominalSamples(values, len(samples), float(np.median([refs[i] for i in index])),
+                          float(np.percentile(every_ref, 10)), float(base), nominal, samples, index,
+                          slow_ratio, corrected)
 
 
 def _library_reference(module, dev, rng, vm: bool):
@@ -204,13 +215,16 @@ def time_network(module, dev, inputs: Sequence[ArgSpec], evaluator: Evaluator,
 
 
 def time_batch_network(module, dev, inputs: Sequence[ArgSpec], items: Sequence[KernelItem],
-                       evaluator: Evaluator, runs_per_sample: int = 5, seed: int = 0) -> list[MeasureResult]:
+                       evaluator: Evaluator, runs_per_sample: int = 5, seed: int = 0,
+                       device_calls=None) -> list[MeasureResult]:
     """Every item of a batch network (``lower.batchnet``) timed inside it, call by call
     (``measure.insitu``): one sample per run (us per call, the instrument's own cost
     removed), runs taken ``runs_per_sample`` at a time between reference timings, at the
     device's nominal speed (``sample_at_nominal_speed``, on the runs' total). Each result's
     ``extra`` holds ``overhead_us`` (the instrument's cost), the reference figures,
-    ``other_cores`` (``measure.busy``) and ``attempts``. A failure fails every item."""
+    ``other_cores`` (``measure.busy``) and ``attempts``. A failure fails every item.
+    ``device_calls(module, runs, args)``: how a device behind RPC times the calls itself
+    (``measure.insitu.DEVICE_FUNC``); default: here, with the VM instrument."""
     from tvm import relax
 
     from .busy import timed_while_quiet
@@ -221,12 +235,19 @@ def time_batch_network(module, dev, inputs: Sequence[ArgSpec], items: Sequence[K
         vm = relax.VirtualMachine(module, dev)
         args = [random_tensor(a, dev, rng) for a in inputs]
         reference = _library_reference(vm, dev, rng, vm=True)
-        time_calls(vm, args, runs=1, warmup=2, plain=False)
+
+        def calls_of(runs: int, warmup: int):
+            if device_calls is not None:
+                return device_calls(module, runs, args)
+            return time_calls(vm, args, runs=runs, warmup=warmup, plain=False)
+
+        calls_of(1, 2)  # warm-up: the memory plan, the caches
+
         def measure():
             bursts: list = []
 
             def take() -> list[float]:  # one sample per run: the run's instrumented total
-                calls = time_calls(vm, args, runs=runs_per_sample, warmup=0, plain=False)
+                calls = calls_of(runs_per_sample, 0)
                 bursts.append(calls)
                 return [float(sum(run)) for run in zip(*calls.samples_us)]
 
@@ -239,11 +260,12 @@ def time_batch_network(module, dev, inputs: Sequence[ArgSpec], items: Sequence[K
         return [MeasureResult(i.key, error=msg) for i in items]
     # the runs kept (at nominal speed) give the items' samples
     kept = set(got.kept_index)
+    scale = 1.0 / (got.corrected_by or 1.0)  # no run at nominal speed: the slow factor, where known
     per_symbol: dict[str, list[float]] = {}
     run = 0
     for calls in bursts:
         for s, xs in calls.kernel_samples_us().items():
-            per_symbol.setdefault(s, []).extend(x for i, x in enumerate(xs) if run + i in kept)
+            per_symbol.setdefault(s, []).extend(x * scale for i, x in enumerate(xs) if run + i in kept)
         run += calls.runs
     overheads = [c.overhead_us for c in bursts]
     extra = {**got.extra(), "overhead_us": float(np.median(overheads)), "other_cores": load,

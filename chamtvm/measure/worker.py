@@ -1,11 +1,10 @@
 """Measuring process: ``python -m chamtvm.measure.worker`` reads one JSON request on stdin
 and prints one ``RESULT <json>`` line per item on stdout as each finishes.
 
-Request: ``{"mode": "kernels"|"batchnet"|"network"|"calls", "library": path, "device": "cpu"|"cuda",
-"items": [...] | "inputs": [[shape, dtype], ...], "evaluator": {...}, "key": str,
-"runs": int}``. ``calls``: every call inside the network timed (``measure.insitu``); the result's
-``extra["calls"]`` holds the per-call windows; ``batchnet``: the items of a batch network
-(``lower.batchnet``) timed inside it (``inputs``: its ``main``'s parameters).
+Request: ``{"mode": "kernels"|"batchnet"|"network", "library": path, "device": "cpu"|"cuda",
+"items": [...] | "inputs": [[shape, dtype], ...], "evaluator": {...}, "key": str}``.
+``batchnet``: the items of a batch network (``lower.batchnet``) timed inside it
+(``inputs``: its ``main``'s parameters).
 Running apart from the parent means a kernel that crashes, or a kill, costs at most the
 item in flight: every finished result has already been printed.
 """
@@ -38,16 +37,10 @@ def main() -> int:
 
         items = [KernelItem.from_json(d) for d in request["items"]]
         inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
-        results = time_batch_network(module, dev, inputs, items, evaluator, runs=int(request.get("runs", 40)))
+        results = time_batch_network(module, dev, inputs, items, evaluator)
     elif request["mode"] == "kernels":
         items = [KernelItem.from_json(d) for d in request["items"]]
         results = time_kernels(module, dev, items, evaluator, meter=meter)
-    elif request["mode"] == "calls":
-        from .insitu import time_network_calls
-
-        inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
-        results = [time_network_calls(module, dev, inputs, runs=int(request.get("runs", 30)),
-                                      key=request.get("key", "network"))]
     else:
         inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
         results = [time_network(module, dev, inputs, evaluator, key=request.get("key", "network"), meter=meter)]

@@ -35,7 +35,8 @@ MAX_TIMINGS = 3  # a kernel timed this often is kept even if never at nominal sp
 
 # what a runner reports beside the samples that a row keeps (``measure.timing``)
 ROW_EXTRAS = ("timing", "overhead_us", "reference_us", "reference_p10_us", "reference_baseline_us",
-              "samples_taken", "samples_nominal", "nominal", "other_cores", "attempts", "runtime_threads")
+              "samples_taken", "samples_nominal", "nominal", "slow_ratio", "corrected_by_slow_factor",
+              "other_cores", "attempts", "runtime_threads")
 
 
 @dataclass
@@ -243,7 +244,8 @@ def fill_table(
             (f is not None and f.get("crc") != before[key][1])
 
     def evaluator():  # the device's nominal speed as learnt so far (table.reference)
-        return replace(target.evaluator, reference_baseline_us=baseline.baseline_us(kind))
+        return replace(target.evaluator, reference_baseline_us=baseline.baseline_us(kind),
+                       slow_factor=baseline.slow_factor(kind))
 
     by_key = {p.key: p for p in todo}
     claims = TableClaims(table)
@@ -271,6 +273,7 @@ def fill_table(
                     said = time.time()
                 time.sleep(poll_s)
 
+    ratios_seen: set[float] = set()
     alone_again: list[PreparedKernel] = []  # items of a batch network that died: each alone next
     retried: set[str] = set()
 
@@ -298,6 +301,10 @@ def fill_table(
                     continue
                 if res.ok and tolerance is not None:
                     baseline.learn(kind, res.extra.get("reference_p10_us"))
+                    ratio = res.extra.get("slow_ratio")
+                    if ratio is not None and ratio not in ratios_seen:  # once per batch: its items share the runs
+                        ratios_seen.add(ratio)
+                        baseline.learn_slow(kind, ratio)
                 base = row_base(p, target, runner)
                 if res.energy_uj is not None:
                     base["energy_uj"] = res.energy_uj

@@ -19,7 +19,8 @@ from ..targets.spec import TargetSpec
 
 # what a network measurement reports beside its samples that its row keeps (``measure.timing``)
 NETWORK_ROW_EXTRAS = ("reference_us", "reference_p10_us", "reference_baseline_us", "samples_taken",
-                      "samples_nominal", "nominal", "other_cores", "attempts", "runtime_threads")
+                      "samples_nominal", "nominal", "slow_ratio", "corrected_by_slow_factor", "other_cores",
+                      "attempts", "runtime_threads")
 MAX_TIMINGS = 3  # a network timed this often is kept even if never at nominal speed
 
 
@@ -83,10 +84,12 @@ def _measure(net, prepared, target, runner, schedules, nets_table, identity, tab
     from dataclasses import replace
 
     baseline = _baseline(target, nets_table)
-    evaluator = replace(target.network_evaluator, reference_baseline_us=baseline.baseline_us("vm"))
+    evaluator = replace(target.network_evaluator, reference_baseline_us=baseline.baseline_us("vm"),
+                        slow_factor=baseline.slow_factor("vm"))
     res = measure_network(net, target, runner, schedules, evaluator=evaluator)
     if res.ok and evaluator.nominal_tolerance is not None:
         baseline.learn("vm", res.extra.get("reference_p10_us"))
+        baseline.learn_slow("vm", res.extra.get("slow_ratio"))
     base = {**identity, "target": target.name, "target_fingerprint": target.fingerprint,
             "tvm_version": tvm_version(), "device_label": runner.label, "emulated": runner.emulated,
             "kernel_keys": [p.key for p in prepared], "kernel_counts": [p.kernel.count for p in prepared],

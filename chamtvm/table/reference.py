@@ -10,8 +10,12 @@ where it is a plain symbol; the two paths differ by the VM's call overhead). It 
 goes down (a faster sustained speed seen later is the better estimate of nominal), is written
 atomically, and an unreadable file is ignored with a note (it is re-learnt).
 
-In: measurement results' ``reference_p10_us``. Out: ``baseline_us(kind)`` for the next
-measurements' evaluators.
+It also keeps how much slower than nominal a sample is during the device's slow spells
+(``slow_factor``: the median of the ratios seen by measurements that had samples on both
+sides), which corrects a measurement that never saw the nominal speed within its budget.
+
+In: measurement results' ``reference_p10_us`` and ``slow_ratio``. Out: ``baseline_us(kind)``
+and ``slow_factor(kind)`` for the next measurements' evaluators.
 """
 
 from __future__ import annotations
@@ -62,9 +66,28 @@ class ReferenceBaseline:
         from ..core.atomic import atomic_write_text
 
         data = self._read()
-        data.setdefault(self.fingerprint, {})[kind] = {
-            "baseline_us": float(reference_p10_us),
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        entry = data.setdefault(self.fingerprint, {}).setdefault(kind, {})
+        entry.update(baseline_us=float(reference_p10_us), updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
+
+    def slow_factor(self, kind: str) -> float | None:
+        """How much slower a sample is in the device's slow spells (median of the ratios
+        measurements saw on both sides, ``learn_slow``), None while fewer than 3 are known."""
+        entry = self._read().get(self.fingerprint, {}).get(kind)
+        ratios = entry.get("slow_ratios") if isinstance(entry, dict) else None
+        ok = [r for r in ratios or [] if isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 1.0]
+        return float(sorted(ok)[len(ok) // 2]) if len(ok) >= 3 else None
+
+    def learn_slow(self, kind: str, slow_ratio: float | None) -> None:
+        """Keep one measurement's slow-to-nominal ratio (the last 50 are kept)."""
+        if slow_ratio is None or not slow_ratio >= 1.0:
+            return
+        from ..core.atomic import atomic_write_text
+
+        data = self._read()
+        entry = data.setdefault(self.fingerprint, {}).setdefault(kind, {})
+        entry["slow_ratios"] = (list(entry.get("slow_ratios") or []) + [float(slow_ratio)])[-50:]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
 

@@ -81,11 +81,15 @@ class Evaluator:
     # the nominal reference time (us) the caller knows for this device and kind of library
     # (``table.reference``); None: the measurement finds it itself. Not from target files.
     reference_baseline_us: float | None = None
+    # how much slower than nominal the device's slow spells make a sample (learnt from samples
+    # taken on both sides of a measurement: ``table.reference``); used only for a measurement
+    # that saw no nominal sample within its budget. None: unknown. Not from target files.
+    slow_factor: float | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "Evaluator":
         unknown = set(d) - set(EVALUATOR_FIELDS) - {"cache_flush"} - set(BUSY_FIELDS) - set(NOMINAL_FIELDS) \
-            - {"reference_baseline_us"}
+            - {"reference_baseline_us", "slow_factor"}
         if unknown:
             raise TargetError(f"{where}: unknown evaluator fields {sorted(unknown)}")
         for k, v in d.items():
@@ -93,7 +97,7 @@ class Evaluator:
                 if not isinstance(v, bool):
                     raise TargetError(f"{where}.cache_flush: expected true or false, got {v!r}")
             elif k in ("busy_other_cores", "busy_wait_s", "nominal_tolerance", "nominal_budget_s",
-                       "reference_baseline_us"):
+                       "reference_baseline_us", "slow_factor"):
                 if (v is not None or k in ("busy_wait_s", "nominal_budget_s")) and (isinstance(v, bool) or not isinstance(v, (int, float))
                                                             or not 0 <= v < float("inf")):
                     raise TargetError(f"{where}.{k}: expected a non-negative number, got {v!r}")
@@ -103,7 +107,8 @@ class Evaluator:
 
     def to_dict(self) -> dict:
         return {**{f: getattr(self, f) for f in EVALUATOR_FIELDS}, "cache_flush": self.cache_flush,
-                **{f: getattr(self, f) for f in (*BUSY_FIELDS, *NOMINAL_FIELDS, "reference_baseline_us")}}
+                **{f: getattr(self, f) for f in (*BUSY_FIELDS, *NOMINAL_FIELDS, "reference_baseline_us",
+                                                 "slow_factor")}}
 
 
 @dataclass(frozen=True)
