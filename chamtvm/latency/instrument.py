@@ -268,14 +268,16 @@ def PriceModule(target, luts_dir=None, schedules_dir=None):  # noqa: N802 - a TV
     """Module pass: annotate each PrimFunc of a lowered module with its latency on ``target``
     (``chamtvm.latency_us`` per call, ``chamtvm.source`` table/estimated/missing, and
     ``chamtvm.calls``) and the module with ``chamtvm.latency_ms``, ``chamtvm.complete`` and
-    ``chamtvm.missing``; the IR is otherwise unchanged. Raises ``PricingError`` where the
-    module cannot be priced (module docstring)."""
+    ``chamtvm.missing``; the IR is otherwise unchanged. An empty table is a ``PricingError``
+    here; a module that cannot be priced (module docstring) fails the pass with the
+    ``PricingError``'s message (TVM re-raises errors of a Python pass as its own type)."""
     import tvm
     from tvm import tirx
 
     from ..lower.kernels import kernel_hash
 
     spec = _spec(target)
+    _predictor(spec, luts_dir)  # an empty table is said now, not from inside TVM's pass call
 
     @tvm.transform.module_pass(opt_level=0, name="chamtvm.PriceModule")
     def price(mod, ctx):
