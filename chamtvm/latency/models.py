@@ -142,6 +142,28 @@ def _params(path, meta: dict, allowed: tuple[str, ...]) -> dict:
 
 
 # --------------------------------------------------------------- kernel model
+MIN_ROWS_PER_KIND_INTERVAL = 20
+"""A kernel kind gets its own error interval from this many cross-validated rows on."""
+
+
+def _conformal_quantiles(resid: np.ndarray, coverage: float = 0.8) -> list[float]:
+    """[low, median, high] of cross-validated log errors for a ``coverage`` interval.
+
+    Split-conformal ranks: with n errors, high is the ceil((n+1)(1+c)/2)-th smallest and low
+    the floor((n+1)(1-c)/2)-th (the extremes when n is too small for that rank), so the
+    interval covers a new kernel's error with probability >= ``coverage`` whenever errors are
+    exchangeable; plain percentiles of n errors cover less than that for small n.
+    """
+    v = np.sort(np.asarray(resid, dtype=float))
+    n = len(v)
+    tail = (1.0 - coverage) / 2.0
+    hi_rank = int(np.ceil((n + 1) * (1.0 - tail)))
+    lo_rank = int(np.floor((n + 1) * tail))
+    hi = v[min(hi_rank, n) - 1]
+    lo = v[max(lo_rank, 1) - 1]
+    return [float(lo), float(np.median(v)), float(hi)]
+
+
 class KernelCostModel:
     """Latency of one kernel call (microseconds) from its features."""
 
@@ -183,9 +205,12 @@ class KernelCostModel:
         return self
 
     def _cv_error_quantiles(self, rows, X, y, folds: int = 5) -> dict:
-        """Per kernel kind: 10th/50th/90th percentiles of log(measured / predicted) over
-        ``folds``-fold cross-validation on the fitted rows (what an 80 % interval of an
-        estimate is built from); kinds with fewer than 8 rows get the pooled figures."""
+        """Per kernel kind: low / median / high of log(measured / predicted) over
+        ``folds``-fold cross-validation on the fitted rows, the low and high taken at the
+        split-conformal ranks of an 80 % interval (:func:`_conformal_quantiles`: wider than
+        the 10th/90th percentiles when rows are few, so a new kernel falls inside about 80 %
+        of the time); kinds with fewer than ``MIN_ROWS_PER_KIND_INTERVAL`` rows get the
+        pooled figures."""
         from .features import kernel_kind
 
         if len(rows) < 4 * folds:
@@ -199,11 +224,10 @@ class KernelCostModel:
             m.fit(X[fold != f], y[fold != f])
             resid[fold == f] = y[fold == f] - m.predict(X[fold == f])
         kinds = np.array([kernel_kind(r["name"], r["args"]) for r in rows])
-        q = lambda v: [float(x) for x in np.percentile(v, [10, 50, 90])]  # noqa: E731
-        out = {"all": q(resid)}
+        out = {"all": _conformal_quantiles(resid)}
         for k in sorted(set(kinds)):
-            if (kinds == k).sum() >= 8:
-                out[k] = q(resid[kinds == k])
+            if (kinds == k).sum() >= MIN_ROWS_PER_KIND_INTERVAL:
+                out[k] = _conformal_quantiles(resid[kinds == k])
         return out
 
     def predict_interval_us(self, kernels: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -246,3 +246,19 @@ def test_too_few_networks_to_cross_validate_means_no_residual_and_an_unknown_mod
     assert model is None and "too few" in sel["why"]
     with pytest.raises(ValueError, match="unknown residual mode"):
         fit_residual(X, sums, meas, mode="magic")
+
+
+def test_conformal_interval_covers_new_errors_at_its_level_even_from_few_rows():
+    from chamtvm.latency.models import _conformal_quantiles
+
+    rng = np.random.default_rng(3)
+    for n in (10, 26, 200):
+        hits = []
+        for _ in range(400):
+            lo, med, hi = _conformal_quantiles(rng.normal(0, 0.2, n))
+            assert lo <= med <= hi
+            new = rng.normal(0, 0.2, 50)
+            hits.append(np.mean((new >= lo) & (new <= hi)))
+        assert np.mean(hits) >= 0.78, (n, np.mean(hits))  # plain 10th/90th percentiles cover ~0.66 at n=10
+    # too few rows for the rank: the extremes
+    assert _conformal_quantiles(np.array([0.3, -0.1, 0.0])) == [-0.1, 0.0, 0.3]
