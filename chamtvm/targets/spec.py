@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -85,6 +85,13 @@ class Evaluator:
     # taken on both sides of a measurement: ``table.reference``); used only for a measurement
     # that saw no nominal sample within its budget. None: unknown. Not from target files.
     slow_factor: float | None = None
+
+    def for_ranking(self) -> "Evaluator":
+        """These settings without the nominal-speed sampling: for timings that only rank
+        candidates of one kernel against each other (schedule transfers), where a slow spell
+        slows every candidate of a batch alike and waiting for nominal speed costs up to
+        ``nominal_budget_s`` per candidate."""
+        return replace(self, nominal_tolerance=None)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "Evaluator":
