@@ -34,6 +34,8 @@ from pathlib import Path
 from common import (EMULATION, RESULTS, RUNS, argument_parser, fresh_workdir, load_average, parse_args, pyplot,
                     run_chamtvm, save_figure, summary, write_results)
 
+from chamtvm.core.metrics import error_pct
+
 WORK = RUNS / "bench_arm_emulated"
 
 
@@ -203,7 +205,7 @@ def run(args) -> dict:
         "fidelity_table_sum": report["fidelity_table_sum"],
         "fidelity_residual": report["fidelity"],
         "predictor": report["predictor"],
-        "abs_error_pct_table_sum": summary([abs(n["table_sum_ms"] - n["measured_ms"]) / n["measured_ms"] * 100
+        "abs_error_pct_table_sum": summary([abs(error_pct(n["table_sum_ms"], n["measured_ms"]))
                                             for n in nets]) if nets else None,
         "abs_error_pct_residual": summary([abs(n["error_pct"]) for n in nets]) if nets else None,
         "measured_spread_pct": summary([n["measured_spread_pct"] for n in nets]) if nets else None,

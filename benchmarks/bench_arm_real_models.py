@@ -30,6 +30,8 @@ from pathlib import Path
 from common import (EMULATION, REPO, RESULTS, RUNS, argument_parser, fresh_workdir, load_average, parse_args,
                     pyplot, run_chamtvm, save_figure, summary, write_results)
 
+from chamtvm.core.metrics import error_pct
+
 WORK = RUNS / "bench_arm_real_models"
 TINY = REPO / "tests" / "data" / "tiny_space.json"
 DEFAULT_MODELS = ("mobilenet_v2_x0_5", "mobilenet_v3_small", "squeezenet1_1_x0_5", "resnet10_x0_5",
@@ -122,7 +124,7 @@ def run(args) -> dict:
         for proto in ("sweep_only", "measured_kernels"):
             p, meas = r.get(proto), r.get("measured_ms")
             if p and p.get("latency_ms") and meas:
-                r[f"{proto}_error_pct"] = 100 * (p["latency_ms"] - meas) / meas
+                r[f"{proto}_error_pct"] = error_pct(p["latency_ms"], meas)
     return {"EMULATION": EMULATION, "resolution": args.resolution, "models": list(args.models),
             "table": {"rows": table_report["table"]["rows"],
                       "calibration_measured": table_report["table"].get("calibration_measured_now"),

@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     import tvm
     from tvm import relax
 
-    from chamtvm.core.metrics import fidelity
+    from chamtvm.core.metrics import error_pct, fidelity
     from chamtvm.lower.network import lower_arch
     from chamtvm.measure.compile import build_kernel_library, compile_network, export
     from chamtvm.measure.timing import random_tensor
@@ -74,8 +74,8 @@ def main(argv=None) -> int:
             rounds.append({"warm_sum_ms": warm * 1e3, "cold_sum_ms": cold * 1e3, "network_ms": tn * 1e3,
                            "load_average_1_5_15": load_average()})
         med = {k: float(np.median([x[k] for x in rounds])) for k in ("warm_sum_ms", "cold_sum_ms", "network_ms")}
-        d = {"name": n["name"], **med, "warm_err_pct": 100 * (med["warm_sum_ms"] / med["network_ms"] - 1),
-             "cold_err_pct": 100 * (med["cold_sum_ms"] / med["network_ms"] - 1), "rounds": rounds}
+        d = {"name": n["name"], **med, "warm_err_pct": error_pct(med["warm_sum_ms"], med["network_ms"]),
+             "cold_err_pct": error_pct(med["cold_sum_ms"], med["network_ms"]), "rounds": rounds}
         res.append(d)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items() if k != "rounds"}),
               flush=True)

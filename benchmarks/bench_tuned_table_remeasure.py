@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument("networks", type=int, nargs="?", default=8)
     args = parse_args(ap, argv)
 
-    from chamtvm.core.metrics import fidelity
+    from chamtvm.core.metrics import error_pct, fidelity
     from chamtvm.latency.table_sum import table_sum
     from chamtvm.lower.network import lower_arch
     from chamtvm.measure.local import LocalRunner
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         fid = fidelity([d["new_table_sum_ms"] for d in rows], [d["new_measured_ms"] for d in rows])
         summary[f"round{rnd}"] = {
             "fidelity_table_sum": fid,
-            "errors_pct": [round(100 * (d["new_table_sum_ms"] / d["new_measured_ms"] - 1), 1) for d in rows],
+            "errors_pct": [round(error_pct(d["new_table_sum_ms"], d["new_measured_ms"]), 1) for d in rows],
             "old_over_new_table_sum": [round(d["old_table_sum_ms"] / d["new_table_sum_ms"], 2) for d in rows],
             "old_over_new_measured": [round(d["old_measured_ms"] / d["new_measured_ms"], 2) for d in rows]}
         print(f"round {rnd}: table sum vs network MAPE {fid['mape_pct']:.1f} %, "

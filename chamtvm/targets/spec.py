@@ -1,10 +1,10 @@
 """Deployment targets as data, registered by name.
 
-Each ``builtin/<name>.json`` file of this package (and each JSON file in the
-folder named by ``CHAMTVM_TARGETS_DIR``, if set) describes one target: the TVM target
-(JSON form), its host, the cross compiler used to link libraries, the default RPC key,
-the Relax pipeline and the evaluator settings used when timing kernels and networks.
-Adding a target means adding such a file.
+Each JSON file of the target folders (``target_dirs``) describes one target: the TVM
+target (JSON form), its host, the cross compiler used to link libraries, the default RPC
+key, the Relax pipeline and the evaluator settings used when timing kernels and networks.
+Adding a target means adding such a file (the checkout's top-level ``targets/`` holds
+examples to copy and edit).
 
 ``kernel_timing`` (optional, ``"isolated"`` by default): ``"in_network"`` times the table's
 kernels inside batch networks (``lower.batchnet``, ``measure.insitu``) where the runner can,
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..core.registry import Registry, UnknownNameError
+from ..core.workdir import workdir
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 THREADS_ENV = "CHAMTVM_THREADS"
@@ -239,18 +240,37 @@ class TargetSpec:
         return session.cuda(0) if self.device == "cuda" else session.cpu(0)
 
 
-def _target_dirs() -> list[Path]:
+def checkout_targets_dir() -> Path | None:
+    """The top-level ``targets/`` of the source checkout chamtvm runs from (beside the
+    package and ``setup.py``); None for an installed package, which has no checkout."""
+    root = Path(__file__).resolve().parents[2]
+    folder = root / "targets"
+    return folder if (root / "setup.py").is_file() and folder.is_dir() else None
+
+
+def target_dirs() -> list[Path]:
+    """The folders target files are read from, in this order; a file defines its target
+    by name, and a later folder's file replaces an earlier one of the same name:
+
+    1. the built-in targets (``builtin/``, package data);
+    2. the checkout's ``targets/`` (only when chamtvm runs from a source checkout);
+    3. the working folder's ``targets/`` (``<workdir>/targets``: ``$CHAMTVM_HOME`` or the
+       current directory; the only project folder an installed package reads);
+    4. ``$CHAMTVM_TARGETS_DIR`` (a user's own folder, last word).
+
+    A folder that does not exist is skipped; one reached twice is read once."""
     dirs = [BUILTIN_DIR]
     extra = os.environ.get("CHAMTVM_TARGETS_DIR")
-    if extra:
-        dirs.append(Path(extra))
+    for d in (checkout_targets_dir(), workdir() / "targets", Path(extra).expanduser() if extra else None):
+        if d is not None and d.is_dir() and all(d.resolve() != seen.resolve() for seen in dirs):
+            dirs.append(d)
     return dirs
 
 
 def target_registry() -> Registry:
     """Every target file, read now, as a registry (later folders override earlier ones)."""
     reg: Registry = Registry("target")
-    for d in _target_dirs():
+    for d in target_dirs():
         for path in sorted(d.glob("*.json")):
             try:
                 data = json.loads(path.read_text())
