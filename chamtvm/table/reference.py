@@ -102,3 +102,8 @@ class ReferenceBaseline:
             return False
         base = self.baseline_us(kind)
         return base is None or row["reference_us"] <= base * (1 + tolerance)
+
+    def summary(self) -> dict:
+        """Per kind: the nominal reference time (us) and the slow factor known now."""
+        return {kind: {"baseline_us": self.baseline_us(kind), "slow_factor": self.slow_factor(kind)}
+                for kind in KINDS if self.baseline_us(kind) is not None}
