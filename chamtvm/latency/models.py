@@ -187,7 +187,9 @@ class KernelCostModel:
 
     def fit(self, rows: Sequence[dict]) -> "KernelCostModel":
         """Fit on successful table rows (``name``, ``args``, ``flops``, ``bytes``, ``runtime_us_p50``)."""
-        rows = [r for r in rows if r.get("status", "ok") == "ok"]
+        # a kernel timed inside a network can come out at 0 us: a call cheaper than the VM's
+        # per-call cost subtracted from it (``measure.insitu``); no time per unit of work to learn
+        rows = [r for r in rows if r.get("status", "ok") == "ok" and (r.get("runtime_us_p50") or 0) > 0]
         if len(rows) < 5:
             raise ValueError(f"need at least 5 measured kernels to fit, got {len(rows)}")
         X = self.features(rows)

@@ -262,3 +262,15 @@ def test_conformal_interval_covers_new_errors_at_its_level_even_from_few_rows():
         assert np.mean(hits) >= 0.78, (n, np.mean(hits))  # plain 10th/90th percentiles cover ~0.66 at n=10
     # too few rows for the rank: the extremes
     assert _conformal_quantiles(np.array([0.3, -0.1, 0.0])) == [-0.1, 0.0, 0.3]
+
+
+def test_kernel_model_skips_kernels_timed_at_zero_inside_a_network():
+    """A call cheaper than the VM's per-call cost comes out at 0 us in situ: no time per unit
+    of work to learn, so the model leaves it out instead of failing on log(0)."""
+    from chamtvm.latency.models import KernelCostModel
+
+    rows = [{"name": f"fused_conv2d{i}_add", "args": [[[1, 8 * i, 8, 8], "float32"], [[8, 8 * i, 1, 1], "float32"],
+                                                     [[1, 8, 8, 8], "float32"]],
+             "flops": 1024.0 * i, "bytes": 4096 * i, "runtime_us_p50": 0.0 if i == 3 else 2.0 * i} for i in range(1, 9)]
+    model = KernelCostModel(n_estimators=10, cv_folds=1).fit(rows)
+    assert model.n_rows_ == 7 and np.all(np.isfinite(model.predict_us(rows)))
