@@ -27,7 +27,8 @@ as it is: measured with ``measure_missing``, else estimated). ``schedules`` coun
 ``chamtvm.source``, ``chamtvm.calls``), the module with ``chamtvm.latency_ms`` and
 ``chamtvm.complete`` (False when kernels could be priced neither from the table nor by the
 model: ``chamtvm.missing`` names them). A module that still has Relax operators, whose input
-has a symbolic dimension, or a target with an empty table is a ``PricingError`` that says so.
+has a symbolic dimension, or a target with an empty table (and no ``runner`` to measure
+with) is a ``PricingError`` that says so.
 """
 
 from __future__ import annotations
@@ -49,12 +50,14 @@ def _spec(target) -> TargetSpec:
     return target if isinstance(target, TargetSpec) else get_target(target)
 
 
-def _predictor(spec: TargetSpec, luts_dir=None):
+def _predictor(spec: TargetSpec, luts_dir=None, measuring: bool = False):
+    """The target's predictor; an empty table is a ``PricingError`` unless kernels will be
+    measured (``measuring``: a runner fills the table first)."""
     from ..table.store import LatencyTable
     from .loading import load_predictor
 
     table = LatencyTable.for_target(spec.name, luts_dir)
-    if len(table) == 0:
+    if len(table) == 0 and not measuring:
         raise PricingError(f"the latency table {table.path} has no measured kernel: build one with "
                            f"`python -m chamtvm tune --target {spec.name}` (or pass luts_dir)")
     return load_predictor(table)
@@ -146,7 +149,7 @@ def price_build(final_mod, target, before_schedules=None, luts_dir=None, schedul
         raise PricingError(f"the module still has {len(left)} Relax operators ({', '.join(sorted(set(left))[:5])}) "
                            f"that are not kernels yet: price it after LegalizeOps (and FuseOps/FuseTIR if the "
                            f"build fuses)")
-    predictor = _predictor(spec, luts_dir)
+    predictor = _predictor(spec, luts_dir, measuring=runner is not None)
     source = _schedules(spec, schedules_dir)
     early = _called_primfuncs(before_schedules) if before_schedules is not None else {}
     counts = {"default": 0, "database": 0, "own": 0}
