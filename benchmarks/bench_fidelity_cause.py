@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, argument_parser, parse_args, write_results
+from common import RESULTS, argument_parser, load_average, parse_args, write_results
 
 
 # ------------------------------------------------------------------ child: device side
@@ -90,7 +90,7 @@ def child(request_path: str) -> None:
             batch = time_calls(bvm, binputs, runs=req["insitu_runs"])
             o["rounds"].append({"e2e_us": e2e.median * 1e6, "e2e_spread_pct": _spread(e2e.results),
                                 "insitu": calls.to_dict(), "batchnet": batch.to_dict(), "loo_base_us": base, "loo_us": loo,
-                                "warm_us": warm, "cold_us": cold, "load1": os.getloadavg()[0]})
+                                "warm_us": warm, "cold_us": cold, "load_average_1_5_15": load_average()})
         print(f"round {r + 1} done", file=sys.stderr, flush=True)
     Path(req["out"]).write_text(json.dumps(out))
 
@@ -300,4 +300,4 @@ def argparse_suppress():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from common import RESULTS, argument_parser, parse_args, write_results
 
+from chamtvm.core.metrics import fidelity
+
 
 def child(request_path: str) -> None:
     import numpy as np
@@ -108,14 +110,12 @@ def summarise(sessions: list[dict]) -> dict:
     for a in range(len(per_session)):
         for b in range(a + 1, len(per_session)):
             A, B = per_session[a]["networks"], per_session[b]["networks"]
-            raw = [abs(y["median_us"] / x["median_us"] - 1) * 100 for x, y in zip(A, B)]
-            norm = [abs(y["median_over_reference"] / x["median_over_reference"] - 1) * 100 for x, y in zip(A, B)]
+            raw = fidelity([y["median_us"] for y in B], [x["median_us"] for x in A])
+            norm = fidelity([y["median_over_reference"] for y in B], [x["median_over_reference"] for x in A])
             across.append({"sessions": [per_session[a]["session"], per_session[b]["session"]],
-                           "raw_moved_pct": raw, "normalised_moved_pct": norm,
-                           "raw_within_5pct": float(np.mean(np.array(raw) <= 5)),
-                           "raw_within_10pct": float(np.mean(np.array(raw) <= 10)),
-                           "normalised_within_5pct": float(np.mean(np.array(norm) <= 5)),
-                           "normalised_within_10pct": float(np.mean(np.array(norm) <= 10))})
+                           "raw_moved": raw, "normalised_moved": norm,
+                           "raw_within_5pct": raw["within_5pct"], "raw_within_10pct": raw["within_10pct"],
+                           "normalised_within_5pct": norm["within_5pct"], "normalised_within_10pct": norm["within_10pct"]})
     return {"sessions": per_session, "across_sessions": across}
 
 
@@ -160,4 +160,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
