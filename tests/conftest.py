@@ -63,10 +63,11 @@ def tiny_space_table(tiny_kernel_map, x86, tmp_path_factory):
 
 
 def tiny_tune_args(luts, out) -> list[str]:
-    """``chamtvm tune`` of ``space_tiny3`` on x86: no tuning trials, 3 held-out and 3 training
-    networks, calibration on; table and models in ``luts``, the JSON report at ``out``."""
-    return ["tune", "--target", "x86", "--space", str(DATA / "space_tiny3.json"), "--trials", "0",
-            "--heldout", "3", "--train-networks", "3", "--luts-dir", str(luts), "--out", str(out), "--no-progress"]
+    """``chamtvm tune`` of ``space_tiny3`` on x86: no tuning trials, no calibration, 2 held-out
+    and 2 training networks (the default task cannot train this space: the accuracy steps are
+    skipped); table and models in ``luts``, the JSON report at ``out``."""
+    return ["tune", "--target", "x86", "--space", str(DATA / "space_tiny3.json"), "--trials", "0", "--no-calibration",
+            "--heldout", "2", "--train-networks", "2", "--luts-dir", str(luts), "--out", str(out), "--no-progress"]
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +86,29 @@ def tiny_tune_run(tmp_path_factory):
                          cwd=DATA.parents[1], capture_output=True, text=True, timeout=900)
     report = json.loads((d / "report.json").read_text()) if out.returncode == 0 else None
     return SimpleNamespace(out=out, report=report, luts=d / "luts", args=tiny_tune_args)
+
+@pytest.fixture(scope="session")
+def macro_main_job(tmp_path_factory, x86):
+    """One real main job (``pipeline.job.run_tune``, measuring child) per session on the
+    default space and task (``macro``, ``nas-bench-macro`` lookups), kept small: no tuning,
+    no calibration, no held-out networks, 2 training networks for the residual, 10 lookups
+    of the budget-aware loop at the 3 automatic budgets, each pick exported and measured,
+    1 regret contender per budget. ``tmp`` (its folders), ``cfg`` (its TuneConfig: rerun it
+    with the same folders, everything is journaled) and ``report``."""
+    from types import SimpleNamespace
+
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.pipeline.config import TuneConfig
+    from chamtvm.pipeline.job import run_tune
+
+    tmp = tmp_path_factory.mktemp("macro-main-job")
+    cfg = TuneConfig(trials=0, heldout=0, train_networks=2, calibration=False, accuracy_samples=10,
+                     population=24, generations=4, contenders=1, luts_dir=tmp / "luts", runs_dir=tmp / "runs",
+                     progress=False)
+    with LocalRunner(x86) as runner:
+        report = run_tune(x86, runner, cfg, log=lambda *a: None)
+    return SimpleNamespace(tmp=tmp, cfg=cfg, report=report)
+
 
 # ------------------------------------------------------------- a tiny torch network
 def tiny_torch_module():

@@ -14,7 +14,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "chamtvm"
 
 # Each package may import the packages listed after it (and itself), nothing above it.
-LAYERS = ["cli", "pipeline", "api", "search", "deploy", "accuracy", "latency", "zoo", "devices", "table", "tuning",
+LAYERS = ["cli", "pipeline", "api", "transform", "search", "deploy", "accuracy", "latency", "zoo", "devices", "table", "tuning",
           "measure", "lower", "space", "targets", "core"]
 
 

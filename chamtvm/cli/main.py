@@ -168,8 +168,8 @@ def cmd_tune(args) -> int:
                      real_calibration=args.real_calibration,
                      luts_dir=_lut_dir(args), schedules_dir=args.schedules_dir,
                      progress=not args.no_progress, task=args.task, train_command=args.train_command,
-                     accuracy_samples=args.accuracy_samples, budgets_ms=args.budgets_ms,
-                     search_seed=args.seed, lcb_kappa=args.lcb)
+                     accuracy_samples=args.accuracy_samples, accuracy_proxies=not args.no_proxies,
+                     budgets_ms=args.budgets_ms, search_seed=args.seed, lcb_kappa=args.lcb)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     from ..accuracy.executors import open_executor
 
@@ -254,11 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "accuracies, looked up; fashion-mnist trains; none: stop after the latency steps)")
     p.add_argument("--command", dest="train_command", default=None,
                    help="with --task command: trainer command (gets the arch JSON path, prints the accuracy)")
-    p.add_argument("--accuracy-samples", type=v.int_at_least(3), default=20, help="architectures trained for the accuracy predictor")
+    p.add_argument("--accuracy-samples", type=v.int_at_least(3), default=20,
+                   help="lookups (trainings) of the budget-aware accuracy loop, spent on the budgets")
+    p.add_argument("--no-proxies", action="store_true",
+                   help="no zero-cost proxies among the accuracy loop's prior features")
     p.add_argument("--budgets-ms", type=v.budgets, default=None,
                    help="comma-separated latency budgets in ms (default: 25/50/75%% quantiles of the space's "
                         "predicted latencies on the target)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the search")
+    p.add_argument("--seed", type=int, default=0, help="seed of the genetic search (spaces larger than the accuracy loop's pool)")
     p.add_argument("--executor", default=None, metavar="SPEC",
                    help="where trainings run: local (default) or dask://HOST:PORT (a Dask distributed scheduler)")
     p.add_argument("--lcb", type=float, default=None, metavar="KAPPA",
@@ -303,10 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
-    from . import accuracy, devices
+    from . import accuracy, devices, transform
 
     accuracy.add_parser(sub)
     devices.add_parser(sub)
+    transform.add_parser(sub)
     return parser
 
 

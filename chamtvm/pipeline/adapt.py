@@ -1,15 +1,22 @@
-"""The adaptation steps (``job.TUNE_STEPS`` 11-17; the ``search`` command runs 12-16 of
-them): the accuracy predictor on the task, the search at a few latency budgets, export
-and measurement of each chosen network, and the regret on tasks that know their true
-accuracies. Each ``step_*`` function is one step; it reads and writes the ``JobState``
-fields its ``Step`` declares (``job``).
+"""The adaptation steps (``job.TUNE_STEPS`` 12-19; the ``search`` command shares
+``space latency``, ``budgets``, ``search context``, ``search``, ``export`` and ``measure
+picks``): the space's latency and the budgets, the budget-aware accuracy loop on the task,
+the pick at each budget, export and measurement of each pick, and the regret on tasks
+that know their true accuracies. Each ``step_*`` function is one step; it reads and
+writes the ``JobState`` fields its ``Step`` declares (``job``).
 
-* ``accuracy``: trainings go through the journal ``runs/accuracy-<task>-<space>.jsonl``,
-  so a rerun trains nothing twice;
-* ``search``: the genetic search at each budget (given, or the 25/50/75 % quantiles of
-  the space's predicted latencies on the target); deterministic; per pick the GP's
-  probability that it beats the runner-up and whether the front is flat (predicted
-  accuracies closer than the GP's std: the pick is then in effect latency-only);
+* ``budgets``: given, or the 25/50/75 % quantiles of the space's predicted latencies on
+  the target; set before the accuracy loop, which spends its lookups on them;
+* ``accuracy``: ``accuracy.pick_under_budgets`` through ``fit.build_predictor(strategy=
+  "budgeted")``: lookups (trainings go through the journal
+  ``runs/accuracy-<task>-<space>.jsonl``, so a rerun trains nothing twice) chosen for the
+  budgets, exploration then verification of the top contenders;
+* ``search``: per budget, the loop's best *observed* network under it when the loop's
+  pool was the whole space (``chosen_by: "observed"``), else (pool smaller than the space;
+  the ``search`` command) the genetic search on the GP fitted on the journal
+  (``"search"``); deterministic; per pick the GP's probability that it beats the
+  runner-up and whether the front is flat (predicted accuracies closer than the GP's std:
+  the pick is then in effect latency-only);
 * ``export``: each chosen network's artefacts (``deploy.export_network``); up to date when
   ``export.json`` says the same architecture and kernel keys (schedules included) were
   exported already;
@@ -49,9 +56,10 @@ def trainer_for(task: str, space: SearchSpace, command: str | None = None):
     return trainer, None
 
 
-def auto_budgets(ctx, quantiles=QUANTILES) -> list[float]:
-    """Budgets (ms, 3 significant digits) at quantiles of the space's predicted latencies."""
-    lat = ctx.latency_range_ms()
+def auto_budgets(latency, quantiles=QUANTILES) -> list[float]:
+    """Budgets (ms, 3 significant digits) at quantiles of the space's predicted latencies
+    (``latency``: a ``search.context.SpaceLatency`` or ``SearchContext``)."""
+    lat = latency.latency_range_ms()
     return [float(f"{q:.3g}") for q in np.quantile(lat, quantiles)]
 
 
@@ -68,15 +76,17 @@ def accuracy_enabled(s) -> str | None:
 
 
 def step_accuracy(s) -> None:
-    """Build the GP accuracy predictor on the task (trainings through the journal)."""
+    """The budget-aware accuracy loop on the task: lookups (trainings through the journal)
+    chosen for the budgets, the best observed network under each, the GP fitted on them."""
     from ..accuracy.fit import build_predictor, default_journal, default_pool_size, trainer_protocol
     from ..accuracy.journal import Journal
 
     cfg, space, trainer = s.cfg, s.space, s.trainer
     journal = Journal(default_journal(trainer.task, space, cfg.runs_dir))
     pool = cfg.accuracy_pool or default_pool_size(space)
-    built = build_predictor(space, trainer, journal, cfg.accuracy_samples, pool, "bo", cfg.accuracy_seed,
-                            cfg.executor, cfg.progress)
+    built = build_predictor(space, trainer, journal, cfg.accuracy_samples, pool, "budgeted", cfg.accuracy_seed,
+                            cfg.executor, cfg.progress, latency_ms=s.space_latency.batch.predict_ms,
+                            budgets_ms=s.budgets_ms, proxies=cfg.accuracy_proxies)
     accuracy = {"status": "ok", **trainer_protocol(trainer), "kind": trainer.kind, "pool": len(built.pool),
                 **built.summary()}
     if hasattr(trainer, "ceiling"):  # the task's own ranking ceiling, beside the GP's tau
@@ -85,18 +95,41 @@ def step_accuracy(s) -> None:
     s.journal_path, s.accuracy_protocol = journal.path, trainer_protocol(trainer)
 
 
-# ---------------------------------------------------------------- search
-def step_search_context(s) -> None:
-    """Load the search: saved latency models, the batch latency predictor, the GP from the journal."""
-    from ..search.context import load_search_context
+def observed_picks(build, space: SearchSpace) -> dict:
+    """Per budget (ms), ``(choice-index row, observed accuracy)`` of the accuracy loop's best
+    *observed* network under it, when the loop's pool was the whole space (it then saw, by
+    the same latency predictor, every network that meets the budget); ``{}`` otherwise
+    (pool smaller than the space, or another strategy): the genetic search picks."""
+    if build is None or build.budgeted is None or len(build.pool) != space.size():
+        return {}
+    return {p.budget_ms: (np.asarray(space.indices(build.pool[p.index])), p.accuracy)
+            for p in build.budgeted.picks if p.index is not None and p.observed}
 
-    s.search_ctx = load_search_context(s.space, s.target, s.table, s.schedules, s.journal_path,
-                                       s.search_settings.seed, s.get("accuracy_protocol"))
+
+# ---------------------------------------------------------------- search
+def step_space_latency(s) -> None:
+    """The space's latency predictors on the target: the table with its saved models, batched."""
+    from ..search.context import load_space_latency
+
+    s.space_latency = load_space_latency(s.space, s.target, s.table, s.schedules)
+
+
+def budgets_enabled(s) -> str | None:
+    """The main job without a trainer has no use for budgets (the search command has no trainer)."""
+    return s.get("trainer_note")
 
 
 def step_budgets(s) -> None:
-    """The budgets to search: the given ones, or quantiles of the space's predicted latencies."""
-    s.budgets_ms = list(s.budgets_given) if s.budgets_given else auto_budgets(s.search_ctx)
+    """The budgets: the given ones, or quantiles of the space's predicted latencies."""
+    s.budgets_ms = list(s.budgets_given) if s.budgets_given else auto_budgets(s.space_latency)
+
+
+def step_search_context(s) -> None:
+    """Load the search: the space's latency predictors and the GP fitted on the journal."""
+    from ..search.context import load_search_context
+
+    s.search_ctx = load_search_context(s.space, s.target, s.table, s.schedules, s.journal_path,
+                                       s.search_settings.seed, s.get("accuracy_protocol"), s.space_latency)
 
 
 @dataclass
@@ -111,21 +144,30 @@ class Pick:
     net: object = None
     prepared: list | None = None
     prediction: object = None  # latency.models.FullPrediction
+    observed_accuracy: float | None = None  # the accuracy loop's lookup of the pick (None: chosen by the search)
 
 
 def step_search(s) -> None:
-    """The genetic search at each budget; each pick lowered and priced by the network predictor."""
+    """At each budget the accuracy loop's best observed network when its pool was the whole
+    space, else the genetic search's pick; each pick lowered and priced by the network predictor."""
     from ..lower.network import lower_arch
     from ..table.fill import prepare
+    from .regret import all_indices
 
     ctx, st, space = s.search_ctx, s.search_settings, s.space
+    observed = observed_picks(s.get("accuracy_build"), space)
+    every = all_indices(space) if observed else None
+    every_acc = ctx.accuracy(every) if observed else None
+    every_ms = ctx.batch.predict_ms(every) if observed else None
     picks = []
     bar = s.progress(len(s.budgets_ms), f"search at {len(s.budgets_ms)} budgets")
     try:
         for budget in s.budgets_ms:
+            seen = observed.get(budget)
             try:
-                result = ctx.search(budget, st.seed, st.population, st.generations, st.max_mflops, st.max_mparams,
-                                    lcb_kappa=st.lcb_kappa)
+                result = (ctx.result_for(seen[0], budget, every, every_acc, every_ms) if seen else
+                          ctx.search(budget, st.seed, st.population, st.generations, st.max_mflops, st.max_mparams,
+                                     lcb_kappa=st.lcb_kappa))
             except SearchError as e:
                 if st.strict:  # the search command: its budget cannot be met
                     raise
@@ -136,7 +178,8 @@ def step_search(s) -> None:
             arch = space.from_indices(result.best_indices)
             net = lower_arch(space, arch, f"pick-{budget:g}ms")
             prepared = prepare(net.kernels, s.target, s.schedules)
-            picks.append(Pick(budget, result, None, arch, net, prepared, ctx.latency.predict(prepared)))
+            picks.append(Pick(budget, result, None, arch, net, prepared, ctx.latency.predict(prepared),
+                              seen[1] if seen else None))
     finally:
         bar.close()
     s.picks = picks
@@ -278,6 +321,8 @@ def pick_report(pick: Pick, export: Export | None, price, regret: dict | None, c
         return {"budget_ms": pick.budget_ms, "error": pick.error}
     r = pick.result
     out = {"budget_ms": pick.budget_ms, "architecture": pick.arch.to_dict(), "predicted_accuracy": r.best_accuracy,
+           "chosen_by": "search" if pick.observed_accuracy is None else "observed",
+           "observed_accuracy": pick.observed_accuracy,
            "predicted_latency_ms": pick.prediction.latency_ms, "search_latency_ms": r.best_latency_ms,
            "measured_ms": price.measured_ms if price else None,
            "measured_spread_pct": price.spread_pct if price else None,

@@ -42,6 +42,7 @@ class TuneConfig:
     accuracy_samples: int = 20
     accuracy_pool: int | None = None  # None: the whole space up to 10,000 networks, else 200
     accuracy_seed: int = 0
+    accuracy_proxies: bool = True     # zero-cost proxies among the loop's prior features (accuracy.proxies)
     budgets_ms: tuple | None = None   # None: quantiles of the space's predicted latencies
     search_seed: int = 0
     lcb_kappa: float | None = None    # search on mean - kappa * GP std (None: on the mean)

@@ -1,11 +1,12 @@
-"""The main job (``python -m chamtvm tune``) as a list of steps, ``TUNE_STEPS``; steps 13-17
-(``SHARED_STEPS``) are also the ``search`` command's (``search_job.SEARCH_STEPS``). Each step
-reads and writes the ``state.JobState`` fields it declares; a step disabled by the settings
-or by data (a field an earlier, skipped step did not produce) is listed in the report's
-``skipped_steps`` with why; timing, log lines and progress bars are instruments around the
-steps (``instruments``). A step is added, moved or dropped by editing the list.
+"""The main job (``python -m chamtvm tune``) as a list of steps, ``TUNE_STEPS``; steps 12-13
+(``BUDGET_STEPS``) and 15-18 (``PICK_STEPS``) are also the ``search`` command's
+(``search_job.SEARCH_STEPS``). Each step reads and writes the ``state.JobState`` fields it
+declares; a step disabled by the settings or by data (a field an earlier, skipped step did
+not produce) is listed in the report's ``skipped_steps`` with why; timing, log lines and
+progress bars are instruments around the steps (``instruments``). A step is added, moved
+or dropped by editing the list.
 
-The main job, in this order (the one numbering; ``[k/19]`` in the log):
+The main job, in this order (the one numbering; ``[k/20]`` in the log):
    1. open            load the space, the target's table, network journal and schedules
    2. task            the accuracy task's trainer for the space, or why it cannot train it
    3. coverage        every fused kernel of the space (probe lowering, ``lower.coverage``)
@@ -18,18 +19,22 @@ The main job, in this order (the one numbering; ``[k/19]`` in the log):
    9. tuned table     measure the tuned kernels the table lacks (up to date: none lacking)
   10. models          fit and save the unseen-kernel model and the residual (training networks)
   11. heldout         held-out networks predicted and measured end to end (--heldout 0)
-  12. accuracy        the GP accuracy predictor on the task (--task none, or a task that
-                      cannot train the space)
-  13. search context  the saved latency models, batch latency predictor and the GP
-  14. budgets         the given budgets, or quantiles of the space's predicted latencies
-  15. search          the genetic search at each budget; each pick lowered and priced
-  16. export          each pick's artefacts (up to date: every ``export.json`` matches)
-  17. measure picks   each pick measured end to end: predicted vs measured
-  18. regret          lookup tasks: each pick against the true best under its budget
-  19. report          the report dict and the plot of the picks
+  12. space latency   the space's latency predictors: the table with the saved models, batched
+                      (main job: no trainer for the space)
+  13. budgets         the given budgets, or quantiles of the space's predicted latencies
+  14. accuracy        the budget-aware accuracy loop (``accuracy.pick_under_budgets``) on the
+                      task: lookups spent on the budgets, the best observed network under each
+                      (--task none, or a task that cannot train the space)
+  15. search context  the GP fitted on the journal, beside the space's latency predictors
+  16. search          per budget the loop's best observed network (pool = the whole space),
+                      else the genetic search's pick; each pick lowered and priced
+  17. export          each pick's artefacts (up to date: every ``export.json`` matches)
+  18. measure picks   each pick measured end to end: predicted vs measured
+  19. regret          lookup tasks: each pick against the true best under its budget
+  20. report          the report dict and the plot of the picks
 
 The ``search`` command (``search_job``): ``search open`` (its space, journal, budget and
-output folder), steps 13-17, ``search report`` (report.json, the Pareto plot).
+output folder), steps 12-13 and 15-18, ``search report`` (report.json, the Pareto plot).
 """
 
 from __future__ import annotations
@@ -81,18 +86,25 @@ def step_open(s) -> None:
 OPEN = Step("open", step_open, reads=("cfg", "target", "runner", "log"),
             writes=(*STORES, "search_settings", "budgets_given", "pick_dir"))
 
-SHARED_STEPS: list[Step] = [  # steps 13-17: the main job's and the search command's
-    Step("search context", adapt.step_search_context, reads=(*SEARCH_INPUTS, "journal_path"),
+BUDGET_STEPS: list[Step] = [  # steps 12-13: the main job's and the search command's
+    Step("space latency", adapt.step_space_latency, reads=("space", "target", "table", "schedules"),
+         optional_reads=("trainer_note",), writes=("space_latency",), enabled=adapt.budgets_enabled),
+    Step("budgets", adapt.step_budgets, reads=("space_latency", "budgets_given"), writes=("budgets_ms",)),
+]
+
+PICK_STEPS: list[Step] = [  # steps 15-18: the main job's and the search command's
+    Step("search context", adapt.step_search_context, reads=(*SEARCH_INPUTS, "journal_path", "space_latency"),
          optional_reads=("accuracy_protocol",), writes=("search_ctx",)),
-    Step("budgets", adapt.step_budgets, reads=("search_ctx", "budgets_given"), writes=("budgets_ms",)),
     Step("search", adapt.step_search,
-         reads=("space", "target", "schedules", "search_settings", "search_ctx", "budgets_ms"), writes=("picks",)),
+         reads=("space", "target", "schedules", "search_settings", "search_ctx", "budgets_ms"),
+         optional_reads=("accuracy_build",), writes=("picks",)),
     Step("export", adapt.step_export, reads=("picks", "space", "space_ref", "target", "schedules", "pick_dir"),
          writes=("exports",), up_to_date=adapt.exports_up_to_date),
     Step("measure picks", adapt.step_measure_picks,
          reads=("picks", "space", "search_ctx", "search_settings", "target", "runner", "schedules", "nets_table"),
          writes=("pick_prices",), enabled=adapt.measure_enabled),
 ]
+SHARED_STEPS: list[Step] = [*BUDGET_STEPS, *PICK_STEPS]  # in the search command's order
 
 MEASURE = ("target", "runner", "table", "cfg")
 
@@ -115,9 +127,10 @@ TUNE_STEPS: list[Step] = [
     Step("models", latency.step_models, reads=(*MEASURE, "space", "schedules", "nets_table"), writes=("models",)),
     Step("heldout", latency.step_heldout, reads=(*MEASURE, "space", "schedules", "nets_table", "models"),
          writes=("heldout",), enabled=latency.heldout_enabled),
-    Step("accuracy", adapt.step_accuracy, reads=("cfg", "space", "trainer", "trainer_note"),
+    *BUDGET_STEPS,
+    Step("accuracy", adapt.step_accuracy, reads=("cfg", "space", "trainer", "trainer_note", "space_latency", "budgets_ms"),
          writes=("accuracy_build", "accuracy", "journal_path", "accuracy_protocol"), enabled=adapt.accuracy_enabled),
-    *SHARED_STEPS,
+    *PICK_STEPS,
     Step("regret", adapt.step_regret,
          reads=("cfg", "trainer", "space", "search_ctx", "picks", "accuracy_build", "target", "runner", "schedules",
                 "nets_table"),

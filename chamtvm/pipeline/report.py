@@ -83,7 +83,9 @@ def adapt_report(s) -> dict:
         s.log(f"WARNING: {warning}")
     return {"accuracy": s.accuracy, "picks": rows, "accuracy_warning": warning,
             "regret": {"networks": s.regret_networks, "contenders": cfg.contenders} if s.produced("regrets") else None,
-            "search_setup": {"lcb_kappa": cfg.lcb_kappa,
+            "search_setup": {"picks": "best observed network of the budget-aware accuracy loop when its pool is the "
+                                      "whole space, else the genetic search on the GP",
+                             "lcb_kappa": cfg.lcb_kappa,
                              "budgets": "given" if cfg.budgets_ms else f"quantiles {list(QUANTILES)} of predicted latency",
                              "seed": cfg.search_seed, "population": cfg.population, "generations": cfg.generations,
                              "accuracy_protocol": ctx.protocol if ctx else None,
@@ -159,7 +161,9 @@ def format_adapt(report: dict) -> list[str]:
         err = f"{p['error_pct']:+.1f}" if p["error_pct"] is not None else "-"
         lines.append(f"{p['budget_ms']:>9.3g} {100 * p['predicted_accuracy']:>10.2f} {p['predicted_latency_ms']:>8.3f} "
                      f"{meas:>12} {err:>8}  {Path(p['artifacts']['library']).parent}"
-                     f"{'' if p['exported_now'] else ' (up to date)'}")
+                     f"{'' if p['exported_now'] else ' (up to date)'}"
+                     + (f"  observed acc {100 * p['observed_accuracy']:.2f}% (looked up)"
+                        if p.get("chosen_by") == "observed" else ""))
     picks = [p for p in report.get("picks", []) if not p.get("error")]
     if picks:
         lines.append(f"{'budget ms':>9} {'P(beats runner-up)':>18} {'front spread pts':>16} {'GP std pts':>10}"

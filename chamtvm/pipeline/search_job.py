@@ -1,7 +1,7 @@
 """The ``search`` command's job (``SEARCH_STEPS``): its own first step (``search open``: the
-space, the accuracy journal, the budget, the staging folder), the main job's steps 13-17
-(``job.SHARED_STEPS``: search context, budgets, search, export, measure picks) and its own
-report (``search report``: report.json and pareto.png).
+space, the accuracy journal, the budget, the staging folder), the main job's steps 12-13
+and 15-18 (``job.SHARED_STEPS``: space latency, budgets, search context, search, export,
+measure picks) and its own report (``search report``: report.json and pareto.png).
 
 In: a ``SearchConfig``, a ``TargetSpec``, an optional runner. Out: the report dict, and the
 output folder (``--out``) written whole (staged, then renamed into place).

@@ -2,7 +2,7 @@
 
 ``JobState`` holds the caller's inputs (``INPUTS``) and, for every field a step writes, the
 value once written (``steps.UNSET`` until then). Which step writes and reads which field is
-declared on the steps (``job.TUNE_STEPS``, ``job.SEARCH_STEPS``) and checked when they run.
+declared on the steps (``job.TUNE_STEPS``, ``search_job.SEARCH_STEPS``) and checked when they run.
 Latencies are in ms unless the name says ``us``.
 """
 
@@ -73,13 +73,14 @@ class JobState:
     models: Any = UNSET                # latency.FittedModels: kernel model, residual, predictor
     heldout: Any = UNSET               # list[dict]: held-out networks, predicted and measured
 
-    # ---- accuracy predictor and search
-    accuracy_build: Any = UNSET        # accuracy.fit.PredictorBuild
+    # ---- budgets, accuracy loop and search
+    space_latency: Any = UNSET         # search.context.SpaceLatency: the space's latency predictors
+    accuracy_build: Any = UNSET        # accuracy.fit.PredictorBuild (its ``budgeted``: the loop's picks)
     accuracy: Any = UNSET              # dict: the report's ``accuracy`` part
     journal_path: Any = UNSET          # Path of the accuracy journal the search fits its GP on
     accuracy_protocol: Any = UNSET     # dict: the trainings' protocol (None: the journal's newest)
     search_ctx: Any = UNSET            # search.context.SearchContext
-    budgets_ms: Any = UNSET            # list[float]: the budgets searched
+    budgets_ms: Any = UNSET            # list[float]: the budgets of the accuracy loop and the search
     picks: Any = UNSET                 # list[adapt.Pick]: per budget, the chosen network or the error
     exports: Any = UNSET               # list[adapt.Export | None] per pick (None: no network)
     pick_prices: Any = UNSET           # list[PricedNetwork | None] per pick

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
-from .genetic import SearchError, SearchResult, genetic_search
+from .genetic import SearchError, SearchResult, genetic_search, pareto_front
 from ..space.schema import SearchSpace
 
 
@@ -85,9 +85,65 @@ class SearchContext:
 
     def latency_range_ms(self, n: int = 2000, seed: int = 0) -> np.ndarray:
         """Predicted latencies (ms) of ``n`` seeded uniform samples of the space, shape (n,)."""
+        return SpaceLatency(self.space, self.latency, self.batch).latency_range_ms(n, seed)
+
+    def result_for(self, pick_row, budget_ms: float, rows: np.ndarray, accuracy: np.ndarray | None = None,
+                   latency_ms: np.ndarray | None = None) -> SearchResult:
+        """A ``SearchResult`` for a pick chosen elsewhere (the accuracy loop's best observed
+        network under ``budget_ms``), over ``rows`` ``(N, D)``: the whole space, enumerated.
+        The Pareto front, feasible count and runner-up (the most accurate other network
+        within the budget) are exact over ``rows`` by the GP's mean and the batch latency;
+        ``accuracy`` / ``latency_ms`` ``(N,)``: those of ``rows`` when already computed."""
+        acc = self.accuracy(rows) if accuracy is None else accuracy
+        lat = self.batch.predict_ms(rows) if latency_ms is None else latency_ms
+        pick_row = np.asarray(pick_row, dtype=np.int64)
+        at = np.flatnonzero((rows == pick_row).all(axis=1))
+        if not len(at):
+            raise SearchError(f"the pick {pick_row.tolist()} is not among the {len(rows)} rows")
+        best = int(at[0])
+        ok = lat <= budget_ms
+        others = np.flatnonzero(ok & (np.arange(len(rows)) != best))
+        runner = int(others[np.argmax(acc[others])]) if len(others) else None
+        front = pareto_front(acc, lat)
+        return SearchResult(rows[best], float(acc[best]), float(lat[best]), rows[front], acc[front], lat[front],
+                            evaluated=len(rows), feasible=int(ok.sum()),
+                            runner_up_indices=None if runner is None else rows[runner],
+                            runner_up_accuracy=None if runner is None else float(acc[runner]))
+
+
+@dataclass
+class SpaceLatency:
+    """A space's predicted latency on a target, from the target's table and saved models:
+    ``latency`` (LatencyPredictor: one prepared network) and ``batch``
+    (BatchLatencyPredictor: rows of choice indices at once, ms)."""
+
+    space: SearchSpace
+    latency: object
+    batch: object
+
+    def latency_range_ms(self, n: int = 2000, seed: int = 0) -> np.ndarray:
+        """Predicted latencies (ms) of ``n`` seeded uniform samples of the space, shape (n,)."""
         rng = np.random.default_rng(seed)
         sizes = np.array([len(c) for _, c in self.space.dimensions()])
         return self.batch.predict_ms((rng.random((n, len(sizes))) * sizes).astype(np.int64))
+
+
+def load_space_latency(space: SearchSpace, target, table, schedules) -> SpaceLatency:
+    """The latency predictors of ``space`` on ``target``: ``table`` (its LatencyTable) with the
+    saved kernel model and the space's saved residual, and the batch predictor over the
+    space's kernel map with ``schedules`` (its ScheduleSource). SearchError when the table
+    is empty."""
+    from ..latency.batch import BatchLatencyPredictor
+    from ..latency.loading import load_predictor
+    from ..lower.coverage import space_kernel_map
+
+    if len(table) == 0:
+        raise SearchError(f"the latency table {table.path} is empty: build it first with "
+                          f"python -m chamtvm tune --target {target.name} --space {space.name}")
+    models = load_predictor(table, space=space.name)
+    batch = BatchLatencyPredictor(space_kernel_map(space), table, target, schedules, models.kernel_model,
+                                  models.residual)
+    return SpaceLatency(space, models, batch)
 
 
 def search_context(space: SearchSpace, target, luts_dir: Path, schedules_dir: Path | None,
@@ -103,22 +159,15 @@ def search_context(space: SearchSpace, target, luts_dir: Path, schedules_dir: Pa
 
 
 def load_search_context(space: SearchSpace, target, table, schedules, journal: Path, seed: int = 0,
-                        protocol: dict | None = None) -> SearchContext:
+                        protocol: dict | None = None, latency: SpaceLatency | None = None) -> SearchContext:
     """A search on ``table`` (the target's LatencyTable) and ``schedules`` (its ScheduleSource):
-    the saved latency models, the batch predictor over the space's kernel map, and the GP
+    the space's latency predictors (``latency``, else ``load_space_latency``) and the GP
     fitted on the journal's trainings under ``protocol`` (default: the newest record's)."""
-    from ..latency.batch import BatchLatencyPredictor
-    from ..latency.loading import load_predictor
-    from ..lower.coverage import space_kernel_map
-
-    if len(table) == 0:
-        raise SearchError(f"the latency table {table.path} is empty: build it first with "
-                          f"python -m chamtvm tune --target {target.name} --space {space.name}")
+    if latency is None:
+        latency = load_space_latency(space, target, table, schedules)
     gp, n_trained, protocol = fit_accuracy_predictor(space, journal, seed, protocol)
-    models = load_predictor(table, space=space.name)
-    batch = BatchLatencyPredictor(space_kernel_map(space), table, target, schedules, models.kernel_model,
-                                  models.residual)
-    return SearchContext(space, target, table, schedules, models, batch, gp, n_trained, protocol, Path(journal))
+    return SearchContext(space, target, table, schedules, latency.latency, latency.batch, gp, n_trained, protocol,
+                         Path(journal))
 
 
 def result_dict(ctx: SearchContext, result: SearchResult) -> dict:

@@ -40,7 +40,7 @@ class SearchResult:
     runner_up_accuracy: float | None = None
 
 
-def _pareto(acc: np.ndarray, lat: np.ndarray) -> np.ndarray:
+def pareto_front(acc: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Indices of the non-dominated points (higher accuracy, lower latency), latency ascending."""
     order = np.lexsort((-acc, lat))
     front, best = [], -np.inf
@@ -118,7 +118,7 @@ def genetic_search(space: SearchSpace, accuracy: BatchFn, latency_ms: BatchFn, b
     best = feas[np.argmax(acc[feas])]
     # distinct candidates for the front
     _, uniq = np.unique(idx, axis=0, return_index=True)
-    front = uniq[_pareto(acc[uniq], lat[uniq])]
+    front = uniq[pareto_front(acc[uniq], lat[uniq])]
     others = [i for i in uniq if ok[i] and not np.array_equal(idx[i], idx[best])]
     runner = max(others, key=lambda i: acc[i]) if others else None
     return SearchResult(idx[best], float(acc[best]), float(lat[best]), idx[front], acc[front], lat[front],

@@ -5,9 +5,12 @@ NAS-Bench-Macro style: each searchable layer picks one named block):
 
 * ``skip``: identity; when the stride or the channels change, a 1x1 convolution (with the
   stride) + BatchNorm instead (NAS-Bench-Macro's ``Identity``);
-* ``ir_k{K}_e{E}`` for K in 3, 5, 7 and E in 1, 3, 4, 6: MobileNetV2's inverted residual
-  (1x1 expand to ``E * cin`` unless E is 1, KxK depthwise with the stride, 1x1 linear
-  projection; residual add when the stride is 1 and the channels match).
+* ``ir_k{K}_e{E}`` for K in 3, 5, 7 and E in 1, 3, 4, 6 (and E = 2 for K in 3, 5):
+  MobileNetV2's inverted residual (1x1 expand to ``E * cin`` unless E is 1, KxK depthwise
+  with the stride, 1x1 linear projection; residual add when the stride is 1 and the
+  channels match);
+* ``fmb_k3_e{E}`` for E in 1, 2, 4: EfficientNetV2's fused inverted residual (a dense 3x3
+  convolution instead of expand + depthwise; ``transform``'s candidate operations).
 
 The stage-wise spaces build the same ``inverted_residual`` (their stage fixes K and E per
 stage instead of per layer). Activations: ``relu6`` (the stage-wise spaces) or ``relu``
@@ -186,3 +189,59 @@ def _register_ir(k: int, e: int) -> None:
 for _k in (3, 5, 7):
     for _e in (1, 3, 4, 6):
         _register_ir(_k, _e)
+
+
+# ------------------------------------------------- more operations (HANT's candidates)
+# Added for the transformation of trained networks (``chamtvm.transform``): layers of a
+# trained teacher may be replaced by any block of this registry. No bundled space lists them.
+def fused_inverted_residual(cin: int, cout: int, stride: int, expansion: int, kernel: int, act: str = "relu6"):
+    """Fused-MBConv (EfficientNetV2): a dense kxk convolution with ``stride`` to
+    ``expansion * cin`` channels + ``act``, then a 1x1 linear projection to ``cout``; with
+    expansion 1 the kxk convolution maps straight to ``cout`` (linear). Residual when stride
+    is 1 and the channels match."""
+    from torch import nn
+
+    class FusedInvertedResidual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            if expansion == 1:
+                self.body = conv_bn(cin, cout, kernel, stride, act=None)
+            else:
+                hidden = cin * expansion
+                self.body = nn.Sequential(conv_bn(cin, hidden, kernel, stride, act=act),
+                                          conv_bn(hidden, cout, 1, 1, act=None))
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            y = self.body(x)
+            return x + y if self.residual else y
+
+    return FusedInvertedResidual()
+
+
+def fused_cost(cin: int, cout: int, stride: int, expansion: int, kernel: int, h: int) -> tuple[int, int]:
+    """(parameters, MACs) of ``fused_inverted_residual`` at input size ``h`` px."""
+    if expansion == 1:
+        p, m, _ = conv_cost(cin, cout, kernel, stride, h)
+        return p, m
+    hidden = cin * expansion
+    p1, m1, h2 = conv_cost(cin, hidden, kernel, stride, h)
+    p2, m2, _ = conv_cost(hidden, cout, 1, 1, h2)
+    return p1 + p2, m1 + m2
+
+
+def _register_fused(k: int, e: int) -> None:
+    def build(cin, cout, stride, act="relu6"):
+        return fused_inverted_residual(cin, cout, stride, e, k, act)
+
+    def cost(cin, cout, stride, h):
+        return fused_cost(cin, cout, stride, e, k, h)
+
+    name = f"fmb_k{k}_e{e}"
+    BLOCKS.register(name, Block(name, build, cost, expansion=e, kernel=k))
+
+
+for _e in (1, 2, 4):
+    _register_fused(3, _e)
+for _k in (3, 5):
+    _register_ir(_k, 2)  # expansion 2: between the bundled 1 and 3

@@ -75,9 +75,36 @@ def test_job_without_accuracy_steps_skips_and_lists_them(x86, in_process_runner,
     space = Path(__file__).resolve().parents[1] / "data" / "space_tiny3.json"
     cfg = TuneConfig(space=str(space), task="none",
                      luts_dir=tmp_path / "luts", runs_dir=tmp_path / "runs", progress=False)
-    names = ["open", "task", "accuracy", "search context", "budgets", "search", "export", "measure picks", "regret"]
+    names = ["open", "task", "space latency", "budgets", "accuracy", "search context", "search", "export",
+             "measure picks", "regret"]
     said = []
     state = run_steps([s for s in TUNE_STEPS if s.name in names], JobState(x86, in_process_runner(), cfg, said.append))
     why = "skipped (--task none)"
-    assert state.skipped == {"accuracy": why, **{n: f"step 'accuracy' skipped ({why})" for n in names[3:]}}
+    assert state.skipped == {"space latency": why, **{n: f"step 'space latency' skipped ({why})" for n in names[3:]}}
     assert "note: the accuracy predictor and the search will be skipped (--task none)" in said
+
+
+def test_observed_picks_are_the_loops_best_looked_up_networks_when_its_pool_is_the_space(tiny_gray_search):
+    """The main job's pick per budget (``search`` step) when the loop saw the whole space: the
+    best network it looked up within the budget; none when its pool is a sample."""
+    from chamtvm.accuracy.budgeted import pick_under_budgets
+    from chamtvm.accuracy.encoding import accuracy_features, arch_costs
+    from chamtvm.accuracy.fit import PredictorBuild
+    from chamtvm.pipeline.adapt import observed_picks
+
+    space, rows = tiny_gray_search.space, np.array(tiny_gray_search.rows, dtype=np.int64)
+    pool = [space.from_indices(r) for r in rows]
+    truth = np.array([tiny_gray_search.accuracy(a) for a in pool])
+    lat = arch_costs(space, rows)[:, 1] / 1e6  # a real latency stand-in: millions of MACs
+    budgets = [float(np.quantile(lat, 0.4)), float(lat.max())]
+    res = pick_under_budgets(accuracy_features(space, rows, cost=False), lambda i: truth[i], lat, budgets, 8, seed=0)
+    build = PredictorBuild(None, space, pool, res.lookups, res.values, 8, 0, budgeted=res, pool_latency_ms=lat)
+    got = observed_picks(build, space)
+    assert got and set(got) == {p.budget_ms for p in res.picks if p.observed}
+    for budget, (row, acc) in got.items():
+        seen = [i for i in res.lookups if lat[i] <= budget]
+        i = int(np.flatnonzero((rows == row).all(axis=1))[0])
+        assert i in seen and acc == truth[i] == max(truth[seen])
+    assert got[float(lat.max())][1] == max(truth[res.lookups])  # every network meets the largest budget
+    sample = PredictorBuild(None, space, pool[:-1], res.lookups, res.values, 8, 0, budgeted=res)
+    assert observed_picks(sample, space) == {} and observed_picks(None, space) == {}

@@ -15,9 +15,9 @@ def test_timer_adds_up_steps_of_one_timer_name():
 def test_log_says_each_step_and_each_skip_with_why():
     said = []
     log = StepLog(said.append)
-    log.run_before_step(Step("coverage", lambda s: None, doc="every fused kernel of the space."), 3, 19)
-    log.step_skipped(Step("tuning", lambda s: None), 7, 19, "--trials 0")
-    assert said == ["[3/19] coverage: every fused kernel of the space", "[7/19] tuning: skipped (--trials 0)"]
+    log.run_before_step(Step("coverage", lambda s: None, doc="every fused kernel of the space."), 3, 20)
+    log.step_skipped(Step("tuning", lambda s: None), 7, 20, "--trials 0")
+    assert said == ["[3/20] coverage: every fused kernel of the space", "[7/20] tuning: skipped (--trials 0)"]
 
 
 def test_progress_bars_serve_a_steps_items_and_hide_when_disabled():

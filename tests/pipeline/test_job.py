@@ -1,6 +1,7 @@
-"""The whole main job on a tiny space and the digits task, for real: latency table and
-predictor, accuracy predictor, search at automatic budgets, export, measurement; then a
-rerun that trains, measures and exports nothing twice."""
+"""The whole main job for real (the session's run on the default ``macro`` space and the
+``nas-bench-macro`` lookup task, conftest ``macro_main_job``): latency table and predictor,
+the budget-aware accuracy loop at automatic budgets, the best observed network under each,
+export, measurement; then a rerun that looks up, measures and exports nothing twice."""
 
 from __future__ import annotations
 
@@ -9,60 +10,43 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# real trackers, servers and full main-job runs: minutes on 2 cores
+# full main-job runs: minutes on 2 cores
 pytestmark = pytest.mark.slow
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 
-
-def _config(tmp_path, **kw):
-    from chamtvm.pipeline.config import TuneConfig
-
-    base = dict(space=str(DATA / "space_tiny_gray.json"), trials=0, heldout=2, train_networks=2,
-                calibration=False, task="digits", accuracy_samples=4, accuracy_pool=12,
-                population=24, generations=6, luts_dir=tmp_path / "luts", runs_dir=tmp_path / "runs",
-                progress=False)
-    base.update(kw)
-    return TuneConfig(**base)
-
-
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory, x86):
-    from chamtvm.measure.local import LocalRunner
-    from chamtvm.pipeline.job import run_tune
-
-    tmp = tmp_path_factory.mktemp("mainjob")
-    cfg = _config(tmp)
-    with LocalRunner(x86) as runner:
-        report = run_tune(x86, runner, cfg, log=lambda *a: None)
-    return tmp, cfg, report
-
-
-def test_main_job_chains_accuracy_search_export_and_measure(first_run):
-    tmp, cfg, report = first_run
+def test_main_job_chains_budgets_accuracy_loop_export_and_measure(macro_main_job):
+    report = macro_main_job.report
     acc = report["accuracy"]
-    assert acc["status"] == "ok" and acc["samples"] == 4 and acc["trained_now"] == 4
+    assert acc["status"] == "ok" and acc["samples"] == 10 and acc["trained_now"] == 10
+    assert acc["pool"] == 6561 and sum(acc["lookups_by_phase"].values()) == 10
+    assert acc["lookups_by_phase"]["verification"] >= 1
     assert 0.0 < acc["measured_accuracy"]["min"] <= acc["measured_accuracy"]["max"] <= 1.0
     picks = report["picks"]
     assert len(picks) == 3 and all("error" not in p for p in picks)
     budgets = [p["budget_ms"] for p in picks]
     assert budgets == sorted(budgets) and budgets[0] < budgets[-1]
-    for p in picks:
-        # the search respects each budget by its own (batch) prediction, and the network
+    # the loop ran at the job's budgets, and its best observed network is the job's pick
+    assert [p["budget_ms"] for p in acc["picks"]] == budgets
+    for p, loop in zip(picks, acc["picks"]):
+        assert p["chosen_by"] == "observed" and loop["observed"]
+        assert p["architecture"] == loop["architecture"] and p["observed_accuracy"] == loop["accuracy"]
+        # the pick meets its budget by the batch prediction the loop used, and the network
         # predictor agrees with it on the chosen network
         assert p["search_latency_ms"] <= p["budget_ms"]
+        assert p["search_latency_ms"] == pytest.approx(loop["latency_ms"], rel=1e-9)
         assert p["predicted_latency_ms"] == pytest.approx(p["search_latency_ms"], rel=1e-6)
         assert p["measured_ms"] and p["measured_ms"] > 0
         assert p["exported_now"]
         for key in ("arch", "onnx", "torch_export", "library"):
             assert Path(p["artifacts"][key]).exists()
-    # a larger budget never buys a less accurate predicted network
-    accs = [p["predicted_accuracy"] for p in picks]
-    assert all(a <= b + 1e-12 for a, b in zip(accs, accs[1:]))
+    # a larger budget never buys a less accurate observed network (nested feasible sets)
+    seen = [p["observed_accuracy"] for p in picks]
+    assert all(a <= b for a, b in zip(seen, seen[1:]))
     assert Path(report["picks_plot"]).exists()
+    assert "accuracy" not in report["skipped_steps"] and "search" not in report["skipped_steps"]
 
 
-def test_exported_pick_runs_with_plain_tvm(first_run):
+def test_exported_pick_runs_with_plain_tvm(macro_main_job):
     """The exported library of a pick computes what its torch model computes."""
     import torch
     import tvm
@@ -71,7 +55,7 @@ def test_exported_pick_runs_with_plain_tvm(first_run):
     from chamtvm.space.model import build_model
     from chamtvm.space.schema import Arch, SearchSpace
 
-    _, cfg, report = first_run
+    cfg, report = macro_main_job.cfg, macro_main_job.report
     p = report["picks"][0]
     space = SearchSpace.load(cfg.space)
     model = build_model(space, Arch.from_dict(p["architecture"]))
@@ -80,29 +64,29 @@ def test_exported_pick_runs_with_plain_tvm(first_run):
     out = vm["main"](tvm.runtime.tensor(x, tvm.cpu())).numpy()
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
-    assert out.shape == (1, 10)
+    assert out.shape == ref.shape == (1, 10)
     np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-4)
 
 
-def test_rerun_is_up_to_date(first_run, x86):
-    from chamtvm.table.store import LatencyTable
+def test_rerun_is_up_to_date(macro_main_job, x86):
     from chamtvm.measure.local import LocalRunner
     from chamtvm.pipeline.job import run_tune
+    from chamtvm.table.store import LatencyTable
 
-    tmp, cfg, first = first_run
+    cfg, first = macro_main_job.cfg, macro_main_job.report
     nets = LatencyTable(Path(cfg.luts_dir) / "x86.networks.jsonl").load()
     n_nets, n_rows = len(nets), len(LatencyTable(Path(cfg.luts_dir) / "x86.jsonl").load())
     with LocalRunner(x86) as runner:
         again = run_tune(x86, runner, cfg, log=lambda *a: None)
-    assert again["table"]["measured_now"] == 0
-    assert again["accuracy"]["trained_now"] == 0 and again["accuracy"]["resumed_from_journal"] == 4
+    assert again["table"]["measured_now"] == 0 and again["skipped_steps"]["table"] == "up to date"
+    assert again["accuracy"]["trained_now"] == 0 and again["accuracy"]["resumed_from_journal"] == 10
     assert [p["budget_ms"] for p in again["picks"]] == [p["budget_ms"] for p in first["picks"]]
     assert [p["architecture"] for p in again["picks"]] == [p["architecture"] for p in first["picks"]]
     assert not any(p["exported_now"] for p in again["picks"])
     assert len(LatencyTable(Path(cfg.luts_dir) / "x86.networks.jsonl").load()) == n_nets
     assert len(LatencyTable(Path(cfg.luts_dir) / "x86.jsonl").load()) == n_rows
-    journal = Path(cfg.runs_dir) / "accuracy-digits-tinygray.jsonl"
-    assert len(journal.read_text().splitlines()) == 4
+    journal = Path(cfg.runs_dir) / "accuracy-nas-bench-macro-macro.jsonl"
+    assert len(journal.read_text().splitlines()) == 10
 
 
 def test_task_that_cannot_train_the_space_stops_after_latency(tmp_path, x86, tiny_space):

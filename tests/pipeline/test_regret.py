@@ -1,6 +1,7 @@
 """Regret of a pick on a lookup task: the true best under the same budget, in points."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,19 +39,12 @@ def test_no_regret_for_tasks_without_ground_truth_or_huge_spaces():
     assert regret_setup(space, make_trainer("digits"), lambda i: i[:, 0]) is None
 
 
-@pytest.mark.slow  # the main job on the macro space: ~40 kernels and ~10 networks measured
-def test_main_job_on_nas_bench_macro_reports_regret_per_budget(tmp_path, x86):
-    from chamtvm.measure.local import LocalRunner
-    from chamtvm.pipeline.config import TuneConfig
-    from chamtvm.pipeline.job import run_tune
+@pytest.mark.slow  # the session's main job on the macro space (conftest macro_main_job)
+def test_main_job_on_nas_bench_macro_reports_regret_per_budget(macro_main_job):
     from chamtvm.pipeline.report import format_report
 
-    cfg = TuneConfig(trials=0, heldout=2, train_networks=2, calibration=False, accuracy_samples=10,
-                     population=40, generations=10, contenders=1, luts_dir=tmp_path / "luts",
-                     runs_dir=tmp_path / "runs", progress=False)
+    report, cfg = macro_main_job.report, macro_main_job.cfg
     assert (cfg.space, cfg.task) == ("macro", "nas-bench-macro")
-    with LocalRunner(x86) as runner:
-        report = run_tune(x86, runner, cfg, log=lambda *a: None)
     assert report["accuracy"]["kind"] == "lookup" and report["accuracy"]["pool"] == 6561
     assert report["regret"]["networks"] == 6561
     for p in report["picks"]:
@@ -58,10 +52,12 @@ def test_main_job_on_nas_bench_macro_reports_regret_per_budget(tmp_path, x86):
         assert p["samples"] == 10
         assert 0 < p["true_accuracy"] <= p["best_true_accuracy_under_budget"] < 1
         assert p["regret_points"] == pytest.approx(100 * (p["best_true_accuracy_under_budget"] - p["true_accuracy"]))
+        # the pick is the loop's observed network: its lookup is the task's true accuracy
+        assert p["chosen_by"] == "observed" and p["observed_accuracy"] == pytest.approx(p["true_accuracy"])
         assert 0 <= p["p_beats_runner_up"] <= 1 and "flat" in p["front_flatness"]
         [c] = p["contenders"]
         assert c["measured_ms"] > 0 and c["true_accuracy"] == p["best_true_accuracy_under_budget"]
     text = format_report(report)
-    assert "regret pts" in text and "P(beats runner-up)" in text
-    lines = [json.loads(x) for x in (tmp_path / "runs" / "accuracy-nas-bench-macro-macro.jsonl").read_text().splitlines()]
+    assert "regret pts" in text and "P(beats runner-up)" in text and "(looked up)" in text
+    lines = [json.loads(x) for x in (Path(cfg.runs_dir) / "accuracy-nas-bench-macro-macro.jsonl").read_text().splitlines()]
     assert len(lines) == 10 and all(x["kind"] == "lookup" for x in lines)

@@ -127,4 +127,7 @@ def test_the_main_jobs_lists_hold_together_and_the_docstring_numbers_them():
         assert f"\n{i:>4}. {name} " in job.__doc__, name
     shared = [s.name for s in job.SHARED_STEPS]
     assert [s.name for s in search_job.SEARCH_STEPS][1:-1] == shared
-    assert names[names.index(shared[0]):names.index(shared[-1]) + 1] == shared
+    for block in (job.BUDGET_STEPS, job.PICK_STEPS):  # each shared block in one piece in the main job
+        block = [s.name for s in block]
+        assert names[names.index(block[0]):names.index(block[-1]) + 1] == block
+    assert names.index("budgets") < names.index("accuracy") < names.index("search context")

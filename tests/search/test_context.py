@@ -75,6 +75,24 @@ def test_bad_limits_and_impossible_budgets_are_search_errors(ctx, every):
         ctx.search(float(lat.min()) / 2, population=8, generations=2)
 
 
+def test_result_for_a_pick_chosen_elsewhere_is_exact_over_the_space(ctx, every):
+    """The main job's search step for the accuracy loop's observed pick: its figures, the
+    feasible count, the runner-up and the Pareto front over every network."""
+    rows, acc, lat = every
+    budget = float(np.median(lat))
+    feasible = np.flatnonzero(lat <= budget)
+    pick = feasible[np.argmin(acc[feasible])]  # any feasible network: chosen elsewhere
+    res = ctx.result_for(rows[pick], budget, rows)
+    assert res.best_indices.tolist() == rows[pick].tolist() and res.best_accuracy == pytest.approx(acc[pick])
+    assert res.best_latency_ms == pytest.approx(lat[pick]) and (res.evaluated, res.feasible) == (32, len(feasible))
+    assert res.runner_up_indices.tolist() == rows[feasible[np.argmax(acc[feasible])]].tolist()
+    for a, t in zip(res.pareto_accuracy, res.pareto_latency_ms):  # non-dominated, and all of them
+        assert not ((acc > a) & (lat <= t)).any()
+    assert np.argmax(acc) in [int(np.flatnonzero((rows == r).all(axis=1))[0]) for r in res.pareto_indices]
+    with pytest.raises(SearchError, match="not among"):
+        ctx.result_for(np.full(rows.shape[1], 99), budget, rows)
+
+
 def test_latency_range_samples_the_space(ctx, every):
     _, _, lat = every
     r = ctx.latency_range_ms(n=64, seed=1)

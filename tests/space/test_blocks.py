@@ -10,10 +10,11 @@ def _params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def test_registry_holds_skip_and_twelve_inverted_residuals():
-    names = B.BLOCKS.names()
-    assert "skip" in names and len(names) == 13
-    assert {f"ir_k{k}_e{e}" for k in (3, 5, 7) for e in (1, 3, 4, 6)} == set(names) - {"skip"}
+def test_registry_holds_skip_the_inverted_residuals_and_the_fused_ones():
+    names = set(B.BLOCKS.names())
+    bundled = {"skip"} | {f"ir_k{k}_e{e}" for k in (3, 5, 7) for e in (1, 3, 4, 6)}
+    added = {"ir_k3_e2", "ir_k5_e2", "fmb_k3_e1", "fmb_k3_e2", "fmb_k3_e4"}  # transform's candidates
+    assert names == bundled | added
     ir = B.BLOCKS.get("ir_k5_e4")
     assert (ir.kernel, ir.expansion) == (5, 4)
     skip = B.BLOCKS.get("skip")
@@ -74,3 +75,21 @@ def test_builders_shapes_residual_and_activations():
     assert not any(isinstance(m, nn.ReLU6) for m in ir_relu.modules())
     with pytest.raises(ValueError, match=r"unknown activation 'swish'; valid: \['relu6', 'relu', 'hardswish'"):
         B.conv_bn(3, 4, 3, 1, act="swish")
+
+
+def test_fused_inverted_residual_cost_against_torch_shapes_and_residual():
+    import torch
+
+    # expansion 4: dense 3x3 8->32 stride 2 at 16 px (2304 + 64 / 8*8*2304), 1x1 32->16 (512 + 32 / 8*8*512)
+    assert B.fused_cost(8, 16, 2, 4, 3, 16) == (2304 + 64 + 512 + 32, 64 * 2304 + 64 * 512)
+    for name, (cin, cout, stride) in (("fmb_k3_e4", (8, 16, 2)), ("fmb_k3_e1", (8, 8, 1)), ("ir_k5_e2", (8, 8, 1))):
+        block = B.BLOCKS.get(name)
+        module = block.build(cin, cout, stride).eval()
+        assert _params(module) == block.cost(cin, cout, stride, 16)[0]
+        x = torch.randn(1, cin, 16, 16)
+        with torch.no_grad():
+            y = module(x)
+        assert y.shape == (1, cout, 16 // stride, 16 // stride)
+    same = B.BLOCKS.get("fmb_k3_e1").build(8, 8, 1).eval()
+    with torch.no_grad():
+        assert same.residual and torch.allclose(same(x), x + same.body(x))

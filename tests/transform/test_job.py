@@ -1,0 +1,100 @@
+"""``chamtvm transform --method hant`` on the digits task, end to end and for real: the teacher
+trained here, candidates distilled, kernels measured on x86, the integer program, fine-tuning,
+the uniform baseline, the exported library loaded by TVM and measured. Then an interrupted
+distillation (kill -9) resumes without distilling finished candidates again, and a budget below
+the fastest choice is refused with exit 2."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+# a small candidate set and short trainings keep the run within the slow tier's budget
+CANDIDATES = ["--option", "candidates=skip,ir_k3_e1,fmb_k3_e1", "--option", "calibration=2", "--no-progress"]
+FAST = [*CANDIDATES, "--option", "distill_epochs=1", "--finetune-epochs", "2"]
+
+
+def _cmd(work, *args):
+    return [sys.executable, "-m", "chamtvm", "--workdir", str(work), "transform", "teacher:digits", "--task", "digits",
+            "--target", "x86", *args]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("transform-digits")
+    t0 = time.time()
+    out = subprocess.run(_cmd(work, "--speedup", "1.3", *FAST, "--json"), cwd=REPO, capture_output=True, text=True,
+                         timeout=900)
+    return work, out, time.time() - t0
+
+
+@pytest.mark.slow
+def test_hant_on_digits_end_to_end(digits_run):
+    import numpy as np
+    import torch
+    import tvm
+    from tvm import relax
+
+    work, out, seconds = digits_run
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    t, a, u = report["teacher"], report["adapted"], report["uniform"]
+    assert t["trained_now"] and t["val_accuracy"] > 0.8 and t["measured"]["latency_ms"] > 0
+    assert report["budget_ms"] == pytest.approx(t["measured"]["latency_ms"] / 1.3)
+    assert a["measured"]["latency_ms"] > 0 and a["predicted_ms"] <= report["budget_ms"]
+    assert report["details"]["replaced"] >= 1 and report["details"]["candidates"]["distilled_now"] >= 1
+    assert 0 <= a["test_accuracy"] <= 1 and a["val_accuracy"] > 0.5
+    assert u["width"] is not None and u["measured"]["latency_ms"] > 0 and "test_accuracy" in u
+    # the exported library loads in plain TVM and computes what the torch network computes
+    from chamtvm.transform.graph import layered_from_graph, read_onnx  # the adapted network, from its ONNX
+
+    art = report["artifacts"]
+    x = np.random.default_rng(0).standard_normal((1, 1, 28, 28)).astype("float32")
+    vm = relax.VirtualMachine(tvm.runtime.load_module(art["library"]), tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(x)).numpy()
+    onnx_net = layered_from_graph(read_onnx(art["onnx"], (1, 1, 28, 28)))
+    with torch.no_grad():
+        want = onnx_net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    for f in ("weights", "adapted", "torch_export", "onnx", "report"):
+        assert Path(art[f]).is_file()
+    print(f"transform --method hant on digits, end to end: {seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_interrupted_distillation_resumes_and_a_too_small_budget_exits_2(digits_run):
+    work, first, _ = digits_run
+    assert first.returncode == 0, first.stderr[-2000:]
+    # other distillation settings: new candidates (the teacher and the table are reused)
+    args = ["--speedup", "1.3", *CANDIDATES, "--option", "distill_epochs=3", "--finetune-epochs", "1", "--no-uniform"]
+    journal = next(work.glob("runs/transform/digits-*/hant")) / "candidates.jsonl"
+    before = len(journal.read_text().splitlines())
+    proc = subprocess.Popen(_cmd(work, *args), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and len(journal.read_text().splitlines()) < before + 2:
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    finished = len(journal.read_text().splitlines()) - before
+    assert finished >= 2
+    out = subprocess.run(_cmd(work, *args, "--json"), cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    details = json.loads(out.stdout)["details"]
+    cand = details["candidates"]
+    assert cand["from_journal"] == finished  # the finished ones were not distilled again ...
+    assert cand["distilled_now"] + cand["from_journal"] == sum(len(lay["options"]) - 1 for lay in details["layers"])
+    assert len(journal.read_text().splitlines()) == before + cand["distilled_now"] + cand["from_journal"]
+    # a budget no choice can meet
+    small = subprocess.run(_cmd(work, "--latency-ms", "0.0001", *FAST), cwd=REPO, capture_output=True, text=True,
+                           timeout=600)
+    assert small.returncode == 2, small.stderr[-2000:]
+    assert "below the fastest network" in small.stderr and "Traceback" not in small.stderr
