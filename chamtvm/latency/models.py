@@ -277,7 +277,7 @@ class KernelCostModel:
 class ResidualModel:
     """Corrects the table sum of a network from network-level features."""
 
-    def __init__(self, mode: str = DEFAULT_RESIDUAL_MODE, n_estimators: int = 150, max_depth: int = 2,
+    def __init__(self, mode: str = "scale", n_estimators: int = 150, max_depth: int = 2,
                  learning_rate: float = 0.1, random_state: int = 0):
         if mode not in RESIDUAL_MODES:
             raise ValueError(f"unknown residual mode {mode!r}; choose one of {RESIDUAL_MODES}")
