@@ -1,7 +1,7 @@
 """Held-out fidelity of a main job's tuned table, re-analysed from the job's own measurements.
 
     python benchmarks/bench_heldout_fidelity.py --luts DIR [--target x86] [--space macro]
-        [--heldout 20] [--job-record FILE] [--out benchmarks/results/heldout_fidelity_x86.json]
+        [--heldout 20] [--job-record FILE] [--out benchmarks/results/tuned_heldout_x86.json]
 
 ``DIR`` is the ``luts/`` folder a ``tune`` run filled (``bench_main_job.py --keep``): its
 kernel table, network journal and saved residual. The training networks are the ones the
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     ap.add_argument("--space", default="macro")
     ap.add_argument("--heldout", type=int, default=20)
     ap.add_argument("--job-record", type=Path, default=None)
-    ap.add_argument("--out", type=Path, default=RESULTS / "heldout_fidelity_x86.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "tuned_heldout_x86.json")
     args = parse_args(ap, argv)
     result = analyse(args.luts, args.target, args.space, args.heldout)
     if args.job_record is not None:
