@@ -221,10 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", type=v.non_negative_int, default=20, help="held-out networks measured end to end")
     p.add_argument("--train-networks", type=v.non_negative_int, default=10,
                    help="networks measured end to end to train the residual model (0: table sum only)")
-    from ..latency.models import DEFAULT_RESIDUAL_MODE, RESIDUAL_MODES
+    from ..latency.models import AUTO_RESIDUAL, DEFAULT_RESIDUAL_MODE, NO_RESIDUAL, RESIDUAL_MODES
 
-    p.add_argument("--residual", default=DEFAULT_RESIDUAL_MODE, choices=list(RESIDUAL_MODES),
-                   help="residual model: one median scale (default), learned ratio, or learned relative offset")
+    p.add_argument("--residual", default=DEFAULT_RESIDUAL_MODE, choices=[AUTO_RESIDUAL, NO_RESIDUAL, *RESIDUAL_MODES],
+                   help="residual on top of the table sum: auto (default: chosen by cross-validation on the training "
+                        "networks, no residual unless one beats it), none, one median scale, the VM's cost per call "
+                        "(calls), per-kind scales (kinds), a learned ratio or relative offset")
     _add_statistic_arg(p)
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
