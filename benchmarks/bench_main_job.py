@@ -64,6 +64,10 @@ def main(argv=None) -> int:
         },
         "fidelity_table_sum": report["fidelity_table_sum"], "fidelity": report["fidelity"],
         "residual": report["predictor"]["residual_mode"],
+        "residual_selection": report["predictor"].get("residual_selection"),
+        "measurement_noise": report.get("measurement_noise"),
+        "heldout": [{k: n.get(k) for k in ("name", "table_sum_ms", "predicted_ms", "measured_ms", "measured_spread_pct")}
+                    for n in report["networks"]],
         "accuracy": {k: acc.get(k) for k in ("status", "samples", "trained_now", "resumed_from_journal", "cv",
                                              "measured_accuracy", "protocol")},
         "picks": picks,

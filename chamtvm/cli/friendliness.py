@@ -37,7 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..friendly.design import MAX_NETWORKS
     from ..friendly.friendliness import DEFAULT_DROP
     from . import validate as v
-    from .args import add_target_args
+    from .arguments import add_target_args
 
     p = subparsers.add_parser("friendliness", help="block friendliness per position on a target, and a reduced space",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -12,22 +12,10 @@ from ..measure.runners import make_runner
 
 
 from . import validate as v
+from .arguments import add_model_args as _add_model_args
+from .arguments import add_statistic_arg as _add_statistic_arg
+from .arguments import add_target_args as _add_target_args
 from .validate import UsageError  # noqa: F401  (re-exported: callers catch chamtvm.cli.main.UsageError)
-from .args import add_target_args as _add_target_args  # shared with other subcommands
-
-
-def _add_statistic_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--statistic", default="runtime_us_p50", choices=["runtime_us_p50", "runtime_us_min", "runtime_us_mean"],
-                   help="table statistic a kernel is priced by (default: the median)")
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="architecture JSON file or ONNX file")
-    p.add_argument("--space", default="fashion", help="space of an architecture JSON without a 'space' field "
-                                                      "(default: fashion; exported arch.json files name theirs)")
-    p.add_argument("--shape", type=v.shape, default=None,
-                   help="input shape of an ONNX model with a dynamic input, e.g. 1,3,224,224")
-    p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def cmd_targets(args) -> int:
@@ -46,10 +34,10 @@ def cmd_targets(args) -> int:
     return 0
 
 
-def _lowered(args):
+def _lowered(args, target):
     from ..lower.network import load_model
 
-    return load_model(args.model, args.space, args.shape)
+    return load_model(args.model, args.space, args.shape, layout=target.conv_layout)
 
 
 def _lut_dir(args):
@@ -77,8 +65,9 @@ def cmd_predict(args) -> int:
             print(json.dumps({"model": str(args.model), "target": target.name, "table": str(table.path),
                               "latency_ms": None, "error": msg}, indent=1))
         raise UsageError(msg)
-    net = _lowered(args)
+    net = _lowered(args, target)
     sched = ScheduleSource.for_target(target, args.schedules_dir)
+    sched.use_database = args.schedules == "tuned"
     prepared = prepare(net.kernels, target, sched)
     runner = _runner(args, target) if args.measure_missing else None
     if args.table_sum_only:
@@ -99,12 +88,19 @@ def cmd_predict(args) -> int:
             print(note, file=sys.stderr)
         out = {"model": str(args.model), "target": target.name, "table": str(table.path), **full.to_dict()}
         complete = not full.missing
+    from ..deploy.tuned_gap import default_schedule_note
+
+    kernel_us = {k["key"]: k.get("total_us", (k.get("latency_us") or 0.0) * k.get("count", 1)) for k in out["kernels"]}
+    out["schedules"] = args.schedules
+    out["default_schedules"] = default_schedule_note(prepared, kernel_us, table, target.fingerprint, args.statistic)
     if args.json:
         print(json.dumps(out, indent=1))
     else:
         from ..latency.report import format_prediction
 
         print(format_prediction(str(args.model), target.name, out, args.table_sum_only))
+        if out["default_schedules"]:
+            print(out["default_schedules"]["text"])
         missing = out.get("missing") or out.get("missing_kernels") or []
         if missing:
             print(f"  MISSING ({len(missing)} kernels not in the table and no kernel model to price them; not counted)")
@@ -118,7 +114,7 @@ def cmd_measure(args) -> int:
 
     target = get_target(args.target)
     runner = _runner(args, target)
-    net = _lowered(args)
+    net = _lowered(args, target)
     sched = ScheduleSource.for_target(target, args.schedules_dir)
     with runner:
         res = measure_network(net, target, runner, sched)
@@ -225,10 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", type=v.non_negative_int, default=20, help="held-out networks measured end to end")
     p.add_argument("--train-networks", type=v.non_negative_int, default=10,
                    help="networks measured end to end to train the residual model (0: table sum only)")
-    from ..latency.models import DEFAULT_RESIDUAL_MODE, RESIDUAL_MODES
+    from ..latency.models import AUTO_RESIDUAL, DEFAULT_RESIDUAL_MODE, NO_RESIDUAL, RESIDUAL_MODES
 
-    p.add_argument("--residual", default=DEFAULT_RESIDUAL_MODE, choices=list(RESIDUAL_MODES),
-                   help="residual model: one median scale (default), learned ratio, or learned relative offset")
+    p.add_argument("--residual", default=DEFAULT_RESIDUAL_MODE, choices=[AUTO_RESIDUAL, NO_RESIDUAL, *RESIDUAL_MODES],
+                   help="residual on top of the table sum: auto (default: chosen by cross-validation on the training "
+                        "networks, no residual unless one beats it), none, one median scale, the VM's cost per call "
+                        "(calls), per-kind scales (kinds), a learned ratio or relative offset")
     _add_statistic_arg(p)
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the calibration sweep (operators outside the space, for the unseen-kernel model)")
@@ -269,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure-missing", action="store_true",
                    help="first measure the kernels the table lacks (locally, or through --tracker/--key) and "
                         "append them to the table")
+    p.add_argument("--schedules", choices=["tuned", "default"], default="tuned",
+                   help="price the kernels with the target's tuned and transferred schedules where its database "
+                        "has them (default; `tune-model` adds a model's own), or all with TVM's default schedules")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("measure", help="compile a model for the target and measure it end to end")
@@ -295,12 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
-    from . import accuracy, devices, friendliness, transform
+    from . import accuracy, devices, friendliness, transform, tune_model
 
     accuracy.add_parser(sub)
     devices.add_parser(sub)
     friendliness.add_parser(sub)
     transform.add_parser(sub)
+    tune_model.add_parser(sub)
     return parser
 
 

@@ -173,16 +173,16 @@ def check(args) -> None:
         _folder_arg(args.workdir, "--workdir")
     for flag in ("luts_dir", "schedules_dir"):
         _folder_arg(getattr(args, flag, None), "--" + flag.replace("_", "-"))
-    if cmd not in ("tune", "predict", "measure", "search"):
+    if cmd not in ("tune", "predict", "measure", "search", "tune-model"):
         return
     from ..targets.spec import get_target
 
     get_target(args.target)  # TargetError listing the registered targets
-    if cmd in ("predict", "measure"):
+    if cmd in ("predict", "measure", "tune-model"):
         _model(args)
     if cmd in ("tune", "search"):
         _space(args)
-    if cmd == "measure" or cmd == "tune" or (cmd == "search" and not args.no_measure):
+    if cmd in ("measure", "tune", "tune-model") or (cmd == "search" and not args.no_measure):
         _tracker_env(args)
     if cmd == "tune":
         if args.out is not None and Path(args.out).is_dir():

@@ -182,6 +182,7 @@ class ArmEmulation:
         self.shim.mkdir(parents=True, exist_ok=True)
         (self.shim / "sitecustomize.py").write_text(SITECUSTOMIZE)
         shutil.copyfile(Path(__file__).with_name("server.py"), self.shim / "chamtvm_rpc_server.py")
+        shutil.copyfile(Path(__file__).parents[1] / "measure" / "insitu.py", self.shim / "chamtvm_insitu.py")
         qemu = shutil.which(QEMU) or QEMU
         self.wrapper.write_text(f'#!/bin/sh\nexec "{qemu}" -L "{self.rootfs}" "{self.python}" "$@"\n')
         self.wrapper.chmod(0o755)

@@ -7,7 +7,8 @@ sessions while its process stays alive. This entry runs the same listening loop
 (``tvm.rpc.server``) and starts it again on the same socket when it ends, so the device is
 back on the tracker within a second. With ``--device-info`` it answers the remote global
 function ``chamtvm.device_info`` with that JSON (how a runner learns it talks to an
-emulator). Standard library and ``tvm`` only: the file is also copied to emulated devices,
+emulator); it always answers ``chamtvm.time_calls`` (kernels timed inside a network on the
+device: ``measure.insitu``). Standard library and ``tvm`` only: the file is also copied to emulated devices,
 where chamtvm is not installed.
 """
 
@@ -21,6 +22,16 @@ import threading
 import time
 
 
+def _register_time_calls() -> None:
+    """Answer ``chamtvm.time_calls`` (kernels timed inside a network, on the device itself:
+    ``chamtvm.measure.insitu``); on an emulated device the module is the copy beside this file."""
+    try:
+        from chamtvm.measure.insitu import register_device_function
+    except ImportError:
+        from chamtvm_insitu import register_device_function  # copied by devices.arm
+    register_device_function()
+
+
 def serve(host: str, port: int, port_end: int, tracker: str | None, key: str,
           device_info: str | None = None, max_restarts_per_min: int = 30) -> int:
     import os
@@ -29,6 +40,7 @@ def serve(host: str, port: int, port_end: int, tracker: str | None, key: str,
     from tvm.rpc import server as rpc_server
 
     home = os.getcwd()
+    _register_time_calls()
     if device_info is not None:
         json.loads(device_info)  # fail early on a malformed value
 

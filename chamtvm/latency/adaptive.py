@@ -72,7 +72,7 @@ def bootstrap_uncertainty(train_rows: Sequence[dict], candidates: Sequence[dict]
 def heldout_error(model: KernelCostModel, rows: Sequence[dict]) -> dict:
     """Error of ``model`` on measured ``rows``: n, median |log(pred/meas)|, mean log error
     (its bias; negative: too low) and the share of kernels within +-10 %."""
-    rows = [r for r in rows if r.get("status", "ok") == "ok"]
+    rows = [r for r in rows if r.get("status", "ok") == "ok" and (r.get("runtime_us_p50") or 0) > 0]
     if not rows:
         return {"n": 0}
     err = np.log(model.predict_us(rows) / np.array([r["runtime_us_p50"] for r in rows]))

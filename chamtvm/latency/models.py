@@ -6,7 +6,10 @@
 * ``ResidualModel`` — what the table sum misses between kernels (memory planning, VM
   overhead, cache effects), learned from a few end-to-end measurements on network-level
   features. ``mode="ratio"`` learns log(measured / table sum), ``"additive"`` learns
-  (measured - table sum) / table sum, ``"scale"`` is one median ratio (calibration only).
+  (measured - table sum) / table sum, ``"scale"`` is one median ratio (calibration only);
+  two linear modes say what they model: ``"calls"`` measured = s x table sum + a + b x calls
+  (the VM's own cost per kernel call and per run), ``"kinds"`` measured = sum over kernel
+  kinds of s_kind x that kind's table time + a + b x calls (non-negative least squares).
 * ``LatencyPredictor`` — table sum (+ estimated kernels) corrected by the residual.
 
 Models are saved next to the table in XGBoost's JSON format with a metadata file that
@@ -29,8 +32,12 @@ import numpy as np
 from .features import KERNEL_FEATURES, NETWORK_FEATURES, kernel_feature_vector, network_feature_vector
 from ..table.store import LatencyTable
 
-RESIDUAL_MODES = ("ratio", "additive", "scale")
-DEFAULT_RESIDUAL_MODE = "scale"  # the main job's and the CLI's default (one median ratio: robust with few networks)
+RESIDUAL_MODES = ("ratio", "additive", "scale", "calls", "kinds")
+LINEAR_MODES = ("calls", "kinds")  # least-squares models without XGBoost (below)
+NO_RESIDUAL = "none"
+AUTO_RESIDUAL = "auto"  # chosen by cross-validation on the training networks (``fit_residual``)
+DEFAULT_RESIDUAL_MODE = AUTO_RESIDUAL
+SIMPLEST_FIRST = (NO_RESIDUAL, "scale", "calls", "kinds", "ratio", "additive")
 
 
 class StaleModelError(RuntimeError):
@@ -135,6 +142,28 @@ def _params(path, meta: dict, allowed: tuple[str, ...]) -> dict:
 
 
 # --------------------------------------------------------------- kernel model
+MIN_ROWS_PER_KIND_INTERVAL = 20
+"""A kernel kind gets its own error interval from this many cross-validated rows on."""
+
+
+def _conformal_quantiles(resid: np.ndarray, coverage: float = 0.8) -> list[float]:
+    """[low, median, high] of cross-validated log errors for a ``coverage`` interval.
+
+    Split-conformal ranks: with n errors, high is the ceil((n+1)(1+c)/2)-th smallest and low
+    the floor((n+1)(1-c)/2)-th (the extremes when n is too small for that rank), so the
+    interval covers a new kernel's error with probability >= ``coverage`` whenever errors are
+    exchangeable; plain percentiles of n errors cover less than that for small n.
+    """
+    v = np.sort(np.asarray(resid, dtype=float))
+    n = len(v)
+    tail = (1.0 - coverage) / 2.0
+    hi_rank = int(np.ceil((n + 1) * (1.0 - tail)))
+    lo_rank = int(np.floor((n + 1) * tail))
+    hi = v[min(hi_rank, n) - 1]
+    lo = v[max(lo_rank, 1) - 1]
+    return [float(lo), float(np.median(v)), float(hi)]
+
+
 class KernelCostModel:
     """Latency of one kernel call (microseconds) from its features."""
 
@@ -158,7 +187,9 @@ class KernelCostModel:
 
     def fit(self, rows: Sequence[dict]) -> "KernelCostModel":
         """Fit on successful table rows (``name``, ``args``, ``flops``, ``bytes``, ``runtime_us_p50``)."""
-        rows = [r for r in rows if r.get("status", "ok") == "ok"]
+        # a kernel timed inside a network can come out at 0 us: a call cheaper than the VM's
+        # per-call cost subtracted from it (``measure.insitu``); no time per unit of work to learn
+        rows = [r for r in rows if r.get("status", "ok") == "ok" and (r.get("runtime_us_p50") or 0) > 0]
         if len(rows) < 5:
             raise ValueError(f"need at least 5 measured kernels to fit, got {len(rows)}")
         X = self.features(rows)
@@ -176,9 +207,12 @@ class KernelCostModel:
         return self
 
     def _cv_error_quantiles(self, rows, X, y, folds: int = 5) -> dict:
-        """Per kernel kind: 10th/50th/90th percentiles of log(measured / predicted) over
-        ``folds``-fold cross-validation on the fitted rows (what an 80 % interval of an
-        estimate is built from); kinds with fewer than 8 rows get the pooled figures."""
+        """Per kernel kind: low / median / high of log(measured / predicted) over
+        ``folds``-fold cross-validation on the fitted rows, the low and high taken at the
+        split-conformal ranks of an 80 % interval (:func:`_conformal_quantiles`: wider than
+        the 10th/90th percentiles when rows are few, so a new kernel falls inside about 80 %
+        of the time); kinds with fewer than ``MIN_ROWS_PER_KIND_INTERVAL`` rows get the
+        pooled figures."""
         from .features import kernel_kind
 
         if len(rows) < 4 * folds:
@@ -192,11 +226,10 @@ class KernelCostModel:
             m.fit(X[fold != f], y[fold != f])
             resid[fold == f] = y[fold == f] - m.predict(X[fold == f])
         kinds = np.array([kernel_kind(r["name"], r["args"]) for r in rows])
-        q = lambda v: [float(x) for x in np.percentile(v, [10, 50, 90])]  # noqa: E731
-        out = {"all": q(resid)}
+        out = {"all": _conformal_quantiles(resid)}
         for k in sorted(set(kinds)):
-            if (kinds == k).sum() >= 8:
-                out[k] = q(resid[kinds == k])
+            if (kinds == k).sum() >= MIN_ROWS_PER_KIND_INTERVAL:
+                out[k] = _conformal_quantiles(resid[kinds == k])
         return out
 
     def predict_interval_us(self, kernels: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -244,7 +277,7 @@ class KernelCostModel:
 class ResidualModel:
     """Corrects the table sum of a network from network-level features."""
 
-    def __init__(self, mode: str = DEFAULT_RESIDUAL_MODE, n_estimators: int = 150, max_depth: int = 2,
+    def __init__(self, mode: str = "scale", n_estimators: int = 150, max_depth: int = 2,
                  learning_rate: float = 0.1, random_state: int = 0):
         if mode not in RESIDUAL_MODES:
             raise ValueError(f"unknown residual mode {mode!r}; choose one of {RESIDUAL_MODES}")
@@ -268,7 +301,10 @@ class ResidualModel:
             raise ValueError(f"need at least 2 measured networks, got {len(X)}")
         self.scale_ = float(np.median(measured_us / table_sum_us))
         self.model_ = None
-        if self.mode != "scale":
+        self.coef_ = None
+        if self.mode in LINEAR_MODES:
+            self.coef_ = _nnls(_linear_design(self.mode, X, table_sum_us), measured_us)
+        elif self.mode != "scale":
             # learn what remains after the median calibration: robust with few networks
             t = self._target(table_sum_us * self.scale_, measured_us)
             self.model_ = _xgb(n_estimators=self.n_estimators, max_depth=self.max_depth,
@@ -280,6 +316,9 @@ class ResidualModel:
 
     def predict(self, X: np.ndarray, table_sum_us: np.ndarray) -> np.ndarray:
         """Corrected latency in microseconds, shape (n,)."""
+        if self.mode in LINEAR_MODES:
+            return _linear_design(self.mode, np.asarray(X, dtype=float),
+                                  np.asarray(table_sum_us, dtype=float)) @ np.asarray(self.coef_)
         base = np.asarray(table_sum_us, dtype=float) * self.scale_
         if self.model_ is None:
             return base
@@ -289,7 +328,9 @@ class ResidualModel:
     def save(self, path: str | Path, table: LatencyTable, network_keys: Sequence[str]) -> None:
         _save(self.model_, _saved_meta(self, table, kind="residual", mode=self.mode, scale=self.scale_,
                                        features=list(NETWORK_FEATURES), n_networks=self.n_networks_,
-                                       network_keys=list(network_keys)), Path(path))
+                                       network_keys=list(network_keys),
+                                       coef=None if self.coef_ is None else [float(c) for c in self.coef_]),
+              Path(path))
 
     @classmethod
     def load(cls, path: str | Path, table: LatencyTable | None = None) -> "ResidualModel":
@@ -304,9 +345,109 @@ class ResidualModel:
         m.scale_ = float(scale)
         m.n_networks_ = meta.get("n_networks")
         m.model_ = None
-        if meta["mode"] != "scale":
+        m.coef_ = None
+        if meta["mode"] in LINEAR_MODES:
+            coef = meta.get("coef")
+            if meta.get("features") != list(NETWORK_FEATURES) or not isinstance(coef, list) or \
+                    len(coef) != _linear_design(meta["mode"], np.zeros((1, len(NETWORK_FEATURES))), np.ones(1)).shape[1] \
+                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c) for c in coef):
+                raise StaleModelError(f"{path}.meta.json has no valid coefficients for mode {meta['mode']!r}; refit it")
+            m.coef_ = np.array(coef, dtype=float)
+        elif meta["mode"] != "scale":
             m.model_ = _load_xgb(path, meta)
         return m
+
+
+def _linear_design(mode: str, X: np.ndarray, table_sum_us: np.ndarray) -> np.ndarray:
+    """Columns of the linear residual modes, per network: ``calls``: [table sum, 1, calls];
+    ``kinds``: [table time of each kernel kind, 1, calls] (microseconds and counts; from the
+    network features ``log_table_sum_us``/``share_us_<kind>`` and ``calls``)."""
+    calls = X[:, NETWORK_FEATURES.index("calls")]
+    ones = np.ones(len(X))
+    if mode == "calls":
+        return np.column_stack([table_sum_us, ones, calls])
+    from .features import KINDS
+
+    shares = np.column_stack([X[:, NETWORK_FEATURES.index(f"share_us_{k}")] for k in KINDS])
+    return np.column_stack([shares * table_sum_us[:, None], ones, calls])
+
+
+def _nnls(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative least squares on relative errors (each row divided by its measured
+    latency, so a 1 ms and a 10 ms network weigh alike); a column that never varies
+    (a kernel kind absent from every training network) gets the overall scale instead of an
+    arbitrary 0, so an unseen kind is not priced at nothing."""
+    from scipy.optimize import nnls
+
+    w = 1.0 / np.asarray(y, dtype=float)
+    coef, _ = nnls(A * w[:, None], np.asarray(y, dtype=float) * w)
+    absent = ~np.any(A != 0, axis=0)
+    if absent.any():
+        present = ~absent
+        present[-2:] = False  # intercept and calls are not scales
+        scale = float(np.median(coef[present])) if present.any() else 1.0
+        coef[absent] = scale
+    return coef
+
+
+def _mape(pred, meas) -> float:
+    return float(np.mean(np.abs(np.asarray(pred) - meas) / meas) * 100)
+
+
+def cv_residual_mapes(X: np.ndarray, table_sum_us: np.ndarray, measured_us: np.ndarray,
+                      folds: int = 5, seed: int = 0) -> dict[str, float]:
+    """Cross-validated MAPE (%) of the table sum alone (``"none"``) and of each residual mode,
+    over ``folds`` folds of the training networks (leave-one-out when there are fewer
+    networks than folds). Only training networks enter; held-out networks never do."""
+    X = np.asarray(X, dtype=float)
+    sums = np.asarray(table_sum_us, dtype=float)
+    meas = np.asarray(measured_us, dtype=float)
+    n = len(meas)
+    k = min(folds, n)
+    fold = np.random.default_rng(seed).permutation(n) % k
+    out = {NO_RESIDUAL: _mape(sums, meas)}
+    for mode in RESIDUAL_MODES:
+        pred = np.empty(n)
+        for f in range(k):
+            tr, te = fold != f, fold == f
+            if tr.sum() < 2:
+                pred[te] = sums[te]
+                continue
+            pred[te] = ResidualModel(mode).fit(X[tr], sums[tr], meas[tr]).predict(X[te], sums[te])
+        out[mode] = _mape(pred, meas)
+    return out
+
+
+def fit_residual(X: np.ndarray, table_sum_us: np.ndarray, measured_us: np.ndarray,
+                 mode: str = DEFAULT_RESIDUAL_MODE, folds: int = 5) -> tuple["ResidualModel | None", dict]:
+    """The residual to use on top of the table sum, fitted on the training networks, and how
+    it was chosen. ``mode="auto"`` picks, by ``folds``-fold cross-validated MAPE on these
+    networks only, among no residual and each of ``RESIDUAL_MODES``; no residual wins unless a
+    mode beats it (so the residual never makes the training networks' CV error worse).
+    ``mode="none"`` returns no model; a named mode is fitted as asked. With fewer than 3
+    networks "auto" keeps the table sum alone (nothing to cross-validate on)."""
+    if mode not in (AUTO_RESIDUAL, NO_RESIDUAL, *RESIDUAL_MODES):
+        raise ValueError(f"unknown residual mode {mode!r}; choose one of "
+                         f"{(AUTO_RESIDUAL, NO_RESIDUAL, *RESIDUAL_MODES)}")
+    n = len(np.asarray(measured_us))
+    selection: dict = {"asked": mode, "training_networks": n}
+    if mode == AUTO_RESIDUAL:
+        if n < 3:
+            selection.update(chosen=NO_RESIDUAL, why=f"{n} training networks: too few to cross-validate")
+            return None, selection
+        cv = cv_residual_mapes(X, table_sum_us, measured_us, folds)
+        floor = min(cv.values())
+        # the simplest mode within a hair of the best: ties never buy complexity
+        best = next(m for m in SIMPLEST_FIRST if cv[m] <= floor + max(0.05, 0.02 * floor))
+        selection.update(chosen=best, cv_mape_pct=cv, folds=min(folds, n),
+                         why="the simplest mode within 2 % (relative) of the lowest cross-validated MAPE "
+                             "on the training networks")
+        mode = best
+    else:
+        selection["chosen"] = mode
+    if mode == NO_RESIDUAL or n < 2:
+        return None, selection
+    return ResidualModel(mode).fit(X, table_sum_us, measured_us), selection
 
 
 # ------------------------------------------------------------------ predictor

@@ -62,6 +62,7 @@ class Kernel:
     flops: float
     count: int = 1
     func: Any = field(default=None, repr=False, compare=False)
+    n_inputs: int | None = field(default=None, compare=False)  # leading args read; the rest are outputs
 
     @property
     def bytes(self) -> int:
@@ -200,12 +201,15 @@ def _fold_constant_reshapes(mod: "tvm.IRModule") -> "tvm.IRModule":
     return mod
 
 
-def fuse(mod: "tvm.IRModule") -> "tvm.IRModule":
-    """Fold BatchNorm into convolutions and fuse operators into PrimFunc kernels."""
+def fuse(mod: "tvm.IRModule", layout: str | None = None) -> "tvm.IRModule":
+    """Fold BatchNorm into convolutions and fuse operators into PrimFunc kernels, the
+    convolutions in ``layout`` (``lower.layout``; None: NCHW as imported)."""
     import tvm
     from tvm import relax
 
-    mod = _fold_constant_reshapes(mod)
+    from .layout import convert_layout
+
+    mod = convert_layout(_fold_constant_reshapes(mod), layout)
     seq = tvm.transform.Sequential(
         [
             relax.transform.FoldBatchnormToConv2D(),
@@ -236,21 +240,26 @@ def _arg_specs(prim_func) -> tuple[ArgSpec, ...]:
     return tuple(specs)
 
 
-def _call_counts(fused_mod) -> Counter:
-    """How many times each PrimFunc (by GlobalVar name) is called from Relax functions."""
+def _call_counts(fused_mod) -> tuple[Counter, dict[str, int]]:
+    """How many times each PrimFunc (by GlobalVar name) is called from Relax functions, and
+    how many of its leading parameters each call passes as inputs (the rest are outputs)."""
     from tvm import relax
 
     counts: Counter = Counter()
+    n_inputs: dict[str, int] = {}
     for gv, func in fused_mod.functions.items():
         if not isinstance(func, relax.Function):
             continue
 
         def visit(expr):
             if isinstance(expr, relax.Call) and getattr(expr.op, "name", None) == "relax.call_tir":
-                counts[expr.args[0].name_hint] += 1
+                name = expr.args[0].name_hint
+                counts[name] += 1
+                args = expr.args[1]
+                n_inputs[name] = len(args.fields) if isinstance(args, relax.Tuple) else 1
 
         relax.analysis.post_order_visit(func.body, visit)
-    return counts
+    return counts, n_inputs
 
 
 def extract_kernels(fused_mod) -> list[Kernel]:
@@ -262,7 +271,7 @@ def extract_kernels(fused_mod) -> list[Kernel]:
     from tvm import tirx
     from tvm.s_tir.analysis import estimate_tir_flops
 
-    counts = _call_counts(fused_mod)
+    counts, n_inputs = _call_counts(fused_mod)
     by_hash: dict[str, Kernel] = {}
     for gv, func in fused_mod.functions.items():
         if not isinstance(func, tirx.PrimFunc):
@@ -278,5 +287,5 @@ def extract_kernels(fused_mod) -> list[Kernel]:
             flops = float(estimate_tir_flops(tvm.IRModule({"main": func.with_attr("global_symbol", "main")})))
         except Exception:  # estimate fails on some opaque ops; FLOPs are then unknown
             flops = float("nan")
-        by_hash[h] = Kernel(name, h, _arg_specs(func), flops, counts[name], func)
+        by_hash[h] = Kernel(name, h, _arg_specs(func), flops, counts[name], func, n_inputs.get(name))
     return sorted(by_hash.values(), key=lambda k: k.name)

@@ -34,15 +34,16 @@ class LoweredNetwork:
     space: str | None = None  # the space name when built from an architecture
 
 
-def lower_relax(mod, name: str = "relax") -> LoweredNetwork:
-    """Fuse a Relax module and extract its kernels and input specs. A module TVM cannot lower,
+def lower_relax(mod, name: str = "relax", layout: str | None = None) -> LoweredNetwork:
+    """Fuse a Relax module (convolutions in ``layout``, a target's ``conv_layout``; None:
+    NCHW) and extract its kernels and input specs. A module TVM cannot lower,
     one without a ``main`` function, or one whose ``main`` takes a dynamic shape is a
     ``ModelError`` saying so."""
     if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
         raise ModelError(f"{name}: the Relax module has no 'main' function "
                          f"(functions: {', '.join(sorted(gv.name_hint for gv in mod.get_global_vars())) or 'none'})")
     try:
-        fused = fuse(mod)
+        fused = fuse(mod, layout)
     except Exception as e:  # TVM raises assorted types on graphs its passes cannot handle
         from ..core.interrupt import reraise_if_interrupted
 
@@ -54,23 +55,24 @@ def lower_relax(mod, name: str = "relax") -> LoweredNetwork:
     return LoweredNetwork(name, fused, extract_kernels(fused), inputs)
 
 
-def lower_torch(module, input_shape, name: str = "torch") -> LoweredNetwork:
-    return lower_relax(from_torch(module, tuple(input_shape)), name)
+def lower_torch(module, input_shape, name: str = "torch", layout: str | None = None) -> LoweredNetwork:
+    return lower_relax(from_torch(module, tuple(input_shape)), name, layout)
 
 
-def lower_arch(space: SearchSpace, arch: Arch, name: str = "arch") -> LoweredNetwork:
+def lower_arch(space: SearchSpace, arch: Arch, name: str = "arch", layout: str | None = None) -> LoweredNetwork:
     from ..space.model import build_model, input_shape
 
-    net = lower_torch(build_model(space, arch), input_shape(space, arch), name)
+    net = lower_torch(build_model(space, arch), input_shape(space, arch), name, layout)
     net.space = space.name
     return net
 
 
-def lower_onnx(path: str | Path, shape=None) -> LoweredNetwork:
-    return lower_relax(from_onnx_file(path, shape), Path(path).stem)
+def lower_onnx(path: str | Path, shape=None, layout: str | None = None) -> LoweredNetwork:
+    return lower_relax(from_onnx_file(path, shape), Path(path).stem, layout)
 
 
-def load_model(path: str | Path, space: str | SearchSpace = "fashion", shape=None) -> LoweredNetwork:
+def load_model(path: str | Path, space: str | SearchSpace = "fashion", shape=None,
+               layout: str | None = None) -> LoweredNetwork:
     """Lower a model file: an architecture JSON (of ``space``, or the space it names in a
     ``"space"`` field) or an ONNX file (``shape``: its input shape, needed only when the file's
     is dynamic). A missing, unreadable or malformed file, or a ``shape`` that does not apply,
@@ -87,13 +89,13 @@ def load_model(path: str | Path, space: str | SearchSpace = "fashion", shape=Non
     if path.suffix == ".onnx":
         if shape is not None:
             _check_onnx_shape(path, shape)
-        return lower_onnx(path, shape)
+        return lower_onnx(path, shape, layout)
     if path.suffix == ".json":
         if shape is not None:
             raise ModelError(f"--shape applies to ONNX models only; the input of architecture {path} "
                              f"comes from its space (its 'resolution' and the space's in_channels)")
         sp, arch = read_arch(path, space)
-        return lower_arch(sp, arch, path.stem)
+        return lower_arch(sp, arch, path.stem, layout)
     raise ModelError(f"{path}: unsupported model file type {path.suffix!r}; expected .json (architecture) or .onnx")
 
 

@@ -30,11 +30,17 @@ class KernelItem:
 @dataclass(frozen=True)
 class KernelBatch:
     """One compiled kernel library and its items; ``error`` is set (and ``library`` None)
-    when the batch could not be built, so every item fails with that message."""
+    when the batch could not be built, so every item fails with that message.
+
+    ``network_inputs`` set: the library is a *batch network* (``lower.batchnet``), a Relax VM
+    executable whose ``main`` (taking these inputs) calls every item; its items are timed
+    inside it, call by call (``measure.insitu``), not alone."""
 
     library: Path | None
     items: tuple[KernelItem, ...]
     error: str | None = None
+    network_inputs: tuple[ArgSpec, ...] | None = None
+    evaluator: Evaluator | None = None  # this batch's settings (e.g. the baseline learnt so far)
 
 
 @dataclass
@@ -95,17 +101,36 @@ class Runner(abc.ABC):
     ) -> MeasureResult:
         """Time the Relax VM function ``main`` of an exported network ``library``."""
 
+    def measure_batch_network(self, library: Path, items: Sequence[KernelItem],
+                              inputs: Sequence[ArgSpec], evaluator: Evaluator) -> Iterator[MeasureResult]:
+        """Yield one result per item of a batch network ``library`` (``KernelBatch``), each
+        timed inside it. Runners that cannot time calls inside a network do not override
+        this and say so through ``times_in_network``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot time kernels inside a network")
+
+    def times_in_network(self) -> bool:
+        """Whether ``measure_batch_network`` works on this runner's devices."""
+        return False
+
+    def measure_batch(self, b: KernelBatch, evaluator: Evaluator) -> Iterator[MeasureResult]:
+        """One result per item of ``b``: its build error, or its items timed the way the
+        batch was built (alone, or inside a batch network)."""
+        evaluator = b.evaluator or evaluator
+        if b.error is not None:
+            for item in b.items:
+                yield MeasureResult(item.key, error=b.error)
+        elif b.network_inputs is not None:
+            yield from self.measure_batch_network(b.library, b.items, b.network_inputs, evaluator)
+        else:
+            yield from self.measure_kernels(b.library, b.items, evaluator)
+
     def measure_batches(self, batches: Iterable[KernelBatch], evaluator: Evaluator) -> Iterator[MeasureResult]:
         """Yield one result per item of every batch (consumed lazily), as each finishes.
 
         This default measures one batch after another; runners with several devices
         (``RPCRunner``) override it to measure batches in parallel."""
         for b in batches:
-            if b.error is not None:
-                for item in b.items:
-                    yield MeasureResult(item.key, error=b.error)
-            else:
-                yield from self.measure_kernels(b.library, b.items, evaluator)
+            yield from self.measure_batch(b, evaluator)
 
     def close(self) -> None:
         """Release devices and processes."""

@@ -37,14 +37,19 @@ def export(lib, target: TargetSpec, path: Path) -> Path:
 
 
 def build_kernel_library(funcs: Sequence[tuple[str, object]], target: TargetSpec, path: Path) -> Path:
-    """Compile ``(symbol, PrimFunc)`` pairs into one shared library at ``path``.
+    """Compile ``(symbol, PrimFunc)`` pairs into one shared library at ``path``, with the
+    reference kernel (``lower.batchnet.reference_func``) as ``chamtvm_reference``.
 
     The PrimFuncs are already scheduled where a database applies; GPU kernels without a
     schedule get the target's default dlight schedule, as in a network build.
     """
     import tvm
 
+    from ..lower.batchnet import REFERENCE_SYMBOL, reference_func
+
     tvm_target = target.tvm()
+    if target.device == "cpu":  # the device's speed, beside every kernel (a CPU schedule)
+        funcs = [*funcs, (REFERENCE_SYMBOL, reference_func())]
     mod = tvm.IRModule({sym: f.with_attr("global_symbol", sym) for sym, f in funcs})
     if target.device == "cuda":
         mod = _gpu_default_schedule(mod, tvm_target)
@@ -52,12 +57,55 @@ def build_kernel_library(funcs: Sequence[tuple[str, object]], target: TargetSpec
     return export(lib, target, path)
 
 
-def compile_network(fused_mod, target: TargetSpec, schedules=None):
-    """Relax VM executable of a fused module with the target's pipeline and schedules."""
+def build_batch_network(kernels, target: TargetSpec, path: Path) -> list:
+    """Compile the batch network (``lower.batchnet``) of ``(symbol, scheduled PrimFunc,
+    Kernel)`` triples with the target's Relax pipeline and export it to ``path``; the input
+    specs of its ``main``."""
+    import tvm
+    from tvm import relax
+
+    from ..lower.batchnet import batch_network
+
+    mod, inputs = batch_network(kernels)
+    if target.device == "cpu":
+        mod = with_reference(mod)
+    tvm_target = target.tvm()
+    if target.device == "cuda":
+        mod = _gpu_default_schedule(mod, tvm_target)
+    ex = tvm.compile(mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))
+    export(ex, target, path)
+    return inputs
+
+
+def with_reference(fused_mod):
+    """``fused_mod`` plus a Relax function ``chamtvm_reference`` running the reference kernel
+    (``lower.batchnet.reference_func``), so a measurement of the network can time the device's
+    speed beside it (``measure.timing.time_network``); ``main`` is untouched."""
+    import tvm
+    from tvm import relax
+
+    from ..lower.batchnet import REFERENCE_ARGS, REFERENCE_SYMBOL, reference_func
+
+    bb = relax.BlockBuilder(tvm.IRModule(dict(fused_mod.functions.items()), attrs=fused_mod.attrs))
+    params = [relax.Var(f"r{i}", relax.TensorType(list(a.shape), a.dtype)) for i, a in enumerate(REFERENCE_ARGS[:2])]
+    with bb.function(REFERENCE_SYMBOL, params):
+        gv = bb.add_func(reference_func().with_attr("global_symbol", f"{REFERENCE_SYMBOL}_kernel"),
+                         f"{REFERENCE_SYMBOL}_kernel")
+        out = bb.emit(relax.call_tir(gv, params, relax.TensorType(list(REFERENCE_ARGS[2].shape), REFERENCE_ARGS[2].dtype)))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def compile_network(fused_mod, target: TargetSpec, schedules=None, reference: bool = False):
+    """Relax VM executable of a fused module with the target's pipeline and schedules; with
+    ``reference``, carrying the reference kernel too (``with_reference``: for measuring; CPU
+    targets, whose reference kernel has a CPU schedule)."""
     import tvm
     from tvm import relax
 
     tvm_target = target.tvm()
     if schedules is not None:
         fused_mod = schedules.apply_to_module(fused_mod)
+    if reference and target.device == "cpu":
+        fused_mod = with_reference(fused_mod)
     return tvm.compile(fused_mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))

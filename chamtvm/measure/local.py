@@ -125,6 +125,29 @@ class LocalRunner(Runner):
             yield MeasureResult(key, error=why)
             todo = [i for i in todo if i.key != key]
 
+    def times_in_network(self) -> bool:
+        return self.target.device == "cpu"
+
+    def measure_batch_network(self, library: Path, items: Sequence[KernelItem],
+                              inputs: Sequence[ArgSpec], evaluator: Evaluator) -> Iterator[MeasureResult]:
+        """The items of a batch network timed inside it in one child process; if the child
+        dies, every item of the batch fails with why (``table.fill`` then times them again,
+        one batch network each, to find the culprit)."""
+        request = {"mode": "batchnet", "library": str(library), "device": self.target.device,
+                   "items": [i.to_json() for i in items], "inputs": [a.to_list() for a in inputs],
+                   "evaluator": evaluator.to_dict()}
+        done, outcome = set(), None
+        for res in self._run_child(request, [i.key for i in items]):
+            if isinstance(res, MeasureResult):
+                done.add(res.key)
+                yield res
+            else:
+                outcome = res
+        if outcome and outcome[0] != "done":
+            for i in items:
+                if i.key not in done:
+                    yield MeasureResult(i.key, error=f"batch network: {outcome[2]}")
+
     def measure_network(self, library: Path, inputs: Sequence[ArgSpec], evaluator: Evaluator,
                         key: str = "network") -> MeasureResult:
         request = {"mode": "network", "library": str(library), "device": self.target.device,

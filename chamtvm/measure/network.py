@@ -22,11 +22,12 @@ if TYPE_CHECKING:  # schedules are applied duck-typed (``.apply``); measure sits
 
 def measure_network(net: LoweredNetwork, target: TargetSpec, runner: Runner,
                     schedules: ScheduleSource | None = None, work_dir: str | Path | None = None,
-                    key: str | None = None) -> MeasureResult:
-    """Compile ``net`` with the target's pipeline and schedules and time it end to end."""
+                    key: str | None = None, evaluator=None) -> MeasureResult:
+    """Compile ``net`` with the target's pipeline and schedules (and the reference kernel) and
+    time it end to end with ``evaluator`` (default: the target's ``network_evaluator``)."""
     key = key or net.name
     try:
-        ex = compile_network(net.fused, target, schedules)
+        ex = compile_network(net.fused, target, schedules, reference=True)
     except Exception as e:
         from ..core.interrupt import reraise_if_interrupted
 
@@ -34,4 +35,4 @@ def measure_network(net: LoweredNetwork, target: TargetSpec, runner: Runner,
         return MeasureResult(key, error=f"compile failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
     with tempfile.TemporaryDirectory(prefix="chamtvm-net-", dir=work_dir) as tmp:
         lib = export(ex, target, Path(tmp) / "net.so")
-        return runner.measure_network(lib, net.inputs, target.network_evaluator, key=key)
+        return runner.measure_network(lib, net.inputs, evaluator or target.network_evaluator, key=key)

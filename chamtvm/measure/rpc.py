@@ -164,6 +164,30 @@ def default_run_network(session, module, inputs: Sequence[ArgSpec], evaluator: E
     return time_network(module, target.tvm_device(session), inputs, evaluator, key=key)
 
 
+def default_run_batch_network(session, module, items: Sequence[KernelItem], inputs: Sequence[ArgSpec],
+                              evaluator: Evaluator, target: TargetSpec) -> list[MeasureResult]:
+    """The items of a batch network timed inside it on the device, through the device's own
+    ``chamtvm.time_calls`` (``measure.insitu.register_device_function``); the nominal-speed
+    sampling runs here, between remote reference timings."""
+    from .insitu import DEVICE_FUNC, calls_from_dict
+    from .timing import time_batch_network
+
+    f = session.get_function(DEVICE_FUNC)
+    return time_batch_network(module, target.tvm_device(session), inputs, items, evaluator,
+                              device_calls=lambda m, runs, args: calls_from_dict(json.loads(str(f(m, runs, *args)))))
+
+
+def times_in_network(session) -> bool:
+    """Whether the device answers ``chamtvm.time_calls`` (chamtvm's own RPC servers do)."""
+    from .insitu import DEVICE_FUNC
+
+    try:
+        session.get_function(DEVICE_FUNC)
+        return True
+    except Exception:
+        return False
+
+
 def default_device_info(session) -> dict:
     """What the device says about itself through ``chamtvm.device_info`` ({} if nothing)."""
     try:
@@ -207,6 +231,8 @@ class _Task:
     items: list[KernelItem]
     batch_no: int
     error: str | None = None  # build failure: every item fails with it
+    evaluator: Evaluator | None = None  # the batch's own settings, if any
+    network_inputs: tuple | None = None  # a batch network: its items timed inside it, at once
 
 
 @dataclass
@@ -260,10 +286,13 @@ class RPCRunner(Runner):
         self.f_run_network = f_run_network or (
             lambda s, m, inp, e, k: default_run_network(s, m, inp, e, k, self.target))
         self.f_device_info = f_device_info or default_device_info
+        self.f_run_batch_network = lambda s, m, items, inp, e: default_run_batch_network(s, m, items, inp, e,
+                                                                                        self.target)
         self.f_cleanup = f_cleanup or default_cleanup
         self.log = log or (lambda msg: None)
         self.emulated = bool(emulated)
         self.device_info: dict = {}
+        self.in_network = False  # the devices time calls inside a network (``times_in_network``)
         self.stats = _Stats()
         self._opened = False
         self._lock = threading.Lock()
@@ -364,7 +393,9 @@ class RPCRunner(Runner):
 
     def _note_device(self, session) -> None:
         info = self.f_device_info(session) or {}
+        in_network = times_in_network(session)
         with self._lock:
+            self.in_network = in_network
             if info:
                 self.device_info = info
             if info.get("emulated") or self.forced_emulated:
@@ -379,6 +410,17 @@ class RPCRunner(Runner):
     def measure_kernels(self, library: Path, items: Sequence[KernelItem],
                         evaluator: Evaluator) -> Iterator[MeasureResult]:
         return self.measure_batches([KernelBatch(Path(library), tuple(items))], evaluator)
+
+    def times_in_network(self) -> bool:
+        """Whether the devices under the key time calls inside a network (asked once, when the
+        runner opens: chamtvm's own servers answer ``chamtvm.time_calls``)."""
+        self.open()
+        return self.in_network and self.target.device == "cpu"
+
+    def measure_batch_network(self, library: Path, items: Sequence[KernelItem],
+                              inputs: Sequence[ArgSpec], evaluator: Evaluator) -> Iterator[MeasureResult]:
+        return self.measure_batches([KernelBatch(Path(library), tuple(items), network_inputs=tuple(inputs))],
+                                    evaluator)
 
     def parallelism(self) -> int:
         n = self.available_devices()
@@ -416,8 +458,10 @@ class RPCRunner(Runner):
                 for item in task.items:
                     emit(("result", MeasureResult(item.key, error=why)))
                 return None
+            if task.network_inputs is not None:
+                return self._run_batch_network(task, dev, module, evaluator, emit)
             for i, item in enumerate(task.items):
-                rest = _Task(task.library, task.items[i + 1:], task.batch_no)
+                rest = _Task(task.library, task.items[i + 1:], task.batch_no, evaluator=task.evaluator)
                 try:
                     res = dev.call(self.f_run_kernel, min(dev.deadline, time.monotonic() + self.item_timeout_s),
                                    module, item, evaluator)
@@ -442,6 +486,25 @@ class RPCRunner(Runner):
                 emit(("result", res))
             return None
 
+    def _run_batch_network(self, task: _Task, dev, module, evaluator: Evaluator, emit) -> _Task | None:
+        """A batch network's items, timed inside it in one call on the device."""
+        try:
+            results = dev.call(self.f_run_batch_network, dev.deadline, module, task.items, task.network_inputs,
+                               evaluator)
+        except FutureTimeout:
+            dev.abandon()
+            results = [MeasureResult(i.key, error=f"batch network: timed out on {self.label}") for i in task.items]
+        except Exception as e:
+            results = [MeasureResult(i.key, error=f"batch network: {_first_line(e)}") for i in task.items]
+        addr = getattr(dev.session, "device_addr", None)
+        for res in results:
+            if addr:
+                res.extra["device"] = f"{addr[0]}:{addr[1]}"
+            if self.emulated:
+                res.extra["emulated"] = True
+            emit(("result", res))
+        return None
+
     def _session_died(self, task: _Task, i: int, why: str, attempts: dict, emit) -> _Task | None:
         item = task.items[i]
         with self._lock:
@@ -452,8 +515,8 @@ class RPCRunner(Runner):
             emit(("result", MeasureResult(
                 item.key, error=f"remote session died {n} times while running this kernel "
                                 f"(it crashes the device or the device keeps dropping): {why}")))
-            return _Task(task.library, task.items[i + 1:], task.batch_no)
-        return _Task(task.library, task.items[i:], task.batch_no)
+            return _Task(task.library, task.items[i + 1:], task.batch_no, evaluator=task.evaluator)
+        return _Task(task.library, task.items[i:], task.batch_no, evaluator=task.evaluator)
 
     def _lost(self, msg: str) -> None:
         with self._lock:
@@ -565,7 +628,8 @@ class _BatchScheduler:
                     if self.stop:
                         return
                     self.outstanding += 1
-                self.tasks.put(_Task(Path(b.library) if b.library else Path(), list(b.items), no, b.error))
+                self.tasks.put(_Task(Path(b.library) if b.library else Path(), list(b.items), no, b.error,
+                                     b.evaluator, b.network_inputs))
                 with self.cond:
                     self.cond.notify_all()
         except BaseException as e:  # a build that raises: stop cleanly with its message
@@ -591,7 +655,7 @@ class _BatchScheduler:
             except queue.Empty:
                 continue
             try:
-                rest = self.runner._run_task(task, self.evaluator, self.attempts, self.results.put)
+                rest = self.runner._run_task(task, task.evaluator or self.evaluator, self.attempts, self.results.put)
             except BaseException as e:  # DeviceError ends the run; never let a worker die silently
                 self.results.put(("fatal", e))
                 self._halt()

@@ -1,8 +1,10 @@
 """Measuring process: ``python -m chamtvm.measure.worker`` reads one JSON request on stdin
 and prints one ``RESULT <json>`` line per item on stdout as each finishes.
 
-Request: ``{"mode": "kernels"|"network", "library": path, "device": "cpu"|"cuda",
+Request: ``{"mode": "kernels"|"batchnet"|"network", "library": path, "device": "cpu"|"cuda",
 "items": [...] | "inputs": [[shape, dtype], ...], "evaluator": {...}, "key": str}``.
+``batchnet``: the items of a batch network (``lower.batchnet``) timed inside it
+(``inputs``: its ``main``'s parameters).
 Running apart from the parent means a kernel that crashes, or a kill, costs at most the
 item in flight: every finished result has already been printed.
 """
@@ -30,7 +32,13 @@ def main() -> int:
     meter = open_meter(request.get("device", "cpu"))  # None where no counter is readable
     evaluator = Evaluator(**request["evaluator"])
     module = tvm.runtime.load_module(request["library"])
-    if request["mode"] == "kernels":
+    if request["mode"] == "batchnet":
+        from .timing import time_batch_network
+
+        items = [KernelItem.from_json(d) for d in request["items"]]
+        inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
+        results = time_batch_network(module, dev, inputs, items, evaluator)
+    elif request["mode"] == "kernels":
         items = [KernelItem.from_json(d) for d in request["items"]]
         results = time_kernels(module, dev, items, evaluator, meter=meter)
     else:

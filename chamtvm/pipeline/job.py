@@ -136,7 +136,7 @@ TUNE_STEPS: list[Step] = [
                 "nets_table"),
          writes=("regrets", "regret_networks"), enabled=adapt.regret_enabled),
     Step("report", step_report,
-         reads=("cfg", "target", "runner", "space", "table", "kernels", "prepared", "models", "skipped", "log"),
+         reads=("cfg", "target", "runner", "space", "table", "kernels", "prepared", "models", "skipped", "log", "nets_table"),
          optional_reads=("heldout", "prepared_tuned", "table_fill", "tuned_fill", "calibration_measured",
                          "adaptive_calibration", "tuned_now", "trainer_note", "accuracy", "search_ctx", "picks",
                          "exports", "pick_prices", "regrets", "regret_networks"),

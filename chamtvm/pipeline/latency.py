@@ -149,6 +149,7 @@ class FittedModels:
     n_train: int
     kernel_rows: int
     paths: dict
+    residual_selection: dict  # how the residual was chosen (``latency.models.fit_residual``)
 
 
 def price_archs(space, archs, predictor, target: TargetSpec, runner: Runner, schedules: ScheduleSource,
@@ -171,10 +172,12 @@ def price_archs(space, archs, predictor, target: TargetSpec, runner: Runner, sch
 
 def step_models(s) -> None:
     """Fit and save the unseen-kernel model (table rows) and the residual model (training networks)."""
+    from pathlib import Path
+
     from ..latency.models import (
         KernelCostModel,
         LatencyPredictor,
-        ResidualModel,
+        fit_residual,
         model_paths,
         network_training_set,
     )
@@ -185,7 +188,7 @@ def step_models(s) -> None:
     kernel_model = KernelCostModel().fit(rows) if len(rows) >= 5 else None
     if kernel_model is not None:
         kernel_model.save(kernel_path, table)
-    residual, n_train = None, 0
+    residual, n_train, selection = None, 0, {"chosen": "none", "why": "no training networks"}
     if cfg.train_networks >= 2:
         rng = np.random.default_rng(cfg.train_seed)
         archs = [space.sample(rng) for _ in range(cfg.train_networks)]
@@ -198,12 +201,17 @@ def step_models(s) -> None:
         keys = {p.row["key"] for _, p in priced if p.ok}
         X, sums, meas, all_keys = network_training_set(s.nets_table, table, s.target.fingerprint)
         pick = [i for i, k in enumerate(all_keys) if k in keys]
-        if len(pick) >= 2:
-            residual = ResidualModel(cfg.residual_mode).fit(X[pick], sums[pick], meas[pick])
+        n_train = len(pick)
+        if n_train >= 2:
+            residual, selection = fit_residual(X[pick], sums[pick], meas[pick], cfg.residual_mode)
+        if residual is not None:
             residual.save(residual_path, table, [all_keys[i] for i in pick])
-            n_train = len(pick)
+        else:  # no residual beats the table sum: a residual saved by an earlier run must not be used
+            for stale in (residual_path, Path(str(residual_path) + ".meta.json")):
+                stale.unlink(missing_ok=True)
     s.models = FittedModels(LatencyPredictor(table, kernel_model, residual), residual, n_train, len(rows),
-                            {"kernel_model": str(kernel_path), "residual": str(residual_path) if residual else None})
+                            {"kernel_model": str(kernel_path), "residual": str(residual_path) if residual else None},
+                            selection)
 
 
 def step_heldout(s) -> None:

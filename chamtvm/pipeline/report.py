@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..core.metrics import fidelity
 from ..core.versions import tvm_version
+from ..table.noise import noise_line, noise_summary
 from ..tuning.schedules import DEFAULT_TAG
 from ..search.uncertainty import flat_front_warning
 from .adapt import QUANTILES, pick_report
@@ -33,7 +34,8 @@ def step_report(s) -> None:
         "tuning": {"trials_budget": cfg.trials, "trials_per_kernel": cfg.trials_per_kernel,
                    "tuned_now": s.get("tuned_now", []),
                    "kernels_with_tuned_schedule": sum(1 for p in prepared if p.schedule != DEFAULT_TAG)},
-        "predictor": {"residual_mode": cfg.residual_mode if models.residual else "none",
+        "predictor": {"residual_mode": models.residual.mode if models.residual else "none",
+                      "residual_selection": models.residual_selection,
                       "training_networks": models.n_train, "kernel_model_rows": models.kernel_rows,
                       "models": models.paths},
         "networks": results,
@@ -42,13 +44,28 @@ def step_report(s) -> None:
         "fidelity_table_sum": fidelity([r["table_sum_ms"] for r in results], [r["measured_ms"] for r in results])
         if results else None,
         "skipped_steps": dict(s.skipped),
+        "measurement_noise": run_noise(s),
     }
+    s.log(noise_line(report["measurement_noise"]))
     report.update(adapt_report(s))
     if report["picks"]:
         plot = Path(cfg.runs_dir) / f"tune-{target.name}" / f"{space.name}-picks.png"
         picks_plot(report, plot)
         report["picks_plot"] = str(plot)
     s.report = report
+
+
+def run_noise(s) -> dict:
+    """The noise of this run's measurements (``table.noise``): the rows of the space's kernels
+    as priced and the networks measured end to end (training and held-out), and the nominal
+    speed learnt for the target."""
+    from ..table.reference import ReferenceBaseline
+
+    prepared = s.get("prepared_tuned") or s.prepared
+    kernel_rows = [r for r in (s.table.get(p.key) for p in prepared) if r is not None]
+    network_rows = [r for r in s.nets_table.rows() if r.get("key", "").startswith(s.target.fingerprint)]
+    reference = ReferenceBaseline(s.table.path.parent, s.target.name, s.target.fingerprint).summary()
+    return noise_summary(kernel_rows, network_rows, reference)
 
 
 def adapt_report(s) -> dict:

@@ -17,17 +17,26 @@ import os
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 from ..lower.kernels import Kernel
 from .store import LatencyTable, failed_row, make_key, ok_row
 from ..measure.base import KernelBatch, KernelItem, Runner
-from ..measure.compile import build_kernel_library
+from ..measure.compile import build_batch_network, build_kernel_library
 from ..tuning.schedules import ScheduleSource
 from ..targets.spec import TargetSpec
 from ..core.versions import tvm_version
+from .reference import ReferenceBaseline
 
+
+
+MAX_TIMINGS = 3  # a kernel timed this often is kept even if never at nominal speed
+
+# what a runner reports beside the samples that a row keeps (``measure.timing``)
+ROW_EXTRAS = ("timing", "overhead_us", "reference_us", "reference_p10_us", "reference_baseline_us",
+              "samples_taken", "samples_nominal", "nominal", "slow_ratio", "corrected_by_slow_factor",
+              "other_cores", "attempts", "runtime_threads")
 
 
 @dataclass
@@ -83,6 +92,7 @@ class BuildSummary:
     failed: int = 0
     skipped_failed_before: int = 0
     measured_elsewhere: int = 0  # measured meanwhile by another run on the same table
+    retimed_not_nominal: int = 0  # rows timed while the device ran slow, timed again
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -205,25 +215,37 @@ def fill_table(
     finished since the last call.
     """
     summary = BuildSummary(requested=len(prepared))
+    in_network = target.kernel_timing == "in_network" and runner.times_in_network()
+    kind = "vm" if in_network else "lib"
+    baseline = ReferenceBaseline(table.path.parent, target.name, target.fingerprint, log)
+    tolerance = target.evaluator.nominal_tolerance
     seen: set[str] = set()
     todo = []
     for p in prepared:
         if p.key in seen:
             continue
         seen.add(p.key)
-        if p.key in table:
+        row = table.get(p.key)
+        if row is not None and (baseline.is_nominal(row, kind, tolerance) or table.timings(p.key) >= MAX_TIMINGS):
             summary.already_in_table += 1
-        elif table.failed(p.key) is not None and not retry_failed:
+        elif row is None and table.failed(p.key) is not None and not retry_failed:
             summary.skipped_failed_before += 1
         else:
+            if row is not None:
+                summary.retimed_not_nominal += 1  # timed while the device ran slow: once more
             todo.append(p)
     if not todo:
         return summary
-    failed_before = {p.key: (table.failed(p.key) or {}).get("crc") for p in todo}
+    before = {p.key: ((table.get(p.key) or {}).get("crc"), (table.failed(p.key) or {}).get("crc")) for p in todo}
 
     def done(key: str) -> bool:  # settled by a row appended since this run decided to measure it
-        f = table.failed(key)
-        return key in table or (f is not None and f.get("crc") != failed_before[key])
+        ok, f = table.get(key), table.failed(key)
+        return (ok is not None and ok.get("crc") != before[key][0]) or \
+            (f is not None and f.get("crc") != before[key][1])
+
+    def evaluator():  # the device's nominal speed as learnt so far (table.reference)
+        return replace(target.evaluator, reference_baseline_us=baseline.baseline_us(kind),
+                       slow_factor=baseline.slow_factor(kind))
 
     by_key = {p.key: p for p in todo}
     claims = TableClaims(table)
@@ -240,7 +262,8 @@ def fill_table(
                     if progress:
                         progress(len(finished))
                 if mine:
-                    yield from build_batches(mine, target, tmp, batch_size, counter)
+                    for b in build_batches(mine, target, tmp, batch_size, counter, in_network):
+                        yield replace(b, evaluator=evaluator())
             pending = waiting
             if pending:
                 if log and time.time() - said > 60:
@@ -250,18 +273,43 @@ def fill_table(
                     said = time.time()
                 time.sleep(poll_s)
 
+    ratios_seen: set[float] = set()
+    alone_again: list[PreparedKernel] = []  # items of a batch network that died: each alone next
+    retried: set[str] = set()
+
+    def results(tmp: Path):
+        # measure_batches consumes the batches lazily; a runner with several devices
+        # compiles the next batches while the devices measure.
+        yield from runner.measure_batches(claimed_batches(tmp), target.evaluator)
+        if alone_again:
+            again, counter = list(alone_again), [10 ** 6]
+            retried.update(p.key for p in again)
+            yield from runner.measure_batches((replace(b, evaluator=evaluator()) for b in
+                                               build_batches(again, target, tmp, 1, counter, in_network)),
+                                              target.evaluator)
+
     try:
         with tempfile.TemporaryDirectory(prefix="chamtvm-batch-", dir=work_dir) as tmp:
-            # measure_batches consumes the batches lazily; a runner with several devices
-            # compiles the next batches while the devices measure. Results come back here,
-            # in this thread, and each is appended as it arrives.
-            for res in runner.measure_batches(claimed_batches(Path(tmp)), target.evaluator):
+            # results come back here, in this thread, and each is appended as it arrives
+            for res in results(Path(tmp)):
                 p = by_key.get(res.key)
                 if p is None:
                     continue
+                if in_network and not res.ok and (res.error or "").startswith("batch network:") \
+                        and p.key not in retried:
+                    alone_again.append(p)  # a crash of one kernel fails its whole batch: find it
+                    continue
+                if res.ok and tolerance is not None:
+                    baseline.learn(kind, res.extra.get("reference_p10_us"))
+                    ratio = res.extra.get("slow_ratio")
+                    if ratio is not None and ratio not in ratios_seen:  # once per batch: its items share the runs
+                        ratios_seen.add(ratio)
+                        baseline.learn_slow(kind, ratio)
                 base = row_base(p, target, runner)
                 if res.energy_uj is not None:
                     base["energy_uj"] = res.energy_uj
+                base.update({k: res.extra[k] for k in ROW_EXTRAS if k in res.extra})
+                base.setdefault("timing", "isolated")
                 if res.ok:
                     table.append([ok_row(p.key, base, res.samples_us, res.number)])
                     summary.measured += 1
@@ -277,24 +325,30 @@ def fill_table(
 
 
 def build_batches(todo: Sequence[PreparedKernel], target: TargetSpec, tmp: Path, batch_size: int,
-                  _counter: list[int] | None = None) -> Iterator[KernelBatch]:
-    """Compile ``todo`` into libraries of ``batch_size`` kernels, lazily. A batch that fails
-    to build is split to find the culprit, whose item comes back as a failed batch."""
+                  _counter: list[int] | None = None, in_network: bool = False) -> Iterator[KernelBatch]:
+    """Compile ``todo`` into libraries of ``batch_size`` kernels, lazily: kernel libraries,
+    or with ``in_network`` batch networks (``lower.batchnet``) whose items are timed inside
+    them. A batch that fails to build is split to find the culprit, whose item comes back as
+    a failed batch."""
     counter = _counter if _counter is not None else [0]
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
         counter[0] += 1
         lib_path = tmp / f"batch{counter[0]}.so"
+        inputs = None
         try:
-            build_kernel_library([(p.symbol, p.func) for p in batch], target, lib_path)
+            if in_network and all(p.kernel.n_inputs for p in batch):
+                inputs = tuple(build_batch_network([(p.symbol, p.func, p.kernel) for p in batch], target, lib_path))
+            else:
+                build_kernel_library([(p.symbol, p.func) for p in batch], target, lib_path)
         except Exception as e:
             from ..core.interrupt import reraise_if_interrupted
 
             reraise_if_interrupted()
             if len(batch) > 1:
-                yield from build_batches(batch[:1], target, tmp, 1, counter)
-                yield from build_batches(batch[1:], target, tmp, batch_size // 2 or 1, counter)
+                yield from build_batches(batch[:1], target, tmp, 1, counter, in_network)
+                yield from build_batches(batch[1:], target, tmp, batch_size // 2 or 1, counter, in_network)
                 continue
             yield KernelBatch(None, (batch[0].item(),), f"build failed: {e}")
             continue
-        yield KernelBatch(lib_path, tuple(p.item() for p in batch))
+        yield KernelBatch(lib_path, tuple(p.item() for p in batch), network_inputs=inputs)

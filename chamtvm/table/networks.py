@@ -17,6 +17,13 @@ from ..targets.spec import TargetSpec
 
 
 
+# what a network measurement reports beside its samples that its row keeps (``measure.timing``)
+NETWORK_ROW_EXTRAS = ("reference_us", "reference_p10_us", "reference_baseline_us", "samples_taken",
+                      "samples_nominal", "nominal", "slow_ratio", "corrected_by_slow_factor", "other_cores",
+                      "attempts", "runtime_threads")
+MAX_TIMINGS = 3  # a network timed this often is kept even if never at nominal speed
+
+
 def network_table(target: TargetSpec, luts_dir: Path) -> LatencyTable:
     """End-to-end network measurements of a target (same append-only format as kernels)."""
     return LatencyTable(Path(luts_dir) / f"{target.name}.networks.jsonl").load()
@@ -42,12 +49,15 @@ def ensure_measured(net, prepared, target: TargetSpec, runner: Runner, schedules
     # an architecture is identified by its JSON alone (any space gives the same kernels)
     ident = identity["arch"] if "arch" in identity else identity
     key = network_key(target, json.dumps(ident, sort_keys=True), [p.key for p in prepared])
+    baseline = _baseline(target, nets_table)
+    tolerance = target.network_evaluator.nominal_tolerance
     row = nets_table.get(key)
-    if row is not None:
+    if row is not None and (baseline.is_nominal(row, "vm", tolerance) or nets_table.timings(key) >= MAX_TIMINGS):
         return row
+    crc = (row or {}).get("crc")
     claims = TableClaims(nets_table)
     while True:  # decided under the journal's lock: two runs never measure one build twice
-        mine, _theirs, done = claims.claim([_Key(key)], lambda k: k in nets_table)
+        mine, _theirs, done = claims.claim([_Key(key)], lambda k: (nets_table.get(k) or {}).get("crc") not in (None, crc))
         if done:
             return nets_table.get(key)
         if mine:
@@ -64,12 +74,27 @@ class _Key:
         self.key = key
 
 
+def _baseline(target: TargetSpec, nets_table: LatencyTable):
+    from .reference import ReferenceBaseline
+
+    return ReferenceBaseline(nets_table.path.parent, target.name, target.fingerprint)
+
+
 def _measure(net, prepared, target, runner, schedules, nets_table, identity, table_sum_us, key):
-    res = measure_network(net, target, runner, schedules)
+    from dataclasses import replace
+
+    baseline = _baseline(target, nets_table)
+    evaluator = replace(target.network_evaluator, reference_baseline_us=baseline.baseline_us("vm"),
+                        slow_factor=baseline.slow_factor("vm"))
+    res = measure_network(net, target, runner, schedules, evaluator=evaluator)
+    if res.ok and evaluator.nominal_tolerance is not None:
+        baseline.learn("vm", res.extra.get("reference_p10_us"))
+        baseline.learn_slow("vm", res.extra.get("slow_ratio"))
     base = {**identity, "target": target.name, "target_fingerprint": target.fingerprint,
             "tvm_version": tvm_version(), "device_label": runner.label, "emulated": runner.emulated,
             "kernel_keys": [p.key for p in prepared], "kernel_counts": [p.kernel.count for p in prepared],
             "table_sum_us": table_sum_us}
+    base.update({k: res.extra[k] for k in NETWORK_ROW_EXTRAS if k in res.extra})
     if res.ok:
         nets_table.append([ok_row(key, base, res.samples_us, res.number)])
     else:

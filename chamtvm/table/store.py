@@ -86,6 +86,7 @@ class LatencyTable:
         self.path = Path(path)
         self._rows: dict[str, dict] = {}
         self._failed: dict[str, dict] = {}
+        self._timings: dict[str, int] = {}
         self.read_report = ReadReport()
         self._offset = 0  # bytes of complete lines already read
         self._line_no = 0
@@ -129,6 +130,7 @@ class LatencyTable:
         return self
 
     def _add(self, row: dict) -> None:
+        self._timings[row["key"]] = self._timings.get(row["key"], 0) + 1
         if row.get("status") == "ok":
             self._rows[row["key"]] = row
             self._failed.pop(row["key"], None)
@@ -173,6 +175,10 @@ class LatencyTable:
     def get(self, key: str) -> dict | None:
         """The latest successful row of ``key``, or None."""
         return self._rows.get(key)
+
+    def timings(self, key: str) -> int:
+        """How many rows (successful or failed) ``key`` has: each is one measurement."""
+        return self._timings.get(key, 0)
 
     def failed(self, key: str) -> dict | None:
         """The latest failed row of ``key`` when no successful one exists."""

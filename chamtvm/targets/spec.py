@@ -6,7 +6,13 @@ key, the Relax pipeline and the evaluator settings used when timing kernels and 
 Adding a target means adding such a file (the checkout's top-level ``targets/`` holds
 examples to copy and edit).
 
-``threads`` (optional: a count, or ``"auto"`` for this machine's cores) is the number of
+``kernel_timing`` (optional, ``"isolated"`` by default): ``"in_network"`` times the table's
+kernels inside batch networks (``lower.batchnet``, ``measure.insitu``) where the runner can,
+so a row is what the kernel costs inside a network; part of the fingerprint.
+
+``threads`` (optional: a count, or ``"auto"`` for all of this machine's cores but one: with
+every core busy, one other process doubles a timing; with one core left free it does not,
+``benchmarks/bench_threads.py``) is the number of
 threads TVM's runtime runs each kernel with, for table rows and end-to-end measurements
 alike (``TVM_NUM_THREADS`` of the measuring process). Without it TVM picks its own default,
 which on x86 is half the hardware concurrency (1 on a 2-vCPU machine). It is part of the
@@ -20,6 +26,14 @@ channel pruning keeps widths at (``transform --method prune``). ``"host"`` resol
 the LLVM features of the target's resolved CPU (``targets.host.fp32_lanes``), as
 ``"mcpu": "host"`` resolves the CPU. Code generation does not depend on it, so it is not
 part of the fingerprint.
+
+``conv_layout`` (optional: ``"NCHW"``, ``"NHWC"``) is the data layout convolutions are lowered
+in for the target (``lower.layout``; NHWC puts the channels innermost, where a schedule can
+vectorize them at the target's width). ``schedule_rules`` (optional: ``"default"``,
+``"wide-vector"``) is the MetaSchedule design space its kernels are tuned in: TVM's rules
+for the target kind, or with the output's innermost axis always split at ``vector_lanes``
+(``tuning.metaschedule.space_generator``). Absent means NCHW and TVM's rules. Neither is in
+the fingerprint: both change the kernels or schedules themselves, which have their own keys.
 """
 
 from __future__ import annotations
@@ -27,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,6 +51,14 @@ from ..core.workdir import workdir
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 THREADS_ENV = "CHAMTVM_THREADS"
 EVALUATOR_FIELDS = ("number", "repeat", "min_repeat_ms", "cooldown_interval_ms")
+CONV_LAYOUTS = ("NCHW", "NHWC")
+SCHEDULE_RULES = ("default", "wide-vector")
+# how kernels are timed for the table: inside a batch network (each kernel right after a
+# producer of its input, weights wherever the rest of the batch left them: ``lower.batchnet``)
+# or alone in a loop (``time_evaluator`` on the kernel)
+KERNEL_TIMINGS = ("in_network", "isolated")
+BUSY_FIELDS = ("busy_other_cores", "busy_retries", "busy_wait_s")
+NOMINAL_FIELDS = ("nominal_tolerance", "nominal_samples", "nominal_budget_s")
 
 
 class TargetError(ValueError):
@@ -58,22 +80,60 @@ class Evaluator:
     min_repeat_ms: int = 10
     cooldown_interval_ms: int = 0
     cache_flush: bool = False
+    # a busy machine (local CPU targets): an item timed while other processes used more than
+    # ``busy_other_cores`` cores is timed again, after waiting up to ``busy_wait_s`` seconds
+    # for a quieter machine, at most ``busy_retries`` times; the least busy attempt is kept
+    # and its figure stored with the row (``measure.busy``). None: not checked.
+    busy_other_cores: float | None = None
+    busy_retries: int = 2
+    busy_wait_s: float = 20.0
+    # timing at the device's nominal speed: each sample is taken between two timings of a
+    # fixed reference kernel and kept only when both ran within ``nominal_tolerance`` of the
+    # device's nominal reference time (its fastest sustained speed: a slower reference means a
+    # throttled clock, another tenant on the host, another process on the core); sampling goes
+    # on until ``nominal_samples`` such samples are in or ``nominal_budget_s`` has passed (the
+    # row then says it is not nominal). None: every sample kept (``measure.timing``).
+    nominal_tolerance: float | None = None
+    nominal_samples: int = 7
+    nominal_budget_s: float = 20.0
+    # the nominal reference time (us) the caller knows for this device and kind of library
+    # (``table.reference``); None: the measurement finds it itself. Not from target files.
+    reference_baseline_us: float | None = None
+    # how much slower than nominal the device's slow spells make a sample (learnt from samples
+    # taken on both sides of a measurement: ``table.reference``); used only for a measurement
+    # that saw no nominal sample within its budget. None: unknown. Not from target files.
+    slow_factor: float | None = None
+
+    def for_ranking(self) -> "Evaluator":
+        """These settings without the nominal-speed sampling: for timings that only rank
+        candidates of one kernel against each other (schedule transfers), where a slow spell
+        slows every candidate of a batch alike and waiting for nominal speed costs up to
+        ``nominal_budget_s`` per candidate."""
+        return replace(self, nominal_tolerance=None)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "Evaluator":
-        unknown = set(d) - set(EVALUATOR_FIELDS) - {"cache_flush"}
+        unknown = set(d) - set(EVALUATOR_FIELDS) - {"cache_flush"} - set(BUSY_FIELDS) - set(NOMINAL_FIELDS) \
+            - {"reference_baseline_us", "slow_factor"}
         if unknown:
             raise TargetError(f"{where}: unknown evaluator fields {sorted(unknown)}")
         for k, v in d.items():
             if k == "cache_flush":
                 if not isinstance(v, bool):
                     raise TargetError(f"{where}.cache_flush: expected true or false, got {v!r}")
+            elif k in ("busy_other_cores", "busy_wait_s", "nominal_tolerance", "nominal_budget_s",
+                       "reference_baseline_us", "slow_factor"):
+                if (v is not None or k in ("busy_wait_s", "nominal_budget_s")) and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                                            or not 0 <= v < float("inf")):
+                    raise TargetError(f"{where}.{k}: expected a non-negative number, got {v!r}")
             elif isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise TargetError(f"{where}.{k}: expected a non-negative integer, got {v!r}")
         return cls(**d)
 
     def to_dict(self) -> dict:
-        return {**{f: getattr(self, f) for f in EVALUATOR_FIELDS}, "cache_flush": self.cache_flush}
+        return {**{f: getattr(self, f) for f in EVALUATOR_FIELDS}, "cache_flush": self.cache_flush,
+                **{f: getattr(self, f) for f in (*BUSY_FIELDS, *NOMINAL_FIELDS, "reference_baseline_us",
+                                                 "slow_factor")}}
 
 
 @dataclass(frozen=True)
@@ -95,6 +155,9 @@ class TargetSpec:
     network_evaluator: Evaluator
     threads: int | str | None = None
     vector_lanes: int | str | None = None
+    conv_layout: str | None = None
+    schedule_rules: str | None = None
+    kernel_timing: str = "isolated"
     source: str = field(default="", compare=False)
 
     @classmethod
@@ -117,6 +180,12 @@ class TargetSpec:
         if lanes is not None and lanes != "host" and (
                 isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
             raise TargetError(f"{where}: vector_lanes must be a positive integer or 'host', got {lanes!r}")
+        for name, allowed in (("conv_layout", CONV_LAYOUTS), ("schedule_rules", SCHEDULE_RULES)):
+            if name in d and d[name] not in allowed:
+                raise TargetError(f"{where}: {name} must be one of {list(allowed)}, got {d[name]!r}")
+        kernel_timing = d.get("kernel_timing", "isolated")
+        if kernel_timing not in KERNEL_TIMINGS:
+            raise TargetError(f"{where}: kernel_timing must be one of {list(KERNEL_TIMINGS)}, got {kernel_timing!r}")
         return cls(
             name=str(d["name"]),
             description=str(d.get("description", "")),
@@ -135,6 +204,9 @@ class TargetSpec:
             ),
             threads=threads,
             vector_lanes=lanes,
+            conv_layout=d.get("conv_layout"),
+            schedule_rules=d.get("schedule_rules"),
+            kernel_timing=kernel_timing,
             source=source,
         )
 
@@ -162,8 +234,8 @@ class TargetSpec:
             if not pinned.isdigit() or int(pinned) < 1:
                 raise TargetError(f"{THREADS_ENV}={pinned!r}: expected a positive integer")
             return int(pinned)
-        if self.threads == "auto":
-            return os.cpu_count() or 1
+        if self.threads == "auto":  # all cores but one: a timing survives one busy process
+            return max(1, (os.cpu_count() or 1) - 1)
         return self.threads
 
     @property
@@ -193,6 +265,10 @@ class TargetSpec:
             ident["threads"] = self.runtime_threads
         if self.evaluator.cache_flush:
             ident["cold_cache_kernels"] = True
+        if self.kernel_timing != "isolated":
+            ident["kernel_timing"] = self.kernel_timing
+        if self.evaluator.nominal_tolerance is not None:
+            ident["nominal_tolerance"] = self.evaluator.nominal_tolerance
         blob = json.dumps(ident, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
 

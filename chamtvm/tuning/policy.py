@@ -34,6 +34,7 @@ from .metaschedule import (evolutionary_strategy, local_runtime_threads, ms_buil
                            save_cost_model, shared_cost_model)
 from .provenance import prefer_default
 from .schedules import ScheduleSource
+from .space import space_generator
 from .transfer import kernel_kind, transfer_schedules
 
 
@@ -91,7 +92,7 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
             workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
             max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,
             builder=builder, runner=runner, num_tuning_cores=cores,
-            strategy=evolutionary_strategy(population),
+            strategy=evolutionary_strategy(population), space=space_generator(target),
         )
     line = {"struct_hash": struct_hash, "name": name, "trials": trials,
             "tuning_s": round(time.time() - t0, 2), "best_us": best_record_us(db, prim_func, target),
@@ -134,7 +135,7 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
             per_task = 1
         names = [f"t{i}_{t.name}"[:60] for i, t in enumerate(active)]
         contexts = [
-            ms.TuneContext(mod=workload_module(t.func), target=tvm_target, space_generator="post-order-apply",
+            ms.TuneContext(mod=workload_module(t.func), target=tvm_target, space_generator=space_generator(target),
                            search_strategy=evolutionary_strategy(population), task_name=n, rand_state=seed + 7919 * rnd + i,
                            num_threads=cores, logger=lg).clone()
             for i, (t, n, lg) in enumerate(zip(active, names, get_loggers_from_work_dir(str(work_dir), names)))

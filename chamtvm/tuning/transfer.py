@@ -121,7 +121,8 @@ def _build(named: list[tuple[str, object]], target: TargetSpec, path: Path):
 
 def _time_all(cands: dict[str, tuple[object, Kernel]], target: TargetSpec, runner, tmp: Path,
               batch_size: int = 48) -> dict:
-    """Median time (us) of every ``name -> (PrimFunc, kernel)``, or its error: libraries
+    """Median time (us) of every ``name -> (PrimFunc, kernel)``, or its error (timed to rank
+    candidates: ``Evaluator.for_ranking``, no wait for nominal speed): libraries
     of ``batch_size`` candidates, all timed through one stream of batches (one worker)."""
     import numpy as np
 
@@ -138,7 +139,7 @@ def _time_all(cands: dict[str, tuple[object, Kernel]], target: TargetSpec, runne
             if lib is not None:
                 yield KernelBatch(lib, tuple(KernelItem(n, n, cands[n][1].args) for n in built))
 
-    for res in runner.measure_batches(batches(), target.evaluator):
+    for res in runner.measure_batches(batches(), target.evaluator.for_ranking()):
         out[res.key] = float(np.median(res.samples_us)) if res.ok else (res.error or "failed")
     return out
 

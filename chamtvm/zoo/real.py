@@ -3,9 +3,10 @@ weights, no downloads), for judging latency prediction on models nobody here des
 
 Each family keeps the operators and the graph idioms of the original: ShuffleNetV2's
 ``chunk`` + ``view``-driven channel shuffle (``Split`` and ``Shape``-driven ``Reshape`` in
-ONNX), MobileNetV3's hard-swish and hard-sigmoid squeeze-excite, EfficientNet's SiLU,
-RegNet's grouped convolutions, SqueezeNet's concatenations, a ViT-style hybrid (conv stem,
-patch tokens, layer norm, multi-head attention, GELU). Conv+BN(+activation) comes from
+ONNX), MobileNetV3's hard-swish and hard-sigmoid squeeze-excite, MobileNetV4's universal
+inverted bottlenecks, EfficientNet's SiLU, RegNet's grouped convolutions, SqueezeNet's
+concatenations, a ViT-style hybrid (conv stem, patch tokens, layer norm, multi-head attention,
+GELU). Conv+BN(+activation) comes from
 ``space.model.conv_bn``.
 
 ``FAMILIES`` maps a family to its members; ``build(name)`` gives the torch module (eval
@@ -21,6 +22,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "mobilenet_v2": ("mobilenet_v2", "mobilenet_v2_x0_5"),
     "mnasnet": ("mnasnet1_0", "mnasnet0_5"),
     "mobilenet_v3": ("mobilenet_v3_large", "mobilenet_v3_small"),
+    "mobilenet_v4": ("mobilenet_v4_conv_small", "mobilenet_v4_conv_small_x0_5"),
     "efficientnet": ("efficientnet_b0", "efficientnet_lite_x0_5"),
     "resnet": ("resnet18", "resnet10_x0_5"),
     "squeezenet": ("squeezenet1_1", "squeezenet1_1_x0_5"),
@@ -165,6 +167,45 @@ def _modules():
         last = 4 * c
         layers.append(cba(c, last, 1, act=act))
         return Classifier(nn.Sequential(*layers), last)
+
+    # ------------------------------------------------------------ MobileNetV4 (conv)
+    class UIR(nn.Module):
+        """MobileNetV4's universal inverted bottleneck: optional depthwise ``a x a`` before the
+        1x1 expansion (no activation), optional depthwise ``k x k`` after it, 1x1 projection;
+        the stride sits on the middle depthwise, else on the first (timm's ``UniversalInvertedResidual``)."""
+
+        def __init__(self, cin, cout, a, k, s, expand):
+            super().__init__()
+            hidden = _div(cin * expand)
+            layers = [cba(cin, cin, a, 1 if k else s, groups=cin, act=None)] if a else []
+            layers.append(cba(cin, hidden, 1))
+            if k:
+                layers.append(cba(hidden, hidden, k, s, groups=hidden))
+            layers.append(cba(hidden, cout, 1, act=None))
+            self.block = nn.Sequential(*layers)
+            self.res = s == 1 and cin == cout
+
+        def forward(self, x):
+            y = self.block(x)
+            return x + y if self.res else y
+
+    def mobilenet_v4_conv_small(width=1.0):
+        """timm's ``mobilenetv4_conv_small``: plain conv stages, then UIR blocks
+        (``(start dw, middle dw, stride, expansion, channels, repeats)``), a 1x1 to 960 and a
+        1280-wide head, ReLU throughout."""
+        w = lambda c: _div(c * width)  # noqa: E731
+        layers = [cba(3, w(32), 3, 2), cba(w(32), w(32), 3, 2), cba(w(32), w(32), 1),
+                  cba(w(32), w(96), 3, 2), cba(w(96), w(64), 1)]
+        c = w(64)
+        cfg = [(5, 5, 2, 3, 96, 1), (0, 3, 1, 2, 96, 4), (3, 0, 1, 4, 96, 1),
+               (3, 3, 2, 6, 128, 1), (5, 5, 1, 4, 128, 1), (0, 5, 1, 4, 128, 1), (0, 5, 1, 3, 128, 1),
+               (0, 3, 1, 4, 128, 2)]
+        for a, k, s, e, out, n in cfg:
+            for i in range(n):
+                layers.append(UIR(c, w(out), a, k, s if i == 0 else 1, e))
+                c = w(out)
+        layers.append(cba(c, w(960), 1))
+        return Classifier(nn.Sequential(*layers), w(960), hidden=1280)
 
     # ------------------------------------------------------------------- resnets
     def resnet(blocks=(2, 2, 2, 2), width=1.0):
@@ -314,6 +355,8 @@ def _modules():
         "mnasnet0_5": lambda: mnasnet(0.5),
         "mobilenet_v3_large": lambda: mobilenet_v3(True),
         "mobilenet_v3_small": lambda: mobilenet_v3(False),
+        "mobilenet_v4_conv_small": lambda: mobilenet_v4_conv_small(1.0),
+        "mobilenet_v4_conv_small_x0_5": lambda: mobilenet_v4_conv_small(0.5),
         "efficientnet_b0": lambda: efficientnet(1.0),
         "efficientnet_lite_x0_5": lambda: efficientnet(0.5, se=False, act=nn.ReLU6),
         "resnet18": lambda: resnet((2, 2, 2, 2)),

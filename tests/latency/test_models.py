@@ -188,3 +188,89 @@ def test_kernel_model_interval_from_cross_validation_covers_held_out_kernels(mea
     # the predictor reports a range around its figure, and which kernels were estimated
     pred = LatencyPredictor(table, model).predict([])
     assert pred.latency_ms == 0
+
+
+# ------------------------------------------------ the residual chosen by cross-validation
+def _linear_networks(n=24, seed=0, a=60.0, b=3.0, s=1.0):
+    """Synthetic training networks whose measured latency is exactly s x table sum + a + b x calls."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((n, len(NETWORK_FEATURES)))
+    X[:, NETWORK_FEATURES.index("calls")] = rng.integers(8, 40, n)
+    X[:, NETWORK_FEATURES.index("share_us_conv1x1")] = 0.7
+    X[:, NETWORK_FEATURES.index("share_us_depthwise")] = 0.3
+    sums = rng.uniform(500, 5000, n)
+    return X, sums, s * sums + a + b * X[:, NETWORK_FEATURES.index("calls")]
+
+
+def test_auto_residual_keeps_the_table_sum_when_it_is_already_right():
+    from chamtvm.latency.models import fit_residual
+
+    X, sums, _ = _linear_networks()
+    model, sel = fit_residual(X, sums, sums * (1 + np.random.default_rng(1).normal(0, 0.002, len(sums))))
+    assert model is None and sel["chosen"] == "none" and sel["cv_mape_pct"]["none"] < 0.5
+
+
+def test_auto_residual_learns_the_vm_cost_per_call_and_beats_no_residual_under_cv():
+    from chamtvm.latency.models import fit_residual
+
+    X, sums, meas = _linear_networks()
+    model, sel = fit_residual(X, sums, meas)
+    assert sel["chosen"] == "calls"  # the simplest mode that explains it exactly
+    assert sel["cv_mape_pct"]["calls"] < 0.01 < sel["cv_mape_pct"]["none"]
+    np.testing.assert_allclose(model.coef_, [1.0, 60.0, 3.0], rtol=1e-6)
+
+
+def test_linear_residual_round_trips_and_a_damaged_coefficient_is_stale(tmp_path):
+    import json
+
+    from chamtvm.latency.models import fit_residual
+
+    X, sums, meas = _linear_networks()
+    model, _ = fit_residual(X, sums, meas, mode="kinds")
+    table = LatencyTable(tmp_path / "t.jsonl")
+    path = tmp_path / "r.json"
+    model.save(path, table, [f"n{i}" for i in range(len(sums))])
+    np.testing.assert_allclose(ResidualModel.load(path, table).predict(X, sums), model.predict(X, sums))
+    meta = json.loads((tmp_path / "r.json.meta.json").read_text())
+    meta["coef"] = meta["coef"][:-1]
+    (tmp_path / "r.json.meta.json").write_text(json.dumps(meta))
+    with pytest.raises(StaleModelError, match="coefficients"):
+        ResidualModel.load(path, table)
+
+
+def test_too_few_networks_to_cross_validate_means_no_residual_and_an_unknown_mode_is_refused():
+    from chamtvm.latency.models import fit_residual
+
+    X, sums, meas = _linear_networks(n=2)
+    model, sel = fit_residual(X, sums, meas)
+    assert model is None and "too few" in sel["why"]
+    with pytest.raises(ValueError, match="unknown residual mode"):
+        fit_residual(X, sums, meas, mode="magic")
+
+
+def test_conformal_interval_covers_new_errors_at_its_level_even_from_few_rows():
+    from chamtvm.latency.models import _conformal_quantiles
+
+    rng = np.random.default_rng(3)
+    for n in (10, 26, 200):
+        hits = []
+        for _ in range(400):
+            lo, med, hi = _conformal_quantiles(rng.normal(0, 0.2, n))
+            assert lo <= med <= hi
+            new = rng.normal(0, 0.2, 50)
+            hits.append(np.mean((new >= lo) & (new <= hi)))
+        assert np.mean(hits) >= 0.78, (n, np.mean(hits))  # plain 10th/90th percentiles cover ~0.66 at n=10
+    # too few rows for the rank: the extremes
+    assert _conformal_quantiles(np.array([0.3, -0.1, 0.0])) == [-0.1, 0.0, 0.3]
+
+
+def test_kernel_model_skips_kernels_timed_at_zero_inside_a_network():
+    """A call cheaper than the VM's per-call cost comes out at 0 us in situ: no time per unit
+    of work to learn, so the model leaves it out instead of failing on log(0)."""
+    from chamtvm.latency.models import KernelCostModel
+
+    rows = [{"name": f"fused_conv2d{i}_add", "args": [[[1, 8 * i, 8, 8], "float32"], [[8, 8 * i, 1, 1], "float32"],
+                                                     [[1, 8, 8, 8], "float32"]],
+             "flops": 1024.0 * i, "bytes": 4096 * i, "runtime_us_p50": 0.0 if i == 3 else 2.0 * i} for i in range(1, 9)]
+    model = KernelCostModel(n_estimators=10, cv_folds=1).fit(rows)
+    assert model.n_rows_ == 7 and np.all(np.isfinite(model.predict_us(rows)))

@@ -102,3 +102,74 @@ def test_cold_cache_evaluator_times_a_real_kernel_and_changes_the_fingerprint(tm
     with pytest.raises(TargetError, match="cache_flush: expected true or false"):
         Evaluator.from_dict({"cache_flush": 1}, "t.evaluator")
     assert np.isfinite(res.median_us)
+
+
+# ------------------------------------------------------------ samples at nominal speed
+def _clock(step=0.01):
+    t = [0.0]
+
+    def clock():
+        t[0] += step
+        return t[0]
+    return clock
+
+
+def test_samples_taken_while_the_reference_ran_slow_are_left_out():
+    from dataclasses import replace
+
+    from chamtvm.measure.timing import sample_at_nominal_speed
+    from chamtvm.targets.spec import Evaluator
+
+    refs = iter([10, 10, 20, 21, 10, 10.5, 20, 20, 10, 10, 10, 11] * 3)
+    values = iter([100, 130, 101, 128, 99, 102] * 3)
+    ev = replace(Evaluator(repeat=4), nominal_tolerance=0.15, nominal_samples=3, reference_baseline_us=10.0)
+    got = sample_at_nominal_speed(lambda: [next(values)], lambda: next(refs), ev, clock=_clock())
+    assert got.kept == [100, 101, 99] and got.taken == 5 and got.nominal
+    assert got.all_samples == [100, 130, 101, 128, 99, 102][:got.taken] and got.kept_index == [0, 2, 4]
+    assert got.extra()["samples_nominal"] == 3 and got.reference_us == 10.0
+
+
+def test_a_device_never_at_nominal_speed_gives_every_sample_and_says_so():
+    from dataclasses import replace
+
+    from chamtvm.measure.timing import sample_at_nominal_speed
+    from chamtvm.targets.spec import Evaluator
+
+    ev = replace(Evaluator(repeat=2), nominal_tolerance=0.1, nominal_samples=3, nominal_budget_s=1.0,
+                 reference_baseline_us=10.0)
+    got = sample_at_nominal_speed(lambda: [5.0], lambda: 20.0, ev, clock=_clock(0.2))
+    assert not got.nominal and got.kept == got.all_samples and got.taken >= 2
+
+
+def test_without_a_known_baseline_the_fastest_reference_seen_sets_it_and_sampling_lasts_half_the_budget():
+    from dataclasses import replace
+
+    from chamtvm.measure.timing import sample_at_nominal_speed
+    from chamtvm.targets.spec import Evaluator
+
+    ev = replace(Evaluator(repeat=1), nominal_tolerance=0.15, nominal_samples=1, nominal_budget_s=2.0)
+    refs = iter([20.0, 20.0] * 3 + [10.0] * 100)
+    got = sample_at_nominal_speed(lambda: [1.0], lambda: next(refs), ev, clock=_clock(0.1))
+    assert got.baseline_us == 10.0 and got.reference_p10_us == 10.0  # the slow start was not taken as nominal
+    assert got.taken >= 5  # went on for half the budget (0.1 s per sample here) before trusting it
+    ev = replace(ev, nominal_tolerance=None)
+    assert sample_at_nominal_speed(lambda: [1.0, 2.0], None, ev).kept == [1.0, 2.0]  # no reference: all kept
+
+
+def test_slow_spells_are_measured_and_a_measurement_that_saw_no_nominal_sample_is_corrected():
+    from dataclasses import replace
+
+    from chamtvm.measure.timing import sample_at_nominal_speed
+    from chamtvm.targets.spec import Evaluator
+
+    # samples on both sides: slow samples (reference 1.5x) take 1.2x as long
+    refs = iter([10, 10, 15, 15] * 10)
+    values = iter([100.0, 120.0] * 10)
+    ev = replace(Evaluator(repeat=6), nominal_tolerance=0.15, nominal_samples=3, reference_baseline_us=10.0)
+    got = sample_at_nominal_speed(lambda: [next(values)], lambda: next(refs), ev, clock=_clock())
+    assert got.slow_ratio == pytest.approx(1.2) and got.corrected_by is None
+    # a measurement entirely in a slow spell is divided by the learnt factor, and says so
+    ev = replace(ev, nominal_budget_s=0.5, slow_factor=1.2)
+    got = sample_at_nominal_speed(lambda: [120.0], lambda: 15.0, ev, clock=_clock(0.1))
+    assert got.kept[0] == pytest.approx(100.0) and got.corrected_by == 1.2 and not got.nominal
+    assert got.extra()["corrected_by_slow_factor"] == 1.2 and got.extra()["samples_nominal"] == 0

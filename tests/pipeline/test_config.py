@@ -10,7 +10,7 @@ def test_defaults_and_folders_under_the_working_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("CHAMTVM_HOME", str(tmp_path))
     cfg = TuneConfig()
     assert (cfg.space, cfg.task, cfg.statistic, cfg.residual_mode) == ("macro", "nas-bench-macro",
-                                                                      "runtime_us_p50", "scale")
+                                                                      "runtime_us_p50", "auto")
     assert cfg.trials == 64 and cfg.heldout == 20 and cfg.accuracy_samples == 20 and cfg.contenders == 2
     assert cfg.calibration is True and cfg.real_calibration is False and cfg.progress is True
     assert cfg.luts_dir == tmp_path / "luts" and cfg.runs_dir == tmp_path / "runs"
@@ -40,12 +40,13 @@ def test_given_folders_become_paths(tmp_path):
 def test_search_and_tune_share_their_defaults():
     from chamtvm.accuracy.tasks import default_space
     from chamtvm.cli.main import build_parser
-    from chamtvm.latency.models import DEFAULT_RESIDUAL_MODE, ResidualModel
+    from chamtvm.latency.models import DEFAULT_RESIDUAL_MODE, RESIDUAL_MODES, ResidualModel
     from chamtvm.pipeline.config import DEFAULT_SPACE, DEFAULT_TASK, SearchConfig, TuneConfig
 
     assert default_space(DEFAULT_TASK) == DEFAULT_SPACE == TuneConfig().space
     assert SearchConfig().space is None  # resolved to DEFAULT_SPACE by the search job
-    assert TuneConfig().residual_mode == ResidualModel().mode == DEFAULT_RESIDUAL_MODE
+    assert TuneConfig().residual_mode == DEFAULT_RESIDUAL_MODE == "auto"  # chosen by CV (latency.models.fit_residual)
+    assert ResidualModel().mode in RESIDUAL_MODES  # a fitted residual is always one concrete mode
     args = build_parser().parse_args(["tune"])
     assert args.residual == DEFAULT_RESIDUAL_MODE and args.task == DEFAULT_TASK
     assert build_parser().parse_args(["search", "--latency-ms", "1"]).space is None

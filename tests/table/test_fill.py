@@ -90,3 +90,30 @@ def test_claims_of_a_live_run_are_respected_and_of_a_killed_one_taken_over(tmp_p
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+@pytest.mark.slow  # two real fills of a batch network in the measuring child
+def test_in_network_rows_say_how_they_were_timed_and_slow_rows_are_timed_again(tiny_net, x86, tmp_path):
+    from dataclasses import replace
+
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.table.fill import fill_table, prepare
+    from chamtvm.table.reference import ReferenceBaseline
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    ev = replace(x86.evaluator, repeat=3, nominal_tolerance=0.5, nominal_samples=2, nominal_budget_s=4)
+    t = replace(x86, kernel_timing="in_network", evaluator=ev)
+    prepared = prepare(tiny_net.kernels, t, ScheduleSource(t, use_database=False))
+    table = LatencyTable(tmp_path / "x86.jsonl")
+    s = fill_table(prepared, table, LocalRunner(t), t)
+    assert s.measured == len(prepared) and s.failed == 0
+    rows = [table.get(p.key) for p in prepared]
+    assert all(r["timing"] == "in_network" and r["reference_us"] > 0 and r["samples_nominal"] >= 2 for r in rows)
+    assert ReferenceBaseline(tmp_path, "x86", t.fingerprint).baseline_us("vm") > 0  # the nominal speed, learnt
+    # a row taken while the device ran slow is timed again by the next fill, the others are not
+    slow = {k: v for k, v in rows[0].items() if k not in ("crc", "measured_at")}
+    table.append([{**slow, "nominal": False}])
+    s = fill_table(prepared, table, LocalRunner(t), t)
+    assert (s.retimed_not_nominal, s.measured, s.already_in_table) == (1, 1, len(prepared) - 1)
+    assert table.timings(rows[0]["key"]) == 3

@@ -116,7 +116,7 @@ def test_threads_field_is_checked_and_resolved():
     import os
 
     x86 = get_target("x86")
-    assert x86.threads == "auto" and x86.runtime_threads == (os.cpu_count() or 1)
+    assert x86.threads == "auto" and x86.runtime_threads == max(1, (os.cpu_count() or 1) - 1)  # a core left free
     base = {"name": "t", "tvm_target": {"kind": "llvm"}, "device": "cpu", "rpc_key": "t",
             "evaluator": {"number": 1, "repeat": 3}}
     assert TargetSpec.from_dict(base).runtime_threads is None
@@ -131,9 +131,10 @@ def test_chamtvm_threads_pins_the_count_and_changes_the_fingerprint(monkeypatch)
 
     x86 = get_target("x86")
     auto = x86.fingerprint
-    monkeypatch.setenv("CHAMTVM_THREADS", "1")
-    assert x86.runtime_threads == 1
-    assert x86.fingerprint != auto or (os.cpu_count() or 1) == 1
+    pinned = 2 if x86.runtime_threads == 1 else 1
+    monkeypatch.setenv("CHAMTVM_THREADS", str(pinned))
+    assert x86.runtime_threads == pinned
+    assert x86.fingerprint != auto
     monkeypatch.setenv("CHAMTVM_THREADS", "zero")
     with pytest.raises(TargetError, match="CHAMTVM_THREADS='zero': expected a positive integer"):
         x86.runtime_threads
@@ -149,3 +150,42 @@ def test_vector_lanes_field_is_checked():
     for bad in (0, -4, "auto", 2.0, True):
         with pytest.raises(TargetError, match="vector_lanes must be a positive integer or 'host'"):
             TargetSpec.from_dict({**base, "vector_lanes": bad})
+
+
+def test_layout_and_schedule_rules_fields_are_kept_only_when_present(x86):
+    """``conv_layout`` and ``schedule_rules`` parse, stay None when a file lacks them, and a
+    bad value is a TargetError naming the field and the valid values."""
+    from chamtvm.targets.spec import TargetError, TargetSpec
+
+    base = {"name": "t", "tvm_target": {"kind": "llvm"}, "device": "cpu", "rpc_key": "t",
+            "evaluator": {"number": 1, "repeat": 3, "min_repeat_ms": 0, "cooldown_interval_ms": 0}}
+    plain = TargetSpec.from_dict(base)
+    assert plain.conv_layout is None and plain.schedule_rules is None
+    spec = TargetSpec.from_dict({**base, "conv_layout": "NHWC", "schedule_rules": "wide-vector"})
+    assert (spec.conv_layout, spec.schedule_rules) == ("NHWC", "wide-vector")
+    assert spec.fingerprint == plain.fingerprint  # kernels and schedules carry their own keys
+    for field, bad in (("conv_layout", "NCHW16c"), ("schedule_rules", "fast"), ("conv_layout", 3)):
+        with pytest.raises(TargetError, match=f"{field} must be one of"):
+            TargetSpec.from_dict({**base, field: bad})
+
+
+def test_kernel_timing_and_nominal_speed_fields_are_checked_and_enter_the_fingerprint():
+    from dataclasses import replace
+
+    from chamtvm.targets.spec import Evaluator, TargetError, TargetSpec
+
+    base = {"name": "t", "tvm_target": {"kind": "llvm"}, "device": "cpu", "rpc_key": "t",
+            "evaluator": {"number": 1, "repeat": 3}}
+    iso = TargetSpec.from_dict(base)
+    net = TargetSpec.from_dict({**base, "kernel_timing": "in_network"})
+    assert iso.kernel_timing == "isolated" and net.kernel_timing == "in_network"
+    assert iso.fingerprint != net.fingerprint
+    with pytest.raises(TargetError, match="kernel_timing must be one of"):
+        TargetSpec.from_dict({**base, "kernel_timing": "inside"})
+    nom = TargetSpec.from_dict({**base, "evaluator": {"number": 1, "nominal_tolerance": 0.15}})
+    assert nom.evaluator.nominal_tolerance == 0.15 and nom.fingerprint != iso.fingerprint
+    for bad in (-0.1, "x", True, float("inf")):
+        with pytest.raises(TargetError, match="nominal_tolerance: expected a non-negative number"):
+            Evaluator.from_dict({"nominal_tolerance": bad}, "t.evaluator")
+    ev = replace(nom.evaluator, reference_baseline_us=12.5)
+    assert Evaluator(**ev.to_dict()) == ev  # crosses to the measuring process intact

@@ -1,0 +1,147 @@
+"""Tune one network's own kernels, the ones its library ships, and price it before and after.
+
+A TVM user tunes a model before deploying it, so a latency that matters is the tuned one.
+``tune_network`` gives it for any lowered network (a search pick, an ONNX model) within a
+stated budget of MetaSchedule trials:
+
+1. **rows**: every kernel's default-schedule row and its deployed-schedule row (the
+   target's database: tuned and transferred records) are measured where the table lacks
+   them; the table sum is the latency *before*;
+2. **transfer first**: the best traces of tuned kernels of the same kind (``tuning.transfer``)
+   are replayed on the network's kernels that have no record, measured against their
+   default schedule, and kept where faster; this costs no trials;
+3. **trials on the costliest**: the kernels costing most as deployed now (row x calls, about
+   ``trials / trials_per_kernel`` of them) are tuned jointly (``tuning.policy.tune_tasks``).
+   MetaSchedule's evolutionary search starts from the records the database already holds
+   for a kernel (tuned or transferred), so a kernel tuned before is tuned further. A record
+   no faster than the kernel's default row is set aside (the default stays deployed);
+4. **transfer again** from the kernels just tuned, then the new schedules' rows are
+   measured and the table sum is the latency *after*.
+
+Everything lands where ``predict``, ``search``, the TVM hook and ``export`` look: rows in the
+target's table, records in its MetaSchedule database.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from ..lower.kernels import Kernel
+from ..lower.network import LoweredNetwork
+from ..latency.table_sum import Prediction, table_sum
+from ..table.fill import fill_table, prepare
+from ..table.store import LatencyTable
+from ..targets.spec import TargetSpec
+from ..tuning.schedules import ScheduleSource
+
+
+@dataclass
+class NetworkTuning:
+    """What ``tune_network`` did: the network's table sums (ms) with default schedules,
+    as deployed before and after, trials spent, and one line per tuned or transferred kernel."""
+
+    network: str
+    trials_budget: int
+    trials_spent: int
+    default_ms: float
+    before_ms: float
+    after_ms: float
+    seconds: float
+    provenance_before: dict[str, int] = field(default_factory=dict)
+    provenance_after: dict[str, int] = field(default_factory=dict)
+    kernels: list[dict] = field(default_factory=list)
+    missing: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _provenance(prepared) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in prepared:
+        out[p.provenance] = out.get(p.provenance, 0) + 1
+    return out
+
+
+def _priced(kernels: Sequence[Kernel], target: TargetSpec, schedules: ScheduleSource, table: LatencyTable,
+            runner, statistic: str) -> tuple[list, Prediction]:
+    """Prepared kernels under ``schedules`` with the rows the table lacks measured, and their sum."""
+    prepared = prepare(kernels, target, schedules)
+    fill_table(prepared, table, runner, target)
+    return prepared, table_sum(prepared, table, statistic)
+
+
+def costliest(prepared, table: LatencyTable, trials: int, trials_per_kernel: int,
+              statistic: str = "runtime_us_p50") -> list[tuple[float, object]]:
+    """``[(cost us, prepared kernel)]``, costliest first: about ``trials // trials_per_kernel``
+    (at least one when ``trials`` > 0) of the kernels with a row, by their deployed time x calls."""
+    ranked = []
+    for p in prepared:
+        row = table.get(p.key)
+        if row is not None:
+            ranked.append((float(row[statistic]) * p.kernel.count, p))
+    ranked.sort(key=lambda x: -x[0])
+    n = max(1, trials // max(trials_per_kernel, 1)) if trials > 0 else 0
+    return ranked[:n]
+
+
+def tune_network(net: LoweredNetwork, target: TargetSpec, trials: int, table: LatencyTable,
+                 schedules: ScheduleSource, runner, trials_per_kernel: int = 16, population: int | None = 128,
+                 tracker: tuple[str, int, str] | None = None, statistic: str = "runtime_us_p50",
+                 log: Callable[[str], None] = print) -> NetworkTuning:
+    """Tune ``net``'s kernels within ``trials`` MetaSchedule trials (module docstring) into
+    ``schedules.work_dir``, rows into ``table``, measured by ``runner`` (candidates through
+    ``tracker = (host, port, key)`` for a remote target). ``trials`` 0 transfers only."""
+    from ..tuning.policy import TuningTask, tune_tasks
+    from ..tuning.provenance import prefer_default
+    from ..tuning.transfer import transfer_schedules
+
+    t0 = time.time()
+    kernels = list(net.kernels)
+    default_src = ScheduleSource(target, use_database=False)
+    default_prep, default_sum = _priced(kernels, target, default_src, table, runner, statistic)
+    default_us = {p.kernel.struct_hash: float(table.get(p.key)[statistic]) for p in default_prep
+                  if table.get(p.key) is not None}
+    before_prep, before = _priced(kernels, target, schedules, table, runner, statistic)
+    lines: list[dict] = []
+
+    def transfer(stage: str) -> None:
+        if not schedules.has_database:
+            return
+        for t in transfer_schedules(kernels, target, runner, schedules.work_dir, log=log):
+            lines.append({**t.to_dict(), "policy": "transfer", "stage": stage})
+        schedules.reload()
+
+    transfer("before trials")
+    spent = 0
+    if trials > 0 and (target.local or tracker is not None):
+        prep, _ = _priced(kernels, target, schedules, table, runner, statistic)
+        chosen = [(c, p) for c, p in costliest(prep, table, trials, trials_per_kernel, statistic)
+                  if p.kernel.struct_hash in default_us]
+        if chosen:
+            log(f"tuning {len(chosen)} kernels of {net.name} jointly within {trials} trials")
+            rep = tune_tasks([TuningTask(p.kernel.func, p.kernel.struct_hash, p.kernel.name, c) for c, p in chosen],
+                             target, trials, schedules.work_dir, round_trials=max(trials_per_kernel // 2, 2),
+                             tracker=tracker, log=log, population=population)
+            spent = sum(rep.trials.values())
+            schedules.reload()
+            for _, p in chosen:
+                h = p.kernel.struct_hash
+                best, default = rep.best_us.get(h), default_us[h]
+                kept = best is not None and best < default
+                tag = schedules.apply(p.kernel.func)[1]
+                if best is not None and not kept and tag != "default":
+                    prefer_default(schedules.work_dir, tag, h, p.kernel.name, best, default)
+                    log(f"tuned {p.kernel.name}: {best:.1f} us is no faster than its default {default:.1f} us; "
+                        "the default schedule stays deployed")
+                lines.append({"struct_hash": h, "name": p.kernel.name, "policy": "joint",
+                              "trials": rep.trials.get(h, 0), "best_us": best, "default_us": default,
+                              "stopped": rep.stopped.get(h), "kept": kept})
+            schedules.reload()
+            transfer("after trials")
+    after_prep, after = _priced(kernels, target, schedules, table, runner, statistic)
+    return NetworkTuning(net.name, int(trials), spent, default_sum.latency_ms, before.latency_ms, after.latency_ms,
+                         round(time.time() - t0, 1), _provenance(before_prep), _provenance(after_prep), lines,
+                         len(after.missing))

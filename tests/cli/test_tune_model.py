@@ -1,0 +1,95 @@
+"""``chamtvm tune-model`` on a tiny ONNX model, run as a user runs it: rows measured, the
+tuned kernels' records written where ``predict`` looks, ``predict`` says when its figure is
+for default schedules, and bad input is exit 2 with a clear message."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def chamtvm(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "chamtvm", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    """A 3-kernel ONNX model: conv 3x3 + ReLU6, depthwise 3x3 + ReLU6, conv 1x1, at 12 px."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU6(), nn.Conv2d(8, 8, 3, padding=1, groups=8),
+                          nn.ReLU6(), nn.Conv2d(8, 16, 1)).eval()
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 12, 12),), str(path), input_names=["x"], opset_version=17,
+                      dynamo=False)
+    return path
+
+
+@pytest.mark.slow  # two CLI processes measuring 3 kernels: 64 s on the loaded 2-core box, too much for the fast tier
+def test_without_trials_it_measures_rows_and_predict_notes_default_schedules(tiny_onnx, tmp_path):
+    luts, sched = tmp_path / "luts", tmp_path / "schedules"
+    out = chamtvm("tune-model", tiny_onnx, "--trials", "0", "--luts-dir", luts, "--schedules-dir", sched, "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    body = json.loads(out.stdout)
+    assert body["trials_spent"] == 0 and body["missing"] == 0
+    assert body["provenance_after"] == {"default": 3}  # nothing tuned in this table: nothing to transfer
+    assert body["default_ms"] > 0 and body["before_ms"] == body["after_ms"] == body["default_ms"]
+    pred = chamtvm("predict", tiny_onnx, "--luts-dir", luts, "--schedules-dir", sched, "--table-sum-only")
+    assert pred.returncode == 0, pred.stderr[-2000:]
+    assert "3 of 3 kernels (100 % of the predicted time) are priced with TVM's default schedules" in pred.stdout
+    assert "No kernel of these kinds has been tuned in this table yet" in pred.stdout
+    assert "tune-model" in pred.stdout
+
+
+@pytest.mark.slow
+def test_trials_tune_the_costliest_kernel_and_predict_gives_the_tuned_latency(tiny_onnx, tmp_path):
+    """A few real MetaSchedule trials on the costliest kernel; its record lands in the
+    schedules folder, its row in the table, and ``predict`` prices it tuned (or, where tuning
+    found nothing faster, with the default it keeps)."""
+    luts, sched = tmp_path / "luts", tmp_path / "schedules"
+    out = chamtvm("tune-model", tiny_onnx, "--trials", "4", "--trials-per-kernel", "4", "--tuning-population", "16",
+                  "--luts-dir", luts, "--schedules-dir", sched, "--json")
+    assert out.returncode == 0, out.stderr[-3000:]
+    body = json.loads(out.stdout)
+    joint = [k for k in body["kernels"] if k["policy"] == "joint"]
+    assert len(joint) == 1 and body["trials_spent"] >= 1 and joint[0]["best_us"] > 0
+    assert (sched / "x86" / "database_tuning_record.json").exists()
+    pred = json.loads(chamtvm("predict", tiny_onnx, "--luts-dir", luts, "--schedules-dir", sched, "--json",
+                              "--table-sum-only").stdout)
+    assert pred["latency_ms"] == pytest.approx(body["after_ms"])
+    default = json.loads(chamtvm("predict", tiny_onnx, "--luts-dir", luts, "--schedules-dir", sched, "--json",
+                                 "--table-sum-only", "--schedules", "default").stdout)
+    assert default["latency_ms"] == pytest.approx(body["default_ms"])
+    if joint[0]["kept"]:  # the tuned kernel is deployed: it left the default-schedule count
+        assert pred["default_schedules"]["default_kernels"] < 3
+        assert body["after_ms"] < body["default_ms"]
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["tune-model", "{onnx}", "--trials", "-1"], "must be an integer >= 0"),
+    (["tune-model", "{onnx}", "--trials-per-kernel", "0"], "must be a positive integer"),
+    (["tune-model", "{missing}"], "does not exist"),
+    (["tune-model", "{onnx}", "--target", "riscv"], "unknown target 'riscv'"),
+    (["tune-model", "{onnx}", "--target", "arm"], "--tracker HOST:PORT"),
+    (["tune-model", "{onnx}", "--tracker", "nohost"], "tracker must be HOST:PORT"),
+    (["predict", "{onnx}", "--schedules", "fast"], "invalid choice: 'fast'"),
+])
+def test_bad_input_is_exit_2_with_a_clear_message(tiny_onnx, tmp_path, args, expected, capsys):
+    from chamtvm.cli.main import main
+
+    files = {"onnx": tiny_onnx, "missing": tmp_path / "nope.onnx"}
+    try:
+        code = main([a.format(**files) for a in args])
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err, err[-1500:]
