@@ -17,7 +17,8 @@ and every figure of its "measured" column is in that row's file. Wherever a resu
 a figure is traced to, its provenance is said: in the status row, or in the "Results
 files" section of a docs page ("older file, no provenance" for files written before the
 benchmark harness; else the commit and whether the run was quiet, contended, or without a
-noise record)."""
+noise record; for a file that re-analyses earlier measurements, whether the run that took
+them, its ``measurements_from``, was quiet)."""
 
 from __future__ import annotations
 
@@ -146,7 +147,9 @@ def provenance_status(name: str) -> str:
     prov = results_file(name).get("provenance")
     if not prov:
         return NO_PROVENANCE
-    noise = prov.get("quiet_run_measure")
+    earlier = (prov.get("measurements_from") or {}).get("provenance")
+    timings = earlier if isinstance(earlier, dict) else prov  # the run that took the timings
+    noise = timings.get("quiet_run_measure")
     said = "no noise record" if not noise else "quiet" if noise.get("quiet") else "contended"
     return f"{(prov.get('commit') or 'uncommitted')[:7]} {said}"
 
