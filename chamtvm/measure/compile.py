@@ -69,12 +69,30 @@ def build_batch_network(kernels, target: TargetSpec, path: Path) -> list:
     mod, inputs = batch_network(kernels)
     if target.device == "cpu":
         mod = with_reference(mod)
+    mod = opaque_kernels(mod)
     tvm_target = target.tvm()
     if target.device == "cuda":
         mod = _gpu_default_schedule(mod, tvm_target)
     ex = tvm.compile(mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))
     export(ex, target, path)
     return inputs
+
+
+OPAQUE = 8  # relax.OpPatternKind.kOpaque: FuseOps leaves such a call alone
+
+
+def opaque_kernels(mod):
+    """``mod`` with every PrimFunc marked opaque (``op_pattern``), so the target's pipeline
+    keeps each call of a batch network a kernel of its own: a producer and an element-wise
+    kernel it feeds (an unfused ``add`` of a plain build) would otherwise be fused into a
+    kernel nobody deploys, or fail to fuse (FuseTIR's inconsistent buffers)."""
+    import tvm
+
+    out = tvm.IRModule(dict(mod.functions.items()), attrs=mod.attrs)
+    for gv, f in mod.functions.items():
+        if isinstance(f, tvm.tirx.PrimFunc):
+            out[gv] = f.with_attr("op_pattern", OPAQUE)
+    return out
 
 
 def with_reference(fused_mod):
