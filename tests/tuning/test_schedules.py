@@ -47,3 +47,28 @@ def test_tune_one_kernel_apply_it_and_resume(tiny_space, tiny_archs, x86, tmp_pa
     scheduled = [gv.name_hint for gv, f in applied.functions.items()
                  if isinstance(f, tvm.tirx.PrimFunc) and f.attrs and "tirx.is_scheduled" in f.attrs]
     assert scheduled == [kernel.name]
+
+
+def test_apply_to_module_returns_a_new_module_and_leaves_the_input_unchanged(tiny_space, tiny_archs, x86, tmp_path):
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from chamtvm.tuning.database import workload_module
+
+    net = lower_arch(tiny_space, tiny_archs[0])
+    kernel = max((k for k in net.kernels if "conv2d" in k.name), key=lambda k: k.flops)
+    (tmp_path / "x86").mkdir()
+    db = ms.database.JSONDatabase(work_dir=str(tmp_path / "x86"))
+    mod = workload_module(kernel.func)  # a record whose trace is the default loop nest
+    db.commit_tuning_record(ms.database.TuningRecord(tvm.s_tir.Schedule(mod).trace, db.commit_workload(mod),
+                                                     [1e-6], x86.tvm(), ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
+    before = dict(net.fused.functions.items())
+
+    applied = ScheduleSource(x86, tmp_path / "x86").apply_to_module(net.fused)
+
+    def scheduled(m):
+        return [gv.name_hint for gv, f in m.functions.items()
+                if isinstance(f, tvm.tirx.PrimFunc) and f.attrs and "tirx.is_scheduled" in f.attrs]
+
+    assert scheduled(applied) == [kernel.name] and scheduled(net.fused) == []
+    assert all(net.fused[gv].same_as(f) for gv, f in before.items())  # the caller's module is untouched
