@@ -53,6 +53,9 @@ class Evaluator:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "Evaluator":
+        if not isinstance(d, Mapping):
+            raise TargetError(f"{where}: expected an object with fields {[*EVALUATOR_FIELDS, 'cache_flush']}, "
+                              f"got {d!r}")
         unknown = set(d) - set(EVALUATOR_FIELDS) - {"cache_flush"}
         if unknown:
             raise TargetError(f"{where}: unknown evaluator fields {sorted(unknown)}")
@@ -90,6 +93,9 @@ class TargetSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "") -> "TargetSpec":
+        if not isinstance(d, Mapping):
+            raise TargetError(f"target file {source}: expected a JSON object describing one target, "
+                              f"got a {type(d).__name__}")
         where = f"target {d.get('name', source)!r}"
         required = {"name", "tvm_target", "device", "rpc_key", "evaluator"}
         missing = required - set(d)
@@ -97,6 +103,11 @@ class TargetSpec:
             raise TargetError(f"{where} ({source}): missing fields {sorted(missing)}")
         if not isinstance(d["tvm_target"], Mapping) or "kind" not in d["tvm_target"]:
             raise TargetError(f"{where}: tvm_target must be a TVM target JSON object with a 'kind'")
+        if d.get("host") is not None and not isinstance(d["host"], Mapping):
+            raise TargetError(f"{where}: host must be a TVM target JSON object (e.g. {{\"kind\": \"llvm\"}}) "
+                              f"or null, got {d['host']!r}")
+        if "local" in d and not isinstance(d["local"], bool):  # bool("false") would be True
+            raise TargetError(f"{where}: local must be true or false (a JSON boolean), got {d['local']!r}")
         if d["device"] not in ("cpu", "cuda"):
             raise TargetError(f"{where}: device must be 'cpu' or 'cuda', got {d['device']!r}")
         ev = Evaluator.from_dict(d["evaluator"], f"{where}.evaluator")
@@ -145,7 +156,7 @@ class TargetSpec:
         where the target leaves it to TVM's default."""
         pinned = os.environ.get(THREADS_ENV)
         if pinned:
-            if not pinned.isdigit() or int(pinned) < 1:
+            if not (pinned.isascii() and pinned.isdigit()) or int(pinned) < 1:
                 raise TargetError(f"{THREADS_ENV}={pinned!r}: expected a positive integer")
             return int(pinned)
         if self.threads == "auto":
@@ -184,7 +195,9 @@ def _target_dirs() -> list[Path]:
     dirs = [BUILTIN_DIR]
     extra = os.environ.get("CHAMTVM_TARGETS_DIR")
     if extra:
-        dirs.append(Path(extra))
+        if not Path(extra).expanduser().is_dir():
+            raise TargetError(f"CHAMTVM_TARGETS_DIR={extra} is not a folder (of target JSON files)")
+        dirs.append(Path(extra).expanduser())
     return dirs
 
 
@@ -193,10 +206,14 @@ def target_registry() -> Registry:
     reg: Registry = Registry("target")
     for d in _target_dirs():
         for path in sorted(d.glob("*.json")):
+            if path.is_dir():
+                raise TargetError(f"{path} is a folder, not a target file (in {d}); rename or move it")
             try:
                 data = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise TargetError(f"target file {path} is not valid JSON: {e}") from None
+            except OSError as e:
+                raise TargetError(f"target file {path} cannot be read ({e.strerror or e})") from None
             spec = TargetSpec.from_dict(data, source=str(path))
             reg.register(spec.name, spec, replace=True)
     return reg
