@@ -1,4 +1,4 @@
-"""Benchmark the accuracy predictor (issue 5).
+"""Benchmark the accuracy predictor.
 
 Part ``nasbench``: NAS-Bench-Macro CIFAR-10 (6,561 architectures, the packaged copy in
 ``chamtvm/accuracy/data``). The oracle returns the accuracy of ONE training seed
@@ -20,12 +20,11 @@ Outputs ``benchmarks/results/accuracy_{nasbench,fashion}.json`` and
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
-from common import REPO, RESULTS, one_blas_thread, pyplot, save_figure, write_results
+from common import RUNS, RESULTS, argument_parser, one_blas_thread, parse_args, pyplot, save_figure, write_results
 
 one_blas_thread()
 
@@ -180,7 +179,7 @@ def fashion(quick: bool, cfg: dict) -> dict:
     pool = sample_pool(space, 12 if quick else 30, np.random.default_rng(0))
     X = pool_features(space, pool)
     trainer = ProxyTaskTrainer("fashion-mnist", epochs=1 if quick else None)
-    journal = Journal(REPO / "runs" / ("bench_fashion_quick.jsonl" if quick else "bench_fashion.jsonl"))
+    journal = Journal(RUNS / ("bench_fashion_quick.jsonl" if quick else "bench_fashion.jsonl"))
     t0 = time.perf_counter()
     res = train_archs(space, pool, trainer, journal, seed=0)
     wall = time.perf_counter() - t0
@@ -240,7 +239,7 @@ def ceiling(quick: bool, n_archs: int = 20) -> dict:
     trainer = ProxyTaskTrainer("fashion-mnist", epochs=CEILING["epochs"],
                                train_size=CEILING["train_size"], eval_size=CEILING["eval_size"],
                                batch_size=CEILING["batch_size"], eval_split="val")
-    journal = Journal(REPO / "runs" / ("bench_ceiling_quick.jsonl" if quick else "bench_ceiling.jsonl"))
+    journal = Journal(RUNS / ("bench_ceiling_quick.jsonl" if quick else "bench_ceiling.jsonl"))
     by_seed, secs = {}, []
     for seed in (0, 1):
         res = train_archs(space, pool, trainer, journal, seed=seed)
@@ -263,10 +262,10 @@ def ceiling(quick: bool, n_archs: int = 20) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argument_parser(__doc__)
     ap.add_argument("--part", choices=["nasbench", "fashion", "ceiling", "all"], default="all")
     ap.add_argument("--quick", action="store_true", help="fewer seeds/samples (smoke run; not for reporting)")
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     suffix = "_quick" if args.quick else ""
     if args.part == "ceiling":
         res = ceiling(args.quick)

@@ -1,5 +1,5 @@
 """Evidence that the search adapts: searched networks vs MobileNetV2 width x resolution
-baselines at equal *measured* latency, per target (issue 6).
+baselines at equal *measured* latency, per target.
 
 Per target (``x86`` locally; ``arm`` through a TVM RPC tracker, on the emulated board the
 figures are EMULATION timings, labelled "emulated arm" everywhere):
@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -41,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, RESULTS, argument_parser, pyplot, save_figure
+from common import REPO, RESULTS, RUNS, argument_parser, parse_args, pyplot, run_chamtvm, save_figure, shown_path, write_results
 
 from chamtvm.core.metrics import iqr_spread_pct
 
@@ -50,16 +48,8 @@ warnings.filterwarnings("ignore")
 from chamtvm.space.baselines import baseline_family  # noqa: E402
 from chamtvm.space.schema import Arch, SearchSpace  # noqa: E402
 
-RUNS = REPO / "runs" / "adaptation"
+WORK = RUNS / "adaptation"
 SLACK = 1.05  # a baseline "matches" a pick when its measured latency <= pick * SLACK
-
-
-def rel(path: Path) -> str:
-    """Repository-relative path for JSON (never a machine path)."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return Path(path).name
 
 
 def target_label(name: str, emulated: bool) -> str:
@@ -126,16 +116,15 @@ def measure_round_robin(nets: dict[str, tuple[SearchSpace, Arch]], target, runne
 # ----------------------------------------------------------------------- search
 def run_search(target: str, space: str, budget_ms: float, tracker, key) -> dict:
     """``python -m chamtvm search ... --json --no-measure``; the parsed report or {error}."""
-    out = RUNS / f"search-{target}-{budget_ms:.4f}"
-    cmd = [sys.executable, "-m", "chamtvm", "search", "--target", target, "--space", space,
-           "--latency-ms", f"{budget_ms:.4f}", "--json", "--no-measure", "--out", str(out)]
+    out = WORK / f"search-{target}-{budget_ms:.4f}"
+    cmd = ["search", "--target", target, "--space", space, "--latency-ms", f"{budget_ms:.4f}", "--no-measure",
+           "--out", str(out)]
     if tracker:
         cmd += ["--tracker", tracker, "--key", key or target]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or ["(no message)"])[-1], "rc": proc.returncode}
-    text = proc.stdout
-    return json.loads(text[text.index("{"):])
+    proc = run_chamtvm(cmd, ok_codes=None, json_output=True)
+    if proc["exit"] != 0:
+        return {"error": (proc["stderr"].strip().splitlines() or ["(no message)"])[-1], "rc": proc["exit"]}
+    return proc["json"]
 
 
 def fastest_reachable_ms(target: str, space: str, tracker, key) -> float | None:
@@ -161,9 +150,9 @@ def target_phase(tname: str, args, fam, base_space) -> dict:
     """Measure baselines, search at 3 budgets, measure picks + baselines together (cached)."""
     from chamtvm.targets.spec import get_target
 
-    cache = RUNS / f"measure-{tname}{'-quick' if args.quick else ''}.json"
+    cache = WORK / f"measure-{tname}{'-quick' if args.quick else ''}.json"
     if cache.exists() and not args.remeasure:
-        print(f"[{tname}] measurements read from {rel(cache)} (--remeasure redoes them)")
+        print(f"[{tname}] measurements read from {shown_path(cache)} (--remeasure redoes them)")
         return json.loads(cache.read_text())
     target = get_target(tname)
     runner = open_runner(target, args.tracker, args.key)
@@ -229,7 +218,7 @@ def train(jobs: list[tuple[str, SearchSpace, Arch]], proto_name: str, proto: dic
 
     trainer = ProxyTaskTrainer("fashion-mnist", **proto)
     tag = f"{proto['train_size']}x{proto['epochs']}-e{proto['eval_size']}"
-    journal = Journal(RUNS / f"eval-{tag}.jsonl")
+    journal = Journal(WORK / f"eval-{tag}.jsonl")
     out = {}
     for name, space, arch in jobs:
         if name in out:
@@ -441,7 +430,7 @@ def plot(results: dict, acc: dict, fam, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------- main
-def main() -> int:
+def main(argv=None) -> int:
     ap = argument_parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="smoke run: 4 baselines, 1 budget, tiny trainings")
     ap.add_argument("--targets", default="x86,arm")
@@ -459,7 +448,7 @@ def main() -> int:
     ap.add_argument("--no-train", action="store_true", help="measure and search only")
     ap.add_argument("--remeasure", action="store_true", help="ignore cached measurements")
     ap.add_argument("--out-prefix", type=Path, default=RESULTS / "adaptation")
-    args = ap.parse_args()
+    args = parse_args(ap, argv)
     t_start = time.time()
     deadline = t_start + 60 * args.train_minutes if args.train_minutes else None
 
@@ -470,7 +459,7 @@ def main() -> int:
         widths, resolutions = [0.5, 1.0], [20, 28]
         args.budgets, args.rounds, args.seeds, args.study = 1, 2, 2, 2
     fam = baseline_family(base_space, widths, resolutions)
-    RUNS.mkdir(parents=True, exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
 
     targets = []
     for t in args.targets.split(","):
@@ -558,7 +547,7 @@ def main() -> int:
         print(f"  identical picks per budget rank: {same}")
 
     out = {
-        "what": "search picks vs MobileNetV2 width x resolution baselines at equal measured latency (issue 6)",
+        "what": "search picks vs MobileNetV2 width x resolution baselines at equal measured latency",
         "quick": args.quick, "space": base_space.name, "family_space": fam[0].space.to_dict(),
         "baselines": {b.name: {"width": b.width, "resolution": b.resolution, "architecture": b.arch.to_dict()} for b in fam},
         "latency": "median over all samples of --rounds interleaved rounds; spread_pct = IQR/median of all samples; round_range_pct = range of round medians",
@@ -572,11 +561,8 @@ def main() -> int:
         "note": "arm figures come from the emulated board (QEMU user mode): emulation timings, not device figures",
     }
     prefix = args.out_prefix if not args.quick else args.out_prefix.with_name(args.out_prefix.name + "_quick")
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{prefix}.json").write_text(json.dumps(out, indent=1))
-    if targets and acc:
-        plot(results, acc, fam, Path(f"{prefix}.png"))
-    print(f"\nwrote {rel(Path(f'{prefix}.json'))}" + (f" and {rel(Path(f'{prefix}.png'))}" if acc else ""))
+    figure = (lambda _out, png: plot(results, acc, fam, png)) if targets and acc else None
+    write_results(out, Path(f"{prefix}.json"), figure=figure)
     return 0
 
 

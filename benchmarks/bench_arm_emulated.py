@@ -26,87 +26,15 @@ Writes ``benchmarks/results/arm_emulated_tuned.json`` and ``arm_emulated_tuned.p
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "results"
-WORK = REPO / "runs" / "bench_arm_emulated"
-EMULATION = "QEMU user-mode aarch64 on an x86 host: EMULATION figures, NOT ARM device timings"
+from common import (EMULATION, RESULTS, RUNS, argument_parser, fresh_workdir, load_average, parse_args, pyplot,
+                    run_chamtvm, save_figure, summary, write_results)
 
-
-def uptime() -> str:
-    """The machine's load line (``uptime``): the host is shared, so every figure carries it."""
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-
-
-def load_range(load: dict) -> dict:
-    """Lowest and highest 1-minute load average of ``{moment: uptime line}`` (as numbers)."""
-    import re
-
-    ones = [float(m.group(1)) for line in load.values() if isinstance(line, str)
-            for m in [re.search(r"load average: ([\d.]+)", line)] if m]
-    return {"load_1min_min": min(ones), "load_1min_max": max(ones), "cores": os.cpu_count()} if ones else {}
-
-
-def summary(xs) -> dict:
-    """Median, IQR/median (%) and the values of repeated figures."""
-    from chamtvm.core.metrics import iqr_spread_pct
-
-    xs = [float(x) for x in xs]
-    return {"median": statistics.median(xs), "iqr_spread_pct": iqr_spread_pct(xs), "n": len(xs), "values": xs}
-
-
-def repo_relative(obj):
-    """``obj`` with every string path under this checkout made relative to it (no machine
-    paths in results files)."""
-    if isinstance(obj, dict):
-        return {k: repo_relative(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [repo_relative(v) for v in obj]
-    if isinstance(obj, str) and str(REPO) in obj:
-        return obj.replace(str(REPO) + os.sep, "").replace(str(REPO), ".")
-    return obj
-
-
-def fresh_workdir(work: Path, resume: bool) -> Path:
-    """``work`` emptied (kept as it is with ``resume``: the CLI runs resume from it)."""
-    if work.exists() and not resume:
-        import shutil
-
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    return work
-
-
-def write_results(out: dict, path: Path, plot_fn) -> None:
-    """The results JSON (paths relative to the checkout) and its plot beside it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(repo_relative(out), indent=1))
-    plot_fn(out, path.with_suffix(".png"))
-    print(f"wrote {path} and {path.with_suffix('.png')}")
-
-
-def chamtvm_cli(args: list[str], log_path: Path, timeout_s: float) -> float:
-    """Run ``python -m chamtvm ARGS`` (this checkout) with its output in ``log_path``; the
-    wall seconds. Raises with the log's tail when it fails."""
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    t0 = time.time()
-    with open(log_path, "w") as f:
-        rc = subprocess.run([sys.executable, "-m", "chamtvm", *args], cwd=REPO, env=env, stdout=f,
-                            stderr=subprocess.STDOUT, timeout=timeout_s, check=False).returncode
-    if rc != 0:
-        tail = "\n".join(log_path.read_text().splitlines()[-30:])
-        raise RuntimeError(f"chamtvm {' '.join(args[:3])} failed (exit {rc}):\n{tail}")
-    return time.time() - t0
+WORK = RUNS / "bench_arm_emulated"
 
 
 def kernel_rows(luts: Path) -> dict[str, dict[str, dict]]:
@@ -146,7 +74,7 @@ def retime(space_name: str, sched_root: Path, tracker, key: str, rounds: int, lo
             for res in runner.measure_batches(batches, arm.evaluator):
                 if res.ok:
                     samples.setdefault(res.key, []).append(res.median_us)
-            log(f"  re-timing round {r + 1}/{rounds} done ({uptime()})")
+            log(f"  re-timing round {r + 1}/{rounds} done (load average {load_average()})")
     out = {}
     for d, p in pairs:
         if d.key in samples and p.key in samples:
@@ -178,7 +106,7 @@ def network_speedup(args, rounds: int = 2, log=print) -> dict:
     schedules = {"default": ScheduleSource(arm, use_database=False),
                  "deployed": ScheduleSource(arm, work / "schedules" / arm.name)}
     key = "arm-bench-speedup"
-    load = {"before": uptime()}
+    load = {"before": load_average()}
     samples: dict[str, dict[str, list[float]]] = {}
     with start_tracker() as tracker, start_arm_servers(tracker.tracker, key, n=1, log=print), \
             RPCRunner(arm, tracker.tracker[0], tracker.tracker[1], key) as runner:
@@ -189,8 +117,8 @@ def network_speedup(args, rounds: int = 2, log=print) -> dict:
                     res = measure_network(net, arm, runner, sched, work_dir=str(WORK))
                     if res.ok:
                         samples.setdefault(n["name"], {}).setdefault(which, []).append(float(np.median(res.samples_us)) / 1e3)
-            log(f"  {n['name']}: {samples.get(n['name'])} ms ({uptime()})")
-        load["after"] = uptime()
+            log(f"  {n['name']}: {samples.get(n['name'])} ms (load average {load_average()})")
+        load["after"] = load_average()
     nets = []
     for name, by in samples.items():
         if len(by) == 2:
@@ -198,7 +126,7 @@ def network_speedup(args, rounds: int = 2, log=print) -> dict:
             nets.append({"name": name, "default_ms": d, "deployed_ms": p, "speedup": d / p, "rounds": by})
     sp = [x["speedup"] for x in nets]
     return {"what": "held-out networks end to end, default vs deployed schedules alternating (EMULATION)",
-            "rounds": rounds, "networks": nets, "machine_load": load, "machine_load_range": load_range(load),
+            "rounds": rounds, "networks": nets, "load_average_1_5_15": load,
             "speedup": summary(sp) if sp else None,
             "mean_speedup": statistics.mean(sp) if sp else None}
 
@@ -210,11 +138,11 @@ def run(args) -> dict:
     work = fresh_workdir(WORK / f"{Path(args.space).stem}-t{args.trials}", args.resume)
     luts, sched, report_path = work / "luts", work / "schedules", work / "report.json"
     key = "arm-bench-tune"
-    load = {"before": uptime()}
+    load = {"before": load_average()}
     with start_tracker() as tracker:
         with start_arm_servers(tracker.tracker, key, n=args.servers, log=print):
             host, port = tracker.tracker
-            load["devices_up"] = uptime()
+            load["devices_up"] = load_average()
             print(f"EMULATED aarch64 board(s) up at {host}:{port} key={key}; tuning through RPC ({load['devices_up']})")
             tune_args = ["tune", "--target", "arm", "--tracker", f"{host}:{port}", "--key", key,
                          "--space", args.space, "--trials", str(args.trials),
@@ -222,11 +150,11 @@ def run(args) -> dict:
                          "--train-networks", str(args.train_networks), "--no-calibration", "--task", "none",
                          "--luts-dir", str(luts), "--schedules-dir", str(sched), "--out", str(report_path),
                          "--no-progress"]
-            wall = chamtvm_cli(tune_args, work / "tune.log", timeout_s=args.timeout_min * 60)
-            load["after_tune"] = uptime()
-            print(f"tune finished in {wall / 60:.1f} min ({load['after_tune']})")
+            wall = run_chamtvm(tune_args, work / "tune.log", timeout_s=args.timeout_min * 60)["wall_s"]
+            load["after_tune"] = load_average()
+            print(f"tune finished in {wall / 60:.1f} min (load average {load['after_tune']})")
             retimed = retime(args.space, sched, tracker.tracker, key, args.rounds)
-            load["after_retime"] = uptime()
+            load["after_retime"] = load_average()
     report = json.loads(report_path.read_text())
     rows = kernel_rows(luts)
     tuned_now = report["tuning"]["tuned_now"]
@@ -262,7 +190,7 @@ def run(args) -> dict:
         "space": report["space"], "servers": args.servers,
         "command": "python -m chamtvm " + " ".join(tune_args),
         "trials_budget": args.trials, "trials_per_kernel": args.trials_per_kernel,
-        "machine_load": load,
+        "load_average_1_5_15": load,
         "tuning_cost_min": report["seconds"].get("tuning", 0.0) / 60,
         "tune_wall_min": wall / 60,
         "seconds": report["seconds"],
@@ -337,15 +265,11 @@ def print_figures(out: dict) -> None:
         print(f"held-out networks end to end, default / deployed schedules: median {ns['speedup']['median']:.2f}x "
               f"(IQR/median {ns['speedup']['iqr_spread_pct']:.1f}%), mean {ns['mean_speedup']:.2f}x over "
               f"{len(ns['networks'])} networks ({ns['rounds']} alternating rounds)")
-    print(f"machine load: {out['machine_load']}")
+    print(f"load average (1, 5, 15 min) at the recorded moments: {out.get('load_average_1_5_15')}")
 
 
 def plot(out: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     for prov, color in (("tuned", "C2"), ("transferred", "C1")):
         ks = [k for k in out["per_kernel"] if k.get("retimed") and k["schedule_provenance"] == prov]
@@ -374,12 +298,11 @@ def plot(out: dict, path: Path) -> None:
     b.set_title(f"held-out networks of {out['space']}, tuned table")
     b.legend(fontsize=7)
     fig.suptitle("Emulated ARM board (QEMU user mode on x86): emulation timings, not ARM device latency", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
     ap.add_argument("--space", default="small")
     ap.add_argument("--trials", type=int, default=48)
     ap.add_argument("--trials-per-kernel", type=int, default=16)
@@ -393,20 +316,20 @@ def main() -> int:
     ap.add_argument("--analyze-only", action="store_true", help="recompute the figures and plot from --out")
     ap.add_argument("--speedup-only", action="store_true",
                     help="only measure the finished run's held-out networks, default vs deployed, into --out")
-    args = ap.parse_args()
+    args = parse_args(ap, argv)
     import warnings
 
     warnings.filterwarnings("ignore")
     WORK.mkdir(parents=True, exist_ok=True)
-    out = json.loads(args.out.read_text()) if args.analyze_only or args.speedup_only else run(args)
+    reused = args.analyze_only or args.speedup_only
+    out = json.loads(args.out.read_text()) if reused else run(args)
     if args.speedup_only or not args.analyze_only:
         out["network_speedup"] = network_speedup(args)
     out["retimed_speedup"] = aggregate(out)
-    out["machine_load_range"] = load_range(out["machine_load"])
     print_figures(out)
-    write_results(out, args.out, plot)
+    write_results(out, args.out, figure=plot, measurements_from=args.out if reused else None)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -23,49 +23,23 @@ Writes ``benchmarks/results/real_models_arm_emulated.json`` and ``.png``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-RESULTS = REPO / "benchmarks" / "results"
-WORK = REPO / "runs" / "bench_arm_real_models"
+from common import (EMULATION, REPO, RESULTS, RUNS, argument_parser, fresh_workdir, load_average, parse_args,
+                    pyplot, run_chamtvm, save_figure, summary, write_results)
+
+WORK = RUNS / "bench_arm_real_models"
 TINY = REPO / "tests" / "data" / "tiny_space.json"
 DEFAULT_MODELS = ("mobilenet_v2_x0_5", "mobilenet_v3_small", "squeezenet1_1_x0_5", "resnet10_x0_5",
                   "shufflenet_v2_x0_5")
 
-from bench_arm_emulated import (
-    EMULATION,
-    fresh_workdir,
-    load_range,
-    summary,
-    uptime,
-    write_results,
-)
-
 
 def cli_json(args: list[str], log_path: Path, timeout_s: float, ok_codes=(0,)) -> dict:
     """``python -m chamtvm ARGS --json`` (this checkout): its JSON; stderr into ``log_path``."""
-    import subprocess
-
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    t0 = time.time()
-    with open(log_path, "a") as err:
-        err.write(f"\n$ chamtvm {' '.join(args)}\n")
-        err.flush()
-        out = subprocess.run([sys.executable, "-m", "chamtvm", *args, "--json"], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout_s, check=False)
-    if out.returncode not in ok_codes:
-        raise RuntimeError(f"chamtvm {' '.join(args[:2])} exited {out.returncode}: {out.stdout[-500:]}")
-    res = json.loads(out.stdout)
-    res["_wall_s"] = time.time() - t0
-    res["_exit"] = out.returncode
-    return res
+    res = run_chamtvm(args, log_path, timeout_s, ok_codes=ok_codes, json_output=True)
+    return {**res["json"], "_wall_s": res["wall_s"], "_exit": res["exit"]}
 
 
 def export_models(models, resolution: int, folder: Path) -> dict[str, Path]:
@@ -98,23 +72,23 @@ def run(args) -> dict:
     luts, log = work / "luts", work / "cli.log"
     onnx = export_models(args.models, args.resolution, WORK / "onnx")
     key = "arm-bench-real"
-    load = {"before": uptime()}
+    load = {"before": load_average()}
     seconds = {}
     rows = {m: {"model": m, "family": real.family_of(m), "resolution": args.resolution} for m in args.models}
     with start_tracker() as tracker:
         with start_arm_servers(tracker.tracker, key, n=1, log=print):
             trk = f"{tracker.tracker[0]}:{tracker.tracker[1]}"
             remote = ["--tracker", trk, "--key", key]
-            load["devices_up"] = uptime()
+            load["devices_up"] = load_average()
             t0 = time.time()
             table_args = ["tune", "--target", "arm", *remote, "--space", str(TINY), "--trials", "0", "--heldout", "0",
                           "--train-networks", "0", "--task", "none", "--luts-dir", str(luts), "--no-progress",
                           "--out", str(work / "table-report.json")] + (["--real-calibration"] if args.real_calibration else [])
             table_report = cli_json(table_args, log, timeout_s=args.timeout_min * 60)
             seconds["table"] = time.time() - t0
-            load["after_table"] = uptime()
+            load["after_table"] = load_average()
             print(f"emulated ARM table: {table_report['table']['rows']} rows in {seconds['table'] / 60:.1f} min "
-                  f"({load['after_table']})")
+                  f"(load average {load['after_table']})")
             common = ["--target", "arm", "--luts-dir", str(luts)]
             for m in args.models:  # every model from the sweep first: no model's kernels in the table yet
                 try:
@@ -123,7 +97,7 @@ def run(args) -> dict:
                 except Exception as e:
                     rows[m]["sweep_only_error"] = str(e)[:500]
                 print(f"  {m}: predicted (sweep only) {rows[m].get('sweep_only', {}).get('latency_ms')} ms")
-            load["after_predict"] = uptime()
+            load["after_predict"] = load_average()
             for m in args.models:
                 try:
                     meas = cli_json(["measure", str(onnx[m]), *common, *remote], log, args.timeout_min * 60)
@@ -135,7 +109,7 @@ def run(args) -> dict:
                     rows[m]["measured_ms"] = meas.get("latency_ms")
                 except Exception as e:
                     rows[m]["measured_error"] = str(e)[:500]
-                print(f"  {m}: measured {rows[m].get('measured_ms')} ms (EMULATION; {uptime()})")
+                print(f"  {m}: measured {rows[m].get('measured_ms')} ms (EMULATION; load average {load_average()})")
                 try:
                     rows[m]["measured_kernels"] = _brief_prediction(cli_json(
                         ["predict", str(onnx[m]), *common, *remote, "--measure-missing"], log, args.timeout_min * 60,
@@ -143,7 +117,7 @@ def run(args) -> dict:
                 except Exception as e:
                     rows[m]["measured_kernels_error"] = str(e)[:500]
                 print(f"  {m}: predicted after --measure-missing {rows[m].get('measured_kernels', {}).get('latency_ms')} ms")
-            load["after_models"] = uptime()
+            load["after_models"] = load_average()
     for r in rows.values():
         for proto in ("sweep_only", "measured_kernels"):
             p, meas = r.get(proto), r.get("measured_ms")
@@ -155,7 +129,7 @@ def run(args) -> dict:
                       "sweeps": ["grid"] + (["real-network"] if args.real_calibration else []),
                       "space": "tests/data/tiny_space.json", "device_label": table_report["device_label"],
                       "emulated": table_report["emulated"]},
-            "schedules": "default (no tuned database)", "machine_load": load,
+            "schedules": "default (no tuned database)", "load_average_1_5_15": load,
             "seconds": {k: round(v, 1) for k, v in seconds.items()},
             "protocols": {"sweep_only": "predict from the sweep table (kernel model prices every model kernel)",
                           "measured_kernels": "predict --measure-missing: the model's kernels measured on the "
@@ -202,15 +176,11 @@ def print_figures(out: dict) -> None:
         print(f"{proto}: n={f['n']} within ±10% {100 * f['within_10pct']:.0f}%, MAPE {f['mape_pct']:.1f}%, "
               f"bias {f.get('bias_pct', float('nan')):+.1f}%, Kendall tau {f.get('kendall_tau', float('nan')):.2f}; "
               f"measured inside the predicted range for {f['measured_within_predicted_range']} of {f['models_with_range']}")
-    print(f"machine load: {out['machine_load']}")
+    print(f"load average (1, 5, 15 min) at the recorded moments: {out.get('load_average_1_5_15')}")
 
 
 def plot(out: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5))
     vals = []
     for proto, marker in (("sweep_only", "o"), ("measured_kernels", "s")):
@@ -231,12 +201,11 @@ def plot(out: dict, path: Path) -> None:
     ax.set_title(f"real models at {out['resolution']} px on the emulated ARM board\n(QEMU user mode on x86: "
                  f"emulation timings, not ARM device latency)", fontsize=9)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
     ap.add_argument("--models", type=lambda s: s.split(","), default=list(DEFAULT_MODELS))
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--real-calibration", action="store_true", help="also the real-network sweep in the table")
@@ -244,7 +213,7 @@ def main() -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--analyze-only", action="store_true", help="recompute the figures and plot from --out")
     ap.add_argument("--out", type=Path, default=RESULTS / "real_models_arm_emulated.json")
-    args = ap.parse_args()
+    args = parse_args(ap, argv)
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -254,11 +223,10 @@ def main() -> int:
         out["fidelity"] = fidelity_by_protocol(out["per_model"])
     else:
         out = run(args)
-    out["machine_load_range"] = load_range(out["machine_load"])
     print_figures(out)
-    write_results(out, args.out, plot)
+    write_results(out, args.out, figure=plot, measurements_from=args.out if args.analyze_only else None)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -19,23 +19,18 @@ machine: read them with their spread.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS, argument_parser, parse_args, write_results
+from common.timing import paired_ratio, paired_rounds
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 warnings.filterwarnings("ignore")
-
-from deployed_timing import paired_ratio, paired_rounds  # noqa: E402
 
 from chamtvm.lower.kernels import extract_kernels, from_torch, fuse  # noqa: E402
 from chamtvm.measure.compile import build_kernel_library, compile_network, export  # noqa: E402
@@ -88,8 +83,8 @@ def vector_registers(func, targets: dict) -> dict:
     return out
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=16, help="MetaSchedule trials for the tuned kernel")
     ap.add_argument("--seed", type=int, default=0)
@@ -97,8 +92,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--asm-only", action="store_true",
                     help="only add the register counts of the tuned kernel to the existing JSON (needs --work)")
     ap.add_argument("--work", default=None, help="folder for the tuning database (reused when it has one)")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "codegen_x86.json"))
-    args = ap.parse_args(argv)
+    ap.add_argument("--out", default=str(RESULTS / "codegen_x86.json"))
+    args = parse_args(ap, argv)
 
     import os
 
@@ -150,8 +145,8 @@ def main(argv=None) -> dict:
         if args.asm_only:
             old = json.loads(Path(args.out).read_text())
             old["vector_registers_tuned_kernel"] = out["vector_registers_tuned_kernel"]
-            Path(args.out).write_text(json.dumps(old, indent=1))
-            return old
+            write_results(old, args.out, measurements_from=args.out)
+            return 0
 
         jobs = {}
         for name, tgt in (("host", host), ("skylake", avx2)):
@@ -197,12 +192,10 @@ def main(argv=None) -> dict:
         "vm_per_network_call_us": float(icpt),
     }
     out["wall_s"] = round(time.time() - t_start, 1)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
     print(json.dumps(out["summary"], indent=1))
-    print("wrote", args.out)
-    return out
+    write_results(out, args.out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -2,8 +2,8 @@
 torch, on the same machine, at the same thread count, interleaved in separate processes.
 
 Networks: ``--picks`` networks of the ``fashion`` space (seeded samples, like the main
-job's picks) and two real architectures written here (MobileNetV2 and ResNet-18, 10
-classes, ``--res`` px). One joint tuning run (``tuning.policy``, ``--trials`` in all, the
+job's picks) and two real architectures of the model zoo (``chamtvm.zoo.real``: MobileNetV2
+and ResNet-18, 1000 classes, ``--res`` px). One joint tuning run (``tuning.policy``, ``--trials`` in all, the
 kernels weighted by their share of their network's default time) plus trace transfer
 (``tuning.transfer``) gives the tuned schedules; the tuned table then predicts each
 network (table sum) beside its measured exported library. Per network: the share of time
@@ -18,7 +18,6 @@ Writes benchmarks/results/deployed_x86.json and deployed_x86.png. The machine is
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 import warnings
@@ -26,80 +25,21 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, RESULTS, pyplot, save_figure, write_results  # noqa: E402
+from common import RESULTS, RUNS, argument_parser, parse_args, pyplot, save_figure, write_results
+
 warnings.filterwarnings("ignore")
 
 
-def real_models(res: int):
-    """MobileNetV2 (width 1.0) and ResNet-18, 10 classes, as torch modules (eval)."""
-    import torch
-    from torch import nn
+REAL = {"mobilenetv2": "mobilenet_v2", "resnet18": "resnet18"}  # --real name -> chamtvm.zoo.real member
 
-    def cbr(cin, cout, k, s, groups=1, act=nn.ReLU6):
-        layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-        if act is not None:
-            layers.append(act())
-        return nn.Sequential(*layers)
 
-    class IR(nn.Module):
-        def __init__(self, cin, cout, s, t):
-            super().__init__()
-            h = cin * t
-            layers = ([cbr(cin, h, 1, 1)] if t != 1 else []) + [cbr(h, h, 3, s, groups=h), cbr(h, cout, 1, 1, act=None)]
-            self.body = nn.Sequential(*layers)
-            self.res = s == 1 and cin == cout
+def real_models(res: int, wanted) -> dict:
+    """``{"<name>@<res>": (torch module, input shape)}`` of the ``wanted`` real architectures
+    (``REAL``: the model zoo's MobileNetV2 and ResNet-18, 1000 classes, seeded weights and
+    randomized BN statistics, eval mode)."""
+    from chamtvm.zoo import real
 
-        def forward(self, x):
-            return x + self.body(x) if self.res else self.body(x)
-
-    class MobileNetV2(nn.Module):
-        def __init__(self):
-            super().__init__()
-            cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-            layers, c = [cbr(3, 32, 3, 2)], 32
-            for t, co, n, s in cfg:
-                for i in range(n):
-                    layers.append(IR(c, co, s if i == 0 else 1, t))
-                    c = co
-            layers.append(cbr(c, 1280, 1, 1))
-            self.features = nn.Sequential(*layers)
-            self.fc = nn.Linear(1280, 10)
-
-        def forward(self, x):
-            return self.fc(self.features(x).mean(dim=(2, 3)))
-
-    class Basic(nn.Module):
-        def __init__(self, cin, cout, s):
-            super().__init__()
-            self.body = nn.Sequential(cbr(cin, cout, 3, s, act=nn.ReLU), cbr(cout, cout, 3, 1, act=None))
-            self.short = cbr(cin, cout, 1, s, act=None) if (s != 1 or cin != cout) else nn.Identity()
-
-        def forward(self, x):
-            return torch.relu(self.body(x) + self.short(x))
-
-    class ResNet18(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layers, c = [cbr(3, 64, 7, 2, act=nn.ReLU), nn.MaxPool2d(3, 2, 1)], 64
-            for co, s in ((64, 1), (128, 2), (256, 2), (512, 2)):
-                layers += [Basic(c, co, s), Basic(co, co, 1)]
-                c = co
-            self.features = nn.Sequential(*layers)
-            self.fc = nn.Linear(512, 10)
-
-        def forward(self, x):
-            return self.fc(self.features(x).mean(dim=(2, 3)))
-
-    torch.manual_seed(0)
-    out = {}
-    for name, m in (("mobilenetv2", MobileNetV2()), ("resnet18", ResNet18())):
-        m.eval()
-        for mod in m.modules():  # non-trivial BN statistics, as after training
-            if isinstance(mod, nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.1, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
-        out[f"{name}@{res}"] = (m, (1, 3, res, res))
-    return out
+    return {f"{name}@{res}": (real.build(REAL[name]), (1, 3, res, res)) for name in wanted}
 
 
 def export_torch(model, shape, out_dir: Path) -> dict:
@@ -118,8 +58,8 @@ def probe_job() -> dict:
     return {"kind": "probe"}
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
     ap.add_argument("--picks", type=int, default=2)
     ap.add_argument("--pick-seed", type=int, default=2026)
     ap.add_argument("--res", type=int, default=128)
@@ -129,13 +69,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--work", default=str(REPO / "runs" / "bench-deployed"),
+    ap.add_argument("--work", default=str(RUNS / "bench-deployed"),
                     help="resumable working folder (tables, schedules; default: runs/bench-deployed, git-ignored)")
     ap.add_argument("--out", default=str(RESULTS / "deployed_x86.json"))
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # kernel rows measured at the same thread count
 
-    from deployed_timing import interleaved, measure
+    from common.timing import interleaved, measure
 
     from chamtvm.latency.table_sum import table_sum
     from chamtvm.lower.network import lower_arch, lower_torch
@@ -168,9 +108,11 @@ def main(argv=None) -> dict:
         arch = space.sample(rng)
         nets[f"fashion_pick{i}"] = (build_model(space, arch), tuple(input_shape(space, arch)), lower_arch(space, arch, f"pick{i}"))
     wanted = [x for x in args.real.split(",") if x]
-    for name, (m, shape) in real_models(args.res).items():
-        if name.split("@")[0] in wanted:
-            nets[name] = (m, shape, lower_torch(m, shape, name))
+    unknown = sorted(set(wanted) - set(REAL))
+    if unknown:
+        raise SystemExit(f"bench_deployed: unknown --real {unknown}; choose from {sorted(REAL)}")
+    for name, (m, shape) in real_models(args.res, wanted).items():
+        nets[name] = (m, shape, lower_torch(m, shape, name))
     files = {n: export_torch(m, shape, work / "models" / n.replace("@", "_")) for n, (m, shape, _) in nets.items()}
     print(f"{len(nets)} networks lowered in {time.time() - t_start:.0f} s")
 
@@ -255,8 +197,8 @@ def main(argv=None) -> dict:
                 t["pct_of_peak_bw"] = 100 * t["gbytes_s"] / probe["copy_gbytes_s"] if t["gbytes_s"] else None
         print(f"{n:20s} " + "  ".join(f"{k} {v / 1e3:.3f} ms" for k, v in m.items() if v))
     out["wall_s"] = round(time.time() - t_start, 1)
-    write_results(out, args.out, say="wrote", figure=plot)
-    return out
+    write_results(out, args.out, figure=plot)
+    return 0
 
 
 def plot(out: dict, path: Path) -> None:
@@ -279,4 +221,4 @@ def plot(out: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

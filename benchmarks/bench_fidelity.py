@@ -18,25 +18,21 @@ Writes benchmarks/results/fidelity_x86.json.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from common import REPO, RESULTS, argument_parser, parse_args, write_results
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-warnings.filterwarnings("ignore")
-
-from chamtvm.table.store import LatencyTable  # noqa: E402
-from chamtvm.measure.local import LocalRunner  # noqa: E402
-from chamtvm.core.metrics import fidelity, iqr_spread_pct  # noqa: E402
-from chamtvm.targets.spec import get_target  # noqa: E402
+from chamtvm.core.metrics import fidelity, iqr_spread_pct
+from chamtvm.measure.local import LocalRunner
 from chamtvm.pipeline.config import TuneConfig
-from chamtvm.pipeline.job import run_tune  # noqa: E402
+from chamtvm.pipeline.job import run_tune
+from chamtvm.table.store import LatencyTable
+from chamtvm.targets.spec import get_target
+
+warnings.filterwarnings("ignore")
 
 
 def heldout_rows(report, nets_table, table):
@@ -68,16 +64,16 @@ def concentration(rows):
             **{f"kernels_for_{p}pct": int(np.searchsorted(cum, p / 100) + 1) for p in (50, 80, 90)}}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
     ap.add_argument("--heldout", type=int, default=32)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--tune-kernels", type=int, default=6)
     ap.add_argument("--trials", type=int, default=16, help="trials per tuned kernel")
     ap.add_argument("--luts-dir", type=Path, default=REPO / "luts")
     ap.add_argument("--schedules-dir", type=Path, default=REPO / "schedules")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/fidelity_x86.json")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=RESULTS / "fidelity_x86.json")
+    args = parse_args(ap, argv)
 
     target = get_target("x86")
     runner = LocalRunner(target)
@@ -137,8 +133,7 @@ def main() -> int:
         "seconds": round(time.time() - t0, 1),
         "steps_seconds": {"untuned": rep_a["seconds"], "tuned": rep_b["seconds"]},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    write_results(result, args.out)
 
     def line(name, f):
         return (f"{name:<28} n={f['n']:<3} ±5%: {100 * f['within_5pct']:5.1f}%  ±10%: {100 * f['within_10pct']:5.1f}%  "
@@ -157,9 +152,9 @@ def main() -> int:
     if changed:
         print(f"end-to-end speed-up of the {len(changed)} networks using tuned kernels: median "
               f"{np.median(changed):.2f}x (min {np.min(changed):.2f}, max {np.max(changed):.2f})")
-    print(f"total {result['seconds']} s; written to {args.out}")
+    print(f"total {result['seconds']} s")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

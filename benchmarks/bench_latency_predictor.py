@@ -15,7 +15,7 @@ priced with the unseen-kernel model, and batch prediction throughput.
     python benchmarks/bench_latency_predictor.py [--target x86] [--train 50] [--test 32] [--no-calibration]
 
 Writes benchmarks/results/latency_predictor_<target>.json (``_nocalib`` with
-``--no-calibration``) and a scatter plot PNG, with the load average at start and end.
+``--no-calibration``) and a scatter plot PNG.
 
 The residual mode of the full predictor is chosen by 5-fold cross-validation on its
 training networks; nothing is chosen on the held-out networks reported. ``--no-calibration``
@@ -27,8 +27,6 @@ two runs on one working folder, with and without, compare the same measurements.
 
 from __future__ import annotations
 
-import os
-import sys
 import tempfile
 import time
 import warnings
@@ -36,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, RESULTS, argument_parser, pyplot, write_results  # noqa: E402
+from common import REPO, RESULTS, argument_parser, parse_args, pyplot, save_figure, write_results
 
 warnings.filterwarnings("ignore")
 
@@ -45,7 +43,7 @@ from chamtvm.latency.batch import BatchLatencyPredictor  # noqa: E402
 from chamtvm.lower.calibration import calibration_kernels  # noqa: E402
 from chamtvm.lower.coverage import space_kernel_map  # noqa: E402
 from chamtvm.latency.features import network_feature_vector  # noqa: E402
-from chamtvm.latency.models import KernelCostModel, ResidualModel, kernel_dicts  # noqa: E402
+from chamtvm.latency.models import KernelCostModel, LatencyPredictor, ResidualModel, kernel_dicts  # noqa: E402
 from chamtvm.core.hostport import parse_hostport  # noqa: E402
 from chamtvm.core.metrics import iqr_spread_pct  # noqa: E402
 from chamtvm.table.store import LatencyTable  # noqa: E402
@@ -56,9 +54,9 @@ from chamtvm.tuning.schedules import ScheduleSource  # noqa: E402
 from chamtvm.space.schema import SearchSpace  # noqa: E402
 from chamtvm.table.fill import fill_table, prepare  # noqa: E402
 from chamtvm.targets.spec import get_target  # noqa: E402
-from chamtvm.pipeline.config import TuneConfig
-from chamtvm.table.networks import ensure_measured, network_table
-from chamtvm.pipeline.latency import measure_archs
+from chamtvm.table.networks import network_table
+from chamtvm.pipeline.latency import price_archs
+from chamtvm.pipeline.pricing import price_and_measure
 from chamtvm.core.progress import progress_bar  # noqa: E402
 
 KS = (5, 10, 20, 30, 50)
@@ -79,16 +77,18 @@ class TableWithout:
 def measure_set(archs, space, target, runner, sched, table, nets, desc):
     """Per arch: encoding, FLOPs, network features, table sum (us), measured (us), IQR %."""
     out = []
-    for m in measure_archs(space, archs, target, runner, sched, table, nets, desc, TuneConfig()):
-        if m.row is None or m.row.get("status") != "ok":
+    bar = progress_bar(len(archs), desc)
+    for arch, m in price_archs(space, archs, LatencyPredictor(table), target, runner, sched, table, nets, bar):
+        if not m.ok:
             continue
         known, _ = kernel_dicts(m.prepared, table)
         s = np.asarray(m.row["runtime_us_samples"])
-        out.append({"enc": space.encode(m.arch),
-                    "flops": sum(k.flops * k.count for k in m.net.kernels if k.flops == k.flops),
-                    "X": network_feature_vector(known), "table_sum_us": m.table_sum.latency_ms * 1e3,
+        out.append({"enc": space.encode(arch),
+                    "flops": sum(p.kernel.flops * p.kernel.count for p in m.prepared if p.kernel.flops == p.kernel.flops),
+                    "X": network_feature_vector(known), "table_sum_us": m.table_sum_ms * 1e3,
                     "measured_us": m.row["runtime_us_p50"],
                     "iqr_pct": iqr_spread_pct(s)})
+    bar.close()
     return out
 
 
@@ -128,7 +128,7 @@ def cv_mape_pct(method, train, folds: int = 5) -> float:
     return float(np.mean(errs))
 
 
-def main() -> int:
+def main(argv=None) -> int:
     ap = argument_parser(__doc__)
     ap.add_argument("--target", default="x86")
     ap.add_argument("--space", default="small")
@@ -140,9 +140,8 @@ def main() -> int:
     ap.add_argument("--no-calibration", action="store_true", help="kernel model without the calibration sweep")
     ap.add_argument("--tracker", default=None, help="HOST:PORT of a TVM RPC tracker (remote targets)")
     ap.add_argument("--key", default=None, help="RPC device key (default: the target's)")
-    args = ap.parse_args()
+    args = parse_args(ap, argv)
     t_start = time.time()
-    load_start = os.getloadavg()
 
     target = get_target(args.target)
     if args.tracker:
@@ -204,32 +203,29 @@ def main() -> int:
     rows = [r for r in table.rows() if r["key"] not in hidden]
     seen_table = TableWithout(table, hidden)
     order = np.random.default_rng(0).permutation(len(rows))
-    ape = []
+    cv_pred, cv_meas = [], []
     for fold in np.array_split(order, 5):
         held = set(fold.tolist())
         km = KernelCostModel().fit([rows[i] for i in order if i not in held])
-        p = km.predict_us([rows[i] for i in fold])
-        y = np.array([rows[i]["runtime_us_p50"] for i in fold])
-        ape += list(np.abs(p - y) / y * 100)
+        cv_pred += list(km.predict_us([rows[i] for i in fold]))
+        cv_meas += [rows[i]["runtime_us_p50"] for i in fold]
+    kernel_cv = fidelity(cv_pred, cv_meas)
     kernel_model = KernelCostModel().fit(rows)
     oos = []
+    oos_predictor = LatencyPredictor(seen_table, kernel_model, residual)  # table sum, kernel model, residual
     with tempfile.TemporaryDirectory() as tmp:
         todo = [(n, int(r)) for n in zoo.names() for r in args.resolutions.split(",")]
         bar = progress_bar(len(todo), "out-of-space ONNX networks")
         for name, res in todo:
             net = lower_onnx(zoo.export_onnx(name, res, Path(tmp) / f"{name}_{res}.onnx"))
-            prep = prepare(net.kernels, target, sched)
-            known, _ = kernel_dicts(prep, seen_table, kernel_model)
-            tsum = sum(k["latency_us"] * k["count"] for k in known)
-            row = ensure_measured(net, prep, target, runner, sched, nets, {"zoo": name, "resolution": res}, tsum)
+            priced = price_and_measure(net, prepare(net.kernels, target, sched), oos_predictor, target, runner, sched,
+                                       nets, {"zoo": name, "resolution": res})
             bar.update(1)
-            if row is None or row.get("status") != "ok":
+            if not priced.ok:
                 continue
-            X = network_feature_vector(known)[None, :]
-            oos.append({"name": f"{name}@{res}", "measured_ms": row["runtime_us_p50"] / 1e3,
-                        "estimated_kernels": sum(k["estimated"] for k in known), "kernels": len(known),
-                        "kernel_sum_ms": tsum / 1e3,
-                        "predicted_ms": float(residual.predict(X, np.array([tsum]))[0]) / 1e3})
+            oos.append({"name": f"{name}@{res}", "measured_ms": priced.measured_ms,
+                        "estimated_kernels": len(priced.prediction.estimated), "kernels": len(priced.prediction.kernels),
+                        "kernel_sum_ms": priced.table_sum_ms, "predicted_ms": priced.predicted_ms})
         bar.close()
     oos_fid = fidelity([o["predicted_ms"] for o in oos], [o["measured_ms"] for o in oos]) if oos else None
     oos_fid_raw = fidelity([o["kernel_sum_ms"] for o in oos], [o["measured_ms"] for o in oos]) if oos else None
@@ -256,14 +252,12 @@ def main() -> int:
                            "training_cv_mape_pct": cv_mape,
                            "fidelity": fidelity(full_pred, measured)},
         "calibration_sweep": not args.no_calibration,
-        "kernel_model_cv": {"rows": len(rows), "median_ape_pct": float(np.median(ape)),
-                            "within_10pct": float(np.mean(np.array(ape) <= 10)),
-                            "within_25pct": float(np.mean(np.array(ape) <= 25))},
+        "kernel_model_cv": {"rows": len(rows), "median_ape_pct": kernel_cv["median_ape_pct"],
+                            "within_10pct": kernel_cv["within_10pct"],
+                            "within_25pct": float(np.mean(np.abs(np.subtract(cv_pred, cv_meas)) / cv_meas <= 0.25))},
         "out_of_space": {"networks": oos, "fidelity_full": oos_fid, "fidelity_kernel_sum": oos_fid_raw},
         "batch_prediction_networks_per_s": {"median": float(np.median(rate)), "min": float(np.min(rate))},
         "seconds": round(time.time() - t_start, 1),
-        "load_average_1_5_15min": {"start": [round(x, 2) for x in load_start],
-                                   "end": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count()},
         "tvm_threads": target.runtime_threads,
         "measured_now": {"table_rows": len(table) - rows_before, "networks": len(nets) - nets_before,
                          "note": "networks the network table already held are reused, not measured again"},
@@ -271,9 +265,14 @@ def main() -> int:
                      "resolutions": args.resolutions, "space": space.name},
     }
     suffix = "_nocalib" if args.no_calibration else ""
-    out = write_results(result, RESULTS / f"latency_predictor_{target.name}{suffix}.json")
-    plt = pyplot()
+    write_results(result, RESULTS / f"latency_predictor_{target.name}{suffix}.json",
+                  figure=lambda _result, png: plot(png, space, mode, k_full, test, measured, full_pred, oos, runner))
+    print_figures(result, runner, test, noise, methods, curves, mode, k_full, oos, oos_fid, oos_fid_raw, rate)
+    return 0
 
+
+def plot(path, space, mode, k_full, test, measured, full_pred, oos, runner) -> None:
+    plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(11, 5))
     m_ms = measured / 1e3
     ax[0].scatter(m_ms, np.array([r["table_sum_us"] for r in test]) / 1e3, s=18, label="table sum")
@@ -296,12 +295,14 @@ def main() -> int:
                   title="out-of-space ONNX networks (unseen kernels estimated)")
     emu = " (EMULATION timings)" if runner.emulated else ""
     fig.suptitle(f"Latency prediction on {runner.label}{emu}", fontsize=9, wrap=True)
-    fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=110)
+    save_figure(fig, path)
 
+
+def print_figures(result, runner, test, noise, methods, curves, mode, k_full, oos, oos_fid, oos_fid_raw, rate) -> None:
+    train = result["train_networks"]
     print(f"\n== latency predictors on {runner.label}: {len(test)} held-out networks, "
           f"noise floor (median repeat IQR) {np.median(noise):.1f}%")
-    print(f"{'method':<16}" + "".join(f"{'k=' + str(k):>22}" for k in KS if k <= len(train)))
+    print(f"{'method':<16}" + "".join(f"{'k=' + str(k):>22}" for k in KS if k <= train))
     for m in methods:
         cells = []
         for k in KS:
@@ -321,11 +322,9 @@ def main() -> int:
               f"MAPE {oos_fid['mape_pct']:.1f}%; kernel sum alone ±10% {100 * oos_fid_raw['within_10pct']:.0f}%, "
               f"MAPE {oos_fid_raw['mape_pct']:.1f}%")
     print(f"batch prediction: {np.median(rate):,.0f} networks/s (min {np.min(rate):,.0f})")
-    la = result["load_average_1_5_15min"]
-    print(f"total {result['seconds']} s; load average (1 min) {la['start'][0]} at start, {la['end'][0]} at end; "
-          f"measured now: {result['measured_now']['table_rows']} table rows, {result['measured_now']['networks']} networks")
-    return 0
+    print(f"total {result['seconds']} s; measured now: {result['measured_now']['table_rows']} table rows, "
+          f"{result['measured_now']['networks']} networks")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

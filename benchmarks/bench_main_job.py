@@ -9,53 +9,42 @@ output: ``trained_now``); delete it to time them too.
 
     python benchmarks/bench_main_job.py [--target x86] [--results-name NAME] [--keep DIR] [extra tune arguments...]
 
-Writes ``benchmarks/results/main_job_<target>.json`` (or ``NAME.json``), with the load
-average before and after, the TVM thread count, and how many of the space's kernels ran
-with a tuned, transferred or default schedule. Measure on an idle machine.
+Writes ``benchmarks/results/main_job_<target>.json`` (or ``NAME.json``), with the TVM
+thread count and how many of the space's kernels ran with a tuned, transferred or default
+schedule (the load and other processes' CPU are in its provenance block). Measure on an
+idle machine.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import REPO, RESULTS, write_results
+from common import RESULTS, argument_parser, parse_args, run_chamtvm, write_results
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    name, keep = None, None
-    if "--keep" in argv:  # keep the run's luts/, schedules/ and report there (e.g. runs/main_job)
-        i = argv.index("--keep")
-        keep = Path(argv[i + 1]).resolve()
-        del argv[i:i + 2]
-    if "--results-name" in argv:
-        i = argv.index("--results-name")
-        name = argv[i + 1]
-        del argv[i:i + 2]
-    target = argv[argv.index("--target") + 1] if "--target" in argv else "x86"
-    extra = [a for i, a in enumerate(argv) if a != "--target" and (i == 0 or argv[i - 1] != "--target")]
-    load_before = os.getloadavg()
+    ap = argument_parser(__doc__)
+    ap.add_argument("--target", default="x86")
+    ap.add_argument("--results-name", default=None, help="results file NAME.json (default main_job_<target>)")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="keep the run's luts/, schedules/ and report in this new folder (e.g. runs/main_job)")
+    args, extra = parse_args(ap, argv, rest=True)  # the rest goes to tune
+    target, name = args.target, args.results_name
     with tempfile.TemporaryDirectory(prefix="chamtvm-bench-main-") as tmp:
         tmp = Path(tmp)
-        if keep is not None:
-            tmp = keep
+        if args.keep is not None:
+            tmp = args.keep.resolve()
             tmp.mkdir(parents=True, exist_ok=False)
-        t0 = time.time()
-        proc = subprocess.run([sys.executable, "-m", "chamtvm", "tune", "--target", target,
-                               "--luts-dir", str(tmp / "luts"), "--schedules-dir", str(tmp / "schedules"),
-                               "--out", str(tmp / "report.json"), "--no-progress", *extra],
-                              cwd=REPO, capture_output=True, text=True)
-        wall = time.time() - t0
-        load_after = os.getloadavg()
-        if proc.returncode != 0:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            return proc.returncode
+        proc = run_chamtvm(["tune", "--target", target, "--luts-dir", str(tmp / "luts"),
+                            "--schedules-dir", str(tmp / "schedules"), "--out", str(tmp / "report.json"),
+                            "--no-progress", *extra], ok_codes=None)
+        if proc["exit"] != 0:
+            print(proc["stderr"][-3000:], file=sys.stderr)
+            return proc["exit"]
+        wall = proc["wall_s"]
         report = json.loads((tmp / "report.json").read_text())
     picks = [{k: p.get(k) for k in ("budget_ms", "predicted_latency_ms", "measured_ms", "measured_spread_pct",
                                     "error_pct", "predicted_accuracy")} for p in report.get("picks", [])]
@@ -66,7 +55,6 @@ def main(argv=None) -> int:
         "seconds": report["seconds"], "table": {k: report["table"][k] for k in ("rows", "space_kernels", "measured_now")},
         "tuned_now": len(report["tuning"]["tuned_now"]),
         "runtime_threads": report.get("runtime_threads"),
-        "load_average_1_5_15": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
         "tuning": {
             "tuned_jointly": sum(1 for t in report["tuning"]["tuned_now"] if t.get("policy") == "joint"),
             "transferred": sum(1 for t in report["tuning"]["tuned_now"] if t.get("policy") == "transfer"),

@@ -24,25 +24,21 @@ Writes benchmarks/results/real_models_x86.json and real_models_x86.png.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS, RUNS, argument_parser, load_average, parse_args, pyplot, save_figure, write_results
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from chamtvm.core.jsonl import append_lines
+from chamtvm.core.metrics import fidelity, iqr_spread_pct
+from chamtvm.zoo import real
+
 warnings.filterwarnings("ignore")
 
-from chamtvm.core.jsonl import append_lines  # noqa: E402
-from chamtvm.core.metrics import iqr_spread_pct  # noqa: E402
-from chamtvm.zoo import real  # noqa: E402
-
-WORK = REPO / "runs" / "bench_real_models"
+WORK = RUNS / "bench_real_models"
 QUICK_MODELS = ("mobilenet_v2", "mnasnet0_5", "mobilenet_v3_small", "efficientnet_lite_x0_5", "resnet10_x0_5",
                 "squeezenet1_1_x0_5", "shufflenet_v2_x0_5", "regnet_x_200mf", "vit_hybrid_tiny")
 
@@ -182,7 +178,7 @@ def measure_adaptive(work: Path, settings: dict, log=print) -> None:
                     append_jsonl(rounds_path, {"arm": arm, "round": r, "sweep_kernels": len(sampler.owned),
                                                "sweep_rows_ok": len(own), "heldout_zoo_kernels": held,
                                                "chosen": len(chosen), **info, "fit_and_score_s": time.time() - t1,
-                                               "loadavg_1_5_15": list(os.getloadavg())})
+                                               "load_average_1_5_15": load_average()})
                 log(f"{arm} round {r}: {len(sampler.owned)} sweep kernels; zoo kernels median |log err| "
                     f"{held.get('median_abs_log_err', float('nan')):.3f}, bias {held.get('mean_log_err', float('nan')):+.3f}"
                     f"; next {len(chosen)}")
@@ -198,7 +194,7 @@ def measure_adaptive(work: Path, settings: dict, log=print) -> None:
                 sampler.accept(picks[arm])
 
 
-def analyze_adaptive(work: Path, out_json: Path, out_png: Path | None, settings: dict, run: dict) -> dict:
+def analyze_adaptive(work: Path, settings: dict, run: dict) -> dict:
     """The leave-one-family-out protocols for both arms at every round (equal numbers of
     sweep kernels per round), plus the per-round kernel-level reports."""
     rounds = _read_jsonl(work / "adaptive_rounds.jsonl")
@@ -209,7 +205,7 @@ def analyze_adaptive(work: Path, out_json: Path, out_png: Path | None, settings:
             if f"sweep_{arm}_r{r}" in names:
                 cases += [(f"{arm}_r{r}_only", ["sweep_grid", f"sweep_{arm}_r{r}"], False),
                           (f"lofo_{arm}_r{r}", ["sweep_grid", f"sweep_{arm}_r{r}"], True)]
-    res = analyze(work, out_json, None, extra_cases=cases,
+    res = analyze(work, extra_cases=cases,
                   extra={"run": run, "adaptive_settings": settings, "adaptive_rounds": rounds})
     comparison = []
     for r in range(settings["rounds"] + 1):
@@ -227,9 +223,6 @@ def analyze_adaptive(work: Path, out_json: Path, out_png: Path | None, settings:
         comparison.append(row)
     res["comparison_equal_kernels"] = comparison
     res["error_on_next_picks"] = _next_pick_errors(work, settings)
-    out_json.write_text(json.dumps(res, indent=1))
-    if out_png is not None and comparison:
-        _plot_adaptive(comparison, out_png)
     return res
 
 
@@ -289,7 +282,7 @@ def _zoo_networks(work: Path, models, resolutions):
 
 
 def measure_tuned(work: Path, models, resolutions, trials: int, trials_per_kernel: int, log=print) -> None:
-    """Tune the zoo's kernels with the project's policy (``pipeline.latency.tune_schedules``:
+    """Tune the zoo's kernels with the project's policy (``tuning.policy.tune_schedules``:
     joint MetaSchedule tuning of the costliest kernel of each kind within ``trials``, then
     transfer of the traces to the untuned kernels of the same kinds) into
     ``<work>/schedules/x86``; measure every kernel under the resulting schedules (tuned and
@@ -298,7 +291,8 @@ def measure_tuned(work: Path, models, resolutions, trials: int, trials_per_kerne
     from chamtvm.measure.local import LocalRunner
     from chamtvm.measure.network import measure_network
     from chamtvm.pipeline.config import TuneConfig
-    from chamtvm.pipeline.latency import tune_schedules
+    from chamtvm.pipeline.latency import default_times_us
+    from chamtvm.tuning.policy import tune_schedules
     from chamtvm.table.fill import fill_table, prepare
     from chamtvm.table.store import LatencyTable
     from chamtvm.targets.spec import get_target
@@ -319,9 +313,9 @@ def measure_tuned(work: Path, models, resolutions, trials: int, trials_per_kerne
     with LocalRunner(target) as runner:
         if not lines_path.exists():
             t0 = time.time()
-            cfg = TuneConfig(trials=trials, trials_per_kernel=trials_per_kernel, progress=False,
-                             luts_dir=work / "luts_unused", runs_dir=work / "runs_unused")
-            lines = tune_schedules(list(kernels.values()), table, target, sched, cfg, log, runner=runner)
+            ks = list(kernels.values())
+            lines = tune_schedules(ks, default_times_us(ks, table, target), target, sched, trials, trials_per_kernel,
+                                   TuneConfig.tuning_population, log=log, runner=runner)
             append_lines(lines_path, [json.dumps({**d, "tuning_wall_s": time.time() - t0}) for d in lines])
             log(f"tuned: {sum(d['policy'] == 'joint' for d in lines)} kernels jointly, "
                 f"{sum(d['policy'] == 'transfer' and d.get('committed') for d in lines)} transfers committed, "
@@ -349,7 +343,7 @@ def measure_tuned(work: Path, models, resolutions, trials: int, trials_per_kerne
                 f"{time.time() - t0:.0f} s")
 
 
-def analyze_tuned(work: Path, out_json: Path, run: dict) -> dict:
+def analyze_tuned(work: Path, run: dict) -> dict:
     """How well the kernel model predicts the latency of kernels under tuned/transferred
     schedules it never saw, leave-one-family-out: for family F the model is fitted on every
     sweep row, every default row of the other families and (protocol ``with_tuned_rows``) the
@@ -425,30 +419,17 @@ def analyze_tuned(work: Path, out_json: Path, run: dict) -> dict:
               "speedup_over_default_median": float(np.median(speedups)) if speedups else None,
               "tuning_wall_s": max((d.get("tuning_wall_s", 0) for d in lines), default=None),
               "oracle_all_kernels_measured": _metrics([a for a, _ in orc], [b for _, b in orc]),
-              "protocols": out, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out_json.write_text(json.dumps(result, indent=1))
+              "protocols": out}
     return result
 
 
 # ---------------------------------------------------------------------- analysis
-def _kendall(a, b) -> float:
-    from scipy.stats import kendalltau
-
-    return float(kendalltau(a, b).statistic) if len(a) > 2 else float("nan")
-
-
 def _metrics(pred, meas) -> dict:
-    pred, meas = np.asarray(pred, float), np.asarray(meas, float)
-    if not len(pred):
-        return {"n": 0}
-    err = (pred - meas) / meas * 100
-    return {"n": int(len(err)), "within_5pct": float(np.mean(np.abs(err) <= 5)),
-            "within_10pct": float(np.mean(np.abs(err) <= 10)), "mape_pct": float(np.mean(np.abs(err))),
-            "mean_err_pct": float(np.mean(err)), "kendall_tau": _kendall(pred, meas)}
+    """``core.metrics.fidelity`` of the pairs (``{"n": 0}`` when there are none)."""
+    return fidelity(pred, meas) if len(pred) else {"n": 0}
 
 
-def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None, extra_cases=(),
-            extra: dict | None = None) -> dict:
+def analyze(work: Path, model_factory=None, extra_cases=(), extra: dict | None = None) -> dict:
     from chamtvm.latency.models import KernelCostModel
     from chamtvm.table.store import LatencyTable
 
@@ -574,21 +555,12 @@ def analyze(work: Path, out_json: Path, out_png: Path | None, model_factory=None
         "work: contended timings)", "schedules": "default pipeline (no tuning database)",
         "table_rows": len(rows), "sweep_kernels": {k: len(v) for k, v in sweep.items()},
         "networks_measured": len(nets), "protocols": protocols, **(extra or {}),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(result, indent=1))
-    if out_png is not None and protocols:
-        _plot(protocols, out_png)
     return result
 
 
 def _plot(protocols: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cases = [c for c in ("oracle_all_kernels_measured", "sweep_grid_only", "sweep_real_only", "lofo_real")
              if c in protocols]
     fig, axes = plt.subplots(1, len(cases), figsize=(4.6 * len(cases), 4.6), squeeze=False)
@@ -609,12 +581,11 @@ def _plot(protocols: dict, path: Path) -> None:
         ax.set_title(f"{case}: {m['within_10pct'] * 100:.0f}% within ±10%, MAPE {m['mape_pct']:.1f}%", fontsize=9)
         ax.set_xlabel("measured ms (x86, contended)"); ax.set_ylabel("predicted ms (kernel sum)")
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="one member per family, 128 px only")
     ap.add_argument("--resolutions", default="128,224")
     ap.add_argument("--models", default=None, help="comma-separated zoo members (default: all)")
@@ -632,7 +603,8 @@ def main() -> int:
     ap.add_argument("--trials-per-kernel", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=ADAPTIVE["rounds"])
     ap.add_argument("--per-kind", type=int, default=ADAPTIVE["per_kind"])
-    args = ap.parse_args()
+    args = parse_args(ap, argv)
+    earlier = args.work if args.analyze_only else None  # the analysis of measurements made before
     resolutions = (128,) if args.quick else tuple(int(r) for r in args.resolutions.split(","))
     models = args.models.split(",") if args.models else (QUICK_MODELS if args.quick else real.names())
     log = lambda m: print(m, flush=True)  # noqa: E731
@@ -640,10 +612,11 @@ def main() -> int:
         if args.work == WORK:
             args.work = WORK.with_name("bench_real_models_adaptive")
         run = {"models": list(models), "resolutions": list(resolutions), "trials": args.trials,
-               "trials_per_kernel": args.trials_per_kernel, "command": " ".join(sys.argv[1:])}
+               "trials_per_kernel": args.trials_per_kernel}
         if not args.analyze_only:
             measure_tuned(args.work, models, resolutions, args.trials, args.trials_per_kernel, log=log)
-        res = analyze_tuned(args.work, REPO / "benchmarks" / "results" / "real_models_x86_tuned.json", run)
+        res = analyze_tuned(args.work, run)
+        write_results(res, RESULTS / "real_models_x86_tuned.json", measurements_from=earlier)
         print(json.dumps({k: v for k, v in res.items() if k != "protocols"}, indent=1))
         for case, p in res["protocols"].items():
             print(case, json.dumps(p["kernels_tuned_schedule_unseen"]), json.dumps(p["networks"]))
@@ -654,12 +627,14 @@ def main() -> int:
             args.work = WORK.with_name("bench_real_models_adaptive")
         settings = {**ADAPTIVE, "rounds": args.rounds, "per_kind": args.per_kind}
         run = {"models": list(models), "resolutions": list(resolutions), "schedules": "default pipeline",
-               "target_threads": "auto (x86.json)", "command": " ".join(sys.argv[1:])}
+               "target_threads": "auto (x86.json)"}
         if not args.analyze_only:
             measure(args.work, resolutions, models, 0, log=log)
             measure_adaptive(args.work, settings, log=log)
-        res = analyze_adaptive(args.work, REPO / "benchmarks" / "results" / "real_models_x86_adaptive.json",
-                               REPO / "benchmarks" / "results" / "real_models_x86_adaptive.png", settings, run)
+        res = analyze_adaptive(args.work, settings, run)
+        figure = (lambda r, png: _plot_adaptive(r["comparison_equal_kernels"], png)) \
+            if res["comparison_equal_kernels"] else None
+        write_results(res, RESULTS / "real_models_x86_adaptive.json", figure=figure, measurements_from=earlier)
         for c in res["comparison_equal_kernels"]:
             for arm in ("adaptive", "uniform"):
                 if arm in c:
@@ -668,7 +643,7 @@ def main() -> int:
                           f"|log err| {h.get('median_abs_log_err', float('nan')):.3f} bias "
                           f"{h.get('mean_log_err', float('nan')):+.3f} | LOFO n={a['n']} within10="
                           f"{a.get('within_10pct', 0) * 100:5.1f}% MAPE={a.get('mape_pct', float('nan')):5.1f}% "
-                          f"mean err={a.get('mean_err_pct', float('nan')):+6.1f}%")
+                          f"mean err={a.get('mean_error_pct', float('nan')):+6.1f}%")
         for e in res["error_on_next_picks"]:
             print(f"round {e['round']} {e['arm']:<9} error of its model on its next {e['picked']} picks: median "
                   f"|log err| {e.get('median_abs_log_err', float('nan')):.3f}, bias {e.get('mean_log_err', float('nan')):+.3f}")
@@ -676,14 +651,16 @@ def main() -> int:
         return 0
     if not args.analyze_only:
         measure(args.work, resolutions, models, args.sweep_per_kind, log=log)
-    res = analyze(args.work, REPO / "benchmarks" / "results" / "real_models_x86.json",
-                  REPO / "benchmarks" / "results" / "real_models_x86.png")
+    res = analyze(args.work)
+    write_results(res, RESULTS / "real_models_x86.json",
+                  figure=(lambda r, png: _plot(r["protocols"], png)) if res["protocols"] else None,
+                  measurements_from=earlier)
     for case, p in res["protocols"].items():
         for which in ("predicted_sum_ms", "predicted_scaled_ms"):
             m = p["summary"][which]["all"]
             print(f"{case:<28} {which:<20} n={m['n']:<3} within10={m.get('within_10pct', 0) * 100:5.1f}% "
                   f"within5={m.get('within_5pct', 0) * 100:5.1f}% MAPE={m.get('mape_pct', float('nan')):5.1f}% "
-                  f"mean err={m.get('mean_err_pct', float('nan')):+6.1f}% tau={m.get('kendall_tau', float('nan')):.2f}")
+                  f"mean err={m.get('mean_error_pct', float('nan')):+6.1f}% tau={m.get('kendall_tau', float('nan')):.2f}")
         rc, kl = p["summary"]["range_coverage"], p["kernel_level"]
         if rc["n_with_range"]:
             print(f"{case:<28} measured inside the predicted range: {rc['share_measured_inside'] * 100:.0f}% "

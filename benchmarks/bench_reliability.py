@@ -1,17 +1,15 @@
-"""What the crash-safety and validation of issue 14 cost: a durable table append (lock, tail
+"""What crash safety and input validation cost: a durable table append (lock, tail
 repair, fsync), a claim of a batch under the table lock, the line-by-line check of a
 MetaSchedule database, and how fast a bad argument is refused by the real CLI.
 
+    python benchmarks/bench_reliability.py [--repeats N]
+
 Prints median and spread (IQR/median, %) and writes benchmarks/results/reliability.json.
-Run: ``PYTHONPATH=$PWD python3 benchmarks/bench_reliability.py [--repeats N]``. Timings on a
-shared machine are contended; the JSON records the load average next to them.
+Timings on a shared machine are contended: read the provenance block's noise record.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,11 +17,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import REPO, RESULTS, argument_parser, chamtvm_env, parse_args, write_results
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from chamtvm.core.metrics import iqr_spread_pct  # noqa: E402
+from chamtvm.core.metrics import iqr_spread_pct
 
 
 def _stats(samples_s, unit_scale=1e3, unit="ms"):
@@ -96,37 +92,33 @@ def bench_cli_refusal(repeats: int) -> dict:
     for _ in range(repeats):
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "chamtvm", "search", "--latency-ms", "-1"], cwd=REPO,
-                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                             capture_output=True, text=True, env=chamtvm_env())
         times.append(time.perf_counter() - t0)
         assert out.returncode == 2 and "Traceback" not in out.stderr
     return _stats(times, 1.0, "s")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "reliability.json")
-    args = ap.parse_args()
-    load = os.getloadavg()
+    ap.add_argument("--out", type=Path, default=RESULTS / "reliability.json")
+    args = parse_args(ap, argv)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         res = {
-            "what": "cost of issue 14's crash safety and validation (contended shared machine)",
-            "cpus": os.cpu_count(), "load_avg_1_5_15": [round(x, 2) for x in load],
+            "what": "cost of crash safety and input validation",
             "table_append_one_row": bench_append(d, args.repeats),
             "claim_and_release_48_kernels": bench_claim(d, args.repeats),
             "metaschedule_database_check": bench_database_check(d, 20, max(5, args.repeats // 3)),
             "cli_refuses_bad_latency_ms": bench_cli_refusal(max(5, args.repeats // 3)),
         }
-    res["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=1))
     for k, v in res.items():
         if isinstance(v, dict):
             med = {kk: vv for kk, vv in v.items() if kk.startswith("median")}
             print(f"{k:<32} {med}  spread {v['spread_pct']:.1f} %")
-    print(f"load average {res['load_avg_1_5_15']} -> {res['load_avg_after']}; written to {args.out}")
+    write_results(res, args.out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

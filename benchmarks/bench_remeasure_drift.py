@@ -11,23 +11,20 @@ Writes benchmarks/results/remeasure_drift_x86.json.
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS, RUNS, argument_parser, parse_args, write_results
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
-WORK = REPO / "runs" / "bench_real_models"
+WORK = RUNS / "bench_real_models"
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parse_args(argument_parser(__doc__), argv)
     from chamtvm.core.metrics import iqr_spread_pct
     from chamtvm.lower.calibration import calibration_kernels, real_calibration_kernels
     from chamtvm.lower.network import lower_onnx
@@ -49,7 +46,7 @@ def main() -> int:
                                           sched),
     }
     out = {"benchmark": "bench_remeasure_drift", "device": "local x86 CPU (2 cores, SHARED: contended timings)",
-           "groups": {}, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+           "groups": {}}
     with tempfile.TemporaryDirectory() as tmp, LocalRunner(target) as runner:
         now = LatencyTable(Path(tmp) / "x86.jsonl")
         for name, prepared in groups.items():
@@ -64,9 +61,7 @@ def main() -> int:
                                    "then_measured_at": sorted({then.get(p.key)["measured_at"][:16] for p in prepared})[::8]}
             print(f"{name:<24} n={len(ratio):3d} now/then median {np.median(ratio):.3f} "
                   f"(IQR/median {iqr_spread_pct(ratio):.1f} %)", flush=True)
-    path = REPO / "benchmarks" / "results" / "remeasure_drift_x86.json"
-    path.write_text(json.dumps(out, indent=1))
-    print("contended timings (2 shared cores)")
+    write_results(out, RESULTS / "remeasure_drift_x86.json")
     return 0
 
 

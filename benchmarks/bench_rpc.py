@@ -15,20 +15,15 @@ Writes ``benchmarks/results/rpc_scaling.json`` and ``benchmarks/results/arm_emul
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "results"
+from common import EMULATION, RESULTS, argument_parser, parse_args, write_results
 
 # Enough distinct kernels for a few batches, cheap to compile.
 SCALING_SPACE = {
@@ -129,7 +124,7 @@ def bench_arm_fidelity(space: str, heldout: int, servers: int, luts_dir: Path | 
     f = report["fidelity"]
     nets = report["networks"]
     spreads = [n["measured_spread_pct"] for n in nets]
-    out = {"EMULATION": "QEMU user-mode aarch64 on an x86 host: emulation figures, NOT ARM device timings",
+    out = {"EMULATION": EMULATION,
            "device_label": report["device_label"], "emulated": report["emulated"], "space": space,
            "servers": servers, "heldout": len(nets), "statistic": report["statistic"],
            "fidelity": f, "abs_error_pct": _summary([abs(n["error_pct"]) for n in nets]),
@@ -143,8 +138,8 @@ def bench_arm_fidelity(space: str, heldout: int, servers: int, luts_dir: Path | 
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=6)
     ap.add_argument("--heldout", type=int, default=24)
@@ -153,21 +148,17 @@ def main() -> int:
     ap.add_argument("--luts-dir", type=Path, default=None, help="reuse an ARM table (default: fresh)")
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--skip-arm", action="store_true")
-    args = ap.parse_args()
+    args = parse_args(ap, argv)
     import warnings
 
     warnings.filterwarnings("ignore")
-    RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.skip_scaling:
-        res = bench_scaling(args.rounds, args.batch_size)
-        (RESULTS / "rpc_scaling.json").write_text(json.dumps(res, indent=1))
-        print(f"wrote {RESULTS / 'rpc_scaling.json'}")
+        write_results(bench_scaling(args.rounds, args.batch_size), RESULTS / "rpc_scaling.json")
     if not args.skip_arm:
-        res = bench_arm_fidelity(args.space, args.heldout, args.arm_servers, args.luts_dir)
-        (RESULTS / "arm_emulated_fidelity.json").write_text(json.dumps(res, indent=1))
-        print(f"wrote {RESULTS / 'arm_emulated_fidelity.json'}")
+        write_results(bench_arm_fidelity(args.space, args.heldout, args.arm_servers, args.luts_dir),
+                      RESULTS / "arm_emulated_fidelity.json")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

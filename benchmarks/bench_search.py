@@ -17,7 +17,7 @@ import os
 import statistics
 import time
 
-from common import RESULTS, argument_parser, write_results
+from common import RESULTS, argument_parser, parse_args, write_results
 
 
 def main(argv=None) -> int:
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--population", type=int, default=200)
     ap.add_argument("--generations", type=int, default=60)
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
 
     space = SearchSpace.load(args.space)
     target = get_target(args.target)

@@ -18,7 +18,6 @@ Writes benchmarks/results/tuning_cost_x86.json and tuning_cost_x86.png (contende
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 import warnings
@@ -26,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, RESULTS, pyplot, save_figure, write_results  # noqa: E402
+from common import RESULTS, RUNS, argument_parser, fresh_workdir, parse_args, pyplot, save_figure, write_results
+
 warnings.filterwarnings("ignore")
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__)
     ap.add_argument("--space", default="fashion")
     ap.add_argument("--steps", default="16,32,48", help="trials added per step")
     ap.add_argument("--round-trials", type=int, default=8)
@@ -41,10 +41,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--train-seed", type=int, default=101)
     ap.add_argument("--heldout", type=int, default=3)
     ap.add_argument("--heldout-seed", type=int, default=2026)
-    ap.add_argument("--work", default=str(REPO / "runs" / "bench-tuning-cost"),
+    ap.add_argument("--work", default=str(RUNS / "bench-tuning-cost"),
                     help="resumable working folder (tables, schedules; default: runs/bench-tuning-cost, git-ignored)")
     ap.add_argument("--out", default=str(RESULTS / "tuning_cost_x86.json"))
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(os.cpu_count() or 1))
 
     from chamtvm.core.metrics import iqr_spread_pct
@@ -61,12 +61,7 @@ def main(argv=None) -> dict:
     from chamtvm.tuning.transfer import transfer_schedules
 
     t_start = time.time()
-    work = Path(args.work)
-    if work.exists():
-        import shutil
-
-        shutil.rmtree(work)  # the curve starts from no tuning at all
-    work.mkdir(parents=True)
+    work = fresh_workdir(Path(args.work))  # the curve starts from no tuning at all
     target = get_target("x86")
     runner = LocalRunner(target)
     table = LatencyTable(work / "x86.jsonl")
@@ -142,8 +137,8 @@ def main(argv=None) -> dict:
                            "in_heldout": p.kernel.struct_hash in held_hashes})
     out["kernels"] = per_kernel
     out["wall_s"] = round(time.time() - t_start, 1)
-    write_results(out, args.out, say="wrote", figure=plot)
-    return out
+    write_results(out, args.out, figure=plot)
+    return 0
 
 
 def plot(out: dict, path: Path) -> None:
@@ -161,4 +156,4 @@ def plot(out: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

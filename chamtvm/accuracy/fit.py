@@ -1,10 +1,12 @@
 """Build (or resume) the accuracy predictor of a space on a task, and refit it from a journal.
 
 ``build_predictor`` is the whole step that ``chamtvm accuracy`` and the main job run: a
-seeded candidate pool of the space, trainings chosen by imbalanced Sobol + Bayesian
-optimisation (``sampling.sample_and_fit``), run through the journal (a rerun with the same
-arguments trains nothing twice), the fitted GP saved as JSON beside the journal, and its
-cross-validated quality. ``fit_from_journal`` refits the same GP from every training of
+seeded candidate pool of the space, trainings chosen by the budget-aware loop
+(``strategy="budgeted"``: ``budgeted.pick_under_budgets``, which also picks the best
+observed network under each budget) or by the older imbalanced Sobol + Bayesian
+optimisation for ranking the space (``"bo"``, ``"random"``: ``sampling.sample_and_fit``),
+run through the journal (a rerun with the same arguments trains nothing twice), the
+fitted GP saved as JSON beside the journal, and its cross-validated quality. ``fit_from_journal`` refits the same GP from every training of
 the space in a journal (what the search uses), on the same features
 (``features.accuracy_features``: encoding plus log parameters and log MACs).
 """
@@ -67,10 +69,43 @@ class PredictorBuild:
     cv: dict = field(default_factory=dict)
     predictor_path: Path | None = None
     journal_path: Path | None = None
+    budgeted: object | None = None  # budgeted.BudgetedResult of strategy "budgeted"
+    pool_latency_ms: np.ndarray | None = None  # (pool,) latencies the budgets applied to
+
+    def regret(self, true_accuracy: np.ndarray) -> list[float | None]:
+        """Per budget, for a task whose every accuracy is known (``true_accuracy`` ``(pool,)``,
+        read only here, after the loop): the best true accuracy of the pool within the
+        budget minus the pick's, in the unit of the accuracies (None: no pick)."""
+        out = []
+        for p in self.budgeted.picks:
+            if p.index is None:
+                out.append(None)
+                continue
+            feas = self.pool_latency_ms <= p.budget_ms
+            out.append(float(true_accuracy[feas].max() - true_accuracy[p.index]))
+        return out
+
+    def picks(self) -> list[dict]:
+        """Per budget (strategy ``budgeted``): the pick's architecture, accuracy (observed,
+        or predicted when ``observed`` is false), latency and lookups; [] otherwise."""
+        if self.budgeted is None:
+            return []
+        out = []
+        for p in self.budgeted.picks:
+            d = p.to_dict()
+            d["architecture"] = None if p.index is None else self.pool[p.index].to_dict()
+            d["lookups"] = self.budgeted.n_lookups
+            out.append(d)
+        return out
 
     def summary(self) -> dict:
         y = self.accuracies
-        return {"samples": int(len(self.chosen)), "trained_now": self.trained_now,
+        extra = {}
+        if self.budgeted is not None:
+            b = self.budgeted
+            extra = {"lookups_by_phase": b.phase_counts(), "final_model": b.final_model,
+                     "prior_features": b.settings.get("prior_names"), "picks": self.picks()}
+        return {**extra, "samples": int(len(self.chosen)), "trained_now": self.trained_now,
                 "resumed_from_journal": self.resumed, "failed": len(self.errors),
                 "errors": sorted(set(self.errors.values()))[:5],
                 "cv": {k: self.cv.get(k) for k in ("kendall_tau", "rmse", "n_folds", "n")},
@@ -80,10 +115,17 @@ class PredictorBuild:
 
 def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samples: int,
                     pool_size: int = 200, strategy: str = "bo", seed: int = 0,
-                    executor=None, progress: bool = True) -> PredictorBuild:
+                    executor=None, progress: bool = True, *, latency_ms=None, budgets_ms=None,
+                    proxies: bool = True) -> PredictorBuild:
     """Choose ``samples`` of a seeded pool of ``pool_size`` architectures, train them through
     ``journal`` (resuming), fit the GP, save it beside the journal and cross-validate it
     (leave-one-out up to 20 samples, else 5-fold).
+
+    ``strategy="budgeted"``: the budget-aware loop; ``latency_ms(indices (N, D)) -> (N,)``
+    prices the pool (None: no latency, one budget, i.e. the best network of the pool),
+    ``budgets_ms`` (None: the 25/50/75 % quantiles of the pool's latencies), ``proxies``:
+    zero-cost proxies among the prior features (``proxies.pool_proxies``, cached beside
+    the journal). The build's ``budgeted`` holds the loop's result (``picks()``).
 
     Raises ValueError on bad sizes, RuntimeError when fewer than 2 trainings succeed (the
     message lists training errors), and whatever the trainer's ``check`` raises.
@@ -105,18 +147,28 @@ def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samp
     stats = {"trained": 0, "resumed": 0}
 
     def oracle(indices):
-        res = train_archs(space, [pool[int(i)] for i in indices], trainer, journal,
-                          seed=seed, executor=executor, progress=progress)
+        res = train_archs(space, [pool[int(i)] for i in indices], trainer, journal, seed=seed, executor=executor,
+                          progress=progress and strategy != "budgeted")  # the loop shows its own bar
         for i, r in zip(indices, res):
             if r.error:
                 errors[int(i)] = r.error
             stats["resumed" if r.cached else "trained"] += 1
         return np.array([np.nan if r.accuracy is None else r.accuracy for r in res])
 
+    budgeted = pool_lat = None
     try:
-        gp, chosen = sample_and_fit(X, oracle, samples, strategy, seed=seed, kernel=DEFAULTS["kernel"],
-                                    acquisition=DEFAULTS["acquisition"], kappa=DEFAULTS["kappa"],
-                                    skew=DEFAULTS["skew"], log_error_scale=LOG_ERROR_SCALE, progress=progress)
+        if strategy == "budgeted":
+            budgeted, pool_lat = _budgeted(space, pool, X, oracle, samples, seed, latency_ms, budgets_ms, proxies,
+                                           trainer.task, journal.path.parent, progress)
+            chosen = budgeted.lookups
+            ok = np.isfinite(budgeted.values)
+            if ok.sum() < 2:
+                raise RuntimeError("fewer than 2 successful trainings; cannot fit a predictor")
+            gp = new_gp(seed).fit(X[chosen[ok]], budgeted.values[ok])
+        else:
+            gp, chosen = sample_and_fit(X, oracle, samples, strategy, seed=seed, kernel=DEFAULTS["kernel"],
+                                        acquisition=DEFAULTS["acquisition"], kappa=DEFAULTS["kappa"],
+                                        skew=DEFAULTS["skew"], log_error_scale=LOG_ERROR_SCALE, progress=progress)
     except RuntimeError as e:
         if errors:
             raise RuntimeError(f"{e}; training errors: {sorted(set(errors.values()))[:3]}") from None
@@ -128,7 +180,42 @@ def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samp
     path = journal.path.with_suffix(".predictor.json")
     gp.save(path)
     return PredictorBuild(gp, space, pool, chosen, np.asarray(y), stats["trained"], stats["resumed"],
-                          errors, cv, path, journal.path)
+                          errors, cv, path, journal.path, budgeted, None if budgeted is None else pool_lat)
+
+
+BUDGET_QUANTILES = (0.25, 0.5, 0.75)
+# zero-cost proxies cost ~0.5 s of CPU per network: a pool larger than this without a
+# bundled cache goes without them (fixed a priori: about 10 minutes of one core at most)
+PROXY_POOL_LIMIT = 1000
+
+
+def _budgeted(space, pool, X, oracle, samples, seed, latency_ms, budgets_ms, proxies, task, cache_dir, progress):
+    """Run ``pick_under_budgets`` on the pool: encoding = ``X`` without its cost columns;
+    prior = log parameters, log MACs (the cost columns) and the zero-cost proxies."""
+    from .budgeted import pick_under_budgets
+
+    idx = np.array([space.indices(a) for a in pool], dtype=np.int64)
+    enc = accuracy_features(space, idx, cost=False)
+    cost = X[:, enc.shape[1]:]  # pool_features' cost columns: scaled log parameters, log MACs
+    names = ["log params", "log MACs"]
+    prior = [cost]
+    if proxies:
+        from .proxies import PROXIES, has_bundle, pool_proxies
+
+        if len(pool) <= PROXY_POOL_LIMIT or has_bundle(space, task, pool):
+            prior.append(pool_proxies(space, pool, task=task, cache_dir=cache_dir, progress=progress))
+            names += list(PROXIES)
+    if latency_ms is None:  # no target: one budget that every network meets (the best of the pool)
+        lat, budgets = np.ones(len(pool)), [1.0]
+    else:
+        lat = np.asarray(latency_ms(idx), dtype=np.float64)
+        budgets = (list(budgets_ms) if budgets_ms else
+                   [float(f"{q:.3g}") for q in np.quantile(lat, BUDGET_QUANTILES)])
+    result = pick_under_budgets(enc, oracle, lat, budgets, samples, seed=seed, prior=np.hstack(prior),
+                                progress=progress)
+    result.settings["prior_names"] = names + ["log latency"]
+    result.settings["latency"] = "none (one budget: the best of the pool)" if latency_ms is None else "given"
+    return result, lat
 
 
 def journal_trainings(space: SearchSpace, journal_path: Path, protocol: dict | None = None

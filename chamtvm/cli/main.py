@@ -33,7 +33,7 @@ def _add_statistic_arg(p: argparse.ArgumentParser) -> None:
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="architecture JSON file or ONNX file")
     p.add_argument("--space", default="fashion", help="space of an architecture JSON without a 'space' field "
-                                                      "(default: fashion, as for tune and search)")
+                                                      "(default: fashion; exported arch.json files name theirs)")
     p.add_argument("--shape", type=v.shape, default=None,
                    help="input shape of an ONNX model with a dynamic input, e.g. 1,3,224,224")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -190,7 +190,8 @@ def cmd_tune(args) -> int:
 
 def cmd_search(args) -> int:
     from ..search.report import format_search
-    from ..search.job import SearchConfig, run_search
+    from ..pipeline.config import SearchConfig
+    from ..pipeline.search_job import run_search
     from ..targets.spec import get_target
 
     target = get_target(args.target)
@@ -232,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", type=v.non_negative_int, default=20, help="held-out networks measured end to end")
     p.add_argument("--train-networks", type=v.non_negative_int, default=10,
                    help="networks measured end to end to train the residual model (0: table sum only)")
-    p.add_argument("--residual", default="scale", choices=["ratio", "additive", "scale"],
+    from ..latency.models import DEFAULT_RESIDUAL_MODE, RESIDUAL_MODES
+
+    p.add_argument("--residual", default=DEFAULT_RESIDUAL_MODE, choices=list(RESIDUAL_MODES),
                    help="residual model: one median scale (default), learned ratio, or learned relative offset")
     _add_statistic_arg(p)
     p.add_argument("--no-calibration", action="store_true",
@@ -281,9 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="most accurate network under a latency budget, exported for the target")
     _add_target_args(p)
     p.add_argument("--latency-ms", type=v.positive_float, required=True, help="latency budget in ms on the target")
-    p.add_argument("--space", default="fashion", help="space searched (needs trained architectures in the journal)")
+    p.add_argument("--space", default=None, help="space searched (needs trained architectures in the journal; "
+                                                 "default: macro, as for tune)")
     p.add_argument("--journal", type=Path, default=None,
-                   help="accuracy journal (default runs/accuracy-fashion-mnist-<space>.jsonl)")
+                   help="accuracy journal (default runs/accuracy-nas-bench-macro-macro.jsonl for space macro, "
+                        "else runs/accuracy-fashion-mnist-<space>.jsonl)")
     p.add_argument("--max-mflops", type=v.positive_float, default=None,
                    help="optional limit on multiply-accumulates per image (millions)")
     p.add_argument("--max-mparams", type=v.positive_float, default=None, help="optional limit on parameters (millions)")

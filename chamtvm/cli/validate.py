@@ -282,7 +282,10 @@ def _space(args) -> None:
         from ..accuracy.tasks import default_space
 
         args.space = default_space(args.task)  # tune: the task's own space (macro, fashion, ...)
-    SearchSpace.load(args.space)  # SpaceError (exit 2) when it is no usable space
+    from ..pipeline.config import DEFAULT_SPACE
+
+    # search keeps None (the search job resolves it to DEFAULT_SPACE and tells users of the old default)
+    SearchSpace.load(DEFAULT_SPACE if args.space is None else args.space)  # SpaceError (exit 2): no usable space
 
 
 def check(args) -> None:
@@ -317,12 +320,14 @@ def check(args) -> None:
             raise UsageError("--task command needs --command CMD (a trainer that gets the architecture JSON "
                              "path and prints the accuracy)")
     if cmd == "search":
+        from ..pipeline.config import DEFAULT_SPACE
+
         if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
             raise UsageError(f"--out {args.out} is an existing file; it names the output folder "
                              f"(arch.json, model.onnx, the library, report.json)")
         if args.journal is not None and not Path(args.journal).is_file():
             raise UsageError(f"--journal {args.journal} is not a file; build it with "
-                             f"python -m chamtvm accuracy --space {args.space} --journal {args.journal}")
+                             f"python -m chamtvm accuracy --space {args.space or DEFAULT_SPACE} --journal {args.journal}")
 
 
 def os_error_message(e: OSError) -> str:

@@ -40,9 +40,18 @@ def spread_pct(row: dict) -> float:
     return 100 * (row["runtime_us_max"] - row["runtime_us_min"]) / row["runtime_us_p50"]
 
 
+def error_pct(predicted: float, measured: float) -> float:
+    """Prediction error against a measurement, in percent: ``100 * (predicted / measured - 1)``
+    (positive: predicted slower than measured). The one error formula of the project."""
+    if not measured > 0:
+        raise ValueError(f"measured latency must be positive, got {measured}")
+    return 100.0 * (predicted / measured - 1.0)
+
+
 def fidelity(predicted: Sequence[float], measured: Sequence[float]) -> dict:
-    """Share within +-5 % and +-10 %, median and mean absolute percentage error (%),
-    Kendall tau and Spearman rho of ``predicted`` against ``measured`` (same units)."""
+    """Share within +-5 % and +-10 %, median and mean absolute percentage error (%), the
+    median (``bias_pct``) and mean (``mean_error_pct``) signed error (%), Kendall tau and
+    Spearman rho (3 or more pairs) of ``predicted`` against ``measured`` (same units)."""
     from scipy import stats
 
     p = np.asarray(predicted, dtype=float)
@@ -60,6 +69,7 @@ def fidelity(predicted: Sequence[float], measured: Sequence[float]) -> dict:
         "mape_pct": float(np.mean(ape)),
         "max_ape_pct": float(np.max(ape)),
         "bias_pct": float(np.median((p - m) / m * 100.0)),
+        "mean_error_pct": float(np.mean((p - m) / m * 100.0)),
     }
     if len(p) >= 3:
         out["kendall_tau"] = float(stats.kendalltau(p, m).statistic)

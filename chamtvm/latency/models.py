@@ -30,6 +30,7 @@ from .features import KERNEL_FEATURES, NETWORK_FEATURES, kernel_feature_vector, 
 from ..table.store import LatencyTable
 
 RESIDUAL_MODES = ("ratio", "additive", "scale")
+DEFAULT_RESIDUAL_MODE = "scale"  # the main job's and the CLI's default (one median ratio: robust with few networks)
 
 
 class StaleModelError(RuntimeError):
@@ -264,7 +265,7 @@ class KernelCostModel:
 class ResidualModel:
     """Corrects the table sum of a network from network-level features."""
 
-    def __init__(self, mode: str = "ratio", n_estimators: int = 150, max_depth: int = 2,
+    def __init__(self, mode: str = DEFAULT_RESIDUAL_MODE, n_estimators: int = 150, max_depth: int = 2,
                  learning_rate: float = 0.1, random_state: int = 0):
         if mode not in RESIDUAL_MODES:
             raise ValueError(f"unknown residual mode {mode!r}; choose one of {RESIDUAL_MODES}")

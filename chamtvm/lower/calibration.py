@@ -27,9 +27,6 @@ def _probe_modules():
 
     from ..space.model import conv_bn, randomize_batchnorm
 
-    def cbn(cin, cout, k, s, groups=1, act=nn.ReLU):
-        return conv_bn(cin, cout, k, s, groups=groups, relu=False, act=act)
-
     class Multi(nn.Module):
         def __init__(self, blocks, where):
             super().__init__()
@@ -50,7 +47,7 @@ def _probe_modules():
     class Residual(nn.Module):
         def __init__(self, c, k):
             super().__init__()
-            self.body = cbn(c, c, k, 1, act=None)
+            self.body = conv_bn(c, c, k, 1, act=None)
 
         def forward(self, x):
             return torch.relu(self.body(x) + x)
@@ -69,10 +66,11 @@ def _probe_modules():
         for i, cin in enumerate(CHANNELS):
             for cout in CHANNELS:
                 for k, s in ((3, 1), (3, 2), (1, 2)):
-                    blocks.append(cbn(cin, cout, k, s))
+                    blocks.append(conv_bn(cin, cout, k, s, act="relu"))
                     where.append(i)
-            blocks += [Residual(cin, 3), cbn(cin, cin, 3, 1, groups=max(cin // 8, 1)),
-                       cbn(cin, cin, 5, 1, groups=cin, act=nn.Hardswish), cbn(cin, 2 * cin, 1, 1, act=nn.Hardswish),
+            blocks += [Residual(cin, 3), conv_bn(cin, cin, 3, 1, groups=max(cin // 8, 1), act="relu"),
+                       conv_bn(cin, cin, 5, 1, groups=cin, act="hardswish"),
+                       conv_bn(cin, 2 * cin, 1, 1, act="hardswish"),
                        SE(cin), SplitShuffle(), nn.MaxPool2d(3, 2, 1)]
             where += [i] * 7
         torch.manual_seed(0)
@@ -172,13 +170,7 @@ def _real_probe(s: dict):
     import torch
     from torch import nn
 
-    from ..space.model import conv_bn
-
-    acts = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish, "silu": nn.SiLU, "gelu": nn.GELU,
-            "none": None}
-
-    def cba(cin, cout, k, stride, groups=1, act="relu"):
-        return conv_bn(cin, cout, k, stride, groups=groups, relu=False, act=acts[act])
+    from ..space.blocks import conv_bn, torch_activation
 
     class Res(nn.Module):
         def __init__(self, body):
@@ -190,11 +182,11 @@ def _real_probe(s: dict):
 
     kind, hw = s["kind"], s["hw"]
     if kind in ("conv1x1", "depthwise", "conv_kxk", "grouped"):
-        m = cba(s["cin"], s["cout"], s["k"], s["stride"], s.get("groups", 1), s["act"])
+        m = conv_bn(s["cin"], s["cout"], s["k"], s["stride"], s.get("groups", 1), s["act"])
         return (Res(m) if s.get("residual") else m), (1, s["cin"], hw, hw)
     if "tokens" in s:
         n, d = s["tokens"], s["dim"]
-        act = acts[s["act"]]
+        act = torch_activation(s["act"])
 
         class Tok(nn.Module):
             def __init__(self):
@@ -227,7 +219,7 @@ def _real_probe(s: dict):
             sq = max(8, c // 4)
             self.fc1, self.fc2 = nn.Conv2d(c, sq, 1), nn.Conv2d(sq, c, 1)
             self.gate = nn.Sigmoid() if s["gate"] == "sigmoid" else nn.Hardsigmoid()
-            self.act = acts[s["act"]]() if acts[s["act"]] else nn.Identity()
+            self.act = (torch_activation(s["act"]) or nn.Identity)()
 
         def forward(self, x):
             if kind == "pool":

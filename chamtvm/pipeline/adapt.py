@@ -1,37 +1,38 @@
-"""The main job's second half: accuracy predictor on the task, search at a few latency
-budgets, export and measurement of each chosen network.
+"""The adaptation steps (``job.TUNE_STEPS`` 11-17; the ``search`` command runs 12-16 of
+them): the accuracy predictor on the task, the search at a few latency budgets, export
+and measurement of each chosen network, and the regret on tasks that know their true
+accuracies. Each ``step_*`` function is one step; it reads and writes the ``JobState``
+fields its ``Step`` declares (``job``).
 
-Steps (after ``tune``'s latency steps), each resumable or skipped when up to date:
-  7. accuracy   build the GP accuracy predictor on the built-in task (``accuracy.build``):
-                trainings go through the journal ``runs/accuracy-<task>-<space>.jsonl``,
-                so a rerun trains nothing twice
-  8. search     the genetic search at each budget (given, or the 25/50/75 % quantiles of
-                the space's predicted latencies on the target); deterministic, < 1 s each;
-                per pick the GP's probability that it beats the runner-up, and whether the
-                front is flat (predicted accuracies closer than the GP's std: the report
-                then says the search was in effect latency-only); ``lcb_kappa``: search
-                on the lower confidence bound
-  8b. regret    lookup tasks (true accuracy of every network known, ``regret``): the
-                pick's true accuracy, the true best under the same budget (latency
-                predicted for all; the top ``contenders`` measured), the regret in points
-  9. export     each chosen network's artefacts (``deploy.export_network``) into
-                ``runs/tune-<target>/<space>-<budget>ms/``; skipped when ``export.json``
-                says the same architecture and kernel keys (schedules included) were
-                exported already
- 10. measure    each chosen network end to end on the target (journaled in
-                ``luts/<target>.networks.jsonl``, never measured twice): predicted vs measured"""
+* ``accuracy``: trainings go through the journal ``runs/accuracy-<task>-<space>.jsonl``,
+  so a rerun trains nothing twice;
+* ``search``: the genetic search at each budget (given, or the 25/50/75 % quantiles of
+  the space's predicted latencies on the target); deterministic; per pick the GP's
+  probability that it beats the runner-up and whether the front is flat (predicted
+  accuracies closer than the GP's std: the pick is then in effect latency-only);
+* ``export``: each chosen network's artefacts (``deploy.export_network``); up to date when
+  ``export.json`` says the same architecture and kernel keys (schedules included) were
+  exported already;
+* ``measure picks``: each chosen network end to end on the target, journaled in
+  ``luts/<target>.networks.jsonl`` (never measured twice): predicted vs measured;
+* ``regret``: lookup tasks (true accuracy of every network known, ``regret``): the pick's
+  true accuracy, the true best under the same budget, the regret in points, and the top
+  ``contenders`` measured end to end.
+"""
 
 from __future__ import annotations
+
 import json
+from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
-from ..search.genetic import SearchError
+
+from ..search.genetic import SearchError, SearchResult
 from ..space.schema import SearchSpace
-
-
+from .pricing import price_and_measure
 
 QUANTILES = (0.25, 0.5, 0.75)
-
 
 def trainer_for(task: str, space: SearchSpace, command: str | None = None):
     """``(trainer, None)``, or ``(None, reason)`` when the task cannot train this space."""
@@ -54,6 +55,115 @@ def auto_budgets(ctx, quantiles=QUANTILES) -> list[float]:
     return [float(f"{q:.3g}") for q in np.quantile(lat, quantiles)]
 
 
+# ---------------------------------------------------------------- accuracy predictor
+def step_task(s) -> None:
+    """The task's trainer for the space, or why it cannot train it (then no accuracy steps)."""
+    s.trainer, s.trainer_note = trainer_for(s.cfg.task, s.space, s.cfg.train_command)
+    if s.trainer_note:
+        s.log(f"note: the accuracy predictor and the search will be {s.trainer_note}")
+
+
+def accuracy_enabled(s) -> str | None:
+    return s.trainer_note if s.trainer is None else None
+
+
+def step_accuracy(s) -> None:
+    """Build the GP accuracy predictor on the task (trainings through the journal)."""
+    from ..accuracy.fit import build_predictor, default_journal, default_pool_size, trainer_protocol
+    from ..accuracy.journal import Journal
+
+    cfg, space, trainer = s.cfg, s.space, s.trainer
+    journal = Journal(default_journal(trainer.task, space, cfg.runs_dir))
+    pool = cfg.accuracy_pool or default_pool_size(space)
+    built = build_predictor(space, trainer, journal, cfg.accuracy_samples, pool, "bo", cfg.accuracy_seed,
+                            cfg.executor, cfg.progress)
+    accuracy = {"status": "ok", **trainer_protocol(trainer), "kind": trainer.kind, "pool": len(built.pool),
+                **built.summary()}
+    if hasattr(trainer, "ceiling"):  # the task's own ranking ceiling, beside the GP's tau
+        accuracy["ceiling"] = trainer.ceiling()
+    s.accuracy_build, s.accuracy = built, accuracy
+    s.journal_path, s.accuracy_protocol = journal.path, trainer_protocol(trainer)
+
+
+# ---------------------------------------------------------------- search
+def step_search_context(s) -> None:
+    """Load the search: saved latency models, the batch latency predictor, the GP from the journal."""
+    from ..search.context import load_search_context
+
+    s.search_ctx = load_search_context(s.space, s.target, s.table, s.schedules, s.journal_path,
+                                       s.search_settings.seed, s.get("accuracy_protocol"))
+
+
+def step_budgets(s) -> None:
+    """The budgets to search: the given ones, or quantiles of the space's predicted latencies."""
+    s.budgets_ms = list(s.budgets_given) if s.budgets_given else auto_budgets(s.search_ctx)
+
+
+@dataclass
+class Pick:
+    """The search's outcome at one budget (ms): the chosen architecture, its lowered network,
+    prepared kernels and prediction by the network predictor; or the search's ``error``."""
+
+    budget_ms: float
+    result: SearchResult | None = None
+    error: str | None = None
+    arch: object = None
+    net: object = None
+    prepared: list | None = None
+    prediction: object = None  # latency.models.FullPrediction
+
+
+def step_search(s) -> None:
+    """The genetic search at each budget; each pick lowered and priced by the network predictor."""
+    from ..lower.network import lower_arch
+    from ..table.fill import prepare
+
+    ctx, st, space = s.search_ctx, s.search_settings, s.space
+    picks = []
+    bar = s.progress(len(s.budgets_ms), f"search at {len(s.budgets_ms)} budgets")
+    try:
+        for budget in s.budgets_ms:
+            try:
+                result = ctx.search(budget, st.seed, st.population, st.generations, st.max_mflops, st.max_mparams,
+                                    lcb_kappa=st.lcb_kappa)
+            except SearchError as e:
+                if st.strict:  # the search command: its budget cannot be met
+                    raise
+                picks.append(Pick(budget, error=str(e)))
+                continue
+            finally:
+                bar.update(1)
+            arch = space.from_indices(result.best_indices)
+            net = lower_arch(space, arch, f"pick-{budget:g}ms")
+            prepared = prepare(net.kernels, s.target, s.schedules)
+            picks.append(Pick(budget, result, None, arch, net, prepared, ctx.latency.predict(prepared)))
+    finally:
+        bar.close()
+    s.picks = picks
+
+
+def uncertainty(ctx, result: SearchResult) -> dict:
+    """The GP's P(best beats the runner-up) and the front's flatness (``search.uncertainty``)."""
+    from ..search.uncertainty import beats_runner_up, front_flatness
+
+    return {"p_beats_runner_up": beats_runner_up(ctx.gp, ctx.space, result.best_indices, result.runner_up_indices),
+            "front_flatness": front_flatness(ctx.gp, ctx.space, result.pareto_indices)}
+
+
+# ---------------------------------------------------------------- export
+@dataclass
+class Export:
+    """A pick's exported artefacts (``deploy.export_network``'s paths) and whether this run wrote them."""
+
+    paths: dict
+    exported_now: bool
+
+
+def export_stamp(space: SearchSpace, pick: Pick) -> dict:
+    """What an export depends on: the architecture, the space and the exact kernel keys."""
+    return {"arch": pick.arch.to_dict(), "space": space.name, "kernel_keys": sorted(p.key for p in pick.prepared)}
+
+
 def export_up_to_date(out: Path, stamp: dict) -> bool:
     """True when ``out/export.json`` holds ``stamp`` and every artefact it lists exists."""
     path = out / "export.json"
@@ -66,109 +176,119 @@ def export_up_to_date(out: Path, stamp: dict) -> bool:
     return old.get("stamp") == stamp and all(Path(p).exists() for p in old.get("files", []))
 
 
-def export_pick(space: SearchSpace, arch, target, out: Path, schedules, prepared) -> tuple[dict, bool]:
-    """Export ``arch`` into ``out`` unless up to date; ``(paths, exported_now)``."""
+def export_pick(space: SearchSpace, arch, target, out: Path, schedules, prepared, space_ref: str | None = None
+                ) -> tuple[dict, bool]:
+    """Export ``arch`` into ``out`` unless up to date; ``(paths, exported_now)``. ``space_ref``:
+    how ``arch.json`` names the space (default its name)."""
+    from ..core.atomic import atomic_write_text
     from ..deploy.export import export_network
 
     stamp = {"arch": arch.to_dict(), "space": space.name, "kernel_keys": sorted(p.key for p in prepared)}
     if export_up_to_date(out, stamp):
         return json.loads((out / "export.json").read_text())["paths"], False
-    paths = export_network(space, arch, target, out, schedules, space_ref=space.name)
+    paths = export_network(space, arch, target, out, schedules, space_ref=space_ref or space.name)
     files = [v for k, v in paths.items() if k in ("arch", "onnx", "torch_export", "library")]
-    from ..core.atomic import atomic_write_text
-
     atomic_write_text(out / "export.json", json.dumps({"stamp": stamp, "paths": paths, "files": files}, indent=1))
     return paths, True
 
 
-def run_adapt(space: SearchSpace, target, runner, table, nets_table, schedules, cfg, timer, log=print) -> dict:
-    """Steps 7-10 (module docstring); returns the report's ``accuracy`` and ``picks`` parts."""
-    from ..accuracy.fit import build_predictor, default_journal, default_pool_size, trainer_protocol
-    from ..accuracy.journal import Journal
+def step_export(s) -> None:
+    """Export each chosen network's artefacts (architecture, ONNX, torch.export, TVM library)."""
+    exports = []
+    for pick in s.picks:
+        if pick.error:
+            exports.append(None)
+            continue
+        paths, now = export_pick(s.space, pick.arch, s.target, s.pick_dir(pick.budget_ms), s.schedules,
+                                 pick.prepared, s.space_ref)
+        exports.append(Export(paths, now))
+    s.exports = exports
+
+
+def exports_up_to_date(s) -> dict | None:
+    """Every pick's export up to date: the exports read back from their ``export.json``."""
+    exports = []
+    for pick in s.picks:
+        if pick.error:
+            exports.append(None)
+            continue
+        out = s.pick_dir(pick.budget_ms)
+        if not export_up_to_date(out, export_stamp(s.space, pick)):
+            return None
+        exports.append(Export(json.loads((out / "export.json").read_text())["paths"], False))
+    return {"exports": exports}
+
+
+# ---------------------------------------------------------------- measure
+def step_measure_picks(s) -> None:
+    """Measure each chosen network end to end on the target: predicted vs measured."""
+    prices = []
+    bar = s.progress(len(s.picks), "measuring the chosen networks")
+    try:
+        for pick in s.picks:
+            prices.append(None if pick.error else price_and_measure(
+                pick.net, pick.prepared, s.search_ctx.latency, s.target, s.runner, s.schedules, s.nets_table,
+                {"arch": pick.arch.to_dict(), "space": s.space.name}))
+            bar.update(1)
+    finally:
+        bar.close()
+    s.pick_prices = prices
+
+
+def measure_enabled(s) -> str | None:
+    return None if s.runner is not None and s.search_settings.measure else "--no-measure"
+
+
+# ---------------------------------------------------------------- regret
+def regret_enabled(s) -> str | None:
+    from .regret import MAX_ENUMERATED
+
+    if getattr(s.trainer, "true_accuracy", None) is None:
+        return f"task {s.trainer.task!r} does not know the true accuracy of every network"
+    if s.space.size() > MAX_ENUMERATED:
+        return f"space {s.space.name!r} has more than {MAX_ENUMERATED} networks"
+    return None
+
+
+def step_regret(s) -> None:
+    """The regret of each pick against the true best under its budget; the top contenders measured."""
     from ..lower.network import lower_arch
-    from ..search.context import search_context
     from ..table.fill import prepare
-    from ..table.networks import ensure_measured
-    from ..core.progress import progress_bar
-    from ..core.metrics import spread_pct
-
-    trainer, reason = trainer_for(cfg.task, space, cfg.train_command)
-    if trainer is None:
-        log(f"accuracy predictor and search: {reason}")
-        return {"accuracy": {"status": reason}, "picks": []}
-    journal = Journal(default_journal(trainer.task, space, cfg.runs_dir))
-    pool = cfg.accuracy_pool or default_pool_size(space)
-    built = timer.run("accuracy", build_predictor, space, trainer, journal, cfg.accuracy_samples,
-                      pool, "bo", cfg.accuracy_seed, cfg.executor, cfg.progress)
-    accuracy = {"status": "ok", **trainer_protocol(trainer), "kind": trainer.kind, "pool": len(built.pool),
-                **built.summary()}
-    if hasattr(trainer, "ceiling"):  # the task's own ranking ceiling, beside the GP's tau
-        accuracy["ceiling"] = trainer.ceiling()
-
-    ctx = search_context(space, target, cfg.luts_dir, cfg.schedules_dir, journal.path, cfg.search_seed,
-                         trainer_protocol(trainer))
-    budgets = list(cfg.budgets_ms) if cfg.budgets_ms else auto_budgets(ctx)
-    from ..search.uncertainty import beats_runner_up, front_flatness
     from .regret import pick_regret, regret_setup
 
-    setup = timer.run("regret", regret_setup, space, trainer, ctx.batch.predict_ms)
+    ctx, space = s.search_ctx, s.space
+    setup = regret_setup(space, s.trainer, ctx.batch.predict_ms)
 
     def measure_row(row):
-        a = space.from_indices(row)
-        n = lower_arch(space, a, "contender")
-        prep = prepare(n.kernels, target, schedules)
-        r = ensure_measured(n, prep, target, runner, schedules, nets_table, {"arch": a.to_dict(), "space": space.name},
-                            ctx.latency.predict(prep).table_sum_ms * 1e3)
-        return r["runtime_us_p50"] / 1e3 if r and r.get("status") == "ok" else None
+        arch = space.from_indices(row)
+        net = lower_arch(space, arch, "contender")
+        return price_and_measure(net, prepare(net.kernels, s.target, s.schedules), ctx.latency, s.target, s.runner,
+                                 s.schedules, s.nets_table, {"arch": arch.to_dict(), "space": space.name}).measured_ms
 
-    picks = []
-    bar = progress_bar(len(budgets), f"search, export and measure at {len(budgets)} budgets", cfg.progress)
-    for budget in budgets:
-        pick = {"budget_ms": budget}
-        try:
-            result = timer.run("search", ctx.search, budget, cfg.search_seed, cfg.population, cfg.generations,
-                               lcb_kappa=cfg.lcb_kappa)
-        except SearchError as e:
-            pick["error"] = str(e)
-            picks.append(pick)
-            bar.update(1)
-            continue
-        arch = space.from_indices(result.best_indices)
-        net = lower_arch(space, arch, f"pick-{budget:g}ms")
-        prepared = prepare(net.kernels, target, schedules)
-        full = ctx.latency.predict(prepared)
-        out = Path(cfg.runs_dir) / f"tune-{target.name}" / f"{space.name}-{budget:g}ms"
-        paths, exported_now = timer.run("export", export_pick, space, arch, target, out, schedules, prepared)
-        row = timer.run("measure picks", ensure_measured, net, prepared, target, runner, schedules, nets_table,
-                        {"arch": arch.to_dict(), "space": space.name}, full.table_sum_ms * 1e3)
-        measured_ms = row["runtime_us_p50"] / 1e3 if row and row.get("status") == "ok" else None
-        pick.update({
-            "architecture": arch.to_dict(), "predicted_accuracy": result.best_accuracy,
-            "predicted_latency_ms": full.latency_ms, "search_latency_ms": result.best_latency_ms,
-            "measured_ms": measured_ms,
-            "measured_spread_pct": spread_pct(row) if measured_ms else None,
-            "error_pct": 100 * (full.latency_ms / measured_ms - 1) if measured_ms else None,
-            "measure_error": None if measured_ms else (row or {}).get("error", "not measured"),
-            "evaluated": result.evaluated, "exported_now": exported_now, "artifacts": paths,
-            "pareto": [{"predicted_accuracy": float(a), "predicted_latency_ms": float(lt)}
-                       for a, lt in zip(result.pareto_accuracy, result.pareto_latency_ms)],
-            "p_beats_runner_up": beats_runner_up(ctx.gp, space, result.best_indices, result.runner_up_indices),
-            "front_flatness": front_flatness(ctx.gp, space, result.pareto_indices),
-        })
-        if setup is not None:
-            pick.update(timer.run("regret", pick_regret, setup, result.best_indices, budget, len(built.chosen),
-                                  cfg.contenders, measure_row))
-        picks.append(pick)
-        bar.update(1)
-    bar.close()
-    flat = [p["budget_ms"] for p in picks if p.get("front_flatness", {}).get("flat")]
-    warning = None
-    if flat:
-        warning = (f"flat accuracy predictor: at budgets {flat} ms the front's predicted accuracies differ by less "
-                   f"than the GP's own std, so those picks are in effect latency-only choices")
-        log(f"WARNING: {warning}")
-    return {"accuracy": accuracy, "picks": picks, "accuracy_warning": warning,
-            "regret": None if setup is None else {"networks": int(len(setup.indices)), "contenders": cfg.contenders},
-            "search_setup": {"lcb_kappa": cfg.lcb_kappa,"budgets": "given" if cfg.budgets_ms else f"quantiles {list(QUANTILES)} of predicted latency",
-                             "seed": cfg.search_seed, "population": cfg.population, "generations": cfg.generations,
-                             "accuracy_protocol": ctx.protocol, "trained_architectures": ctx.n_trained}}
+    samples = len(s.accuracy_build.chosen)
+    s.regrets = [None if p.error else pick_regret(setup, p.result.best_indices, p.budget_ms, samples,
+                                                  s.cfg.contenders, measure_row)
+                 for p in s.picks]
+    s.regret_networks = int(len(setup.indices))
+
+
+def pick_report(pick: Pick, export: Export | None, price, regret: dict | None, ctx) -> dict:
+    """The report's entry of one pick (the fields the text report and the plot read)."""
+    if pick.error:
+        return {"budget_ms": pick.budget_ms, "error": pick.error}
+    r = pick.result
+    out = {"budget_ms": pick.budget_ms, "architecture": pick.arch.to_dict(), "predicted_accuracy": r.best_accuracy,
+           "predicted_latency_ms": pick.prediction.latency_ms, "search_latency_ms": r.best_latency_ms,
+           "measured_ms": price.measured_ms if price else None,
+           "measured_spread_pct": price.spread_pct if price else None,
+           "error_pct": price.error_pct if price else None,
+           "measure_error": price.measure_error if price else "not measured",
+           "evaluated": r.evaluated,
+           "exported_now": export.exported_now if export else False,
+           "artifacts": export.paths if export else None,
+           "pareto": [{"predicted_accuracy": float(a), "predicted_latency_ms": float(lt)}
+                      for a, lt in zip(r.pareto_accuracy, r.pareto_latency_ms)],
+           **uncertainty(ctx, r)}
+    if regret is not None:
+        out.update(regret)
+    return out

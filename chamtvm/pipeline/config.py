@@ -1,6 +1,7 @@
-"""What the main job is asked to do: one dataclass, filled by the CLI (or by Python callers).
+"""What the jobs are asked to do: ``TuneConfig`` (the main job, ``tune``) and ``SearchConfig``
+(the ``search`` command), filled by the CLI (or by Python callers); the defaults both share.
 
-Folders left as ``None`` resolve at run time under the working folder (``core.workdir``).
+Folders left as ``None`` resolve under the working folder (``core.workdir``).
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.workdir import luts_dir, runs_dir
+from ..latency.models import DEFAULT_RESIDUAL_MODE
+
+DEFAULT_TASK = "nas-bench-macro"  # the accuracy task of the main job
+DEFAULT_SPACE = "macro"           # its space (accuracy.tasks.default_space(DEFAULT_TASK)), for tune and search
 
 
 @dataclass
 class TuneConfig:
     """Settings of ``run_tune``; counts are numbers of kernels, networks or trials."""
 
-    space: str = "macro"
+    space: str = DEFAULT_SPACE
     trials: int = 64
     trials_per_kernel: int = 16
     tuning_population: int = 128     # MetaSchedule's evolutionary population per kernel (its own default: 512)
@@ -23,7 +28,7 @@ class TuneConfig:
     heldout_seed: int = 2026
     train_networks: int = 10
     train_seed: int = 101
-    residual_mode: str = "scale"
+    residual_mode: str = DEFAULT_RESIDUAL_MODE
     calibration: bool = True
     real_calibration: bool | str = False  # also the real-network sweep: True/"uniform" or "adaptive" (latency.adaptive)
     statistic: str = "runtime_us_p50"
@@ -32,7 +37,7 @@ class TuneConfig:
     schedules_dir: Path | None = None  # None: <workdir>/schedules (or $CHAMTVM_SCHEDULES_DIR)
     progress: bool = True
     # the adaptation steps (pipeline.adapt)
-    task: str = "nas-bench-macro"     # a registered task (accuracy.tasks), or "none"
+    task: str = DEFAULT_TASK          # a registered task (accuracy.tasks), or "none"
     train_command: str | None = None  # with task "command"
     accuracy_samples: int = 20
     accuracy_pool: int | None = None  # None: the whole space up to 10,000 networks, else 200
@@ -51,3 +56,24 @@ class TuneConfig:
         self.runs_dir = Path(self.runs_dir) if self.runs_dir is not None else runs_dir()
         if self.schedules_dir is not None:
             self.schedules_dir = Path(self.schedules_dir)
+
+
+@dataclass
+class SearchConfig:
+    """What ``chamtvm search`` is asked: a space (None: ``DEFAULT_SPACE``, as for tune), a
+    budget in ms, optional limits (millions of multiply-accumulates / parameters), the GA's
+    size and seed, folders (``None``: under the working folder) and whether to measure the
+    chosen network."""
+
+    space: str | None = None
+    latency_ms: float = 0.0
+    journal: Path | None = None
+    max_mflops: float | None = None
+    max_mparams: float | None = None
+    population: int = 200
+    generations: int = 60
+    seed: int = 0
+    out: Path | None = None
+    luts_dir: Path | None = None
+    schedules_dir: Path | None = None
+    measure: bool = True

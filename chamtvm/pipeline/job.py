@@ -1,17 +1,35 @@
-"""The main job (``python -m chamtvm tune``): the latency steps, then the adaptation steps,
-as one list of ``Step`` values (``TUNE_STEPS``); returns the report dict.
+"""The main job (``python -m chamtvm tune``) as a list of steps, ``TUNE_STEPS``; steps 13-17
+(``SHARED_STEPS``) are also the ``search`` command's (``search_job.SEARCH_STEPS``). Each step
+reads and writes the ``state.JobState`` fields it declares; a step disabled by the settings
+or by data (a field an earlier, skipped step did not produce) is listed in the report's
+``skipped_steps`` with why; timing, log lines and progress bars are instruments around the
+steps (``instruments``). A step is added, moved or dropped by editing the list.
 
-Steps, each resumable or skipped when up to date or disabled by the config:
-  coverage      every fused kernel of the space (probe lowering, ``lower.coverage``)
-  table         measure the kernels the table lacks with the current schedules
-  calibration   a fixed sweep of operators outside the space (for the unseen-kernel model)
-  tuning        MetaSchedule within ``trials``, most expensive kernels first; then the tuned
-                kernels are measured too (new keys: ``ms-<trace hash>``)
-  models        the unseen-kernel model (table rows) and the residual model (a few measured
-                training networks), saved next to the table
-  heldout       seeded networks predicted (table sum; table + residual) and measured end to end
-  adapt         accuracy predictor, search at budgets, export and measure (``pipeline.adapt``)
-  report        the report dict (``state["report"]``) and the plot of the picks
+The main job, in this order (the one numbering; ``[k/19]`` in the log):
+   1. open            load the space, the target's table, network journal and schedules
+   2. task            the accuracy task's trainer for the space, or why it cannot train it
+   3. coverage        every fused kernel of the space (probe lowering, ``lower.coverage``)
+   4. prepare         those kernels with the schedules of the target's database
+   5. table           measure the kernels the table lacks (up to date: none lacking)
+   6. calibration     measure a fixed sweep of operators outside the space (--no-calibration)
+   7. tuning          MetaSchedule within --trials, costliest kernels first, then transfers
+                      (--trials 0)
+   8. prepare tuned   the kernels with the schedules after tuning (new keys ``ms-<hash>``)
+   9. tuned table     measure the tuned kernels the table lacks (up to date: none lacking)
+  10. models          fit and save the unseen-kernel model and the residual (training networks)
+  11. heldout         held-out networks predicted and measured end to end (--heldout 0)
+  12. accuracy        the GP accuracy predictor on the task (--task none, or a task that
+                      cannot train the space)
+  13. search context  the saved latency models, batch latency predictor and the GP
+  14. budgets         the given budgets, or quantiles of the space's predicted latencies
+  15. search          the genetic search at each budget; each pick lowered and priced
+  16. export          each pick's artefacts (up to date: every ``export.json`` matches)
+  17. measure picks   each pick measured end to end: predicted vs measured
+  18. regret          lookup tasks: each pick against the true best under its budget
+  19. report          the report dict and the plot of the picks
+
+The ``search`` command (``search_job``): ``search open`` (its space, journal, budget and
+output folder), steps 13-17, ``search report`` (report.json, the Pareto plot).
 """
 
 from __future__ import annotations
@@ -19,185 +37,114 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
-from ..core.metrics import fidelity, spread_pct
-from ..core.progress import progress_bar
-from ..core.versions import tvm_version
 from ..measure.base import Runner
-from ..measure.runners import runner_tracker
-from ..space.schema import SearchSpace
-from ..table.fill import fill_table, prepare
-from ..table.networks import network_table
-from ..table.store import LatencyTable
 from ..targets.spec import TargetSpec
-from ..tuning.schedules import DEFAULT_TAG, ScheduleSource
+from . import adapt, latency
 from .config import TuneConfig
-from .latency import fit_models, measure_archs, tune_schedules
-from .steps import JobState, Step, run_steps
+from .instruments import ProgressBars, StepLog, StepTimer
+from .report import step_report
+from .state import JobState, SearchSettings
+from .steps import Step, StepInstrument, run_steps
+
+STORES = ("space", "space_ref", "table", "nets_table", "schedules")
+SEARCH_INPUTS = ("space", "target", "table", "schedules", "search_settings")
 
 
-def _fill(state: JobState, prepared, desc: str):
-    """Measure the prepared kernels the table lacks (progress bar); the fill summary."""
-    table, cfg = state["table"], state.cfg
-    missing = sum(1 for p in prepared if p.key not in table and table.failed(p.key) is None)
-    bar = progress_bar(missing, desc, cfg.progress)
-    summary = fill_table(prepared, table, state.runner, state.target, cfg.batch_size, progress=bar.update)
-    bar.close()
-    return summary
+def open_stores(s, space_ref: str, luts_dir, schedules_dir) -> None:
+    """Write the space (``space_ref``: a bundled name or a JSON path), the target's kernel
+    table and network journal (in ``luts_dir``, None: the working folder's) and its
+    schedules (under ``schedules_dir``, None: the default) into the step's view ``s``."""
+    from ..space.schema import SearchSpace
+    from ..table.networks import network_table
+    from ..table.store import LatencyTable
+    from ..tuning.schedules import ScheduleSource
+
+    s.space, s.space_ref = SearchSpace.load(space_ref), str(space_ref)
+    s.table = LatencyTable.for_target(s.target.name, luts_dir)
+    s.nets_table = network_table(s.target, s.table.path.parent)
+    s.schedules = ScheduleSource.for_target(s.target, schedules_dir)
 
 
-def step_open(state: JobState) -> None:
-    """Load the space, the table and the schedules; say what will run."""
-    from .adapt import trainer_for
-
-    cfg, target, runner = state.cfg, state.target, state.runner
-    space = SearchSpace.load(cfg.space)
-    table = LatencyTable.for_target(target.name, cfg.luts_dir)
-    state["space"], state["table"] = space, table
-    state["schedules"] = ScheduleSource.for_target(target, cfg.schedules_dir)
-    state["nets_table"] = network_table(target, cfg.luts_dir)
-    state["measured_now"], state["failed_now"] = 0, 0
-    state.log(f"target {target.name} ({runner.label}{', EMULATED timings' if runner.emulated else ''}); "
-              f"space {space.name} ({space.size():.3g} architectures); table {table.path} ({len(table)} rows)")
-    skip = trainer_for(cfg.task, space, cfg.train_command)[1]
-    if skip:
-        state.log(f"note: the accuracy predictor and the search will be {skip}")
+def step_open(s) -> None:
+    """Load the space, the target's table, network journal and schedules; the search settings."""
+    cfg, target = s.cfg, s.target
+    open_stores(s, cfg.space, cfg.luts_dir, cfg.schedules_dir)
+    s.space_ref = s.space.name  # the main job's exports name the space
+    s.search_settings = SearchSettings(cfg.search_seed, cfg.population, cfg.generations, cfg.lcb_kappa)
+    s.budgets_given = cfg.budgets_ms
+    root, name = Path(cfg.runs_dir) / f"tune-{target.name}", s.space.name
+    s.pick_dir = lambda budget: root / f"{name}-{budget:g}ms"
+    s.log(f"target {target.name} ({s.runner.label}{', EMULATED timings' if s.runner.emulated else ''}); "
+          f"space {s.space.name} ({s.space.size():.3g} architectures); table {s.table.path} ({len(s.table)} rows)")
 
 
-def step_coverage(state: JobState) -> None:
-    from ..lower.coverage import probe_group_count, space_kernels
+OPEN = Step("open", step_open, reads=("cfg", "target", "runner", "log"),
+            writes=(*STORES, "search_settings", "budgets_given", "pick_dir"))
 
-    space = state["space"]
-    bar = progress_bar(probe_group_count(space), "lowering probe modules", state.cfg.progress)
-    state["kernels"] = space_kernels(space, progress=bar.update)
-    bar.close()
+SHARED_STEPS: list[Step] = [  # steps 13-17: the main job's and the search command's
+    Step("search context", adapt.step_search_context, reads=(*SEARCH_INPUTS, "journal_path"),
+         optional_reads=("accuracy_protocol",), writes=("search_ctx",)),
+    Step("budgets", adapt.step_budgets, reads=("search_ctx", "budgets_given"), writes=("budgets_ms",)),
+    Step("search", adapt.step_search,
+         reads=("space", "target", "schedules", "search_settings", "search_ctx", "budgets_ms"), writes=("picks",)),
+    Step("export", adapt.step_export, reads=("picks", "space", "space_ref", "target", "schedules", "pick_dir"),
+         writes=("exports",), up_to_date=adapt.exports_up_to_date),
+    Step("measure picks", adapt.step_measure_picks,
+         reads=("picks", "space", "search_ctx", "search_settings", "target", "runner", "schedules", "nets_table"),
+         writes=("pick_prices",), enabled=adapt.measure_enabled),
+]
 
-
-def _count(state: JobState, summary) -> None:
-    state["measured_now"] += summary.measured
-    state["failed_now"] += summary.failed
-
-
-def step_table(state: JobState) -> None:
-    state["prepared"] = prepare(state["kernels"], state.target, state["schedules"])
-    _count(state, _fill(state, state["prepared"], f"measuring kernels ({len(state['kernels'])} in space)"))
-
-
-def step_calibration(state: JobState) -> None:
-    from ..lower.calibration import calibration_kernels, real_calibration_kernels
-
-    calib, mode = calibration_kernels(), state.cfg.real_calibration
-    if mode and mode != "adaptive":
-        calib = calib + real_calibration_kernels()
-    summary = _fill(state, prepare(calib, state.target, state["schedules"]), f"measuring calibration kernels ({len(calib)})")
-    state["calibration_measured_now"] = summary.measured  # reported apart from the space's kernels
-    if mode == "adaptive":  # the real-network sweep grown where the kernel model is least sure
-        from ..latency.adaptive import adaptive_calibration
-
-        def fill(prepared):
-            state["calibration_measured_now"] += _fill(state, prepared, "adaptive sweep").measured
-
-        state["adaptive_calibration"] = [r.to_dict() for r in adaptive_calibration(
-            state["table"], fill, state.target, state["schedules"], log=state.log)]
-
-
-def step_tuning(state: JobState) -> None:
-    state["tuned_now"] = tune_schedules(state["kernels"], state["table"], state.target, state["schedules"],
-                                        state.cfg, state.log, runner_tracker(state.runner),
-                                        runner=state.runner)
-    state["prepared"] = prepare(state["kernels"], state.target, state["schedules"])  # with the new schedules
-    _count(state, _fill(state, state["prepared"], "measuring tuned kernels"))
-
-
-def step_models(state: JobState) -> None:
-    state["models"] = fit_models(state["space"], state["table"], state["nets_table"], state.target, state.runner,
-                                 state["schedules"], state.cfg)
-
-
-def step_heldout(state: JobState) -> None:
-    cfg, space = state.cfg, state["space"]
-    rng = np.random.default_rng(cfg.heldout_seed)
-    archs = [space.sample(rng) for _ in range(cfg.heldout)]
-    measured = measure_archs(space, archs, state.target, state.runner, state["schedules"], state["table"],
-                             state["nets_table"], "held-out networks (predict + measure)", cfg, "heldout")
-    results = []
-    for m in measured:
-        row = m.row
-        if row is not None and row.get("status") == "ok":
-            full = state["models"].predictor.predict(m.prepared)
-            results.append({"name": m.net.name, "key": row["key"], "arch": m.arch.to_dict(),
-                            "predicted_ms": full.latency_ms, "table_sum_ms": m.table_sum.latency_ms,
-                            "measured_ms": row["runtime_us_p50"] / 1e3,
-                            "measured_spread_pct": spread_pct(row),
-                            "error_pct": 100 * (full.latency_ms * 1e3 - row["runtime_us_p50"]) / row["runtime_us_p50"],
-                            "kernels": len(m.prepared)})
-    state["heldout"] = results
-
-
-def step_adapt(state: JobState) -> None:
-    from .adapt import run_adapt
-
-    state["adapt"] = run_adapt(state["space"], state.target, state.runner, state["table"], state["nets_table"],
-                               state["schedules"], state.cfg, state.timer, state.log)
-
-
-def step_report(state: JobState) -> None:
-    from .report import picks_plot
-
-    cfg, target, runner, space = state.cfg, state.target, state.runner, state["space"]
-    results, models = state.values.get("heldout", []), state["models"]
-    prepared = state["prepared"]  # the space's kernels with the schedules they were timed with
-    report = {
-        "target": target.name,
-        "device_label": runner.label,
-        "emulated": runner.emulated,
-        "runtime_threads": target.runtime_threads,
-        "space": space.name,
-        "tvm_version": tvm_version(),
-        "statistic": cfg.statistic,
-        "table": {"path": str(state["table"].path), "rows": len(state["table"]), "space_kernels": len(state["kernels"]),
-                  "measured_now": state["measured_now"], "failed": state["failed_now"],
-                  "calibration_measured_now": state.values.get("calibration_measured_now", 0),
-                  "adaptive_calibration_rounds": state.values.get("adaptive_calibration", [])},
-        "tuning": {"trials_budget": cfg.trials, "trials_per_kernel": cfg.trials_per_kernel,
-                   "tuned_now": state.values.get("tuned_now", []),
-                   "kernels_with_tuned_schedule": sum(1 for p in prepared if p.schedule != DEFAULT_TAG)},
-        "predictor": {"residual_mode": cfg.residual_mode if models.residual else "none",
-                      "training_networks": models.n_train, "kernel_model_rows": models.kernel_rows,
-                      "models": models.paths},
-        "networks": results,
-        "fidelity": fidelity([r["predicted_ms"] for r in results], [r["measured_ms"] for r in results])
-        if results else None,
-        "fidelity_table_sum": fidelity([r["table_sum_ms"] for r in results], [r["measured_ms"] for r in results])
-        if results else None,
-        "skipped_steps": dict(state.skipped),
-    }
-    report.update(state.values.get("adapt") or {"accuracy": None, "picks": []})
-    if report["picks"]:
-        plot = Path(cfg.runs_dir) / f"tune-{target.name}" / f"{space.name}-picks.png"
-        picks_plot(report, plot)
-        report["picks_plot"] = str(plot)
-    state["report"] = report
-
+MEASURE = ("target", "runner", "table", "cfg")
 
 TUNE_STEPS: list[Step] = [
-    Step("open", step_open, timer_name="coverage"),
-    Step("coverage", step_coverage),
-    Step("table", step_table),
-    Step("calibration", step_calibration, enabled=lambda s: None if s.cfg.calibration else "--no-calibration"),
-    Step("tuning", step_tuning),
-    Step("models", step_models),
-    Step("heldout", step_heldout, enabled=lambda s: None if s.cfg.heldout > 0 else "--heldout 0"),
-    Step("adapt", step_adapt, timed=False),  # times accuracy, search, export, measure picks
-    Step("report", step_report, timed=False),
+    OPEN,
+    Step("task", adapt.step_task, reads=("cfg", "space", "log"), writes=("trainer", "trainer_note")),
+    Step("coverage", latency.step_coverage, reads=("space",), writes=("kernels",)),
+    Step("prepare", latency.step_prepare, reads=("kernels", "target", "schedules"), writes=("prepared",),
+         timer_name="table"),
+    Step("table", latency.step_table, reads=(*MEASURE, "prepared", "kernels"), writes=("table_fill",),
+         up_to_date=latency.table_up_to_date),
+    Step("calibration", latency.step_calibration, reads=(*MEASURE, "schedules", "log"),
+         writes=("calibration_measured", "adaptive_calibration"), enabled=latency.calibration_enabled),
+    Step("tuning", latency.step_tuning, reads=(*MEASURE, "kernels", "schedules", "log"), writes=("tuned_now",),
+         enabled=latency.tuning_enabled),
+    Step("prepare tuned", latency.step_prepare_tuned, reads=("tuned_now", "kernels", "target", "schedules"),
+         writes=("prepared_tuned",), timer_name="tuning"),
+    Step("tuned table", latency.step_tuned_table, reads=(*MEASURE, "prepared_tuned"), writes=("tuned_fill",),
+         up_to_date=latency.tuned_table_up_to_date, timer_name="tuning"),
+    Step("models", latency.step_models, reads=(*MEASURE, "space", "schedules", "nets_table"), writes=("models",)),
+    Step("heldout", latency.step_heldout, reads=(*MEASURE, "space", "schedules", "nets_table", "models"),
+         writes=("heldout",), enabled=latency.heldout_enabled),
+    Step("accuracy", adapt.step_accuracy, reads=("cfg", "space", "trainer", "trainer_note"),
+         writes=("accuracy_build", "accuracy", "journal_path", "accuracy_protocol"), enabled=adapt.accuracy_enabled),
+    *SHARED_STEPS,
+    Step("regret", adapt.step_regret,
+         reads=("cfg", "trainer", "space", "search_ctx", "picks", "accuracy_build", "target", "runner", "schedules",
+                "nets_table"),
+         writes=("regrets", "regret_networks"), enabled=adapt.regret_enabled),
+    Step("report", step_report,
+         reads=("cfg", "target", "runner", "space", "table", "kernels", "prepared", "models", "skipped", "log"),
+         optional_reads=("heldout", "prepared_tuned", "table_fill", "tuned_fill", "calibration_measured",
+                         "adaptive_calibration", "tuned_now", "trainer_note", "accuracy", "search_ctx", "picks",
+                         "exports", "pick_prices", "regrets", "regret_networks"),
+         writes=("report",)),
 ]
 
 
-def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print, steps: list[Step] | None = None) -> dict:
-    """Run the main job's ``steps`` (default ``TUNE_STEPS``, module docstring); the report dict."""
+def default_instruments(log, progress: bool) -> list[StepInstrument]:
+    """A timer, a log line per step and progress bars (hidden when ``progress`` is False)."""
+    return [StepTimer(), StepLog(log), ProgressBars(progress)]
+
+
+def run_tune(target: TargetSpec, runner: Runner, cfg: TuneConfig, log=print, steps: list[Step] | None = None,
+             instruments: list[StepInstrument] | None = None) -> dict:
+    """Run the main job's ``steps`` (default ``TUNE_STEPS``, module docstring) with
+    ``instruments`` (default ``default_instruments``); the report dict, with ``seconds``
+    (per step, from the first ``StepTimer``, and the total)."""
     t_start = time.time()
-    state = run_steps(list(steps or TUNE_STEPS), JobState(target, runner, cfg, log))
-    report = state["report"]
-    report["seconds"] = {**state.timer.seconds, "total": round(time.time() - t_start, 1)}
+    instruments = default_instruments(log, cfg.progress) if instruments is None else list(instruments)
+    state = run_steps(list(steps or TUNE_STEPS), JobState(target, runner, cfg, log), instruments)
+    report = state.report
+    timer = next((i for i in instruments if isinstance(i, StepTimer)), None)
+    report["seconds"] = {**(timer.seconds if timer else {}), "total": round(time.time() - t_start, 1)}
     return report

@@ -1,73 +1,149 @@
-"""The main job: build (or resume) a target's latency table, schedules and latency
-predictor for a space and check them on held-out networks measured end to end; then
-(``adapt``) build the accuracy predictor on the task, search at a few latency budgets
-and export and measure the chosen networks.
-
-Steps, each resumable:
-  1. coverage   every fused kernel of the space (probe lowering, ``coverage``)
-  2. table      measure the kernels the table lacks (default schedules), plus a fixed
-                calibration sweep of operators outside the space (``calibration``)
-  3. tuning     MetaSchedule within ``trials``, most expensive kernels first; the tuned
-                kernels are then measured too (new keys: ``ms-<trace hash>``)
-  4. models     the unseen-kernel model (table rows) and the residual model (a few
-                measured training networks), saved next to the table
-  5. held-out   sample networks (seeded), predict them (table sum, and table + residual),
-                measure them end to end (appended to ``luts/<target>.networks.jsonl``)
-  7-10.         accuracy predictor, search, export, measure: see ``adapt``
-  report        predicted vs measured, fidelity metrics, the chosen networks, time spent;
-                printed and JSON"""
+"""The latency steps of the main job (``job.TUNE_STEPS`` 3-10): every kernel of the space
+in the target's table, the calibration sweep, tuning, the latency models, and the held-out
+networks that check them. Each ``step_*`` function is one step; it reads and writes the
+``JobState`` fields its ``Step`` declares (``job``)."""
 
 from __future__ import annotations
+
 from dataclasses import dataclass
+
 import numpy as np
-from ..table.store import LatencyTable
+
 from ..measure.base import Runner
 from ..lower.network import lower_arch
-from ..latency.table_sum import table_sum
-from ..tuning.schedules import ScheduleSource
 from ..table.fill import fill_table, prepare
+from ..table.store import LatencyTable
 from ..targets.spec import TargetSpec
-from .config import TuneConfig
-from ..table.networks import ensure_measured
-from ..core.progress import progress_bar
+from ..tuning.schedules import ScheduleSource
+from .pricing import PricedNetwork, price_and_measure
 
 
-
-@dataclass
-class MeasuredArch:
-    """One architecture lowered, predicted from the table and measured end to end."""
-
-    arch: object
-    net: object
-    prepared: list
-    table_sum: object  # predict.Prediction
-    row: dict | None   # the network row (status ok or failed), None if never measured
+def untimed_keys(prepared, table: LatencyTable) -> int:
+    """How many of the prepared kernels the table neither has nor has seen fail."""
+    return sum(1 for p in prepared if p.key not in table and table.failed(p.key) is None)
 
 
-def measure_archs(space, archs, target: TargetSpec, runner: Runner, schedules: ScheduleSource,
-                  table: LatencyTable, nets_table: LatencyTable, desc: str, cfg: "TuneConfig",
-                  prefix: str = "net") -> list[MeasuredArch]:
-    """Lower each architecture, measure any kernel the table lacks (never guess), and
-    measure the network end to end unless the journal has it."""
-    out = []
-    bar = progress_bar(len(archs), desc, cfg.progress)
-    for i, arch in enumerate(archs):
-        net = lower_arch(space, arch, f"{prefix}{i}")
-        prep = prepare(net.kernels, target, schedules)
-        pred = table_sum(prep, table, cfg.statistic)
-        if pred.missing:
-            fill_table(prep, table, runner, target, cfg.batch_size)
-            pred = table_sum(prep, table, cfg.statistic)
-        row = ensure_measured(net, prep, target, runner, schedules, nets_table,
-                              {"arch": arch.to_dict(), "space": space.name}, pred.latency_ms * 1e3)
-        out.append(MeasuredArch(arch, net, prep, pred, row))
-        bar.update(1)
-    bar.close()
-    return out
+def fill(s, prepared, desc: str):
+    """Measure the prepared kernels the table lacks (a progress bar from the instruments);
+    the fill summary (``table.fill.BuildSummary``)."""
+    bar = s.progress(untimed_keys(prepared, s.table), desc)
+    try:
+        return fill_table(prepared, s.table, s.runner, s.target, s.cfg.batch_size, progress=bar.update)
+    finally:
+        bar.close()
+
+
+def _all_in_table(prepared_field: str, fill_field: str):
+    """An ``up_to_date`` for a measuring step: its summary (nothing measured) when every
+    kernel of ``prepared_field`` is in the table or failed before."""
+    from ..table.fill import BuildSummary
+
+    def up_to_date(s):
+        prepared = getattr(s, prepared_field)
+        if untimed_keys(prepared, s.table):
+            return None
+        return {fill_field: BuildSummary(requested=len(prepared), already_in_table=len(prepared))}
+
+    return up_to_date
+
+
+def step_coverage(s) -> None:
+    """Every fused kernel of the space (probe lowering, ``lower.coverage``)."""
+    from ..lower.coverage import probe_group_count, space_kernels
+
+    bar = s.progress(probe_group_count(s.space), "lowering probe modules")
+    try:
+        s.kernels = space_kernels(s.space, progress=bar.update)
+    finally:
+        bar.close()
+
+
+def step_prepare(s) -> None:
+    """The space's kernels with the schedules of the target's database (the table keys)."""
+    s.prepared = prepare(s.kernels, s.target, s.schedules)
+
+
+def step_table(s) -> None:
+    """Measure the space's kernels the table lacks."""
+    s.table_fill = fill(s, s.prepared, f"measuring kernels ({len(s.kernels)} in space)")
+
+
+table_up_to_date = _all_in_table("prepared", "table_fill")
+
+
+def step_calibration(s) -> None:
+    """Measure the calibration sweep: operators outside the space, for the unseen-kernel model."""
+    from ..lower.calibration import calibration_kernels, real_calibration_kernels
+
+    calib, mode = calibration_kernels(), s.cfg.real_calibration
+    if mode and mode != "adaptive":
+        calib = calib + real_calibration_kernels()
+    measured = fill(s, prepare(calib, s.target, s.schedules), f"measuring calibration kernels ({len(calib)})").measured
+    rounds = []
+    if mode == "adaptive":  # the real-network sweep grown where the kernel model is least sure
+        from ..latency.adaptive import adaptive_calibration
+
+        def fill_round(prepared):
+            nonlocal measured
+            summary = fill(s, prepared, "adaptive sweep")
+            measured += summary.measured
+            return summary
+
+        rounds = [r.to_dict() for r in adaptive_calibration(s.table, fill_round, s.target, s.schedules, log=s.log)]
+    s.calibration_measured, s.adaptive_calibration = measured, rounds
+
+
+def calibration_enabled(s) -> str | None:
+    return None if s.cfg.calibration else "--no-calibration"
+
+
+def default_times_us(kernels, table: LatencyTable, target: TargetSpec) -> dict:
+    """struct hash -> the table's time (us, median) of each kernel with its default schedule."""
+    return {p.kernel.struct_hash: row["runtime_us_p50"]
+            for p in prepare(kernels, target, ScheduleSource(target, use_database=False))
+            if (row := table.get(p.key)) is not None}
+
+
+def step_tuning(s) -> None:
+    """Tune the costliest kernels with MetaSchedule within the trials, then transfer their schedules."""
+    from ..measure.runners import runner_tracker
+    from ..tuning.policy import tune_schedules
+
+    cfg = s.cfg
+    s.tuned_now = tune_schedules(s.kernels, default_times_us(s.kernels, s.table, s.target), s.target, s.schedules,
+                                 cfg.trials, cfg.trials_per_kernel, cfg.tuning_population, log=s.log,
+                                 tracker=runner_tracker(s.runner), runner=s.runner)
+
+
+def tuning_enabled(s) -> str | None:
+    from ..measure.runners import runner_tracker
+
+    if s.cfg.trials <= 0:
+        return "--trials 0"
+    if not s.target.local and runner_tracker(s.runner) is None:
+        return f"target {s.target.name} is remote and its runner has no tracker to tune through"
+    return None
+
+
+def step_prepare_tuned(s) -> None:
+    """The space's kernels with the schedules after tuning (new keys: ``ms-<trace hash>``)."""
+    s.prepared_tuned = prepare(s.kernels, s.target, s.schedules)
+
+
+def step_tuned_table(s) -> None:
+    """Measure the tuned kernels the table lacks."""
+    s.tuned_fill = fill(s, s.prepared_tuned, "measuring tuned kernels")
+
+
+tuned_table_up_to_date = _all_in_table("prepared_tuned", "tuned_fill")
 
 
 @dataclass
 class FittedModels:
+    """The latency models of a table: ``predictor`` (table sum, kernel model for unseen
+    kernels, residual), the residual alone (None when too few networks), how many training
+    networks and table rows they were fitted on, and where they were saved."""
+
     predictor: object
     residual: object
     n_train: int
@@ -75,10 +151,26 @@ class FittedModels:
     paths: dict
 
 
-def fit_models(space, table: LatencyTable, nets_table: LatencyTable, target: TargetSpec, runner: Runner,
-               schedules: ScheduleSource, cfg: TuneConfig) -> FittedModels:
-    """Fit (and save next to the table) the unseen-kernel model on the table's rows and the
-    residual model on ``cfg.train_networks`` measured networks (measured now if missing)."""
+def price_archs(space, archs, predictor, target: TargetSpec, runner: Runner, schedules: ScheduleSource,
+                table: LatencyTable, nets_table: LatencyTable, bar, prefix: str = "net",
+                batch_size: int = 48, statistic: str = "runtime_us_p50") -> list[tuple[object, PricedNetwork]]:
+    """``(arch, PricedNetwork)`` per architecture: lowered, every kernel the table lacks
+    measured first (never guessed), priced by ``predictor`` and measured end to end unless
+    the network journal has it (``pricing.price_and_measure``). ``bar.update(1)`` per network."""
+    out = []
+    for i, arch in enumerate(archs):
+        net = lower_arch(space, arch, f"{prefix}{i}")
+        prepared = prepare(net.kernels, target, schedules)
+        if untimed_keys(prepared, table):
+            fill_table(prepared, table, runner, target, batch_size)
+        out.append((arch, price_and_measure(net, prepared, predictor, target, runner, schedules, nets_table,
+                                            {"arch": arch.to_dict(), "space": space.name}, statistic)))
+        bar.update(1)
+    return out
+
+
+def step_models(s) -> None:
+    """Fit and save the unseen-kernel model (table rows) and the residual model (training networks)."""
     from ..latency.models import (
         KernelCostModel,
         LatencyPredictor,
@@ -87,6 +179,7 @@ def fit_models(space, table: LatencyTable, nets_table: LatencyTable, target: Tar
         network_training_set,
     )
 
+    cfg, space, table = s.cfg, s.space, s.table
     kernel_path, residual_path = model_paths(table, space.name)
     rows = list(table.rows())
     kernel_model = KernelCostModel().fit(rows) if len(rows) >= 5 else None
@@ -96,28 +189,40 @@ def fit_models(space, table: LatencyTable, nets_table: LatencyTable, target: Tar
     if cfg.train_networks >= 2:
         rng = np.random.default_rng(cfg.train_seed)
         archs = [space.sample(rng) for _ in range(cfg.train_networks)]
-        measured = measure_archs(space, archs, target, runner, schedules, table, nets_table,
-                                 "training networks for the residual (measure)", cfg, "train")
-        keys = [m.row["key"] for m in measured if m.row is not None and m.row.get("status") == "ok"]
-        X, sums, meas, all_keys = network_training_set(nets_table, table, target.fingerprint)
-        pick = [i for i, k in enumerate(all_keys) if k in set(keys)]
+        bar = s.progress(len(archs), "training networks for the residual (measure)")
+        try:
+            priced = price_archs(space, archs, LatencyPredictor(table), s.target, s.runner, s.schedules, table,
+                                 s.nets_table, bar, "train", cfg.batch_size, cfg.statistic)
+        finally:
+            bar.close()
+        keys = {p.row["key"] for _, p in priced if p.ok}
+        X, sums, meas, all_keys = network_training_set(s.nets_table, table, s.target.fingerprint)
+        pick = [i for i, k in enumerate(all_keys) if k in keys]
         if len(pick) >= 2:
             residual = ResidualModel(cfg.residual_mode).fit(X[pick], sums[pick], meas[pick])
             residual.save(residual_path, table, [all_keys[i] for i in pick])
             n_train = len(pick)
-    return FittedModels(LatencyPredictor(table, kernel_model, residual), residual, n_train, len(rows),
-                        {"kernel_model": str(kernel_path), "residual": str(residual_path) if residual else None})
+    s.models = FittedModels(LatencyPredictor(table, kernel_model, residual), residual, n_train, len(rows),
+                            {"kernel_model": str(kernel_path), "residual": str(residual_path) if residual else None})
 
 
-def tune_schedules(kernels, table: LatencyTable, target: TargetSpec, schedules: ScheduleSource,
-                   cfg: TuneConfig, log=print, tracker: tuple[str, int, str] | None = None,
-                   runner: Runner | None = None) -> list[dict]:
-    """The tuning step: ``tuning.policy.tune_schedules`` within ``cfg.trials``, ranking the
-    kernels by their default-schedule rows of ``table``."""
-    from ..tuning.policy import tune_schedules as tune
+def step_heldout(s) -> None:
+    """Predict seeded held-out networks (table sum; table + residual) and measure them end to end."""
+    cfg, space = s.cfg, s.space
+    rng = np.random.default_rng(cfg.heldout_seed)
+    archs = [space.sample(rng) for _ in range(cfg.heldout)]
+    bar = s.progress(len(archs), "held-out networks (predict + measure)")
+    try:
+        priced = price_archs(space, archs, s.models.predictor, s.target, s.runner, s.schedules, s.table,
+                             s.nets_table, bar, "heldout", cfg.batch_size, cfg.statistic)
+    finally:
+        bar.close()
+    s.heldout = [{"name": p.name, "key": p.row["key"], "arch": arch.to_dict(),
+                  "predicted_ms": p.predicted_ms, "table_sum_ms": p.table_sum_ms,
+                  "measured_ms": p.measured_ms, "measured_spread_pct": p.spread_pct,
+                  "error_pct": p.error_pct, "kernels": len(p.prepared)}
+                 for arch, p in priced if p.ok]
 
-    default_us = {p.kernel.struct_hash: row["runtime_us_p50"]
-                  for p in prepare(kernels, target, ScheduleSource(target, use_database=False))
-                  if (row := table.get(p.key)) is not None}
-    return tune(kernels, default_us, target, schedules, cfg.trials, cfg.trials_per_kernel, cfg.tuning_population,
-                log=log, tracker=tracker, runner=runner)
+
+def heldout_enabled(s) -> str | None:
+    return None if s.cfg.heldout > 0 else "--heldout 0"

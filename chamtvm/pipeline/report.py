@@ -1,8 +1,76 @@
-"""The main job's report: text lines and the plot of the chosen networks."""
+"""The main job's report: the report step (the dict every figure of the run goes into), its
+text lines and the plot of the chosen networks."""
 
 from __future__ import annotations
+
 from pathlib import Path
 
+from ..core.metrics import fidelity
+from ..core.versions import tvm_version
+from ..tuning.schedules import DEFAULT_TAG
+from ..search.uncertainty import flat_front_warning
+from .adapt import QUANTILES, pick_report
+
+
+def step_report(s) -> None:
+    """The report dict (held-out fidelity, the picks, skipped steps) and the plot of the picks."""
+    cfg, target, runner, space, models = s.cfg, s.target, s.runner, s.space, s.models
+    results = s.get("heldout", [])
+    prepared = s.get("prepared_tuned") or s.prepared  # the space's kernels with the schedules timed last
+    fills = [f for f in (s.get("table_fill"), s.get("tuned_fill")) if f is not None]
+    report = {
+        "target": target.name,
+        "device_label": runner.label,
+        "emulated": runner.emulated,
+        "runtime_threads": target.runtime_threads,
+        "space": space.name,
+        "tvm_version": tvm_version(),
+        "statistic": cfg.statistic,
+        "table": {"path": str(s.table.path), "rows": len(s.table), "space_kernels": len(s.kernels),
+                  "measured_now": sum(f.measured for f in fills), "failed": sum(f.failed for f in fills),
+                  "calibration_measured_now": s.get("calibration_measured", 0),
+                  "adaptive_calibration_rounds": s.get("adaptive_calibration", [])},
+        "tuning": {"trials_budget": cfg.trials, "trials_per_kernel": cfg.trials_per_kernel,
+                   "tuned_now": s.get("tuned_now", []),
+                   "kernels_with_tuned_schedule": sum(1 for p in prepared if p.schedule != DEFAULT_TAG)},
+        "predictor": {"residual_mode": cfg.residual_mode if models.residual else "none",
+                      "training_networks": models.n_train, "kernel_model_rows": models.kernel_rows,
+                      "models": models.paths},
+        "networks": results,
+        "fidelity": fidelity([r["predicted_ms"] for r in results], [r["measured_ms"] for r in results])
+        if results else None,
+        "fidelity_table_sum": fidelity([r["table_sum_ms"] for r in results], [r["measured_ms"] for r in results])
+        if results else None,
+        "skipped_steps": dict(s.skipped),
+    }
+    report.update(adapt_report(s))
+    if report["picks"]:
+        plot = Path(cfg.runs_dir) / f"tune-{target.name}" / f"{space.name}-picks.png"
+        picks_plot(report, plot)
+        report["picks_plot"] = str(plot)
+    s.report = report
+
+
+def adapt_report(s) -> dict:
+    """The report's accuracy, picks, regret and search parts (steps ``accuracy`` to ``regret``)."""
+    if not s.produced("accuracy"):
+        note = s.get("trainer_note") or s.skipped.get("accuracy", "skipped")
+        return {"accuracy": {"status": note}, "picks": []}
+    cfg, ctx, picks = s.cfg, s.get("search_ctx"), s.get("picks", [])
+    exports, prices = s.get("exports") or [None] * len(picks), s.get("pick_prices") or [None] * len(picks)
+    regrets = s.get("regrets") or [None] * len(picks)
+    rows = [pick_report(p, e, m, r, ctx) for p, e, m, r in zip(picks, exports, prices, regrets)]
+    flat = [p["budget_ms"] for p in rows if p.get("front_flatness", {}).get("flat")]
+    warning = flat_front_warning(flat) if flat else None
+    if warning:
+        s.log(f"WARNING: {warning}")
+    return {"accuracy": s.accuracy, "picks": rows, "accuracy_warning": warning,
+            "regret": {"networks": s.regret_networks, "contenders": cfg.contenders} if s.produced("regrets") else None,
+            "search_setup": {"lcb_kappa": cfg.lcb_kappa,
+                             "budgets": "given" if cfg.budgets_ms else f"quantiles {list(QUANTILES)} of predicted latency",
+                             "seed": cfg.search_seed, "population": cfg.population, "generations": cfg.generations,
+                             "accuracy_protocol": ctx.protocol if ctx else None,
+                             "trained_architectures": ctx.n_trained if ctx else None}}
 
 
 def format_report(report: dict) -> str:
@@ -49,7 +117,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 def format_adapt(report: dict) -> list[str]:
-    """Report lines of steps 7-10."""
+    """Report lines of the steps ``accuracy`` to ``regret``."""
     acc = report.get("accuracy")
     if not acc:
         return []

@@ -1,6 +1,8 @@
 """Stage 7, search: the genetic search (``genetic``), everything a search on one target
-loads (``context``), the ``search`` command's job (``job``) and its report and plot.
+loads (``context``), what the GP's uncertainty says about a result (``uncertainty``), and
+the ``search`` command's text report and plot (``report``; its job is steps of
+``pipeline``).
 
 In: a space, latency predictors, the accuracy journal. Out: the best architecture under a
-budget, its Pareto front, exported artefacts. Depends on ``latency``, ``accuracy``,
-``deploy``, ``measure``, ``lower``, ``space``, ``core``."""
+budget and its Pareto front. Depends on ``latency``, ``accuracy``, ``lower``, ``table``,
+``tuning``, ``space``, ``core``."""

@@ -92,24 +92,33 @@ class SearchContext:
 
 def search_context(space: SearchSpace, target, luts_dir: Path, schedules_dir: Path | None,
                    journal: Path, seed: int = 0, protocol: dict | None = None) -> SearchContext:
-    """Load the table, saved latency models, schedules and accuracy journal of a search
-    (the journal's trainings under ``protocol``, default: the newest record's)."""
-    from ..latency.batch import BatchLatencyPredictor
-    from ..latency.loading import load_predictor
-    from ..lower.coverage import space_kernel_map
+    """Load the table and schedules of ``target`` from their folders, then the rest of a search
+    (``load_search_context``)."""
     from ..table.store import LatencyTable
     from ..tuning.schedules import ScheduleSource
 
     table = LatencyTable.for_target(target.name, luts_dir)
+    sched = ScheduleSource.for_target(target, schedules_dir)
+    return load_search_context(space, target, table, sched, journal, seed, protocol)
+
+
+def load_search_context(space: SearchSpace, target, table, schedules, journal: Path, seed: int = 0,
+                        protocol: dict | None = None) -> SearchContext:
+    """A search on ``table`` (the target's LatencyTable) and ``schedules`` (its ScheduleSource):
+    the saved latency models, the batch predictor over the space's kernel map, and the GP
+    fitted on the journal's trainings under ``protocol`` (default: the newest record's)."""
+    from ..latency.batch import BatchLatencyPredictor
+    from ..latency.loading import load_predictor
+    from ..lower.coverage import space_kernel_map
+
     if len(table) == 0:
         raise SearchError(f"the latency table {table.path} is empty: build it first with "
                           f"python -m chamtvm tune --target {target.name} --space {space.name}")
     gp, n_trained, protocol = fit_accuracy_predictor(space, journal, seed, protocol)
-    sched = ScheduleSource.for_target(target, schedules_dir)
     models = load_predictor(table, space=space.name)
-    batch = BatchLatencyPredictor(space_kernel_map(space), table, target, sched, models.kernel_model,
+    batch = BatchLatencyPredictor(space_kernel_map(space), table, target, schedules, models.kernel_model,
                                   models.residual)
-    return SearchContext(space, target, table, sched, models, batch, gp, n_trained, protocol, Path(journal))
+    return SearchContext(space, target, table, schedules, models, batch, gp, n_trained, protocol, Path(journal))
 
 
 def result_dict(ctx: SearchContext, result: SearchResult) -> dict:

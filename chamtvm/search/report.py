@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .uncertainty import flat_front_warning
+
 
 
 def pareto_plot(report: dict, path: Path) -> None:
@@ -44,8 +46,7 @@ def format_search(report: dict) -> str:
         lines.append(f"  P(beats the runner-up) {'-' if pb is None else f'{pb:.2f}'}; front's predicted accuracies "
                      f"span {fl.get('spread_points', float('nan')):.2f} points, GP std {fl.get('gp_std_points', float('nan')):.2f} points")
         if fl.get("flat"):
-            lines.append("  WARNING: flat accuracy predictor: the front's predicted accuracies differ by less than the "
-                         "GP's own std, so this pick is in effect a latency-only choice")
+            lines.append(f"  WARNING: {flat_front_warning()}")
     m = report.get("measured")
     if m:
         if m["latency_ms"] is not None:

@@ -43,6 +43,18 @@ def front_flatness(gp, space, front_indices) -> dict:
             "front_size": int(len(X))}
 
 
+FLAT_FRONT = ("flat accuracy predictor: {where}the front's predicted accuracies differ by less than the GP's own "
+              "std, so {what}")
+
+
+def flat_front_warning(budgets_ms: list[float] | None = None) -> str:
+    """The one text of the flat-front warning: for the picks at ``budgets_ms`` (the main job),
+    or for the one pick of the ``search`` command (None)."""
+    if budgets_ms is None:
+        return FLAT_FRONT.format(where="", what="this pick is in effect a latency-only choice")
+    return FLAT_FRONT.format(where=f"at budgets {budgets_ms} ms ", what="those picks are in effect latency-only choices")
+
+
 def lcb(gp, space, indices, kappa: float) -> np.ndarray:
     """``(N,)`` lower confidence bound of the accuracy: posterior mean - ``kappa`` * std."""
     mean, std = gp.predict(_features(space, indices), return_std=True)

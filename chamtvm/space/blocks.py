@@ -33,34 +33,36 @@ def _down(r: int, stride: int) -> int:
     return -(-r // stride)  # 'same' padding: ceil(r / stride)
 
 
-def _act(name: str):
+ACTIVATION_CLASSES = {"relu6": "ReLU6", "relu": "ReLU", "hardswish": "Hardswish", "silu": "SiLU", "gelu": "GELU",
+                      "sigmoid": "Sigmoid", "hardsigmoid": "Hardsigmoid", "none": None}  # name -> torch.nn class
+
+
+def torch_activation(name: str):
+    """The ``torch.nn`` activation class named ``name`` (``ACTIVATION_CLASSES``), None for "none"."""
+    if name not in ACTIVATION_CLASSES:
+        raise ValueError(f"unknown activation {name!r}; valid: {list(ACTIVATION_CLASSES)}")
     from torch import nn
 
-    if name == "relu6":
-        return nn.ReLU6(inplace=False)
-    if name == "relu":
-        return nn.ReLU(inplace=False)
-    raise ValueError(f"unknown activation {name!r}; valid: {list(ACTIVATIONS)}")
+    cls = ACTIVATION_CLASSES[name]
+    return getattr(nn, cls) if cls else None
 
 
-def conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, relu: bool = True,
-            act="relu6"):
+def conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, act="relu6"):
     """Conv2d (no bias, 'same' padding) + BatchNorm2d + an activation, as an ``nn.Sequential``:
-    the one conv+BN+activation of the project (space, coverage probes, calibration, zoo).
+    the one conv+BN+activation builder of the project (space, coverage probes, calibration,
+    model zoos, benchmarks).
 
-    ``act`` names an activation of ``ACTIVATIONS`` (used when ``relu`` is true), or is an
-    activation class (e.g. ``nn.Hardswish``), which is always applied; ``relu=False`` with a
-    name (or None) gives no activation (a linear projection)."""
+    ``act``: an activation name (``ACTIVATION_CLASSES``), a ``torch.nn`` activation class
+    (e.g. ``nn.Hardswish``), or None for none (a linear projection)."""
     from torch import nn
 
     layers = [
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
     ]
-    if callable(act):
-        layers.append(act())
-    elif relu:
-        layers.append(_act(act or "relu6"))
+    cls = torch_activation(act) if isinstance(act, str) else act
+    if cls is not None:
+        layers.append(cls())
     return nn.Sequential(*layers)
 
 
@@ -77,7 +79,7 @@ def inverted_residual(cin: int, cout: int, stride: int, expansion: int, kernel: 
             if expansion != 1:
                 layers.append(conv_bn(cin, hidden, 1, 1, act=act))
             layers.append(conv_bn(hidden, hidden, kernel, stride, groups=hidden, act=act))
-            layers.append(conv_bn(hidden, cout, 1, 1, relu=False))
+            layers.append(conv_bn(hidden, cout, 1, 1, act=None))
             self.body = nn.Sequential(*layers)
             self.residual = stride == 1 and cin == cout
 
@@ -110,7 +112,7 @@ def skip_block(cin: int, cout: int, stride: int, act: str = "relu6"):
 
     if stride == 1 and cin == cout:
         return nn.Identity()
-    return conv_bn(cin, cout, 1, stride, relu=False)
+    return conv_bn(cin, cout, 1, stride, act=None)
 
 
 # ------------------------------------------------------------------ closed-form costs

@@ -26,7 +26,7 @@ def torch_parts() -> SimpleNamespace:
 
     def cba(cin, cout, k=3, s=1, groups=1, act=nn.ReLU):
         """Conv + BN + ``act`` (None: linear)."""
-        return conv_bn(cin, cout, k, s, groups=groups, relu=False, act=act)
+        return conv_bn(cin, cout, k, s, groups=groups, act=act)
 
     class Basic(nn.Module):
         def __init__(self, cin, cout, s):

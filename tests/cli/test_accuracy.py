@@ -68,3 +68,29 @@ def test_accuracy_defaults_to_the_nas_bench_macro_lookup(tmp_path, capsys):
     assert (out["task"], out["space"], out["pool"], out["samples"]) == ("nas-bench-macro", "macro", 6561, 5)
     assert 0 < out["ceiling"]["kendall_tau_between_seeds"] < 1
     assert len((tmp_path / "j.jsonl").read_text().splitlines()) == 5
+
+
+def test_accuracy_budgeted_on_the_table_reports_the_observed_pick_and_its_regret(tmp_path, capsys):
+    from chamtvm.cli.main import main
+
+    assert main(["accuracy", "--samples", "8", "--journal", str(tmp_path / "j.jsonl"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["strategy"] == "budgeted" and out["samples"] == 8
+    assert out["lookups_by_phase"] == {"initial": 3, "exploration": 3, "verification": 2}
+    (pick,) = out["picks"]  # no target: one pick, the best network of the pool
+    assert pick["observed"] and pick["lookups"] == 8 and pick["architecture"]["layers"]
+    assert pick["accuracy"] == max(r["accuracy"] for r in Journal(tmp_path / "j.jsonl").records())
+    from chamtvm.accuracy.proxies import has_bundle
+    from chamtvm.space.schema import SearchSpace
+
+    macro = SearchSpace.load("macro")
+    bundled = has_bundle(macro, "nas-bench-macro", [macro.from_indices([0] * 9)])
+    # 6,561 networks: the proxies only from a bundled cache (scoring them all would take an hour)
+    assert "log MACs" in out["prior_features"] and ("synflow" in out["prior_features"]) == bundled
+    (regret,) = out["regret_points"]
+    assert 0 <= regret < 100
+
+
+def test_budgets_need_a_target(tmp_path, capsys):
+    assert main(["accuracy", "--budgets-ms", "3", "--journal", str(tmp_path / "j.jsonl")]) == 2
+    assert "--budgets-ms needs --target" in capsys.readouterr().err

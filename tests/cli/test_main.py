@@ -135,3 +135,14 @@ def test_tune_real_calibration_and_tuning_population_options():
         parse("--real-calibration", "bogus")
     with pytest.raises(SystemExit):
         parse("--tuning-population", "0")
+
+
+def test_search_without_a_table_says_how_to_build_one(tmp_path, capsys):
+    """``search`` runs the search job's steps (``pipeline.search_job``); with no table it stops at
+    the search context with exit 2 and the tune command to run (default space: macro, as tune)."""
+    from chamtvm.cli.main import main
+
+    assert main(["--workdir", str(tmp_path), "search", "--latency-ms", "5", "--no-measure"]) == 2
+    err = capsys.readouterr().err
+    assert "chamtvm: error: the latency table" in err and "is empty: build it first with" in err
+    assert "python -m chamtvm tune --target x86 --space macro" in err

@@ -15,6 +15,7 @@ def test_fidelity_counts_shares_errors_and_ranks():
     assert f["within_10pct"] == pytest.approx(0.5)
     assert f["mape_pct"] == pytest.approx((4 + 15 + 0 + 12.5) / 4)
     assert f["median_ape_pct"] == pytest.approx((4 + 12.5) / 2)
+    assert f["mean_error_pct"] == pytest.approx((4 + 15 + 0 - 12.5) / 4)  # signed: 3.5 is 12.5 % low
     assert f["max_ape_pct"] == pytest.approx(15)
     assert f["kendall_tau"] == pytest.approx(1.0)
     assert fidelity([4, 3, 2, 1], [1, 2, 3, 4])["kendall_tau"] == pytest.approx(-1.0)
@@ -48,3 +49,12 @@ def test_row_spread_uses_samples_and_falls_back_to_the_range():
     assert spread_pct(row) == pytest.approx(iqr_spread_pct(row["runtime_us_samples"]))
     del row["runtime_us_samples"]
     assert spread_pct(row) == pytest.approx(100 * 4 / 12)
+
+
+def test_error_pct_is_predicted_over_measured_minus_one():
+    from chamtvm.core.metrics import error_pct
+
+    assert error_pct(1.1, 1.0) == pytest.approx(10.0)
+    assert error_pct(0.9, 1.2) == pytest.approx(-25.0)
+    with pytest.raises(ValueError, match="positive"):
+        error_pct(1.0, 0.0)

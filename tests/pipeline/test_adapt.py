@@ -1,14 +1,15 @@
-"""``pipeline.adapt``: the parts of steps 7-10 that decide without training or compiling:
-which task can train which space (and why not), the automatic budgets, whether an export
-is up to date (so a rerun exports nothing twice), and the job without accuracy steps.
-(The whole chain, with real trainings, exports and measurements, is ``test_job.py``'s.)"""
+"""``pipeline.adapt``: the parts of the accuracy and search steps that decide without training
+or compiling: which task can train which space (and why not), the automatic budgets,
+whether an export is up to date (so a rerun exports nothing twice), and the main job's list
+without accuracy steps (every later step skipped by data, each listed). (The whole chain,
+with real trainings, exports and measurements, is ``test_job.py``'s.)"""
 
 import json
 from types import SimpleNamespace
 
 import numpy as np
 
-from chamtvm.pipeline.adapt import auto_budgets, export_pick, export_up_to_date, run_adapt, trainer_for
+from chamtvm.pipeline.adapt import auto_budgets, export_pick, export_up_to_date, trainer_for
 from chamtvm.space.schema import SearchSpace
 
 
@@ -63,9 +64,20 @@ def test_export_pick_skips_an_up_to_date_export(tiny_space, x86, tmp_path):
     assert export_pick(tiny_space, arch, x86, tmp_path, None, prepared) == (paths, False)
 
 
-def test_job_without_accuracy_steps_says_so(tiny_space, x86):
+def test_job_without_accuracy_steps_skips_and_lists_them(x86, in_process_runner, tmp_path):
+    from chamtvm.pipeline.config import TuneConfig
+    from chamtvm.pipeline.job import TUNE_STEPS
+    from chamtvm.pipeline.state import JobState
+    from chamtvm.pipeline.steps import run_steps
+
+    from pathlib import Path
+
+    space = Path(__file__).resolve().parents[1] / "data" / "space_tiny3.json"
+    cfg = TuneConfig(space=str(space), task="none",
+                     luts_dir=tmp_path / "luts", runs_dir=tmp_path / "runs", progress=False)
+    names = ["open", "task", "accuracy", "search context", "budgets", "search", "export", "measure picks", "regret"]
     said = []
-    out = run_adapt(tiny_space, x86, None, None, None, None, SimpleNamespace(task="none", train_command=None), None,
-                    log=said.append)
-    assert out == {"accuracy": {"status": "skipped (--task none)"}, "picks": []}
-    assert said == ["accuracy predictor and search: skipped (--task none)"]
+    state = run_steps([s for s in TUNE_STEPS if s.name in names], JobState(x86, in_process_runner(), cfg, said.append))
+    why = "skipped (--task none)"
+    assert state.skipped == {"accuracy": why, **{n: f"step 'accuracy' skipped ({why})" for n in names[3:]}}
+    assert "note: the accuracy predictor and the search will be skipped (--task none)" in said

@@ -1,5 +1,5 @@
-"""``pipeline.config``: TuneConfig's defaults, and its folders resolved under the working
-folder at construction (given folders kept, as paths)."""
+"""``pipeline.config``: TuneConfig's defaults, its folders resolved under the working folder
+at construction (given folders kept, as paths), and the defaults tune and search share."""
 
 from pathlib import Path
 
@@ -35,3 +35,17 @@ def test_given_folders_become_paths(tmp_path):
     assert cfg.luts_dir == tmp_path / "l" and isinstance(cfg.luts_dir, Path)
     assert cfg.runs_dir == tmp_path / "r" and isinstance(cfg.runs_dir, Path)
     assert cfg.schedules_dir == tmp_path / "s" and isinstance(cfg.schedules_dir, Path)
+
+
+def test_search_and_tune_share_their_defaults():
+    from chamtvm.accuracy.tasks import default_space
+    from chamtvm.cli.main import build_parser
+    from chamtvm.latency.models import DEFAULT_RESIDUAL_MODE, ResidualModel
+    from chamtvm.pipeline.config import DEFAULT_SPACE, DEFAULT_TASK, SearchConfig, TuneConfig
+
+    assert default_space(DEFAULT_TASK) == DEFAULT_SPACE == TuneConfig().space
+    assert SearchConfig().space is None  # resolved to DEFAULT_SPACE by the search job
+    assert TuneConfig().residual_mode == ResidualModel().mode == DEFAULT_RESIDUAL_MODE
+    args = build_parser().parse_args(["tune"])
+    assert args.residual == DEFAULT_RESIDUAL_MODE and args.task == DEFAULT_TASK
+    assert build_parser().parse_args(["search", "--latency-ms", "1"]).space is None

@@ -65,10 +65,12 @@ def test_builders_shapes_residual_and_activations():
     acts = lambda m: [type(l).__name__ for l in m]  # noqa: E731
     assert acts(B.conv_bn(3, 4, 3, 1)) == ["Conv2d", "BatchNorm2d", "ReLU6"]
     assert acts(B.conv_bn(3, 4, 3, 1, act="relu")) == ["Conv2d", "BatchNorm2d", "ReLU"]
-    assert acts(B.conv_bn(3, 4, 3, 1, relu=False)) == ["Conv2d", "BatchNorm2d"]
-    assert acts(B.conv_bn(3, 4, 3, 1, relu=False, act=nn.Hardswish)) == ["Conv2d", "BatchNorm2d", "Hardswish"]
+    assert acts(B.conv_bn(3, 4, 3, 1, act=None)) == ["Conv2d", "BatchNorm2d"]
+    assert acts(B.conv_bn(3, 4, 3, 1, act=nn.Hardswish)) == ["Conv2d", "BatchNorm2d", "Hardswish"]
+    assert acts(B.conv_bn(3, 4, 3, 1, act="hardswish")) == ["Conv2d", "BatchNorm2d", "Hardswish"]
+    assert B.torch_activation("silu") is nn.SiLU and B.torch_activation("none") is None
     ir_relu = B.BLOCKS.get("ir_k3_e3").build(8, 8, 1, "relu")
     assert any(isinstance(m, nn.ReLU) for m in ir_relu.modules())
     assert not any(isinstance(m, nn.ReLU6) for m in ir_relu.modules())
-    with pytest.raises(ValueError, match=r"unknown activation 'gelu'; valid: \['relu6', 'relu'\]"):
-        B.conv_bn(3, 4, 3, 1, act="gelu")
+    with pytest.raises(ValueError, match=r"unknown activation 'swish'; valid: \['relu6', 'relu', 'hardswish'"):
+        B.conv_bn(3, 4, 3, 1, act="swish")

@@ -1,4 +1,4 @@
-"""``search.job``: ``run_search`` on the tiny searchable space (``tiny_gray_search`` in
+"""``pipeline.search_job``: ``run_search`` on the tiny searchable space (``tiny_gray_search`` in
 conftest): the best network under the budget exported into the output folder (renamed into
 place whole), the report and the plot written. (Measuring the chosen network, ``--no-measure``
 off, lowers and compiles it once more: left out here to keep the fast tier fast; the measuring
@@ -8,7 +8,8 @@ import json
 
 import numpy as np
 
-from chamtvm.search.job import SearchConfig, run_search
+from chamtvm.pipeline.config import SearchConfig
+from chamtvm.pipeline.search_job import run_search
 
 
 def test_search_exports_and_reports(tiny_gray_search, cached_kernel_map, x86, in_process_runner, tmp_path):
@@ -48,5 +49,23 @@ def test_search_exports_and_reports(tiny_gray_search, cached_kernel_map, x86, in
 
 def test_config_defaults():
     cfg = SearchConfig()
-    assert cfg.space == "fashion" and cfg.population == 200 and cfg.generations == 60 and cfg.measure is True
+    assert cfg.space is None and cfg.population == 200 and cfg.generations == 60 and cfg.measure is True
     assert cfg.journal is None and cfg.out is None and cfg.max_mflops is None
+
+
+def test_default_space_is_tunes_and_a_user_of_the_old_default_is_told(tmp_path, monkeypatch):
+    import pytest
+
+    from chamtvm.pipeline.search_job import search_journal
+    from chamtvm.search.genetic import SearchError
+    from chamtvm.space.schema import SearchSpace
+
+    monkeypatch.setenv("CHAMTVM_HOME", str(tmp_path))
+    macro, fashion = SearchSpace.load("macro"), SearchSpace.load("fashion")
+    assert search_journal(SearchConfig(), macro) == tmp_path / "runs" / "accuracy-nas-bench-macro-macro.jsonl"
+    assert search_journal(SearchConfig(space="fashion"), fashion) == tmp_path / "runs" / "accuracy-fashion-mnist-fashion.jsonl"
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "accuracy-fashion-mnist-fashion.jsonl").write_text("")
+    with pytest.raises(SearchError, match="default space is now 'macro', as for tune .* pass --space fashion"):
+        search_journal(SearchConfig(), macro)
+    assert search_journal(SearchConfig(journal=tmp_path / "j.jsonl"), macro) == tmp_path / "j.jsonl"

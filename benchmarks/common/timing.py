@@ -1,7 +1,8 @@
 """Time deployed networks in separate processes, interleaved, with a set thread count.
 
-Shared by ``bench_codegen.py``, ``bench_deployed.py`` and ``bench_tuning_cost.py``. Each
-measurement runs in a fresh Python process (``python deployed_timing.py --worker JSON``)
+Shared by the benchmarks that compare deployed libraries (``bench_codegen.py``,
+``bench_deployed.py``): ``from common.timing import interleaved, measure``. Each
+measurement runs in a fresh Python process (this file run as ``--worker JSON``)
 so that TVM, ONNX Runtime and torch never share a process (their thread pools and
 allocators skew each other) and so that ``TVM_NUM_THREADS`` takes effect (TVM reads it
 once, when its thread pool starts).
@@ -27,7 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+# importable as ``common.timing`` and runnable as a file (the worker): the checkout's root
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _calls(fn, repeat: int, min_repeat_ms: float) -> list[float]:
@@ -195,15 +197,6 @@ def interleaved(jobs: dict[str, dict], threads: int, rounds: int, repeat: int = 
     return got
 
 
-if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":
-    spec = json.loads(sys.argv[2])
-    try:
-        out = _worker(spec["job"], spec["threads"], spec["repeat"], spec["min_repeat_ms"])
-    except Exception as ex:  # reported as data: one failing job never stops the run
-        out = {"error": f"{type(ex).__name__}: {str(ex).splitlines()[0][:400] if str(ex) else ''}"}
-    print(json.dumps(out))
-
-
 def paired_rounds(variants: dict[str, dict], rounds: int, repeat: int = 15, min_repeat_ms: float = 20,
                   threads: int | None = None, log=print) -> dict:
     """``rounds`` fresh processes, each timing ``variants`` alternately; per variant the
@@ -245,3 +238,24 @@ def paired_ratio(res: dict, a: str, b: str) -> dict:
     r = np.asarray(xb) / np.asarray(xa)
     return {"speedup": float(np.median(r)), "spread_pct": float(iqr_spread_pct(r)), "n": int(len(r)),
             "meaning": f"time({b}) / time({a}); > 1 means {a} is faster"}
+
+
+def main(argv=None) -> int:
+    """The worker: run one job (``--worker JSON``, as ``measure`` passes it) and print its
+    result as one JSON line; a failing job is reported as ``{"error": ...}``, exit 0."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", metavar="JSON", required=True,
+                    help='{"job": ..., "threads": N, "repeat": N, "min_repeat_ms": MS}')
+    spec = json.loads(ap.parse_args(argv).worker)
+    try:
+        out = _worker(spec["job"], spec["threads"], spec["repeat"], spec["min_repeat_ms"])
+    except Exception as ex:  # reported as data: one failing job never stops the run
+        out = {"error": f"{type(ex).__name__}: {str(ex).splitlines()[0][:400] if str(ex) else ''}"}
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""The benchmark harness (``benchmarks/common``): every script imports and answers
+``--help``; results carry a provenance block with the noise record measured the way
+``quiet-run`` measures it; scripts share pieces through ``common``, never through each other."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+SCRIPTS = sorted(BENCH.glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def harness():
+    """``benchmarks/`` on the path as a script run from it has it; the environment and the
+    warning filters the scripts set at import restored afterwards."""
+    env = dict(os.environ)
+    sys.path.insert(0, str(BENCH))
+    try:
+        with warnings.catch_warnings():
+            import common
+
+            yield common
+    finally:
+        sys.path.remove(str(BENCH))
+        os.environ.clear()
+        os.environ.update(env)
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_there_are_benchmarks_and_each_is_a_bench_script():
+    assert len(SCRIPTS) >= 15
+    assert all(p.name.startswith("bench_") for p in SCRIPTS), [p.name for p in SCRIPTS]
+
+
+@pytest.mark.parametrize("path", SCRIPTS + [BENCH / "common" / "timing.py"], ids=lambda p: p.stem)
+def test_every_benchmark_imports_and_answers_help(harness, path, capsys):
+    module = load(path)
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--help"])
+    assert exit_.value.code == 0
+    first_line = module.__doc__.strip().splitlines()[0]
+    assert first_line[:40] in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
+def test_scripts_use_the_harness_and_not_each_other(path):
+    src = path.read_text()
+    assert "def main(argv=None)" in src and "raise SystemExit(main())" in src
+    assert "parse_args(" in src and "write_results(" in src, "results go through common.write_results"
+    for pattern, why in ((r"sys\.path", "common puts the checkout on the path"),
+                         (r"parents\[", "common.REPO is the checkout"),
+                         (r"^\s*(from|import) (bench_\w+|deployed_timing)", "shared pieces live in common"),
+                         (r"getloadavg|\buptime\b", "the load is common.load_average, under one spelling"),
+                         (r"kendalltau|<= *10\)", "fidelity is chamtvm.core.metrics.fidelity"),
+                         (r"\.parse_args\(", "common.parse_args starts the run's provenance")):
+        assert not re.search(pattern, src, flags=re.M), f"{path.name}: {pattern!r} ({why})"
+
+
+def test_noise_monitor_counts_other_processes_only(harness):
+    mon = harness.NoiseMonitor(root_pid=100, max_other=0.15, window_s=10)
+
+    def snap(t):  # init, our parent 50, us 100 and our child 101 (busy), another process 200
+        return {1: (0, 0.0), 50: (1, 5.0 * t), 100: (50, 1.0 * t), 101: (100, 1.0 * t), 200: (1, 0.5 * t)}
+
+    for t in range(0, 31):
+        mon.observe(float(t), snap(t))
+    rec = mon.record()
+    assert rec["other_cores_mean"] == pytest.approx(0.5) and rec["other_cores_max_10s"] == pytest.approx(0.5)
+    assert rec["quiet"] is False and rec["wall_s"] == 30.0
+    quiet = harness.NoiseMonitor(root_pid=100)
+    for t in range(0, 25):
+        quiet.observe(float(t), {100: (50, 1.0 * t), 200: (1, 0.2 * t if t < 12 else 2.4)})
+    rec = quiet.record()  # 2.4 s of others' CPU in the first window, none after
+    assert rec["other_cores_max_10s"] == pytest.approx(0.2) and rec["quiet"] is True
+    assert rec["other_cores_mean"] == pytest.approx(2.4 / 24, abs=1e-3)
+
+
+def test_a_process_seen_in_our_tree_stays_ours_after_it_is_reparented(harness):
+    mon = harness.NoiseMonitor(root_pid=100)
+    mon.observe(0.0, {100: (50, 0.0), 101: (100, 0.0)})
+    mon.observe(20.0, {100: (50, 0.0), 101: (1, 20.0)})  # a detached server we started
+    assert mon.record()["other_cores_mean"] == 0.0
+
+
+def test_results_carry_the_provenance_block(harness, tmp_path, capsys):
+    harness.start_run(["--x", "1"])
+    path = harness.write_results({"figure": 1.5, "where": str(REPO / "runs" / "x")}, tmp_path / "r.json")
+    out = json.loads(path.read_text())
+    prov = out["provenance"]
+    assert out["figure"] == 1.5 and out["where"] == "runs/x"  # no machine paths
+    assert re.fullmatch(r"[0-9a-f]{40}", prov["commit"]) and isinstance(prov["dirty"], bool)
+    assert prov["command"].endswith("--x 1")
+    assert prov["started_utc"] <= prov["ended_utc"] and prov["started_utc"].endswith("Z")
+    assert prov["versions"]["tvm"].startswith("0.27") and prov["versions"]["torch"]
+    assert prov["host"]["cores"] == os.cpu_count() and "runtime_num_threads" in prov["tvm_threads"]
+    assert set(prov["load_average_1_5_15"]) == {"start", "end"}
+    noise = prov["quiet_run_measure"]
+    assert {"other_cores_mean", "other_cores_max_10s", "quiet", "under_quiet_run"} <= set(noise)
+    assert noise["under_quiet_run"] == (os.environ.get("QUIET_RUN") == "1")
+    assert "r.json" in capsys.readouterr().out
+    again = harness.write_results({"figure": 2}, tmp_path / "s.json", measurements_from=path)
+    assert json.loads(again.read_text())["provenance"]["measurements_from"]["provenance"] == prov
+    old = tmp_path / "old.json"
+    old.write_text('{"figure": 3}')
+    third = harness.write_results({"figure": 3}, tmp_path / "t.json", measurements_from=old)
+    assert json.loads(third.read_text())["provenance"]["measurements_from"]["provenance"] == \
+        "older file, no provenance"
