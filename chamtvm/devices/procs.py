@@ -49,10 +49,13 @@ def free_port_range(n: int, host: str = "127.0.0.1", tries: int = 50) -> int:
 
 
 def _start_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), None when no such process runs:
+    a zombie (ended, not yet reaped by its parent) runs no more."""
     try:
         import psutil
 
-        return psutil.Process(pid).create_time()
+        proc = psutil.Process(pid)
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc.create_time()
     except Exception:
         return None
 
