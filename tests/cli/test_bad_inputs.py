@@ -313,6 +313,7 @@ def test_predict_over_a_torn_metaschedule_database_names_the_line_and_proceeds(f
     out = chamtvm("predict", files["arch"], "--luts-dir", files["luts"], "--schedules-dir", tmp_path / "sched",
                   "--table-sum-only")
     assert out.returncode == 3, out.stderr[-1500:]  # runs through: kernels missing from the 1-row table
+    assert out.stdout.count("MISSING (") == 1, out.stdout  # said once
     assert "Traceback" not in out.stderr and f"{rec}:2: damaged tuning record (torn last line" in out.stderr
     assert len(list(work.glob(RECORDS + ".bad-*"))) == 1
 
