@@ -43,27 +43,54 @@ class _CaptureScheduled:
         pass
 
 
-@pytest.mark.slow
-def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path, pickled_cost_model_tar):
-    import tvm
-    import tvm_ffi
-    from tvm import relax
+@pytest.fixture(scope="module")
+def tiny_net(x86, tmp_path_factory):
+    """One network of the tiny space, its default-schedule table (every kernel measured once
+    for the module's tests, which copy it) and one measuring child shared by them:
+    ``(space, arch, net, runner, table path, default_us)``."""
+    import shutil
+    from types import SimpleNamespace
 
-    from chamtvm.deploy.export import export_network
     from chamtvm.lower.network import lower_arch
     from chamtvm.measure.local import LocalRunner
     from chamtvm.space.schema import SearchSpace
     from chamtvm.table.fill import fill_table, prepare
     from chamtvm.table.store import LatencyTable
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    space = SearchSpace.load(TINY)
+    arch = space.sample(np.random.default_rng(0))
+    net = lower_arch(space, arch, "tiny")
+    runner = LocalRunner(x86)
+    path = tmp_path_factory.mktemp("policy") / "x86.jsonl"
+    table = LatencyTable(path)
+    prepared = prepare(net.kernels, x86, ScheduleSource(x86, use_database=False))
+    fill_table(prepared, table, runner, x86)
+    default_us = {p.kernel.struct_hash: table.get(p.key)["runtime_us_p50"] for p in prepared}
+
+    def table_copy(dest):
+        shutil.copyfile(path, dest)
+        return LatencyTable(dest)
+
+    return SimpleNamespace(space=space, arch=arch, net=net, runner=runner, table_copy=table_copy,
+                           default_us=default_us)
+
+
+@pytest.mark.slow
+def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path, pickled_cost_model_tar, tiny_net):
+    import tvm
+    import tvm_ffi
+    from tvm import relax
+
+    from chamtvm.deploy.export import export_network
+    from chamtvm.table.fill import fill_table, prepare
     from chamtvm.tuning.database import tuned_hashes
     from chamtvm.tuning.policy import TuningTask, tune_tasks
     from chamtvm.tuning.provenance import TRANSFER_LOG
     from chamtvm.tuning.schedules import ScheduleSource
     from chamtvm.tuning.transfer import kernel_kind, transfer_schedules
 
-    space = SearchSpace.load(TINY)
-    arch = space.sample(np.random.default_rng(0))
-    net = lower_arch(space, arch, "tiny")
+    space, arch, net, runner = tiny_net.space, tiny_net.arch, tiny_net.net, tiny_net.runner
     work = tmp_path / "schedules" / "x86"
     convs = sorted((k for k in net.kernels if "conv2d" in k.name), key=lambda k: -k.flops)
     heads = convs[:2]
@@ -81,7 +108,6 @@ def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path, pickle
     warm = load_cost_model(work, 1, log=notes.append)  # the shared model, warm for the next run, no code run
     assert warm.booster is not None and warm.data_size >= 4 and not marker.exists() and notes
 
-    runner = LocalRunner(x86)
     transfers = transfer_schedules(net.kernels, x86, runner, work)
     head_kinds = {kernel_kind(k) for k in heads}
     expected = {k.struct_hash for k in net.kernels if kernel_kind(k) in head_kinds} - {k.struct_hash for k in heads}
@@ -97,7 +123,7 @@ def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path, pickle
     for h, p in prepared.items():
         want = "tuned" if h in {k.struct_hash for k in heads} else ("transferred" if h in committed else "default")
         assert p.provenance == want, (p.kernel.name, p.provenance, want)
-    table = LatencyTable(tmp_path / "x86.jsonl")
+    table = tiny_net.table_copy(tmp_path / "x86.jsonl")  # default rows measured already
     fill_table(list(prepared.values()), table, runner, x86)
     for p in prepared.values():
         row = table.get(p.key)
@@ -149,27 +175,16 @@ def test_choose_kernels_costliest_of_each_kind_first_within_the_budget(tiny_kern
 
 
 @pytest.mark.slow
-def test_tune_schedules_policy_from_a_default_table(x86, tmp_path):
+def test_tune_schedules_policy_from_a_default_table(x86, tmp_path, tiny_net):
     """The whole policy on the tiny space, from a default table: the costliest kernel of each
     kind first, rounds until diminishing returns, then transfers to same-kind kernels."""
-    from chamtvm.lower.network import lower_arch
-    from chamtvm.measure.local import LocalRunner
-    from chamtvm.space.schema import SearchSpace
-    from chamtvm.table.fill import fill_table, prepare
-    from chamtvm.table.store import LatencyTable
     from chamtvm.tuning.database import tuned_hashes
     from chamtvm.tuning.policy import tune_schedules
     from chamtvm.tuning.schedules import ScheduleSource
     from chamtvm.tuning.transfer import kernel_kind
 
-    space = SearchSpace.load(TINY)
-    net = lower_arch(space, space.sample(np.random.default_rng(1)), "tiny")
-    runner = LocalRunner(x86)
-    table = LatencyTable(tmp_path / "x86.jsonl")
+    net, runner, default_us = tiny_net.net, tiny_net.runner, tiny_net.default_us
     sched = ScheduleSource(x86, tmp_path / "schedules" / "x86")
-    fill_table(prepare(net.kernels, x86, sched), table, runner, x86)
-    default_us = {p.kernel.struct_hash: table.get(p.key)["runtime_us_p50"]
-                  for p in prepare(net.kernels, x86, ScheduleSource(x86, use_database=False))}
     notes = []
     lines = tune_schedules(net.kernels, default_us, x86, sched, trials=4, trials_per_kernel=8, population=16,
                            log=notes.append, runner=runner)  # small rounds; 4 trials: under one kernel's share
