@@ -262,3 +262,17 @@ def pickled_cost_model_tar():
         return marker
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_kernels():
+    """The module ``tests/tuning/_tiny_kernels.py`` (tiny dense kernels, a split trace, and a
+    tuning child process as a script), loaded by path: the tests run with
+    ``--import-mode=importlib``, so a test folder is not on ``sys.path``."""
+    import importlib.util
+
+    path = Path(__file__).parent / "tuning" / "_tiny_kernels.py"
+    spec = importlib.util.spec_from_file_location("_tiny_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
