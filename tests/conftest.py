@@ -250,3 +250,53 @@ def cached_kernel_map(tiny_gray_search):
         yield cached
     finally:
         mp.undo()
+
+
+class _Payload:
+    """Unpickling this creates the file ``path`` (what a malicious pickle could do instead)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture(scope="session")
+def pickled_cost_model_tar():
+    """``make(tar_path, marker) -> marker``: writes TVM's pickle-based cost-model format
+    (``cost_model_xgb.tar`` holding ``data.npy``, an object array) whose unpickling creates the
+    file ``marker``; a test asserts ``marker`` never appears."""
+    import io
+    import tarfile
+
+    import numpy as np
+
+    def make(tar_path, marker):
+        tar_path, marker = Path(tar_path), Path(marker)
+        arr = np.empty(1, dtype=object)
+        arr[0] = ("group", [_Payload(marker)], np.zeros(1))
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=True)
+        tar_path.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(tar_path, "w") as tar:
+            info = tarfile.TarInfo("data.npy")
+            info.size = len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+        return marker
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_kernels():
+    """The module ``tests/tuning/_tiny_kernels.py`` (tiny dense kernels, a split trace, and a
+    tuning child process as a script), loaded by path: the tests run with
+    ``--import-mode=importlib``, so a test folder is not on ``sys.path``."""
+    import importlib.util
+
+    path = Path(__file__).parent / "tuning" / "_tiny_kernels.py"
+    spec = importlib.util.spec_from_file_location("_tiny_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

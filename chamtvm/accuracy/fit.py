@@ -225,7 +225,7 @@ def journal_trainings(space: SearchSpace, journal_path: Path, protocol: dict | N
     the newest record of the space: accuracies of different protocols do not mix);
     accuracies of repeated trainings (several seeds) averaged. Architectures outside the
     space are skipped."""
-    recs = [r for r in Journal(journal_path).records() if r.get("space", space.name) == space.name]
+    recs = Journal(journal_path).records_of_space(space.name)
     if protocol is None:
         protocol = ({k: recs[-1].get(k) for k in ("task", "epochs", "protocol")} if recs
                     else {"task": None, "epochs": None, "protocol": None})

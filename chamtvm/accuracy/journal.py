@@ -9,16 +9,33 @@ readers ignore it and the next writer, holding the lock, moves it into
 JSON object lacking only its newline is a finished record: read, and completed by the next
 append. A *complete* line that is not a valid record
 raises :class:`JournalError` naming ``file:line``.
+
+A record whose accuracy is a number but not a finite fraction in [0, 1] (``NaN`` from a
+diverged training, a percentage, ``Infinity``) is no result: :meth:`Journal.records` leaves it
+out and says so on stderr (``file:line``), and :meth:`Journal.rejected` returns it with the
+reason in ``error``, so a caller counts that training as failed instead of fitting on it.
+:meth:`Journal.records_of_space` also says how many records belong to other spaces.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 REQUIRED_FIELDS = ("architecture", "accuracy", "seed", "epochs", "seconds", "task")
+
+
+_SAID: set[str] = set()  # notes already printed by this process (each is said once)
+
+
+def _stderr(msg: str) -> None:
+    if msg not in _SAID:
+        _SAID.add(msg)
+        print(msg, file=sys.stderr)
 
 
 class JournalError(ValueError):
@@ -48,9 +65,35 @@ class Journal:
 
         append_lines(self.path, [line])
 
-    def records(self) -> list[dict]:
-        """All finished records, in append order; [] when the file does not exist."""
-        return list(self._iter())
+    def records(self, log=None) -> list[dict]:
+        """All finished records with a usable accuracy, in append order; [] when the file does
+        not exist. Rejected ones (:meth:`rejected`) are named through ``log`` (default: stderr)."""
+        good, bad = self._read()
+        for rec in bad:
+            (log or _stderr)(f"note: {rec['error']}; that training counts as failed")
+        return good
+
+    def rejected(self) -> list[dict]:
+        """Records whose accuracy is not a finite fraction in [0, 1], each with ``error``
+        (``file:line`` and why)."""
+        return self._read()[1]
+
+    def records_of_space(self, space: str, log=None) -> list[dict]:
+        """:meth:`records` of ``space`` (records without a ``space`` field count as its); the
+        number of records of other spaces is said through ``log`` (default: stderr)."""
+        recs = self.records(log)
+        mine = [r for r in recs if r.get("space", space) == space]
+        if len(mine) < len(recs):
+            others = sorted({str(r.get("space")) for r in recs if r.get("space", space) != space})
+            (log or _stderr)(f"note: {self.path}: {len(recs) - len(mine)} record(s) of other spaces "
+                             f"({', '.join(others)[:120]}) not used for space {space!r}")
+        return mine
+
+    def _read(self) -> tuple[list[dict], list[dict]]:
+        good, bad = [], []
+        for rec in self._iter():
+            (bad if "error" in rec else good).append(rec)
+        return good, bad
 
     def _iter(self) -> Iterator[dict]:
         try:
@@ -78,7 +121,9 @@ class Journal:
             acc = rec["accuracy"]
             if isinstance(acc, bool) or not isinstance(acc, (int, float)):
                 raise JournalError(f"{where}: accuracy must be a number, got {acc!r}")
+            if not (math.isfinite(acc) and 0.0 <= acc <= 1.0):
+                rec = {**rec, "error": f"{where}: accuracy {acc!r} is not a fraction in [0, 1]"}
             yield rec
 
     def __len__(self) -> int:
-        return len(self.records())
+        return len(self._read()[0])

@@ -237,8 +237,8 @@ def train_archs(space: SearchSpace, archs: Sequence[Arch], trainer: Trainer,
     seconds, task, space), so an interrupted call loses at most the jobs in flight.
     """
     known: dict[tuple, dict] = {}
-    if journal is not None:
-        for rec in journal.records():
+    if journal is not None:  # a rejected record (accuracy NaN, ...) is a failed training, not retried
+        for rec in journal.rejected() + journal.records():
             arch_json = json.dumps(rec["architecture"], sort_keys=True)
             known[_record_key(rec["task"], rec.get("space", ""), arch_json, rec["seed"], rec["epochs"],
                               rec.get("protocol"))] = rec
@@ -249,7 +249,10 @@ def train_archs(space: SearchSpace, archs: Sequence[Arch], trainer: Trainer,
         if key_json in results:
             continue
         rec = known.get(_record_key(trainer.task, space.name, key_json, seed, trainer.epochs, trainer.protocol))
-        if rec is not None:
+        if rec is not None and "error" in rec:
+            results[key_json] = TrainResult(arch, seed, trainer.task, trainer.epochs, None, rec["seconds"],
+                                            error=rec["error"], cached=True)
+        elif rec is not None:
             results[key_json] = TrainResult(arch, seed, trainer.task, trainer.epochs,
                                             float(rec["accuracy"]), rec["seconds"], cached=True)
         else:

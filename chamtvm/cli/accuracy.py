@@ -70,7 +70,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--executor", default=None, metavar="SPEC",
                    help="where trainings run: local (default; --workers processes) or dask://HOST:PORT (a Dask "
                         "distributed scheduler; the journal is appended by this process only)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the pool, the sampling and the trainings")
+    p.add_argument("--seed", type=v.seed, default=0, help="seed of the pool, the sampling and the trainings")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
     return p

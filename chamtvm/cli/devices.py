@@ -117,9 +117,17 @@ def cmd_x86_server(args) -> int:
     return _hold_or_record(args, group, f"x86-{args.key}-{args.tracker[1]}")
 
 
+def _warn_if_all_interfaces(host: str) -> None:
+    if host in ("0.0.0.0", "::", "", "*"):
+        print(f"warning: the tracker listens on all network interfaces ({host or '*'}): every machine that "
+              "can reach this one can register devices with it and request them; use 127.0.0.1 unless "
+              "devices on other machines must reach it, and only on a trusted network", file=sys.stderr)
+
+
 def cmd_tracker(args) -> int:
     from ..devices.local import start_tracker
 
+    _warn_if_all_interfaces(args.tracker[0])
     if _tracker_up(args.tracker):
         print(f"a tracker already answers at {args.tracker[0]}:{args.tracker[1]}", file=sys.stderr)
         return 2
@@ -132,12 +140,17 @@ def cmd_status(args) -> int:
     from ..measure.rpc import DeviceError, tracker_summary
     from ..devices.procs import recorded_groups
 
-    groups = recorded_groups()
-    for path, g in groups.items():
-        alive = sum(p.alive() for p in g.processes)
+    running = 0
+    for path, g in recorded_groups(log=lambda m: print(m, file=sys.stderr)).items():
+        alive = g.alive()
+        if not alive:  # everything it started has ended: the record no longer describes anything
+            path.unlink(missing_ok=True)
+            print(f"{path.stem}: 0/{len(g.processes)} processes alive (ended; record removed)")
+            continue
+        running += 1
         print(f"{path.stem}: {alive}/{len(g.processes)} processes alive"
               f"{' (EMULATED)' if g.emulated else ''}")
-    if not groups and not args.tracker:
+    if not running and not args.tracker:
         print("no devices running (none recorded; start one with: python -m chamtvm device x86-server "
               "--start-tracker, or ask a tracker with --tracker HOST:PORT)")
     if args.tracker:
@@ -159,7 +172,7 @@ def cmd_stop(args) -> int:
     from ..devices.procs import recorded_groups
 
     stopped = 0
-    for path, g in recorded_groups().items():
+    for path, g in recorded_groups(log=lambda m: print(m, file=sys.stderr)).items():
         if args.tracker and g.tracker and tuple(g.tracker) != tuple(args.tracker):
             continue
         if args.key and g.key != args.key:

@@ -68,6 +68,8 @@ def cmd_predict(args) -> int:
     net = _lowered(args, target)
     sched = ScheduleSource.for_target(target, args.schedules_dir)
     sched.use_database = args.schedules == "tuned"
+    for note in v.schedule_notes(sched, table, args.schedules_dir):
+        print(note, file=sys.stderr)
     prepared = prepare(net.kernels, target, sched)
     runner = _runner(args, target) if args.measure_missing else None
     if args.table_sum_only:
@@ -98,12 +100,9 @@ def cmd_predict(args) -> int:
     else:
         from ..latency.report import format_prediction
 
-        print(format_prediction(str(args.model), target.name, out, args.table_sum_only))
+        print(format_prediction(str(args.model), target.name, out, args.table_sum_only))  # MISSING line included
         if out["default_schedules"]:
             print(out["default_schedules"]["text"])
-        missing = out.get("missing") or out.get("missing_kernels") or []
-        if missing:
-            print(f"  MISSING ({len(missing)} kernels not in the table and no kernel model to price them; not counted)")
     return 0 if complete else 3
 
 
@@ -248,10 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets-ms", type=v.budgets, default=None,
                    help="comma-separated latency budgets in ms (default: 25/50/75%% quantiles of the space's "
                         "predicted latencies on the target)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the genetic search (spaces larger than the accuracy loop's pool)")
+    p.add_argument("--seed", type=v.seed, default=0, help="seed of the genetic search (spaces larger than the accuracy loop's pool)")
     p.add_argument("--executor", default=None, metavar="SPEC",
                    help="where trainings run: local (default) or dask://HOST:PORT (a Dask distributed scheduler)")
-    p.add_argument("--lcb", type=float, default=None, metavar="KAPPA",
+    p.add_argument("--lcb", type=v.non_negative_float, default=None, metavar="KAPPA",
                    help="search on the GP's lower confidence bound mean - KAPPA * std (default: on the mean)")
     p.add_argument("--out", type=Path, default=None, help="report JSON path (default runs/tune-<target>.json)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -290,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-mparams", type=v.positive_float, default=None, help="optional limit on parameters (millions)")
     p.add_argument("--population", type=v.int_at_least(4), default=200)
     p.add_argument("--generations", type=v.non_negative_int, default=60)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=v.seed, default=0)
     p.add_argument("--out", type=Path, default=None, help="artefact folder (default runs/search-<target>-<budget>ms)")
     p.add_argument("--no-measure", action="store_true", help="do not measure the chosen network on the target")
     p.add_argument("--json", action="store_true")
@@ -333,6 +332,9 @@ def main(argv=None) -> int:
     except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError, ScheduleDatabaseError,
             ExecutorError) as e:
         print(f"chamtvm: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a read-only or full working folder, a folder where a file belongs, ...
+        print(f"chamtvm: error: {v.os_error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         n = appended_count()

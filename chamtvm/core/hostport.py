@@ -13,7 +13,7 @@ import os
 def parse_hostport(text: str, what: str = "address") -> tuple[str, int]:
     """``(host, port)`` of ``HOST:PORT``; ``ValueError`` naming ``what`` when malformed."""
     host, _, port = str(text).strip().rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not (port.isascii() and port.isdigit()):
         raise ValueError(f"{what} must be HOST:PORT, got {text!r}")
     return host, check_port(int(port), what)
 
@@ -37,6 +37,6 @@ def tracker_from_env(environ=None) -> tuple[str, int] | None:
     if not host or not port:
         missing = "TVM_TRACKER_PORT" if host else "TVM_TRACKER_HOST"
         raise ValueError(f"TVM_TRACKER_HOST and TVM_TRACKER_PORT go together: {missing} is not set")
-    if not port.strip().isdigit():
+    if not (port.strip().isascii() and port.strip().isdigit()):
         raise ValueError(f"TVM_TRACKER_PORT must be a port number, got {port!r}")
     return host.strip(), check_port(int(port), "TVM_TRACKER_PORT")

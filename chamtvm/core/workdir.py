@@ -19,15 +19,17 @@ def workdir() -> Path:
     return Path(home).expanduser() if home else Path.cwd()
 
 
-def luts_dir() -> Path:
-    """Folder of the latency tables: ``<workdir>/luts``."""
-    return workdir() / "luts"
+def luts_dir(home: str | Path | None = None) -> Path:
+    """Folder of the latency tables: ``<workdir>/luts`` (``home`` instead of the working folder
+    when given)."""
+    return Path(home or workdir()) / "luts"
 
 
-def schedules_root() -> Path:
-    """Root of the MetaSchedule databases: ``$CHAMTVM_SCHEDULES_DIR`` or ``<workdir>/schedules``."""
+def schedules_root(home: str | Path | None = None) -> Path:
+    """Root of the MetaSchedule databases: ``$CHAMTVM_SCHEDULES_DIR`` or ``<workdir>/schedules``
+    (``home`` instead of the working folder when given)."""
     env = os.environ.get("CHAMTVM_SCHEDULES_DIR")
-    return Path(env).expanduser() if env else workdir() / "schedules"
+    return Path(env).expanduser() if env else Path(home or workdir()) / "schedules"
 
 
 def target_schedules_dir(target_name: str, root: str | Path | None = None) -> Path:
@@ -42,6 +44,7 @@ def table_path(target_name: str, luts: str | Path | None = None) -> Path:
     return Path(luts or luts_dir()) / f"{target_name}.jsonl"
 
 
-def runs_dir() -> Path:
-    """Folder of journals, reports and exported networks: ``<workdir>/runs``."""
-    return workdir() / "runs"
+def runs_dir(home: str | Path | None = None) -> Path:
+    """Folder of journals, reports and exported networks: ``<workdir>/runs`` (``home`` instead
+    of the working folder when given)."""
+    return Path(home or workdir()) / "runs"

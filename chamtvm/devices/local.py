@@ -34,11 +34,22 @@ def tracker_summary(host: str, port: int, timeout_s: float = 5.0) -> dict:
     return _summary(host, port, timeout_s)
 
 
+# How long a process we started may take to come up while it runs: on a loaded machine
+# ``import tvm`` alone can take 30 s, and TVM's tracker imports it twice (it forks a worker).
+START_LIMIT_S = 300.0
+
+
+def _deadline(timeout_s: float, procs) -> float:
+    """``timeout_s`` from now, or :data:`START_LIMIT_S` while the starting processes run."""
+    return time.monotonic() + (max(timeout_s, START_LIMIT_S) if procs else timeout_s)
+
+
 def wait_for_tracker(host: str, port: int, timeout_s: float = 30.0, proc: ManagedProcess | None = None) -> None:
-    """Wait until a tracker answers at ``host:port``."""
+    """Wait until a tracker answers at ``host:port``: ``timeout_s``, or, for a tracker ``proc``
+    we started, as long as it runs (up to :data:`START_LIMIT_S`: it may still be importing)."""
     from ..measure.rpc import DeviceError
 
-    deadline = time.monotonic() + timeout_s
+    t0, deadline = time.monotonic(), _deadline(timeout_s, [proc] if proc else [])
     last = None
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive():
@@ -49,7 +60,7 @@ def wait_for_tracker(host: str, port: int, timeout_s: float = 30.0, proc: Manage
         except DeviceError as e:
             last = e
             time.sleep(0.2)
-    raise DeviceError(f"RPC tracker at {host}:{port} did not answer within {timeout_s:.0f} s: {last}")
+    raise DeviceError(f"RPC tracker at {host}:{port} did not answer within {deadline - t0:.0f} s: {last}")
 
 
 def count_servers(host: str, port: int, key: str) -> int:
@@ -60,10 +71,11 @@ def count_servers(host: str, port: int, key: str) -> int:
 
 def wait_for_servers(host: str, port: int, key: str, n: int, timeout_s: float = 60.0,
                      procs: list[ManagedProcess] | None = None) -> None:
-    """Wait until ``n`` servers are registered under ``key``."""
+    """Wait until ``n`` servers are registered under ``key``: ``timeout_s``, or, while the
+    server ``procs`` we started run, up to :data:`START_LIMIT_S` (they may still be importing)."""
     from ..measure.rpc import DeviceError
 
-    deadline = time.monotonic() + timeout_s
+    t0, deadline = time.monotonic(), _deadline(timeout_s, procs)
     have = 0
     while time.monotonic() < deadline:
         have = count_servers(host, port, key)
@@ -74,7 +86,7 @@ def wait_for_servers(host: str, port: int, key: str, n: int, timeout_s: float = 
             raise DeviceError(f"RPC server {dead[0].name} exited during start-up (log: {dead[0].log})")
         time.sleep(0.3)
     raise DeviceError(f"only {have} of {n} servers registered under key {key!r} at "
-                      f"{host}:{port} after {timeout_s:.0f} s")
+                      f"{host}:{port} after {deadline - t0:.0f} s")
 
 
 def start_tracker(port: int | None = None, host: str = "127.0.0.1", timeout_s: float = 30.0) -> DeviceGroup:

@@ -49,10 +49,13 @@ def free_port_range(n: int, host: str = "127.0.0.1", tries: int = 50) -> int:
 
 
 def _start_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), None when no such process runs:
+    a zombie (ended, not yet reaped by its parent) runs no more."""
     try:
         import psutil
 
-        return psutil.Process(pid).create_time()
+        proc = psutil.Process(pid)
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc.create_time()
     except Exception:
         return None
 
@@ -174,22 +177,51 @@ class DeviceGroup:
                    tuple(d["tracker"]) if d.get("tracker") else None, d.get("key"),
                    bool(d.get("emulated")))
 
+    def alive(self) -> int:
+        """How many of its processes still run."""
+        return sum(p.alive() for p in self.processes)
+
     def record(self, name: str) -> Path:
-        """Write this group to ``<cache>/run/<name>.json`` (for ``chamtvm device stop``)."""
-        path = cache_dir() / "run" / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write this group to ``<cache>/run/<name>.json`` (for ``chamtvm device stop``); when
+        that record still describes running processes (the same command started twice), to
+        ``<name>-2.json``, ``<name>-3.json``, ...: a record is never overwritten while its
+        processes run."""
         from ..core.atomic import atomic_write_text
 
+        run = cache_dir() / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        path, n = run / f"{name}.json", 2
+        while path.exists() and _still_running(path):
+            path, n = run / f"{name}-{n}.json", n + 1
         atomic_write_text(path, json.dumps(self.to_json(), indent=1))
         return path
 
 
-def recorded_groups() -> dict[Path, DeviceGroup]:
-    """Every group recorded by a detached ``chamtvm device`` command."""
+def _read_record(path: Path) -> DeviceGroup:
+    """The group recorded in ``path``; ValueError when the record is damaged."""
+    try:
+        return DeviceGroup.from_json(json.loads(path.read_text()))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, IndexError, AttributeError) as e:
+        raise ValueError(f"{path}: damaged device record ({type(e).__name__})") from None
+
+
+def _still_running(path: Path) -> bool:
+    """Whether ``path`` describes a process that runs (a damaged record counts as running:
+    what it describes is unknown, so it is not overwritten)."""
+    try:
+        return _read_record(path).alive() > 0
+    except ValueError:
+        return True
+
+
+def recorded_groups(log=None) -> dict[Path, DeviceGroup]:
+    """Every group recorded by a detached ``chamtvm device`` command; a damaged record is
+    named through ``log`` and left out."""
     out = {}
     for path in sorted((cache_dir() / "run").glob("*.json")):
         try:
-            out[path] = DeviceGroup.from_json(json.loads(path.read_text()))
-        except (json.JSONDecodeError, KeyError):
-            continue
+            out[path] = _read_record(path)
+        except ValueError as e:
+            if log:
+                log(f"note: {e}; its processes (if any) are not known; remove the file once they are stopped")
     return out

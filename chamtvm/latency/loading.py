@@ -1,9 +1,14 @@
 """A table's latency predictor with the models saved beside it (stale or missing ones left
-out, said through ``log``)."""
+out, said through ``log``).
+
+A model fitted before rows were appended to its table (``predict --measure-missing``
+appends the kernels it measures) stays in use: the rows it was fitted on are unchanged, so
+it is what it was; a note says how many rows it has not seen. A model whose rows changed
+(re-measured kernels, another table) is stale and left out."""
 
 from __future__ import annotations
-from pathlib import Path
 
+from pathlib import Path
 
 
 def load_predictor(table, log=None, space: str | None = None):
@@ -20,4 +25,9 @@ def load_predictor(table, log=None, space: str | None = None):
             except StaleModelError as e:
                 if log:
                     log(f"note: {e}; not used")
+                continue
+            added = getattr(models[name], "rows_added_", 0)
+            if added and log:
+                log(f"note: the {name} {path} was fitted before {added} row(s) were appended to {table.path} "
+                    f"(e.g. by --measure-missing); used as fitted (rerun tune to refit it on them)")
     return LatencyPredictor(table, models.get("kernel model"), models.get("residual"))

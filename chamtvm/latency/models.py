@@ -52,6 +52,18 @@ def table_digest(table: LatencyTable) -> str:
     return h.hexdigest()[:16]
 
 
+def rows_digest(table: LatencyTable, n: int) -> str:
+    """Digest of the table's first ``n`` successful rows in its row order (the order keys first
+    appeared; a re-measured key keeps its place), key and median: unchanged by rows appended
+    after them."""
+    import itertools
+
+    h = hashlib.sha1()
+    for r in itertools.islice(table.rows(), n):
+        h.update(f"{r['key']}={r['runtime_us_p50']:.6g};".encode())
+    return h.hexdigest()[:16]
+
+
 def _versions() -> dict:
     import xgboost
 
@@ -123,15 +135,23 @@ def _load_xgb(path: Path, meta: dict):
 def _saved_meta(model, table: LatencyTable, **fields) -> dict:
     """Metadata saved beside an XGBoost model: ``fields`` plus the table it was fitted on (path
     and digest), versions, the constructor parameters and the time it was written."""
-    return {**fields, "table": str(table.path), "table_digest": table_digest(table), "versions": _versions(),
+    return {**fields, "table": str(table.path), "table_digest": table_digest(table),
+            "table_rows": len(table), "table_rows_digest": rows_digest(table, len(table)), "versions": _versions(),
             "params": {"n_estimators": model.n_estimators, "max_depth": model.max_depth,
                        "learning_rate": model.learning_rate, "random_state": model.random_state},
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def _check_digest(path, meta: dict, table: LatencyTable | None) -> None:
-    if table is not None and meta["table_digest"] != table_digest(table):
-        raise StaleModelError(f"{path} was trained on an older state of {table.path}; refit it")
+def _check_digest(path, meta: dict, table: LatencyTable | None) -> int:
+    """How many rows were appended to ``table`` since the model was fitted (0: the same
+    table); a table whose fitted rows changed (re-measured, or another table) is stale."""
+    if table is None or meta["table_digest"] == table_digest(table):
+        return 0
+    n = meta.get("table_rows")
+    if (isinstance(n, int) and not isinstance(n, bool) and 0 < n < len(table)
+            and meta.get("table_rows_digest") == rows_digest(table, n)):
+        return len(table) - n  # only rows appended since (predict --measure-missing): still valid
+    raise StaleModelError(f"{path} was trained on an older state of {table.path}; refit it")
 
 
 def _params(path, meta: dict, allowed: tuple[str, ...]) -> dict:
@@ -265,8 +285,9 @@ class KernelCostModel:
         meta = _load_meta(path)
         if meta.get("features") != list(KERNEL_FEATURES):
             raise StaleModelError(f"{path} was trained on other kernel features (an older chamtvm); refit it")
-        _check_digest(path, meta, table)
+        added = _check_digest(path, meta, table)
         m = cls(**_params(path, meta, ("n_estimators", "max_depth", "learning_rate", "random_state")))
+        m.rows_added_ = added
         m.model_ = _load_xgb(path, meta)
         m.n_rows_ = meta.get("n_rows")
         m.error_quantiles_ = meta.get("error_quantiles", {})
@@ -336,13 +357,14 @@ class ResidualModel:
     def load(cls, path: str | Path, table: LatencyTable | None = None) -> "ResidualModel":
         path = Path(path)
         meta = _load_meta(path)
-        _check_digest(path, meta, table)
+        added = _check_digest(path, meta, table)
         scale = meta.get("scale")
         if meta.get("mode") not in RESIDUAL_MODES or isinstance(scale, bool) or not isinstance(scale, (int, float)) \
                 or not scale > 0:
             raise StaleModelError(f"{path}.meta.json has no valid mode/scale (damaged); refit it")
         m = cls(meta["mode"], **_params(path, meta, ("n_estimators", "max_depth", "learning_rate", "random_state")))
         m.scale_ = float(scale)
+        m.rows_added_ = added
         m.n_networks_ = meta.get("n_networks")
         m.model_ = None
         m.coef_ = None

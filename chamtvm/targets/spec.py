@@ -113,6 +113,9 @@ class Evaluator:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> "Evaluator":
+        if not isinstance(d, Mapping):
+            raise TargetError(f"{where}: expected an object with fields {[*EVALUATOR_FIELDS, 'cache_flush']}, "
+                              f"got {d!r}")
         unknown = set(d) - set(EVALUATOR_FIELDS) - {"cache_flush"} - set(BUSY_FIELDS) - set(NOMINAL_FIELDS) \
             - {"reference_baseline_us", "slow_factor"}
         if unknown:
@@ -162,6 +165,9 @@ class TargetSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "") -> "TargetSpec":
+        if not isinstance(d, Mapping):
+            raise TargetError(f"target file {source}: expected a JSON object describing one target, "
+                              f"got a {type(d).__name__}")
         where = f"target {d.get('name', source)!r}"
         required = {"name", "tvm_target", "device", "rpc_key", "evaluator"}
         missing = required - set(d)
@@ -169,6 +175,11 @@ class TargetSpec:
             raise TargetError(f"{where} ({source}): missing fields {sorted(missing)}")
         if not isinstance(d["tvm_target"], Mapping) or "kind" not in d["tvm_target"]:
             raise TargetError(f"{where}: tvm_target must be a TVM target JSON object with a 'kind'")
+        if d.get("host") is not None and not isinstance(d["host"], Mapping):
+            raise TargetError(f"{where}: host must be a TVM target JSON object (e.g. {{\"kind\": \"llvm\"}}) "
+                              f"or null, got {d['host']!r}")
+        if "local" in d and not isinstance(d["local"], bool):  # bool("false") would be True
+            raise TargetError(f"{where}: local must be true or false (a JSON boolean), got {d['local']!r}")
         if d["device"] not in ("cpu", "cuda"):
             raise TargetError(f"{where}: device must be 'cpu' or 'cuda', got {d['device']!r}")
         ev = Evaluator.from_dict(d["evaluator"], f"{where}.evaluator")
@@ -231,7 +242,7 @@ class TargetSpec:
         where the target leaves it to TVM's default."""
         pinned = os.environ.get(THREADS_ENV)
         if pinned:
-            if not pinned.isdigit() or int(pinned) < 1:
+            if not (pinned.isascii() and pinned.isdigit()) or int(pinned) < 1:
                 raise TargetError(f"{THREADS_ENV}={pinned!r}: expected a positive integer")
             return int(pinned)
         if self.threads == "auto":  # all cores but one: a timing survives one busy process
@@ -302,6 +313,8 @@ def target_dirs() -> list[Path]:
     A folder that does not exist is skipped; one reached twice is read once."""
     dirs = [BUILTIN_DIR]
     extra = os.environ.get("CHAMTVM_TARGETS_DIR")
+    if extra and not Path(extra).expanduser().is_dir():
+        raise TargetError(f"CHAMTVM_TARGETS_DIR={extra} is not a folder (of target JSON files)")
     for d in (checkout_targets_dir(), workdir() / "targets", Path(extra).expanduser() if extra else None):
         if d is not None and d.is_dir() and all(d.resolve() != seen.resolve() for seen in dirs):
             dirs.append(d)
@@ -313,10 +326,14 @@ def target_registry() -> Registry:
     reg: Registry = Registry("target")
     for d in target_dirs():
         for path in sorted(d.glob("*.json")):
+            if path.is_dir():
+                raise TargetError(f"{path} is a folder, not a target file (in {d}); rename or move it")
             try:
                 data = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise TargetError(f"target file {path} is not valid JSON: {e}") from None
+            except OSError as e:
+                raise TargetError(f"target file {path} cannot be read ({e.strerror or e})") from None
             spec = TargetSpec.from_dict(data, source=str(path))
             reg.register(spec.name, spec, replace=True)
     return reg

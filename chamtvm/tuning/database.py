@@ -1,7 +1,8 @@
 """The files of a target's schedules folder (``schedules/<target>/``) that MetaSchedule and
 the tuners write: the JSON database (``database_workload.json``, ``database_tuning_record.json``),
-its lock, and the tuning log (``tuned_kernels.jsonl``, one line per kernel whose tuning
-finished).
+its lock, the tuning log (``tuned_kernels.jsonl``, one line per kernel whose tuning
+finished) and the tuning journal (``tuning_progress.jsonl``: each round and budget of the
+tuning policy as it happens, so a killed run resumes with what is left).
 
 TVM reads the database without checking it and appends to it; a damaged line would give a
 C++ traceback and a torn last line would corrupt the next append. So every line is checked
@@ -22,6 +23,7 @@ from ..targets.spec import TargetSpec
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 TUNING_LOG = "tuned_kernels.jsonl"
+PROGRESS = "tuning_progress.jsonl"  # the tuning journal: rounds and budgets, for a resumed run
 LOCK = "database.lock"
 
 
@@ -60,29 +62,35 @@ def stderr_note(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def tuned_hashes(target: TargetSpec, work_dir: Path | None = None, log=stderr_note) -> set[str]:
-    """Structural hashes of kernels whose tuning finished (from the tuning log). A complete
-    line that is not a record is named (file:line) through ``log`` and not counted (its
-    kernel is tuned again); a torn last line is not data (the next append sets it aside)."""
+def tuned_records(target: TargetSpec, work_dir: Path | None = None, log=stderr_note) -> dict[str, dict]:
+    """``struct_hash -> its last line`` of the kernels whose tuning finished (the tuning log).
+    A complete line that is not a record is named (file:line) through ``log`` and not counted
+    (its kernel is tuned again); a torn last line is not data (the next append sets it aside)."""
     from ..core.jsonl import split_lines
 
     path = tuned_log(target, work_dir)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return set()
+        return {}
     lines, tail, torn = split_lines(data, _is_tuning_line)
-    out = set()
+    out = {}
     for n, raw in enumerate(lines + ([tail] if tail is not None else []), start=1):
         if not raw.strip():
             continue
         if _is_tuning_line(raw):
-            out.add(json.loads(raw)["struct_hash"])
+            rec = json.loads(raw)
+            out[rec["struct_hash"]] = rec
         elif log:
             log(f"note: {path}:{n}: not a tuning-log record ({raw[:60]!r}); ignored, that kernel is tuned again")
     if torn and log:
         log(f"note: {path}: unfinished last line (an interrupted run); not counted")
     return out
+
+
+def tuned_hashes(target: TargetSpec, work_dir: Path | None = None, log=stderr_note) -> set[str]:
+    """Structural hashes of the kernels whose tuning finished (:func:`tuned_records`)."""
+    return set(tuned_records(target, work_dir, log))
 
 
 def append_tuning_log(target: TargetSpec, work_dir: Path | None, lines: list[dict]) -> None:
@@ -94,17 +102,75 @@ def append_tuning_log(target: TargetSpec, work_dir: Path | None, lines: list[dic
         append_lines(tuned_log(target, work_dir), [json.dumps(x) for x in lines], is_complete=_is_tuning_line)
 
 
-@contextlib.contextmanager
-def database_lock(work_dir: Path):
-    """Hold the database lock of ``work_dir`` (waiting for another tuning run to finish
-    writing) with its files checked: a damaged line is set aside first, so TVM's appends
-    land after whole lines."""
+def read_progress(work_dir: Path) -> list[dict]:
+    """The tuning journal of ``work_dir`` (``tuning_progress.jsonl``): the JSON objects of
+    its lines, in order (a torn last line of a killed run is not data)."""
+    from ..core.jsonl import split_lines
+
+    try:
+        data = (Path(work_dir) / PROGRESS).read_bytes()
+    except FileNotFoundError:
+        return []
+    lines, tail, _ = split_lines(data)
+    out = []
+    for raw in lines + ([tail] if tail is not None else []):
+        try:
+            rec = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def append_progress(work_dir: Path, record: dict) -> None:
+    """Append one event to the tuning journal, durably (``core.jsonl.append_lines``)."""
+    from ..core.jsonl import append_lines
+
+    append_lines(Path(work_dir) / PROGRESS, [json.dumps(record)])
+
+
+def records_of(db, func) -> int:
+    """How many tuning records (measured candidates, valid or not) ``db`` holds for ``func``:
+    the MetaSchedule trials spent on it."""
+    mod = workload_module(func)
+    if not db.has_workload(mod):
+        return 0
+    wl = db.commit_workload(mod)  # the database's own workload object (nothing new is written)
+    return sum(1 for r in db.get_all_tuning_records() if r.workload.same_as(wl))
+
+
+def _lock(work_dir: Path):
+    """The database lock of ``work_dir``: one reentrant lock object per folder in a process
+    (a tuning run holding it may read and repair its own database)."""
     from filelock import FileLock
 
-    with FileLock(str(Path(work_dir) / LOCK)):
-        if (Path(work_dir) / RECORDS).exists() or (Path(work_dir) / WORKLOADS).exists():
-            _repair_locked(Path(work_dir))
+    return FileLock(str(Path(work_dir) / LOCK), is_singleton=True)
+
+
+@contextlib.contextmanager
+def database_lock(work_dir: Path, log=None):
+    """Hold the database lock of ``work_dir`` with its files checked: a damaged line is set
+    aside first, so TVM's appends land after whole lines. While another process tunes into
+    the same database this waits for it (saying so through ``log``): one tuning per database
+    at a time."""
+    from filelock import Timeout
+
+    work_dir = Path(work_dir)
+    lock = _lock(work_dir)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if log:
+            log(f"another tuning run is writing {work_dir}; waiting for it to finish "
+                "(what it tunes is not tuned again)")
+        lock.acquire()
+    try:
+        if (work_dir / RECORDS).exists() or (work_dir / WORKLOADS).exists():
+            _repair_locked(work_dir)
         yield
+    finally:
+        lock.release()
 
 
 class ScheduleDatabaseError(RuntimeError):
@@ -199,12 +265,12 @@ def repair_database(work_dir: str | Path, log=stderr_note, wait_s: float = 0.0) 
     ``<file>.bad-<UTC timestamp>``) and rewrite both files atomically without them, under the
     database lock (``<work_dir>/database.lock``; waits up to ``wait_s`` seconds for it).
     Returns True when the database is clean now, False when the lock was held elsewhere."""
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
 
     work_dir = Path(work_dir)
+    lock = _lock(work_dir)
     try:
-        lock = FileLock(str(work_dir / LOCK), timeout=wait_s)
-        lock.acquire()
+        lock.acquire(timeout=wait_s)
     except Timeout:
         return False
     try:
@@ -222,12 +288,18 @@ def checked_database_dir(work_dir: str | Path, log=stderr_note) -> Path:
 
     work_dir = Path(work_dir)
     wl, rec, problems, _, rewrite = check_database(work_dir)
-    if not rewrite or repair_database(work_dir, log):
+    if not rewrite:
         return work_dir
+    try:
+        if repair_database(work_dir, log):
+            return work_dir
+    except OSError:  # a read-only schedules folder: read a repaired copy, leave the files as they are
+        pass
     tmp = Path(tempfile.mkdtemp(prefix="chamtvm-db-"))
     _write_database(tmp, wl, rec)
     if log:
-        log(f"note: {work_dir}: {len(problems)} damaged database line(s) skipped (a tuning run holds the lock)")
+        log(f"note: {work_dir}: {len(problems)} damaged database line(s) skipped (the folder is read-only "
+            f"or a tuning run holds the lock)")
     return tmp
 
 

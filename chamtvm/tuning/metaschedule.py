@@ -1,13 +1,13 @@
 """MetaSchedule set-up for a target: the builder (a fast local build, cross-linked for a
 remote device), the runner (this machine, or the devices under an RPC tracker), the search
-strategy, the measuring threads and the console noise. What to tune and for how long is
-``tuning.policy``'s business; this module only says how MetaSchedule is wired."""
+strategy, the measuring threads and the console noise (the cost model: ``cost_model``).
+What to tune and for how long is ``tuning.policy``'s business; this module only says how
+MetaSchedule is wired."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
 from ..targets.spec import TargetSpec
 
@@ -110,28 +110,3 @@ class quiet_ms_logs:
 
     def __exit__(self, *exc):
         self._logger.setLevel(self._level)
-
-
-COST_MODEL_FILE = "cost_model_xgb.tar"
-
-
-def shared_cost_model(work_dir: Path, cores: int):
-    """The target's XGBoost cost model, reloaded from ``work_dir`` when one was saved."""
-    from tvm.s_tir import meta_schedule as ms
-
-    model = ms.cost_model.XGBModel(num_tuning_cores=cores, verbose_eval=0)
-    path = work_dir / COST_MODEL_FILE
-    if path.exists():
-        try:
-            model.load(str(path))
-        except Exception:  # a damaged or foreign file: start cold rather than fail the run
-            model = ms.cost_model.XGBModel(num_tuning_cores=cores, verbose_eval=0)
-    return model
-
-
-def save_cost_model(model, work_dir: Path) -> None:
-    """Save the shared cost model into ``work_dir`` for the next run."""
-    try:
-        model.save(str(Path(work_dir) / COST_MODEL_FILE))
-    except Exception:  # an untrained model (no valid candidate yet) has nothing to save
-        pass

@@ -20,6 +20,8 @@ the same log the single-kernel ``tune_kernel`` writes), with its trials, seconds
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,11 +31,12 @@ from typing import Callable, Sequence
 from ..core.workdir import target_schedules_dir
 from ..lower.kernels import Kernel
 from ..targets.spec import TargetSpec
-from .database import append_tuning_log, best_record_us, database_lock, tuned_hashes, workload_module
-from .metaschedule import (evolutionary_strategy, local_runtime_threads, ms_builder_runner, quiet_ms_logs,
-                           save_cost_model, shared_cost_model)
+from .database import (append_progress, append_tuning_log, best_record_us, database_lock, read_progress, records_of,
+                       tuned_hashes, tuned_records, workload_module)
+from .cost_model import load_cost_model, save_cost_model
+from .metaschedule import evolutionary_strategy, local_runtime_threads, ms_builder_runner, quiet_ms_logs
 from .provenance import prefer_default
-from .schedules import ScheduleSource
+from .schedules import DEFAULT_TAG, ScheduleSource
 from .space import space_generator
 from .transfer import kernel_kind, transfer_schedules
 
@@ -101,6 +104,28 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
     return line
 
 
+def _campaign_id(tasks: Sequence[TuningTask], trials: int, round_trials: int, min_gain: float, seed: int,
+                 population: int | None) -> str:
+    """Identity of one joint tuning (its kernels and settings): a rerun of the same one resumes it."""
+    blob = json.dumps([sorted(t.struct_hash for t in tasks), trials, round_trials, min_gain, seed, population])
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _unfinished(work_dir: Path, cid: str) -> tuple[dict | None, list[dict]]:
+    """``(start event, round events)`` of the last run of campaign ``cid`` that did not end."""
+    start, rounds = None, []
+    for ev in read_progress(work_dir):
+        if ev.get("campaign") != cid:
+            continue
+        if ev.get("event") == "start" and isinstance(ev.get("base"), dict):
+            start, rounds = ev, []
+        elif ev.get("event") == "round" and start is not None and isinstance(ev.get("kernels"), dict):
+            rounds.append(ev)
+        elif ev.get("event") == "end":
+            start, rounds = None, []
+    return start, rounds
+
+
 def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
                work_dir: str | Path | None = None, round_trials: int = 16, min_gain: float = 0.03,
                seed: int = 0, tracker: tuple[str, int, str] | None = None,
@@ -108,26 +133,67 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
     """Tune ``tasks`` jointly within ``trials`` MetaSchedule trials in all (see the module
     docstring); records go into the target's database, one line per kernel into the log.
 
+    One tuning per database at a time: this holds the database lock (waiting for another
+    run), and a task another run finished meanwhile is not tuned again. Each round is
+    journaled (``tuning_progress.jsonl``) and the cost model saved after it, so a killed run
+    rerun with the same tasks and settings resumes: it spends only the trials left (the
+    trials spent are the database's records of these kernels since the run began).
+
     ``population``: the evolutionary search's population per task (MetaSchedule's default
     512 when None). Generating a round's candidates costs about a minute per task on a
     contended 2-core machine at 512; a smaller population makes small rounds cheaper."""
+    work_dir = Path(work_dir or target_schedules_dir(target.name))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with database_lock(work_dir, log):
+        done = tuned_hashes(target, work_dir)
+        if any(t.struct_hash in done for t in tasks):
+            log(f"{sum(t.struct_hash in done for t in tasks)} of {len(tasks)} kernels are tuned already "
+                "(another run); not tuned again")
+        return _tune_locked([t for t in tasks if t.struct_hash not in done], target, trials, work_dir, round_trials,
+                            min_gain, seed, tracker, log, population)
+
+
+def _tune_locked(tasks, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population) -> TuningReport:
+    """:func:`tune_tasks` once the lock is held and finished tasks are left out."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
 
-    work_dir = Path(work_dir or target_schedules_dir(target.name))
-    work_dir.mkdir(parents=True, exist_ok=True)
+    report = TuningReport()
+    t0 = time.time()
+    if not tasks or trials <= 0:
+        return report
     cores = os.cpu_count() or 1
     tvm_target = target.tvm()
     builder, runner = ms_builder_runner(target, tracker)
-    model = shared_cost_model(work_dir, cores)
-    report = TuningReport()
-    active = list(tasks)
-    t0 = time.time()
-    left = int(trials)
-    spent_s = {t.struct_hash: 0.0 for t in tasks}
+    model = load_cost_model(work_dir, cores, log)
     db = ms.database.JSONDatabase(work_dir=str(work_dir))
+    cid = _campaign_id(tasks, trials, round_trials, min_gain, seed, population)
+    start, done_rounds = _unfinished(work_dir, cid)
+    if start is None:
+        start = {"event": "start", "campaign": cid, "budget": int(trials), "at": _utc_now(), "pid": os.getpid(),
+                 "tasks": [t.struct_hash for t in tasks], "base": {t.struct_hash: records_of(db, t.func) for t in tasks}}
+        append_progress(work_dir, start)
+    base = start["base"]
+    charged = sum(int(r.get("charged") or 0) for r in done_rounds)  # rounds that left no record at all
+
+    def spent() -> dict[str, int]:
+        return {t.struct_hash: max(records_of(db, t.func) - int(base.get(t.struct_hash, 0)), 0) for t in tasks}
+
+    spent_s = {t.struct_hash: 0.0 for t in tasks}
     best = {t.struct_hash: best_record_us(db, t.func, target) for t in tasks}
-    rnd = 0
+    for r in done_rounds:  # what the killed run had found, and which kernels it had stopped
+        report.rounds.append(r)
+        for h, k in r["kernels"].items():
+            if h in spent_s and isinstance(k, dict):
+                spent_s[h] += float(r.get("seconds", 0.0)) / max(len(r["kernels"]), 1)
+                if k.get("stopped"):
+                    report.stopped[h] = k["stopped"]
+    active = [t for t in tasks if t.struct_hash not in report.stopped]
+    left = int(trials) - sum(spent().values()) - charged
+    if done_rounds or left < trials:
+        log(f"resuming an interrupted tuning run: {trials - left} of {trials} trials were spent, "
+            f"{len(done_rounds)} round(s) journaled")
+    rnd = len(done_rounds)
     while active and left > 0:
         per_task = max(1, min(round_trials, left // len(active)))
         if left < len(active):  # fewer trials than kernels: the heaviest ones first
@@ -140,7 +206,7 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
                            num_threads=cores, logger=lg).clone()
             for i, (t, n, lg) in enumerate(zip(active, names, get_loggers_from_work_dir(str(work_dir), names)))
         ]
-        before = len(db.get_all_tuning_records())
+        before = sum(spent().values())
         r0 = time.time()
         with quiet_ms_logs(), local_runtime_threads(target, tracker):
             db = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in active],
@@ -148,25 +214,30 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
                                max_trials_per_task=per_task, num_trials_per_iter=min(16, per_task),
                                builder=builder, runner=runner, database="json", cost_model=model,
                                task_scheduler="gradient")
-        used = max(len(db.get_all_tuning_records()) - before, 0)
-        left -= used if used else per_task * len(active)  # no record at all: count the attempt
+        used = sum(spent().values()) - before
+        charge = 0 if used > 0 else per_task * len(active)  # no record at all: count the attempt
+        left = int(trials) - sum(spent().values()) - charged - charge
+        charged += charge
         round_s = time.time() - r0
         still = []
-        row = {"round": rnd, "active": len(active), "trials": used, "seconds": round(round_s, 1), "kernels": {}}
+        row = {"event": "round", "campaign": cid, "round": rnd, "active": len(active), "trials": used,
+               "charged": charge, "seconds": round(round_s, 1), "kernels": {}}
         for t in active:
             new = best_record_us(db, t.func, target)
             old = best[t.struct_hash]
             gain = (old - new) / old if (old and new) else (1.0 if new else 0.0)
             best[t.struct_hash] = new if new is not None else old
-            report.trials[t.struct_hash] = report.trials.get(t.struct_hash, 0) + per_task
             spent_s[t.struct_hash] += round_s / len(active)
-            row["kernels"][t.struct_hash] = {"best_us": best[t.struct_hash], "gain": gain}
             if new is None:
                 report.stopped[t.struct_hash] = "no valid candidate"
             elif gain < min_gain and rnd > 0:
                 report.stopped[t.struct_hash] = f"diminishing returns (gain {gain:.1%} < {min_gain:.0%})"
             else:
                 still.append(t)
+            row["kernels"][t.struct_hash] = {"best_us": best[t.struct_hash], "gain": gain,
+                                             "stopped": report.stopped.get(t.struct_hash)}
+        save_cost_model(model, work_dir)  # warm for a resumed run too
+        append_progress(work_dir, row)
         report.rounds.append(row)
         log(f"tuning round {rnd}: {len(active)} kernels x {per_task} trials in {round_s:.0f} s, "
             f"{len(still)} still improving")
@@ -174,7 +245,7 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
         rnd += 1
     for t in active:
         report.stopped.setdefault(t.struct_hash, "budget spent")
-    save_cost_model(model, work_dir)
+    report.trials = {h: n for h, n in spent().items() if n}
     measured_on, stamp = _measured_on(tracker), _utc_now()
     append_tuning_log(target, work_dir, [
         {"struct_hash": t.struct_hash, "name": t.name, "trials": report.trials.get(t.struct_hash, 0),
@@ -182,23 +253,25 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
          "measured_on": measured_on, "tuned_at": stamp, "policy": "joint",
          "stopped": report.stopped.get(t.struct_hash)}
         for t in tasks if report.trials.get(t.struct_hash)])
+    append_progress(work_dir, {"event": "end", "campaign": cid, "at": stamp})
     report.best_us = best
     report.kernel_s = {h: round(v, 2) for h, v in spent_s.items()}
     report.seconds = time.time() - t0
     return report
 
 
-def choose_kernels(kernels: Sequence[Kernel], default_us: dict[str, float], trials: int, trials_per_kernel: int,
-                   done: set[str] = frozenset()) -> list[tuple[float, Kernel]]:
-    """``[(weighted cost in us, kernel)]`` to tune within ``trials``, costliest first: about
-    ``trials // trials_per_kernel`` kernels not in ``done``, the costliest kernel of each
-    kind before any second one of a kind. ``default_us``: struct hash -> the kernel's time
-    (us per call) with its default schedule; a kernel without one is not tuned (nothing to
-    rank or compare it by). The cost is that time x the kernel's calls per network."""
-    ranked = [(default_us[k.struct_hash] * k.count, k) for k in kernels
-              if k.struct_hash in default_us and k.struct_hash not in done]
+def choose_kernels(kernels: Sequence[Kernel], default_us: dict[str, float], trials: int,
+                   trials_per_kernel: int) -> list[tuple[float, Kernel]]:
+    """``[(weighted cost in us, kernel)]`` the policy tunes within ``trials``, costliest
+    first: ``trials // trials_per_kernel`` kernels (at least one when ``trials`` > 0), the
+    costliest kernel of each kind before any second one of a kind. ``default_us``: struct
+    hash -> the kernel's time (us per call) with its default schedule; a kernel without one
+    is not tuned (nothing to rank or compare it by). The cost is that time x the kernel's
+    calls per network. The choice does not depend on what is tuned already, so a rerun with
+    the same budget chooses the same kernels (and finds them done)."""
+    ranked = [(default_us[k.struct_hash] * k.count, k) for k in kernels if k.struct_hash in default_us]
     ranked.sort(key=lambda x: -x[0])
-    n = min(len(ranked), trials // max(trials_per_kernel, 1))
+    n = min(len(ranked), max(trials // max(trials_per_kernel, 1), 1) if trials > 0 else 0)
     heads, seen = [], set()
     for cost, k in ranked:
         if kernel_kind(k) not in seen:
@@ -220,30 +293,49 @@ def tune_schedules(kernels: Sequence[Kernel], default_us: dict[str, float], targ
     tuned traces to the untuned kernels of the same kind, measured by ``runner`` (made for
     the target when None) as candidates against their default schedule. Timed on the
     devices under ``tracker = (host, port, key)`` for a remote target (nothing is tuned for
-    a remote target without one). Returns one dict per tuned kernel (``policy: joint``)
-    and per transfer (``policy: transfer``)."""
+    a remote target without one). Returns one dict per kernel tuned now (``policy: joint``)
+    and per transfer (``policy: transfer``).
+
+    A rerun does only what is left: chosen kernels already tuned are not tuned again, the
+    others get ``trials`` minus the trials the tuned ones took, an interrupted joint tuning
+    resumes (:func:`tune_tasks`) and kernels already transferred are not transferred again;
+    so a finished run rerun with the same budget tunes nothing. The whole step holds the
+    database lock: a second run on the same database waits, then finds that work done."""
     if trials <= 0 or (not target.local and tracker is None):
         return []
-    order = choose_kernels(kernels, default_us, trials, trials_per_kernel, tuned_hashes(target, schedules.work_dir))
+    schedules.work_dir.mkdir(parents=True, exist_ok=True)
+    with database_lock(schedules.work_dir, log):
+        return _tune_schedules_locked(kernels, default_us, target, schedules, trials, trials_per_kernel,
+                                      population, log, tracker, runner)
+
+
+def _tune_schedules_locked(kernels, default_us, target, schedules, trials, trials_per_kernel, population, log,
+                           tracker, runner) -> list[dict]:
+    chosen = choose_kernels(kernels, default_us, trials, trials_per_kernel)
+    done = tuned_records(target, schedules.work_dir)
+    order = [(cost, k) for cost, k in chosen if k.struct_hash not in done]
+    left = trials - sum(int(done[k.struct_hash].get("trials") or 0) for _, k in chosen if k.struct_hash in done)
+    if chosen and trials < trials_per_kernel:
+        log(f"tuning: {trials} trials are less than one kernel's share (--trials-per-kernel {trials_per_kernel}); "
+            f"the costliest kernel gets them all")
+    if chosen and not order:
+        log(f"tuning up to date: the {len(chosen)} kernel(s) chosen within {trials} trials are tuned already")
     lines = []
-    if order:
-        log(f"tuning {len(order)} kernels jointly within {trials} trials")
-        rep = tune_tasks([TuningTask(k.func, k.struct_hash, k.name, cost) for cost, k in order], target, trials,
+    if order and left > 0:
+        log(f"tuning {len(order)} kernels jointly within {left} trials")
+        rep = tune_tasks([TuningTask(k.func, k.struct_hash, k.name, cost) for cost, k in order], target, left,
                          schedules.work_dir, round_trials=max(trials_per_kernel // 2, 2), tracker=tracker, log=log,
                          population=population)
-        by_hash = {k.struct_hash: k for _, k in order}
-        fresh = ScheduleSource(target, schedules.work_dir)
-        for h, best in rep.best_us.items():
-            k, default = by_hash[h], default_us[h]
-            kept = best is None or best < default
-            if not kept:  # MetaSchedule's best is no faster than the table's default: deploy the default
-                prefer_default(schedules.work_dir, fresh.apply(k.func)[1], h, k.name, best, default)
-                log(f"tuned {k.name}: {best:.1f} us is no faster than its default {default:.1f} us; "
-                    "the default schedule stays deployed")
-            lines.append({"struct_hash": h, "name": k.name, "policy": "joint", "trials": rep.trials.get(h, 0),
-                          "tuning_s": rep.kernel_s.get(h, 0.0), "best_us": best, "default_us": default,
-                          "stopped": rep.stopped.get(h), "kept": kept})
-        schedules.reload()
+        for cost, k in order:
+            h = k.struct_hash
+            if rep.trials.get(h):
+                best = rep.best_us.get(h)
+                lines.append({"struct_hash": h, "name": k.name, "policy": "joint", "trials": rep.trials[h],
+                              "tuning_s": rep.kernel_s.get(h, 0.0), "best_us": best, "default_us": default_us[h],
+                              "stopped": rep.stopped.get(h), "kept": best is None or best < default_us[h]})
+        done = tuned_records(target, schedules.work_dir)
+    _prefer_defaults([k for _, k in chosen if k.struct_hash in done], done, default_us, target, schedules, log)
+    schedules.reload()
     if runner is None:
         from ..measure.runners import make_runner
 
@@ -256,3 +348,20 @@ def tune_schedules(kernels: Sequence[Kernel], default_us: dict[str, float], targ
                       "best_us": d["best_us"] if d["committed"] else None})
     schedules.reload()
     return lines
+
+
+def _prefer_defaults(tuned: Sequence[Kernel], records: dict[str, dict], default_us: dict[str, float],
+                     target: TargetSpec, schedules: ScheduleSource, log) -> None:
+    """List as default-preferred every tuned kernel whose best record (tuning log) is no
+    faster than its default schedule and is not listed yet (also after a kill before it was)."""
+    fresh = ScheduleSource(target, schedules.work_dir)
+    for k in tuned:
+        best, default = records[k.struct_hash].get("best_us"), default_us[k.struct_hash]
+        if best is None or best < default:
+            continue
+        tag = fresh.apply(k.func)[1]
+        if tag == DEFAULT_TAG:  # listed already (or no record to deploy)
+            continue
+        prefer_default(schedules.work_dir, tag, k.struct_hash, k.name, best, default)
+        log(f"tuned {k.name}: {best:.1f} us is no faster than its default {default:.1f} us; "
+            "the default schedule stays deployed")

@@ -12,29 +12,58 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .database import ScheduleDatabaseError, stderr_note
+
 TRANSFER_LOG = "transferred_kernels.jsonl"
 DEFAULT_PREFERRED_LOG = "default_preferred.jsonl"
 DEFAULT = "default"
 
 
-def _log_records(path: Path) -> list[dict]:
-    """The JSON objects of a log in the schedules folder; an unfinished last line of an
-    interrupted run (or any line that is not an object) is skipped."""
+# the fields a line of each log must have as strings to be used
+_STRING_FIELDS = {TRANSFER_LOG: ("tag", "source_hash"), DEFAULT_PREFERRED_LOG: ("tag",)}
+
+
+def _log_records(path: Path, log=stderr_note) -> list[dict]:
+    """The records of a log in the schedules folder. A line that is not a JSON object with
+    the log's fields as strings is named (``file:line``) through ``log`` and skipped; so is
+    an unfinished last line of an interrupted run. A folder in the log's place is an error."""
+    from ..core.jsonl import split_lines
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except IsADirectoryError:
+        raise ScheduleDatabaseError(f"{path} is a folder; it should be the schedule log {path.name} "
+                                    "(move it away)") from None
+    fields = _STRING_FIELDS.get(path.name, ())
+    lines, tail, torn = split_lines(data)
     out = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(d, dict):
-                out.append(d)
+    for n, raw in enumerate(lines + ([tail] if tail is not None else []), start=1):
+        if not raw.strip():
+            continue
+        try:
+            d = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            d = None
+        if isinstance(d, dict) and all(isinstance(d.get(f), str) for f in fields):
+            out.append(d)
+        elif log:
+            log(f"note: {path}:{n}: damaged line ({raw[:60]!r}: not a record with string fields "
+                f"{list(fields)}); ignored")
+    if torn and log:
+        log(f"note: {path}: unfinished last line (an interrupted run); ignored")
     return out
 
 
 def transferred_tags(work_dir: str | Path) -> dict[str, str]:
     """``tag -> source struct_hash`` of the committed transfers logged in ``work_dir``."""
     return {d["tag"]: d["source_hash"] for d in _log_records(Path(work_dir) / TRANSFER_LOG) if d.get("committed")}
+
+
+def transfer_attempts(work_dir: str | Path) -> dict[str, dict]:
+    """``struct_hash -> its last logged transfer`` (committed or not) in ``work_dir``."""
+    return {d["struct_hash"]: d for d in _log_records(Path(work_dir) / TRANSFER_LOG) if isinstance(d.get("struct_hash"), str)}
 
 
 def provenance(tag: str, transferred: dict[str, str]) -> str:
@@ -46,7 +75,7 @@ def provenance(tag: str, transferred: dict[str, str]) -> str:
 
 def default_preferred_tags(work_dir: str | Path) -> set[str]:
     """Schedule tags whose kernels keep the default schedule (see the module docstring)."""
-    return {d["tag"] for d in _log_records(Path(work_dir) / DEFAULT_PREFERRED_LOG) if "tag" in d}
+    return {d["tag"] for d in _log_records(Path(work_dir) / DEFAULT_PREFERRED_LOG)}
 
 
 def prefer_default(work_dir: str | Path, tag: str, struct_hash: str, name: str,

@@ -27,6 +27,7 @@ class ScheduleSource:
         self.use_database = use_database
         self._db = None
         self._default_preferred = None
+        self._transferred = None
 
     @classmethod
     def for_target(cls, target: TargetSpec, root: str | Path | None = None) -> "ScheduleSource":
@@ -62,8 +63,10 @@ class ScheduleSource:
         return self._db
 
     def reload(self) -> None:
+        """Read the database and the schedule logs again (after a tuning or a transfer)."""
         self._db = None
         self._default_preferred = None
+        self._transferred = None
 
     def apply(self, prim_func):
         """``(prim_func to build, tag)``: the tuned schedule when the database has one (and
@@ -91,16 +94,21 @@ class ScheduleSource:
         this kernel) or ``transferred`` (a tuned kernel's trace re-fitted, ``tuning.transfer``)."""
         from .provenance import provenance, transferred_tags
 
-        return provenance(tag, transferred_tags(self.work_dir))
+        if self._transferred is None:  # read once (a damaged line is reported once)
+            self._transferred = transferred_tags(self.work_dir)
+        return provenance(tag, self._transferred)
 
     def apply_to_module(self, fused_mod):
         """Replace every kernel of a fused Relax module that the database holds by its tuned
-        schedule (the same lookup as :meth:`apply`, so kernels and networks agree)."""
+        schedule (the same lookup as :meth:`apply`, so kernels and networks agree). The input
+        module is left as it is (a new module is returned)."""
         if not self.has_database:
             return fused_mod
+        import tvm
         from tvm import tirx
 
-        mod = fused_mod.shallow_copy() if hasattr(fused_mod, "shallow_copy") else fused_mod
+        mod = tvm.IRModule(dict(fused_mod.functions.items()), attrs=fused_mod.attrs,
+                           global_infos=fused_mod.global_infos)
         for gv, func in list(mod.functions.items()):
             if isinstance(func, tirx.PrimFunc):
                 scheduled, tag = self.apply(func)

@@ -26,8 +26,8 @@ from typing import Sequence
 from ..core.workdir import target_schedules_dir
 from ..lower.kernels import Kernel
 from ..targets.spec import TargetSpec
-from .database import workload_module
-from .provenance import TRANSFER_LOG
+from .database import tuned_hashes, workload_module
+from .provenance import TRANSFER_LOG, transfer_attempts
 from .schedules import DEFAULT_TAG, ScheduleSource
 
 
@@ -147,12 +147,16 @@ def _time_all(cands: dict[str, tuple[object, Kernel]], target: TargetSpec, runne
 def transfer_schedules(kernels: Sequence[Kernel], target: TargetSpec, runner, work_dir: str | Path | None = None,
                        resamples: int = 2, seed: int = 0, log=lambda s: None) -> list[Transfer]:
     """For each kernel without a record, replay the best trace of a tuned kernel of the
-    same kind (see the module docstring); returns one ``Transfer`` per attempted kernel."""
-    import tempfile
+    same kind (see the module docstring); returns one ``Transfer`` per attempted kernel.
 
+    Sources are kernels the tuning log lists as tuned, never transferred ones. A kernel
+    already attempted from the same source (logged, kept or not) is not attempted again, so
+    a rerun, also one after a kill, does only what is left; a killed run's scratch folder is
+    removed by the next one (``core.scratch``)."""
     from tvm.s_tir import meta_schedule as ms
 
     from ..core.jsonl import append_lines
+    from ..core.scratch import scratch_dir
 
     work_dir = Path(work_dir or target_schedules_dir(target.name))
     sched = ScheduleSource(target, work_dir)
@@ -160,20 +164,22 @@ def transfer_schedules(kernels: Sequence[Kernel], target: TargetSpec, runner, wo
         return []
     db = sched.database()
     tvm_target = target.tvm()
+    tuned = tuned_hashes(target, work_dir)
+    attempted = transfer_attempts(work_dir)
     sources: dict[tuple, tuple[Kernel, object]] = {}
     todo = []
     for k in kernels:
         rec = db.query_tuning_record(workload_module(k.func), tvm_target, "main")
-        if rec is not None:
-            sources.setdefault(kernel_kind(k), (k, rec))
-        else:
+        if rec is None:
             todo.append(k)
+        elif k.struct_hash in tuned:
+            sources.setdefault(kernel_kind(k), (k, rec))
     out = []
-    with tempfile.TemporaryDirectory(prefix="chamtvm-transfer-") as tmp:
+    with scratch_dir("chamtvm-transfer-") as tmp:
         plans, cands = [], {}
         for n, k in enumerate(todo):  # replay first (cheap), then build and time everything at once
             src = sources.get(kernel_kind(k))
-            if src is None:
+            if src is None or attempted.get(k.struct_hash, {}).get("source_hash") == src[0].struct_hash:
                 continue
             scheds, errors = {}, []
             for i in range(1 + resamples):

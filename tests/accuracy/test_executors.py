@@ -147,3 +147,69 @@ def test_tune_reports_unreachable_scheduler_with_exit_2(tmp_path, capsys):
     port = _free_port()
     code = main(["--workdir", str(tmp_path), "tune", "--executor", f"dask://127.0.0.1:{port}", "--no-progress"])
     assert code == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+class _WrongPeer:
+    """A local TCP server that is no Dask scheduler: it accepts and never answers, or answers
+    with an HTTP 400 and closes."""
+
+    def __init__(self, reply: bytes | None):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.reply, self.held = reply, []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.reply is None:
+                self.held.append(conn)  # keep it open, say nothing
+            else:
+                conn.sendall(self.reply)
+                conn.close()
+
+    def close(self):
+        for c in self.held:
+            c.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("reply,message", [
+    (None, "no Dask scheduler answered at 127.0.0.1:{port} within 2 s"),
+    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nBad Request", "Dask scheduler at 127.0.0.1:{port}"),
+])
+def test_a_server_that_is_no_dask_scheduler_is_a_clear_error_within_the_time_limit(reply, message):
+    peer = _WrongPeer(reply)
+    t0 = time.time()
+    try:
+        with pytest.raises(ExecutorError, match=message.format(port=peer.port)):
+            with open_executor(f"dask://127.0.0.1:{peer.port}", timeout_s=2):
+                pass
+    finally:
+        peer.close()
+    assert time.time() - t0 < 10
+
+
+def test_cli_exits_2_promptly_when_the_scheduler_port_never_answers(tmp_path):
+    """Through ``python -m chamtvm``: the abandoned connection attempt does not hold the exit."""
+    import subprocess
+    import sys
+
+    peer = _WrongPeer(None)
+    t0 = time.time()
+    try:
+        out = subprocess.run([sys.executable, "-m", "chamtvm", "accuracy", "--task", "digits", "--samples", "3",
+                              "--pool", "5", "--executor", f"dask://127.0.0.1:{peer.port}",
+                              "--journal", str(tmp_path / "j.jsonl")], capture_output=True, text=True, timeout=120)
+    finally:
+        peer.close()
+    assert out.returncode == 2 and "no Dask scheduler answered" in out.stderr and "Traceback" not in out.stderr
+    assert time.time() - t0 < 60

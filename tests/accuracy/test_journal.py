@@ -151,3 +151,35 @@ def test_record_with_a_damaged_architecture_is_named_not_dropped_silently(tmp_pa
     assert len(y) == 1
     err = capsys.readouterr().err
     assert f"{j.path}: 1 record(s) not used: damaged architecture" in err
+
+
+def test_a_nan_accuracy_is_a_failed_training_and_records_of_other_spaces_are_counted(tmp_path, capsys):
+    """A record whose accuracy is NaN or no fraction (written by another tool, or by hand) is
+    left out with a note naming its line and counts as a failed training (not retried, not
+    fitted on); records of another space are left out with a count."""
+    from chamtvm.accuracy.fit import journal_trainings
+
+    space = SearchSpace.load("fashion")
+    archs = [space.sample(np.random.default_rng(s)) for s in (0, 1, 2)]
+    path = tmp_path / "j.jsonl"
+    lines = [{"architecture": a.to_dict(), "accuracy": acc, "seed": 0, "epochs": None, "seconds": 1.0,
+              "task": "function", "space": sp} for a, acc, sp in
+             ((archs[0], float("nan"), "fashion"), (archs[1], 0.6, "fashion"), (archs[2], 92.5, "fashion"),
+              (archs[2], 0.7, "macro"))]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))  # json writes NaN as NaN
+    j = Journal(path)
+
+    assert [r["accuracy"] for r in j.records()] == [0.6, 0.7]
+    err = capsys.readouterr().err
+    assert f"{path}:1: accuracy nan is not a fraction in [0, 1]; that training counts as failed" in err
+    assert f"{path}:3: accuracy 92.5 is not a fraction" in err
+    assert [r["accuracy"] for r in j.records_of_space("fashion")] == [0.6]
+    assert "1 record(s) of other spaces (macro) not used for space 'fashion'" in capsys.readouterr().err
+
+    calls = []
+    res = train_archs(space, archs, FunctionTrainer(lambda a: calls.append(a) or 0.5), j, progress=False)
+    assert calls == []  # nothing retried: the rejected ones are failed trainings
+    assert res[0].accuracy is None and "accuracy nan" in res[0].error and res[0].cached
+    assert res[1].accuracy == 0.6 and res[2].accuracy is None
+    _, y, _ = journal_trainings(space, path)
+    assert list(y) == [0.6]  # the GP never sees NaN

@@ -70,6 +70,23 @@ def files(tmp_path_factory):
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
     f["onnx"] = d / "relu.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(f["onnx"]))
+    huge = [1, 3, 100000, 100000]  # static, and beyond what TVM can index
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, huge)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, huge)])
+    f["onnx_huge"] = d / "huge.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(f["onnx_huge"]))
+    # folders of target files (CHAMTVM_TARGETS_DIR), each with one bad target
+    target = {"name": "t", "tvm_target": {"kind": "llvm"}, "device": "cpu", "rpc_key": "t",
+              "evaluator": {"number": 1, "repeat": 3}}
+    for name, content in (("tlist", [target]), ("thost", {**target, "host": "llvm"}),
+                          ("tlocal", {**target, "local": "false"}), ("teval", {**target, "evaluator": "fast"}),
+                          ("tkind", {**target, "name": "badkind", "tvm_target": {"kind": "nosuchkind"}})):
+        f[name] = d / name
+        f[name].mkdir()
+        (f[name] / "t.json").write_text(json.dumps(content))
+    f["tdir"] = d / "tdir"
+    (f["tdir"] / "x.json").mkdir(parents=True)
     return f
 
 
@@ -132,6 +149,28 @@ CASES = [
     ("accuracy --workers 0", None, "must be a positive integer"),
     ("accuracy --epochs -2", None, "must be a positive integer"),
     ("--workdir {a_file} targets", None, "--workdir {a_file} is a file, not a folder"),
+    # folders under a file, outputs checked before any work
+    ("--workdir {a_file}/sub targets", None, "{a_file} is a file, so the folder cannot be made under it"),
+    ("tune --out {a_file}/report.json", None, "{a_file} is a file, so the folder cannot be made under it"),
+    ("predict {arch} --luts-dir {luts}", {"CHAMTVM_HOME": "{a_file}"}, "CHAMTVM_HOME={a_file} is a file, not a folder"),
+    ("predict {arch} --luts-dir {luts}", {"CHAMTVM_SCHEDULES_DIR": "{a_file}"},
+     "CHAMTVM_SCHEDULES_DIR={a_file} is a file, not a folder"),
+    # target files and the variables targets are read with
+    ("targets", {"CHAMTVM_TARGETS_DIR": "{tlist}"}, "expected a JSON object describing one target, got a list"),
+    ("targets", {"CHAMTVM_TARGETS_DIR": "{thost}"}, "host must be a TVM target JSON object"),
+    ("targets", {"CHAMTVM_TARGETS_DIR": "{tlocal}"}, "local must be true or false (a JSON boolean), got 'false'"),
+    ("targets", {"CHAMTVM_TARGETS_DIR": "{teval}"}, "evaluator: expected an object with fields"),
+    ("targets", {"CHAMTVM_TARGETS_DIR": "{tdir}"}, "x.json is a folder, not a target file"),
+    ("targets", {"CHAMTVM_TARGETS_DIR": "{a_file}"}, "CHAMTVM_TARGETS_DIR={a_file} is not a folder"),
+    ("measure {arch} --target badkind", {"CHAMTVM_TARGETS_DIR": "{tkind}"}, "TVM cannot build its target"),
+    ("predict {arch} --luts-dir {luts}", {"CHAMTVM_THREADS": "\u00b2"}, "CHAMTVM_THREADS='\u00b2': expected a positive"),
+    # numbers that would spoil the work they start
+    ("tune --lcb nan", None, "argument --lcb: must be a finite number >= 0"),
+    ("tune --lcb -1", None, "argument --lcb: must be a finite number >= 0"),
+    ("tune --seed -1", None, "argument --seed: seed must be an integer in 0..4294967295"),
+    ("search --latency-ms 5 --seed -1", None, "argument --seed: seed must be an integer in 0..4294967295"),
+    ("accuracy --seed -1", None, "argument --seed: seed must be an integer in 0..4294967295"),
+    ("predict {onnx_huge} --luts-dir {luts}", None, "has the static shape 1x3x100000x100000"),
 ]
 
 
@@ -155,10 +194,15 @@ def _main(args, env, monkeypatch, capsys):
     return code, out.out, out.err
 
 
+def _env(env, files):
+    """``env`` with ``{names}`` of fixture files filled in."""
+    return {k: (v.format(**files) if v else v) for k, v in env.items()} if env else env
+
+
 @pytest.mark.parametrize("line,env,expected", CASES, ids=[c[0].split(" {")[0][:40] + f"-{i}" for i, c in
                                                             enumerate(CASES)])
 def test_bad_input_is_exit_2_with_a_clear_message(files, line, env, expected, monkeypatch, capsys):
-    code, out, err = _main([a.format(**files) for a in line.split()], env, monkeypatch, capsys)
+    code, out, err = _main([a.format(**files) for a in line.split()], _env(env, files), monkeypatch, capsys)
     assert code == 2, (code, err[-1500:])
     assert expected.format(**files) in err, err[-1500:]
     assert "error:" in err
@@ -168,7 +212,7 @@ def test_bad_input_is_exit_2_with_a_clear_message(files, line, env, expected, mo
                                                                  enumerate(CASES[::6])])
 def test_bad_input_as_a_separate_process(files, line, env, expected):
     """The same through ``python -m chamtvm`` (a sample of the table: process start costs ~1 s)."""
-    out = chamtvm(*[a.format(**files) for a in line.split()], env=env)
+    out = chamtvm(*[a.format(**files) for a in line.split()], env=_env(env, files))
     assert out.returncode == 2, (out.returncode, out.stderr[-1500:])
     assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
     assert expected.format(**files) in out.stderr, out.stderr[-1500:]
@@ -178,7 +222,7 @@ def test_predict_json_without_table_says_latency_null(files):
     out = chamtvm("predict", files["arch"], "--luts-dir", files["empty_luts"], "--json")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     body = json.loads(out.stdout)
-    assert body["latency_ms"] is None and "python -m chamtvm tune --target x86" in body["error"]
+    assert body["latency_ms"] is None and "python -m chamtvm tune --target x86 --space macro " in body["error"]
 
 
 def test_a_folder_named_like_a_bundled_space_does_not_shadow_it(files, tmp_path):
@@ -269,6 +313,7 @@ def test_predict_over_a_torn_metaschedule_database_names_the_line_and_proceeds(f
     out = chamtvm("predict", files["arch"], "--luts-dir", files["luts"], "--schedules-dir", tmp_path / "sched",
                   "--table-sum-only")
     assert out.returncode == 3, out.stderr[-1500:]  # runs through: kernels missing from the 1-row table
+    assert out.stdout.count("MISSING (") == 1, out.stdout  # said once
     assert "Traceback" not in out.stderr and f"{rec}:2: damaged tuning record (torn last line" in out.stderr
     assert len(list(work.glob(RECORDS + ".bad-*"))) == 1
 
@@ -310,3 +355,55 @@ def test_interrupted_search_export_leaves_no_output_folder(tiny_tune_run, tmp_pa
     assert proc.returncode == code, err[-1500:]
     assert "interrupted (SIGINT)" in err and "Traceback" not in err and "could not lower" not in err
     assert not dest.exists() and list(dest.parent.iterdir()) == []  # no half-written folder, no staging left
+
+
+# ------------------------------------------------------------------ read-only working folders
+@pytest.fixture
+def read_only():
+    """``make(*paths)``: makes files and folders unwritable for this process (``chattr +i`` as
+    root, whom file modes do not stop; modes otherwise); undone after the test."""
+    made = []
+
+    def make(*paths):
+        paths = [str(p) for p in paths]
+        if os.geteuid() == 0:
+            if subprocess.run(["chattr", "+i", *paths], capture_output=True).returncode != 0:
+                pytest.skip("cannot make a read-only folder here (root ignores file modes; chattr unsupported)")
+        else:
+            for p in paths:
+                os.chmod(p, 0o555 if os.path.isdir(p) else 0o444)
+        made.extend(paths)
+
+    yield make
+    if made and os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", *made], capture_output=True)
+    for p in made:
+        os.chmod(p, 0o755 if os.path.isdir(p) else 0o644)
+
+
+def test_a_read_only_working_folder_is_reported_before_any_work(files, tmp_path, read_only, monkeypatch, capsys):
+    import shutil
+
+    ro = tmp_path / "ro"
+    shutil.copytree(files["luts"], ro / "luts")
+    read_only(ro / "luts" / "x86.jsonl", ro / "luts", ro)
+    cases = [(["predict", str(files["arch"]), "--luts-dir", str(ro / "luts"), "--measure-missing"],
+              f"the latency tables' folder {ro / 'luts'} cannot be written"),
+             (["--workdir", str(ro), "tune", "--task", "none"], f"the latency tables' folder {ro / 'luts'} cannot"),
+             (["accuracy", "--journal", str(ro / "j.jsonl")], f"the accuracy journal's folder {ro} cannot be written")]
+    for args, expected in cases:
+        code, _, err = _main(args, None, monkeypatch, capsys)
+        assert code == 2 and expected in err and "read-only" in err, (args, err[-1500:])
+    monkeypatch.delenv("CHAMTVM_HOME", raising=False)  # main set it for --workdir
+
+
+def test_a_write_that_fails_mid_work_is_exit_2_naming_the_file(tmp_path, read_only, monkeypatch, capsys):
+    """The folder passes the checks, the journal file itself cannot be written: the first
+    training's append fails, and the command says which file (in-process ``main``: an escaping
+    exception would be a traceback)."""
+    journal = tmp_path / "j.jsonl"
+    journal.write_text("")
+    read_only(journal)
+    code, _, err = _main(["accuracy", "--task", "command", "--command", 'sh -c "echo 0.5"', "--samples", "3",
+                          "--pool", "5", "--journal", str(journal)], None, monkeypatch, capsys)
+    assert code == 2 and f"chamtvm: error: {journal}: " in err and "cannot write there" in err, err[-1500:]

@@ -19,6 +19,8 @@ from chamtvm.cli import validate as v
     (v.positive_float, "2.5", 2.5), (v.port, "65535", 65535), (v.port, "1", 1),
     (v.tracker, "127.0.0.1:9190", ("127.0.0.1", 9190)), (v.shape, "1, 3,8,8", (1, 3, 8, 8)),
     (v.budgets, "1.5,3", (1.5, 3.0)), (v.budgets, "7", (7.0,)),
+    (v.seed, "0", 0), (v.seed, "4294967295", 2**32 - 1), (v.non_negative_float, "0", 0.0),
+    (v.non_negative_float, "1.5", 1.5),
 ])
 def test_types_accept_good_text(fn, good, want):
     assert fn(good) == want
@@ -26,6 +28,10 @@ def test_types_accept_good_text(fn, good, want):
 
 @pytest.mark.parametrize("fn,bad,msg", [
     (v.positive_int, "0", "must be a positive integer, got '0'"),
+    (v.seed, "-1", "seed must be an integer in 0..4294967295, got '-1'"), (v.seed, "2**32", "seed must be an integer"),
+    (v.seed, "4294967296", "seed must be an integer in 0..4294967295"),
+    (v.non_negative_float, "nan", "must be a finite number >= 0, got 'nan'"),
+    (v.non_negative_float, "-1", "must be a finite number >= 0"), (v.non_negative_float, "inf", "finite number"),
     (v.positive_int, "2.5", "value must be an integer, got '2.5'"),
     (v.non_negative_int, "-1", "must be an integer >= 0, got '-1'"),
     (v.int_at_least(4), "3", "must be an integer >= 4, got '3'"),
@@ -139,3 +145,30 @@ def test_kernels_far_outside_the_table_are_flagged(tmp_path):
                {"name": "measured", "bytes": 1e9, "flops": 1.0, "estimated": False}]
     notes = v.extrapolation_notes(kernels, table)
     assert len(notes) == 1 and "kernel big has 333333x the bytes" in notes[0]
+
+
+def test_schedule_notes_say_when_no_database_is_found(tmp_path, monkeypatch, x86):
+    from chamtvm.table.store import LatencyTable, ok_row
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    monkeypatch.delenv("CHAMTVM_SCHEDULES_DIR", raising=False)
+    table = LatencyTable(tmp_path / "x86.jsonl")
+    table.append([ok_row("fp/default/1", {"name": "k", "schedule": "default"}, [1.0], 1)])
+    missing = ScheduleSource.for_target(x86, tmp_path / "typo")
+    assert v.schedule_notes(missing, table) == []  # nothing named, nothing tuned: the defaults are right
+    named = v.schedule_notes(missing, table, tmp_path / "typo")
+    assert len(named) == 1 and f"no MetaSchedule database at {tmp_path / 'typo' / 'x86'}" in named[0]
+    assert "--schedules-dir names" in named[0]
+    monkeypatch.setenv("CHAMTVM_SCHEDULES_DIR", str(tmp_path / "typo"))
+    assert "CHAMTVM_SCHEDULES_DIR names" in v.schedule_notes(ScheduleSource.for_target(x86), table)[0]
+    monkeypatch.delenv("CHAMTVM_SCHEDULES_DIR")
+    table.append([ok_row("fp/ms-abc/1", {"name": "k", "schedule": "ms-abc"}, [0.5], 1)])
+    assert "the table holds 1 rows of tuned schedules" in v.schedule_notes(missing, table)[0]
+
+
+def test_os_errors_are_one_line_naming_the_file():
+    import errno
+
+    msg = v.os_error_message(PermissionError(errno.EPERM, "Operation not permitted", "/w/luts/x86.jsonl"))
+    assert msg.startswith("/w/luts/x86.jsonl: Operation not permitted: cannot write there")
+    assert v.os_error_message(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")) == "Connection refused"

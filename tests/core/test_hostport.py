@@ -13,6 +13,8 @@ def test_parse_hostport():
             parse_hostport(bad, "tracker")
     with pytest.raises(ValueError, match="1-65535"):
         check_port(70000)
+    with pytest.raises(ValueError, match="tracker must be HOST:PORT"):  # str.isdigit accepts a superscript
+        parse_hostport("host:\u00b2", "tracker")
 
 
 def test_tracker_from_env():
@@ -26,3 +28,5 @@ def test_tracker_from_env():
         tracker_from_env({"TVM_TRACKER_HOST": "h", "TVM_TRACKER_PORT": "abc"})
     with pytest.raises(ValueError, match="1-65535"):
         tracker_from_env({"TVM_TRACKER_HOST": "h", "TVM_TRACKER_PORT": "99999"})
+    with pytest.raises(ValueError, match="port number"):
+        tracker_from_env({"TVM_TRACKER_HOST": "h", "TVM_TRACKER_PORT": "\u00b2"})

@@ -67,6 +67,21 @@ def test_a_tracker_process_that_dies_at_start_is_reported_with_its_log(tmp_path)
     assert "port in use" in log.read_text()
 
 
+def test_a_tracker_we_started_is_waited_for_while_it_runs_past_the_timeout(tmp_path):
+    """On a loaded machine the tracker's ``import tvm`` alone can outlast the timeout: a
+    process of ours that is still running is waited for (here: 3 s of sleep before it starts)."""
+    port = free_port()
+    code = (f"import time; time.sleep(3); import runpy, sys; sys.argv = ['rpc_tracker', '--host', '127.0.0.1', "
+            f"'--port', '{port}', '--port-end', '{port + 1}', '--silent']; "
+            f"runpy.run_module('tvm.exec.rpc_tracker', run_name='__main__')")
+    p = ManagedProcess.start("tracker", [sys.executable, "-c", code], log=tmp_path / "t.log")
+    try:
+        wait_for_tracker("127.0.0.1", port, timeout_s=1.0, proc=p)
+        assert tracker_summary("127.0.0.1", port)["queue_info"] == {}
+    finally:
+        p.stop()
+
+
 def test_server_command_lines():
     argv = server_command(("10.0.0.2", 9190), "rasp", 9100)
     assert argv[:3] == [sys.executable, "-m", "chamtvm.devices.server"]

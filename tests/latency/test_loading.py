@@ -1,6 +1,6 @@
 """``latency.loading``: a table's predictor with the models saved beside it: both used when
-they match the table, a residual only for its own space, and a model the table has moved on
-from left out with a note (never a traceback)."""
+they match the table (or rows were only appended since), a residual only for its own space, and
+a model whose rows changed left out with a note (never a traceback)."""
 
 import numpy as np
 
@@ -49,9 +49,25 @@ def test_saved_models_load_and_a_residual_only_for_its_space(tmp_path):
     assert load_predictor(table).residual is None
 
 
-def test_models_of_an_older_table_are_left_out_with_a_note(tmp_path):
+def test_models_stay_in_use_when_rows_were_only_appended(tmp_path):
+    """What ``predict --measure-missing`` does (append the kernels it measured) keeps the saved
+    models: they were fitted on rows that are unchanged; a note says they have not seen the new ones."""
     table = _saved(tmp_path)
-    table.append(_rows(1, start=10))  # a kernel measured since the models were fitted
+    table.append(_rows(2, start=10))  # kernels measured since the models were fitted
+    notes = []
+    pred = load_predictor(table, log=notes.append, space="tiny")
+    assert pred.kernel_model is not None and pred.residual is not None
+    assert pred.kernel_model.rows_added_ == 2 and pred.residual.rows_added_ == 2
+    assert len(notes) == 2 and all("fitted before 2 row(s) were appended" in n and "used as fitted" in n
+                                   for n in notes)
+    fresh = _saved(tmp_path / "b")
+    assert load_predictor(fresh).kernel_model.rows_added_ == 0
+
+
+def test_models_of_a_table_whose_rows_changed_are_left_out_with_a_note(tmp_path):
+    table = _saved(tmp_path)
+    table.append([ok_row("fp/default/3", {"name": "fused_conv2d_add", "args": [[[1, 32, 14, 14], "float32"]],
+                                          "flops": 32000.0, "bytes": 4.0 * 32 * 196}, [99.0], 1)])  # re-measured
     notes = []
     pred = load_predictor(table, log=notes.append, space="tiny")
     assert pred.kernel_model is None and pred.residual is None

@@ -138,6 +138,44 @@ def test_chamtvm_threads_pins_the_count_and_changes_the_fingerprint(monkeypatch)
     monkeypatch.setenv("CHAMTVM_THREADS", "zero")
     with pytest.raises(TargetError, match="CHAMTVM_THREADS='zero': expected a positive integer"):
         x86.runtime_threads
+    monkeypatch.setenv("CHAMTVM_THREADS", "\u00b2")  # str.isdigit accepts a superscript two
+    with pytest.raises(TargetError, match="CHAMTVM_THREADS='\u00b2': expected a positive integer"):
+        x86.runtime_threads
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("local", "false", "local must be true or false (a JSON boolean), got 'false'"),
+    ("local", 1, "local must be true or false"),
+    ("host", "llvm", "host must be a TVM target JSON object"),
+    ("evaluator", "fast", "evaluator: expected an object with fields ['number', 'repeat'"),
+    ("network_evaluator", [1], "network_evaluator: expected an object"),
+])
+def test_target_fields_of_the_wrong_type_are_named(field, value, message):
+    from chamtvm.targets.spec import TargetError, TargetSpec
+
+    base = {"name": "t", "tvm_target": {"kind": "llvm"}, "device": "cpu", "rpc_key": "t",
+            "evaluator": {"number": 1, "repeat": 3}}
+    with pytest.raises(TargetError) as e:
+        TargetSpec.from_dict({**base, field: value}, source="t.json")
+    assert message in str(e.value)
+    assert TargetSpec.from_dict({**base, "local": False}).local is False
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda d: (d / "x.json").write_text("[1, 2]"), "expected a JSON object describing one target, got a list"),
+    (lambda d: (d / "x.json").mkdir(), "x.json is a folder, not a target file"),
+    (lambda d: (d / "x.json").write_text("{"), "is not valid JSON"),
+])
+def test_a_bad_file_in_chamtvm_targets_dir_is_a_target_error_naming_it(tmp_path, monkeypatch, make, message):
+    from chamtvm.targets.spec import TargetError, available_targets
+
+    make(tmp_path)
+    monkeypatch.setenv("CHAMTVM_TARGETS_DIR", str(tmp_path))
+    with pytest.raises(TargetError, match=message):
+        available_targets()
+    monkeypatch.setenv("CHAMTVM_TARGETS_DIR", str(tmp_path / "x.json" / "nope"))
+    with pytest.raises(TargetError, match="is not a folder"):
+        available_targets()
 
 
 def test_vector_lanes_field_is_checked():

@@ -43,38 +43,71 @@ class _CaptureScheduled:
         pass
 
 
-@pytest.mark.slow
-def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path):
-    import tvm
-    import tvm_ffi
-    from tvm import relax
+@pytest.fixture(scope="module")
+def tiny_net(x86, tmp_path_factory):
+    """One network of the tiny space, its default-schedule table (every kernel measured once
+    for the module's tests, which copy it) and one measuring child shared by them:
+    ``(space, arch, net, runner, table path, default_us)``."""
+    import shutil
+    from types import SimpleNamespace
 
-    from chamtvm.deploy.export import export_network
     from chamtvm.lower.network import lower_arch
     from chamtvm.measure.local import LocalRunner
     from chamtvm.space.schema import SearchSpace
     from chamtvm.table.fill import fill_table, prepare
     from chamtvm.table.store import LatencyTable
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    space = SearchSpace.load(TINY)
+    arch = space.sample(np.random.default_rng(0))
+    net = lower_arch(space, arch, "tiny")
+    runner = LocalRunner(x86)
+    path = tmp_path_factory.mktemp("policy") / "x86.jsonl"
+    table = LatencyTable(path)
+    prepared = prepare(net.kernels, x86, ScheduleSource(x86, use_database=False))
+    fill_table(prepared, table, runner, x86)
+    default_us = {p.kernel.struct_hash: table.get(p.key)["runtime_us_p50"] for p in prepared}
+
+    def table_copy(dest):
+        shutil.copyfile(path, dest)
+        return LatencyTable(dest)
+
+    return SimpleNamespace(space=space, arch=arch, net=net, runner=runner, table_copy=table_copy,
+                           default_us=default_us)
+
+
+@pytest.mark.slow
+def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path, pickled_cost_model_tar, tiny_net):
+    import tvm
+    import tvm_ffi
+    from tvm import relax
+
+    from chamtvm.deploy.export import export_network
+    from chamtvm.table.fill import fill_table, prepare
     from chamtvm.tuning.database import tuned_hashes
     from chamtvm.tuning.policy import TuningTask, tune_tasks
     from chamtvm.tuning.provenance import TRANSFER_LOG
     from chamtvm.tuning.schedules import ScheduleSource
     from chamtvm.tuning.transfer import kernel_kind, transfer_schedules
 
-    space = SearchSpace.load(TINY)
-    arch = space.sample(np.random.default_rng(0))
-    net = lower_arch(space, arch, "tiny")
+    space, arch, net, runner = tiny_net.space, tiny_net.arch, tiny_net.net, tiny_net.runner
     work = tmp_path / "schedules" / "x86"
     convs = sorted((k for k in net.kernels if "conv2d" in k.name), key=lambda k: -k.flops)
     heads = convs[:2]
+    # a schedules folder from elsewhere holding TVM's pickle-based cost model with a payload
+    marker = pickled_cost_model_tar(work / "cost_model_xgb.tar", tmp_path / "payload-ran")
+    notes = []
     rep = tune_tasks([TuningTask(k.func, k.struct_hash, k.name, k.count) for k in heads], x86,
-                     trials=4, work_dir=work, round_trials=2, population=16)  # small rounds: a small population
+                     trials=4, work_dir=work, round_trials=2, population=16, log=notes.append)  # small rounds
+    assert not marker.exists() and any("pickle-based format is ignored" in n for n in notes)
     assert set(rep.trials) == {k.struct_hash for k in heads} and sum(rep.trials.values()) == 4
     assert all(rep.best_us[k.struct_hash] > 0 for k in heads)
     assert tuned_hashes(x86, work) == {k.struct_hash for k in heads}  # one log line per tuned kernel
-    assert (work / "cost_model_xgb.tar").exists()  # the shared model, warm for the next run
+    from chamtvm.tuning.cost_model import load_cost_model
 
-    runner = LocalRunner(x86)
+    warm = load_cost_model(work, 1, log=notes.append)  # the shared model, warm for the next run, no code run
+    assert warm.booster is not None and warm.data_size >= 4 and not marker.exists() and notes
+
     transfers = transfer_schedules(net.kernels, x86, runner, work)
     head_kinds = {kernel_kind(k) for k in heads}
     expected = {k.struct_hash for k in net.kernels if kernel_kind(k) in head_kinds} - {k.struct_hash for k in heads}
@@ -90,7 +123,7 @@ def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path):
     for h, p in prepared.items():
         want = "tuned" if h in {k.struct_hash for k in heads} else ("transferred" if h in committed else "default")
         assert p.provenance == want, (p.kernel.name, p.provenance, want)
-    table = LatencyTable(tmp_path / "x86.jsonl")
+    table = tiny_net.table_copy(tmp_path / "x86.jsonl")  # default rows measured already
     fill_table(list(prepared.values()), table, runner, x86)
     for p in prepared.values():
         row = table.get(p.key)
@@ -135,36 +168,27 @@ def test_choose_kernels_costliest_of_each_kind_first_within_the_budget(tiny_kern
             assert len(set(picked_kinds)) == n
             for _, k in picked:
                 assert cost[k.struct_hash] == max(cost[x.struct_hash] for x in kernels if kernel_kind(x) == kernel_kind(k))
-    # tuned kernels, kernels without a default time and a budget under one kernel's share are left out
-    done = {k.struct_hash for _, k in choose_kernels(kernels, default_us, 8, 8)}
-    assert done.isdisjoint(k.struct_hash for _, k in choose_kernels(kernels, default_us, 64, 8, done))
-    assert choose_kernels(kernels, {}, 64, 8) == [] and choose_kernels(kernels, default_us, 7, 8) == []
+    # a budget under one kernel's share
+    # goes to the costliest kernel; kernels without a default time are left out
+    assert [k for _, k in choose_kernels(kernels, default_us, 7, 8)] == [max(kernels, key=lambda k: cost[k.struct_hash])]
+    assert choose_kernels(kernels, {}, 64, 8) == [] and choose_kernels(kernels, default_us, 0, 8) == []
 
 
 @pytest.mark.slow
-def test_tune_schedules_policy_from_a_default_table(x86, tmp_path):
+def test_tune_schedules_policy_from_a_default_table(x86, tmp_path, tiny_net):
     """The whole policy on the tiny space, from a default table: the costliest kernel of each
     kind first, rounds until diminishing returns, then transfers to same-kind kernels."""
-    from chamtvm.lower.network import lower_arch
-    from chamtvm.measure.local import LocalRunner
-    from chamtvm.space.schema import SearchSpace
-    from chamtvm.table.fill import fill_table, prepare
-    from chamtvm.table.store import LatencyTable
     from chamtvm.tuning.database import tuned_hashes
     from chamtvm.tuning.policy import tune_schedules
     from chamtvm.tuning.schedules import ScheduleSource
     from chamtvm.tuning.transfer import kernel_kind
 
-    space = SearchSpace.load(TINY)
-    net = lower_arch(space, space.sample(np.random.default_rng(1)), "tiny")
-    runner = LocalRunner(x86)
-    table = LatencyTable(tmp_path / "x86.jsonl")
+    net, runner, default_us = tiny_net.net, tiny_net.runner, tiny_net.default_us
     sched = ScheduleSource(x86, tmp_path / "schedules" / "x86")
-    fill_table(prepare(net.kernels, x86, sched), table, runner, x86)
-    default_us = {p.kernel.struct_hash: table.get(p.key)["runtime_us_p50"]
-                  for p in prepare(net.kernels, x86, ScheduleSource(x86, use_database=False))}
-    lines = tune_schedules(net.kernels, default_us, x86, sched, trials=4, trials_per_kernel=4, population=16,
-                           log=lambda s: None, runner=runner)  # small rounds
+    notes = []
+    lines = tune_schedules(net.kernels, default_us, x86, sched, trials=4, trials_per_kernel=8, population=16,
+                           log=notes.append, runner=runner)  # small rounds; 4 trials: under one kernel's share
+    assert any("4 trials are less than one kernel's share" in n for n in notes)
 
     joint = [x for x in lines if x["policy"] == "joint"]
     assert len(joint) == 1 and joint[0]["trials"] == 4 and joint[0]["best_us"] > 0
@@ -177,3 +201,66 @@ def test_tune_schedules_policy_from_a_default_table(x86, tmp_path):
 
     # every line has the fields the job's report prints
     assert all({"name", "trials", "tuning_s", "default_us", "best_us"} <= set(x) for x in lines)
+
+    # a rerun with the same budget is up to date: nothing tuned or transferred, nothing added
+    files = {p.name: p.read_bytes() for p in sched.work_dir.glob("*.json*") if p.is_file()}
+    notes.clear()
+    assert tune_schedules(net.kernels, default_us, x86, sched, trials=4, trials_per_kernel=8, population=16,
+                          log=notes.append, runner=runner) == []
+    assert any("tuning up to date" in n for n in notes)
+    assert {p.name: p.read_bytes() for p in sched.work_dir.glob("*.json*") if p.is_file()} == files
+
+
+@pytest.mark.slow
+def test_two_runs_on_one_database_and_a_kill_in_round_1_spend_the_budget_once(x86, tmp_path, tiny_kernels):
+    """Two tuning processes start at once on one database (the same two kernels, 6 trials,
+    rounds of 2 per kernel): one holds the lock, the other waits. The holder is killed (-9)
+    once its round 0 is journaled; the waiter then resumes that tuning and spends only what is
+    left: no kernel tuned twice, at most the budget of records, one log line per kernel. A
+    rerun afterwards tunes nothing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from chamtvm.tuning.database import read_progress, records_of, tuned_records
+    from chamtvm.tuning.policy import TuningTask, tune_tasks
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    work = tmp_path / "x86"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, tiny_kernels.__file__, str(work), "6", "2"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+             for _ in range(2)]
+    try:
+        deadline = time.time() + 900
+        while time.time() < deadline and not any(e.get("event") == "round" for e in read_progress(work)):
+            assert all(p.poll() is None for p in procs), [p.communicate()[0][-2000:] for p in procs]
+            time.sleep(0.05)
+        holder_pid = next(e["pid"] for e in read_progress(work) if e.get("event") == "start")
+        holder = next(p for p in procs if p.pid == holder_pid)
+        os.killpg(holder.pid, signal.SIGKILL)  # in round 1 (its round 0 is journaled)
+        holder.wait(timeout=60)
+        waiter = next(p for p in procs if p is not holder)
+        out, _ = waiter.communicate(timeout=900)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    assert waiter.returncode == 0, out[-3000:]
+    assert "another tuning run is writing" in out and "resuming an interrupted tuning run" in out, out[-3000:]
+    kernels = tiny_kernels.dense_kernels()[:2]
+    db = ScheduleSource(x86, work).database()
+    spent = {k.struct_hash: records_of(db, k.func) for k in kernels}
+    log = tuned_records(x86, work)
+    assert set(log) == set(spent) and (work / "tuned_kernels.jsonl").read_text().count("\n") == 2  # once each
+    assert 4 < sum(spent.values()) <= 6  # round 0 of the killed run counted, the budget never exceeded
+    assert {h: r["trials"] for h, r in log.items()} == spent  # the log says what the database holds
+    resumed = int(out.split("TRIALS")[-1].split()[0])
+    assert resumed == sum(spent.values())  # the resumed run reports the whole tuning's trials
+
+    rep = tune_tasks([TuningTask(k.func, k.struct_hash, k.name) for k in kernels], x86, 6, work,
+                     round_trials=2, population=8)
+    assert rep.trials == {} and {k.struct_hash: records_of(ScheduleSource(x86, work).database(), k.func)
+                                 for k in kernels} == spent

@@ -67,3 +67,27 @@ def test_a_record_found_slower_than_the_default_is_not_deployed(tmp_path):
     source.reload()
     built, tag2 = source.apply(func)
     assert tag2 == DEFAULT_TAG and built.same_as(func)
+
+
+def test_damaged_log_lines_are_named_and_skipped_and_a_folder_is_an_error(tmp_path):
+    import pytest
+
+    from chamtvm.tuning.database import ScheduleDatabaseError
+    from chamtvm.tuning.provenance import DEFAULT_PREFERRED_LOG, TRANSFER_LOG, default_preferred_tags, transferred_tags
+
+    (tmp_path / DEFAULT_PREFERRED_LOG).write_text('{"tag": ["x"]}\n{"tag": "ms-ok"}\nnot json\n[1]\n')
+    (tmp_path / TRANSFER_LOG).write_text('{"tag": "ms-a", "source_hash": 7, "committed": true}\n'
+                                         '{"tag": "ms-b", "source_hash": "h", "committed": true}\n')
+    notes = []
+    from chamtvm.tuning import provenance as p
+
+    assert {d["tag"] for d in p._log_records(tmp_path / DEFAULT_PREFERRED_LOG, notes.append)} == {"ms-ok"}
+    assert [n.split(": damaged line")[0] for n in notes] == [
+        f"note: {tmp_path / DEFAULT_PREFERRED_LOG}:{i}" for i in (1, 3, 4)]
+    assert default_preferred_tags(tmp_path) == {"ms-ok"}  # no TypeError from an unhashable tag
+    assert transferred_tags(tmp_path) == {"ms-b": "h"}
+
+    folder = tmp_path / "f"
+    (folder / DEFAULT_PREFERRED_LOG).mkdir(parents=True)
+    with pytest.raises(ScheduleDatabaseError, match=f"{folder / DEFAULT_PREFERRED_LOG} is a folder"):
+        default_preferred_tags(folder)

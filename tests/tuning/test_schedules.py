@@ -21,7 +21,7 @@ def test_tune_one_kernel_apply_it_and_resume(tiny_space, tiny_archs, x86, tmp_pa
     net = lower_arch(tiny_space, tiny_archs[0])
     kernel = max((k for k in net.kernels if "conv2d" in k.name), key=lambda k: k.flops)
     work = tmp_path / "x86"
-    line = tune_kernel(kernel.func, kernel.struct_hash, kernel.name, x86, trials=8, work_dir=work, population=16)
+    line = tune_kernel(kernel.func, kernel.struct_hash, kernel.name, x86, trials=4, work_dir=work, population=16)
     assert line["best_us"] and line["best_us"] > 0
     assert tuned_hashes(x86, work) == {kernel.struct_hash}
 
@@ -38,12 +38,17 @@ def test_tune_one_kernel_apply_it_and_resume(tiny_space, tiny_archs, x86, tmp_pa
 
     # the network build applies the same record, and computes the same outputs
     x = np.random.default_rng(0).standard_normal(net.inputs[0].shape).astype("float32")
+    before = dict(net.fused.functions.items())  # the network build and apply_to_module copy it
     outs = []
     for schedules in (None, sched):
         vm = relax.VirtualMachine(compile_network(net.fused, x86, schedules), tvm.cpu())
         outs.append(vm["main"](tvm.runtime.tensor(x, tvm.cpu())).numpy())
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-5)
     applied = sched.apply_to_module(net.fused)
-    scheduled = [gv.name_hint for gv, f in applied.functions.items()
-                 if isinstance(f, tvm.tirx.PrimFunc) and f.attrs and "tirx.is_scheduled" in f.attrs]
-    assert scheduled == [kernel.name]
+
+    def scheduled(m):
+        return [gv.name_hint for gv, f in m.functions.items()
+                if isinstance(f, tvm.tirx.PrimFunc) and f.attrs and "tirx.is_scheduled" in f.attrs]
+
+    assert scheduled(applied) == [kernel.name] and scheduled(net.fused) == []
+    assert all(net.fused[gv].same_as(f) for gv, f in before.items())  # the caller's module is untouched

@@ -73,3 +73,77 @@ def test_replay_refits_a_split_to_a_kernel_with_other_extents(tiny_space, tiny_a
         m[sym](*t)
         outs.append(t[-1].numpy())
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skip(reason="not working yet: TVM 0.27 refuses the hand-made records of the te dense kernels when the "
+                         "database is read back ('old_outputs.size() == new_outputs.size()', the loop count of the "
+                         "workload differs), so the transfer never starts; needs kernels from a lowered network")
+@pytest.mark.slow
+def test_a_transfer_killed_midway_is_redone_from_tuned_kernels_only_and_leaves_no_scratch(
+        x86, tmp_path, monkeypatch, tiny_kernels):
+    """One tuned kernel (its record and tuning-log line) and one kernel already transferred from
+    it, listed first; a transfer run is killed (-9) while it times its candidates, leaving its
+    scratch folder. The rerun removes that folder, transfers the remaining kernels from the tuned
+    kernel only (never from the transferred one) and a second rerun attempts nothing."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from tvm.s_tir import meta_schedule as ms
+
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.tuning.database import append_tuning_log, workload_module
+    from chamtvm.tuning.provenance import TRANSFER_LOG
+    from chamtvm.tuning.transfer import transfer_schedules
+
+    kernels = tiny_kernels.dense_kernels()
+    tuned, moved = kernels[0], kernels[1]
+    work = tmp_path / "x86"
+    work.mkdir()
+    db = ms.database.JSONDatabase(work_dir=str(work))
+    for k in (tuned, moved):  # a record each (moved's stands for the one a transfer committed)
+        trace = tiny_kernels.split_trace(k)
+        mod = workload_module(k.func)
+        db.commit_tuning_record(ms.database.TuningRecord(trace, db.commit_workload(mod), [1e-6], x86.tvm(),
+                                                         ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
+    append_tuning_log(x86, work, [{"struct_hash": tuned.struct_hash, "name": tuned.name, "trials": 4}])
+    (work / TRANSFER_LOG).write_text(json.dumps({"struct_hash": moved.struct_hash, "name": moved.name, "tag": "ms-x",
+                                                 "source_hash": tuned.struct_hash, "committed": True}) + "\n")
+    order = [moved, tuned, *kernels[2:]]  # the transferred kernel comes first
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    child = ("import sys; sys.path.insert(0, sys.argv[2]); import _tiny_kernels as t; "
+             "from chamtvm.measure.local import LocalRunner; from chamtvm.targets.spec import get_target; "
+             "from chamtvm.tuning.transfer import transfer_schedules; x = get_target('x86'); k = t.dense_kernels(); "
+             "transfer_schedules([k[1], k[0], *k[2:]], x, LocalRunner(x), sys.argv[1])")
+    proc = subprocess.Popen([sys.executable, "-c", child, str(work), str(Path(tiny_kernels.__file__).parent)],
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+                                 "TMPDIR": str(scratch)}, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            if any(any(d.iterdir()) for d in scratch.glob("chamtvm-transfer-*")):  # built; now timing
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the transfer ended before it could be killed: " + proc.communicate()[0][-2000:]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert list(scratch.glob("chamtvm-transfer-*"))  # what kill -9 leaves
+
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    runner = LocalRunner(x86)
+    done = transfer_schedules(order, x86, runner, work)
+    assert {t.struct_hash for t in done} == {k.struct_hash for k in kernels[2:]}
+    assert {t.source_hash for t in done} == {tuned.struct_hash}  # never the transferred kernel
+    assert not list(scratch.glob("chamtvm-transfer-*"))
+    assert transfer_schedules(order, x86, runner, work) == []  # up to date: nothing attempted twice
