@@ -289,7 +289,7 @@ def pickled_cost_model_tar():
 
 
 @pytest.fixture(scope="session")
-def tiny_kernels():
+def tiny_dense_kernels():
     """The module ``tests/tuning/_tiny_kernels.py`` (tiny dense kernels, a split trace, and a
     tuning child process as a script), loaded by path: the tests run with
     ``--import-mode=importlib``, so a test folder is not on ``sys.path``."""

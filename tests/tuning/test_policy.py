@@ -212,7 +212,7 @@ def test_tune_schedules_policy_from_a_default_table(x86, tmp_path, tiny_net):
 
 
 @pytest.mark.slow
-def test_two_runs_on_one_database_and_a_kill_in_round_1_spend_the_budget_once(x86, tmp_path, tiny_kernels):
+def test_two_runs_on_one_database_and_a_kill_in_round_1_spend_the_budget_once(x86, tmp_path, tiny_dense_kernels):
     """Two tuning processes start at once on one database (the same two kernels, 6 trials,
     rounds of 2 per kernel): one holds the lock, the other waits. The holder is killed (-9)
     once its round 0 is journaled; the waiter then resumes that tuning and spends only what is
@@ -230,7 +230,7 @@ def test_two_runs_on_one_database_and_a_kill_in_round_1_spend_the_budget_once(x8
 
     work = tmp_path / "x86"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, tiny_kernels.__file__, str(work), "6", "2"], env=env, text=True,
+    procs = [subprocess.Popen([sys.executable, tiny_dense_kernels.__file__, str(work), "6", "2"], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
              for _ in range(2)]
     try:
@@ -250,7 +250,7 @@ def test_two_runs_on_one_database_and_a_kill_in_round_1_spend_the_budget_once(x8
                 os.killpg(p.pid, signal.SIGKILL)
     assert waiter.returncode == 0, out[-3000:]
     assert "another tuning run is writing" in out and "resuming an interrupted tuning run" in out, out[-3000:]
-    kernels = tiny_kernels.dense_kernels()[:2]
+    kernels = tiny_dense_kernels.dense_kernels()[:2]
     db = ScheduleSource(x86, work).database()
     spent = {k.struct_hash: records_of(db, k.func) for k in kernels}
     log = tuned_records(x86, work)

@@ -80,7 +80,7 @@ def test_replay_refits_a_split_to_a_kernel_with_other_extents(tiny_space, tiny_a
                          "workload differs), so the transfer never starts; needs kernels from a lowered network")
 @pytest.mark.slow
 def test_a_transfer_killed_midway_is_redone_from_tuned_kernels_only_and_leaves_no_scratch(
-        x86, tmp_path, monkeypatch, tiny_kernels):
+        x86, tmp_path, monkeypatch, tiny_dense_kernels):
     """One tuned kernel (its record and tuning-log line) and one kernel already transferred from
     it, listed first; a transfer run is killed (-9) while it times its candidates, leaving its
     scratch folder. The rerun removes that folder, transfers the remaining kernels from the tuned
@@ -101,13 +101,13 @@ def test_a_transfer_killed_midway_is_redone_from_tuned_kernels_only_and_leaves_n
     from chamtvm.tuning.provenance import TRANSFER_LOG
     from chamtvm.tuning.transfer import transfer_schedules
 
-    kernels = tiny_kernels.dense_kernels()
+    kernels = tiny_dense_kernels.dense_kernels()
     tuned, moved = kernels[0], kernels[1]
     work = tmp_path / "x86"
     work.mkdir()
     db = ms.database.JSONDatabase(work_dir=str(work))
     for k in (tuned, moved):  # a record each (moved's stands for the one a transfer committed)
-        trace = tiny_kernels.split_trace(k)
+        trace = tiny_dense_kernels.split_trace(k)
         mod = workload_module(k.func)
         db.commit_tuning_record(ms.database.TuningRecord(trace, db.commit_workload(mod), [1e-6], x86.tvm(),
                                                          ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
@@ -122,7 +122,7 @@ def test_a_transfer_killed_midway_is_redone_from_tuned_kernels_only_and_leaves_n
              "from chamtvm.measure.local import LocalRunner; from chamtvm.targets.spec import get_target; "
              "from chamtvm.tuning.transfer import transfer_schedules; x = get_target('x86'); k = t.dense_kernels(); "
              "transfer_schedules([k[1], k[0], *k[2:]], x, LocalRunner(x), sys.argv[1])")
-    proc = subprocess.Popen([sys.executable, "-c", child, str(work), str(Path(tiny_kernels.__file__).parent)],
+    proc = subprocess.Popen([sys.executable, "-c", child, str(work), str(Path(tiny_dense_kernels.__file__).parent)],
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
                                  "TMPDIR": str(scratch)}, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
