@@ -36,6 +36,15 @@ def export(lib, target: TargetSpec, path: Path) -> Path:
     return path
 
 
+def own_pass_context():
+    """A fresh ``PassContext`` (opt level 3, no instruments) for chamtvm's own builds: a
+    measurement made while the user's ``tvm.compile`` runs (the hook measuring a missing
+    kernel) must not fire the user's pass instruments or inherit their settings."""
+    import tvm
+
+    return tvm.transform.PassContext(opt_level=3)
+
+
 def build_kernel_library(funcs: Sequence[tuple[str, object]], target: TargetSpec, path: Path) -> Path:
     """Compile ``(symbol, PrimFunc)`` pairs into one shared library at ``path``, with the
     reference kernel (``lower.batchnet.reference_func``) as ``chamtvm_reference``.
@@ -53,7 +62,8 @@ def build_kernel_library(funcs: Sequence[tuple[str, object]], target: TargetSpec
     mod = tvm.IRModule({sym: f.with_attr("global_symbol", sym) for sym, f in funcs})
     if target.device == "cuda":
         mod = _gpu_default_schedule(mod, tvm_target)
-    lib = tvm.tirx.build(mod, target=tvm_target)
+    with own_pass_context():
+        lib = tvm.tirx.build(mod, target=tvm_target)
     return export(lib, target, path)
 
 
@@ -73,7 +83,8 @@ def build_batch_network(kernels, target: TargetSpec, path: Path) -> list:
     tvm_target = target.tvm()
     if target.device == "cuda":
         mod = _gpu_default_schedule(mod, tvm_target)
-    ex = tvm.compile(mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))
+    with own_pass_context():
+        ex = tvm.compile(mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))
     export(ex, target, path)
     return inputs
 
@@ -126,4 +137,5 @@ def compile_network(fused_mod, target: TargetSpec, schedules=None, reference: bo
         fused_mod = schedules.apply_to_module(fused_mod)
     if reference and target.device == "cpu":
         fused_mod = with_reference(fused_mod)
-    return tvm.compile(fused_mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))
+    with own_pass_context():
+        return tvm.compile(fused_mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))
