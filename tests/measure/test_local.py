@@ -43,7 +43,7 @@ def test_table_covers_space_with_one_row_per_kernel(filled_table, tiny_kernels, 
     row = filled_table.get(next(iter(filled_table.rows()))["key"])
     assert row["target"] == "x86" and row["schedule"] == "default" and row["tvm_version"]
     assert row["runtime_us_min"] <= row["runtime_us_p50"] <= row["runtime_us_max"]
-    assert len(row["runtime_us_samples"]) == x86.evaluator.repeat
+    assert len(row["runtime_us_samples"]) >= x86.evaluator.repeat  # in-network: one sample per kernel call
 
 
 @pytest.mark.slow  # shares a module fixture that measures a table

@@ -134,7 +134,7 @@ def test_table_fill_runs_batches_on_both_devices(tracker, two_servers, tiny_prep
         assert summary.measured == len({p.key for p in tiny_prepared}) and summary.failed == 0
         rows = list(table.rows())
         assert all(r["device_label"] == runner.label and r["emulated"] is False for r in rows)
-        assert all(r["runtime_us_p50"] > 0 and len(r["runtime_us_samples"]) == x86.evaluator.repeat for r in rows)
+        assert all(r["runtime_us_p50"] > 0 and len(r["runtime_us_samples"]) >= x86.evaluator.repeat for r in rows)
 
         # the same batches again, looking at which server measured what: both took part
         results = list(runner.measure_batches(
@@ -167,7 +167,7 @@ def test_network_measured_over_rpc_close_to_table_sum(tracker, two_servers, x86,
         fill_table(prep, table, runner, x86)
         res = measure_network(net, x86, runner, sched)
     assert res.ok, res.error
-    assert len(res.samples_us) == x86.network_evaluator.repeat
+    assert len(res.samples_us) >= x86.network_evaluator.nominal_samples or not res.extra.get("nominal", True)
     pred = table_sum(prep, table)
     assert pred.complete
     # same 2 busy cores for both figures: generous, but catches a wrong unit or count
