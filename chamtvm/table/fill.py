@@ -349,6 +349,18 @@ def build_batches(todo: Sequence[PreparedKernel], target: TargetSpec, tmp: Path,
                 yield from build_batches(batch[:1], target, tmp, 1, counter, in_network)
                 yield from build_batches(batch[1:], target, tmp, batch_size // 2 or 1, counter, in_network)
                 continue
-            yield KernelBatch(None, (batch[0].item(),), f"build failed: {e}")
+            error = f"build failed: {e}"
+            if in_network and all(p.kernel.n_inputs for p in batch):
+                # a kernel no batch network can hold (e.g. a reshape the pipeline folds into a
+                # view): timed alone instead, and its row says so (``timing``: isolated)
+                try:
+                    build_kernel_library([(batch[0].symbol, batch[0].func)], target, lib_path)
+                except Exception as e2:
+                    reraise_if_interrupted()
+                    error = f"build failed: {e2}"
+                else:
+                    yield KernelBatch(lib_path, (batch[0].item(),))
+                    continue
+            yield KernelBatch(None, (batch[0].item(),), error)
             continue
         yield KernelBatch(lib_path, tuple(p.item() for p in batch), network_inputs=inputs)
