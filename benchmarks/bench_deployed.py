@@ -4,7 +4,7 @@ measurement in its own process.
 
 Two phases, so that only timings run on a quiet machine:
 
-  prepare   (CPU-heavy, resumable: run it under /work/bin/heavy) lowers every network for
+  prepare   (CPU-heavy, resumable: run it under a heavy-work wrapper (not beside a timing)) lowers every network for
             the target (its ``conv_layout``), builds three TVM libraries per network and the
             ONNX / torch.export files:
               tvm_default   TVM's default schedules (no database),

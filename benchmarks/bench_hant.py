@@ -8,7 +8,7 @@ once, in the report phase. Trainings that compete share one protocol: the teache
 baselines and ChamNet picks are trained like the teacher, from scratch; HANT starts from the
 teacher and fine-tunes by distillation).
 
-Phases (run in this order; trainings under ``/work/bin/heavy``, timings under quiet-run)::
+Phases (run in this order; trainings under a heavy-work wrapper (not beside a timing), timings under quiet-run)::
 
     heavy python benchmarks/bench_hant.py teacher            # trains the benchmark's teacher (once)
     quiet-run -- python benchmarks/bench_hant.py price       # teacher measured, candidates/widths priced

@@ -7,7 +7,7 @@ variant and network, from an empty schedules folder, ``deploy.tune_network`` spe
 each kind), and the network's library is built with those schedules (and once with TVM's
 default schedules). Two phases, so that only timings run on a quiet machine:
 
-  prepare  (CPU-heavy, resumable: run it under /work/bin/heavy) tunes and builds;
+  prepare  (CPU-heavy, resumable: run it under a heavy-work wrapper (not beside a timing)) tunes and builds;
   measure  (run under ../shared/tools/quiet-run) times all libraries of a network
            alternately in one process per round (``--rounds``), at the target's threads;
            per network the speed-up of each variant over the NCHW/default-rules one is the

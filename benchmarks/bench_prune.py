@@ -5,7 +5,7 @@ Every latency is measured through TVM on the target; on ``arm`` the target is th
 board (QEMU user-mode aarch64 behind a tracker: EMULATION figures, never ARM timings).
 
 Stages (each resumes from ``runs/bench_prune/<target>/``; timings run under quiet-run,
-trainings under /work/bin/heavy):
+trainings under a heavy-work wrapper (not beside a timing)):
 
 1. ``model`` (timing): the width-latency model of the teacher (``widths`` lane-multiple
    widths per channel group), its layer latencies at *held-out* widths (lane multiples that

@@ -31,7 +31,7 @@ Nothing here was tuned on these regrets: the loop's constants (phase fractions,
 candidate models, bounds) are fixed a priori (``accuracy.budgeted``,
 ``accuracy.surrogate``), the present BO's settings were chosen for ranking by
 ``bench_accuracy.py`` on other seeds. Regret does not depend on timing: run it under
-``/work/bin/heavy``-style scheduling, not as a quiet timing job; CPU seconds per run are
+heavy-work-style scheduling, not as a quiet timing job; CPU seconds per run are
 reported as measured on a shared machine (contended).
 
 Also the Fashion-MNIST ceiling protocol (``fashion_ceiling``), where it applies: its 20
