@@ -52,7 +52,12 @@ def export_network(space: SearchSpace, arch: Arch, target: TargetSpec, out_dir: 
     paths["torch_export"] = str(out / "model.pt2")
 
     net = lower_arch(space, arch)
-    lib = export(compile_network(net.fused, target, schedules), target, out / f"network_{target.name}.so")
+    import tvm
+
+    # built as it was measured (opt level 3, chamtvm's settings); the caller's pass instruments see it
+    instruments = tvm.transform.PassContext.current().instruments
+    lib = export(compile_network(net.fused, target, schedules, instruments=instruments), target,
+                 out / f"network_{target.name}.so")
     paths["library"] = str(lib)
     paths["input_shape"] = list(input_shape(space, arch))
     paths["runtime_threads"] = target.runtime_threads

@@ -36,13 +36,14 @@ def export(lib, target: TargetSpec, path: Path) -> Path:
     return path
 
 
-def own_pass_context():
-    """A fresh ``PassContext`` (opt level 3, no instruments) for chamtvm's own builds: a
-    measurement made while the user's ``tvm.compile`` runs (the hook measuring a missing
-    kernel) must not fire the user's pass instruments or inherit their settings."""
+def own_pass_context(instruments=()):
+    """A fresh ``PassContext`` (opt level 3, only the given ``instruments``) for chamtvm's own
+    builds: a measurement made while the user's ``tvm.compile`` runs (the hook measuring a
+    missing kernel) must not fire the user's pass instruments or inherit their settings, and
+    an exported library is built with the very settings its kernels were measured with."""
     import tvm
 
-    return tvm.transform.PassContext(opt_level=3)
+    return tvm.transform.PassContext(opt_level=3, instruments=list(instruments))
 
 
 def build_kernel_library(funcs: Sequence[tuple[str, object]], target: TargetSpec, path: Path) -> Path:
@@ -125,10 +126,12 @@ def with_reference(fused_mod):
     return bb.get()
 
 
-def compile_network(fused_mod, target: TargetSpec, schedules=None, reference: bool = False):
+def compile_network(fused_mod, target: TargetSpec, schedules=None, reference: bool = False,
+                    instruments=()):
     """Relax VM executable of a fused module with the target's pipeline and schedules; with
     ``reference``, carrying the reference kernel too (``with_reference``: for measuring; CPU
-    targets, whose reference kernel has a CPU schedule)."""
+    targets, whose reference kernel has a CPU schedule). ``instruments``: pass instruments
+    for this build (an export passes its caller's, so a user's instrument sees the build)."""
     import tvm
     from tvm import relax
 
@@ -137,5 +140,5 @@ def compile_network(fused_mod, target: TargetSpec, schedules=None, reference: bo
         fused_mod = schedules.apply_to_module(fused_mod)
     if reference and target.device == "cpu":
         fused_mod = with_reference(fused_mod)
-    with own_pass_context():
+    with own_pass_context(instruments):
         return tvm.compile(fused_mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))

@@ -20,6 +20,11 @@ fingerprint, so rows timed at one thread count never mix with rows timed at anot
 ``CHAMTVM_THREADS=<n>`` overrides it for every target (e.g. 1 on a machine shared with
 other jobs, where a 2-thread timing doubles whenever another process takes a core).
 
+``CHAMTVM_NOMINAL_BUDGET_S=<seconds>`` overrides every target's ``nominal_budget_s`` (how long
+one item may sample while waiting for the device's nominal speed, ``measure.timing``): a
+smaller budget finishes a quick run or a test suite sooner, rows then more often say they are
+not nominal. Not part of the fingerprint (the rows are the same kind of measurement).
+
 ``vector_lanes`` (optional: a count, or ``"host"``) is how many fp32 values one vector
 instruction of the target processes (x86 AVX-512 16, AVX2 8, ARM NEON 4): the granularity
 channel pruning keeps widths at (``transform --method prune``). ``"host"`` resolves it from
@@ -50,6 +55,7 @@ from ..core.workdir import workdir
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 THREADS_ENV = "CHAMTVM_THREADS"
+NOMINAL_BUDGET_ENV = "CHAMTVM_NOMINAL_BUDGET_S"
 EVALUATOR_FIELDS = ("number", "repeat", "min_repeat_ms", "cooldown_interval_ms")
 CONV_LAYOUTS = ("NCHW", "NHWC")
 SCHEDULE_RULES = ("default", "wide-vector")
@@ -182,7 +188,7 @@ class TargetSpec:
             raise TargetError(f"{where}: local must be true or false (a JSON boolean), got {d['local']!r}")
         if d["device"] not in ("cpu", "cuda"):
             raise TargetError(f"{where}: device must be 'cpu' or 'cuda', got {d['device']!r}")
-        ev = Evaluator.from_dict(d["evaluator"], f"{where}.evaluator")
+        ev = _with_budget_override(Evaluator.from_dict(d["evaluator"], f"{where}.evaluator"))
         threads = d.get("threads")
         if threads is not None and threads != "auto" and (
                 isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -210,9 +216,9 @@ class TargetSpec:
             local=bool(d.get("local", False)),
             measurement=str(d.get("measurement", "device")),
             evaluator=ev,
-            network_evaluator=Evaluator.from_dict(
+            network_evaluator=_with_budget_override(Evaluator.from_dict(
                 d.get("network_evaluator", d["evaluator"]), f"{where}.network_evaluator"
-            ),
+            )),
             threads=threads,
             vector_lanes=lanes,
             conv_layout=d.get("conv_layout"),
@@ -290,6 +296,20 @@ class TargetSpec:
         if session is None:
             return tvm.cuda(0) if self.device == "cuda" else tvm.cpu(0)
         return session.cuda(0) if self.device == "cuda" else session.cpu(0)
+
+
+def _with_budget_override(ev: Evaluator) -> Evaluator:
+    """``ev`` with ``nominal_budget_s`` from ``CHAMTVM_NOMINAL_BUDGET_S`` where that is set."""
+    value = os.environ.get(NOMINAL_BUDGET_ENV)
+    if not value:
+        return ev
+    try:
+        budget = float(value)
+    except ValueError:
+        budget = -1.0
+    if not 0 <= budget < float("inf"):
+        raise TargetError(f"{NOMINAL_BUDGET_ENV}={value!r}: expected a non-negative number of seconds")
+    return replace(ev, nominal_budget_s=budget)
 
 
 def checkout_targets_dir() -> Path | None:

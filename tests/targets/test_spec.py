@@ -143,6 +143,24 @@ def test_chamtvm_threads_pins_the_count_and_changes_the_fingerprint(monkeypatch)
         x86.runtime_threads
 
 
+def test_chamtvm_nominal_budget_overrides_every_evaluator_but_not_the_fingerprint(monkeypatch):
+    from chamtvm.targets.spec import TargetError, TargetSpec
+
+    d = {"name": "t", "tvm_target": {"kind": "llvm"}, "device": "cpu", "rpc_key": "t",
+         "evaluator": {"repeat": 3, "nominal_tolerance": 0.1, "nominal_budget_s": 20}}
+    monkeypatch.delenv("CHAMTVM_NOMINAL_BUDGET_S", raising=False)
+    plain = TargetSpec.from_dict(d)
+    assert plain.evaluator.nominal_budget_s == plain.network_evaluator.nominal_budget_s == 20
+    monkeypatch.setenv("CHAMTVM_NOMINAL_BUDGET_S", "2.5")
+    quick = TargetSpec.from_dict(d)
+    assert quick.evaluator.nominal_budget_s == quick.network_evaluator.nominal_budget_s == 2.5
+    assert quick.fingerprint == plain.fingerprint and quick.evaluator.repeat == 3
+    for bad in ("soon", "-1", "inf"):
+        monkeypatch.setenv("CHAMTVM_NOMINAL_BUDGET_S", bad)
+        with pytest.raises(TargetError, match=f"CHAMTVM_NOMINAL_BUDGET_S='{bad}': expected a non-negative number"):
+            TargetSpec.from_dict(d)
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("local", "false", "local must be true or false (a JSON boolean), got 'false'"),
     ("local", 1, "local must be true or false"),
