@@ -121,3 +121,46 @@ def test_results_carry_the_provenance_block(harness, tmp_path, capsys):
     third = harness.write_results({"figure": 3}, tmp_path / "t.json", measurements_from=old)
     assert json.loads(third.read_text())["provenance"]["measurements_from"]["provenance"] == \
         "older file, no provenance"
+
+
+def provenance_problems(path: Path) -> list[str]:
+    """Why the results file at ``path`` lacks a usable provenance block (empty: it has one):
+    the commit (hex) and the time (``started_utc`` of the harness, ``utc`` of a block written
+    by hand or reconstructed from git, ISO 8601 in UTC) it was measured at, and its command."""
+    from datetime import datetime, timedelta
+
+    data = json.loads(path.read_text())
+    prov = data.get("provenance") if isinstance(data, dict) else None
+    if not isinstance(prov, dict):
+        return [f"{path.name}: no provenance block"]
+    problems = []
+    if not re.fullmatch(r"[0-9a-f]{7,40}", str(prov.get("commit"))):
+        problems.append(f"{path.name}: provenance without a commit ({prov.get('commit')!r})")
+    when = prov.get("started_utc") or prov.get("utc")
+    try:
+        utc = datetime.fromisoformat(str(when).replace("Z", "+00:00")).utcoffset() == timedelta(0)
+    except ValueError:
+        utc = False
+    if not utc:
+        problems.append(f"{path.name}: provenance without a UTC time ({when!r})")
+    if "command" not in prov:
+        problems.append(f"{path.name}: provenance without its command")
+    if prov.get("reconstructed") is True and ("utc" not in prov or prov.get("quiet_run_measure") is not None):
+        problems.append(f"{path.name}: a reconstructed block has its commit's utc and no noise record")
+    return problems
+
+
+def test_every_results_file_carries_a_provenance_block(tmp_path):
+    results = sorted((BENCH / "results").glob("*.json"))
+    assert results
+    problems = [p for path in results for p in provenance_problems(path)]
+    assert not problems, "\n".join(problems)
+    # the check itself: a file without the block, or with a block that names no commit or time, fails
+    for name, text in (("bare.json", '{"figure": 1}'), ("list.json", "[1, 2]"),
+                       ("nocommit.json", '{"provenance": {"command": null, "utc": "2026-12-01T08:00:00Z"}}'),
+                       ("notime.json", '{"provenance": {"commit": "9c4f2b1", "command": null}}')):
+        (tmp_path / name).write_text(text)
+        assert provenance_problems(tmp_path / name), name
+    (tmp_path / "ok.json").write_text('{"provenance": {"reconstructed": true, "commit": "9c4f2b1", '
+                                      '"utc": "2026-12-01T13:27:15Z", "command": null, "quiet_run_measure": null}}')
+    assert provenance_problems(tmp_path / "ok.json") == []

@@ -15,10 +15,10 @@ paragraph, else by the paragraph before its table, else by its section.
 The README's status table is stricter: each row names its own results file and doc page,
 and every figure of its "measured" column is in that row's file. Wherever a results file
 a figure is traced to, its provenance is said: in the status row, or in the "Results
-files" section of a docs page ("older file, no provenance" for files written before the
-benchmark harness; else the commit and whether the run was quiet, contended, or without a
-noise record; for a file that re-analyses earlier measurements, whether the run that took
-them, its ``measurements_from``, was quiet)."""
+files" section of a docs page: the commit, and whether the run was quiet, contended, or
+without a noise record ("provenance reconstructed from git, no quiet-run record" for files
+written before the benchmark harness); for a file that re-analyses earlier measurements,
+whether the run that took them, its ``measurements_from``, was quiet)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ NOT_FIGURES = {
     "3.11": "the Python version",
     "0.27": "the TVM version",
 }
-NO_PROVENANCE = "older file, no provenance"
+RECONSTRUCTED = "provenance reconstructed from git, no quiet-run record"
 
 
 def prose(text: str) -> str:
@@ -141,17 +141,18 @@ def blocks(body: str) -> list[tuple[str, str]]:
     return out
 
 
-def provenance_status(name: str) -> str:
-    """How a citation must describe the file: NO_PROVENANCE, or '<short commit>' and
-    'quiet', 'contended' or 'no noise record' (a provenance block without the noise record)."""
+def provenance_status(name: str) -> list[str]:
+    """What a citation of the file must say: its short commit, then RECONSTRUCTED (a block
+    reconstructed from git for a file written before the harness) or 'quiet', 'contended'
+    or 'no noise record' (a provenance block without the noise record)."""
     prov = results_file(name).get("provenance")
-    if not prov:
-        return NO_PROVENANCE
+    assert prov, f"{name} has no provenance block"
     earlier = (prov.get("measurements_from") or {}).get("provenance")
     timings = earlier if isinstance(earlier, dict) else prov  # the run that took the timings
     noise = timings.get("quiet_run_measure")
-    said = "no noise record" if not noise else "quiet" if noise.get("quiet") else "contended"
-    return f"{(prov.get('commit') or 'uncommitted')[:7]} {said}"
+    said = (RECONSTRUCTED if timings.get("reconstructed") else "no noise record" if not noise
+            else "quiet" if noise.get("quiet") else "contended")
+    return [(prov.get("commit") or "uncommitted")[:7], said]
 
 
 def status_rows() -> list[list[str]]:
@@ -223,7 +224,7 @@ def test_a_docs_page_says_the_provenance_of_every_results_file_it_quotes(page):
     lines = {name: next((line for line in listing.splitlines() if name in line), None) for name in cited}
     problems = [f"{name}: not listed" for name, line in lines.items() if line is None]
     problems += [f"{name}: listed without {provenance_status(name)!r}" for name, line in lines.items()
-                 if line is not None and not all(w in line for w in provenance_status(name).split())]
+                 if line is not None and not all(w in line for w in provenance_status(name))]
     assert not problems, f"{page.name}:\n" + "\n".join(problems)
 
 
@@ -244,8 +245,7 @@ def test_every_status_row_links_its_file_and_doc_and_its_figures_come_from_that_
         if missing:
             problems.append(f"{goal[:50]!r}: {missing} are not in {sorted(names)}")
         for name in names:
-            status = provenance_status(name)
-            needed = ["no provenance"] if status == NO_PROVENANCE else status.split(" ", 1)
+            needed = provenance_status(name)
             if not all(n in files + measured for n in needed if n != "quiet"):
                 problems.append(f"{goal[:50]!r}: {name} must be cited with {needed}")
     assert not problems, "\n".join(problems)
