@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -10,6 +13,23 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 warnings.filterwarnings("ignore", category=FutureWarning)
+
+# The whole session and every process it starts (CLI runs, measuring children, servers):
+# - one fresh cache of imported architectures (``lower.cache``), so an architecture lowered
+#   by one test is read back by the next instead of imported through torch.export again;
+# - a nominal-speed budget of 2 s per item instead of the targets' 20 s (``measure.timing``):
+#   a test's fresh table does not know the nominal speed yet and would sample for half the
+#   budget; tests of the budget itself set their own evaluators.
+_SESSION_CACHE = None
+if not os.environ.get("CHAMTVM_CACHE_DIR"):
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="chamtvm-test-relax-cache-")
+    os.environ["CHAMTVM_CACHE_DIR"] = _SESSION_CACHE
+os.environ.setdefault("CHAMTVM_NOMINAL_BUDGET_S", "2")
+
+
+def pytest_unconfigure(config):
+    if _SESSION_CACHE:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -60,9 +60,16 @@ def lower_torch(module, input_shape, name: str = "torch", layout: str | None = N
 
 
 def lower_arch(space: SearchSpace, arch: Arch, name: str = "arch", layout: str | None = None) -> LoweredNetwork:
+    """``arch`` of ``space`` lowered (its torch model, weights from seed 0, imported once per
+    machine: ``lower.cache``)."""
     from ..space.model import build_model, input_shape
+    from .cache import arch_key, cached_module
 
-    net = lower_torch(build_model(space, arch), input_shape(space, arch), name, layout)
+    space.validate(arch)
+    shape = input_shape(space, arch)
+    key = arch_key(space.to_dict(), arch.to_dict(), 0, shape)
+    mod = cached_module(key, lambda: from_torch(build_model(space, arch, seed=0), shape))
+    net = lower_relax(mod, name, layout)
     net.space = space.name
     return net
 
