@@ -40,16 +40,6 @@ from pathlib import Path
 
 from common import EMULATION, REPO, RESULTS, argument_parser, parse_args, pyplot, save_figure, write_results
 
-# the benchmark's teacher: the largest blocks of the fashion space
-TEACHER_ARCH = {"resolution": 28, "stem_channels": 16, "head_channels": 256, "stages": [
-    {"channels": 16, "blocks": 1, "expansion": 1, "kernel": 3},
-    {"channels": 24, "blocks": 2, "expansion": 6, "kernel": 5},
-    {"channels": 32, "blocks": 2, "expansion": 6, "kernel": 5},
-    {"channels": 48, "blocks": 3, "expansion": 6, "kernel": 5},
-    {"channels": 64, "blocks": 2, "expansion": 6, "kernel": 5},
-    {"channels": 96, "blocks": 2, "expansion": 6, "kernel": 5},
-    {"channels": 128, "blocks": 1, "expansion": 6, "kernel": 5}]}
-TEACHER_EPOCHS = 8
 TRAIN, VAL = 10000, 5000
 
 
@@ -73,13 +63,11 @@ def _data():
 
 
 def _teacher(data):
+    """The task's default teacher (``chamtvm.transform.teacher.DEFAULT_TEACHERS``; for
+    fashion-mnist the largest blocks of the fashion space, 8 epochs), trained once."""
     from chamtvm.transform.teacher import train_teacher
-    from chamtvm.transform.train import Protocol
 
-    if TASK == "digits":
-        return train_teacher("digits", data, log=_log)
-    return train_teacher("fashion-mnist", data, "fashion", TEACHER_ARCH, Protocol(TEACHER_EPOCHS), log=_log,
-                         progress=False)
+    return train_teacher(TASK, data, log=_log)
 
 
 def _state(args) -> dict:

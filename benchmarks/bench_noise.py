@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from common import RESULTS, argument_parser, parse_args, write_results
+from common.timing import compile_job_networks, loaded_networks, read_child_request, run_child, write_child_result
 
 from chamtvm.core.metrics import fidelity
 
@@ -31,24 +30,18 @@ from chamtvm.core.metrics import fidelity
 def child(request_path: str) -> None:
     import numpy as np
     import tvm
-    from tvm import relax
 
     from chamtvm.lower.batchnet import REFERENCE_ARGS, REFERENCE_SYMBOL
-    from chamtvm.lower.kernels import ArgSpec
     from chamtvm.measure.timing import random_tensor
 
-    req = json.loads(Path(request_path).read_text())
+    req = read_child_request(request_path)
     dev = tvm.cpu(0)
     rng = np.random.default_rng(0)
     ref_lib = tvm.runtime.load_module(req["reference_lib"])
     ref_args = [random_tensor(a, dev, rng) for a in REFERENCE_ARGS]
     ref = ref_lib.time_evaluator(REFERENCE_SYMBOL, dev, number=1, repeat=7, min_repeat_ms=10)
-    nets = []
-    for n in req["networks"]:
-        vm = relax.VirtualMachine(tvm.runtime.load_module(n["lib"]), dev)
-        args = [random_tensor(ArgSpec(tuple(s), t), dev, rng) for s, t in n["inputs"]]
-        vm["main"](*args)
-        nets.append((vm.time_evaluator("main", dev, number=1, repeat=7, min_repeat_ms=50), args))
+    nets = [(vm.time_evaluator("main", dev, number=1, repeat=7, min_repeat_ms=50), args)
+            for vm, args in loaded_networks(req["networks"], dev, rng)]
     rows = []
     t_end = time.time() + 60 * req["minutes"]
     while time.time() < t_end:
@@ -57,28 +50,17 @@ def child(request_path: str) -> None:
             t = timer(*args).median * 1e6
             r2 = ref(*ref_args).median * 1e6
             rows.append({"t": time.time(), "net": i, "net_us": t, "ref_us": [r1, r2]})
-    Path(req["out"]).write_text(json.dumps({"rows": rows, "threads": int(tvm.get_global_func("runtime.NumThreads")())}))
+    write_child_result(req, {"rows": rows})
 
 
 def compile_all(workdir: Path, n: int, tmp: Path) -> tuple[list[dict], str]:
+    """The job's last ``n`` networks (``compile_job_networks``) and the reference kernel's library."""
     from chamtvm.lower.batchnet import reference_func, REFERENCE_SYMBOL
-    from chamtvm.lower.network import lower_arch
-    from chamtvm.measure.compile import build_kernel_library, compile_network, export
-    from chamtvm.space.schema import Arch, SearchSpace
-    from chamtvm.table.store import LatencyTable
+    from chamtvm.measure.compile import build_kernel_library
     from chamtvm.targets.spec import get_target
-    from chamtvm.tuning.schedules import ScheduleSource
 
-    target = get_target("x86")
-    rows = [r for r in LatencyTable(workdir / "luts" / "x86.networks.jsonl").load().rows() if "arch" in r][-n:]
-    schedules = ScheduleSource(target, workdir / "schedules" / "x86")
-    nets = []
-    for i, row in enumerate(rows):
-        space = SearchSpace.load(row.get("space", "macro"))
-        net = lower_arch(space, Arch.from_dict(row["arch"]), f"net{i}")
-        lib = export(compile_network(net.fused, target, schedules), target, tmp / f"net{i}.so")
-        nets.append({"name": f"net{i}", "arch": row["arch"], "lib": str(lib), "inputs": [a.to_list() for a in net.inputs]})
-    ref = build_kernel_library([(REFERENCE_SYMBOL, reference_func())], target, tmp / "ref.so")
+    nets = compile_job_networks(workdir, n, tmp)
+    ref = build_kernel_library([(REFERENCE_SYMBOL, reference_func())], get_target("x86"), tmp / "ref.so")
     return nets, str(ref)
 
 
@@ -139,12 +121,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="chamtvm-noise-") as tmp:
         tmp = Path(tmp)
         nets, ref = compile_all(a.workdir, a.networks, tmp)
-        req = tmp / "req.json"
-        req.write_text(json.dumps({"networks": nets, "reference_lib": ref, "minutes": a.minutes,
-                                   "out": str(tmp / "out.json")}))
-        subprocess.run([sys.executable, __file__, "--workdir", str(a.workdir), "--child", str(req)],
-                       env=dict(os.environ, TVM_NUM_THREADS=str(a.threads)), check=True)
-        got = json.loads((tmp / "out.json").read_text())
+        got = run_child(__file__, {"networks": nets, "reference_lib": ref, "minutes": a.minutes}, tmp, "session",
+                        dict(os.environ, TVM_NUM_THREADS=str(a.threads)))
     sessions = old["raw_sessions"] + [{"session": a.session, "started": started, "minutes": a.minutes,
                                        "threads": got["threads"], "rows": got["rows"],
                                        "networks": [{"name": n["name"], "arch": n["arch"]} for n in nets]}]

@@ -14,7 +14,6 @@ benchmarks/results/threads_x86.json."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from common import RESULTS, argument_parser, parse_args, write_results
+from common.timing import compile_job_networks, loaded_networks, read_child_request, run_child, write_child_result
 
 HOG = "import time\nwhile True:\n    pass\n"
 CONDITION_TIMEOUT_S = 120
@@ -31,48 +31,18 @@ CONDITION_TIMEOUT_S = 120
 def child(request_path: str) -> None:
     import numpy as np
     import tvm
-    from tvm import relax
 
-    from chamtvm.lower.kernels import ArgSpec
-    from chamtvm.measure.timing import random_tensor
-
-    req = json.loads(Path(request_path).read_text())
+    req = read_child_request(request_path)
     dev = tvm.cpu(0)
     rng = np.random.default_rng(0)
     out = []
-    for n in req["networks"]:
-        vm = relax.VirtualMachine(tvm.runtime.load_module(n["lib"]), dev)
-        args = [random_tensor(ArgSpec(tuple(s), t), dev, rng) for s, t in n["inputs"]]
-        vm["main"](*args)
+    for vm, args in loaded_networks(req["networks"], dev, rng):
         res = vm.time_evaluator("main", dev, number=1, repeat=15, min_repeat_ms=50)(*args)
         out.append([float(x) * 1e6 for x in res.results])
-    Path(req["out"]).write_text(json.dumps({"samples_us": out,
-                                            "threads": int(tvm.get_global_func("runtime.NumThreads")())}))
-
-
-def compile_networks(workdir: Path, n: int, tmp: Path) -> list[dict]:
-    from chamtvm.lower.network import lower_arch
-    from chamtvm.measure.compile import compile_network, export
-    from chamtvm.space.schema import Arch, SearchSpace
-    from chamtvm.table.store import LatencyTable
-    from chamtvm.targets.spec import get_target
-    from chamtvm.tuning.schedules import ScheduleSource
-
-    target = get_target("x86")
-    rows = [r for r in LatencyTable(workdir / "luts" / "x86.networks.jsonl").load().rows() if "arch" in r][-n:]
-    schedules = ScheduleSource(target, workdir / "schedules" / "x86")
-    nets = []
-    for i, row in enumerate(rows):
-        space = SearchSpace.load(row.get("space", "macro"))
-        net = lower_arch(space, Arch.from_dict(row["arch"]), f"net{i}")
-        lib = export(compile_network(net.fused, target, schedules), target, tmp / f"net{i}.so")
-        nets.append({"name": f"net{i}", "arch": row["arch"], "lib": str(lib), "inputs": [a.to_list() for a in net.inputs]})
-    return nets
+    write_child_result(req, {"samples_us": out})
 
 
 def run_condition(nets, tmp: Path, threads: int, bind: bool, hog_cpu: int | None, tag: str) -> dict:
-    req = tmp / f"req-{tag}.json"
-    req.write_text(json.dumps({"networks": nets, "out": str(tmp / f"out-{tag}.json")}))
     env = dict(os.environ, TVM_NUM_THREADS=str(threads))
     if not bind:
         env["TVM_BIND_THREADS"] = "0"
@@ -81,15 +51,13 @@ def run_condition(nets, tmp: Path, threads: int, bind: bool, hog_cpu: int | None
         hog = subprocess.Popen(["taskset", "-c", str(hog_cpu), sys.executable, "-c", HOG])
         time.sleep(0.5)
     try:
-        subprocess.run([sys.executable, __file__, "--workdir", "-", "--child", str(req)], env=env, check=True,
-                       timeout=CONDITION_TIMEOUT_S)
+        return run_child(__file__, {"networks": nets}, tmp, tag, env, timeout_s=CONDITION_TIMEOUT_S)
     except subprocess.TimeoutExpired:  # 2 bound threads beside a busy core can take minutes per network
         return {"samples_us": None, "timed_out_s": CONDITION_TIMEOUT_S}
     finally:
         if hog is not None:
             hog.kill()
             hog.wait()
-    return json.loads((tmp / f"out-{tag}.json").read_text())
 
 
 def main(argv=None) -> int:
@@ -113,7 +81,7 @@ def main(argv=None) -> int:
     conditions = [(t, b, h) for t in sorted({1, ncpu}) for b in (True, False) for h in (None, *range(ncpu))]
     with tempfile.TemporaryDirectory(prefix="chamtvm-threads-") as tmp:
         tmp = Path(tmp)
-        nets = compile_networks(Path(a.workdir), a.networks, tmp)
+        nets = compile_job_networks(Path(a.workdir), a.networks, tmp)
         raw: dict = {}
         for r in range(a.rounds):
             for t, b, h in conditions:

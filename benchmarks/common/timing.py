@@ -17,6 +17,10 @@ A job is a dict:
                      process (result ``paired_us``: name -> per-repeat times)
 
 Result: per-repeat mean time of one call, microseconds (each repeat lasts >= min_repeat_ms).
+
+Scripts that time in a loop of their own (``bench_noise.py``, ``bench_threads.py``) run
+themselves as the child instead: ``compile_job_networks``, ``run_child``, and in the child
+``read_child_request``, ``loaded_networks``, ``write_child_result``.
 """
 
 from __future__ import annotations
@@ -238,6 +242,81 @@ def paired_ratio(res: dict, a: str, b: str) -> dict:
     r = np.asarray(xb) / np.asarray(xa)
     return {"speedup": float(np.median(r)), "spread_pct": float(iqr_spread_pct(r)), "n": int(len(r)),
             "meaning": f"time({b}) / time({a}); > 1 means {a} is faster"}
+
+
+# ------------------------------------------------------------------ a script's own timing child
+# For scripts whose measuring loop is their own (``bench_noise.py``, ``bench_threads.py``): the
+# script runs itself as ``SCRIPT --workdir - --child REQUEST`` (``run_child``), and the child
+# reads the request, loads the networks (``loaded_networks``), times them its own way and
+# writes what it found (``write_child_result``).
+def compile_job_networks(workdir: Path, n: int, folder: Path) -> list[dict]:
+    """The last ``n`` networks a main job measured on x86 (rows with an architecture of
+    ``<workdir>/luts/x86.networks.jsonl``), lowered with the job's schedules
+    (``<workdir>/schedules/x86``) and exported to ``folder/net<i>.so``:
+    ``[{"name", "arch", "lib", "inputs": [[shape, dtype], ...]}]``, a child request's
+    ``networks``."""
+    from chamtvm.lower.network import lower_arch
+    from chamtvm.measure.compile import compile_network, export
+    from chamtvm.space.schema import Arch, SearchSpace
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.targets.spec import get_target
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    target = get_target("x86")
+    rows = [r for r in LatencyTable(workdir / "luts" / "x86.networks.jsonl").load().rows() if "arch" in r][-n:]
+    schedules = ScheduleSource(target, workdir / "schedules" / "x86")
+    nets = []
+    for i, row in enumerate(rows):
+        space = SearchSpace.load(row.get("space", "macro"))
+        net = lower_arch(space, Arch.from_dict(row["arch"]), f"net{i}")
+        lib = export(compile_network(net.fused, target, schedules), target, folder / f"net{i}.so")
+        nets.append({"name": f"net{i}", "arch": row["arch"], "lib": str(lib), "inputs": [a.to_list() for a in net.inputs]})
+    return nets
+
+
+def run_child(script: str | Path, request: dict, folder: Path, tag: str, env: dict,
+              timeout_s: float | None = None) -> dict:
+    """Run ``script`` as its own timing child (``--workdir - --child REQUEST``) in a fresh
+    process with environment ``env``: ``request`` plus ``"out"`` is written to
+    ``folder/req-<tag>.json``, the child's result read back from ``folder/out-<tag>.json``.
+    A failing child raises ``CalledProcessError``, one past ``timeout_s`` ``TimeoutExpired``."""
+    req = folder / f"req-{tag}.json"
+    out = folder / f"out-{tag}.json"
+    req.write_text(json.dumps({**request, "out": str(out)}))
+    subprocess.run([sys.executable, str(script), "--workdir", "-", "--child", str(req)], env=env, check=True,
+                   timeout=timeout_s)
+    return json.loads(out.read_text())
+
+
+def read_child_request(request_path: str | Path) -> dict:
+    """In the child: the request ``run_child`` wrote."""
+    return json.loads(Path(request_path).read_text())
+
+
+def loaded_networks(networks: list[dict], dev, rng):
+    """In the child: for each of ``networks`` (``compile_job_networks``'s entries), in turn,
+    ``(vm, args)``: its library in a Relax VM on ``dev``, random inputs drawn from ``rng``
+    (``chamtvm.measure.timing.random_tensor``), ``main`` called once (warm-up). A generator:
+    each network is loaded when the caller's loop reaches it."""
+    import tvm
+    from tvm import relax
+
+    from chamtvm.lower.kernels import ArgSpec
+    from chamtvm.measure.timing import random_tensor
+
+    for n in networks:
+        vm = relax.VirtualMachine(tvm.runtime.load_module(n["lib"]), dev)
+        args = [random_tensor(ArgSpec(tuple(s), t), dev, rng) for s, t in n["inputs"]]
+        vm["main"](*args)
+        yield vm, args
+
+
+def write_child_result(request: dict, result: dict) -> None:
+    """In the child: ``result`` plus ``"threads"`` (the TVM thread pool's size, as it ran)
+    written where ``run_child`` reads it."""
+    import tvm
+
+    Path(request["out"]).write_text(json.dumps({**result, "threads": int(tvm.get_global_func("runtime.NumThreads")())}))
 
 
 def main(argv=None) -> int:

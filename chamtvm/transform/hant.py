@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .methods import MethodContext, MethodResult, OptionError
+from .methods import MethodContext, MethodResult, OptionError, refuse_unknown_options
 from .select import BudgetError, fastest, select
 
 DEFAULT_CANDIDATES = ("skip", "ir_k3_e1", "ir_k3_e2", "ir_k3_e3", "ir_k5_e3", "ir_k3_e6", "fmb_k3_e1", "fmb_k3_e2")
@@ -70,10 +70,7 @@ class Options:
     def from_dict(cls, d: dict) -> "Options":
         from ..space.blocks import BLOCKS
 
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise OptionError(f"unknown hant option(s) {sorted(unknown)}; valid: {sorted(known)}")
+        refuse_unknown_options(cls, d, "hant")
         out = cls()
         for k, v in d.items():
             try:

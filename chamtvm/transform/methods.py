@@ -24,6 +24,16 @@ class OptionError(ValueError):
     """A method option (``--option KEY=VALUE``) the method does not know or cannot take (exit 2)."""
 
 
+def refuse_unknown_options(options_class: type, options: dict, method: str) -> None:
+    """:class:`OptionError` when ``options`` (``--option`` keys and values) name a field the
+    method's options dataclass ``options_class`` does not have; the message lists the valid
+    ones. Each method then reads the values it knows (``Options.from_dict``)."""
+    known = set(options_class.__dataclass_fields__)
+    unknown = set(options) - known
+    if unknown:
+        raise OptionError(f"unknown {method} option(s) {sorted(unknown)}; valid: {sorted(known)}")
+
+
 @dataclass(frozen=True)
 class Method:
     """A named method: ``entry`` = ``"package.module:function"``, ``function(ctx) -> MethodResult``."""

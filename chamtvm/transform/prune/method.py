@@ -51,12 +51,9 @@ class Options:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Options":
-        from ..methods import OptionError
+        from ..methods import OptionError, refuse_unknown_options
 
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise OptionError(f"unknown prune option(s) {sorted(unknown)}; valid: {sorted(known)}")
+        refuse_unknown_options(cls, d, "prune")
         out = cls()
         for k, v in d.items():
             try:

@@ -10,18 +10,6 @@ import pytest
 from chamtvm.transform.prune.graph import PruneGraphError, trace_channel_groups
 
 
-@pytest.fixture(scope="module")
-def residual_net(tiny_space):
-    from chamtvm.space.model import build_model, input_shape
-    from chamtvm.space.schema import Arch
-
-    arch = Arch.from_dict({"resolution": 32, "stem_channels": 8, "head_channels": 32, "stages": [
-        {"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3},
-        {"channels": 16, "blocks": 3, "expansion": 4, "kernel": 3},
-        {"channels": 24, "blocks": 1, "expansion": 2, "kernel": 3}]})
-    return build_model(tiny_space, arch), input_shape(tiny_space, arch)
-
-
 def test_groups_of_a_residual_network(residual_net):
     model, shape = residual_net
     graph = trace_channel_groups(model, shape)

@@ -5,21 +5,8 @@ zero at full width."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from chamtvm.transform.prune.graph import trace_channel_groups
-
-
-@pytest.fixture(scope="module")
-def residual_net(tiny_space):
-    from chamtvm.space.model import build_model, input_shape
-    from chamtvm.space.schema import Arch
-
-    arch = Arch.from_dict({"resolution": 32, "stem_channels": 8, "head_channels": 32, "stages": [
-        {"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3},
-        {"channels": 16, "blocks": 3, "expansion": 4, "kernel": 3},
-        {"channels": 24, "blocks": 1, "expansion": 2, "kernel": 3}]})
-    return build_model(tiny_space, arch), input_shape(tiny_space, arch)
 
 
 def test_scores_rank_channels_by_their_group_norm(residual_net):

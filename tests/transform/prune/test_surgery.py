@@ -11,15 +11,8 @@ from chamtvm.transform.prune.surgery import kept_widths, select_channels
 
 
 @pytest.fixture(scope="module")
-def net(tiny_space):
-    from chamtvm.space.model import build_model, input_shape
-    from chamtvm.space.schema import Arch
-
-    arch = Arch.from_dict({"resolution": 32, "stem_channels": 8, "head_channels": 32, "stages": [
-        {"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3},
-        {"channels": 16, "blocks": 3, "expansion": 4, "kernel": 5},
-        {"channels": 24, "blocks": 1, "expansion": 2, "kernel": 3}]})
-    model, shape = build_model(tiny_space, arch), input_shape(tiny_space, arch)
+def net(residual_net_k5):
+    model, shape = residual_net_k5
     return model, shape, trace_channel_groups(model, shape)
 
 
