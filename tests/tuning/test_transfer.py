@@ -81,7 +81,7 @@ def test_a_transfer_killed_midway_loses_nothing_and_the_rerun_does_only_the_rest
     """Five kernels of one kind of the tiny space (1x1 convolutions), the smallest tuned by
     MetaSchedule (1 trial, population 2). A transfer to the other four runs in a child process
     (the measuring child times the candidates) and is killed (-9) once its first transfer is
-    journaled. Nothing journaled is unrecorded or redone: the rerun transfers exactly the kernels
+    journaled. Nothing journaled is lost or redone: the rerun transfers exactly the kernels
     left and removes the killed run's scratch folder; the log then lists what an uninterrupted
     run lists (every other kernel of the kind once, from the tuned kernel), each kept schedule
     is in the database under its logged tag, and a second rerun attempts nothing."""
