@@ -18,6 +18,13 @@ from .database import RECORDS, ScheduleDatabaseError, checked_database_dir, stde
 DEFAULT_TAG = "default"
 
 
+def trace_tag(trace) -> str:
+    """The schedule tag of a MetaSchedule trace: ``ms-`` and the first 10 hex digits of the
+    SHA-1 of its JSON (postprocessors included), the same for the trace before it is
+    committed and as read back from the database."""
+    return "ms-" + hashlib.sha1(str(trace.as_json(remove_postproc=False)).encode()).hexdigest()[:10]
+
+
 class ScheduleSource:
     """Looks kernels up in a target's MetaSchedule database (if any) and applies them."""
 
@@ -79,8 +86,7 @@ class ScheduleSource:
         if record is None:
             return prim_func, DEFAULT_TAG
         sch = db.query_schedule(mod, self.target.tvm(), "main")
-        trace_json = str(record.trace.as_json(remove_postproc=False))
-        tag = "ms-" + hashlib.sha1(trace_json.encode()).hexdigest()[:10]
+        tag = trace_tag(record.trace)
         if self._default_preferred is None:
             from .provenance import default_preferred_tags
 

@@ -1,11 +1,17 @@
 """Tiny real kernels for the tuning tests (dense layers made with TVM's ``te``: cheap to tune,
-build and time), and, run as a script, a tuning child process for the kill and concurrency
-tests: ``python _tiny_kernels.py WORK_DIR TRIALS ROUND_TRIALS`` tunes the first two kernels
-jointly into ``WORK_DIR`` (tiny population) and prints what it did."""
+build and time), kernels handed to a child process in a file, and, run as a script, the
+child processes of the kill and concurrency tests:
+
+* ``python _tiny_kernels.py WORK_DIR TRIALS ROUND_TRIALS`` tunes the first two kernels
+  jointly into ``WORK_DIR`` (tiny population) and prints what it did;
+* ``python _tiny_kernels.py transfer WORK_DIR KERNELS_JSON`` transfers the tuned schedules
+  of ``WORK_DIR`` to the kernels of ``KERNELS_JSON`` (:func:`save_kernels`), timed by the
+  measuring child (``LocalRunner``), printing each transfer."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 SIZES = [(16, 32, 16), (16, 64, 16), (32, 32, 16), (16, 48, 16), (32, 64, 16), (16, 16, 16)]
 
@@ -27,21 +33,41 @@ def dense_kernels(sizes=SIZES) -> list:
     return out
 
 
-def split_trace(kernel, inner: int = 4):
-    """A schedule trace of ``kernel`` that tiles its ``n`` loop (a ``SamplePerfectTile`` a
-    transfer re-fits): what a tuned record's trace looks like, made without tuning."""
-    from tvm import s_tir
+def save_kernels(kernels, path) -> None:
+    """Write ``kernels`` (name, flops, calls and the PrimFunc in TVM's JSON) to ``path``, so a
+    child process gets a parent's lowered kernels without lowering a network again."""
+    import json
 
-    from chamtvm.tuning.database import workload_module
+    import tvm
 
-    sch = s_tir.Schedule(workload_module(kernel.func))
-    loops = sch.get_loops(sch.get_sblock("C"))
-    n = int(kernel.args[-1].shape[1])
-    sch.split(loops[1], sch.sample_perfect_tile(loops[1], n=2, max_innermost_factor=16, decision=[n // inner, inner]))
-    return sch.trace
+    path.write_text(json.dumps([{"name": k.name, "flops": k.flops, "count": k.count, "func": tvm.ir.save_json(k.func)}
+                                for k in kernels]))
 
 
-if __name__ == "__main__":
+def load_kernels(path) -> list:
+    """The ``Kernel`` objects :func:`save_kernels` wrote (structural hashes computed again)."""
+    import json
+
+    import tvm
+
+    from chamtvm.lower.kernels import Kernel, _arg_specs, kernel_hash
+
+    out = []
+    for d in json.loads(Path(path).read_text()):
+        f = tvm.ir.load_json(d["func"])
+        out.append(Kernel(d["name"], kernel_hash(f), _arg_specs(f), d["flops"], d["count"], f))
+    return out
+
+
+if __name__ == "__main__" and sys.argv[1] == "transfer":
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.targets.spec import get_target
+    from chamtvm.tuning.transfer import transfer_schedules
+
+    x86 = get_target("x86")
+    with LocalRunner(x86) as runner:
+        transfer_schedules(load_kernels(sys.argv[3]), x86, runner, sys.argv[2], log=lambda s: print(s, flush=True))
+elif __name__ == "__main__":
     from chamtvm.targets.spec import get_target
     from chamtvm.tuning.policy import TuningTask, tune_tasks
 
