@@ -14,13 +14,64 @@ with AVX-512, 4 with NEON). Nothing else changes: the same postprocessors and mu
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
+import types
+
 from ..targets.spec import TargetSpec
+
+TENSOR_INTRIN = "tvm.s_tir.tensor_intrin"
+# the tensor intrinsics (tensorize rules) a target kind's MetaSchedule rules can use
+INTRINSICS_BY_KIND = {"hexagon": ("hexagon",), "cuda": ("cuda",), "rocm": ("rocm",), "metal": ("metal",)}
+# LLVM targets by the architecture of their triple (the host's where the target names none)
+LLVM_INTRINSICS = {"x86_64": ("x86",), "i686": ("x86",), "aarch64": ("arm_cpu",), "arm": ("arm_cpu",),
+                   "riscv": ("riscv_cpu",), "hexagon": ("hexagon",)}
+
+
+def _intrinsics(target: TargetSpec) -> tuple[str, ...] | None:
+    """The ``tensor_intrin`` submodules ``target`` can use; None: unknown (all of them)."""
+    import platform
+
+    kind = str(target.tvm_target.get("kind", ""))
+    if kind != "llvm":
+        return INTRINSICS_BY_KIND.get(kind)
+    arch = str(target.tvm_target.get("mtriple") or platform.machine()).split("-")[0].lower()
+    return next((names for prefix, names in LLVM_INTRINSICS.items() if arch.startswith(prefix)), None)
+
+
+def register_tensor_intrinsics(target: TargetSpec) -> None:
+    """Register the tensor intrinsics ``target``'s kind can use, and only those.
+
+    MetaSchedule's ``TuneContext`` imports ``tvm.s_tir.tensor_intrin``, which registers every
+    kind's intrinsics by parsing TVMScript: CUDA's alone take minutes of CPU (about 30 s for
+    the whole package on an idle desktop core, 4 minutes on a loaded 2-core machine), paid by
+    every process that tunes, though a CPU tuning uses none of them. Importing the package
+    here as an empty package (its submodules still importable) and then the submodules the
+    kind needs makes that import free; another kind tuned later in the same process gets
+    its own submodules from its own call. An unknown kind imports the whole package."""
+    names = _intrinsics(target)
+    if names is None:
+        importlib.import_module(TENSOR_INTRIN)
+        return
+    if TENSOR_INTRIN not in sys.modules:
+        import tvm.s_tir
+
+        package = types.ModuleType(TENSOR_INTRIN, "Intrinsics for tensorization (only the kinds tuned here).")
+        package.__path__ = [os.path.join(os.path.dirname(tvm.s_tir.__file__), "tensor_intrin")]
+        package.__package__ = TENSOR_INTRIN
+        sys.modules[TENSOR_INTRIN] = package
+        tvm.s_tir.tensor_intrin = package
+    for name in names:
+        importlib.import_module(f"{TENSOR_INTRIN}.{name}")
 
 
 def space_generator(target: TargetSpec):
     """MetaSchedule's ``space_generator`` argument for ``target``: ``"post-order-apply"``
     (TVM's rules for the target kind) unless the target asks for ``"wide-vector"`` rules on
-    an LLVM target with known vector lanes (see the module docstring)."""
+    an LLVM target with known vector lanes (see the module docstring). Registers the
+    kind's tensor intrinsics first (``register_tensor_intrinsics``)."""
+    register_tensor_intrinsics(target)
     if target.schedule_rules != "wide-vector" or target.tvm_target.get("kind") != "llvm" or target.lanes <= 1:
         return "post-order-apply"
     from tvm.s_tir import meta_schedule as ms
