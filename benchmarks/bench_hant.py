@@ -111,17 +111,15 @@ def phase_teacher(args):
 def phase_price(args):
     """Quiet: the teacher measured end to end, HANT's candidates and the uniform widths priced
     (their kernels measured into the table)."""
-    from chamtvm.core.workdir import runs_dir
     from chamtvm.transform import hant
-    from chamtvm.transform.hant import module_digest
-    from chamtvm.transform.job import UNIFORM_WIDTHS, teacher_latency
+    from chamtvm.transform.job import UNIFORM_WIDTHS, teacher_folder, teacher_latency
     from chamtvm.transform.graph import folded, width_scaled
     from chamtvm.transform.methods import MethodContext
 
     data = _data()
     teacher = _teacher(data)
     net = _net(teacher, data)
-    folder = runs_dir() / "transform" / f"{TASK}-{module_digest(net)}"
+    folder = teacher_folder(TASK, net)
     with _runner(args) as runner:
         lat = _latency(args, runner)
         t0 = time.time()

@@ -135,6 +135,16 @@ def measured_ms(res) -> dict:
             "repeat": len(s), "samples_ms": [round(float(x), 5) for x in s]}
 
 
+def teacher_folder(task: str, net) -> Path:
+    """``<workdir>/runs/transform/<task>-<teacher digest>/``: where the job keeps what it
+    learns of the teacher ``net`` (a ``layered`` network) on ``task`` (its measured latency,
+    the methods' folders, the uniform baselines), reused by every rerun."""
+    from ..core.workdir import runs_dir
+    from .hant import module_digest
+
+    return runs_dir() / "transform" / f"{task}-{module_digest(net)}"
+
+
 def teacher_latency(lat, net, folder: Path, log) -> dict:
     """The teacher's table sum and measured latency on the target, measured once and kept in
     ``folder/latency-<target fingerprint>.json`` (with whether the machine was quiet)."""
@@ -240,7 +250,7 @@ def transform(cfg: TransformConfig, log: Callable[[str], None] = print, runner=N
     teacher = resolve_model(cfg.model, cfg.task, data, log, cfg.progress)
     net = layered(teacher.module, data.input_shape, NUM_CLASSES)
     digest = module_digest(net)
-    folder = runs_dir() / "transform" / f"{cfg.task}-{digest}"
+    folder = teacher_folder(cfg.task, net)
     own_runner = runner is None  # kernels the table lacks are measured even when networks are not
     if own_runner:
         runner = make_runner(target, cfg.tracker, cfg.key)

@@ -37,3 +37,55 @@ def digits_teacher(tmp_path_factory):
         shutil.copytree(teachers, Path(workdir) / "runs" / "transform" / "teachers", dirs_exist_ok=True)
 
     return into
+
+
+@pytest.fixture(scope="session")
+def digits_latency(tmp_path_factory, digits_teacher, x86):
+    """What the digits teacher costs on x86, measured once per session for real (the local
+    runner: a measuring child) and shared by the HANT and prune end-to-end runs: ``into(workdir)``
+    copies the table (``workdir/luts``, the one ``chamtvm --workdir workdir`` reads; the runs
+    measure only the kernels they add) and the teacher's measured latency (``job.teacher_latency``
+    in ``job.teacher_folder``, which the runs read instead of measuring the teacher again).
+    The table is filled the way ``test_latency`` checks it: the teacher's stem, blocks and head
+    priced side by side at their input shapes (``TargetLatency.price_blocks``: ``priced``;
+    ``measured_now``: kernels that pricing measured), then the whole network (``whole``:
+    ``price_network``). ``net``: the teacher (``layered``), ``shape``: its input shape."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from chamtvm.measure.runners import make_runner
+    from chamtvm.transform.data import NUM_CLASSES, load_task
+    from chamtvm.transform.graph import layered
+    from chamtvm.transform.job import teacher_folder, teacher_latency
+    from chamtvm.transform.latency import TargetLatency
+    from chamtvm.transform.teacher import resolve_model
+
+    home = tmp_path_factory.mktemp("digits-latency")
+    digits_teacher(home)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHAMTVM_HOME", str(home))  # what `--workdir home` does
+        data = load_task("digits")
+        teacher = resolve_model("teacher:digits", "digits", data)
+        assert not teacher.trained_now
+        shape = tuple(data.input_shape)
+        net = layered(teacher.module, shape, NUM_CLASSES)
+        with torch.no_grad():
+            head_in = tuple(net.features(torch.zeros(*shape)).shape)
+        parts = [(net.stem, shape)] + [(b, (1, i.cin, i.in_hw, i.in_hw)) for b, i in zip(net.blocks, net.layers)] \
+            + [(net.head, head_in)]
+        folder = teacher_folder("digits", net)
+        with make_runner(x86) as runner:
+            lat = TargetLatency(x86, runner)
+            priced = lat.price_blocks(parts)
+            measured_now = lat.measured_now
+            whole = lat.price_network(net, shape)
+            teacher_ms = teacher_latency(lat, net, folder, log=lambda message: None)
+        luts = lat.table.path.parent
+
+    def into(workdir: Path) -> None:
+        shutil.copytree(luts, Path(workdir) / "luts", dirs_exist_ok=True)
+        shutil.copytree(folder, Path(workdir) / folder.relative_to(home), dirs_exist_ok=True)
+
+    return SimpleNamespace(net=net, shape=shape, parts=parts, priced=priced, measured_now=measured_now, whole=whole,
+                           teacher_ms=teacher_ms, into=into)

@@ -1,9 +1,10 @@
 """``chamtvm transform --method hant`` on the digits task, end to end and for real: the digits
-teacher (trained once per session, ``digits_teacher``) reused, candidates distilled, kernels
-measured on x86, the integer program, fine-tuning, the uniform baseline, the exported library
-loaded by TVM and measured. Then an interrupted distillation (kill -9) resumes without
-distilling finished candidates again, and a budget below the fastest choice is refused with
-exit 2."""
+teacher (trained once per session, ``digits_teacher``) reused, the session's table of its
+kernels and its measured latency (``digits_latency``) copied in, candidates distilled, the
+kernels the table lacks measured on x86, the integer program, fine-tuning, the uniform baseline,
+the exported library loaded by TVM and measured. The run is killed (kill -9) while it distils and run again: the rerun resumes without
+distilling finished candidates again and is the end-to-end run the first test checks. Then a
+budget below the fastest choice is refused with exit 2."""
 
 import json
 import os
@@ -27,13 +28,37 @@ def _cmd(work, *args):
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory, digits_teacher):
+def digits_run(tmp_path_factory, digits_teacher, digits_latency):
+    """The HANT run on digits (``--speedup 1.3``, ``FAST``): started, killed (SIGKILL) once two
+    candidates are journaled, then run again to the end. ``work``, ``out`` (the rerun's
+    CompletedProcess), ``finished`` (candidates journaled when the first run was killed),
+    ``journal`` (its path) and ``seconds`` (both runs)."""
+    from types import SimpleNamespace
+
     work = tmp_path_factory.mktemp("transform-digits")
     digits_teacher(work)
+    digits_latency.into(work)
+    cmd = _cmd(work, "--speedup", "1.3", *FAST, "--json")
     t0 = time.time()
-    out = subprocess.run(_cmd(work, "--speedup", "1.3", *FAST, "--json"), cwd=REPO, capture_output=True, text=True,
-                         timeout=900)
-    return work, out, time.time() - t0
+    log = work / "killed-run.log"  # a file, not a pipe: a full pipe would stall the run
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, text=True)
+    journal = None
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            journal = next(work.glob("runs/transform/digits-*/hant/candidates.jsonl"), None)
+            if journal is not None and len(journal.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert journal is not None
+    finished = len(journal.read_text().splitlines())
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    return SimpleNamespace(work=work, out=out, finished=finished, journal=journal, seconds=time.time() - t0)
 
 
 @pytest.mark.slow
@@ -43,7 +68,7 @@ def test_hant_on_digits_end_to_end(digits_run):
     import tvm
     from tvm import relax
 
-    work, out, seconds = digits_run
+    out, seconds = digits_run.out, digits_run.seconds
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout)
     t, a, u = report["teacher"], report["adapted"], report["uniform"]
@@ -71,30 +96,15 @@ def test_hant_on_digits_end_to_end(digits_run):
 
 @pytest.mark.slow
 def test_interrupted_distillation_resumes_and_a_too_small_budget_exits_2(digits_run):
-    work, first, _ = digits_run
-    assert first.returncode == 0, first.stderr[-2000:]
-    # other distillation settings: new candidates (the teacher and the table are reused)
-    args = ["--speedup", "1.3", *CANDIDATES, "--option", "distill_epochs=3", "--finetune-epochs", "1", "--no-uniform"]
-    journal = next(work.glob("runs/transform/digits-*/hant")) / "candidates.jsonl"
-    before = len(journal.read_text().splitlines())
-    proc = subprocess.Popen(_cmd(work, *args), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 600
-        while time.time() < deadline and len(journal.read_text().splitlines()) < before + 2:
-            assert proc.poll() is None, proc.stderr.read()[-2000:]
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
-    finished = len(journal.read_text().splitlines()) - before
-    assert finished >= 2
-    out = subprocess.run(_cmd(work, *args, "--json"), cwd=REPO, capture_output=True, text=True, timeout=900)
+    work, out, finished = digits_run.work, digits_run.out, digits_run.finished
+    assert finished >= 2  # the first run was killed after two candidates were journaled
     assert out.returncode == 0, out.stderr[-3000:]
     details = json.loads(out.stdout)["details"]
     cand = details["candidates"]
     assert cand["from_journal"] == finished  # the finished ones were not distilled again ...
+    assert cand["distilled_now"] >= 1  # ... and the killed run had not finished them all
     assert cand["distilled_now"] + cand["from_journal"] == sum(len(lay["options"]) - 1 for lay in details["layers"])
-    assert len(journal.read_text().splitlines()) == before + cand["distilled_now"] + cand["from_journal"]
+    assert len(digits_run.journal.read_text().splitlines()) == cand["distilled_now"] + cand["from_journal"]
     # a budget no choice can meet
     small = subprocess.run(_cmd(work, "--latency-ms", "0.0001", *FAST), cwd=REPO, capture_output=True, text=True,
                            timeout=600)

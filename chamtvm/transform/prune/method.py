@@ -95,32 +95,57 @@ def check_options(options: dict) -> None:
 FIRST_PASS_WIDTHS = 4  # measured evenly first; the rest where the layer latency jumps most
 
 
-def width_model_for(module, graph, latency, lanes: int, n_widths: int, min_keep: float, folder: Path,
-                    calibration_networks: int = 3, log=None, progress=None):
-    """The width-latency model of ``module`` on ``latency.target`` (a ``TargetLatency``):
-    read from ``folder`` when this network, target, widths and calibration were modelled
-    before, else measured and saved there. Each group is measured at ``n_widths`` lane
-    multiples: 4 spread evenly, the rest where its layer latency jumps most."""
-    from ...core.atomic import atomic_write_text
-    from .latency import WidthLatencyModel, _structure_digest, build_width_model, grid_widths, lane_widths
+def _width_model_plan(module, graph, latency, lanes: int, n_widths: int, min_keep: float, folder: Path,
+                      calibration_networks: int):
+    """``(candidate widths per group, first-pass grid, path of the saved model)`` of
+    :func:`width_model_for`: the path is keyed by the network's structure, the target, the
+    runner, the widths and the calibration."""
+    from .latency import _structure_digest, grid_widths, lane_widths
 
     candidates = {g.name: lane_widths(g.width, lanes, min_keep) for g in graph.groups}
     first = {g: grid_widths(c, min(n_widths, FIRST_PASS_WIDTHS)) for g, c in candidates.items()}
     key = hashlib.sha1(json.dumps([_structure_digest(module, graph), latency.target.fingerprint,
                                    latency.runner.label if latency.runner else None, first, n_widths,
                                    calibration_networks], sort_keys=True).encode()).hexdigest()[:12]
-    path = Path(folder) / f"width-model-{latency.target.name}-{key}.json"
+    return candidates, first, Path(folder) / f"width-model-{latency.target.name}-{key}.json"
+
+
+def measure_width_model(module, graph, latency, lanes: int, n_widths: int, min_keep: float, folder: Path,
+                        calibration_networks: int = 3, log=None, progress=None):
+    """Measure the width-latency model of :func:`width_model_for` now (whether or not it was
+    saved before) and save it where :func:`width_model_for` reads it; returns
+    ``(model, probe, path)`` (the probe: its lowerings and times, for checks)."""
+    from ...core.atomic import atomic_write_text
+    from .latency import build_width_model
+
+    if latency.runner is None:
+        raise RuntimeError("pruning measures the network at several widths on the target; no runner was given")
+    candidates, first, path = _width_model_plan(module, graph, latency, lanes, n_widths, min_keep, folder,
+                                                calibration_networks)
+    model, probe = build_width_model(module, graph, latency.target, latency.table, latency.runner, first,
+                                     latency.schedules, calibration_networks=calibration_networks,
+                                     refine=candidates, extra_widths=n_widths - min(n_widths, FIRST_PASS_WIDTHS),
+                                     log=log, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(model.to_dict(), indent=1))
+    return model, probe, path
+
+
+def width_model_for(module, graph, latency, lanes: int, n_widths: int, min_keep: float, folder: Path,
+                    calibration_networks: int = 3, log=None, progress=None):
+    """The width-latency model of ``module`` on ``latency.target`` (a ``TargetLatency``):
+    read from ``folder`` when this network, target, widths and calibration were modelled
+    before, else measured and saved there (:func:`measure_width_model`). Each group is
+    measured at ``n_widths`` lane multiples: 4 spread evenly, the rest where its layer latency
+    jumps most. Returns ``(model, its grid, path)``."""
+    from .latency import WidthLatencyModel
+
+    path = _width_model_plan(module, graph, latency, lanes, n_widths, min_keep, folder, calibration_networks)[2]
     if path.exists():
         model = WidthLatencyModel.from_dict(json.loads(path.read_text()))
         return model, model.grid, path
-    if latency.runner is None:
-        raise RuntimeError("pruning measures the network at several widths on the target; no runner was given")
-    model, _probe = build_width_model(module, graph, latency.target, latency.table, latency.runner, first,
-                                      latency.schedules, calibration_networks=calibration_networks,
-                                      refine=candidates, extra_widths=n_widths - min(n_widths, FIRST_PASS_WIDTHS),
-                                      log=log, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(model.to_dict(), indent=1))
+    model, _probe, path = measure_width_model(module, graph, latency, lanes, n_widths, min_keep, folder,
+                                              calibration_networks, log, progress)
     return model, model.grid, path
 
 

@@ -1,6 +1,7 @@
 """The width-latency model: which widths are allowed and measured, the pair model, and (slow)
-a real measurement on x86: lowered widths, kernels timed into the table, the model
-reproducing what was measured at the measured widths, and the probe that finds which
+a real measurement on x86 (the digits teacher's model, measured once per session by
+``digits_prune_run`` for the pruning job to read): lowered widths, kernels timed into the table,
+the model reproducing what was measured at the measured widths, and the probe that finds which
 kernels touch which group."""
 
 from __future__ import annotations
@@ -55,43 +56,29 @@ def test_refinement_measures_where_the_layer_latency_jumps():
 
 
 @pytest.mark.slow
-def test_width_model_measured_on_x86(tmp_path, x86):
-    import torch
+def test_width_model_measured_on_x86(digits_prune_run, x86):
+    from chamtvm.transform.prune.latency import plan_measurement
 
-    from chamtvm.measure.local import LocalRunner
-    from chamtvm.space.model import build_model, input_shape
-    from chamtvm.space.schema import Arch, SearchSpace
-    from chamtvm.table.store import LatencyTable
-    from chamtvm.transform.prune.graph import trace_channel_groups
-    from chamtvm.transform.prune.latency import build_width_model
-    from tests.conftest import DATA
-
-    space = SearchSpace.load(DATA / "space_tiny_gray.json")
-    arch = Arch.from_dict({"resolution": 16, "stem_channels": 8, "head_channels": 32, "stages": [
-        {"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3},
-        {"channels": 16, "blocks": 2, "expansion": 4, "kernel": 3},
-        {"channels": 24, "blocks": 1, "expansion": 2, "kernel": 3}]})
-    torch.set_num_threads(1)
-    model, shape = build_model(space, arch), input_shape(space, arch)
-    graph = trace_channel_groups(model, shape)
-    grid = {g.name: [w for w in (4, 8, 16, 32) if w < g.width] for g in graph.groups}
-    table = LatencyTable(tmp_path / "x86.jsonl").load()
-    with LocalRunner(x86) as runner:
-        wm, probe = build_width_model(model, graph, x86, table, runner, grid, calibration_networks=2)
+    wm, probe, graph = digits_prune_run.wm, digits_prune_run.probe, digits_prune_run.graph
+    grid = wm.grid
+    assert all(w % x86.lanes == 0 for ws in grid.values() for w in ws)  # multiples of the target's lanes
     # every call position of the unpruned network is modelled, in order
     assert [p.signature for p in wm.positions] == probe.layouts[()].signature
-    # the stem convolution writes the stem group; the classifier reads the head group
-    assert wm.positions[0].groups == ("features.0.0",)
-    assert wm.positions[-1].groups == ("head.conv.0",)
+    # the probe: the stem convolution writes the stem group; the classifier reads the head group
+    # (the stem keeps its 8 channels, one lane group: its position depends on no modelled width)
+    touches = plan_measurement(probe, grid).touches  # the probe's lowerings, read back
+    assert touches[0] == ("features.0.0",) and grid["features.0.0"] == [] and wm.positions[0].groups == ()
+    assert touches[-1] == wm.positions[-1].groups == ("head.conv.0",)
     # at a measured width the model gives the measured kernel times back
     hidden = "features.2.body.0.0"
+    assert len(grid[hidden]) == 4
     for w in grid[hidden]:
         cfg = make_config({hidden: w}, graph.widths)
         measured = sum(t for t, pos in zip(probe.times_us(cfg), wm.positions) if hidden in pos.groups)
         assert wm.layer_us(hidden, w) == pytest.approx(measured, rel=1e-9)
     # unpruned: the kernel sum is the table's, and the end-to-end calibration was measured
     assert wm.kernel_sum_us() == pytest.approx(sum(probe.times_us(())))
-    assert [c["widths"] == {} for c in wm.calibration] == [True, False]  # unpruned, then one diagonal
-    assert wm.calibration[0]["measured_us"] > 0 and wm.alpha > 0
+    assert [c["widths"] == {} for c in wm.calibration] == [True, False, False]  # unpruned, then two diagonals
+    assert all(c["measured_us"] > 0 for c in wm.calibration) and wm.alpha > 0
     # narrower is faster in the model (monotone in the widths, as measured)
     assert wm.predict_ms({g: min(grid[g] or [graph.widths[g]]) for g in graph.widths}) < wm.predict_ms()

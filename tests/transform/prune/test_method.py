@@ -1,26 +1,22 @@
-"""``chamtvm transform --method prune`` on the digits task, end to end and for real (slow): the
-digits teacher (trained once per session, ``digits_teacher``) reused, its width-latency model
-measured on x86 through TVM, the integer program, fine-tuning by distillation, the exported
-library loaded by TVM and measured; and bad prune options refused (in process) and exit 2 before
-any work (fast)."""
+"""``chamtvm transform --method prune`` on the digits task, end to end and for real (slow,
+``digits_prune_run``): the digits teacher (trained once per session, ``digits_teacher``) reused,
+its width-latency model measured on x86 through TVM (by the fixture, with the job's own
+function, where the job reads it), a budget the unpruned teacher misses, the integer program,
+fine-tuning by distillation, the exported library loaded by TVM and measured; and bad prune
+options refused (in process) and exit 2 before any work (fast)."""
 
 from __future__ import annotations
 
 import json
 import re
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.transform.prune.conftest import prune_cmd as _cmd
+
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _cmd(work, *args):
-    return [sys.executable, "-m", "chamtvm", "--workdir", str(work), "transform", "teacher:digits", "--task", "digits",
-            "--target", "x86", "--method", "prune", *args]
 
 
 @pytest.mark.parametrize("option, message", [
@@ -51,7 +47,7 @@ def test_a_bad_prune_option_exits_2_before_any_work(tmp_path):
 
 
 @pytest.mark.slow
-def test_prune_on_digits_end_to_end(tmp_path, digits_teacher):
+def test_prune_on_digits_end_to_end(digits_prune_run):
     import numpy as np
     import torch
     import tvm
@@ -59,18 +55,16 @@ def test_prune_on_digits_end_to_end(tmp_path, digits_teacher):
 
     from chamtvm.targets.spec import get_target
 
-    digits_teacher(tmp_path)
-    t0 = time.time()
-    out = subprocess.run(_cmd(tmp_path, "--speedup", "1.5", "--option", "widths=4", "--finetune-epochs", "2",
-                              "--no-uniform", "--no-progress", "--json"),
-                         cwd=REPO, capture_output=True, text=True, timeout=900)
-    seconds = time.time() - t0
+    run = digits_prune_run
+    out = run.out
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout)
     t, a, d = report["teacher"], report["adapted"], report["details"]
     assert report["method"] == "prune" and not t["trained_now"] and t["measured"]["latency_ms"] > 0
-    assert report["budget_ms"] == pytest.approx(t["measured"]["latency_ms"] / 1.5)
-    # the choice: every cut group keeps a multiple of the target's lanes, within the budget
+    # the budget: the width model's prediction of the unpruned teacher / 1.5, which the job read back
+    assert report["budget_ms"] == pytest.approx(run.budget_ms) and run.budget_ms < run.wm.predict_ms()
+    assert d["width_model"]["path"] == str(run.model_path) and d["width_model"]["alpha"] == pytest.approx(run.wm.alpha)
+    # the choice: the budget demands cuts; every cut group keeps a multiple of the target's lanes
     lanes = get_target("x86").lanes
     assert d["lanes"] == d["granularity"] == lanes
     cut = {g: w for g, w in d["widths"].items() if w != d["full_widths"][g]}
@@ -89,4 +83,4 @@ def test_prune_on_digits_end_to_end(tmp_path, digits_teacher):
     with torch.no_grad():
         want = program.module()(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
-    print(f"transform --method prune on digits, end to end: {seconds:.1f} s")
+    print(f"transform --method prune on digits, end to end: {run.seconds:.1f} s")
