@@ -30,7 +30,7 @@ DURATION = re.compile(r"^(?P<s>[0-9.]+)s (?P<phase>call|setup|teardown)\s+(?P<te
 
 
 def parse_pytest(output: str) -> dict:
-    """Counts, seconds and slowest items from pytest's output (its last summary line)."""
+    """Counts, seconds, the tests that failed and the slowest items from pytest's output."""
     lines = [m for m in (SUMMARY.search(x) for x in output.splitlines()) if m]
     if not lines:
         return {"error": "no pytest summary line", "tail": output[-2000:]}
@@ -39,7 +39,8 @@ def parse_pytest(output: str) -> dict:
               for n, kind in COUNT.findall(last.group("body"))}
     slowest = [{"seconds": float(m.group("s")), "phase": m.group("phase"), "test": m.group("test")}
                for m in (DURATION.match(x) for x in output.splitlines()) if m]
-    return {"counts": counts, "seconds": float(last.group("seconds")),
+    failed = sorted({x.split(" ", 2)[1] for x in output.splitlines() if x.startswith(("FAILED ", "ERROR "))})
+    return {"counts": counts, "failed_tests": failed, "seconds": float(last.group("seconds")),
             "minutes": round(float(last.group("seconds")) / 60, 1), "slowest": slowest[:25]}
 
 

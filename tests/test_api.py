@@ -55,6 +55,7 @@ def test_predict_latency_of_a_relax_module_without_main_is_a_model_error(x86, tm
         predict_latency(tvm.IRModule({}), x86, luts_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_lower_any_accepts_relax_onnx_and_torch(tiny_space, tiny_archs, tmp_path):
     import torch
 
@@ -73,6 +74,7 @@ def test_lower_any_accepts_relax_onnx_and_torch(tiny_space, tiny_archs, tmp_path
         lower_any(model)
 
 
+@pytest.mark.slow
 def test_predict_latency_of_a_torch_module_with_breakdown(tiny_space, tiny_archs, x86, tmp_path):
     from chamtvm.table.store import LatencyTable
     from chamtvm.measure.local import LocalRunner

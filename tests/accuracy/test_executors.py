@@ -141,6 +141,7 @@ def test_cli_reports_unreachable_scheduler_with_exit_2(tmp_path):
     assert code == 2 and time.time() - t0 < 30
 
 
+@pytest.mark.slow
 def test_tune_reports_unreachable_scheduler_with_exit_2(tmp_path, capsys):
     from chamtvm.cli.main import main
 
@@ -198,6 +199,7 @@ def test_a_server_that_is_no_dask_scheduler_is_a_clear_error_within_the_time_lim
     assert time.time() - t0 < 10
 
 
+@pytest.mark.slow
 def test_cli_exits_2_promptly_when_the_scheduler_port_never_answers(tmp_path):
     """Through ``python -m chamtvm``: the abandoned connection attempt does not hold the exit."""
     import subprocess

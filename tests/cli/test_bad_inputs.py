@@ -274,6 +274,7 @@ def test_any_architecture_json_is_a_clear_error_or_accepted(files, tmp_path, dat
 
 
 # ------------------------------------------------------------------ interrupts
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code,name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_interrupt_stops_with_its_exit_code_and_removes_temporaries(files, tmp_path, sig, code, name):
     tmp = tmp_path / "tmp"

@@ -30,6 +30,7 @@ def device(tmp_path, monkeypatch, capsys):
     run("stop")
 
 
+@pytest.mark.slow
 def test_status_says_when_nothing_runs_and_a_tracker_is_started_listed_and_stopped(device):
     code, out, _ = device("status")
     assert code == 0 and "no devices running" in out
@@ -55,6 +56,7 @@ def test_bad_tracker_address_is_exit_2(device):
         assert code == 2 and "--tracker" in err, (bad, err)
 
 
+@pytest.mark.slow
 def test_two_servers_started_alike_are_both_recorded_and_stop_stops_everything(device, tmp_path):
     """``x86-server --start-tracker`` twice on one tracker: two records (the second does not
     overwrite the first), status counts both, ``stop`` ends the tracker and both servers."""
@@ -79,6 +81,7 @@ def test_two_servers_started_alike_are_both_recorded_and_stop_stops_everything(d
     assert "no devices running" in device("status")[1]
 
 
+@pytest.mark.slow
 def test_a_tracker_on_all_interfaces_is_warned_about(device):
     port = free_port("0.0.0.0")
     code, _, err = device("tracker", "--tracker", f"0.0.0.0:{port}")

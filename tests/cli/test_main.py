@@ -50,6 +50,7 @@ def test_malformed_architecture_is_refused(tmp_path):
     assert out.returncode == 2 and "not valid JSON" in out.stderr
 
 
+@pytest.mark.slow
 def test_bad_onnx_file_is_refused(tmp_path):
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"\x00\x01garbage")
@@ -85,6 +86,7 @@ def test_corrupt_table_line_is_reported_with_its_line(arch_file, tmp_path):
     assert out.returncode == 2 and "x86.jsonl:1: corrupt latency-table row" in out.stderr
 
 
+@pytest.mark.slow
 def test_remote_target_without_tracker_says_what_to_pass(arch_file):
     out = chamtvm("measure", arch_file, "--target", "arm")
     assert out.returncode == 2 and "--tracker HOST:PORT" in out.stderr

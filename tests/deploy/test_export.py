@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "tests/data/space_tiny3.json")
 
 
+@pytest.mark.slow
 def test_exported_library_runs_with_plain_tvm(tiny_space, tiny_archs, x86, tmp_path):
     """The .so loads with tvm.runtime.load_module + relax.VirtualMachine, no chamtvm, and
     computes what the torch model computes; ONNX and torch.export artefacts are written."""

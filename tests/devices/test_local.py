@@ -67,6 +67,7 @@ def test_a_tracker_process_that_dies_at_start_is_reported_with_its_log(tmp_path)
     assert "port in use" in log.read_text()
 
 
+@pytest.mark.slow
 def test_a_tracker_we_started_is_waited_for_while_it_runs_past_the_timeout(tmp_path):
     """On a loaded machine the tracker's ``import tvm`` alone can outlast the timeout: a
     process of ours that is still running is waited for (here: 3 s of sleep before it starts)."""

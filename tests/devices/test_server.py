@@ -12,6 +12,7 @@ import pytest
 from chamtvm.devices.procs import ManagedProcess, free_port_range
 
 
+@pytest.mark.slow
 def test_server_answers_a_session_and_its_device_info(tmp_path):
     from tvm import rpc
 

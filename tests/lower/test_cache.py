@@ -28,6 +28,7 @@ def _space_and_arch(seed=0):
     return space, space.sample(np.random.default_rng(seed))
 
 
+@pytest.mark.slow
 def test_a_lowered_architecture_is_read_back_with_the_same_kernels(cache):
     import tvm_ffi
 

@@ -1,5 +1,6 @@
 """Coverage of per-layer spaces: every network's kernels are known from the probes."""
 
+import pytest
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from chamtvm.space.schema import SearchSpace
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
+@pytest.mark.slow
 def test_per_layer_space_kernels_are_known_without_lowering():
     """Probes of a per-layer space (with shape-keeping skips, which compile to nothing)
     give exactly the kernels and call counts of lowering whole networks."""

@@ -67,6 +67,7 @@ def test_repeated_block_kernels_are_counted_not_duplicated(tiny_space):
     assert max(k.count for k in net.kernels) >= 2
 
 
+@pytest.mark.slow
 def test_space_coverage_contains_every_network_kernel(tiny_space):
     covered = {k.struct_hash for k in space_kernels(tiny_space)}
     rng = np.random.default_rng(3)
@@ -83,6 +84,7 @@ def test_bad_onnx_file_gives_clear_error(tmp_path):
         from_onnx_file(bad)
 
 
+@pytest.mark.slow
 def test_kernels_of_an_architecture_are_known_without_lowering_it(tiny_space, tiny_kernel_map):
     """The block -> kernels map from the probes (``space_kernel_map``, the session's:
     conftest) gives exactly the kernels and call counts that lowering the whole network
@@ -95,6 +97,7 @@ def test_kernels_of_an_architecture_are_known_without_lowering_it(tiny_space, ti
         assert dict(kmap.arch_kernel_counts(arch)) == lowered
 
 
+@pytest.mark.slow
 def test_calibration_sweep_covers_operator_kinds_outside_the_space():
     from chamtvm.lower.calibration import calibration_kernels
     from chamtvm.latency.features import kernel_kind

@@ -17,6 +17,7 @@ def _ops(path):
     return {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
+@pytest.mark.slow
 def test_shufflenet_v2_onnx_lowers_and_matches_torch(tmp_path, x86):
     """torchvision's ShuffleNetV2 graph (Split/Slice sized from Shape, Shape-driven Reshape)
     failed in TVM's importer ('emit_te now only supports Tensor that has ShapeExpr shape')."""

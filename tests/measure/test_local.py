@@ -136,6 +136,7 @@ def test_kill_9_of_the_whole_build_then_resume(tiny_space, x86, tmp_path):
     assert lut.read_text().splitlines()[: len(before) - 1] == before[: len(before) - 1]
 
 
+@pytest.mark.slow
 def test_measuring_process_runs_the_targets_thread_count(tiny_kernels, x86, tmp_path):
     """The child runs TVM with the target's ``threads`` (TVM_NUM_THREADS), whatever the
     parent's environment says; a target without ``threads`` leaves TVM's default."""

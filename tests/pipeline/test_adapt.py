@@ -4,6 +4,7 @@ whether an export is up to date (so a rerun exports nothing twice), and the main
 without accuracy steps (every later step skipped by data, each listed). (The whole chain,
 with real trainings, exports and measurements, is ``test_job.py``'s.)"""
 
+import pytest
 import json
 from types import SimpleNamespace
 
@@ -84,6 +85,7 @@ def test_job_without_accuracy_steps_skips_and_lists_them(x86, in_process_runner,
     assert "note: the accuracy predictor and the search will be skipped (--task none)" in said
 
 
+@pytest.mark.slow
 def test_observed_picks_are_the_loops_best_looked_up_networks_when_its_pool_is_the_space(tiny_gray_search):
     """The main job's pick per budget (``search`` step) when the loop saw the whole space: the
     best network it looked up within the budget; none when its pool is a sample."""

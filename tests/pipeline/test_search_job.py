@@ -4,6 +4,7 @@ place whole), the report and the plot written. (Measuring the chosen network, ``
 off, lowers and compiles it once more: left out here to keep the fast tier fast; the measuring
 itself is ``measure.network``'s, tested in ``measure/test_network.py``.)"""
 
+import pytest
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from chamtvm.pipeline.config import SearchConfig
 from chamtvm.pipeline.search_job import run_search
 
 
+@pytest.mark.slow
 def test_search_exports_and_reports(tiny_gray_search, cached_kernel_map, x86, in_process_runner, tmp_path):
     from chamtvm.lower.network import read_arch
     from chamtvm.search.context import search_context

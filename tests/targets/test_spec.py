@@ -58,6 +58,7 @@ def test_cuda_network_and_kernel_batch_compile_and_export(tiny_net, tmp_path):
         tvm.runtime.load_module(str(lib))
 
 
+@pytest.mark.slow
 def test_hexagon_kernels_compile_to_dsp_objects(tiny_net, tmp_path):
     import tvm
 

@@ -3,6 +3,7 @@ intrinsics of the target's kind (TVM's package registers every kind's, minutes o
 CUDA's), so MetaSchedule's own import of the package costs nothing afterwards."""
 
 from __future__ import annotations
+import pytest
 
 import subprocess
 import sys
@@ -21,6 +22,7 @@ def test_each_target_names_the_intrinsics_of_its_isa():
     assert _intrinsics(get_target("x86")) == ("x86",)
 
 
+@pytest.mark.slow
 def test_a_cpu_design_space_registers_its_intrinsics_and_not_the_gpus():
     """In a fresh process (this one may hold the whole package): x86's VNNI intrinsic is
     registered, CUDA's and ARM's modules are never imported, and MetaSchedule's own import
