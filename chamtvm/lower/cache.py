@@ -17,6 +17,7 @@ under ``$CHAMTVM_CACHE_MAX_MB`` megabytes (default 1024), least recently used fi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -42,7 +43,9 @@ def cache_dir() -> Path | None:
     return Path(base) / "chamtvm" / "relax"
 
 
+@functools.lru_cache(maxsize=1)
 def _code_digest() -> str:
+    """Hash of the building code's bytes (read once per process: it does not change under it)."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for rel in _CODE:

@@ -44,9 +44,8 @@ def register_tensor_intrinsics(target: TargetSpec) -> None:
     """Register the tensor intrinsics ``target``'s kind can use, and only those.
 
     MetaSchedule's ``TuneContext`` imports ``tvm.s_tir.tensor_intrin``, which registers every
-    kind's intrinsics by parsing TVMScript: CUDA's alone take minutes of CPU (about 30 s for
-    the whole package on an idle desktop core, 4 minutes on a loaded 2-core machine), paid by
-    every process that tunes, though a CPU tuning uses none of them. Importing the package
+    kind's intrinsics by parsing TVMScript (CUDA's take most of that time), paid by every
+    process that tunes, though a CPU tuning uses none of them. Importing the package
     here as an empty package (its submodules still importable) and then the submodules the
     kind needs makes that import free; another kind tuned later in the same process gets
     its own submodules from its own call. An unknown kind imports the whole package."""
