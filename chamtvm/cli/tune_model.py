@@ -81,7 +81,8 @@ def format_tuning(out: dict) -> str:
              f"  table sum, deployed after:    {ms(out['after_ms'])}  ({prov(out['provenance_after'])})"]
     for k in out["kernels"]:
         if k["policy"] == "joint":
-            how = "kept" if k["kept"] else "not faster: default kept"
+            how = ("kept" if k["kept"] else "slower in the network: default kept" if k.get("set_aside")
+                   else "not faster: default kept")
             lines.append(f"  tuned       {k['name']:<44} {_us(k['best_us'])} vs default {_us(k['default_us'])} ({how})")
         elif k.get("committed"):
             lines.append(f"  transferred {k['name']:<44} {_us(k['best_us'])} vs default {_us(k['default_us'])}")

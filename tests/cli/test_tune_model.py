@@ -69,11 +69,13 @@ def test_trials_tune_the_costliest_kernel_and_predict_gives_the_tuned_latency(ti
     default = json.loads(chamtvm("predict", tiny_onnx, "--luts-dir", luts, "--schedules-dir", sched, "--json",
                                  "--table-sum-only", "--schedules", "default").stdout)
     assert default["latency_ms"] == pytest.approx(body["default_ms"])
+    # every kernel ships the faster of its two rows as timed in the network (a tuned record
+    # MetaSchedule found faster but the network did not is set aside): never above the default sum
+    assert body["after_ms"] <= body["default_ms"]
     if joint[0]["kept"]:  # the tuned kernel is deployed: it left the default-schedule count
         assert pred["default_schedules"]["default_kernels"] < 3
-        # kept on MetaSchedule's timing; both rows are then timed in networks, whose repeat
-        # timings of one tiny kernel differ by about 1 %: not slower beyond that
-        assert body["after_ms"] < body["default_ms"] * 1.02
+    else:
+        assert joint[0].get("set_aside") or joint[0]["best_us"] >= joint[0]["default_us"]
 
 
 @pytest.mark.parametrize("args,expected", [
