@@ -15,7 +15,6 @@ from chamtvm.latency.models import (
     network_training_set,
 )
 from chamtvm.table.store import LatencyTable, ok_row
-from chamtvm.measure.local import LocalRunner
 from chamtvm.lower.network import lower_arch
 from chamtvm.tuning.schedules import ScheduleSource
 from chamtvm.table.fill import prepare
@@ -23,14 +22,16 @@ from chamtvm.table.networks import ensure_measured
 
 
 @pytest.fixture(scope="module")
-def measured(tiny_space, tiny_kernel_map, tiny_space_table, x86, tmp_path_factory):
+def measured(tiny_space, tiny_kernel_map, tiny_space_table, x86, in_process_runner, tmp_path_factory):
     """A real table of the tiny space (the session's, conftest) plus 5 networks measured end
-    to end (a table of this module's own)."""
+    to end (a table of this module's own), timed for real in this process (conftest
+    ``in_process_runner``: these tests are about the models, not the measuring child, which
+    ``tests/measure`` and ``tests/table`` cover; no child process started per network)."""
     d = tmp_path_factory.mktemp("lm")
     table, nets = tiny_space_table, LatencyTable(d / "x86.networks.jsonl")
     kmap = tiny_kernel_map
     sched = ScheduleSource(x86, use_database=False)
-    runner = LocalRunner(x86)
+    runner = in_process_runner()
     assert len(table) == len(kmap.kernels)  # every kernel of the space measured
     rng = np.random.default_rng(21)
     archs = [tiny_space.sample(rng) for _ in range(5)]
