@@ -58,6 +58,7 @@ def test_bad_arguments():
         sample_and_fit(GRID, lambda i: y[i], 1000)
 
 
+@pytest.mark.slow  # 6 searches of 15 lookups over 6,561 networks: ~5 s; test_same_seed_same_choices[bo] keeps BO in the fast tier
 def test_bo_ranks_nasbench_macro_at_least_as_well_as_random():
     """Robust property with fixed seeds: over seeds 0-2 with 15 trainings each (oracle =
     training seed 0 of every architecture), the GP fitted on BO's choices ranks all 6,561

@@ -19,8 +19,16 @@ def digits_module():
     return build_model(SearchSpace.load(d["space"]), Arch.from_dict(d["architecture"]), seed=1)
 
 
-def test_space_network_splits_into_its_blocks_with_the_same_outputs(digits_module):
-    net = layered(digits_module, (1, 1, 28, 28), 10)
+@pytest.fixture(scope="module")
+def digits_layered(digits_module):
+    """``layered(digits_module)``, split once per module; tests that change it take a copy."""
+    return layered(digits_module, (1, 1, 28, 28), 10)
+
+
+def test_space_network_splits_into_its_blocks_with_the_same_outputs(digits_module, digits_layered):
+    import copy
+
+    net = copy.deepcopy(digits_layered)  # a block is replaced below
     x = torch.randn(3, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(net(x), digits_module(x), atol=1e-4)
@@ -83,8 +91,8 @@ def test_unsupported_families_and_shapes_are_refused(digits_module):
         layered(b"not onnx", (1, 1, 28, 28), 10)
 
 
-def test_width_scaling_scales_every_hidden_channel_consistently(digits_module):
-    net = layered(digits_module, (1, 1, 28, 28), 10)
+def test_width_scaling_scales_every_hidden_channel_consistently(digits_layered):
+    net = digits_layered  # read only: width_scaled builds new networks
     half = width_scaled(net, 0.5)
     x = torch.randn(2, 1, 28, 28)
     assert half(x).shape == (2, 10)
