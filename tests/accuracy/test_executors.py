@@ -131,6 +131,7 @@ def test_unreachable_scheduler_is_a_clear_error_within_seconds():
         parse_spec("dask://nohost")
 
 
+@pytest.mark.slow  # waits out the CLI's 5 s connect limit; the fast tier keeps the 2 s library-level test above
 def test_cli_reports_unreachable_scheduler_with_exit_2(tmp_path):
     from chamtvm.cli.main import main
 
