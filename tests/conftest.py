@@ -111,10 +111,11 @@ def tiny_tune_run(tmp_path_factory):
 def macro_main_job(tmp_path_factory, x86):
     """One real main job (``pipeline.job.run_tune``, measuring child) per session on the
     default space and task (``macro``, ``nas-bench-macro`` lookups), kept small: no tuning,
-    no calibration, no held-out networks, 2 training networks for the residual, 10 lookups
-    of the budget-aware loop at the 3 automatic budgets, each pick exported and measured,
-    1 regret contender per budget. ``tmp`` (its folders), ``cfg`` (its TuneConfig: rerun it
-    with the same folders, everything is journaled) and ``report``."""
+    no calibration, no held-out networks, no training networks (no residual: fitting one from
+    measured networks is ``tiny_tune_run``'s; here it cost two network measurements per run),
+    10 lookups of the budget-aware loop at the 3 automatic budgets, each pick exported and
+    measured, 1 regret contender per budget. ``tmp`` (its folders), ``cfg`` (its TuneConfig:
+    rerun it with the same folders, everything is journaled) and ``report``."""
     from types import SimpleNamespace
 
     from chamtvm.measure.local import LocalRunner
@@ -122,7 +123,7 @@ def macro_main_job(tmp_path_factory, x86):
     from chamtvm.pipeline.job import run_tune
 
     tmp = tmp_path_factory.mktemp("macro-main-job")
-    cfg = TuneConfig(trials=0, heldout=0, train_networks=2, calibration=False, accuracy_samples=10,
+    cfg = TuneConfig(trials=0, heldout=0, train_networks=0, calibration=False, accuracy_samples=10,
                      population=24, generations=4, contenders=1, luts_dir=tmp / "luts", runs_dir=tmp / "runs",
                      progress=False)
     with LocalRunner(x86) as runner:
@@ -209,6 +210,41 @@ def in_process_runner(x86):
             return time_network(tvm.runtime.load_module(str(library)), tvm.cpu(0), inputs, evaluator, key=key)
 
     return InProcessRunner
+
+
+# ------------------------------------------ a small MobileNetV3-style ONNX model
+def small_mobilenet_v3():
+    """A MobileNetV3-style network the size of a test (every operator kind of the zoo's
+    ``mobilenet_v3_small``: conv + BN + hardswish, depthwise conv + BN + ReLU, squeeze-and-
+    excitation with hardsigmoid, a 1x1 projection, global pooling, a classifier of 1000), seeded:
+    one block instead of the zoo model's eleven, so far fewer kernels to time."""
+    import torch
+    from torch import nn
+
+    class SqueezeExcite(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Conv2d(c, c // 4, 1), nn.Conv2d(c // 4, c, 1)
+
+        def forward(self, x):
+            s = nn.functional.adaptive_avg_pool2d(x, 1)
+            return x * nn.functional.hardsigmoid(self.fc2(torch.relu(self.fc1(s))))
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.Hardswish(),
+        nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=16, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        SqueezeExcite(16), nn.Conv2d(16, 24, 1, bias=False), nn.BatchNorm2d(24),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 1000)).eval()
+
+
+@pytest.fixture(scope="session")
+def small_onnx(tmp_path_factory):
+    """``small_mobilenet_v3`` as a user's ONNX file (``zoo.building.export_onnx_module``: legacy
+    exporter, BN folded), input 1x3x32x32, written once per session; read it, do not change it."""
+    from chamtvm.zoo.building import export_onnx_module
+
+    return export_onnx_module(small_mobilenet_v3(), 32, tmp_path_factory.mktemp("small-onnx") / "small_mbv3.onnx")
 
 
 # ----------------------------------------------- a tiny space ready to search (tinygray)

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from chamtvm.accuracy import Journal, GPPredictor
 from chamtvm.cli.accuracy import main
 
@@ -16,6 +18,7 @@ TINY_SPACE = {  # 128 small 28x28 networks: keeps the test to a few seconds of t
 }
 
 
+@pytest.mark.slow  # trains 3 digits networks (~15 s contended); journal resume is fast-tested in tests/accuracy
 def test_cli_digits_three_samples_then_resume(tmp_path, capsys):
     j = tmp_path / "acc.jsonl"
     space = tmp_path / "tiny.json"

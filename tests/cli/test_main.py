@@ -93,10 +93,13 @@ def test_remote_target_without_tracker_says_what_to_pass(arch_file):
 
 
 @pytest.mark.slow
-def test_tune_end_to_end_on_tiny_space(tiny_tune_run, tmp_path):
-    """The main job on the tiny space (the session's run, conftest ``tiny_tune_run``): table,
-    held-out report, JSON; a rerun on a copy of its table resumes."""
+def test_tune_end_to_end_on_tiny_space(tiny_tune_run, tmp_path, capsys):
+    """The main job on the tiny space (the session's run, conftest ``tiny_tune_run``, a child
+    process): table, held-out report, JSON; ``predict`` with its models and a rerun on a copy
+    of its table (both in this process: no second start-up) resume."""
     import shutil
+
+    from chamtvm.cli.main import main
 
     out = tiny_tune_run.out
     assert out.returncode == 0, out.stderr[-2000:]
@@ -110,15 +113,18 @@ def test_tune_end_to_end_on_tiny_space(tiny_tune_run, tmp_path):
     luts = tmp_path / "luts"
     shutil.copytree(tiny_tune_run.luts, luts)
     # the saved models price any model on this target, unseen kernels included
-    pred = chamtvm("predict", REPO / "tests/data/arch_tiny3.json", "--luts-dir", luts, "--json")
-    assert pred.returncode == 0, pred.stderr
-    body = json.loads(pred.stdout)
+    capsys.readouterr()
+    code = main(["predict", str(REPO / "tests/data/arch_tiny3.json"), "--luts-dir", str(luts), "--json"])
+    pred = capsys.readouterr()
+    assert code == 0, pred.err[-2000:]
+    body = json.loads(pred.out)
     # the residual the job chose (auto: with 2 training networks nothing to cross-validate, so none)
     assert body["residual"] == report["predictor"]["residual_mode"] == "none"
     assert body["latency_ms"] > 0 and not body["missing_kernels"]
-    again = chamtvm(*tiny_tune_run.args(luts, tmp_path / "report.json"))
+    code = main(tiny_tune_run.args(luts, tmp_path / "report.json"))
+    assert code == 0, capsys.readouterr().err[-2000:]
     report2 = json.loads((tmp_path / "report.json").read_text())
-    assert again.returncode == 0 and report2["table"]["measured_now"] == 0
+    assert report2["table"]["measured_now"] == 0
     # a network is timed again only where its row was not at the nominal speed known then
     # (``table.networks.ensure_measured``), at most MAX_TIMINGS times; the others are reused
     from chamtvm.table.networks import MAX_TIMINGS

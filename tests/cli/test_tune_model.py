@@ -34,12 +34,24 @@ def tiny_onnx(tmp_path_factory):
     return path
 
 
-@pytest.mark.slow  # two CLI processes measuring 3 kernels: 64 s on the loaded 2-core box, too much for the fast tier
-def test_without_trials_it_measures_rows_and_predict_notes_default_schedules(tiny_onnx, tmp_path):
+def in_process(capsys, *args):
+    """``chamtvm.cli.main.main(args)`` in this process (no second start-up; the commands'
+    own processes are run in the tests below): ``(exit code, stdout, stderr)``."""
+    from chamtvm.cli.main import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.slow  # measures 3 kernels in the measuring child
+def test_without_trials_it_measures_rows_and_predict_notes_default_schedules(tiny_onnx, tmp_path, capsys):
     luts, sched = tmp_path / "luts", tmp_path / "schedules"
-    out = chamtvm("tune-model", tiny_onnx, "--trials", "0", "--luts-dir", luts, "--schedules-dir", sched, "--json")
-    assert out.returncode == 0, out.stderr[-2000:]
-    body = json.loads(out.stdout)
+    code, out, err = in_process(capsys, "tune-model", tiny_onnx, "--trials", "0", "--luts-dir", luts,
+                                "--schedules-dir", sched, "--json")
+    assert code == 0, err[-2000:]
+    body = json.loads(out)
     assert body["trials_spent"] == 0 and body["missing"] == 0
     assert body["provenance_after"] == {"default": 3}  # nothing tuned in this table: nothing to transfer
     assert body["default_ms"] > 0 and body["before_ms"] == body["after_ms"] == body["default_ms"]
@@ -51,7 +63,7 @@ def test_without_trials_it_measures_rows_and_predict_notes_default_schedules(tin
 
 
 @pytest.mark.slow
-def test_trials_tune_the_costliest_kernel_and_predict_gives_the_tuned_latency(tiny_onnx, tmp_path):
+def test_trials_tune_the_costliest_kernel_and_predict_gives_the_tuned_latency(tiny_onnx, tmp_path, capsys):
     """A few real MetaSchedule trials on the costliest kernel; its record lands in the
     schedules folder, its row in the table, and ``predict`` prices it tuned (or, where tuning
     found nothing faster, with the default it keeps)."""
@@ -63,11 +75,15 @@ def test_trials_tune_the_costliest_kernel_and_predict_gives_the_tuned_latency(ti
     joint = [k for k in body["kernels"] if k["policy"] == "joint"]
     assert len(joint) == 1 and body["trials_spent"] >= 1 and joint[0]["best_us"] > 0
     assert (sched / "x86" / "database_tuning_record.json").exists()
-    pred = json.loads(chamtvm("predict", tiny_onnx, "--luts-dir", luts, "--schedules-dir", sched, "--json",
-                              "--table-sum-only").stdout)
+    code, out, err = in_process(capsys, "predict", tiny_onnx, "--luts-dir", luts, "--schedules-dir", sched, "--json",
+                                "--table-sum-only")
+    assert code == 0, err[-2000:]
+    pred = json.loads(out)
     assert pred["latency_ms"] == pytest.approx(body["after_ms"])
-    default = json.loads(chamtvm("predict", tiny_onnx, "--luts-dir", luts, "--schedules-dir", sched, "--json",
-                                 "--table-sum-only", "--schedules", "default").stdout)
+    code, out, err = in_process(capsys, "predict", tiny_onnx, "--luts-dir", luts, "--schedules-dir", sched, "--json",
+                                "--table-sum-only", "--schedules", "default")
+    assert code == 0, err[-2000:]
+    default = json.loads(out)
     assert default["latency_ms"] == pytest.approx(body["default_ms"])
     # every kernel ships the faster of its two rows as timed in the network (a tuned record
     # MetaSchedule found faster but the network did not is set aside): never above the default sum

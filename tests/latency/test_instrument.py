@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chamtvm.zoo import real
-
 
 @pytest.fixture(scope="module")
-def onnx_and_table(tmp_path_factory, x86):
-    """An imported ONNX model (Relax, as the user has it) and a table with some of its kernels."""
+def onnx_and_table(tmp_path_factory, x86, small_onnx):
+    """An imported ONNX model (conftest ``small_onnx``, in Relax as the user has it) and a table
+    with the kernels chamtvm's own lowering gives it."""
     from chamtvm.lower.kernels import from_onnx_file
     from chamtvm.lower.network import lower_relax
     from chamtvm.measure.local import LocalRunner
@@ -20,8 +19,7 @@ def onnx_and_table(tmp_path_factory, x86):
     from chamtvm.tuning.schedules import ScheduleSource
 
     d = tmp_path_factory.mktemp("inst")
-    path = real.export_onnx("mobilenet_v3_small", 32, d / "m.onnx")
-    mod = from_onnx_file(path)
+    mod = from_onnx_file(small_onnx)
     prepared = prepare(lower_relax(mod).kernels, x86, ScheduleSource(x86, use_database=False))
     table = LatencyTable.for_target("x86", d / "luts")
     fill_table(prepared, table, LocalRunner(x86), x86)
@@ -130,7 +128,7 @@ def test_price_module_pass_annotates_fused_primfuncs(onnx_and_table, x86):
     total = sum(float(f.attrs["chamtvm.latency_us"]) * int(f.attrs["chamtvm.calls"]) for f in annotated) / 1e3
     assert float(priced.attrs["chamtvm.latency_ms"]) == pytest.approx(total, rel=1e-6)
     rows = LatencyTable.for_target("x86", luts).load()  # as the pass read it (the fill re-timed some rows)
-    # a kernel whose batch-network build failed (known: a reshape of this model) has no row;
+    # a kernel whose batch-network build failed (known of a reshape of the zoo's MobileNetV3) has no row;
     # the pass prices the others and marks the module incomplete
     have = [p for p in prepared if rows.get(p.key) is not None]
     assert len(have) >= len(prepared) - 1

@@ -1,6 +1,6 @@
 """Missing kernels measured on demand through a real RPC tracker and x86 server on
-127.0.0.1, from the command line and from ``chamtvm.api``; real ONNX models (MobileNetV2,
-ShuffleNetV2 from the zoo) lower and are predicted."""
+127.0.0.1, from the command line (a small MobileNetV3-style ONNX model) and from
+``chamtvm.api`` (the zoo's ShuffleNetV2): ONNX models lower and are predicted."""
 
 from __future__ import annotations
 
@@ -33,7 +33,11 @@ def rpc_device():
 
 
 @pytest.mark.slow
-def test_cli_measure_missing_through_tracker_measures_only_what_the_table_lacks(rpc_device, tmp_path, x86):
+def test_cli_measure_missing_through_tracker_measures_only_what_the_table_lacks(rpc_device, tmp_path, x86,
+                                                                                small_onnx, capsys):
+    """``predict --measure-missing`` of a user's ONNX model (conftest ``small_onnx``) as a child
+    process; then a plain ``predict`` in this process (no second start-up) prices it all."""
+    from chamtvm.cli.main import main
     from chamtvm.lower.network import lower_onnx
     from chamtvm.measure.local import LocalRunner
     from chamtvm.table.fill import fill_table, prepare
@@ -41,8 +45,9 @@ def test_cli_measure_missing_through_tracker_measures_only_what_the_table_lacks(
     from chamtvm.tuning.schedules import ScheduleSource
 
     (host, port), key = rpc_device
-    onnx_path = real.export_onnx("mobilenet_v2_x0_5", 32, tmp_path / "mbv2.onnx")
+    onnx_path = small_onnx
     prepared = prepare(lower_onnx(onnx_path).kernels, x86, ScheduleSource(x86, use_database=False))
+    assert len(prepared) > 3
     luts = tmp_path / "luts"
     table = LatencyTable.for_target("x86", luts)
     fill_table(prepared[:3], table, LocalRunner(x86), x86)  # the table already has three of them
@@ -70,9 +75,9 @@ def test_cli_measure_missing_through_tracker_measures_only_what_the_table_lacks(
         else:
             assert r["device_label"].startswith("rpc x86") and f"key={key}" in r["device_label"]
     # the table now has every kernel: a plain predict prices them all from it
-    again = subprocess.run(cmd[:-6] + ["--json"], capture_output=True, text=True, env=env, timeout=600)
-    assert again.returncode == 0, again.stderr[-2000:]
-    body2 = json.loads(again.stdout)
+    capsys.readouterr()
+    assert main(cmd[3:-6] + ["--json"]) == 0
+    body2 = json.loads(capsys.readouterr().out)
     assert body2["measured_now"] == [] and body2["calls_by_source"]["table"] == sum(p.kernel.count for p in prepared)
     assert body2["latency_ms"] == pytest.approx(body["latency_ms"])
 

@@ -265,7 +265,8 @@ def test_tune_cli_over_the_tracker(tracker, two_servers, tmp_path):
     host, port = tracker.tracker
     out = subprocess.run(
         [sys.executable, "-m", "chamtvm", "tune", "--target", "x86", "--tracker", f"{host}:{port}",
-         "--key", "x86pair", "--space", str(TINY), "--trials", "0", "--heldout", "2", "--no-calibration",
+         "--key", "x86pair", "--space", str(TINY), "--trials", "0", "--heldout", "2", "--train-networks", "0",
+         "--task", "none", "--no-calibration",
          "--luts-dir", str(tmp_path / "luts"), "--out", str(tmp_path / "report.json"), "--no-progress"],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -151,11 +151,15 @@ def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path, pickle
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 
 
-def test_choose_kernels_costliest_of_each_kind_first_within_the_budget(tiny_kernel_map):
+def test_choose_kernels_costliest_of_each_kind_first_within_the_budget(tiny_space, tiny_archs):
+    """The kernels of the session's three tiny networks (their lowering is cached for the
+    session: tests/tuning/test_transfer.py lowers the same; the whole space's kernel map
+    would cost the fast tier a lowering of every block)."""
+    from chamtvm.lower.network import lower_arch
     from chamtvm.tuning.policy import choose_kernels
     from chamtvm.tuning.transfer import kernel_kind
 
-    kernels = list(tiny_kernel_map.kernels.values())
+    kernels = list({k.struct_hash: k for a in tiny_archs for k in lower_arch(tiny_space, a).kernels}.values())
     default_us = {k.struct_hash: float(10 + i) for i, k in enumerate(kernels)}  # a made-up table
     cost = {k.struct_hash: default_us[k.struct_hash] * k.count for k in kernels}
     kinds = {kernel_kind(k) for k in kernels}
