@@ -146,8 +146,8 @@ def fastest_state(samples: Sequence[float], tolerance: float | None) -> list[flo
     the device at its own speed, the same for a kernel's row and for a network, so a table
     sum of such rows prices the network measured the same way (``Evaluator.fast_state_tolerance``)."""
     xs = [float(x) for x in samples]
-    if tolerance is None or not xs:
-        return xs
+    if tolerance is None or not xs or min(xs) <= 0:
+        return xs  # a call below the instrument's resolution (0 us) has no fastest state to select
     bound = min(xs) * (1.0 + tolerance)
     return [x for x in xs if x <= bound]
 

@@ -79,6 +79,7 @@ def test_fastest_state_keeps_the_samples_near_the_fastest():
     assert fastest_state(xs, 0.05) == [10.0, 10.4]
     assert fastest_state(xs, 0.2) == [10.0, 10.4, 12.0, 10.6]
     assert fastest_state(xs, None) == xs and fastest_state([], 0.05) == []
+    assert fastest_state([0.0, 0.4, 0.0], 0.05) == [0.0, 0.4, 0.0]  # below resolution: all kept
 
 
 def test_a_fast_state_tolerance_keeps_a_real_networks_fastest_samples(tiny_net, x86, fast_evaluator, tmp_path):
