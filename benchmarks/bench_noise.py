@@ -10,7 +10,9 @@ a fixed matmul), the network (``vm.time_evaluator``, as network rows are timed),
 again. Each session is appended to ``--out`` (so two sessions an hour apart can be compared:
 ``--session``); the report gives, per network, the spread of the raw network times over the
 session and of the times divided by the reference's (IQR/median), and across sessions the
-share of networks whose median moved by more than 5 / 10 %, raw and reference-normalised.
+share of networks whose median moved by more than 5 / 10 %, raw and reference-normalised,
+and (``against_job``) the job's own network timings and table sums against each session,
+as medians and as fastest-state medians (the noise floor of the fidelity figures).
 """
 
 from __future__ import annotations
@@ -101,6 +103,55 @@ def summarise(sessions: list[dict]) -> dict:
     return {"sessions": per_session, "across_sessions": across}
 
 
+def against_job(sessions: list[dict], workdir: Path) -> list[dict]:
+    """Per session, the job's own figures for the same networks against the session's:
+    the job's network measurement and its table sum (rows of ``<workdir>/luts/x86.jsonl``),
+    each as the median of all samples and as the median of the fastest state's samples
+    (``measure.timing.fastest_state`` at 5 %), so the noise floor of both statistics is read
+    across the hour between the job and the session."""
+    import numpy as np
+
+    from chamtvm.measure.timing import fastest_state
+    from chamtvm.table.store import LatencyTable
+
+    luts = workdir / "luts"
+    if not (luts / "x86.networks.jsonl").exists():
+        return []
+    table = LatencyTable(luts / "x86.jsonl").load()
+    job = {json.dumps(r["arch"], sort_keys=True): r
+           for r in LatencyTable(luts / "x86.networks.jsonl").load().rows() if "arch" in r}
+
+    def fast(xs):
+        return float(np.median(fastest_state(xs, 0.05)))
+
+    def table_sum(r, stat):
+        rows = [(table.get(k), c) for k, c in zip(r["kernel_keys"], r["kernel_counts"])]
+        if any(row is None for row, _ in rows):
+            return None
+        return sum(stat(row.get("runtime_us_samples") or [row["runtime_us_p50"]]) * c for row, c in rows)
+
+    out = []
+    for s in sessions:
+        per: dict[int, list[float]] = {}
+        for x in s["rows"]:
+            per.setdefault(x["net"], []).append(x["net_us"])
+        pairs = [(job.get(json.dumps(n["arch"], sort_keys=True)), per.get(i))
+                 for i, n in enumerate(s.get("networks", []))]
+        pairs = [(j, xs) for j, xs in pairs if j is not None and xs]
+        if len(pairs) < 3:
+            continue
+        entry = {"session": s["session"], "networks": len(pairs)}
+        for name, stat in (("median", lambda xs: float(np.median(xs))), ("fast_state", fast)):
+            sess = [stat(xs) for _, xs in pairs]
+            entry[f"job_vs_session_{name}"] = fidelity([stat(j["runtime_us_samples"]) for j, _ in pairs], sess)
+            sums = [table_sum(j, stat) for j, _ in pairs]
+            ok = [(t, y) for t, y in zip(sums, sess) if t is not None]
+            if len(ok) >= 3:
+                entry[f"table_sum_vs_session_{name}"] = fidelity([t for t, _ in ok], [y for _, y in ok])
+        out.append(entry)
+    return out
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -117,6 +168,8 @@ def main(argv=None) -> int:
         child(a.child)
         return 0
     old = json.loads(a.out.read_text()) if a.out.exists() else {"raw_sessions": []}
+    if old["raw_sessions"] and "provenance" in old and "provenance" not in old["raw_sessions"][-1]:
+        old["raw_sessions"][-1]["provenance"] = old["provenance"]  # the last session's own run, kept
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="chamtvm-noise-") as tmp:
         tmp = Path(tmp)
@@ -126,7 +179,7 @@ def main(argv=None) -> int:
     sessions = old["raw_sessions"] + [{"session": a.session, "started": started, "minutes": a.minutes,
                                        "threads": got["threads"], "rows": got["rows"],
                                        "networks": [{"name": n["name"], "arch": n["arch"]} for n in nets]}]
-    result = {"raw_sessions": sessions, **summarise(sessions)}
+    result = {"raw_sessions": sessions, **summarise(sessions), "against_job": against_job(sessions, a.workdir)}
     write_results(result, a.out)
     for s in result["sessions"]:
         print(f"session {s['session']}: raw spread {s['median_raw_spread_pct']:.1f} %, normalised "
@@ -134,6 +187,11 @@ def main(argv=None) -> int:
     for x in result["across_sessions"]:
         print(f"{x['sessions']}: within 5/10 % raw {x['raw_within_5pct']:.2f}/{x['raw_within_10pct']:.2f}, "
               f"normalised {x['normalised_within_5pct']:.2f}/{x['normalised_within_10pct']:.2f}")
+    for x in result["against_job"]:
+        for k, f in x.items():
+            if isinstance(f, dict):
+                print(f"{x['session']} {k}: within 5/10 % {f['within_5pct']:.2f}/{f['within_10pct']:.2f}, "
+                      f"MAPE {f['mape_pct']:.2f} %, mean error {f['mean_error_pct']:+.2f} %")
     return 0
 
 

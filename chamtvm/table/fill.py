@@ -36,7 +36,7 @@ MAX_TIMINGS = 3  # a kernel timed this often is kept even if never at nominal sp
 # what a runner reports beside the samples that a row keeps (``measure.timing``)
 ROW_EXTRAS = ("timing", "overhead_us", "reference_us", "reference_p10_us", "reference_baseline_us",
               "samples_taken", "samples_nominal", "nominal", "slow_ratio", "corrected_by_slow_factor",
-              "other_cores", "attempts", "runtime_threads")
+              "other_cores", "attempts", "runtime_threads", "fast_state_tolerance", "samples_before_fast_state")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ..targets.spec import TargetSpec
 # what a network measurement reports beside its samples that its row keeps (``measure.timing``)
 NETWORK_ROW_EXTRAS = ("reference_us", "reference_p10_us", "reference_baseline_us", "samples_taken",
                       "samples_nominal", "nominal", "slow_ratio", "corrected_by_slow_factor", "other_cores",
-                      "attempts", "runtime_threads")
+                      "attempts", "runtime_threads", "fast_state_tolerance", "samples_before_fast_state")
 MAX_TIMINGS = 3  # a network timed this often is kept even if never at nominal speed
 
 

@@ -64,7 +64,7 @@ SCHEDULE_RULES = ("default", "wide-vector")
 # or alone in a loop (``time_evaluator`` on the kernel)
 KERNEL_TIMINGS = ("in_network", "isolated")
 BUSY_FIELDS = ("busy_other_cores", "busy_retries", "busy_wait_s")
-NOMINAL_FIELDS = ("nominal_tolerance", "nominal_samples", "nominal_budget_s")
+NOMINAL_FIELDS = ("nominal_tolerance", "nominal_samples", "nominal_budget_s", "fast_state_tolerance")
 
 
 class TargetError(ValueError):
@@ -102,6 +102,10 @@ class Evaluator:
     nominal_tolerance: float | None = None
     nominal_samples: int = 7
     nominal_budget_s: float = 20.0
+    # of the samples kept, only those within ``fast_state_tolerance`` of the measurement's
+    # fastest sample count (``measure.timing.fastest_state``): the device in its fastest state,
+    # for kernel rows and networks alike. None: every kept sample counts.
+    fast_state_tolerance: float | None = None
     # the nominal reference time (us) the caller knows for this device and kind of library
     # (``table.reference``); None: the measurement finds it itself. Not from target files.
     reference_baseline_us: float | None = None
@@ -130,7 +134,7 @@ class Evaluator:
             if k == "cache_flush":
                 if not isinstance(v, bool):
                     raise TargetError(f"{where}.cache_flush: expected true or false, got {v!r}")
-            elif k in ("busy_other_cores", "busy_wait_s", "nominal_tolerance", "nominal_budget_s",
+            elif k in ("busy_other_cores", "busy_wait_s", "nominal_tolerance", "nominal_budget_s", "fast_state_tolerance",
                        "reference_baseline_us", "slow_factor"):
                 if (v is not None or k in ("busy_wait_s", "nominal_budget_s")) and (isinstance(v, bool) or not isinstance(v, (int, float))
                                                             or not 0 <= v < float("inf")):
@@ -286,6 +290,8 @@ class TargetSpec:
             ident["kernel_timing"] = self.kernel_timing
         if self.evaluator.nominal_tolerance is not None:
             ident["nominal_tolerance"] = self.evaluator.nominal_tolerance
+        if self.evaluator.fast_state_tolerance is not None:
+            ident["fast_state_tolerance"] = self.evaluator.fast_state_tolerance
         blob = json.dumps(ident, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
 

@@ -67,7 +67,7 @@ def test_time_batch_network_gives_one_result_per_item_with_the_batch_figures(bat
     from dataclasses import replace
 
     module = tvm.runtime.load_module(str(path))
-    plain = replace(x86.evaluator, repeat=4, nominal_tolerance=None)
+    plain = replace(x86.evaluator, repeat=4, nominal_tolerance=None, fast_state_tolerance=None)
     res = time_batch_network(module, tvm.cpu(0), inputs, items, plain, runs_per_sample=2)
     assert [r.key for r in res] == [i.key for i in items] and all(r.ok for r in res)
     assert all(len(r.samples_us) == 4 and r.extra["timing"] == "in_network" for r in res)
@@ -77,3 +77,10 @@ def test_time_batch_network_gives_one_result_per_item_with_the_batch_figures(bat
     res = time_batch_network(module, tvm.cpu(0), inputs, items, nominal, runs_per_sample=2)
     assert all(r.ok for r in res) and res[0].extra["reference_us"] > 0 and res[0].extra["samples_taken"] >= 4
     assert res[0].extra["samples_nominal"] == len(res[0].samples_us) >= 3
+    # the fastest state: each item keeps its samples within 5 % of its fastest, and says so
+    fast = replace(plain, repeat=8, fast_state_tolerance=0.05)
+    res = time_batch_network(module, tvm.cpu(0), inputs, items, fast, runs_per_sample=2)
+    timed = [r for r in res if r.extra["timing"] == "in_network" and min(r.samples_us) > 0]
+    assert timed and all(r.ok for r in res)
+    assert all(1 <= len(r.samples_us) <= 8 and max(r.samples_us) <= 1.05 * min(r.samples_us) for r in timed)
+    assert all(r.extra["fast_state_tolerance"] == 0.05 and r.extra["samples_before_fast_state"] == 8 for r in timed)

@@ -72,6 +72,32 @@ def test_network_timed_through_the_vm(tiny_net, x86, fast_evaluator, tmp_path):
     assert not bad.ok and bad.key == "bad" and bad.error  # wrong input shape: an error, not a crash
 
 
+def test_fastest_state_keeps_the_samples_near_the_fastest():
+    from chamtvm.measure.timing import fastest_state
+
+    xs = [10.0, 13.0, 10.4, 12.0, 10.6, 30.0]
+    assert fastest_state(xs, 0.05) == [10.0, 10.4]
+    assert fastest_state(xs, 0.2) == [10.0, 10.4, 12.0, 10.6]
+    assert fastest_state(xs, None) == xs and fastest_state([], 0.05) == []
+    assert fastest_state([0.0, 0.4, 0.0], 0.05) == [0.0, 0.4, 0.0]  # below resolution: all kept
+
+
+def test_a_fast_state_tolerance_keeps_a_real_networks_fastest_samples(tiny_net, x86, fast_evaluator, tmp_path):
+    from dataclasses import replace
+
+    import tvm
+
+    from chamtvm.measure.compile import compile_network, export
+    from chamtvm.measure.timing import time_network
+
+    path = export(compile_network(tiny_net.fused, x86), x86, tmp_path / "n.so")
+    mod = tvm.runtime.load_module(str(path))
+    ev = replace(fast_evaluator, repeat=9, fast_state_tolerance=0.02)
+    r = time_network(mod, tvm.cpu(0), tiny_net.inputs, ev, key="tiny")
+    assert r.ok and 1 <= len(r.samples_us) <= 9 and max(r.samples_us) <= 1.02 * min(r.samples_us)
+    assert r.extra["fast_state_tolerance"] == 0.02 and r.extra["samples_before_fast_state"] == 9
+
+
 def test_cold_cache_evaluator_times_a_real_kernel_and_changes_the_fingerprint(tmp_path):
     """``cache_flush`` times each call after flushing every argument but the first; the
     evaluator round-trips through the worker request and a bad value is refused."""

@@ -246,3 +246,9 @@ def test_kernel_timing_and_nominal_speed_fields_are_checked_and_enter_the_finger
             Evaluator.from_dict({"nominal_tolerance": bad}, "t.evaluator")
     ev = replace(nom.evaluator, reference_baseline_us=12.5)
     assert Evaluator(**ev.to_dict()) == ev  # crosses to the measuring process intact
+    fast = TargetSpec.from_dict({**base, "evaluator": {"number": 1, "nominal_tolerance": 0.15,
+                                                       "fast_state_tolerance": 0.05}})
+    assert fast.evaluator.fast_state_tolerance == 0.05 and fast.fingerprint not in (nom.fingerprint, iso.fingerprint)
+    assert Evaluator(**fast.evaluator.to_dict()) == fast.evaluator
+    with pytest.raises(TargetError, match="fast_state_tolerance: expected a non-negative number"):
+        Evaluator.from_dict({"fast_state_tolerance": -1}, "t.evaluator")
