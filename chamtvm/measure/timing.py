@@ -184,10 +184,10 @@ def time_kernels(module, dev, items: Iterable[KernelItem], evaluator: Evaluator,
 
             (got, window), load, attempts = timed_while_quiet(
                 measure, evaluator.busy_other_cores, evaluator.busy_retries, evaluator.busy_wait_s)
-            kept = fastest_state(got.kept, evaluator.fast_state_tolerance)
+            kept, fast = _fastest_state_of(got.kept, evaluator)
             yield MeasureResult(item.key, kept, evaluator.number,
                                 energy_uj=window.per_call_uj(float(np.median(kept)) * 1e-6),
-                                extra={**got.extra(), **_fast_extra(got.kept, kept, evaluator),
+                                extra={**got.extra(), **fast,
                                        "other_cores": load, "attempts": attempts, "timing": "isolated"})
         except Exception as e:  # one failing kernel must not stop the batch
             yield MeasureResult(item.key, error=f"{type(e).__name__}: {str(e).splitlines()[0][:500]}")
@@ -224,10 +224,10 @@ def time_network(module, dev, inputs: Sequence[ArgSpec], evaluator: Evaluator,
 
         (got, window), load, attempts = timed_while_quiet(
             measure, evaluator.busy_other_cores, evaluator.busy_retries, evaluator.busy_wait_s)
-        kept = fastest_state(got.kept, evaluator.fast_state_tolerance)
+        kept, fast = _fastest_state_of(got.kept, evaluator)
         return MeasureResult(key, kept, evaluator.number,
                              energy_uj=window.per_call_uj(float(np.median(kept)) * 1e-6),
-                             extra={**got.extra(), **_fast_extra(got.kept, kept, evaluator),
+                             extra={**got.extra(), **fast,
                                     "other_cores": load, "attempts": attempts})
     except Exception as e:
         return MeasureResult(key, error=f"{type(e).__name__}: {str(e).splitlines()[0][:500]}")
@@ -299,13 +299,15 @@ def time_batch_network(module, dev, inputs: Sequence[ArgSpec], items: Sequence[K
         elif not samples:
             out.append(MeasureResult(item.key, error=f"{item.symbol} was not called in its batch network"))
         else:
-            fast = fastest_state(samples, evaluator.fast_state_tolerance)
-            out.append(MeasureResult(item.key, fast, 1, extra={**extra, **_fast_extra(samples, fast, evaluator)}))
+            kept, fast = _fastest_state_of(samples, evaluator)
+            out.append(MeasureResult(item.key, kept, 1, extra={**extra, **fast}))
     return out
 
 
-def _fast_extra(samples: Sequence[float], fast: Sequence[float], evaluator: Evaluator) -> dict:
-    """What ``fastest_state`` kept, for the row: the tolerance and the samples before it."""
+def _fastest_state_of(samples: Sequence[float], evaluator: Evaluator) -> tuple[list[float], dict]:
+    """``(kept samples, row fields)``: ``fastest_state`` at the evaluator's tolerance, and for
+    the row the tolerance and how many samples there were before it (none without one)."""
+    kept = fastest_state(samples, evaluator.fast_state_tolerance)
     if evaluator.fast_state_tolerance is None:
-        return {}
-    return {"fast_state_tolerance": evaluator.fast_state_tolerance, "samples_before_fast_state": len(samples)}
+        return kept, {}
+    return kept, {"fast_state_tolerance": evaluator.fast_state_tolerance, "samples_before_fast_state": len(samples)}
