@@ -25,6 +25,7 @@ if not os.environ.get("CHAMTVM_CACHE_DIR"):
     _SESSION_CACHE = tempfile.mkdtemp(prefix="chamtvm-test-relax-cache-")
     os.environ["CHAMTVM_CACHE_DIR"] = _SESSION_CACHE
 os.environ.setdefault("CHAMTVM_NOMINAL_BUDGET_S", "2")
+os.environ.setdefault("CHAMTVM_NETWORK_ROUNDS", "1")  # one round per network: rounds are tested on their own (tests/table/test_networks.py)
 
 
 def pytest_unconfigure(config):

@@ -39,36 +39,40 @@ class MeasuredNetworks:
 def measure_networks(space, rows, target, runner, schedules, table, nets_table, progress: bool = True,
                      desc: str = "design networks (measure end to end)") -> MeasuredNetworks:
     """Measure each choice-index row's network end to end unless the network journal has this
-    exact build (``table.networks.ensure_measured``); failures are journaled and listed."""
+    exact build, all in one batch (``table.networks.ensure_measured_all``: round-robin where the
+    target times networks in rounds); failures are journaled and listed."""
     from ..core.metrics import spread_pct
     from ..core.progress import progress_bar
     from ..latency.table_sum import table_sum
     from ..lower.network import lower_arch
     from ..table.fill import prepare
-    from ..table.networks import ensure_measured
+    from ..table.networks import NetworkToMeasure, ensure_measured_all
 
-    ok_rows, lat, spreads, keys, failed = [], [], [], [], []
-    measured_now = 0
-    bar = progress_bar(len(rows), desc, progress)
-    for i, row in enumerate(np.asarray(rows, dtype=np.int64)):
+    rows = np.asarray(rows, dtype=np.int64)
+    items = []
+    for i, row in enumerate(rows):
         arch = space.from_indices(row)
         net = lower_arch(space, arch, f"friendly{i}")
         prep = prepare(net.kernels, target, schedules)
         pred = table_sum(prep, table) if table is not None else None
-        before = len(nets_table)
-        rec = ensure_measured(net, prep, target, runner, schedules, nets_table,
-                              {"arch": arch.to_dict(), "space": space.name},
-                              pred.latency_ms * 1e3 if pred is not None and pred.complete else None)
-        measured_now += len(nets_table) > before
+        items.append(NetworkToMeasure(net, prep, {"arch": arch.to_dict(), "space": space.name},
+                                      pred.latency_ms * 1e3 if pred is not None and pred.complete else None))
+    before = len(nets_table)
+    bar = progress_bar(len(rows), desc, progress)
+    try:
+        recs = ensure_measured_all(items, target, runner, schedules, nets_table, on_done=lambda _i, _row: bar.update(1))
+    finally:
+        bar.close()
+    measured_now = min(len(nets_table) - before, len(rows))
+    ok_rows, lat, spreads, keys, failed = [], [], [], [], []
+    for row, it, rec in zip(rows, items, recs):
         if rec is not None and rec.get("status") == "ok":
             ok_rows.append(row)
             lat.append(rec["runtime_us_p50"] / 1e3)
             spreads.append(spread_pct(rec))
             keys.append(rec["key"])
         else:
-            failed.append({"architecture": arch.to_dict(), "error": (rec or {}).get("error", "not measured")})
-        bar.update(1)
-    bar.close()
+            failed.append({"architecture": it.identity["arch"], "error": (rec or {}).get("error", "not measured")})
     return MeasuredNetworks(np.array(ok_rows, dtype=np.int64).reshape(-1, space.encoding_length), np.array(lat),
                             spreads, keys, measured_now, len(rows) - measured_now, failed)
 

@@ -20,19 +20,30 @@ if TYPE_CHECKING:  # schedules are applied duck-typed (``.apply``); measure sits
 
 
 
-def measure_network(net: LoweredNetwork, target: TargetSpec, runner: Runner,
-                    schedules: ScheduleSource | None = None, work_dir: str | Path | None = None,
-                    key: str | None = None, evaluator=None) -> MeasureResult:
+def build_for_measuring(net: LoweredNetwork, target: TargetSpec, schedules: "ScheduleSource | None",
+                        path: str | Path) -> str | None:
     """Compile ``net`` with the target's pipeline and schedules (and the reference kernel) and
-    time it end to end with ``evaluator`` (default: the target's ``network_evaluator``)."""
-    key = key or net.name
+    export the library to ``path``; None, or why it could not be compiled."""
     try:
         ex = compile_network(net.fused, target, schedules, reference=True)
     except Exception as e:
         from ..core.interrupt import reraise_if_interrupted
 
         reraise_if_interrupted()
-        return MeasureResult(key, error=f"compile failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+        return f"compile failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    export(ex, target, Path(path))
+    return None
+
+
+def measure_network(net: LoweredNetwork, target: TargetSpec, runner: Runner,
+                    schedules: ScheduleSource | None = None, work_dir: str | Path | None = None,
+                    key: str | None = None, evaluator=None) -> MeasureResult:
+    """Compile ``net`` with the target's pipeline and schedules (and the reference kernel) and
+    time it end to end once with ``evaluator`` (default: the target's ``network_evaluator``)."""
+    key = key or net.name
     with tempfile.TemporaryDirectory(prefix="chamtvm-net-", dir=work_dir) as tmp:
-        lib = export(ex, target, Path(tmp) / "net.so")
+        lib = Path(tmp) / "net.so"
+        error = build_for_measuring(net, target, schedules, lib)
+        if error:
+            return MeasureResult(key, error=error)
         return runner.measure_network(lib, net.inputs, evaluator or target.network_evaluator, key=key)

@@ -311,3 +311,33 @@ def _fastest_state_of(samples: Sequence[float], evaluator: Evaluator) -> tuple[l
     if evaluator.fast_state_tolerance is None:
         return kept, {}
     return kept, {"fast_state_tolerance": evaluator.fast_state_tolerance, "samples_before_fast_state": len(samples)}
+
+
+def pooled_rounds(rounds: Sequence[MeasureResult]) -> tuple[list[float], dict]:
+    """One network's figure from its ``rounds`` (successful ``MeasureResult``s of the same
+    build, each timed as ``time_network`` times it, taken minutes apart round-robin over a
+    batch of networks: ``table.networks``): ``(samples us, row fields)``.
+
+    The samples are every round's own kept samples (each round's fastest state, not the
+    fastest state over all rounds: a round in a slow state of the device weighs as much as
+    one in a fast state, as the deployed network meets both), so their median is the network
+    over the whole time the batch took. The row fields are the middle round's (by median)
+    reference figures, with the counts summed over rounds, ``nominal`` only if every round was,
+    the busiest round's ``other_cores``, and ``rounds`` and ``round_medians_us``."""
+    if not rounds or not all(r.ok for r in rounds):
+        raise ValueError("pooled_rounds needs one or more successful measurements")
+    medians = [float(np.median(r.samples_us)) for r in rounds]
+    middle = rounds[int(np.argsort(medians)[(len(medians) - 1) // 2])]
+    extra = dict(middle.extra)
+    for count in ("samples_taken", "samples_nominal", "samples_before_fast_state", "attempts"):
+        values = [r.extra.get(count) for r in rounds]
+        if all(isinstance(v, int) for v in values):
+            extra[count] = int(sum(values))
+    if any("nominal" in r.extra for r in rounds):
+        extra["nominal"] = all(bool(r.extra.get("nominal", True)) for r in rounds)
+    loads = [r.extra["other_cores"] for r in rounds if isinstance(r.extra.get("other_cores"), (int, float))]
+    if loads:
+        extra["other_cores"] = float(max(loads))
+    extra.update(rounds=len(rounds), round_medians_us=medians)
+    samples = [float(x) for r in rounds for x in r.samples_us]
+    return samples, extra

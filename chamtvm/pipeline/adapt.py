@@ -37,7 +37,7 @@ import numpy as np
 
 from ..search.genetic import SearchError, SearchResult
 from ..space.schema import SearchSpace
-from .pricing import price_and_measure
+from .pricing import price_and_measure, price_and_measure_all
 
 QUANTILES = (0.25, 0.5, 0.75)
 
@@ -265,17 +265,15 @@ def exports_up_to_date(s) -> dict | None:
 # ---------------------------------------------------------------- measure
 def step_measure_picks(s) -> None:
     """Measure each chosen network end to end on the target: predicted vs measured."""
-    prices = []
-    bar = s.progress(len(s.picks), "measuring the chosen networks")
+    ok = [pick for pick in s.picks if not pick.error]
+    bar = s.progress(len(ok), "measuring the chosen networks")
     try:
-        for pick in s.picks:
-            prices.append(None if pick.error else price_and_measure(
-                pick.net, pick.prepared, s.search_ctx.latency, s.target, s.runner, s.schedules, s.nets_table,
-                {"arch": pick.arch.to_dict(), "space": s.space.name}))
-            bar.update(1)
+        priced = iter(price_and_measure_all(
+            [(pick.net, pick.prepared, {"arch": pick.arch.to_dict(), "space": s.space.name}) for pick in ok],
+            s.search_ctx.latency, s.target, s.runner, s.schedules, s.nets_table, on_done=lambda _i: bar.update(1)))
     finally:
         bar.close()
-    s.pick_prices = prices
+    s.pick_prices = [None if pick.error else next(priced) for pick in s.picks]
 
 
 def measure_enabled(s) -> str | None:

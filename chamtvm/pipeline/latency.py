@@ -15,7 +15,7 @@ from ..table.fill import fill_table, prepare
 from ..table.store import LatencyTable
 from ..targets.spec import TargetSpec
 from ..tuning.schedules import ScheduleSource
-from .pricing import PricedNetwork, price_and_measure
+from .pricing import PricedNetwork, price_and_measure_all
 
 
 def untimed_keys(prepared, table: LatencyTable) -> int:
@@ -157,17 +157,18 @@ def price_archs(space, archs, predictor, target: TargetSpec, runner: Runner, sch
                 batch_size: int = 48, statistic: str = "runtime_us_p50") -> list[tuple[object, PricedNetwork]]:
     """``(arch, PricedNetwork)`` per architecture: lowered, every kernel the table lacks
     measured first (never guessed), priced by ``predictor`` and measured end to end unless
-    the network journal has it (``pricing.price_and_measure``). ``bar.update(1)`` per network."""
-    out = []
+    the network journal has it, all in one batch (``pricing.price_and_measure_all``: round-robin
+    where the target times networks in rounds). ``bar.update(1)`` per network measured."""
+    nets = []
     for i, arch in enumerate(archs):
         net = lower_arch(space, arch, f"{prefix}{i}")
         prepared = prepare(net.kernels, target, schedules)
         if untimed_keys(prepared, table):
             fill_table(prepared, table, runner, target, batch_size)
-        out.append((arch, price_and_measure(net, prepared, predictor, target, runner, schedules, nets_table,
-                                            {"arch": arch.to_dict(), "space": space.name}, statistic)))
-        bar.update(1)
-    return out
+        nets.append((net, prepared, {"arch": arch.to_dict(), "space": space.name}))
+    priced = price_and_measure_all(nets, predictor, target, runner, schedules, nets_table, statistic,
+                                   on_done=lambda _i: bar.update(1))
+    return list(zip(archs, priced))
 
 
 def step_models(s) -> None:

@@ -1,7 +1,8 @@
 """One network priced by the latency predictor and measured end to end on the target: the one
 place where "predicted, measured, error %" is computed (held-out networks, training
 networks, the picks of a search, the contenders of the regret, the ``search`` command and
-the benchmarks all call ``price_and_measure``).
+the benchmarks all call ``price_and_measure``, or ``price_and_measure_all`` for a batch of
+networks, which a target that times networks in rounds times round-robin).
 
 Measurements go through the target's network journal (``table.networks.ensure_measured``:
 a build already measured is never measured again); the error is
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from ..core.metrics import error_pct, spread_pct
 from ..latency.models import FullPrediction, LatencyPredictor
 from ..latency.table_sum import table_sum
-from ..table.networks import ensure_measured
+from ..table.networks import NetworkToMeasure, ensure_measured, ensure_measured_all
 
 
 @dataclass
@@ -76,3 +77,18 @@ def price_and_measure(net, prepared, predictor: LatencyPredictor, target, runner
     prediction, sum_ms = price_network(net, prepared, predictor, statistic)
     row = ensure_measured(net, prepared, target, runner, schedules, nets_table, identity, sum_ms * 1e3)
     return PricedNetwork(net.name, prepared, prediction, sum_ms, row)
+
+
+def price_and_measure_all(nets: list[tuple], predictor: LatencyPredictor, target, runner, schedules, nets_table,
+                          statistic: str = "runtime_us_p50", on_done=None) -> list[PricedNetwork]:
+    """``price_and_measure`` of a batch: ``nets`` holds ``(net, prepared, identity)`` tuples;
+    the measurements are one ``table.networks.ensure_measured_all`` (round-robin where the
+    target times networks in rounds). ``on_done(index)`` as each network's row is final."""
+    priced = [(net, prepared, identity, *price_network(net, prepared, predictor, statistic))
+              for net, prepared, identity in nets]
+    rows = ensure_measured_all([NetworkToMeasure(net, prepared, identity, sum_ms * 1e3)
+                                for net, prepared, identity, _p, sum_ms in priced],
+                               target, runner, schedules, nets_table,
+                               on_done=None if on_done is None else (lambda i, _row: on_done(i)))
+    return [PricedNetwork(net.name, prepared, prediction, sum_ms, row)
+            for (net, prepared, _identity, prediction, sum_ms), row in zip(priced, rows)]

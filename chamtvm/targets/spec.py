@@ -25,6 +25,12 @@ one item may sample while waiting for the device's nominal speed, ``measure.timi
 smaller budget finishes a quick run or a test suite sooner, rows then more often say they are
 not nominal. Not part of the fingerprint (the rows are the same kind of measurement).
 
+``network_evaluator.rounds`` (optional, 1 by default) times each network of a batch in that
+many rounds, round-robin over the batch, and pools them (``table.networks``);
+``CHAMTVM_NETWORK_ROUNDS=<n>`` overrides it for every target (1 for a quick run or a test
+suite). Not part of the fingerprint: a network row says how many rounds it pooled, and a row of
+fewer rounds than asked is measured again.
+
 ``vector_lanes`` (optional: a count, or ``"host"``) is how many fp32 values one vector
 instruction of the target processes (x86 AVX-512 16, AVX2 8, ARM NEON 4): the granularity
 channel pruning keeps widths at (``transform --method prune``). ``"host"`` resolves it from
@@ -64,7 +70,8 @@ SCHEDULE_RULES = ("default", "wide-vector")
 # or alone in a loop (``time_evaluator`` on the kernel)
 KERNEL_TIMINGS = ("in_network", "isolated")
 BUSY_FIELDS = ("busy_other_cores", "busy_retries", "busy_wait_s")
-NOMINAL_FIELDS = ("nominal_tolerance", "nominal_samples", "nominal_budget_s", "fast_state_tolerance")
+NOMINAL_FIELDS = ("nominal_tolerance", "nominal_samples", "nominal_budget_s", "fast_state_tolerance", "rounds")
+NETWORK_ROUNDS_ENV = "CHAMTVM_NETWORK_ROUNDS"
 
 
 class TargetError(ValueError):
@@ -106,6 +113,12 @@ class Evaluator:
     # fastest sample count (``measure.timing.fastest_state``): the device in its fastest state,
     # for kernel rows and networks alike. None: every kept sample counts.
     fast_state_tolerance: float | None = None
+    # networks only: how many rounds each network of a batch is timed in, round-robin over the
+    # batch (``table.networks.ensure_measured_all``): the device's speed drifts over minutes
+    # (a virtual machine's host, a governor), so one network's figure pools ``rounds`` short
+    # measurements spread over the whole batch's time instead of one taken in whatever state
+    # the device was in at that moment (``measure.timing.pooled_rounds``). 1: one measurement.
+    rounds: int = 1
     # the nominal reference time (us) the caller knows for this device and kind of library
     # (``table.reference``); None: the measurement finds it itself. Not from target files.
     reference_baseline_us: float | None = None
@@ -139,6 +152,9 @@ class Evaluator:
                 if (v is not None or k in ("busy_wait_s", "nominal_budget_s")) and (isinstance(v, bool) or not isinstance(v, (int, float))
                                                             or not 0 <= v < float("inf")):
                     raise TargetError(f"{where}.{k}: expected a non-negative number, got {v!r}")
+            elif k == "rounds":
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise TargetError(f"{where}.rounds: expected a positive integer, got {v!r}")
             elif isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise TargetError(f"{where}.{k}: expected a non-negative integer, got {v!r}")
         return cls(**d)
@@ -220,9 +236,9 @@ class TargetSpec:
             local=bool(d.get("local", False)),
             measurement=str(d.get("measurement", "device")),
             evaluator=ev,
-            network_evaluator=_with_budget_override(Evaluator.from_dict(
+            network_evaluator=_with_rounds_override(_with_budget_override(Evaluator.from_dict(
                 d.get("network_evaluator", d["evaluator"]), f"{where}.network_evaluator"
-            )),
+            ))),
             threads=threads,
             vector_lanes=lanes,
             conv_layout=d.get("conv_layout"),
@@ -316,6 +332,16 @@ def _with_budget_override(ev: Evaluator) -> Evaluator:
     if not 0 <= budget < float("inf"):
         raise TargetError(f"{NOMINAL_BUDGET_ENV}={value!r}: expected a non-negative number of seconds")
     return replace(ev, nominal_budget_s=budget)
+
+
+def _with_rounds_override(ev: Evaluator) -> Evaluator:
+    """``ev`` (a network evaluator) with ``rounds`` from ``CHAMTVM_NETWORK_ROUNDS`` where that is set."""
+    value = os.environ.get(NETWORK_ROUNDS_ENV)
+    if not value:
+        return ev
+    if not value.strip().isdigit() or int(value) < 1:
+        raise TargetError(f"{NETWORK_ROUNDS_ENV}={value!r}: expected a positive whole number of rounds")
+    return replace(ev, rounds=int(value))
 
 
 def checkout_targets_dir() -> Path | None:

@@ -43,7 +43,10 @@ def test_table_covers_space_with_one_row_per_kernel(filled_table, tiny_kernels, 
     row = filled_table.get(next(iter(filled_table.rows()))["key"])
     assert row["target"] == "x86" and row["schedule"] == "default" and row["tvm_version"]
     assert row["runtime_us_min"] <= row["runtime_us_p50"] <= row["runtime_us_max"]
-    assert len(row["runtime_us_samples"]) >= x86.evaluator.repeat  # in-network: one sample per kernel call
+    # in-network: one sample per kernel call, at least ``repeat`` of them; the row keeps those
+    # of the measurement's fastest state (``measure.timing.fastest_state``), one or more
+    assert row["samples_before_fast_state"] >= x86.evaluator.repeat
+    assert 1 <= len(row["runtime_us_samples"]) <= row["samples_before_fast_state"]
 
 
 @pytest.mark.slow  # shares a module fixture that measures a table

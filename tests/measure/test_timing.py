@@ -199,3 +199,25 @@ def test_slow_spells_are_measured_and_a_measurement_that_saw_no_nominal_sample_i
     got = sample_at_nominal_speed(lambda: [120.0], lambda: 15.0, ev, clock=_clock(0.1))
     assert got.kept[0] == pytest.approx(100.0) and got.corrected_by == 1.2 and not got.nominal
     assert got.extra()["corrected_by_slow_factor"] == 1.2 and got.extra()["samples_nominal"] == 0
+
+
+def test_pooled_rounds_keeps_every_rounds_samples_and_the_middle_rounds_figures():
+    from chamtvm.measure.base import MeasureResult
+    from chamtvm.measure.timing import pooled_rounds
+
+    def round_of(samples, ref, nominal=True, load=0.0):
+        return MeasureResult("n", samples, 1, extra={"reference_us": ref, "samples_taken": 9, "samples_nominal": 7,
+                                                     "nominal": nominal, "other_cores": load, "attempts": 1})
+
+    rounds = [round_of([10.0, 10.2], 1.0), round_of([12.0, 12.4], 1.2, nominal=False, load=0.4),
+              round_of([11.0, 11.1, 11.2], 1.1)]
+    samples, extra = pooled_rounds(rounds)
+    assert samples == [10.0, 10.2, 12.0, 12.4, 11.0, 11.1, 11.2]  # a slow round weighs as much as a fast one
+    assert extra["rounds"] == 3 and extra["round_medians_us"] == [10.1, 12.2, 11.1]
+    assert extra["reference_us"] == 1.1  # the middle round's (by median)
+    assert extra["samples_taken"] == 27 and extra["samples_nominal"] == 21 and extra["attempts"] == 3
+    assert extra["nominal"] is False and extra["other_cores"] == 0.4
+    with pytest.raises(ValueError):
+        pooled_rounds([rounds[0], MeasureResult("n", error="lost")])
+    with pytest.raises(ValueError):
+        pooled_rounds([])

@@ -162,6 +162,29 @@ def test_chamtvm_nominal_budget_overrides_every_evaluator_but_not_the_fingerprin
             TargetSpec.from_dict(d)
 
 
+def test_network_rounds_are_checked_overridden_by_chamtvm_network_rounds_and_not_in_the_fingerprint(monkeypatch):
+    from chamtvm.targets.spec import TargetError, TargetSpec, get_target
+
+    d = {"name": "t", "tvm_target": {"kind": "llvm"}, "device": "cpu", "rpc_key": "t",
+         "evaluator": {"repeat": 3}, "network_evaluator": {"repeat": 5, "rounds": 4}}
+    monkeypatch.delenv("CHAMTVM_NETWORK_ROUNDS", raising=False)
+    plain = TargetSpec.from_dict(d)
+    assert plain.network_evaluator.rounds == 4 and plain.evaluator.rounds == 1
+    assert plain.network_evaluator.to_dict()["rounds"] == 4
+    assert get_target("x86").network_evaluator.rounds == 5  # the built-in x86 times networks in rounds
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(TargetError, match="network_evaluator.rounds: expected a positive integer"):
+            TargetSpec.from_dict({**d, "network_evaluator": {"rounds": bad}})
+    monkeypatch.setenv("CHAMTVM_NETWORK_ROUNDS", "2")
+    quick = TargetSpec.from_dict(d)
+    assert quick.network_evaluator.rounds == 2 and quick.evaluator.rounds == 1  # networks only
+    assert quick.fingerprint == plain.fingerprint
+    for bad in ("0", "many", "-2"):
+        monkeypatch.setenv("CHAMTVM_NETWORK_ROUNDS", bad)
+        with pytest.raises(TargetError, match=f"CHAMTVM_NETWORK_ROUNDS='{bad}': expected a positive whole number"):
+            TargetSpec.from_dict(d)
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("local", "false", "local must be true or false (a JSON boolean), got 'false'"),
     ("local", 1, "local must be true or false"),
