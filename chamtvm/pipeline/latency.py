@@ -11,6 +11,7 @@ import numpy as np
 
 from ..measure.base import Runner
 from ..lower.network import lower_arch
+from ..table.faster_schedule import default_rows_us
 from ..table.fill import fill_table, prepare
 from ..table.store import LatencyTable
 from ..targets.spec import TargetSpec
@@ -97,20 +98,13 @@ def calibration_enabled(s) -> str | None:
     return None if s.cfg.calibration else "--no-calibration"
 
 
-def default_times_us(kernels, table: LatencyTable, target: TargetSpec) -> dict:
-    """struct hash -> the table's time (us, median) of each kernel with its default schedule."""
-    return {p.kernel.struct_hash: row["runtime_us_p50"]
-            for p in prepare(kernels, target, ScheduleSource(target, use_database=False))
-            if (row := table.get(p.key)) is not None}
-
-
 def step_tuning(s) -> None:
     """Tune the costliest kernels with MetaSchedule within the trials, then transfer their schedules."""
     from ..measure.runners import runner_tracker
     from ..tuning.policy import tune_schedules
 
     cfg = s.cfg
-    s.tuned_now = tune_schedules(s.kernels, default_times_us(s.kernels, s.table, s.target), s.target, s.schedules,
+    s.tuned_now = tune_schedules(s.kernels, default_rows_us(s.kernels, s.table, s.target), s.target, s.schedules,
                                  cfg.trials, cfg.trials_per_kernel, cfg.tuning_population, log=s.log,
                                  tracker=runner_tracker(s.runner), runner=s.runner)
 
