@@ -1,34 +1,8 @@
 """``table.faster_schedule``: a deployed tuned schedule whose table row is no faster than the
 kernel's default row is set aside (the default ships), a faster one is kept; real MetaSchedule
-records in a real database, real table rows."""
+records in a real database (conftest ``kernel_with_record``), real table rows."""
 
 from __future__ import annotations
-
-
-def _kernel_with_record(db, target, m: int, n: int, vector: int):
-    """A real ``Kernel`` (``b = 2 a`` on an ``m x n`` tensor) and a MetaSchedule record of it
-    (outer loop parallel, inner loop split by ``vector`` and vectorized) committed to ``db``.
-    Kernels given different ``vector`` get different traces, so different schedule tags (a tag
-    hashes the trace, which does not hold the extents)."""
-    from tvm import s_tir, te
-    from tvm.s_tir import meta_schedule as ms
-
-    from chamtvm.lower.kernels import Kernel, _arg_specs, kernel_hash
-    from chamtvm.tuning.database import workload_module
-
-    a = te.placeholder((m, n), name="a")
-    b = te.compute((m, n), lambda i, j: a[i, j] * 2.0, name="b")
-    func = te.create_prim_func([a, b])
-    mod = workload_module(func)
-    sch = s_tir.Schedule(mod)
-    i, j = sch.get_loops(sch.get_sblock("b"))
-    _, inner = sch.split(j, factors=[None, vector])
-    sch.parallel(i)
-    sch.vectorize(inner)
-    db.commit_tuning_record(ms.database.TuningRecord(
-        trace=sch.trace, workload=db.commit_workload(mod), run_secs=[1e-6], target=target.tvm(),
-        args_info=ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
-    return Kernel(f"scale{m}x{n}", kernel_hash(func), _arg_specs(func), float(m * n), 1, func)
 
 
 def _row(key: str, p, us: float) -> dict:
@@ -38,7 +12,8 @@ def _row(key: str, p, us: float) -> dict:
     return ok_row(key, base, [us, us * 1.01, us * 0.99], number=1)
 
 
-def test_a_tuned_schedule_no_faster_in_the_network_is_set_aside_and_a_faster_one_kept(tmp_path, x86):
+def test_a_tuned_schedule_no_faster_in_the_network_is_set_aside_and_a_faster_one_kept(tmp_path, x86,
+                                                                                     kernel_with_record):
     from tvm.s_tir import meta_schedule as ms
 
     from chamtvm.table.faster_schedule import default_rows_us, set_aside_slower_schedules
@@ -49,7 +24,7 @@ def test_a_tuned_schedule_no_faster_in_the_network_is_set_aside_and_a_faster_one
 
     (tmp_path / "schedules").mkdir()
     db = ms.database.JSONDatabase(work_dir=str(tmp_path / "schedules"))
-    slower, faster, no_default = (_kernel_with_record(db, x86, m, 64, v) for m, v in ((64, 4), (32, 8), (16, 16)))
+    slower, faster, no_default = (kernel_with_record(db, x86, m, 64, v) for m, v in ((64, 4), (32, 8), (16, 16)))
     schedules = ScheduleSource(x86, tmp_path / "schedules")
     prepared = prepare([slower, faster, no_default], x86, schedules)
     assert all(p.schedule.startswith("ms-") and p.provenance == "tuned" for p in prepared)
@@ -87,7 +62,7 @@ def test_a_tuned_schedule_no_faster_in_the_network_is_set_aside_and_a_faster_one
     assert len(said) == 1
 
 
-def test_a_tie_ships_the_default_and_the_statistic_chooses_the_field_compared(tmp_path, x86):
+def test_a_tie_ships_the_default_and_the_statistic_chooses_the_field_compared(tmp_path, x86, kernel_with_record):
     """The default ships unless the tuned row is strictly faster, by the statistic asked for."""
     from tvm.s_tir import meta_schedule as ms
 
@@ -98,7 +73,7 @@ def test_a_tie_ships_the_default_and_the_statistic_chooses_the_field_compared(tm
 
     (tmp_path / "schedules").mkdir()
     db = ms.database.JSONDatabase(work_dir=str(tmp_path / "schedules"))
-    tie, spread = (_kernel_with_record(db, x86, m, 64, v) for m, v in ((8, 4), (4, 8)))
+    tie, spread = (kernel_with_record(db, x86, m, 64, v) for m, v in ((8, 4), (4, 8)))
     schedules = ScheduleSource(x86, tmp_path / "schedules")
     tuned = prepare([tie, spread], x86, schedules)
     default = prepare([tie, spread], x86, ScheduleSource(x86, use_database=False))
