@@ -1,5 +1,6 @@
-"""The latency steps of the main job (``job.TUNE_STEPS`` 3-10): every kernel of the space
-in the target's table, the calibration sweep, tuning, the latency models, and the held-out
+"""The latency steps of the main job (``job.TUNE_STEPS`` 3-12): every kernel of the space
+in the target's table, the calibration sweep, tuning, the schedules that ship (the faster
+of tuned and default as the table prices them), the latency models, and the held-out
 networks that check them. Each ``step_*`` function is one step; it reads and writes the
 ``JobState`` fields its ``Step`` declares (``job``)."""
 
@@ -130,6 +131,32 @@ def step_tuned_table(s) -> None:
 
 
 tuned_table_up_to_date = _all_in_table("prepared_tuned", "tuned_fill")
+
+
+def step_faster_schedules(s) -> None:
+    """Set aside every tuned or transferred schedule no faster in the network than its default row.
+
+    Compares each deployed schedule's row (timed in batch networks) with the kernel's
+    default-schedule row, measuring a default row the table lacks first, and lists the slower
+    ones as default-preferred (``table.faster_schedule``); ``schedules`` is reloaded, so every
+    later step that prepares kernels from it (models, held-out networks, search, export,
+    picks) prices and builds what ships, and ``prepared_deployed`` is the space's kernels
+    with those schedules."""
+    from ..table.faster_schedule import set_aside_slower_schedules
+    from ..tuning.schedules import DEFAULT_TAG
+
+    tuned = [p for p in s.prepared_tuned if p.schedule != DEFAULT_TAG]
+    defaults = prepare([p.kernel for p in tuned], s.target, ScheduleSource(s.target, use_database=False))
+    if untimed_keys(defaults, s.table):
+        fill(s, defaults, "measuring default rows of tuned kernels")
+    default_us = default_rows_us(tuned, s.table, s.target, s.cfg.statistic)
+    s.set_aside_schedules = set_aside_slower_schedules(tuned, default_us, s.table, s.schedules, s.cfg.statistic,
+                                                       s.log)
+    if s.set_aside_schedules:
+        s.schedules.reload()
+        s.prepared_deployed = prepare(s.kernels, s.target, s.schedules)
+    else:
+        s.prepared_deployed = s.prepared_tuned
 
 
 @dataclass
