@@ -291,7 +291,7 @@ def measure_tuned(work: Path, models, resolutions, trials: int, trials_per_kerne
     from chamtvm.measure.local import LocalRunner
     from chamtvm.measure.network import measure_network
     from chamtvm.pipeline.config import TuneConfig
-    from chamtvm.pipeline.latency import default_times_us
+    from chamtvm.table.faster_schedule import default_rows_us
     from chamtvm.tuning.policy import tune_schedules
     from chamtvm.table.fill import fill_table, prepare
     from chamtvm.table.store import LatencyTable
@@ -314,7 +314,7 @@ def measure_tuned(work: Path, models, resolutions, trials: int, trials_per_kerne
         if not lines_path.exists():
             t0 = time.time()
             ks = list(kernels.values())
-            lines = tune_schedules(ks, default_times_us(ks, table, target), target, sched, trials, trials_per_kernel,
+            lines = tune_schedules(ks, default_rows_us(ks, table, target), target, sched, trials, trials_per_kernel,
                                    TuneConfig.tuning_population, log=log, runner=runner)
             append_lines(lines_path, [json.dumps({**d, "tuning_wall_s": time.time() - t0}) for d in lines])
             log(f"tuned: {sum(d['policy'] == 'joint' for d in lines)} kernels jointly, "

@@ -357,3 +357,35 @@ def tiny_dense_kernels():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def kernel_with_record():
+    """``make(db, target, m, n, vector)``: a real ``Kernel`` (``b = 2 a`` on an ``m x n``
+    tensor) and a MetaSchedule record of it (inner loop split by ``vector`` and vectorized,
+    outer loop parallel) committed to the JSON database ``db``. Kernels given different
+    ``vector`` get different traces, so different schedule tags (a tag hashes the trace, which
+    does not hold the extents)."""
+
+    def make(db, target, m: int, n: int, vector: int):
+        from tvm import s_tir, te
+        from tvm.s_tir import meta_schedule as ms
+
+        from chamtvm.lower.kernels import Kernel, _arg_specs, kernel_hash
+        from chamtvm.tuning.database import workload_module
+
+        a = te.placeholder((m, n), name="a")
+        b = te.compute((m, n), lambda i, j: a[i, j] * 2.0, name="b")
+        func = te.create_prim_func([a, b])
+        mod = workload_module(func)
+        sch = s_tir.Schedule(mod)
+        i, j = sch.get_loops(sch.get_sblock("b"))
+        _, inner = sch.split(j, factors=[None, vector])
+        sch.parallel(i)
+        sch.vectorize(inner)
+        db.commit_tuning_record(ms.database.TuningRecord(
+            trace=sch.trace, workload=db.commit_workload(mod), run_secs=[1e-6], target=target.tvm(),
+            args_info=ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
+        return Kernel(f"scale{m}x{n}", kernel_hash(func), _arg_specs(func), float(m * n), 1, func)
+
+    return make

@@ -17,8 +17,8 @@ stated budget of MetaSchedule trials:
    no faster than the kernel's default row is set aside (the default stays deployed);
 4. **transfer again** from the kernels just tuned, then the new schedules' rows are
    measured; a schedule whose row (timed in the network) is no faster than the kernel's
-   default row is set aside, and the table sum is the latency *after*, never above the
-   sum with default schedules kernel by kernel.
+   default row is set aside (``table.faster_schedule``), and the table sum is the latency
+   *after*, never above the sum with default schedules kernel by kernel.
 
 Everything lands where ``predict``, ``search``, the TVM hook and ``export`` look: rows in the
 target's table, records in its MetaSchedule database.
@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 from ..lower.kernels import Kernel
 from ..lower.network import LoweredNetwork
 from ..latency.table_sum import Prediction, table_sum
+from ..table.faster_schedule import default_rows_us, set_aside_slower_schedules
 from ..table.fill import fill_table, prepare
 from ..table.store import LatencyTable
 from ..targets.spec import TargetSpec
@@ -89,29 +90,6 @@ def costliest(prepared, table: LatencyTable, trials: int, trials_per_kernel: int
     return ranked[:n]
 
 
-def _set_aside_slower_rows(prepared, default_us: dict[str, float], table: LatencyTable,
-                           schedules: ScheduleSource, statistic: str, log: Callable[[str], None]) -> list[str]:
-    """Set aside (``tuning.provenance.prefer_default``) every deployed tuned or transferred
-    schedule whose table row, timed as it runs in the network, is no faster than the
-    kernel's default-schedule row: tuning chose it on MetaSchedule's isolated timing (or a
-    transfer on its candidate timing), and what the network ships must be the faster of the
-    two as the table prices them. Returns the struct hashes set aside."""
-    from ..tuning.provenance import prefer_default
-
-    out = []
-    for p in prepared:
-        h, row = p.kernel.struct_hash, table.get(p.key)
-        if p.schedule == "default" or row is None or h not in default_us:
-            continue
-        deployed = float(row[statistic])
-        if deployed >= default_us[h]:
-            prefer_default(schedules.work_dir, p.schedule, h, p.kernel.name, deployed, default_us[h])
-            log(f"{p.kernel.name}: its {p.provenance} schedule runs {deployed:.1f} us in the network, no faster "
-                f"than its default {default_us[h]:.1f} us; the default schedule stays deployed")
-            out.append(h)
-    return out
-
-
 def tune_network(net: LoweredNetwork, target: TargetSpec, trials: int, table: LatencyTable,
                  schedules: ScheduleSource, runner, trials_per_kernel: int = 16, population: int | None = 128,
                  tracker: tuple[str, int, str] | None = None, statistic: str = "runtime_us_p50",
@@ -127,8 +105,7 @@ def tune_network(net: LoweredNetwork, target: TargetSpec, trials: int, table: La
     kernels = list(net.kernels)
     default_src = ScheduleSource(target, use_database=False)
     default_prep, default_sum = _priced(kernels, target, default_src, table, runner, statistic)
-    default_us = {p.kernel.struct_hash: float(table.get(p.key)[statistic]) for p in default_prep
-                  if table.get(p.key) is not None}
+    default_us = default_rows_us(default_prep, table, target, statistic)
     before_prep, before = _priced(kernels, target, schedules, table, runner, statistic)
     lines: list[dict] = []
 
@@ -167,7 +144,7 @@ def tune_network(net: LoweredNetwork, target: TargetSpec, trials: int, table: La
             schedules.reload()
             transfer("after trials")
     after_prep, after = _priced(kernels, target, schedules, table, runner, statistic)
-    set_aside = _set_aside_slower_rows(after_prep, default_us, table, schedules, statistic, log)
+    set_aside = set_aside_slower_schedules(after_prep, default_us, table, schedules, statistic, log)
     if set_aside:
         for line in lines:
             if line.get("struct_hash") in set_aside:

@@ -1,4 +1,4 @@
-"""The adaptation steps (``job.TUNE_STEPS`` 12-19; the ``search`` command shares
+"""The adaptation steps (``job.TUNE_STEPS`` 13-20; the ``search`` command shares
 ``space latency``, ``budgets``, ``search context``, ``search``, ``export`` and ``measure
 picks``): the space's latency and the budgets, the budget-aware accuracy loop on the task,
 the pick at each budget, export and measurement of each pick, and the regret on tasks

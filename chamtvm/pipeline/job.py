@@ -1,12 +1,12 @@
-"""The main job (``python -m chamtvm tune``) as a list of steps, ``TUNE_STEPS``; steps 12-13
-(``BUDGET_STEPS``) and 15-18 (``PICK_STEPS``) are also the ``search`` command's
+"""The main job (``python -m chamtvm tune``) as a list of steps, ``TUNE_STEPS``; steps 13-14
+(``BUDGET_STEPS``) and 16-19 (``PICK_STEPS``) are also the ``search`` command's
 (``search_job.SEARCH_STEPS``). Each step reads and writes the ``state.JobState`` fields it
 declares; a step disabled by the settings or by data (a field an earlier, skipped step did
 not produce) is listed in the report's ``skipped_steps`` with why; timing, log lines and
 progress bars are instruments around the steps (``instruments``). A step is added, moved
 or dropped by editing the list.
 
-The main job, in this order (the one numbering; ``[k/20]`` in the log):
+The main job, in this order (the one numbering; ``[k/21]`` in the log):
    1. open            load the space, the target's table, network journal and schedules
    2. task            the accuracy task's trainer for the space, or why it cannot train it
    3. coverage        every fused kernel of the space (probe lowering, ``lower.coverage``)
@@ -17,24 +17,26 @@ The main job, in this order (the one numbering; ``[k/20]`` in the log):
                       (--trials 0)
    8. prepare tuned   the kernels with the schedules after tuning (new keys ``ms-<hash>``)
    9. tuned table     measure the tuned kernels the table lacks (up to date: none lacking)
-  10. models          fit and save the unseen-kernel model and the residual (training networks)
-  11. heldout         held-out networks predicted and measured end to end (--heldout 0)
-  12. space latency   the space's latency predictors: the table with the saved models, batched
+  10. faster schedules set aside each tuned or transferred schedule whose row is no faster
+                      than the kernel's default row: the default ships (tuning skipped)
+  11. models          fit and save the unseen-kernel model and the residual (training networks)
+  12. heldout         held-out networks predicted and measured end to end (--heldout 0)
+  13. space latency   the space's latency predictors: the table with the saved models, batched
                       (main job: no trainer for the space)
-  13. budgets         the given budgets, or quantiles of the space's predicted latencies
-  14. accuracy        the budget-aware accuracy loop (``accuracy.pick_under_budgets``) on the
+  14. budgets         the given budgets, or quantiles of the space's predicted latencies
+  15. accuracy        the budget-aware accuracy loop (``accuracy.pick_under_budgets``) on the
                       task: lookups spent on the budgets, the best observed network under each
                       (--task none, or a task that cannot train the space)
-  15. search context  the GP fitted on the journal, beside the space's latency predictors
-  16. search          per budget the loop's best observed network (pool = the whole space),
+  16. search context  the GP fitted on the journal, beside the space's latency predictors
+  17. search          per budget the loop's best observed network (pool = the whole space),
                       else the genetic search's pick; each pick lowered and priced
-  17. export          each pick's artefacts (up to date: every ``export.json`` matches)
-  18. measure picks   each pick measured end to end: predicted vs measured
-  19. regret          lookup tasks: each pick against the true best under its budget
-  20. report          the report dict and the plot of the picks
+  18. export          each pick's artefacts (up to date: every ``export.json`` matches)
+  19. measure picks   each pick measured end to end: predicted vs measured
+  20. regret          lookup tasks: each pick against the true best under its budget
+  21. report          the report dict and the plot of the picks
 
 The ``search`` command (``search_job``): ``search open`` (its space, journal, budget and
-output folder), steps 12-13 and 15-18, ``search report`` (report.json, the Pareto plot).
+output folder), steps 13-14 and 16-19, ``search report`` (report.json, the Pareto plot).
 """
 
 from __future__ import annotations
@@ -86,13 +88,13 @@ def step_open(s) -> None:
 OPEN = Step("open", step_open, reads=("cfg", "target", "runner", "log"),
             writes=(*STORES, "search_settings", "budgets_given", "pick_dir"))
 
-BUDGET_STEPS: list[Step] = [  # steps 12-13: the main job's and the search command's
+BUDGET_STEPS: list[Step] = [  # steps 13-14: the main job's and the search command's
     Step("space latency", adapt.step_space_latency, reads=("space", "target", "table", "schedules"),
          optional_reads=("trainer_note",), writes=("space_latency",), enabled=adapt.budgets_enabled),
     Step("budgets", adapt.step_budgets, reads=("space_latency", "budgets_given"), writes=("budgets_ms",)),
 ]
 
-PICK_STEPS: list[Step] = [  # steps 15-18: the main job's and the search command's
+PICK_STEPS: list[Step] = [  # steps 16-19: the main job's and the search command's
     Step("search context", adapt.step_search_context, reads=(*SEARCH_INPUTS, "journal_path", "space_latency"),
          optional_reads=("accuracy_protocol",), writes=("search_ctx",)),
     Step("search", adapt.step_search,
@@ -124,6 +126,9 @@ TUNE_STEPS: list[Step] = [
          writes=("prepared_tuned",), timer_name="tuning"),
     Step("tuned table", latency.step_tuned_table, reads=(*MEASURE, "prepared_tuned"), writes=("tuned_fill",),
          up_to_date=latency.tuned_table_up_to_date, timer_name="tuning"),
+    Step("faster schedules", latency.step_faster_schedules,
+         reads=(*MEASURE, "kernels", "schedules", "prepared_tuned", "log"),
+         writes=("set_aside_schedules", "prepared_deployed"), timer_name="tuning"),
     Step("models", latency.step_models, reads=(*MEASURE, "space", "schedules", "nets_table"), writes=("models",)),
     Step("heldout", latency.step_heldout, reads=(*MEASURE, "space", "schedules", "nets_table", "models"),
          writes=("heldout",), enabled=latency.heldout_enabled),
@@ -137,9 +142,9 @@ TUNE_STEPS: list[Step] = [
          writes=("regrets", "regret_networks"), enabled=adapt.regret_enabled),
     Step("report", step_report,
          reads=("cfg", "target", "runner", "space", "table", "kernels", "prepared", "models", "skipped", "log", "nets_table"),
-         optional_reads=("heldout", "prepared_tuned", "table_fill", "tuned_fill", "calibration_measured",
-                         "adaptive_calibration", "tuned_now", "trainer_note", "accuracy", "search_ctx", "picks",
-                         "exports", "pick_prices", "regrets", "regret_networks"),
+         optional_reads=("heldout", "prepared_tuned", "prepared_deployed", "set_aside_schedules", "table_fill",
+                         "tuned_fill", "calibration_measured", "adaptive_calibration", "tuned_now", "trainer_note",
+                         "accuracy", "search_ctx", "picks", "exports", "pick_prices", "regrets", "regret_networks"),
          writes=("report",)),
 ]
 

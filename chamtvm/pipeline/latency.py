@@ -1,5 +1,6 @@
-"""The latency steps of the main job (``job.TUNE_STEPS`` 3-10): every kernel of the space
-in the target's table, the calibration sweep, tuning, the latency models, and the held-out
+"""The latency steps of the main job (``job.TUNE_STEPS`` 3-12): every kernel of the space
+in the target's table, the calibration sweep, tuning, the schedules that ship (the faster
+of tuned and default as the table prices them), the latency models, and the held-out
 networks that check them. Each ``step_*`` function is one step; it reads and writes the
 ``JobState`` fields its ``Step`` declares (``job``)."""
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from ..measure.base import Runner
 from ..lower.network import lower_arch
+from ..table.faster_schedule import default_rows_us
 from ..table.fill import fill_table, prepare
 from ..table.store import LatencyTable
 from ..targets.spec import TargetSpec
@@ -97,20 +99,13 @@ def calibration_enabled(s) -> str | None:
     return None if s.cfg.calibration else "--no-calibration"
 
 
-def default_times_us(kernels, table: LatencyTable, target: TargetSpec) -> dict:
-    """struct hash -> the table's time (us, median) of each kernel with its default schedule."""
-    return {p.kernel.struct_hash: row["runtime_us_p50"]
-            for p in prepare(kernels, target, ScheduleSource(target, use_database=False))
-            if (row := table.get(p.key)) is not None}
-
-
 def step_tuning(s) -> None:
     """Tune the costliest kernels with MetaSchedule within the trials, then transfer their schedules."""
     from ..measure.runners import runner_tracker
     from ..tuning.policy import tune_schedules
 
     cfg = s.cfg
-    s.tuned_now = tune_schedules(s.kernels, default_times_us(s.kernels, s.table, s.target), s.target, s.schedules,
+    s.tuned_now = tune_schedules(s.kernels, default_rows_us(s.kernels, s.table, s.target), s.target, s.schedules,
                                  cfg.trials, cfg.trials_per_kernel, cfg.tuning_population, log=s.log,
                                  tracker=runner_tracker(s.runner), runner=s.runner)
 
@@ -136,6 +131,32 @@ def step_tuned_table(s) -> None:
 
 
 tuned_table_up_to_date = _all_in_table("prepared_tuned", "tuned_fill")
+
+
+def step_faster_schedules(s) -> None:
+    """Set aside every tuned or transferred schedule no faster in the network than its default row.
+
+    Compares each deployed schedule's row (timed in batch networks) with the kernel's
+    default-schedule row, measuring a default row the table lacks first, and lists the slower
+    ones as default-preferred (``table.faster_schedule``); ``schedules`` is reloaded, so every
+    later step that prepares kernels from it (models, held-out networks, search, export,
+    picks) prices and builds what ships, and ``prepared_deployed`` is the space's kernels
+    with those schedules."""
+    from ..table.faster_schedule import set_aside_slower_schedules
+    from ..tuning.schedules import DEFAULT_TAG
+
+    tuned = [p for p in s.prepared_tuned if p.schedule != DEFAULT_TAG]
+    defaults = prepare([p.kernel for p in tuned], s.target, ScheduleSource(s.target, use_database=False))
+    if untimed_keys(defaults, s.table):
+        fill(s, defaults, "measuring default rows of tuned kernels")
+    default_us = default_rows_us(tuned, s.table, s.target, s.cfg.statistic)
+    s.set_aside_schedules = set_aside_slower_schedules(tuned, default_us, s.table, s.schedules, s.cfg.statistic,
+                                                       s.log)
+    if s.set_aside_schedules:
+        s.schedules.reload()
+        s.prepared_deployed = prepare(s.kernels, s.target, s.schedules)
+    else:
+        s.prepared_deployed = s.prepared_tuned
 
 
 @dataclass

@@ -17,7 +17,8 @@ def step_report(s) -> None:
     """The report dict (held-out fidelity, the picks, skipped steps) and the plot of the picks."""
     cfg, target, runner, space, models = s.cfg, s.target, s.runner, s.space, s.models
     results = s.get("heldout", [])
-    prepared = s.get("prepared_tuned") or s.prepared  # the space's kernels with the schedules timed last
+    prepared = deployed(s)
+    set_aside = set(s.get("set_aside_schedules") or [])
     fills = [f for f in (s.get("table_fill"), s.get("tuned_fill")) if f is not None]
     report = {
         "target": target.name,
@@ -33,7 +34,9 @@ def step_report(s) -> None:
                   "adaptive_calibration_rounds": s.get("adaptive_calibration", [])},
         "tuning": {"trials_budget": cfg.trials, "trials_per_kernel": cfg.trials_per_kernel,
                    "tuned_now": s.get("tuned_now", []),
-                   "kernels_with_tuned_schedule": sum(1 for p in prepared if p.schedule != DEFAULT_TAG)},
+                   "kernels_with_tuned_schedule": sum(1 for p in prepared if p.schedule != DEFAULT_TAG),
+                   "set_aside_in_network": len(set_aside),
+                   "set_aside_kernels": [k.name for k in s.kernels if k.struct_hash in set_aside]},
         "predictor": {"residual_mode": models.residual.mode if models.residual else "none",
                       "residual_selection": models.residual_selection,
                       "training_networks": models.n_train, "kernel_model_rows": models.kernel_rows,
@@ -55,13 +58,19 @@ def step_report(s) -> None:
     s.report = report
 
 
+def deployed(s) -> list:
+    """The space's kernels with the schedules that ship (after step ``faster schedules``), else
+    the schedules timed last (after tuning, or those the job started with)."""
+    return s.get("prepared_deployed") or s.get("prepared_tuned") or s.prepared
+
+
 def run_noise(s) -> dict:
     """The noise of this run's measurements (``table.noise``): the rows of the space's kernels
     as priced and the networks measured end to end (training and held-out), and the nominal
     speed learnt for the target."""
     from ..table.reference import ReferenceBaseline
 
-    prepared = s.get("prepared_tuned") or s.prepared
+    prepared = deployed(s)
     kernel_rows = [r for r in (s.table.get(p.key) for p in prepared) if r is not None]
     network_rows = [r for r in s.nets_table.rows() if r.get("key", "").startswith(s.target.fingerprint)]
     reference = ReferenceBaseline(s.table.path.parent, s.target.name, s.target.fingerprint).summary()
@@ -104,13 +113,17 @@ def format_report(report: dict) -> str:
     lines.append(f"table: {t['rows']} rows ({t['space_kernels']} kernels in space {report['space']}, "
                  f"{t['measured_now']} measured this run, {t['failed']} failed)")
     tu = report["tuning"]
+    set_aside = set(tu.get("set_aside_kernels", []))
     lines.append(f"tuning: {len(tu['tuned_now'])} kernels tuned this run, "
-                 f"{tu['kernels_with_tuned_schedule']} kernels use a tuned schedule")
+                 f"{tu['kernels_with_tuned_schedule']} kernels use a tuned schedule"
+                 + (f", {tu['set_aside_in_network']} set aside (no faster in the network than the default row: "
+                    "the default ships)" if tu.get("set_aside_in_network") else ""))
     for line in tu["tuned_now"]:
         sp = f"{line['default_us'] / line['best_us']:.1f}x" if line.get("best_us") else "n/a"
         lines.append(f"  {line['name']:<36} {line['trials']:>3} trials {line['tuning_s']:>6.1f} s  "
                      f"default {line['default_us']:.1f} us -> tuned {line['best_us'] or float('nan'):.1f} us ({sp})"
-                     + ("  not faster: default kept" if line.get("kept") is False else ""))
+                     + ("  not faster: default kept" if line.get("kept") is False else
+                        "  no faster in the network: default ships" if line["name"] in set_aside else ""))
     lines.append("")
     lines.append(f"{'network':<10} {'table sum ms':>12} {'predicted ms':>12} {'measured ms':>12} {'error %':>8} {'spread %':>9}")
     for r in report["networks"]:

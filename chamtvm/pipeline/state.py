@@ -70,6 +70,12 @@ class JobState:
     prepared_tuned: Any = UNSET        # list[PreparedKernel]: the space's kernels with the schedules
                                        # after this run's tuning (``prepared`` is left as it was)
     tuned_fill: Any = UNSET            # BuildSummary of measuring the tuned kernels
+    set_aside_schedules: Any = UNSET   # list[str]: struct hashes of kernels whose tuned or transferred
+                                       # schedule was no faster in the network than the default row: the
+                                       # default ships (``table.faster_schedule``)
+    prepared_deployed: Any = UNSET     # list[PreparedKernel]: the space's kernels with the schedules that
+                                       # ship, after ``set_aside_schedules`` (``schedules`` is reloaded, so
+                                       # later steps that prepare from it build and price the same)
     models: Any = UNSET                # latency.FittedModels: kernel model, residual, predictor
     heldout: Any = UNSET               # list[dict]: held-out networks, predicted and measured
 

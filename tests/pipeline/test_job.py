@@ -46,6 +46,19 @@ def test_main_job_chains_budgets_accuracy_loop_export_and_measure(macro_main_job
     assert "accuracy" not in report["skipped_steps"] and "search" not in report["skipped_steps"]
 
 
+def test_faster_schedules_is_a_step_after_the_tuned_table_and_skipped_without_tuning(macro_main_job):
+    """``--trials 0``: the step that sets aside schedules no faster in the network than the
+    default is listed as skipped by the tuning step's reason, and the report says none was."""
+    from chamtvm.pipeline.job import TUNE_STEPS
+
+    names = [s.name for s in TUNE_STEPS]
+    assert names.index("tuned table") + 1 == names.index("faster schedules") < names.index("models")
+    report = macro_main_job.report
+    assert report["skipped_steps"]["tuning"] == "--trials 0"
+    assert report["skipped_steps"]["faster schedules"] == "step 'tuning' skipped (--trials 0)"
+    assert report["tuning"]["set_aside_in_network"] == 0 and report["tuning"]["set_aside_kernels"] == []
+
+
 def test_exported_pick_runs_with_plain_tvm(macro_main_job):
     """The exported library of a pick computes what its torch model computes."""
     import torch

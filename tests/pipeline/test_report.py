@@ -47,6 +47,15 @@ def test_report_lines():
     assert "EMULATION timings, not device timings" in format_report(_report(emulated=True)).splitlines()[0]
 
 
+def test_report_says_how_many_schedules_were_set_aside_in_the_network():
+    report = _report()
+    report["tuning"].update(set_aside_in_network=1, set_aside_kernels=["fused_conv2d"])
+    lines = format_report(report).splitlines()
+    assert lines[2] == ("tuning: 1 kernels tuned this run, 3 kernels use a tuned schedule, 1 set aside "
+                        "(no faster in the network than the default row: the default ships)")
+    assert lines[3].endswith("(3.0x)  no faster in the network: default ships")
+
+
 def test_adapt_lines_skipped_and_ok():
     assert format_adapt({}) == []
     assert format_adapt({"accuracy": {"status": "skipped (--task none)"}}) == [
