@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MetaSchedule's evolutionary population per kernel (its own default is 512; "
                         "smaller makes each tuning round cheaper)")
     p.add_argument("--heldout", type=v.non_negative_int, default=20, help="held-out networks measured end to end")
-    p.add_argument("--train-networks", type=v.non_negative_int, default=10,
+    p.add_argument("--train-networks", type=v.non_negative_int, default=20,
                    help="networks measured end to end to train the residual model (0: table sum only)")
     from ..latency.models import AUTO_RESIDUAL, DEFAULT_RESIDUAL_MODE, NO_RESIDUAL, RESIDUAL_MODES
 

@@ -101,6 +101,15 @@ class Runner(abc.ABC):
     ) -> MeasureResult:
         """Time the Relax VM function ``main`` of an exported network ``library``."""
 
+    def measure_networks(self, networks: Sequence[tuple[str, Path, Sequence[ArgSpec]]],
+                         evaluator: Evaluator) -> Iterator[MeasureResult]:
+        """Time several exported networks, ``(key, library, inputs)`` each, one after the other;
+        one result per network (its ``key``), yielded as each finishes. This default calls
+        ``measure_network`` for each; a runner that starts a process or a session per call
+        overrides it to time them all in one."""
+        for key, library, inputs in networks:
+            yield self.measure_network(library, inputs, evaluator, key=key)
+
     def measure_batch_network(self, library: Path, items: Sequence[KernelItem],
                               inputs: Sequence[ArgSpec], evaluator: Evaluator) -> Iterator[MeasureResult]:
         """Yield one result per item of a batch network ``library`` (``KernelBatch``), each

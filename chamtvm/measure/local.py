@@ -148,6 +148,32 @@ class LocalRunner(Runner):
                 if i.key not in done:
                     yield MeasureResult(i.key, error=f"batch network: {outcome[2]}")
 
+    def measure_networks(self, networks: Sequence[tuple[str, Path, Sequence[ArgSpec]]],
+                         evaluator: Evaluator) -> Iterator[MeasureResult]:
+        """The networks timed one after the other in one child process (a child per network
+        costs its start, seconds, per timing); if the child dies, the network in flight fails
+        with why and the rest go on in a fresh child."""
+        todo = list(networks)
+        while todo:
+            request = {"mode": "networks", "device": self.target.device, "evaluator": evaluator.to_dict(),
+                       "networks": [{"key": k, "library": str(lib), "inputs": [a.to_list() for a in inputs]}
+                                    for k, lib, inputs in todo]}
+            done, outcome = set(), None
+            for res in self._run_child(request, [k for k, _, _ in todo]):
+                if isinstance(res, MeasureResult):
+                    done.add(res.key)
+                    yield res
+                else:
+                    outcome = res
+            todo = [n for n in todo if n[0] not in done]
+            if todo and outcome and outcome[0] != "done":
+                yield MeasureResult(outcome[1], error=outcome[2])
+                todo = [n for n in todo if n[0] != outcome[1]]
+            elif todo:  # the child ended without a word on these: never silently lost
+                for k, _, _ in todo:
+                    yield MeasureResult(k, error="measuring process ended without a result")
+                return
+
     def measure_network(self, library: Path, inputs: Sequence[ArgSpec], evaluator: Evaluator,
                         key: str = "network") -> MeasureResult:
         request = {"mode": "network", "library": str(library), "device": self.target.device,

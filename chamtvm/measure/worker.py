@@ -4,7 +4,8 @@ and prints one ``RESULT <json>`` line per item on stdout as each finishes.
 Request: ``{"mode": "kernels"|"batchnet"|"network", "library": path, "device": "cpu"|"cuda",
 "items": [...] | "inputs": [[shape, dtype], ...], "evaluator": {...}, "key": str}``.
 ``batchnet``: the items of a batch network (``lower.batchnet``) timed inside it
-(``inputs``: its ``main``'s parameters).
+(``inputs``: its ``main``'s parameters). ``networks``: ``"networks": [{"key", "library",
+"inputs"}, ...]`` instead of one library, each timed as ``network`` times one, in turn.
 Running apart from the parent means a kernel that crashes, or a kill, costs at most the
 item in flight: every finished result has already been printed.
 """
@@ -34,6 +35,13 @@ def main() -> int:
     dev = tvm.cuda(0) if request.get("device") == "cuda" else tvm.cpu(0)
     meter = open_meter(request.get("device", "cpu"))  # None where no counter is readable
     evaluator = Evaluator(**request["evaluator"])
+    threads = int(tvm.get_global_func("runtime.NumThreads")())  # TVM_NUM_THREADS, else TVM's default
+    if request["mode"] == "networks":
+        for n in request["networks"]:
+            inputs = [ArgSpec(tuple(s), t) for s, t in n["inputs"]]
+            _print(time_network(tvm.runtime.load_module(n["library"]), dev, inputs, evaluator, key=n["key"],
+                                meter=meter), threads)
+        return 0
     module = tvm.runtime.load_module(request["library"])
     if request["mode"] == "batchnet":
         from .timing import time_batch_network
@@ -47,12 +55,16 @@ def main() -> int:
     else:
         inputs = [ArgSpec(tuple(s), t) for s, t in request["inputs"]]
         results = [time_network(module, dev, inputs, evaluator, key=request.get("key", "network"), meter=meter)]
-    threads = int(tvm.get_global_func("runtime.NumThreads")())  # TVM_NUM_THREADS, else TVM's default
     for r in results:
-        r.extra["runtime_threads"] = threads
-        sys.stdout.write(RESULT_PREFIX + json.dumps(r.to_json()) + "\n")
-        sys.stdout.flush()
+        _print(r, threads)
     return 0
+
+
+def _print(result, threads: int) -> None:
+    """One ``RESULT`` line, flushed at once (a later crash loses nothing printed)."""
+    result.extra["runtime_threads"] = threads
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result.to_json()) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

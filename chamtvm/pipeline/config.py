@@ -26,7 +26,7 @@ class TuneConfig:
     tuning_population: int = 128     # MetaSchedule's evolutionary population per kernel (its own default: 512)
     heldout: int = 20
     heldout_seed: int = 2026
-    train_networks: int = 10
+    train_networks: int = 20
     train_seed: int = 101
     residual_mode: str = DEFAULT_RESIDUAL_MODE
     calibration: bool = True

@@ -227,9 +227,9 @@ def _journaled_rounds(nets_table: LatencyTable, keys) -> dict[str, list[MeasureR
 def _measure_in_rounds(todo: dict[str, NetworkToMeasure], rounds: int, target: TargetSpec, runner: Runner,
                        schedules: ScheduleSource, nets_table: LatencyTable, finish: Callable[[str], None]) -> None:
     """Compile each network of ``todo`` (row key -> network) once, time them round-robin
-    ``rounds`` times (rounds journaled as they finish), journal each one's pooled row after its
-    last round and ``finish(key)``; a network that fails to compile or to run is journaled as
-    failed and finished at once."""
+    ``rounds`` times (one ``Runner.measure_networks`` call per round; rounds journaled as they
+    finish), journal each one's pooled row after its last round and ``finish(key)``; a network
+    that fails to compile or to run is journaled as failed and finished at once."""
     from ..core.jsonl import append_lines
     from ..measure.timing import pooled_rounds
 
@@ -246,11 +246,11 @@ def _measure_in_rounds(todo: dict[str, NetworkToMeasure], rounds: int, target: T
             else:
                 libraries[key] = library
         for r in range(rounds):
-            for key in [k for k in libraries if len(taken[k]) <= r]:
-                it = todo[key]
-                evaluator = replace(target.network_evaluator, reference_baseline_us=baseline.baseline_us("vm"),
-                                    slow_factor=baseline.slow_factor("vm"))
-                res = runner.measure_network(libraries[key], it.net.inputs, evaluator, key=it.net.name)
+            evaluator = replace(target.network_evaluator, reference_baseline_us=baseline.baseline_us("vm"),
+                                slow_factor=baseline.slow_factor("vm"))
+            this_round = [(k, libraries[k], todo[k].net.inputs) for k in libraries if len(taken[k]) <= r]
+            for res in runner.measure_networks(this_round, evaluator):
+                key, it = res.key, todo[res.key]
                 if not res.ok:
                     nets_table.append([failed_row(key, {**_row_base(it, target, runner), "round": r},
                                                   res.error or "no samples")])

@@ -157,3 +157,29 @@ def test_measuring_process_runs_the_targets_thread_count(tiny_kernels, x86, tmp_
         seen[threads] = res[0].extra["runtime_threads"]
     assert seen == {1: 1, 2: 2}
     assert dataclasses.replace(x86, threads=1).fingerprint != dataclasses.replace(x86, threads=2).fingerprint
+
+
+def test_several_networks_are_timed_in_one_child_and_a_broken_one_fails_alone(tiny_net, x86, tmp_path):
+    """``LocalRunner.measure_networks``: one measuring process times every network in turn;
+    a library that cannot be loaded kills that process, its network fails with why, and the
+    networks after it are timed in a fresh process."""
+    from dataclasses import replace
+
+    from chamtvm.measure.network import build_for_measuring
+
+    evaluator = replace(x86.network_evaluator, nominal_tolerance=None, repeat=3, min_repeat_ms=0)
+    good = tmp_path / "good.so"
+    assert build_for_measuring(tiny_net, x86, None, good) is None
+    broken = tmp_path / "broken.so"
+    broken.write_bytes(b"not a shared library")
+    runner = LocalRunner(x86)
+    started = []
+    results = []
+    for res in runner.measure_networks([("a", good, tiny_net.inputs), ("b", broken, tiny_net.inputs),
+                                        ("c", good, tiny_net.inputs)], evaluator):
+        started.append(runner.last_worker_pid)
+        results.append(res)
+    assert [r.key for r in results] == ["a", "b", "c"]
+    assert results[0].ok and results[2].ok and results[0].samples_us and results[2].extra["runtime_threads"] >= 1
+    assert not results[1].ok and "measuring process" in results[1].error
+    assert started[0] == started[1] != started[2]  # a, b in the first process; c in a fresh one
