@@ -74,8 +74,17 @@ def provenance(tag: str, transferred: dict[str, str]) -> str:
 
 
 def default_preferred_tags(work_dir: str | Path) -> set[str]:
-    """Schedule tags whose kernels keep the default schedule (see the module docstring)."""
+    """Schedule tags that some kernel keeps the default schedule instead of (see the module
+    docstring); which kernels: ``default_preferred``."""
     return {d["tag"] for d in _log_records(Path(work_dir) / DEFAULT_PREFERRED_LOG)}
+
+
+def default_preferred(work_dir: str | Path) -> set[tuple[str, str]]:
+    """``(tag, struct_hash)`` of every kernel that keeps its default schedule instead of the
+    record ``tag``. A tag is the hash of a trace, and a trace does not name its kernel's
+    shapes: two kernels can share one (a transfer whose decisions happen to match), and
+    setting one of them aside must leave the other's record deployed."""
+    return {(d["tag"], str(d.get("struct_hash"))) for d in _log_records(Path(work_dir) / DEFAULT_PREFERRED_LOG)}
 
 
 def prefer_default(work_dir: str | Path, tag: str, struct_hash: str, name: str,

@@ -12,6 +12,7 @@ import hashlib
 from pathlib import Path
 
 from ..core.workdir import target_schedules_dir
+from ..lower.kernels import kernel_hash
 from ..targets.spec import TargetSpec
 from .database import RECORDS, ScheduleDatabaseError, checked_database_dir, stderr_note, workload_module
 
@@ -77,7 +78,8 @@ class ScheduleSource:
 
     def apply(self, prim_func):
         """``(prim_func to build, tag)``: the tuned schedule when the database has one (and
-        it was not found slower than the default, ``provenance.default_preferred_tags``)."""
+        it was not found slower than the default for this very kernel,
+        ``provenance.default_preferred``)."""
         db = self.database()
         if db is None:
             return prim_func, DEFAULT_TAG
@@ -88,10 +90,10 @@ class ScheduleSource:
         sch = db.query_schedule(mod, self.target.tvm(), "main")
         tag = trace_tag(record.trace)
         if self._default_preferred is None:
-            from .provenance import default_preferred_tags
+            from .provenance import default_preferred
 
-            self._default_preferred = default_preferred_tags(self.work_dir)
-        if tag in self._default_preferred:
+            self._default_preferred = default_preferred(self.work_dir)
+        if self._default_preferred and (tag, kernel_hash(prim_func)) in self._default_preferred:
             return prim_func, DEFAULT_TAG
         return sch.mod["main"].with_attr("tirx.is_scheduled", True), tag
 

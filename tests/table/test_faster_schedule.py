@@ -88,3 +88,29 @@ def test_a_tie_ships_the_default_and_the_statistic_chooses_the_field_compared(tm
     assert by_max == [spread.struct_hash]
     assert set_aside_slower_schedules(tuned, default_rows_us(tuned, table, x86), table, schedules, **quiet) == [
         tie.struct_hash]
+
+
+def test_setting_aside_one_kernel_leaves_another_kernel_with_the_same_trace_tuned(tmp_path, x86, kernel_with_record):
+    """A tag hashes a trace, which does not hold the kernel's shapes: two kernels can share
+    one. Setting one of them aside must leave the other's record deployed."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from chamtvm.table.faster_schedule import set_aside_slower_schedules
+    from chamtvm.table.fill import prepare
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.tuning.schedules import DEFAULT_TAG, ScheduleSource
+
+    (tmp_path / "schedules").mkdir()
+    db = ms.database.JSONDatabase(work_dir=str(tmp_path / "schedules"))
+    slower, faster = (kernel_with_record(db, x86, m, 64, 8) for m in (64, 32))
+    schedules = ScheduleSource(x86, tmp_path / "schedules")
+    prepared = prepare([slower, faster], x86, schedules)
+    assert prepared[0].schedule == prepared[1].schedule != DEFAULT_TAG  # one tag, two kernels
+
+    table = LatencyTable(tmp_path / "x86.jsonl")
+    table.append([_row(prepared[0].key, prepared[0], 12.0), _row(prepared[1].key, prepared[1], 4.0)])
+    default_us = {slower.struct_hash: 10.0, faster.struct_hash: 10.0}
+    assert set_aside_slower_schedules(prepared, default_us, table, schedules, log=lambda _m: None) == [slower.struct_hash]
+    schedules.reload()
+    again = prepare([slower, faster], x86, schedules)
+    assert [p.schedule for p in again] == [DEFAULT_TAG, prepared[1].schedule]

@@ -33,8 +33,9 @@ def test_provenance_of_tags():
 
 
 def test_a_record_found_slower_than_the_default_is_not_deployed(tmp_path):
-    """A real MetaSchedule record applies until ``prefer_default`` lists its tag; then the
-    kernel is built with its default schedule, and the record stays in the database."""
+    """A real MetaSchedule record applies until ``prefer_default`` lists its tag for this
+    kernel; then the kernel is built with its default schedule, and the record stays in the
+    database. Listed for another kernel (another struct hash), it still applies."""
     import tvm_ffi
     from tvm import s_tir, te
     from tvm.s_tir import meta_schedule as ms
@@ -61,7 +62,12 @@ def test_a_record_found_slower_than_the_default_is_not_deployed(tmp_path):
     source = ScheduleSource(x86, tmp_path)
     scheduled, tag = source.apply(func)
     assert tag.startswith("ms-") and tvm_ffi.structural_equal(scheduled.without_attr("tirx.is_scheduled"), sch.mod["main"])
-    prefer_default(tmp_path, tag, "h", "b", tuned_us=9.0, default_us=8.0)
+    from chamtvm.lower.kernels import kernel_hash
+
+    prefer_default(tmp_path, tag, "another kernel", "c", tuned_us=9.0, default_us=8.0)
+    source.reload()
+    assert source.apply(func)[1] == tag  # set aside for another kernel with the same trace only
+    prefer_default(tmp_path, tag, kernel_hash(func), "b", tuned_us=9.0, default_us=8.0)
     assert default_preferred_tags(tmp_path) == {tag}
     assert source.apply(func)[1] == tag  # the source caches until reloaded
     source.reload()
