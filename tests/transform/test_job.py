@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-# a small candidate set and short trainings keep the run within the slow tier's budget
+# a small candidate set, two uniform widths and short trainings keep the run within the slow tier's
+# budget (the same steps run; the figures are not what is checked)
 CANDIDATES = ["--option", "candidates=skip,ir_k3_e1,fmb_k3_e1", "--option", "calibration=2", "--no-progress"]
-FAST = [*CANDIDATES, "--option", "distill_epochs=1", "--finetune-epochs", "2"]
+FAST = [*CANDIDATES, "--option", "distill_epochs=1", "--finetune-epochs", "2", "--uniform-widths", "0.5,0.75",
+        "--uniform-epochs", "1"]
 
 
 def _cmd(work, *args):
@@ -78,6 +80,7 @@ def test_hant_on_digits_end_to_end(digits_run):
     assert report["details"]["replaced"] >= 1 and report["details"]["candidates"]["distilled_now"] >= 1
     assert 0 <= a["test_accuracy"] <= 1 and a["val_accuracy"] > 0.5
     assert u["width"] is not None and u["measured"]["latency_ms"] > 0 and "test_accuracy" in u
+    assert {p["width"] for p in u["predicted_by_width"]} <= {0.5, 0.75} and u["protocol"]["epochs"] == 1  # as asked
     # the exported library loads in plain TVM and computes what the torch network computes
     from chamtvm.transform.graph import layered_from_graph, read_onnx  # the adapted network, from its ONNX
 
