@@ -62,6 +62,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--val-images", type=v.positive_int, default=None, help="fashion-mnist validation images "
                                                                            "(default 5000)")
     p.add_argument("--no-uniform", action="store_true", help="skip the uniform width-scaling baseline")
+    p.add_argument("--uniform-widths", type=v.width_multipliers, default=None, metavar="W1,W2,...",
+                   help="width multipliers the uniform baseline may take (default 0.25, 0.3, ..., 1.0 in "
+                        "steps of 0.05; fewer: fewer networks priced)")
+    p.add_argument("--uniform-epochs", type=v.positive_int, default=None,
+                   help="training epochs of the uniform baseline (default: the teacher's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default <workdir>/runs/transform-<task>-<method>-<target>-<budget>ms)")
@@ -120,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = TransformConfig(model=args.model, task=args.task, target=args.target, budget_ms=args.latency_ms,
                           speedup=args.speedup,
                           method=args.method, seed=args.seed, options=dict(args.option),
-                          finetune_epochs=args.finetune_epochs, uniform=not args.no_uniform, out=args.out,
+                          finetune_epochs=args.finetune_epochs, uniform=not args.no_uniform,
+                          uniform_widths=args.uniform_widths, uniform_epochs=args.uniform_epochs, out=args.out,
                           luts_dir=args.luts_dir, schedules_dir=args.schedules_dir, tracker=args.tracker,
                           key=args.key, train_size=args.train_images, val_size=args.val_images,
                           progress=not args.no_progress)

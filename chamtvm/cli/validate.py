@@ -137,6 +137,17 @@ def budgets(text: str) -> tuple[float, ...]:
     return values
 
 
+def width_multipliers(text: str) -> tuple[float, ...]:
+    """Comma-separated width multipliers, each in (0, 1], returned sorted without repeats."""
+    try:
+        values = tuple(float(x) for x in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths must be comma-separated numbers in (0, 1], got {text!r}") from None
+    if not values or any(not (0 < v <= 1) for v in values):
+        raise argparse.ArgumentTypeError(f"every width multiplier must be in (0, 1], got {text!r}")
+    return tuple(sorted(set(values)))
+
+
 # ------------------------------------------------------------- checks before work
 def _existing_ancestor(path: Path) -> Path:
     """``path`` or its nearest ancestor that exists."""

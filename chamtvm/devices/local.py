@@ -90,15 +90,15 @@ def wait_for_servers(host: str, port: int, key: str, n: int, timeout_s: float = 
 
 
 def start_tracker(port: int | None = None, host: str = "127.0.0.1", timeout_s: float = 30.0) -> DeviceGroup:
-    """Start ``python -m tvm.exec.rpc_tracker`` on ``host:port`` (a free port if None) and
-    wait until it answers. Returns a group whose ``tracker`` is ``(host, port)``; use it as
-    a context manager or call ``stop()``."""
+    """Start an RPC tracker (``python -m chamtvm.devices.tracker``: TVM's, in one process and
+    without torch) on ``host:port`` (a free port if None) and wait until it answers. Returns a
+    group whose ``tracker`` is ``(host, port)``; use it as a context manager or call ``stop()``."""
     port = port or free_port(host)
     name = f"tracker-{port}"
     p = ManagedProcess.start(
-        name, [sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", host, "--port", str(port),
+        name, [sys.executable, "-m", "chamtvm.devices.tracker", "--host", host, "--port", str(port),
                "--port-end", str(port + 1), "--silent"],
-        env=_env(), log=_log_path(name))
+        env=_env(), log=_log_path(name), cwd=str(Path(__file__).resolve().parents[2]))
     group = DeviceGroup([p], (host, port))
     try:
         wait_for_tracker(host, port, timeout_s, p)

@@ -100,6 +100,19 @@ class ManagedProcess:
         except (ProcessLookupError, PermissionError):
             return False
 
+    def _reap(self) -> None:
+        """Reap the leader if it has ended and this process is its parent: a zombie leader
+        still answers ``killpg(pid, 0)``, so without this a stop from a record (``chamtvm
+        device stop`` in the process that started the group, as the CLI tests do) waited out
+        both the grace and the kill deadline."""
+        if self._proc is not None:
+            self._proc.poll()
+            return
+        try:
+            os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # not our child: its own parent (or init) reaps it
+            pass
+
     def stop(self, grace_s: float = 3.0) -> None:
         """SIGTERM the whole group, then SIGKILL what is left after ``grace_s``."""
         if not self.pid:
@@ -115,8 +128,7 @@ class ManagedProcess:
                 break
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                if self._proc is not None:
-                    self._proc.poll()  # reap the leader so the group can vanish
+                self._reap()  # a dead leader left unreaped keeps the group alive for killpg
                 if not self._group_alive():
                     break
                 time.sleep(0.05)

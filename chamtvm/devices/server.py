@@ -84,6 +84,9 @@ def main(argv=None) -> int:
     ap.add_argument("--key", default="", help="device key at the tracker")
     ap.add_argument("--device-info", default=None, help="JSON answered by chamtvm.device_info")
     args = ap.parse_args(argv)
+    # a server needs TVM's runtime only (its sessions are forks of this process); tvm_ffi
+    # imports torch whenever it can, seconds of start-up per server: here the import fails
+    sys.modules.setdefault("torch", None)
     logging.basicConfig(level=logging.WARNING)
     return serve(args.host, args.port, args.port_end, args.tracker, args.key, args.device_info)
 

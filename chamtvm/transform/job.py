@@ -37,8 +37,10 @@ class TransformConfig:
     ``teacher:<task>`` name, a path, or a torch module; ``target``: a name or ``TargetSpec``;
     ``budget_ms``: measured ms on the target (or None with ``speedup``: the teacher's
     measured latency divided by it); ``finetune_epochs``: None = the task's default;
-    ``uniform``: also build the uniform width-scaling baseline; ``measure``: measure the
-    networks end to end (False: predictions only, e.g. when a benchmark measures apart)."""
+    ``uniform``: also build the uniform width-scaling baseline; ``uniform_widths``: the width
+    multipliers it may take (None = ``UNIFORM_WIDTHS``); ``uniform_epochs``: its training
+    epochs (None = the teacher's protocol); ``measure``: measure the networks end to end
+    (False: predictions only, e.g. when a benchmark measures apart)."""
 
     model: Any
     task: str
@@ -49,6 +51,8 @@ class TransformConfig:
     options: dict = field(default_factory=dict)
     finetune_epochs: int | None = None
     uniform: bool = True
+    uniform_widths: tuple[float, ...] | None = None
+    uniform_epochs: int | None = None
     measure: bool = True
     out: Path | None = None
     luts_dir: Path | None = None
@@ -70,11 +74,15 @@ def _finetune_protocol(task: str, epochs: int | None, seed: int) -> Protocol:
     return Protocol(epochs=epochs or default, batch_size=64 if task == "fashion-mnist" else 32, lr=1e-3, seed=seed)
 
 
-def baseline_protocol(teacher) -> Protocol:
+def baseline_protocol(teacher, epochs: int | None = None) -> Protocol:
+    """How the uniform baseline is trained: the teacher's protocol (its epochs, or ``epochs``)."""
     from .teacher import DEFAULT_TEACHERS
 
     p = teacher.protocol or DEFAULT_TEACHERS[teacher.task]["protocol"]
-    return Protocol(**{k: v for k, v in p.items() if k in Protocol.__dataclass_fields__})
+    p = {k: v for k, v in p.items() if k in Protocol.__dataclass_fields__}
+    if epochs is not None:
+        p["epochs"] = epochs
+    return Protocol(**p)
 
 
 def _save_weights(path: Path, module) -> str:
@@ -290,12 +298,12 @@ def transform(cfg: TransformConfig, log: Callable[[str], None] = print, runner=N
         if cfg.uniform:
             t0 = time.time()
             margin = float(cfg.options.get("margin", 0.05)) if cfg.method == "hant" else 0.05
-            width, widths = uniform_width(lat, net, budget_ms, scale, margin)
+            width, widths = uniform_width(lat, net, budget_ms, scale, margin, cfg.uniform_widths or UNIFORM_WIDTHS)
             uniform = {"width": width, "predicted_by_width": [{"width": w, "predicted_ms": ms} for w, ms in widths]}
             if width is None:
                 uniform["note"] = "no width multiplier of the teacher fits the budget"
             else:
-                proto = baseline_protocol(teacher)
+                proto = baseline_protocol(teacher, cfg.uniform_epochs)
                 base = width_scaled(net, width, seed=cfg.seed)
                 base, trained = trained_once(
                     folder / "uniform", f"w{width:g}-{proto.name}-{data.protocol}", base,

@@ -35,6 +35,9 @@ def transform_cli(tmp_path, monkeypatch, capsys):
     (["teacher:digits", "--task", "cifar", "--latency-ms", "1"], "invalid choice"),
     (["teacher:digits", "--task", "digits"], "one of the arguments --latency-ms --speedup is required"),
     (["teacher:digits", "--task", "digits", "--latency-ms", "1", "--train-images", "10"], "fixed splits"),
+    (["teacher:digits", "--task", "digits", "--latency-ms", "1", "--uniform-widths", "0.5,1.5"], "in (0, 1]"),
+    (["teacher:digits", "--task", "digits", "--latency-ms", "1", "--uniform-widths", "half"], "comma-separated"),
+    (["teacher:digits", "--task", "digits", "--latency-ms", "1", "--uniform-epochs", "0"], "positive integer"),
 ])
 def test_bad_arguments_exit_2_with_the_reason(args, message, transform_cli):
     code, err = transform_cli(args)

@@ -72,13 +72,14 @@ def test_a_tracker_we_started_is_waited_for_while_it_runs_past_the_timeout(tmp_p
     """On a loaded machine the tracker's ``import tvm`` alone can outlast the timeout: a
     process of ours that is still running is waited for (here: 3 s of sleep before it starts)."""
     port = free_port()
-    code = (f"import time; time.sleep(3); import runpy, sys; sys.argv = ['rpc_tracker', '--host', '127.0.0.1', "
+    code = (f"import time; time.sleep(3); import runpy, sys; sys.argv = ['tracker', '--host', '127.0.0.1', "
             f"'--port', '{port}', '--port-end', '{port + 1}', '--silent']; "
-            f"runpy.run_module('tvm.exec.rpc_tracker', run_name='__main__')")
+            f"runpy.run_module('chamtvm.devices.tracker', run_name='__main__')")  # what start_tracker runs
     p = ManagedProcess.start("tracker", [sys.executable, "-c", code], log=tmp_path / "t.log")
     try:
         wait_for_tracker("127.0.0.1", port, timeout_s=1.0, proc=p)
         assert tracker_summary("127.0.0.1", port)["queue_info"] == {}
+        assert "libtorch" not in open(f"/proc/{p.pid}/maps").read()  # started without torch (seconds)
     finally:
         p.stop()
 

@@ -31,6 +31,7 @@ def test_server_answers_a_session_and_its_device_info(tmp_path):
         assert f"chamtvm rpc server: key=k9 listening on 127.0.0.1:{port}" in log.read_text()
         sess = rpc.connect("127.0.0.1", port, key="k9")
         assert json.loads(sess.get_function("chamtvm.device_info")()) == info
+        assert "libtorch" not in open(f"/proc/{p.pid}/maps").read()  # started without torch (seconds)
     finally:
         p.stop()
     assert not p.alive()
