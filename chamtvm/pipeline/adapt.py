@@ -37,7 +37,7 @@ import numpy as np
 
 from ..search.genetic import SearchError, SearchResult
 from ..space.schema import SearchSpace
-from .pricing import price_and_measure, price_and_measure_all
+from .pricing import price_and_measure_all
 
 QUANTILES = (0.25, 0.5, 0.75)
 
@@ -295,20 +295,24 @@ def step_regret(s) -> None:
     """The regret of each pick against the true best under its budget; the top contenders measured."""
     from ..lower.network import lower_arch
     from ..table.fill import prepare
-    from .regret import pick_regret, regret_setup
+    from .regret import contender_rows, pick_regret, regret_setup
 
     ctx, space = s.search_ctx, s.space
     setup = regret_setup(space, s.trainer, ctx.batch.predict_ms)
-
-    def measure_row(row):
+    # every pick's contenders measured in one batch (round-robin where networks are timed in rounds)
+    rows = {tuple(int(x) for x in row): row for p in s.picks if not p.error
+            for row in contender_rows(setup, p.budget_ms, s.cfg.contenders)}
+    nets = []
+    for n, row in enumerate(rows.values()):
         arch = space.from_indices(row)
-        net = lower_arch(space, arch, "contender")
-        return price_and_measure(net, prepare(net.kernels, s.target, s.schedules), ctx.latency, s.target, s.runner,
-                                 s.schedules, s.nets_table, {"arch": arch.to_dict(), "space": space.name}).measured_ms
+        net = lower_arch(space, arch, f"contender{n}")
+        nets.append((net, prepare(net.kernels, s.target, s.schedules), {"arch": arch.to_dict(), "space": space.name}))
+    measured = dict(zip(rows, (p.measured_ms for p in price_and_measure_all(
+        nets, ctx.latency, s.target, s.runner, s.schedules, s.nets_table))))
 
     samples = len(s.accuracy_build.chosen)
     s.regrets = [None if p.error else pick_regret(setup, p.result.best_indices, p.budget_ms, samples,
-                                                  s.cfg.contenders, measure_row)
+                                                  s.cfg.contenders, lambda row: measured[tuple(int(x) for x in row)])
                  for p in s.picks]
     s.regret_networks = int(len(setup.indices))
 

@@ -64,7 +64,7 @@ def pick_regret(setup: RegretSetup, pick_row, budget_ms: float, samples: int, co
     if not len(feasible):
         out.update(best_true_accuracy_under_budget=None, regret_points=None, contenders=[])
         return out
-    order = feasible[np.argsort(-setup.true_accuracy[feasible], kind="stable")]
+    order = _best_first(setup, feasible)
     best = order[0]
     rows = []
     for i in order[:max(contenders, 0)]:
@@ -84,3 +84,16 @@ def pick_regret(setup: RegretSetup, pick_row, budget_ms: float, samples: int, co
         "best_true_accuracy_measured_under_budget": max(ok) if ok else None,
     })
     return out
+
+
+def _best_first(setup: RegretSetup, feasible: np.ndarray) -> np.ndarray:
+    """``feasible`` (indices into the setup) ordered by true accuracy, best first."""
+    return feasible[np.argsort(-setup.true_accuracy[feasible], kind="stable")]
+
+
+def contender_rows(setup: RegretSetup, budget_ms: float, contenders: int = 2) -> list[np.ndarray]:
+    """The choice-index rows ``pick_regret`` measures for ``budget_ms``: the ``contenders``
+    truly best networks the predictor puts under the budget (so a caller measures them all
+    in one batch first)."""
+    feasible = np.flatnonzero(setup.latency_ms <= budget_ms)
+    return [setup.indices[i] for i in _best_first(setup, feasible)[:max(contenders, 0)]]

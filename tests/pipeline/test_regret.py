@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from chamtvm.accuracy.tasks import make_trainer
-from chamtvm.pipeline.regret import all_indices, pick_regret, regret_setup
+from chamtvm.pipeline.regret import all_indices, contender_rows, pick_regret, regret_setup
 from chamtvm.space.schema import SearchSpace
 
 
@@ -31,6 +31,10 @@ def test_regret_is_true_best_under_budget_minus_pick():
         [c["true_accuracy"] for c in out["contenders"]], reverse=True)
     assert all(c["meets_budget_measured"] for c in out["contenders"])
     assert out["best_true_accuracy_measured_under_budget"] == out["best_true_accuracy_under_budget"]
+    # the rows a caller measures first, in one batch, are the contenders pick_regret reports
+    rows = contender_rows(setup, budget, 3)
+    assert [space.from_indices(r).to_dict() for r in rows] == [c["architecture"] for c in out["contenders"]]
+    assert contender_rows(setup, float(setup.latency_ms.min()) / 2, 3) == []  # nothing under the budget
 
 
 def test_no_regret_for_tasks_without_ground_truth_or_huge_spaces():
