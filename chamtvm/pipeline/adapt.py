@@ -300,7 +300,10 @@ def step_regret(s) -> None:
     ctx, space = s.search_ctx, s.space
     setup = regret_setup(space, s.trainer, ctx.batch.predict_ms)
     # every pick's contenders measured in one batch (round-robin where networks are timed in rounds)
-    rows = {tuple(int(x) for x in row): row for p in s.picks if not p.error
+    def row_key(row) -> tuple[int, ...]:
+        return tuple(int(x) for x in row)
+
+    rows = {row_key(row): row for p in s.picks if not p.error
             for row in contender_rows(setup, p.budget_ms, s.cfg.contenders)}
     nets = []
     for n, row in enumerate(rows.values()):
@@ -312,7 +315,7 @@ def step_regret(s) -> None:
 
     samples = len(s.accuracy_build.chosen)
     s.regrets = [None if p.error else pick_regret(setup, p.result.best_indices, p.budget_ms, samples,
-                                                  s.cfg.contenders, lambda row: measured[tuple(int(x) for x in row)])
+                                                  s.cfg.contenders, lambda row: measured[row_key(row)])
                  for p in s.picks]
     s.regret_networks = int(len(setup.indices))
 

@@ -4,7 +4,7 @@ networks, the picks of a search, the contenders of the regret, the ``search`` co
 the benchmarks all call ``price_and_measure``, or ``price_and_measure_all`` for a batch of
 networks, which a target that times networks in rounds times round-robin).
 
-Measurements go through the target's network journal (``table.networks.ensure_measured``:
+Measurements go through the target's network journal (``table.networks.ensure_measured_all``:
 a build already measured is never measured again); the error is
 ``core.metrics.error_pct`` (predicted / measured - 1, in percent).
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..core.metrics import error_pct, spread_pct
 from ..latency.models import FullPrediction, LatencyPredictor
 from ..latency.table_sum import table_sum
-from ..table.networks import NetworkToMeasure, ensure_measured, ensure_measured_all
+from ..table.networks import NetworkToMeasure, ensure_measured_all
 
 
 @dataclass
@@ -74,9 +74,8 @@ def price_and_measure(net, prepared, predictor: LatencyPredictor, target, runner
     measure it end to end on ``target`` through ``runner`` unless ``nets_table`` (the
     network journal) has it; ``identity`` (e.g. ``{"arch": ..., "space": ...}``) names the
     network in the journal."""
-    prediction, sum_ms = price_network(net, prepared, predictor, statistic)
-    row = ensure_measured(net, prepared, target, runner, schedules, nets_table, identity, sum_ms * 1e3)
-    return PricedNetwork(net.name, prepared, prediction, sum_ms, row)
+    return price_and_measure_all([(net, prepared, identity)], predictor, target, runner, schedules, nets_table,
+                                 statistic)[0]
 
 
 def price_and_measure_all(nets: list[tuple], predictor: LatencyPredictor, target, runner, schedules, nets_table,

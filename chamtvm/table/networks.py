@@ -22,8 +22,7 @@ from typing import Callable, Sequence
 
 from .fill import TableClaims
 from .store import LatencyTable, failed_row, ok_row
-from ..measure.base import Runner
-from ..measure.base import MeasureResult
+from ..measure.base import MeasureResult, Runner
 from ..measure.network import build_for_measuring, measure_network
 from ..tuning.schedules import ScheduleSource
 from ..core.versions import tvm_version
