@@ -337,6 +337,7 @@ def main(argv=None) -> int:
         print(f"chamtvm: error: {v.os_error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
+        interrupt.absorb_late()
         n = appended_count()
         saved = (f"{n} finished result(s) were saved before it; a rerun continues from them" if n else
                  "nothing had been saved yet")

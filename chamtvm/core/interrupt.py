@@ -39,6 +39,22 @@ def install() -> None:
         pass
 
 
+def _absorb(signum, _frame):
+    global _received
+    _received = _received or signum
+
+
+def absorb_late() -> None:
+    """After an interrupt was handled (or the command returned), a further signal, or one a
+    library re-delivers (TVM's FFI checks signals from C++), is recorded and ignored: it must
+    not turn the command's exit status into death by a signal (main thread only)."""
+    try:
+        signal.signal(signal.SIGINT, _absorb)
+        signal.signal(signal.SIGTERM, _absorb)
+    except ValueError:  # not the main thread
+        pass
+
+
 def received() -> int | None:
     """The signal number received since :func:`install` (None if none)."""
     return _received
