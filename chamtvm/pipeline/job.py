@@ -19,8 +19,9 @@ The main job, in this order (the one numbering; ``[k/21]`` in the log):
    9. tuned table     measure the tuned kernels the table lacks (up to date: none lacking)
   10. faster schedules set aside each tuned or transferred schedule whose row is no faster
                       than the kernel's default row: the default ships (tuning skipped)
-  11. models          fit and save the unseen-kernel model and the residual (training networks)
-  12. heldout         held-out networks predicted and measured end to end (--heldout 0)
+  11. models          fit and save the unseen-kernel model and the residual (training networks,
+                      timed in one batch with the held-out networks; fitted on the training ones)
+  12. heldout         held-out networks predicted, their end-to-end timings compared (--heldout 0)
   13. space latency   the space's latency predictors: the table with the saved models, batched
                       (main job: no trainer for the space)
   14. budgets         the given budgets, or quantiles of the space's predicted latencies

@@ -193,7 +193,14 @@ def price_archs(space, archs, predictor, target: TargetSpec, runner: Runner, sch
 
 
 def step_models(s) -> None:
-    """Fit and save the unseen-kernel model (table rows) and the residual model (training networks)."""
+    """Fit and save the unseen-kernel model (table rows) and the residual model (training networks).
+
+    The training networks and the held-out networks (step 12) are timed in one batch, round-robin
+    in the target's rounds, so both sets see the same states of the machine: on a machine whose
+    speed drifts over minutes, two batches timed apart differ by a few per cent as a whole
+    (``benchmarks/bench_noise_floor.py``), and a residual fitted on one batch would carry that
+    difference into the held-out figure. Only the training networks' rows are fitted on; the
+    held-out rows wait in the network journal for step 12."""
     from pathlib import Path
 
     from ..latency.models import (
@@ -214,10 +221,11 @@ def step_models(s) -> None:
     if cfg.train_networks >= 2:
         rng = np.random.default_rng(cfg.train_seed)
         archs = [space.sample(rng) for _ in range(cfg.train_networks)]
-        bar = s.progress(len(archs), "training networks for the residual (measure)")
+        heldout = heldout_archs(cfg, space)  # timed beside them, never fitted on (see the docstring)
+        bar = s.progress(len(archs) + len(heldout), "training and held-out networks (measure)")
         try:
-            priced = price_archs(space, archs, LatencyPredictor(table), s.target, s.runner, s.schedules, table,
-                                 s.nets_table, bar, "train", cfg.batch_size, cfg.statistic)
+            priced = price_archs(space, archs + heldout, LatencyPredictor(table), s.target, s.runner, s.schedules,
+                                 table, s.nets_table, bar, "train", cfg.batch_size, cfg.statistic)[:len(archs)]
         finally:
             bar.close()
         keys = {p.row["key"] for _, p in priced if p.ok}
@@ -236,12 +244,18 @@ def step_models(s) -> None:
                             selection)
 
 
-def step_heldout(s) -> None:
-    """Predict seeded held-out networks (table sum; table + residual) and measure them end to end."""
-    cfg, space = s.cfg, s.space
+def heldout_archs(cfg, space) -> list:
+    """The seeded held-out architectures (``cfg.heldout`` of them, ``cfg.heldout_seed``)."""
     rng = np.random.default_rng(cfg.heldout_seed)
-    archs = [space.sample(rng) for _ in range(cfg.heldout)]
-    bar = s.progress(len(archs), "held-out networks (predict + measure)")
+    return [space.sample(rng) for _ in range(cfg.heldout)]
+
+
+def step_heldout(s) -> None:
+    """Predict seeded held-out networks (table sum; table + residual) and measure them end to end
+    (already measured by step 11 in the training networks' batch, unless no residual was fitted)."""
+    cfg, space = s.cfg, s.space
+    archs = heldout_archs(cfg, space)
+    bar = s.progress(len(archs), "held-out networks (predict; measured with the training networks)")
     try:
         priced = price_archs(space, archs, s.models.predictor, s.target, s.runner, s.schedules, s.table,
                              s.nets_table, bar, "heldout", cfg.batch_size, cfg.statistic)

@@ -1,9 +1,12 @@
 """``pipeline.latency``: the step ``faster schedules`` on real MetaSchedule records (conftest
 ``kernel_with_record``) and a real table: it measures a default row the table lacks, sets
 aside the schedules no faster than their default rows, and leaves ``schedules`` and
-``prepared_deployed`` on what ships."""
+``prepared_deployed`` on what ships. Steps ``models`` and ``heldout``: the training and
+held-out networks timed in one batch, round by round."""
 
 from __future__ import annotations
+
+import pytest
 
 
 def test_faster_schedules_sets_aside_slower_rows_and_reprepares_what_ships(tmp_path, x86, in_process_runner,
@@ -43,3 +46,61 @@ def test_faster_schedules_sets_aside_slower_rows_and_reprepares_what_ships(tmp_p
     assert [p.schedule for p in state.prepared_deployed] == [DEFAULT_TAG, tuned[1].schedule, DEFAULT_TAG]
     assert [schedules.apply(k.func)[1] for k in kernels] == [DEFAULT_TAG, tuned[1].schedule, DEFAULT_TAG]
     assert sum("the default schedule stays deployed" in line for line in said) == 2
+
+
+@pytest.mark.slow  # compiles and times 5 networks in 2 rounds
+def test_heldout_networks_are_timed_in_one_batch_with_the_training_networks(tmp_path, x86, in_process_runner,
+                                                                           tiny_space_table):
+    """Steps ``models`` and ``heldout`` with networks timed in 2 rounds: every round is one
+    ``measure_networks`` call holding the training and the held-out networks together (they see
+    the same states of the machine); the held-out step then times nothing, and the residual
+    is fitted on the training networks only."""
+    import dataclasses
+    import json
+    import shutil
+    from pathlib import Path
+
+    from chamtvm.pipeline.config import TuneConfig
+    from chamtvm.pipeline.job import TUNE_STEPS
+    from chamtvm.pipeline.state import JobState
+    from chamtvm.pipeline.steps import StepView
+    from chamtvm.space.schema import SearchSpace
+    from chamtvm.table.networks import network_table
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    from ..conftest import DATA
+
+    target = dataclasses.replace(x86, network_evaluator=dataclasses.replace(x86.network_evaluator, rounds=2))
+
+    class RoundRecorder(in_process_runner):
+        def __init__(self):
+            super().__init__()
+            self.target, self.rounds = target, []
+
+        def measure_networks(self, networks, evaluator):
+            self.rounds.append({key for key, _, _ in networks})
+            yield from super().measure_networks(networks, evaluator)
+
+    shutil.copytree(tiny_space_table.path.parent, tmp_path / "luts")
+    table = LatencyTable(tmp_path / "luts" / tiny_space_table.path.name).load()
+    runner = RoundRecorder()
+    cfg = TuneConfig(space=str(DATA / "space_tiny3.json"), trials=0, calibration=False, heldout=2, train_networks=3,
+                     residual_mode="scale", luts_dir=tmp_path / "luts", progress=False)
+    state = JobState(target, runner, cfg, lambda *a: None)
+    state.space, state.table = SearchSpace.load(cfg.space), table
+    state.nets_table = network_table(target, tmp_path / "luts")
+    state.schedules = ScheduleSource(target, use_database=False)
+    for name in ("models", "heldout"):
+        step = next(s for s in TUNE_STEPS if s.name == name)
+        before = len(runner.rounds)
+        step.run(StepView(state, step))
+        if name == "heldout":
+            assert len(runner.rounds) == before  # measured in step models' batch
+    heldout = {n["key"] for n in state.heldout}
+    assert len(heldout) == 2 and len(runner.rounds) == 2
+    for timed in runner.rounds:
+        assert heldout <= timed and len(timed - heldout) == 3  # the 3 training networks beside them
+    assert state.models.n_train == 3
+    meta = json.loads(Path(state.models.paths["residual"] + ".meta.json").read_text())
+    assert not heldout & set(meta["network_keys"])  # never fitted on a held-out network
