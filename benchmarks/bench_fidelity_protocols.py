@@ -1,8 +1,8 @@
 """Held-out fidelity of the main job's tuned table, today's measurement protocol against the
 previous one, on an idle machine and with a controlled disturbance.
 
-    python benchmarks/bench_fidelity_protocols.py --schedules DIR [--heldout 20] [--train-networks 10]
-        [--protocols new,old] [--disturb both|no|yes]
+    python benchmarks/bench_fidelity_protocols.py --schedules DIR [--heldout 20] [--train-networks 20]
+        [--protocols new,old] [--disturb both|no|yes] [--stop-at models] [--out FILE]
 
 ``DIR`` is a main job's schedule database (``schedules/x86`` after ``tune --target x86``):
 both protocols run the main job's latency steps (``tune --task none --trials 0``) with a
@@ -16,9 +16,10 @@ copy of it, so they price the same tuned kernels, each from an empty table:
   (``threads`` = all cores), given as a target file in ``CHAMTVM_TARGETS_DIR``.
 
 The disturbance: a Python busy loop pinned with ``taskset`` to core 0, started a few seconds
-into the ``table`` step and stopped when the ``heldout`` step starts, so the table, the
-calibration sweep and the training networks are measured beside it and the held-out networks
-on a quiet machine. Runs alternate (new, old) per disturbance setting. Reported per run: the
+into the ``table`` step and stopped when the step ``--stop-at`` starts (default ``models``:
+the main job now times the training and the held-out networks in one batch in that step, so
+the table and the calibration sweep are measured beside the busy loop and every network on a
+quiet machine; ``heldout`` was the stop before the two batches were joined). Runs alternate (new, old) per disturbance setting. Reported per run: the
 table sum's and the chosen predictor's held-out fidelity, the residual chosen, the share of
 rows and networks taken at nominal speed, and the wall time. Writes
 ``benchmarks/results/fidelity_protocols_x86.json`` and its plot."""
@@ -55,7 +56,8 @@ def old_target_file(folder: Path) -> Path:
     return path
 
 
-def run_job(work: Path, schedules: Path, protocol: str, disturb: bool, heldout: int, train: int) -> dict:
+def run_job(work: Path, schedules: Path, protocol: str, disturb: bool, heldout: int, train: int,
+            stop_at: str = "models") -> dict:
     """One main-job run (latency steps) in ``work``; the disturbance driven by its step log."""
     (work / "schedules").mkdir(parents=True)
     shutil.copytree(schedules, work / "schedules" / "x86")
@@ -72,7 +74,7 @@ def run_job(work: Path, schedules: Path, protocol: str, disturb: bool, heldout: 
     def start_hog():
         nonlocal hog
         time.sleep(5)
-        if hog is None and "heldout" not in events:
+        if hog is None and stop_at not in events:
             hog = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", HOG])
             events["disturbance_on_s"] = round(time.time() - t0, 1)
 
@@ -81,8 +83,8 @@ def run_job(work: Path, schedules: Path, protocol: str, disturb: bool, heldout: 
         if "] table:" in line and disturb:
             events["table_s"] = round(time.time() - t0, 1)
             threading.Thread(target=start_hog, daemon=True).start()
-        if "] heldout:" in line:
-            events["heldout"] = round(time.time() - t0, 1)
+        if f"] {stop_at}:" in line:
+            events[stop_at] = round(time.time() - t0, 1)
             if hog is not None:
                 hog.kill()
                 hog.wait()
@@ -132,7 +134,8 @@ def main(argv=None) -> int:
     ap = argument_parser(__doc__)
     ap.add_argument("--schedules", type=Path, required=True, help="a tuned schedules/x86 folder")
     ap.add_argument("--heldout", type=int, default=20)
-    ap.add_argument("--train-networks", type=int, default=10)
+    ap.add_argument("--train-networks", type=int, default=20)
+    ap.add_argument("--stop-at", default="models", help="the step whose start stops the disturbance")
     ap.add_argument("--protocols", default="new,old")
     ap.add_argument("--disturb", choices=["both", "no", "yes"], default="both")
     ap.add_argument("--out", type=Path, default=RESULTS / "fidelity_protocols_x86.json")
@@ -143,7 +146,7 @@ def main(argv=None) -> int:
     for disturb in {"both": (False, True), "no": (False,), "yes": (True,)}[a.disturb]:
         for protocol in a.protocols.split(","):
             with tempfile.TemporaryDirectory(prefix="chamtvm-protocols-") as tmp:
-                r = run_job(Path(tmp), a.schedules, protocol, disturb, a.heldout, a.train_networks)
+                r = run_job(Path(tmp), a.schedules, protocol, disturb, a.heldout, a.train_networks, a.stop_at)
             runs.append(r)
             f, fs = r["fidelity"], r["fidelity_table_sum"]
             print(f"{protocol:4s} disturbed={disturb!s:5s} {r['wall_s']:.0f} s: table sum ±10 % {100 * fs['within_10pct']:.0f} % "
@@ -152,7 +155,7 @@ def main(argv=None) -> int:
                   f"rows nominal {r['rows_nominal']}/{r['rows']}", flush=True)
     write_results({"schedules": str(a.schedules), "runs": runs, "heldout": a.heldout, "train_networks": a.train_networks,
                    "disturbance": "python busy loop pinned to core 0 (taskset), from ~5 s into the table step "
-                                  "to the start of the heldout step"}, a.out, figure=plot)
+                                  f"to the start of the {a.stop_at} step"}, a.out, figure=plot)
     return 0
 
 
