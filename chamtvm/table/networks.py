@@ -200,6 +200,37 @@ def rounds_journal_path(nets_table: LatencyTable) -> Path:
     return Path(str(nets_table.path) + ".rounds.jsonl")
 
 
+def compact_rounds_journal(nets_table: LatencyTable) -> int:
+    """Drop the journaled rounds no rerun can use any more: those of a measurement that has
+    since been settled by a row (``after_timings`` below the key's row count in
+    ``nets_table``; a rerun reloads the journal and only takes rounds taken after the key's
+    last row). Rounds of measurements still open, here or in another process, are kept. Under
+    the journal's lock, replaced atomically; returns how many lines were dropped."""
+    from filelock import FileLock
+
+    from ..core.atomic import atomic_path
+    from ..core.jsonl import split_lines
+
+    path = rounds_journal_path(nets_table)
+    if not path.exists():
+        return 0
+    with FileLock(str(path) + ".lock"):
+        lines, tail, _torn = split_lines(path.read_bytes())
+        keep = []
+        for raw in [*lines, *([tail] if tail else [])]:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue  # not a record (a torn write): never read back
+            if isinstance(line, dict) and line.get("after_timings", -1) >= nets_table.timings(line.get("key")):
+                keep.append(raw)
+        dropped = sum(1 for raw in lines if raw.strip()) + (1 if tail else 0) - len(keep)
+        if dropped:
+            with atomic_path(path) as tmp:
+                Path(tmp).write_bytes(b"".join(raw + b"\n" for raw in keep))
+    return dropped
+
+
 def _journaled_rounds(nets_table: LatencyTable, keys) -> dict[str, list[MeasureResult]]:
     """The rounds journaled for ``keys`` since each key's last row (an interrupted batch's)."""
     from ..core.jsonl import split_lines
@@ -233,6 +264,7 @@ def _measure_in_rounds(todo: dict[str, NetworkToMeasure], rounds: int, target: T
     from ..measure.timing import pooled_rounds
 
     baseline = _baseline(target, nets_table)
+    compact_rounds_journal(nets_table)
     taken = _journaled_rounds(nets_table, todo)
     with tempfile.TemporaryDirectory(prefix="chamtvm-nets-") as tmp:
         libraries: dict[str, Path] = {}

@@ -141,6 +141,11 @@ def test_networks_are_timed_round_robin_and_pool_their_rounds(tiny_net, prepared
     assert again == rows and len(runner.order) == 6
     more = ensure_measured_all(items, _in_rounds(x86, 4), runner, sched, network_table(x86, tmp_path), poll_s=0.05)
     assert len(runner.order) == 6 + 8 and all(r["rounds"] == 4 for r in more)
+    # the first batch's rounds, settled by its rows, were dropped when the second began: the
+    # journal holds the second batch's (3 per network, taken after each key's first row)
+    journaled = [json.loads(line) for line in rounds_journal_path(nets).read_text().splitlines()]
+    assert sorted((j["key"], j["round"], j["after_timings"]) for j in journaled) == sorted(
+        (r["key"], k, 1) for r in rows for k in (0, 1, 2))
     assert json.loads((tmp_path / "x86.networks.jsonl.claims.json").read_text()) == {}
 
 
