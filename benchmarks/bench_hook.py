@@ -66,9 +66,13 @@ def price_and_build(mod, pipeline_name: str, target, runner, luts: Path, work: P
 def time_in_rounds(builds: list[dict], target, runner) -> None:
     """Every build timed end to end as the target times networks: round-robin over the builds
     in ``network_evaluator.rounds`` rounds, pooled (``measure.timing.pooled_rounds``); adds
-    ``measured_ms`` and ``error_pct`` (or ``error``) to each."""
+    ``measured_ms`` (the median of the pooled samples, as a network row's ``runtime_us_p50``)
+    and ``error_pct`` (or ``error``) to each. The libraries are the user's builds, not
+    chamtvm's lowering, so ``table.networks.ensure_measured_all`` (which compiles and journals
+    its own builds) does not apply; the rounds and the pooling are the same."""
     from chamtvm.core.metrics import iqr_spread_pct
     from chamtvm.measure.timing import pooled_rounds
+    from chamtvm.table.store import summarize_samples
 
     todo = {str(n): b for n, b in enumerate(builds) if "library" in b}
     taken: dict[str, list] = {k: [] for k in todo}
@@ -84,7 +88,7 @@ def time_in_rounds(builds: list[dict], target, runner) -> None:
         if "error" in b:
             continue
         samples, extra = pooled_rounds(taken[k])
-        b["measured_ms"] = float(sorted(samples)[len(samples) // 2]) / 1e3
+        b["measured_ms"] = summarize_samples(samples)["runtime_us_p50"] / 1e3
         b["error_pct"] = 100.0 * (b["hook_ms"] / b["measured_ms"] - 1.0)
         b.update(network_rounds=extra["rounds"], network_round_medians_us=extra["round_medians_us"],
                  network_nominal=extra.get("nominal"), network_other_cores=extra.get("other_cores"),
