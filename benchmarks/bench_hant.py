@@ -374,7 +374,6 @@ def phase_report(args):
         "task": TASK, "data": data.protocol, "teacher": {"path": str(teacher.path), "architecture": teacher.source.get("architecture"),
                                            "protocol": teacher.protocol},
         "budgets_ms": state["budgets_ms"], "fractions": state["fractions"], "context_scale": state["context_scale"],
-        "calibration": state.get("calibration"), "run_overhead_probe": state.get("run_overhead"),
         "infeasible_budgets": state.get("infeasible", {}),
         "teacher_latency_at_pricing": state["teacher_latency"], "networks": rows, "goals": goals,
         "measure": {k: v for k, v in meas.items() if k != "samples_ms"},
