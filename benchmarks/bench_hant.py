@@ -112,7 +112,7 @@ def phase_price(args):
     """Quiet: the teacher measured end to end, HANT's candidates and the uniform widths priced
     (their kernels measured into the table)."""
     from chamtvm.transform import hant
-    from chamtvm.transform.job import UNIFORM_WIDTHS, calibrate, teacher_folder
+    from chamtvm.transform.job import UNIFORM_WIDTHS, teacher_folder, teacher_latency
     from chamtvm.transform.graph import folded, width_scaled
     from chamtvm.transform.methods import MethodContext
 
@@ -123,13 +123,13 @@ def phase_price(args):
     with _runner(args) as runner:
         lat = _latency(args, runner)
         t0 = time.time()
-        t_lat, overhead, calibration = calibrate(lat, net, folder, _log)
-        ctx = MethodContext(teacher, net, data, lat, calibration, t_lat["latency_ms"], folder / "hant", log=_log)
+        t_lat = teacher_latency(lat, net, folder, _log)
+        scale = t_lat["latency_ms"] / t_lat["table_sum_ms"]
+        ctx = MethodContext(teacher, net, data, lat, scale, t_lat["latency_ms"], folder / "hant", log=_log)
         hant.price_candidates(ctx, hant.Options())
         lat.price_blocks([(folded(width_scaled(net, w)), net.input_shape) for w in UNIFORM_WIDTHS])
         state = _state(args)
-        state.update(teacher_latency=t_lat, context_scale=calibration.scale, run_overhead=overhead,
-                     calibration=calibration.to_dict(), price_seconds=round(time.time() - t0, 1),
+        state.update(teacher_latency=t_lat, context_scale=scale, price_seconds=round(time.time() - t0, 1),
                      budgets_ms=[round(f * t_lat["latency_ms"], 4) for f in args.fractions],
                      fractions=list(args.fractions), kernels_measured=lat.measured_now,
                      device_label=runner.label, emulated=bool(runner.emulated))

@@ -26,9 +26,8 @@ The method interface (how ``--method prune`` plugs in). A method is registered i
 teacher as a ``graph.LayeredNet``, eval mode, never modified), the task's images
 (``ctx.data``: a ``data.TaskData``; choose on ``val_*``, never on ``test_*``), the target's
 latency (``ctx.latency``: a ``latency.TargetLatency``: ``price_blocks``, ``price_network``,
-``measure_module``), the calibration of network latency (``ctx.calibration``: a
-``latency.NetworkCalibration``, ``predict_ms(table sum)`` = a run's overhead + the teacher's
-measured / table-sum ratio x the table sum), the budget (``ctx.budget_ms``, measured ms on the target), a folder of its
+``measure_module``), the teacher's calibration (``ctx.context_scale``: measured / table sum
+of the teacher), the budget (``ctx.budget_ms``, measured ms on the target), a folder of its
 own for journals that make it resumable (``ctx.work``), the seed, method options
 (``ctx.options``, from ``--option key=value``) and ``ctx.log``. It returns the adapted torch
 module (input and output as the teacher's), its predicted latency in ms (calibrated) and a

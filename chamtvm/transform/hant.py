@@ -9,8 +9,7 @@
    network (``latency.TargetLatency.price_blocks``: the table, missing kernels measured);
    candidates no faster than the teacher's block are dropped (the teacher's block is then
    better in both). A network's predicted latency is the teacher's table sum with the chosen
-   blocks' sums swapped in, calibrated on the target and the teacher (``ctx.calibration``:
-   a run's overhead plus the teacher's measured / table-sum ratio on the kernels).
+   blocks' sums swapped in, times the teacher's measured / table-sum ratio (``context_scale``).
 3. **Layer-wise distillation.** Each candidate learns to map the teacher's input feature map
    of its block to the teacher's output feature map (mean squared error, Adam, cosine
    schedule, ``distill_epochs`` over ``distill_images`` training images, one torch thread).
@@ -320,9 +319,13 @@ def run(ctx: MethodContext) -> MethodResult:
     pc = price_candidates(ctx, opts)
     layers, ops, lat, fixed_ms, teacher_sum, built = pc.layers, pc.ops, pc.lat, pc.fixed_ms, pc.teacher_sum_ms, pc.built
     pricing_s = pc.seconds
-    predicted = ctx.calibration.predict_ms
+    scale = ctx.context_scale
+
+    def predicted(table_ms: float) -> float:
+        return scale * table_ms
+
     fastest_ms = predicted(fixed_ms + fastest(lat))
-    target_table = ctx.calibration.table_budget_ms(ctx.budget_ms * (1 - opts.margin)) - fixed_ms
+    target_table = ctx.budget_ms * (1 - opts.margin) / scale - fixed_ms
     if fastest_ms > ctx.budget_ms * (1 - opts.margin):
         raise BudgetError(f"budget {ctx.budget_ms:g} ms is below the fastest network HANT can build from these "
                           f"candidates: {fastest_ms:.3f} ms predicted (teacher {predicted(teacher_sum):.3f} ms; "

@@ -179,47 +179,7 @@ def teacher_latency(lat, net, folder: Path, log) -> dict:
     return rec
 
 
-def run_overhead(lat, input_shape, folder: Path, log) -> dict:
-    """What one run costs on the target beyond its kernels (ms): an almost empty network at
-    ``input_shape`` (``latency.run_overhead_probe``) measured end to end, less its table sum;
-    measured once and kept in ``folder/overhead-<target>-<fingerprint>.json`` like the
-    teacher's latency."""
-    from ..core.atomic import atomic_write_text
-    from .latency import run_overhead_probe
-
-    probe = run_overhead_probe(input_shape, NUM_CLASSES)
-    path = folder / f"overhead-{lat.target.name}-{_digest(lat.target.fingerprint)}.json"
-    if path.exists():
-        rec = json.loads(path.read_text())
-        if rec.get("latency_ms"):
-            return rec
-    if lat.runner is None:
-        raise RuntimeError("a run's overhead was never measured on this target and no runner was given")
-    table_ms = lat.price_network(probe, input_shape, "overhead").table_sum_ms
-    log(f"measuring a run's overhead (an almost empty network) on {lat.runner.label}")
-    m = measured_ms(lat.measure_module(probe, input_shape, "overhead"))
-    if m["latency_ms"] is None:
-        raise RuntimeError(f"the overhead probe could not be measured: {m['error']}")
-    rec = {**m, "table_sum_ms": table_ms, "overhead_ms": max(m["latency_ms"] - table_ms, 0.0),
-           "device_label": lat.runner.label, "emulated": bool(lat.runner.emulated),
-           "quiet_run": os.environ.get("QUIET_RUN") == "1",
-           "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(rec, indent=1))
-    return rec
-
-
-def calibrate(lat, net, folder: Path, log):
-    """The teacher's measured latency record (``teacher_latency``), the run's overhead record
-    (``run_overhead``) and the ``NetworkCalibration`` they give."""
-    from .latency import NetworkCalibration
-
-    t_lat = teacher_latency(lat, net, folder, log)
-    over = run_overhead(lat, net.input_shape, folder, log)
-    return t_lat, over, NetworkCalibration.from_teacher(t_lat["latency_ms"], t_lat["table_sum_ms"], over["overhead_ms"])
-
-
-def uniform_width(lat, net, budget_ms: float, calibration, margin: float, widths=UNIFORM_WIDTHS):
+def uniform_width(lat, net, budget_ms: float, scale: float, margin: float, widths=UNIFORM_WIDTHS):
     """The widest width multiplier of ``widths`` whose scaled teacher is predicted within the
     budget (less ``margin``), found by bisection (latency grows with the width; about
     log2(len(widths)) networks priced, their kernels measured); returns (width or None,
@@ -232,7 +192,7 @@ def uniform_width(lat, net, budget_ms: float, calibration, margin: float, widths
     def ms(w: float) -> float:
         if w not in priced:
             p = lat.price_blocks([(folded(width_scaled(net, w)), net.input_shape)])[0]
-            priced[w] = calibration.predict_ms(p.latency_ms)
+            priced[w] = scale * p.latency_ms
         return priced[w]
 
     ws = sorted(widths)
@@ -306,10 +266,11 @@ def transform(cfg: TransformConfig, log: Callable[[str], None] = print, runner=N
     try:
         lat = TargetLatency(target, runner, cfg.luts_dir, cfg.schedules_dir, log)
         t0 = time.time()
-        t_lat, overhead, calibration = calibrate(lat, net, folder, log)
+        t_lat = teacher_latency(lat, net, folder, log)
+        scale = t_lat["latency_ms"] / t_lat["table_sum_ms"]
         seconds["teacher_latency"] = time.time() - t0
         budget_ms = cfg.budget_ms if cfg.budget_ms is not None else t_lat["latency_ms"] / cfg.speedup
-        ctx = MethodContext(teacher, net, data, lat, calibration, budget_ms, folder / cfg.method, cfg.seed,
+        ctx = MethodContext(teacher, net, data, lat, scale, budget_ms, folder / cfg.method, cfg.seed,
                             dict(cfg.options), log, cfg.progress)
         ctx.work.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
@@ -337,7 +298,7 @@ def transform(cfg: TransformConfig, log: Callable[[str], None] = print, runner=N
         if cfg.uniform:
             t0 = time.time()
             margin = float(cfg.options.get("margin", 0.05)) if cfg.method == "hant" else 0.05
-            width, widths = uniform_width(lat, net, budget_ms, calibration, margin, cfg.uniform_widths or UNIFORM_WIDTHS)
+            width, widths = uniform_width(lat, net, budget_ms, scale, margin, cfg.uniform_widths or UNIFORM_WIDTHS)
             uniform = {"width": width, "predicted_by_width": [{"width": w, "predicted_ms": ms} for w, ms in widths]}
             if width is None:
                 uniform["note"] = "no width multiplier of the teacher fits the budget"
@@ -382,9 +343,7 @@ def transform(cfg: TransformConfig, log: Callable[[str], None] = print, runner=N
             "budget_ms": budget_ms, "speedup_asked": cfg.speedup, "seed": cfg.seed,
             "device_label": runner.label if runner is not None else None,
             "emulated": bool(runner is not None and runner.emulated),
-            "context_scale": calibration.scale, "run_overhead_ms": calibration.overhead_ms,
-            "run_overhead_probe": {k: overhead.get(k) for k in ("latency_ms", "table_sum_ms", "spread_iqr_pct",
-                                                                 "measured_at", "quiet_run")},
+            "context_scale": scale,
             "teacher": {**teacher.describe(), "digest": digest, "val_accuracy": teacher_val,
                         "test_accuracy": accuracy(net, data.test_x, data.test_y), "table_sum_ms": t_lat["table_sum_ms"],
                         "measured": {k: t_lat.get(k) for k in ("latency_ms", "spread_iqr_pct", "repeat",

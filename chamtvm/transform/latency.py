@@ -8,11 +8,8 @@ many candidates side by side in one probe module, and its kernels are looked up 
 with the target's deployment schedules (``table.fill.prepare``, ``fill_table``; prices
 through ``latency.loading.load_predictor``, so the table's statistic and kernel model are the
 ones every other command uses). What the kernels alone miss (the VM's per-call work, memory
-planning) is calibrated on the target and the teacher (``NetworkCalibration``): the cost of one
-run of an almost empty network at the task's input shape (``overhead_ms``: what a run costs
-beyond its kernels), and ``scale`` = the teacher's measured end-to-end latency less that
-overhead / its table sum; a network derived from the teacher is predicted as
-``overhead_ms + scale * table sum``.
+planning) is calibrated on the teacher itself: ``context_scale`` = the teacher's measured
+end-to-end latency / its table sum, applied to every prediction of a network derived from it.
 """
 
 from __future__ import annotations
@@ -36,54 +33,6 @@ class Priced:
     calls: int
     estimated: list[str] = dataclasses.field(default_factory=list)
     missing: list[str] = dataclasses.field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class NetworkCalibration:
-    """Measured latency (ms) of a network derived from the teacher, from its table sum (ms):
-    ``overhead_ms + scale * table_sum_ms``.
-
-    ``overhead_ms``: what one run costs beyond its kernels (the VM's per-run work: taking the
-    input, allocating and returning the output), measured on the target as an almost empty
-    network's latency less its own table sum (``run_overhead_probe``); ``scale``: the teacher's
-    measured latency less that overhead, over the teacher's table sum (what the kernels'
-    context in the network adds or saves). The teacher is predicted exactly; a network much
-    smaller than the teacher keeps the whole per-run cost, which a ratio alone would shrink
-    with it (HANT's picks at 40-65 % of the digits teacher measured 6-9 % above the ratio)."""
-
-    scale: float
-    overhead_ms: float = 0.0
-
-    @classmethod
-    def from_teacher(cls, teacher_ms: float, teacher_table_ms: float, overhead_ms: float = 0.0) -> "NetworkCalibration":
-        """Calibrated on the teacher's measured latency and table sum (ms); the overhead is
-        clipped to [0, half the teacher's latency] (a noisy probe must not swallow the teacher)."""
-        if not (teacher_ms > 0 and teacher_table_ms > 0):
-            raise ValueError(f"teacher latency and table sum must be positive, got {teacher_ms}, {teacher_table_ms}")
-        overhead = min(max(float(overhead_ms), 0.0), 0.5 * teacher_ms)
-        return cls((teacher_ms - overhead) / teacher_table_ms, overhead)
-
-    def predict_ms(self, table_sum_ms: float) -> float:
-        """The predicted measured latency (ms) of a network whose table sum is ``table_sum_ms``."""
-        return self.overhead_ms + self.scale * table_sum_ms
-
-    def table_budget_ms(self, latency_ms: float) -> float:
-        """The largest table sum (ms) predicted within ``latency_ms``."""
-        return (latency_ms - self.overhead_ms) / self.scale
-
-    def to_dict(self) -> dict:
-        return {"scale": self.scale, "overhead_ms": self.overhead_ms}
-
-
-def run_overhead_probe(input_shape, num_classes: int):
-    """The almost empty network whose measured latency less its table sum is a run's overhead:
-    a spatial mean and a linear classifier of ``num_classes`` on an NCHW ``input_shape``
-    (the teacher's input and output, nothing between)."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(int(input_shape[1]), num_classes)).eval()
 
 
 class TargetLatency:

@@ -70,7 +70,7 @@ class MethodContext:
     net: Any                # graph.LayeredNet of the teacher (eval mode; never modified)
     data: Any               # data.TaskData
     latency: Any            # latency.TargetLatency
-    calibration: Any        # latency.NetworkCalibration: table sum (ms) -> predicted measured ms
+    context_scale: float    # teacher's measured latency / its table sum
     budget_ms: float        # measured ms on the target
     work: Path              # the method's own folder (journals, candidates)
     seed: int = 0
@@ -82,7 +82,7 @@ class MethodContext:
 @dataclass
 class MethodResult:
     """What a method gives back: the adapted module, its predicted latency (ms, calibrated
-    with ``calibration``), method details for the report, and whether it is fine-tuned."""
+    with ``context_scale``), method details for the report, and whether it is fine-tuned."""
 
     module: Any
     predicted_ms: float

@@ -17,9 +17,8 @@ def format_report(report: dict) -> str:
     emu = " (EMULATION: not a device timing)" if report.get("emulated") else ""
     lines = [f"transform {report['method']} on {report['task']} ({report['data']} train/val/test images), target "
              f"{report['target']}, budget {report['budget_ms']:g} ms measured{emu}",
-             f"  measured on: {report.get('device_label')}; predictions: a run's overhead "
-             f"{report.get('run_overhead_ms', 0.0):.4f} ms + {report['context_scale']:.3f} x the table sum "
-             f"(calibrated on the teacher)",
+             f"  measured on: {report.get('device_label')}; teacher's measured / table-sum latency "
+             f"{report['context_scale']:.3f}",
              "",
              f"  {'network':<22} {'val %':>6} {'test %':>6} {'predicted':>9} {'measured':>9} {'speed-up':>8} "
              f"{'budget':>6}"]

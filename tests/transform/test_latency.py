@@ -17,19 +17,3 @@ def test_blocks_priced_apart_add_up_to_the_network(digits_latency):
     assert net.stem(torch.zeros(*digits_latency.shape)).shape[1] == net.layers[0].cin
     assert sum(p.latency_ms for p in priced) == pytest.approx(whole.table_sum_ms, rel=1e-9)
     assert sum(p.calls for p in priced) == sum(k["count"] for k in whole.kernels)
-
-
-def test_network_calibration_predicts_the_teacher_exactly_and_keeps_the_run_overhead():
-    from chamtvm.transform.latency import NetworkCalibration
-
-    cal = NetworkCalibration.from_teacher(teacher_ms=0.35, teacher_table_ms=0.38, overhead_ms=0.02)
-    assert cal.predict_ms(0.38) == pytest.approx(0.35)
-    assert cal.scale == pytest.approx(0.33 / 0.38)
-    # a network at a third of the teacher's table sum keeps the whole overhead: above the bare ratio
-    assert cal.predict_ms(0.38 / 3) == pytest.approx(0.02 + 0.11) and cal.predict_ms(0.38 / 3) > 0.35 / 3
-    assert cal.table_budget_ms(cal.predict_ms(0.2)) == pytest.approx(0.2)
-    # a noisy probe never swallows the teacher; a negative one counts as none
-    assert NetworkCalibration.from_teacher(0.35, 0.38, 1.0).overhead_ms == pytest.approx(0.175)
-    assert NetworkCalibration.from_teacher(0.35, 0.38, -0.01) == NetworkCalibration(0.35 / 0.38, 0.0)
-    with pytest.raises(ValueError):
-        NetworkCalibration.from_teacher(0.0, 0.38)
