@@ -47,6 +47,43 @@ def x86():
     return get_target("x86")
 
 
+def _quick_networks(target):
+    """``target`` timing whole networks without waiting for the device's nominal speed (every
+    sample kept: a row is never timed again for being slow) in 3 samples of at least 10 ms:
+    for tests of what a job does with its network measurements, not of the measurements
+    (``tests/measure``, ``tests/table/test_networks.py``). The fingerprint, which the
+    network evaluator is no part of, and so every table key stay the target's."""
+    from dataclasses import replace
+
+    return replace(target, network_evaluator=replace(target.network_evaluator, nominal_tolerance=None, repeat=3,
+                                                     min_repeat_ms=10))
+
+
+def _quick_kernels(target):
+    """``target`` timing table rows without waiting for the device's nominal speed (every
+    sample kept: a row is never timed again for having been timed slow, which on a busy
+    machine makes a rerun measure again): for tests of what is done with the rows, not of
+    the rows. The fingerprint holds the kernel evaluator's nominal tolerance, so its rows
+    have keys of their own: give it a table of its own."""
+    from dataclasses import replace
+
+    return replace(target, evaluator=replace(target.evaluator, nominal_tolerance=None))
+
+
+@pytest.fixture(scope="session")
+def quick_kernels():
+    """``_quick_kernels``: ``quick_kernels(target)`` times table rows without waiting for the
+    nominal speed (its own table keys)."""
+    return _quick_kernels
+
+
+@pytest.fixture(scope="session")
+def quick_networks():
+    """``_quick_networks``: ``quick_networks(target)`` times whole networks without waiting for
+    the nominal speed, in 3 short samples; table keys unchanged."""
+    return _quick_networks
+
+
 @pytest.fixture(scope="session")
 def tiny_archs(tiny_space):
     import numpy as np
@@ -115,8 +152,10 @@ def macro_main_job(tmp_path_factory, x86):
     no calibration, no held-out networks, no training networks (no residual: fitting one from
     measured networks is ``tiny_tune_run``'s; here it cost two network measurements per run),
     10 lookups of the budget-aware loop at the 3 automatic budgets, each pick exported and
-    measured, 1 regret contender per budget. ``tmp`` (its folders), ``cfg`` (its TuneConfig:
-    rerun it with the same folders, everything is journaled) and ``report``."""
+    measured, 1 regret contender per budget; networks timed by ``_quick_networks`` (a rerun
+    then measures no network again for having been timed slow). ``target`` (the x86 target it
+    ran on), ``tmp`` (its folders), ``cfg`` (its TuneConfig: rerun it with the same folders
+    and target, everything is journaled) and ``report``."""
     from types import SimpleNamespace
 
     from chamtvm.measure.local import LocalRunner
@@ -127,9 +166,10 @@ def macro_main_job(tmp_path_factory, x86):
     cfg = TuneConfig(trials=0, heldout=0, train_networks=0, calibration=False, accuracy_samples=10,
                      population=24, generations=4, contenders=1, luts_dir=tmp / "luts", runs_dir=tmp / "runs",
                      progress=False)
-    with LocalRunner(x86) as runner:
-        report = run_tune(x86, runner, cfg, log=lambda *a: None)
-    return SimpleNamespace(tmp=tmp, cfg=cfg, report=report)
+    target = _quick_networks(x86)
+    with LocalRunner(target) as runner:
+        report = run_tune(target, runner, cfg, log=lambda *a: None)
+    return SimpleNamespace(target=target, tmp=tmp, cfg=cfg, report=report)
 
 
 # ------------------------------------------------------------- a tiny torch network

@@ -98,8 +98,10 @@ def test_heldout_error_reads_bias_and_share_within_10pct(tmp_path):
 
 
 @pytest.mark.slow
-def test_adaptive_sweep_measures_real_kernels_into_the_table_and_resumes(tmp_path, x86):
-    """Real probes (1x1 convolutions at 4-28 px) lowered by TVM in one module, measured for real on this CPU."""
+def test_adaptive_sweep_measures_real_kernels_into_the_table_and_resumes(tmp_path, x86, quick_kernels):
+    """Real probes (1x1 convolutions at 4-28 px) lowered by TVM in one module, measured for real on this CPU
+    (every sample kept, conftest ``quick_kernels``: on a busy machine a row timed slow would be
+    timed again by the rerun, which must measure nothing)."""
     import torch
 
     from chamtvm.lower.calibration import _real_probe
@@ -108,6 +110,7 @@ def test_adaptive_sweep_measures_real_kernels_into_the_table_and_resumes(tmp_pat
     from chamtvm.table.fill import fill_table, prepare
     from chamtvm.tuning.schedules import ScheduleSource
 
+    x86 = quick_kernels(x86)
     probes = [_real_probe({"kind": "conv1x1", "hw": hw, "act": "relu", "cin": c, "cout": c * 2, "k": 1, "stride": 1})
               for hw, c in ((4, 8), (7, 16), (8, 8), (14, 8), (16, 16), (4, 32), (7, 8), (8, 24), (28, 8), (14, 16))]
 

@@ -22,11 +22,13 @@ from chamtvm.table.networks import ensure_measured
 
 
 @pytest.fixture(scope="module")
-def measured(tiny_space, tiny_kernel_map, tiny_space_table, x86, in_process_runner, tmp_path_factory):
+def measured(tiny_space, tiny_kernel_map, tiny_space_table, x86, in_process_runner, quick_networks,
+             tmp_path_factory):
     """A real table of the tiny space (the session's, conftest) plus 5 networks measured end
     to end (a table of this module's own), timed for real in this process (conftest
     ``in_process_runner``: these tests are about the models, not the measuring child, which
-    ``tests/measure`` and ``tests/table`` cover; no child process started per network)."""
+    ``tests/measure`` and ``tests/table`` cover; no child process started per network) in a
+    few short samples without waiting for the nominal speed (conftest ``quick_networks``)."""
     d = tmp_path_factory.mktemp("lm")
     table, nets = tiny_space_table, LatencyTable(d / "x86.networks.jsonl")
     kmap = tiny_kernel_map
@@ -39,7 +41,7 @@ def measured(tiny_space, tiny_kernel_map, tiny_space_table, x86, in_process_runn
         net = lower_arch(tiny_space, a)
         prep = prepare(net.kernels, x86, sched)
         known, _ = kernel_dicts(prep, table)
-        ensure_measured(net, prep, x86, runner, sched, nets, {"arch": a.to_dict()},
+        ensure_measured(net, prep, quick_networks(x86), runner, sched, nets, {"arch": a.to_dict()},
                         sum(k["latency_us"] * k["count"] for k in known))
     return table, nets, kmap, archs
 

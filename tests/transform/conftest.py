@@ -40,7 +40,7 @@ def digits_teacher(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def digits_latency(tmp_path_factory, digits_teacher, x86):
+def digits_latency(tmp_path_factory, digits_teacher, x86, quick_networks):
     """What the digits teacher costs on x86, measured once per session for real (the local
     runner: a measuring child) and shared by the HANT and prune end-to-end runs: ``into(workdir)``
     copies the table (``workdir/luts``, the one ``chamtvm --workdir workdir`` reads; the runs
@@ -49,7 +49,9 @@ def digits_latency(tmp_path_factory, digits_teacher, x86):
     The table is filled the way ``test_latency`` checks it: the teacher's stem, blocks and head
     priced side by side at their input shapes (``TargetLatency.price_blocks``: ``priced``;
     ``measured_now``: kernels that pricing measured), then the whole network (``whole``:
-    ``price_network``). ``net``: the teacher (``layered``), ``shape``: its input shape."""
+    ``price_network``). The teacher is timed end to end in a few short samples (conftest
+    ``quick_networks``: the same target fingerprint, so the runs read its figure back).
+    ``net``: the teacher (``layered``), ``shape``: its input shape."""
     from types import SimpleNamespace
 
     import torch
@@ -75,8 +77,9 @@ def digits_latency(tmp_path_factory, digits_teacher, x86):
         parts = [(net.stem, shape)] + [(b, (1, i.cin, i.in_hw, i.in_hw)) for b, i in zip(net.blocks, net.layers)] \
             + [(net.head, head_in)]
         folder = teacher_folder("digits", net)
-        with make_runner(x86) as runner:
-            lat = TargetLatency(x86, runner)
+        target = quick_networks(x86)
+        with make_runner(target) as runner:
+            lat = TargetLatency(target, runner)
             priced = lat.price_blocks(parts)
             measured_now = lat.measured_now
             whole = lat.price_network(net, shape)

@@ -48,12 +48,13 @@ E2E_WIDTHS, E2E_SPEEDUP = 4, 1.5
 
 
 @pytest.fixture(scope="session")
-def digits_prune_run(tmp_path_factory, digits_teacher, digits_latency, x86):
+def digits_prune_run(tmp_path_factory, digits_teacher, digits_latency, x86, quick_networks):
     """``chamtvm transform --method prune`` on digits, end to end, for real, once per session.
 
     First, in this process, the digits teacher's width-latency model is measured on x86
     (``prune.method.measure_width_model``, the job's own function and options:
-    ``widths=E2E_WIDTHS``, 3 calibration networks) into the folder where the job reads it
+    ``widths=E2E_WIDTHS``, 3 calibration networks, timed in a few short samples: conftest
+    ``quick_networks``, the same target fingerprint) into the folder where the job reads it
     (``wm``, ``probe``, ``graph``, ``model_path``), starting from the session's table of the
     teacher's kernels and its measured latency (``digits_latency``). The budget is then the model's prediction
     of the unpruned teacher divided by ``E2E_SPEEDUP`` (``budget_ms``): below what the teacher
@@ -86,8 +87,9 @@ def digits_prune_run(tmp_path_factory, digits_teacher, digits_latency, x86):
         folder = teacher_folder("digits", layered(teacher.module, data.input_shape, NUM_CLASSES))
         module = copy.deepcopy(teacher.module).eval()
         graph = trace_channel_groups(module, data.input_shape)
-        with make_runner(x86) as runner:
-            lat = TargetLatency(x86, runner)
+        target = quick_networks(x86)
+        with make_runner(target) as runner:
+            lat = TargetLatency(target, runner)
             wm, probe, model_path = measure_width_model(module, graph, lat, x86.lanes, opts.widths, opts.min_keep,
                                                         folder / "prune", opts.calibration_networks)
     budget_ms = wm.predict_ms() / E2E_SPEEDUP
