@@ -59,6 +59,7 @@ def test_each_example_parses_registers_and_resolves(name):
     assert len(registered.fingerprint) == 10
 
 
+@pytest.mark.slow  # cross-compiles and links for aarch64 (~6 s)
 def test_raspberry_pi_kernel_cross_compiles_for_aarch64(conv_kernel, tmp_path):
     from chamtvm.measure.compile import build_kernel_library
     from chamtvm.targets.spec import get_target

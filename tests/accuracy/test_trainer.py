@@ -13,6 +13,7 @@ def tiny_arch(space):
     return space.from_indices([0] * space.encoding_length)  # smallest choice everywhere
 
 
+@pytest.mark.slow  # trains a digits network (~5 s); the journal itself is fast-tested in tests/accuracy/test_journal.py
 def test_digits_training_of_one_tiny_arch_is_journaled(tmp_path):
     space = SearchSpace.load("fashion")
     journal = Journal(tmp_path / "j.jsonl")

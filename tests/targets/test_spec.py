@@ -31,6 +31,7 @@ def _module_kinds(mod) -> list[str]:
     return out
 
 
+@pytest.mark.slow  # compiles a network and a kernel batch for CUDA (~3.5 s)
 def test_cuda_network_and_kernel_batch_compile_and_export(tiny_net, tmp_path):
     import tvm
 
