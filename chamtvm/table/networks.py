@@ -200,6 +200,28 @@ def rounds_journal_path(nets_table: LatencyTable) -> Path:
     return Path(str(nets_table.path) + ".rounds.jsonl")
 
 
+def _journal_records(path: Path) -> list[tuple[bytes, dict]]:
+    """``(raw line, record)`` of every JSON-object line of the rounds journal ``path`` (none
+    when it does not exist); a line that is not one (a torn write, set aside on the next
+    append) is skipped."""
+    from ..core.jsonl import split_lines
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines, tail, _torn = split_lines(data)
+    out = []
+    for raw in [*lines, *([tail] if tail else [])]:
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict):
+            out.append((raw, line))
+    return out
+
+
 def compact_rounds_journal(nets_table: LatencyTable) -> int:
     """Drop the journaled rounds no rerun can use any more: those of a measurement that has
     since been settled by a row (``after_timings`` below the key's row count in
@@ -209,22 +231,15 @@ def compact_rounds_journal(nets_table: LatencyTable) -> int:
     from filelock import FileLock
 
     from ..core.atomic import atomic_path
-    from ..core.jsonl import split_lines
 
     path = rounds_journal_path(nets_table)
     if not path.exists():
         return 0
     with FileLock(str(path) + ".lock"):
-        lines, tail, _torn = split_lines(path.read_bytes())
-        keep = []
-        for raw in [*lines, *([tail] if tail else [])]:
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue  # not a record (a torn write): never read back
-            if isinstance(line, dict) and line.get("after_timings", -1) >= nets_table.timings(line.get("key")):
-                keep.append(raw)
-        dropped = sum(1 for raw in lines if raw.strip()) + (1 if tail else 0) - len(keep)
+        lines = [raw for raw in path.read_bytes().split(b"\n") if raw.strip()]
+        keep = [raw for raw, line in _journal_records(path)
+                if line.get("after_timings", -1) >= nets_table.timings(line.get("key"))]
+        dropped = len(lines) - len(keep)
         if dropped:
             with atomic_path(path) as tmp:
                 Path(tmp).write_bytes(b"".join(raw + b"\n" for raw in keep))
@@ -233,21 +248,9 @@ def compact_rounds_journal(nets_table: LatencyTable) -> int:
 
 def _journaled_rounds(nets_table: LatencyTable, keys) -> dict[str, list[MeasureResult]]:
     """The rounds journaled for ``keys`` since each key's last row (an interrupted batch's)."""
-    from ..core.jsonl import split_lines
-
-    path = rounds_journal_path(nets_table)
     out: dict[str, list[MeasureResult]] = {k: [] for k in keys}
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return out
-    lines, tail, _torn = split_lines(data)
-    for raw in [*lines, *([tail] if tail else [])]:
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue  # a line that is not JSON (a torn write set aside on the next append)
-        key = line.get("key") if isinstance(line, dict) else None
+    for _raw, line in _journal_records(rounds_journal_path(nets_table)):
+        key = line.get("key")
         # a round belongs to the measurement after the key's last row: ``after_timings`` rows
         if key in out and line.get("after_timings") == nets_table.timings(key) and len(out[key]) == line.get("round"):
             out[key].append(MeasureResult.from_json(line["result"]))
