@@ -52,6 +52,10 @@ def test_kernel_model_prices_unseen_kernels_and_round_trips(measured, tmp_path):
     rows = sorted(table.rows(), key=lambda r: r["key"])
     held, train = rows[::4], [r for i, r in enumerate(rows) if i % 4]
     model = KernelCostModel(n_estimators=200).fit(train)
+    # a kernel timed inside the network can come out at 0 us (cheaper than the VM's per-call
+    # cost); no relative error is defined for it, so it is judged on the others
+    held = [r for r in held if r["runtime_us_p50"] > 0]
+    assert len(held) >= 7
     pred = model.predict_us(held)
     truth = np.array([r["runtime_us_p50"] for r in held])
     # a useful model: far better than predicting one typical kernel latency for all
