@@ -173,13 +173,10 @@ class FittedModels:
     residual_selection: dict  # how the residual was chosen (``latency.models.fit_residual``)
 
 
-def price_archs(space, archs, predictor, target: TargetSpec, runner: Runner, schedules: ScheduleSource,
-                table: LatencyTable, nets_table: LatencyTable, bar, prefix: str = "net",
-                batch_size: int = 48, statistic: str = "runtime_us_p50") -> list[tuple[object, PricedNetwork]]:
-    """``(arch, PricedNetwork)`` per architecture: lowered, every kernel the table lacks
-    measured first (never guessed), priced by ``predictor`` and measured end to end unless
-    the network journal has it, all in one batch (``pricing.price_and_measure_all``: round-robin
-    where the target times networks in rounds). ``bar.update(1)`` per network measured."""
+def lower_archs(space, archs, target: TargetSpec, runner: Runner, schedules: ScheduleSource, table: LatencyTable,
+                prefix: str = "net", batch_size: int = 48) -> list[tuple]:
+    """``(LoweredNetwork, prepared kernels, journal meta)`` per architecture, named
+    ``<prefix><i>``; every kernel the table lacks is measured first (a price is never a guess)."""
     nets = []
     for i, arch in enumerate(archs):
         net = lower_arch(space, arch, f"{prefix}{i}")
@@ -187,6 +184,22 @@ def price_archs(space, archs, predictor, target: TargetSpec, runner: Runner, sch
         if untimed_keys(prepared, table):
             fill_table(prepared, table, runner, target, batch_size)
         nets.append((net, prepared, {"arch": arch.to_dict(), "space": space.name}))
+    return nets
+
+
+def price_archs(space, archs, predictor, target: TargetSpec, runner: Runner, schedules: ScheduleSource,
+                table: LatencyTable, nets_table: LatencyTable, bar, prefix: str = "net",
+                batch_size: int = 48, statistic: str = "runtime_us_p50",
+                lowered: list[tuple] | None = None) -> list[tuple[object, PricedNetwork]]:
+    """``(arch, PricedNetwork)`` per architecture: lowered (``lower_archs``, unless ``lowered``
+    holds its result for these ``archs``), priced by ``predictor`` and measured end to end
+    unless the network journal has it, all in one batch (``pricing.price_and_measure_all``:
+    round-robin where the target times networks in rounds). ``bar.update(1)`` per network
+    measured."""
+    nets = lowered if lowered is not None else lower_archs(space, archs, target, runner, schedules, table, prefix,
+                                                           batch_size)
+    if len(nets) != len(archs):
+        raise ValueError(f"{len(nets)} lowered networks for {len(archs)} architectures")
     priced = price_and_measure_all(nets, predictor, target, runner, schedules, nets_table, statistic,
                                    on_done=lambda _i: bar.update(1))
     return list(zip(archs, priced))
@@ -218,14 +231,19 @@ def step_models(s) -> None:
     if kernel_model is not None:
         kernel_model.save(kernel_path, table)
     residual, n_train, selection = None, 0, {"chosen": "none", "why": "no training networks"}
+    s.heldout_lowered = None  # step 12 lowers them itself unless they are timed here
     if cfg.train_networks >= 2:
         rng = np.random.default_rng(cfg.train_seed)
         archs = [space.sample(rng) for _ in range(cfg.train_networks)]
         heldout = heldout_archs(cfg, space)  # timed beside them, never fitted on (see the docstring)
         bar = s.progress(len(archs) + len(heldout), "training and held-out networks (measure)")
         try:
+            lowered = lower_archs(space, archs, s.target, s.runner, s.schedules, table, "train", cfg.batch_size)
+            s.heldout_lowered = lower_archs(space, heldout, s.target, s.runner, s.schedules, table, "heldout",
+                                            cfg.batch_size)
             priced = price_archs(space, archs + heldout, LatencyPredictor(table), s.target, s.runner, s.schedules,
-                                 table, s.nets_table, bar, "train", cfg.batch_size, cfg.statistic)[:len(archs)]
+                                 table, s.nets_table, bar, "train", cfg.batch_size, cfg.statistic,
+                                 lowered=lowered + s.heldout_lowered)[:len(archs)]
         finally:
             bar.close()
         keys = {p.row["key"] for _, p in priced if p.ok}
@@ -257,8 +275,9 @@ def step_heldout(s) -> None:
     archs = heldout_archs(cfg, space)
     bar = s.progress(len(archs), "held-out networks (predict; measured with the training networks)")
     try:
+        lowered = s.get("heldout_lowered")  # lowered by step 11 when it timed them (None: not)
         priced = price_archs(space, archs, s.models.predictor, s.target, s.runner, s.schedules, s.table,
-                             s.nets_table, bar, "heldout", cfg.batch_size, cfg.statistic)
+                             s.nets_table, bar, "heldout", cfg.batch_size, cfg.statistic, lowered=lowered)
     finally:
         bar.close()
     s.heldout = [{"name": p.name, "key": p.row["key"], "arch": arch.to_dict(),

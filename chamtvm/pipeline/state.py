@@ -77,6 +77,9 @@ class JobState:
                                        # ship, after ``set_aside_schedules`` (``schedules`` is reloaded, so
                                        # later steps that prepare from it build and price the same)
     models: Any = UNSET                # latency.FittedModels: kernel model, residual, predictor
+    heldout_lowered: Any = UNSET       # list[(LoweredNetwork, prepared kernels, journal meta)]: the
+                                       # held-out networks as step ``models`` lowered and timed them
+                                       # (None: it did not; step ``heldout`` lowers them itself)
     heldout: Any = UNSET               # list[dict]: held-out networks, predicted and measured
 
     # ---- budgets, accuracy loop and search

@@ -50,11 +50,11 @@ def test_faster_schedules_sets_aside_slower_rows_and_reprepares_what_ships(tmp_p
 
 @pytest.mark.slow  # compiles and times 5 networks in 2 rounds
 def test_heldout_networks_are_timed_in_one_batch_with_the_training_networks(tmp_path, x86, in_process_runner,
-                                                                           tiny_space_table):
+                                                                           tiny_space_table, monkeypatch):
     """Steps ``models`` and ``heldout`` with networks timed in 2 rounds: every round is one
     ``measure_networks`` call holding the training and the held-out networks together (they see
-    the same states of the machine); the held-out step then times nothing, and the residual
-    is fitted on the training networks only."""
+    the same states of the machine); the held-out step then times and lowers nothing, and the
+    residual is fitted on the training networks only."""
     import dataclasses
     import json
     import shutil
@@ -91,12 +91,24 @@ def test_heldout_networks_are_timed_in_one_batch_with_the_training_networks(tmp_
     state.space, state.table = SearchSpace.load(cfg.space), table
     state.nets_table = network_table(target, tmp_path / "luts")
     state.schedules = ScheduleSource(target, use_database=False)
+    import chamtvm.pipeline.latency as pipeline_latency
+
+    lowered = []
+
+    def counting_lower_arch(*args, **kwargs):
+        lowered.append(args[-1])
+        return real_lower_arch(*args, **kwargs)
+
+    real_lower_arch = pipeline_latency.lower_arch
+    monkeypatch.setattr(pipeline_latency, "lower_arch", counting_lower_arch)
     for name in ("models", "heldout"):
         step = next(s for s in TUNE_STEPS if s.name == name)
-        before = len(runner.rounds)
+        before, lowered_before = len(runner.rounds), len(lowered)
         step.run(StepView(state, step))
         if name == "heldout":
             assert len(runner.rounds) == before  # measured in step models' batch
+            assert len(lowered) == lowered_before  # and lowered there: nothing lowered twice
+    assert len(lowered) == 5
     heldout = {n["key"] for n in state.heldout}
     assert len(heldout) == 2 and len(runner.rounds) == 2
     for timed in runner.rounds:
