@@ -222,34 +222,34 @@ def _journal_records(path: Path) -> list[tuple[bytes, dict]]:
     return out
 
 
-def compact_rounds_journal(nets_table: LatencyTable) -> int:
+def compact_rounds_journal(nets_table: LatencyTable) -> list[dict]:
     """Drop the journaled rounds no rerun can use any more: those of a measurement that has
     since been settled by a row (``after_timings`` below the key's row count in
     ``nets_table``; a rerun reloads the journal and only takes rounds taken after the key's
-    last row). Rounds of measurements still open, here or in another process, are kept. Under
-    the journal's lock, replaced atomically; returns how many lines were dropped."""
+    last row). Rounds of measurements still open, here or in another process, are kept. Under the journal's lock, replaced atomically (only when something is dropped);
+    returns the records kept, in journal order."""
     from filelock import FileLock
 
     from ..core.atomic import atomic_path
 
     path = rounds_journal_path(nets_table)
     if not path.exists():
-        return 0
+        return []
     with FileLock(str(path) + ".lock"):
-        lines = [raw for raw in path.read_bytes().split(b"\n") if raw.strip()]
-        keep = [raw for raw, line in _journal_records(path)
+        records = _journal_records(path)
+        keep = [(raw, line) for raw, line in records
                 if line.get("after_timings", -1) >= nets_table.timings(line.get("key"))]
-        dropped = len(lines) - len(keep)
-        if dropped:
+        if len(keep) < len(records):
             with atomic_path(path) as tmp:
-                Path(tmp).write_bytes(b"".join(raw + b"\n" for raw in keep))
-    return dropped
+                Path(tmp).write_bytes(b"".join(raw + b"\n" for raw, _ in keep))
+    return [line for _raw, line in keep]
 
 
-def _journaled_rounds(nets_table: LatencyTable, keys) -> dict[str, list[MeasureResult]]:
-    """The rounds journaled for ``keys`` since each key's last row (an interrupted batch's)."""
+def _journaled_rounds(nets_table: LatencyTable, keys, records: list[dict]) -> dict[str, list[MeasureResult]]:
+    """The rounds of the journal ``records`` taken for ``keys`` since each key's last row (an
+    interrupted batch's)."""
     out: dict[str, list[MeasureResult]] = {k: [] for k in keys}
-    for _raw, line in _journal_records(rounds_journal_path(nets_table)):
+    for line in records:
         key = line.get("key")
         # a round belongs to the measurement after the key's last row: ``after_timings`` rows
         if key in out and line.get("after_timings") == nets_table.timings(key) and len(out[key]) == line.get("round"):
@@ -267,8 +267,7 @@ def _measure_in_rounds(todo: dict[str, NetworkToMeasure], rounds: int, target: T
     from ..measure.timing import pooled_rounds
 
     baseline = _baseline(target, nets_table)
-    compact_rounds_journal(nets_table)
-    taken = _journaled_rounds(nets_table, todo)
+    taken = _journaled_rounds(nets_table, todo, compact_rounds_journal(nets_table))
     with tempfile.TemporaryDirectory(prefix="chamtvm-nets-") as tmp:
         libraries: dict[str, Path] = {}
         for n, (key, it) in enumerate(todo.items()):
