@@ -89,7 +89,11 @@ def ms_builder_runner(target: TargetSpec, tracker: tuple[str, int, str] | None =
     f_export = functools.partial(_cross_export, target.cross_compiler) if target.cross_compiler else None
     builder = ms.builder.LocalBuilder(f_build=_fast_build, f_export=f_export, timeout_sec=120)
     if tracker is None:
-        return builder, "local"
+        # one runner for every round of a tuning: MetaSchedule would start (and check) a new
+        # measuring process per ``tune_tasks`` call, seconds each. Its process is started now,
+        # so with the target's thread count, as a restarted one is (rounds run in that context).
+        with local_runtime_threads(target):
+            return builder, ms.runner.LocalRunner()
     host, port, key = tracker
     runner = ms.runner.RPCRunner(
         ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=key, session_timeout_sec=300),
