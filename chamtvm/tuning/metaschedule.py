@@ -7,6 +7,7 @@ MetaSchedule is wired."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 from ..targets.spec import TargetSpec
@@ -79,17 +80,29 @@ def local_runtime_threads(target: TargetSpec, tracker=None):
                 os.environ["TVM_NUM_THREADS"] = old
 
 
+@functools.lru_cache(maxsize=None)
+def _local_builder(cross_compiler: str | None):
+    """MetaSchedule's local builder, one per cross compiler and process: it holds only its
+    settings (each ``build`` starts its own worker processes), and making one starts and checks
+    a pool of workers, seconds each time a tuning began."""
+    from tvm.s_tir import meta_schedule as ms
+
+    f_export = functools.partial(_cross_export, cross_compiler) if cross_compiler else None
+    return ms.builder.LocalBuilder(f_build=_fast_build, f_export=f_export, timeout_sec=120)
+
+
 def ms_builder_runner(target: TargetSpec, tracker: tuple[str, int, str] | None = None):
     """``(builder, runner)`` for MetaSchedule: local build (cross-linked for a remote
     target) and the local machine, or the devices under ``tracker = (host, port, key)``."""
-    import functools
-
     from tvm.s_tir import meta_schedule as ms
 
-    f_export = functools.partial(_cross_export, target.cross_compiler) if target.cross_compiler else None
-    builder = ms.builder.LocalBuilder(f_build=_fast_build, f_export=f_export, timeout_sec=120)
+    builder = _local_builder(target.cross_compiler)
     if tracker is None:
-        return builder, "local"
+        # one runner for every round of a tuning: MetaSchedule would start (and check) a new
+        # measuring process per ``tune_tasks`` call, seconds each. Its process is started now,
+        # so with the target's thread count, as a restarted one is (rounds run in that context).
+        with local_runtime_threads(target):
+            return builder, ms.runner.LocalRunner()
     host, port, key = tracker
     runner = ms.runner.RPCRunner(
         ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=key, session_timeout_sec=300),
