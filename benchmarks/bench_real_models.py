@@ -15,7 +15,8 @@ Protocol (NNLQP's "a model you have never seen"):
     table gets), for the old grid sweep and for the real-network sweep.
 
 Measurement is resumable (everything appended to runs/bench_real_models/), the analysis
-reruns from it in seconds. The CPU is shared: figures are contended timings.
+reruns from it in seconds. Run it under ``../shared/tools/quiet-run``: the results' provenance
+block says how busy the machine was.
 
     python benchmarks/bench_real_models.py [--quick] [--resolutions 128,224] [--analyze-only]
 
@@ -264,7 +265,7 @@ def _plot_adaptive(comparison: list[dict], path: Path) -> None:
             pts = [(c["sweep_kernels"], get(c[arm])) for c in comparison if arm in c]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=arm)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("measured sweep kernels (x86, contended)")
+        ax.set_xlabel("measured sweep kernels (x86)")
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -411,7 +412,7 @@ def analyze_tuned(work: Path, run: dict) -> dict:
     speedups = [d["default_us"] / d["best_us"] for d in lines if d.get("best_us") and d.get("default_us")
                 and d["default_us"] == d["default_us"]]
     result = {"benchmark": "bench_real_models --tuned", "target": "x86",
-              "device": "local x86 CPU (2 cores, SHARED with other work: contended timings)",
+              "device": "local x86 CPU (2 cores; how busy it was: the provenance block's noise record)",
               "schedules": "tuned database (tuning.policy joint tuning + tuning.transfer) of the zoo's kernels",
               "run": run, "tuned_jointly": sum(d["policy"] == "joint" for d in lines),
               "transfers_committed": sum(1 for d in lines if d["policy"] == "transfer" and d.get("committed")),
@@ -551,8 +552,8 @@ def analyze(work: Path, model_factory=None, extra_cases=(), extra: dict | None =
                            "kernel_level": kernel_level, "models": per_model,
                            "train_rows_max": max(len(k) for k in fitted) if fitted else 0}
     result = {
-        "benchmark": "bench_real_models", "target": "x86", "device": "local x86 CPU (2 cores, SHARED with other "
-        "work: contended timings)", "schedules": "default pipeline (no tuning database)",
+        "benchmark": "bench_real_models", "target": "x86", "device": "local x86 CPU (2 cores; how busy it was: the "
+        "provenance block's noise record)", "schedules": "default pipeline (no tuning database)",
         "table_rows": len(rows), "sweep_kernels": {k: len(v) for k, v in sweep.items()},
         "networks_measured": len(nets), "protocols": protocols, **(extra or {}),
     }
@@ -579,7 +580,7 @@ def _plot(protocols: dict, path: Path) -> None:
         ax.set_xscale("log"); ax.set_yscale("log")
         m = protocols[case]["summary"]["predicted_sum_ms"]["all"]
         ax.set_title(f"{case}: {m['within_10pct'] * 100:.0f}% within ±10%, MAPE {m['mape_pct']:.1f}%", fontsize=9)
-        ax.set_xlabel("measured ms (x86, contended)"); ax.set_ylabel("predicted ms (kernel sum)")
+        ax.set_xlabel("measured ms (x86)"); ax.set_ylabel("predicted ms (kernel sum)")
     axes[0][0].legend(fontsize=7)
     save_figure(fig, path)
 
@@ -620,7 +621,7 @@ def main(argv=None) -> int:
         print(json.dumps({k: v for k, v in res.items() if k != "protocols"}, indent=1))
         for case, p in res["protocols"].items():
             print(case, json.dumps(p["kernels_tuned_schedule_unseen"]), json.dumps(p["networks"]))
-        print("contended timings (2 shared cores)")
+        print("how busy the machine was: the noise record above")
         return 0
     if args.adaptive:
         if args.work == WORK:
@@ -647,7 +648,7 @@ def main(argv=None) -> int:
         for e in res["error_on_next_picks"]:
             print(f"round {e['round']} {e['arm']:<9} error of its model on its next {e['picked']} picks: median "
                   f"|log err| {e.get('median_abs_log_err', float('nan')):.3f}, bias {e.get('mean_log_err', float('nan')):+.3f}")
-        print("contended timings (2 shared cores)")
+        print("how busy the machine was: the noise record above")
         return 0
     if not args.analyze_only:
         measure(args.work, resolutions, models, args.sweep_per_kind, log=log)
@@ -668,7 +669,7 @@ def main(argv=None) -> int:
         if kl["n_estimated"]:
             print(f"{case:<28} kernels estimated: {kl['n_estimated']}, median |log err| "
                   f"{kl['median_abs_log_err']:.3f}, time-weighted mean log err {kl['time_weighted_mean_log_err']:+.3f}")
-    print("contended timings (2 shared cores); spread of each network's repeats in the JSON")
+    print("how busy the machine was: the noise record above; spread of each network's repeats in the JSON")
     return 0
 
 
