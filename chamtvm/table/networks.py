@@ -226,8 +226,9 @@ def compact_rounds_journal(nets_table: LatencyTable) -> list[dict]:
     """Drop the journaled rounds no rerun can use any more: those of a measurement that has
     since been settled by a row (``after_timings`` below the key's row count in
     ``nets_table``; a rerun reloads the journal and only takes rounds taken after the key's
-    last row). Rounds of measurements still open, here or in another process, are kept. Under the journal's lock, replaced atomically (only when something is dropped);
-    returns the records kept, in journal order."""
+    last row). Rounds of measurements still open, here or in another process, are kept.
+    Under the journal's lock, replaced atomically (only when something is dropped); returns
+    the records kept, in journal order."""
     from filelock import FileLock
 
     from ..core.atomic import atomic_path
