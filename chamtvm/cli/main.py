@@ -327,7 +327,7 @@ def main(argv=None) -> int:
             os.environ["CHAMTVM_HOME"] = str(Path(args.workdir).expanduser().resolve())
         code = args.func(args)
         if interrupt.received() is not None and args.command != "device":  # a library swallowed it
-            raise KeyboardInterrupt()  # (``device --foreground`` stops on Ctrl-C by design)
+            interrupt.reraise_if_interrupted()  # (``device --foreground`` stops on Ctrl-C by design)
         return code
     except (SpaceError, TargetError, TableError, ModelError, SearchError, UsageError, ScheduleDatabaseError,
             ExecutorError) as e:
@@ -341,6 +341,6 @@ def main(argv=None) -> int:
         n = appended_count()
         saved = (f"{n} finished result(s) were saved before it; a rerun continues from them" if n else
                  "nothing had been saved yet")
-        print(f"chamtvm: interrupted ({'SIGTERM' if isinstance(e, interrupt.Terminated) else 'SIGINT'}); "
+        print(f"chamtvm: interrupted ({interrupt.signal_name(e)}); "
               f"{saved}", file=sys.stderr)
         return interrupt.exit_code(e)

@@ -15,6 +15,16 @@ import signal
 _received: int | None = None
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT arrived (raised in the main thread).
+
+    A subclass, never ``KeyboardInterrupt`` itself: CPython marks an exact
+    ``KeyboardInterrupt`` that escapes code run through ``PyRun_String`` (which extension
+    modules use, e.g. at import) as unhandled and, at exit, kills the process with SIGINT
+    even after the command handled it and returned 130.
+    """
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived (raised in the main thread)."""
 
@@ -24,7 +34,7 @@ def _handler(signum, _frame):
     _received = signum
     if signum == signal.SIGTERM:
         raise Terminated()
-    raise KeyboardInterrupt()
+    raise Interrupted()
 
 
 def install() -> None:
@@ -66,7 +76,12 @@ def reraise_if_interrupted() -> None:
     if _received == signal.SIGTERM:
         raise Terminated()
     if _received is not None:
-        raise KeyboardInterrupt()
+        raise Interrupted()
+
+
+def signal_name(exc: BaseException | None = None) -> str:
+    """'SIGTERM' or 'SIGINT', by the same rule as :func:`exit_code`."""
+    return "SIGTERM" if exit_code(exc) == 128 + signal.SIGTERM else "SIGINT"
 
 
 def exit_code(exc: BaseException | None = None) -> int:

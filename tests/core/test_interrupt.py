@@ -37,7 +37,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("sig,code,exc", [(signal.SIGINT, 130, "KeyboardInterrupt"),
+@pytest.mark.parametrize("sig,code,exc", [(signal.SIGINT, 130, "Interrupted"),
                                           (signal.SIGTERM, 143, "Terminated")])
 def test_signal_to_a_child_gives_its_exit_code_and_removes_the_temporary(tmp_path, sig, code, exc):
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], cwd=REPO,
@@ -91,6 +91,54 @@ def test_pending_signal_is_reraised_from_a_broad_except():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        interrupt._received = None
+
+
+# Run as ``python -m``: the child catches an interrupt raised inside code that a C extension
+# ran through ``PyRun_String`` (as some do at import) and exits with sys.exit(130).
+PYRUN_CHILD = textwrap.dedent("""
+    import ctypes, sys
+    from chamtvm.core import interrupt
+
+    interrupt.install()
+    run = ctypes.pythonapi.PyRun_String
+    run.restype = ctypes.py_object
+    run.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+    code = b"import os, signal, time\\nos.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(200): time.sleep(0.01)\\n"
+    try:
+        run(code, 257, {}, {})  # 257: Py_file_input
+        print("NOT INTERRUPTED", flush=True)
+    except KeyboardInterrupt as e:
+        print("CAUGHT", type(e).__name__, flush=True)
+        sys.exit(interrupt.exit_code(e))
+""")
+
+
+def test_an_interrupt_inside_pyrun_string_code_still_exits_130_not_by_the_signal(tmp_path):
+    """CPython flags an *exact* ``KeyboardInterrupt`` escaping ``PyRun_String`` code as
+    unhandled and, at the end of ``python -m``, kills the process with SIGINT (returncode -2)
+    although the command handled it; the handler's ``Interrupted`` subclass must not be
+    flagged (the CI failure of ``chamtvm measure`` interrupted during lowering)."""
+    (tmp_path / "pyrun_child.py").write_text(PYRUN_CHILD)
+    proc = subprocess.run([sys.executable, "-m", "pyrun_child"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}, timeout=60)
+    assert "CAUGHT Interrupted" in proc.stdout, (proc.stdout, proc.stderr)
+    assert proc.returncode == 130, (proc.returncode, proc.stderr)
+
+
+def test_signal_name_follows_the_signal_received_not_the_exception_class():
+    """A library may turn the interrupt into a plain ``KeyboardInterrupt``: the message and the
+    exit code both follow the signal that came (the CI run that said SIGINT for a SIGTERM)."""
+    from chamtvm.core import interrupt
+
+    try:
+        interrupt._received = signal.SIGTERM
+        assert interrupt.signal_name(KeyboardInterrupt()) == "SIGTERM"
+        assert interrupt.exit_code(KeyboardInterrupt()) == 143
+        interrupt._received = signal.SIGINT
+        assert interrupt.signal_name(interrupt.Interrupted()) == "SIGINT"
+        assert interrupt.signal_name(interrupt.Terminated()) == "SIGTERM"
+    finally:
         interrupt._received = None
 
 
