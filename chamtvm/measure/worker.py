@@ -16,6 +16,8 @@ import json
 import sys
 
 RESULT_PREFIX = "RESULT "
+# dtypes numpy lacks: where a request names one, TVM needs ``ml_dtypes`` to make its tensors
+_ML_DTYPES = ("bfloat", "float8", "float6", "float4", "int4", "int2")
 
 
 def main() -> int:
@@ -23,6 +25,9 @@ def main() -> int:
     # a measuring process needs TVM's runtime only; tvm_ffi imports torch whenever it can,
     # which costs seconds in every measuring process: here the import finds no torch
     sys.modules.setdefault("torch", None)
+    # likewise ``ml_dtypes`` (about 1 s to import), unless the request names a dtype numpy lacks
+    if "tvm" not in sys.modules and not any(name in json.dumps(request) for name in _ML_DTYPES):
+        sys.modules.setdefault("ml_dtypes", None)
     import tvm
 
     from ..lower.kernels import ArgSpec

@@ -60,12 +60,15 @@ def _check_kernels(res):
 
 
 def test_a_real_child_answers_one_result_line_per_item(libs, fast_evaluator):
-    proc = subprocess.run([sys.executable, "-m", "chamtvm.measure.worker"], cwd=REPO,
+    """... and imports neither torch nor ml_dtypes for float32 items (seconds per child)."""
+    proc = subprocess.run([sys.executable, "-v", "-m", "chamtvm.measure.worker"], cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, input=json.dumps(_kernel_request(libs[0],
                                                                                                        fast_evaluator)),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     _check_kernels(_parse(proc.stdout))
+    loaded = proc.stderr.replace(os.sep, "/")  # ``python -v``: every module's source file as it is read
+    assert "/tvm/__init__.py" in loaded and "/torch/__init__.py" not in loaded and "/ml_dtypes/__init__.py" not in loaded
 
 
 def test_network_mode_answers_one_line_with_the_key(libs, tiny_net, fast_evaluator, monkeypatch, capsys):
