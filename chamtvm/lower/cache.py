@@ -9,10 +9,16 @@ code and versions that build it, so it is kept on disk under a hash of exactly t
 back (``tvm.ir.load_json``, a tenth of a second) instead of importing again; the read-back
 module is structurally equal to the imported one, so kernels and table keys are the same.
 
+Compiled libraries are kept the same way (``cached_file``, in the ``libs`` subfolder): a
+measuring build of a network or a kernel batch is a pure function of the module it compiles,
+the target and TVM's version (``measure.compile``), and the same ones are built again by reruns,
+the held-out networks that later come back as picks, and tests.
+
 Where: ``$CHAMTVM_CACHE_DIR`` (``off`` disables the cache), else
 ``$XDG_CACHE_HOME/chamtvm/relax`` or ``~/.cache/chamtvm/relax``. Files are written atomically;
-a file that cannot be read back is removed and the module imported again; the folder is kept
-under ``$CHAMTVM_CACHE_MAX_MB`` megabytes (default 1024), least recently used files removed first.
+a file that cannot be read back is removed and the module imported again; the folder (and its
+``libs`` subfolder) is kept under ``$CHAMTVM_CACHE_MAX_MB`` megabytes (default 1024) each, least
+recently used files removed first.
 """
 
 from __future__ import annotations
@@ -98,6 +104,38 @@ def cached_module(key: str, build: Callable[[], object]):
     return mod
 
 
+def cached_file(key: str, dest: Path, build: Callable[[Path], object], suffix: str = ".so") -> bool:
+    """Write ``dest``: a copy of the file cached under ``key`` (in the ``libs`` subfolder), or
+    ``build(dest)``'s output, then cached. True when it came from the cache. Never raises for
+    the cache's sake: an unreadable cached file is built again, an unwritable folder skipped."""
+    import shutil
+
+    from ..core.atomic import atomic_path
+
+    folder = cache_dir()
+    if folder is None:
+        build(dest)
+        return False
+    cached = folder / "libs" / f"{key}{suffix}"
+    if cached.is_file():
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(dest, suffix=suffix) as tmp:
+                shutil.copyfile(cached, tmp)
+            os.utime(cached)  # recently used
+            return True
+        except OSError:
+            pass
+    build(dest)
+    try:
+        with atomic_path(cached, suffix=suffix) as tmp:
+            shutil.copyfile(dest, tmp)
+        _evict(cached.parent, _max_bytes(), f"*{suffix}")
+    except OSError:  # a read-only or full cache folder slows nothing down further
+        pass
+    return False
+
+
 def _max_bytes() -> int:
     value = os.environ.get(CACHE_MAX_ENV)
     try:
@@ -107,10 +145,11 @@ def _max_bytes() -> int:
     return int(max(mb, 0) * 1024 * 1024)
 
 
-def _evict(folder: Path, max_bytes: int) -> None:
-    """Remove the least recently used files until the folder holds at most ``max_bytes``."""
+def _evict(folder: Path, max_bytes: int, pattern: str = "*.json") -> None:
+    """Remove the least recently used files (``pattern``) until the folder holds at most
+    ``max_bytes``."""
     files = []
-    for p in folder.glob("*.json"):
+    for p in folder.glob(pattern):
         try:
             st = p.stat()
         except OSError:

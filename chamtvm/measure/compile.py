@@ -2,7 +2,9 @@
 
 Both use the target's deployment path: the kernels go through the same schedules
 (database or the target default, dlight rules on GPUs) and the same TIR lowering as in a
-network build, and libraries are linked with the target's cross compiler.
+network build, and libraries are linked with the target's cross compiler. The libraries built
+for measuring are kept in the disk cache (``lower.cache.cached_file``) under a hash of the
+module compiled, the target, its cross compiler and TVM's version (``library_key``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from ..lower.cache import cached_file
 from ..targets.spec import TargetSpec
 
 
@@ -34,6 +37,22 @@ def export(lib, target: TargetSpec, path: Path) -> Path:
     else:
         lib.export_library(str(path))
     return path
+
+
+def library_key(mod, target: TargetSpec, kind: str) -> str:
+    """The cache key of the library ``kind`` ("kernels", "relax") built from IRModule ``mod``
+    for ``target``: a hash of the module's text and structural hash (its constants too), the
+    TVM target, the cross compiler and TVM's version."""
+    import hashlib
+    import json
+
+    import tvm
+    import tvm_ffi
+
+    blob = json.dumps({"kind": kind, "tvm": tvm.__version__, "target": str(target.tvm()),
+                       "cross_compiler": target.cross_compiler, "hash": int(tvm_ffi.structural_hash(mod)),
+                       "text": mod.script(show_meta=False)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:40]
 
 
 def own_pass_context(instruments=()):
@@ -63,30 +82,29 @@ def build_kernel_library(funcs: Sequence[tuple[str, object]], target: TargetSpec
     mod = tvm.IRModule({sym: f.with_attr("global_symbol", sym) for sym, f in funcs})
     if target.device == "cuda":
         mod = _gpu_default_schedule(mod, tvm_target)
-    with own_pass_context():
-        lib = tvm.tirx.build(mod, target=tvm_target)
-    return export(lib, target, path)
+
+    def build(dest: Path) -> None:
+        with own_pass_context():
+            lib = tvm.tirx.build(mod, target=tvm_target)
+        export(lib, target, dest)
+
+    cached_file(library_key(mod, target, "kernels"), path, build)
+    return path
 
 
 def build_batch_network(kernels, target: TargetSpec, path: Path) -> list:
     """Compile the batch network (``lower.batchnet``) of ``(symbol, scheduled PrimFunc,
     Kernel)`` triples with the target's Relax pipeline and export it to ``path``; the input
     specs of its ``main``."""
-    import tvm
-    from tvm import relax
-
     from ..lower.batchnet import batch_network
 
     mod, inputs = batch_network(kernels)
     if target.device == "cpu":
         mod = with_reference(mod)
     mod = opaque_kernels(mod)
-    tvm_target = target.tvm()
     if target.device == "cuda":
-        mod = _gpu_default_schedule(mod, tvm_target)
-    with own_pass_context():
-        ex = tvm.compile(mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))
-    export(ex, target, path)
+        mod = _gpu_default_schedule(mod, target.tvm())
+    cached_file(library_key(mod, target, "relax"), path, lambda dest: export(_compile(mod, target), target, dest))
     return inputs
 
 
@@ -132,13 +150,33 @@ def compile_network(fused_mod, target: TargetSpec, schedules=None, reference: bo
     ``reference``, carrying the reference kernel too (``with_reference``: for measuring; CPU
     targets, whose reference kernel has a CPU schedule). ``instruments``: pass instruments
     for this build (an export passes its caller's, so a user's instrument sees the build)."""
-    import tvm
-    from tvm import relax
+    return _compile(network_module(fused_mod, target, schedules, reference), target, instruments)
 
-    tvm_target = target.tvm()
+
+def network_module(fused_mod, target: TargetSpec, schedules=None, reference: bool = False):
+    """The module ``compile_network`` compiles: ``fused_mod`` with the schedules applied and,
+    with ``reference``, the reference kernel (CPU targets)."""
     if schedules is not None:
         fused_mod = schedules.apply_to_module(fused_mod)
     if reference and target.device == "cpu":
         fused_mod = with_reference(fused_mod)
+    return fused_mod
+
+
+def compile_and_export_network(fused_mod, target: TargetSpec, path: Path, schedules=None,
+                               reference: bool = False) -> bool:
+    """``compile_network`` exported to ``path``, through the disk cache of built libraries;
+    True when the library came from the cache."""
+    mod = network_module(fused_mod, target, schedules, reference)
+    return cached_file(library_key(mod, target, "relax"), Path(path),
+                       lambda dest: export(_compile(mod, target), target, dest))
+
+
+def _compile(mod, target: TargetSpec, instruments=()):
+    """Relax VM executable of ``mod`` with the target's default Relax pipeline."""
+    import tvm
+    from tvm import relax
+
+    tvm_target = target.tvm()
     with own_pass_context(instruments):
-        return tvm.compile(fused_mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))
+        return tvm.compile(mod, tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..lower.network import LoweredNetwork
 from ..targets.spec import TargetSpec
 from .base import MeasureResult, Runner
-from .compile import compile_network, export
+from .compile import compile_and_export_network
 
 if TYPE_CHECKING:  # schedules are applied duck-typed (``.apply``); measure sits below tuning
     from ..tuning.schedules import ScheduleSource
@@ -25,13 +25,12 @@ def build_for_measuring(net: LoweredNetwork, target: TargetSpec, schedules: "Sch
     """Compile ``net`` with the target's pipeline and schedules (and the reference kernel) and
     export the library to ``path``; None, or why it could not be compiled."""
     try:
-        ex = compile_network(net.fused, target, schedules, reference=True)
+        compile_and_export_network(net.fused, target, Path(path), schedules, reference=True)
     except Exception as e:
         from ..core.interrupt import reraise_if_interrupted
 
         reraise_if_interrupted()
         return f"compile failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
-    export(ex, target, Path(path))
     return None
 
 

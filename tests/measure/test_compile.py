@@ -75,3 +75,25 @@ def test_schedules_are_applied_to_the_module(tiny_net, x86):
 
     compile_network(tiny_net.fused, x86, Recorder())
     assert seen == [tiny_net.fused]
+
+
+def test_a_measuring_build_is_cached_by_module_and_target(tiny_net, x86, tmp_path, monkeypatch):
+    """The second build of the same network for the same target is the cached library, byte
+    for byte; the reference kernel (another module) or another target is another library;
+    with the cache off nothing is kept."""
+    from dataclasses import replace
+
+    from chamtvm.measure import compile as c
+
+    monkeypatch.setenv("CHAMTVM_CACHE_DIR", str(tmp_path / "cache"))
+    libs = tmp_path / "cache" / "libs"
+    assert c.compile_and_export_network(tiny_net.fused, x86, tmp_path / "a.so", reference=True) is False
+    assert c.compile_and_export_network(tiny_net.fused, x86, tmp_path / "b.so", reference=True) is True
+    assert (tmp_path / "a.so").read_bytes() == (tmp_path / "b.so").read_bytes() and len(list(libs.iterdir())) == 1
+    assert c.compile_and_export_network(tiny_net.fused, x86, tmp_path / "c.so") is False  # no reference kernel
+    other = replace(x86, tvm_target={**x86.tvm_target, "mcpu": "x86-64"})
+    assert c.compile_and_export_network(tiny_net.fused, other, tmp_path / "d.so", reference=True) is False
+    assert len(list(libs.iterdir())) == 3
+    monkeypatch.setenv("CHAMTVM_CACHE_DIR", "off")
+    assert c.compile_and_export_network(tiny_net.fused, x86, tmp_path / "e.so", reference=True) is False
+    assert (tmp_path / "e.so").is_file() and len(list(libs.iterdir())) == 3
