@@ -31,7 +31,7 @@ def _register_time_calls() -> None:
         except ImportError:
             from chamtvm_insitu import register_device_function  # copied by devices.arm
         register_device_function()
-    except Exception as e:  # a runtime-only TVM (an emulated board) has no Relax VM bindings
+    except Exception as e:  # e.g. a TVM without the Relax VM; a runtime-only one is enough (insitu.RuntimeVM)
         print(f"chamtvm rpc server: chamtvm.time_calls unavailable ({type(e).__name__}: {e}); "
               f"kernels are timed one by one on this device", file=sys.stderr, flush=True)
 

@@ -10,6 +10,12 @@ native work is well under a microsecond) and subtracted: ``overhead_us``.
 In: a loaded VM executable module, a device, the input specs. Out: ``CallTimes``: per call
 site (in call order) the symbol and the median window in microseconds over ``runs`` runs,
 the per-call overhead estimate, and the instrumented and plain end-to-end times.
+
+Standard library and TVM's runtime only: the file is also copied to emulated devices as
+``chamtvm_insitu.py``, whose TVM is runtime-only (``from tvm import relax`` fails there). So
+the device function drives the VM through the runtime's own packed functions (``RuntimeVM``),
+and ``time_calls`` needs no more than ``vm["main"]`` and ``vm.set_instrument``, which
+``tvm.relax.VirtualMachine`` has as well.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ BUILTIN_PREFIX = "vm.builtin."
 EMPTY_PREFIX = "chamtvm_empty_"  # calibration calls of a batch network (lower.batchnet.EMPTY_PREFIX)
 # builtins that take a few arguments and do almost no native work
 ARG_BUILTINS = ("vm.builtin.match_shape", "vm.builtin.check_tensor_info")
+# what an instrument returns to let the call run (TVM's ``VMInstrumentReturnKind.NO_OP``,
+# ``kNoOp`` in src/runtime/vm/vm.cc; the enum lives in ``tvm.runtime.vm``, which imports numpy)
+NO_OP = 0
+POOLED_ALLOCATOR = 2  # ``VirtualMachine.POOLED_ALLOCATOR``: what ``relax.VirtualMachine`` uses by default
+RPC_SESS_MASK = 128  # ``tvm.rpc.base.RPC_SESS_MASK``: a remote device's type carries it
 
 
 @dataclass
@@ -70,13 +81,35 @@ class CallTimes:
         return d
 
 
+class RuntimeVM:
+    """The Relax VM of a loaded executable module, driven through the runtime's packed
+    functions alone, as ``tvm.relax.VirtualMachine`` does it (``tvm/runtime/vm.py``): the
+    executable's ``vm_load_executable`` makes the VM module, whose ``vm_initialization`` takes
+    (device type, device index, allocator) per device, the CPU last (shape functions run
+    there), and whose ``set_instrument`` and functions (``vm["main"]``) ``time_calls`` uses.
+    Needs no ``tvm.relax`` (absent on a runtime-only TVM) and not numpy."""
+
+    def __init__(self, module, device, allocator: int = POOLED_ALLOCATOR):
+        self.module = module["vm_load_executable"]()
+        devices = [(device.dlpack_device_type() % RPC_SESS_MASK, device.index)]
+        if devices[0][0] != 1:  # kDLCPU
+            devices.append((1, 0))
+        self.module["vm_initialization"](*[x for d in devices for x in (*d, allocator)])
+
+    def __getitem__(self, name: str):
+        return self.module[name]
+
+    def set_instrument(self, instrument) -> None:
+        """Call ``instrument(func, symbol, before_run, ret_value, *args) -> int`` around every
+        VM call; None removes it."""
+        self.module["set_instrument"](instrument)
+
+
 def time_calls(vm, args: Sequence, runs: int = 30, warmup: int = 3, plain: bool = True) -> CallTimes:
     """Time every call of ``vm["main"](*args)`` inside the network (see module docstring).
-    With ``plain``, uninstrumented runs alternate with the instrumented ones, so a change in
-    the machine's state hits both."""
-    from tvm.relax import VMInstrumentReturnKind
-
-    noop = int(VMInstrumentReturnKind.NO_OP)
+    ``vm``: a ``RuntimeVM`` or a ``tvm.relax.VirtualMachine``. With ``plain``, uninstrumented
+    runs alternate with the instrumented ones, so a change in the machine's state hits both."""
+    noop = NO_OP
     clock = time.perf_counter_ns
     trace: list = []
     start = [0]
@@ -142,9 +175,7 @@ def _clear(vm) -> None:
     try:
         vm.set_instrument(None)
     except Exception:  # an older runtime wants a function: a no-op one
-        from tvm.relax import VMInstrumentReturnKind
-
-        vm.set_instrument(lambda *a: int(VMInstrumentReturnKind.NO_OP))
+        vm.set_instrument(lambda *a: NO_OP)
 
 
 DEVICE_FUNC = "chamtvm.time_calls"  # registered by chamtvm's RPC servers (``register_device_function``)
@@ -154,15 +185,15 @@ def register_device_function() -> None:
     """Register ``chamtvm.time_calls(module, runs, *args)`` in this process (an RPC server's):
     the calls of ``module``'s ``main`` timed on the device itself (``time_calls``, ``runs`` runs,
     no plain runs), as the JSON of ``CallTimes.to_dict(samples=True)``. Over RPC the VM
-    instrument cannot call back to the host cheaply, so the device times itself."""
+    instrument cannot call back to the host cheaply, so the device times itself. The VM is a
+    ``RuntimeVM``: this works on a runtime-only TVM (an emulated board's) as well."""
     import json
 
     import tvm_ffi
-    from tvm import relax
 
     @tvm_ffi.register_global_func(DEVICE_FUNC, override=True)
     def _time_calls(module, runs, *args):
-        vm = relax.VirtualMachine(module, args[0].device)
+        vm = RuntimeVM(module, args[0].device)
         return json.dumps(time_calls(vm, list(args), runs=int(runs), warmup=1, plain=False).to_dict(samples=True))
 
 

@@ -94,3 +94,48 @@ def test_emulated_arm_device_runs_tune_end_to_end(tmp_path):
         for g in groups.values():  # every process group of the device and tracker is gone
             assert not any(p.alive() for p in g.processes)
         assert not record.exists()
+
+
+@pytest.mark.slow
+def test_emulated_arm_device_times_kernels_inside_a_network(tiny_net, tmp_path):
+    """The emulated board's TVM is runtime-only (no ``tvm.relax``), yet its server answers
+    ``chamtvm.time_calls`` (``measure.insitu.RuntimeVM``): a table filled through it with
+    ``kernel_timing`` in_network has every kernel timed inside its batch network."""
+    _require_tools()
+    from dataclasses import replace
+
+    from chamtvm.devices import start_tracker
+    from chamtvm.devices.arm import ArmEmulation, start_arm_servers
+    from chamtvm.measure.rpc import RPCRunner
+    from chamtvm.table.fill import fill_table, prepare
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.targets.spec import get_target
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    arm = get_target("arm")
+    # every sample kept: under QEMU, waiting for a nominal speed is not what is tested here
+    ev = replace(arm.evaluator, repeat=3, nominal_tolerance=None, fast_state_tolerance=None)
+    t = replace(arm, kernel_timing="in_network", evaluator=ev)
+    prepared = prepare(tiny_net.kernels, t, ScheduleSource(t, use_database=False))
+    t0 = time.monotonic()
+    with start_tracker() as tracker, start_arm_servers(tracker.tracker, "armnet", n=1, timeout_s=600):
+        print(f"emulated device up in {time.monotonic() - t0:.0f} s")
+        # the device really lacks the Relax bindings: what RuntimeVM is for
+        out = ArmEmulation.default().run_python(
+            ["-c", "import sys; sys.modules['torch'] = None\n"
+                   "try:\n from tvm import relax\n print('relax: yes')\n"
+                   "except Exception as e:\n print('relax: no', type(e).__name__)"])
+        assert "relax: no" in out, out
+        t0 = time.monotonic()
+        with RPCRunner(t, *tracker.tracker, "armnet") as runner:
+            assert runner.times_in_network() and runner.emulated
+            table = LatencyTable(tmp_path / "arm.jsonl")
+            s = fill_table(prepared, table, runner, t)
+        print(f"table filled in the network in {time.monotonic() - t0:.0f} s")
+    assert s.failed == 0 and s.measured == len({p.key for p in prepared}) > 0
+    rows = [table.get(p.key) for p in prepared]
+    assert all(r["timing"] in ("in_network", "elided") and r["emulated"] is True for r in rows)
+    timed = [r for r in rows if r["timing"] == "in_network"]
+    assert timed and all(r["status"] == "ok" and r["overhead_us"] > 0 for r in timed)
+    # a tiny kernel can cost less than the instrument's own share (its figure is then 0), not all of them
+    assert any(r["runtime_us_p50"] > 0 for r in timed)

@@ -6,19 +6,27 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def batch_vm(tiny_net, x86, tmp_path_factory):
-    import numpy as np
-    import tvm
-    from tvm import relax
-
+def batch_lib(tiny_net, x86, tmp_path_factory):
+    """The tiny network's kernels in one batch network: (prepared, library path, input specs)."""
     from chamtvm.measure.compile import build_batch_network
-    from chamtvm.measure.timing import random_tensor
     from chamtvm.table.fill import prepare
     from chamtvm.tuning.schedules import ScheduleSource
 
     prepared = prepare(tiny_net.kernels, x86, ScheduleSource(x86, use_database=False))
     path = tmp_path_factory.mktemp("insitu") / "b.so"
     inputs = build_batch_network([(p.symbol, p.func, p.kernel) for p in prepared], x86, path)
+    return prepared, path, inputs
+
+
+@pytest.fixture(scope="module")
+def batch_vm(batch_lib):
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    from chamtvm.measure.timing import random_tensor
+
+    prepared, path, inputs = batch_lib
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu(0))
     rng = np.random.default_rng(0)
     return prepared, vm, [random_tensor(a, tvm.cpu(0), rng) for a in inputs]
@@ -42,6 +50,100 @@ def test_every_call_is_timed_in_order_with_one_sample_per_run(batch_vm):
     assert empty[0] <= ct.overhead_us <= empty[-1] and ct.overhead_us > 0
     assert ct.overhead_us < max(ct.window_us[ct.symbols.index(s)] for s in kernels)
     assert ct.e2e_plain_us > 0 and ct.e2e_instrumented_us > 0
+
+
+def test_the_runtime_vm_runs_and_times_the_same_calls_as_relax_vm(batch_lib, batch_vm):
+    """``RuntimeVM`` (the runtime's packed functions only, what a runtime-only device has) is
+    the same VM as ``relax.VirtualMachine``: same outputs, same calls, same ``CallTimes``."""
+    import numpy as np
+    import tvm
+
+    from chamtvm.measure.insitu import RuntimeVM, time_calls
+
+    _, path, _ = batch_lib
+    _, vm, args = batch_vm
+    rvm = RuntimeVM(tvm.runtime.load_module(str(path)), tvm.cpu(0))
+    assert rvm.module.kind == "relax.VirtualMachine"
+    # main returns the empty calls' outputs and the running sum of every kernel's output
+    np.testing.assert_array_equal(rvm["main"](*args)[-1].numpy(), vm["main"](*args)[-1].numpy())
+    a = time_calls(rvm, args, runs=4, warmup=1)
+    b = time_calls(vm, args, runs=4, warmup=1)
+    assert a.symbols == b.symbols and a.n_args == b.n_args and a.runs == b.runs == 4
+    assert all(len(col) == 4 for col in a.samples_us) and len(a.window_us) == len(a.symbols)
+    assert set(a.kernel_samples_us()) == set(b.kernel_samples_us()) and a.overhead_us > 0
+    assert a.e2e_plain_us > 0 and a.e2e_instrumented_us > 0
+
+
+def test_the_device_function_times_calls_in_this_process(batch_lib, batch_vm):
+    """``chamtvm.time_calls(module, runs, *args)``, as an RPC server answers it: the JSON of the
+    device's own ``time_calls`` (no plain runs), back into ``CallTimes``."""
+    import json
+
+    import tvm
+    import tvm_ffi
+
+    from chamtvm.measure.insitu import DEVICE_FUNC, calls_from_dict, register_device_function, time_calls
+
+    _, path, _ = batch_lib
+    _, vm, args = batch_vm
+    register_device_function()
+    module = tvm.runtime.load_module(str(path))
+    ct = calls_from_dict(json.loads(str(tvm_ffi.get_global_func(DEVICE_FUNC)(module, 3, *args))))
+    assert ct.symbols == time_calls(vm, args, runs=1, warmup=0, plain=False).symbols
+    assert ct.runs == 3 and all(len(col) == 3 for col in ct.samples_us) and ct.e2e_plain_us is None
+    assert ct.overhead_us > 0 and ct.e2e_instrumented_us > 0
+
+
+RUNTIME_ONLY = """
+import json, sys
+sys.modules["chamtvm"] = None  # the device has only the copy of measure/insitu.py
+sys.modules["torch"] = None
+import numpy as np
+import tvm
+import tvm_ffi
+assert tvm.base._RUNTIME_ONLY
+try:  # as on the emulated board
+    from tvm import relax
+    sys.exit("tvm.relax imports in a runtime-only TVM")
+except (ImportError, AttributeError):
+    pass
+from chamtvm_insitu import DEVICE_FUNC, register_device_function
+register_device_function()
+specs = json.loads(sys.argv[2])
+args = [tvm.runtime.tensor(np.ones(s, dtype=d), tvm.cpu(0)) for s, d in specs]
+out = tvm_ffi.get_global_func(DEVICE_FUNC)(tvm.runtime.load_module(sys.argv[1]), 2, *args)
+print(str(out))
+"""
+
+
+def test_the_device_function_needs_no_relax_and_no_chamtvm(batch_lib, batch_vm, tmp_path):
+    """The copy of ``insitu.py`` an emulated device gets (``devices.arm``: ``chamtvm_insitu.py``)
+    answers ``chamtvm.time_calls`` in TVM's runtime-only mode (``TVM_USE_RUNTIME_LIB=1``: the
+    compiler library is not loaded and ``from tvm import relax`` fails, as on the emulated
+    board) without chamtvm."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import chamtvm.measure.insitu as insitu
+    from chamtvm.measure.insitu import calls_from_dict, time_calls
+
+    _, path, inputs = batch_lib
+    _, vm, args = batch_vm
+    shutil.copyfile(Path(insitu.__file__), tmp_path / "chamtvm_insitu.py")
+    (tmp_path / "run.py").write_text(RUNTIME_ONLY)
+    specs = json.dumps([[list(a.shape), a.dtype] for a in inputs])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PYTHONPATH=str(tmp_path), TVM_USE_RUNTIME_LIB="1")
+    out = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(path), specs], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ct = calls_from_dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert ct.symbols == time_calls(vm, args, runs=1, warmup=0, plain=False).symbols
+    assert ct.runs == 2 and all(len(col) == 2 for col in ct.samples_us) and ct.kernel_samples_us()
 
 
 def test_the_overhead_comes_from_the_empty_calls_when_present():
