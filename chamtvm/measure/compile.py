@@ -104,7 +104,7 @@ def build_batch_network(kernels, target: TargetSpec, path: Path) -> list:
     mod = opaque_kernels(mod)
     if target.device == "cuda":
         mod = _gpu_default_schedule(mod, target.tvm())
-    cached_file(library_key(mod, target, "relax"), path, lambda dest: export(_compile(mod, target), target, dest))
+    _cached_relax_library(mod, target, path)
     return inputs
 
 
@@ -167,9 +167,13 @@ def compile_and_export_network(fused_mod, target: TargetSpec, path: Path, schedu
                                reference: bool = False) -> bool:
     """``compile_network`` exported to ``path``, through the disk cache of built libraries;
     True when the library came from the cache."""
-    mod = network_module(fused_mod, target, schedules, reference)
-    return cached_file(library_key(mod, target, "relax"), Path(path),
-                       lambda dest: export(_compile(mod, target), target, dest))
+    return _cached_relax_library(network_module(fused_mod, target, schedules, reference), target, Path(path))
+
+
+def _cached_relax_library(mod, target: TargetSpec, path: Path) -> bool:
+    """``mod`` compiled with the Relax pipeline and exported to ``path``, or the cached copy of
+    that library; True when it came from the cache."""
+    return cached_file(library_key(mod, target, "relax"), path, lambda dest: export(_compile(mod, target), target, dest))
 
 
 def _compile(mod, target: TargetSpec, instruments=()):

@@ -26,7 +26,8 @@ def main() -> int:
     # which costs seconds in every measuring process: here the import finds no torch
     sys.modules.setdefault("torch", None)
     # likewise ``ml_dtypes`` (about 1 s to import), unless the request names a dtype numpy lacks
-    if "tvm" not in sys.modules and not any(name in json.dumps(request) for name in _ML_DTYPES):
+    text = json.dumps(request)
+    if "tvm" not in sys.modules and not any(name in text for name in _ML_DTYPES):
         sys.modules.setdefault("ml_dtypes", None)
     import tvm
 
