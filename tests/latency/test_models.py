@@ -50,16 +50,27 @@ def measured(tiny_space, tiny_kernel_map, tiny_space_table, x86, in_process_runn
 def test_kernel_model_prices_unseen_kernels_and_round_trips(measured, tmp_path):
     table, _, _, _ = measured
     rows = sorted(table.rows(), key=lambda r: r["key"])
-    held, train = rows[::4], [r for i, r in enumerate(rows) if i % 4]
-    model = KernelCostModel(n_estimators=200).fit(train)
-    # a kernel timed inside the network can come out at 0 us (cheaper than the VM's per-call
-    # cost); no relative error is defined for it, so it is judged on the others
+    # judged over 4 folds of the table, pooled: every kernel is unseen once (37 judged, not 9 or
+    # 10 of one fold: the tiny space's kernels take 0.1-40 us inside networks, and one fold's
+    # median swung from 0.08 to 0.82 between runs of the same check)
+    model_err, typical_err, models = [], [], []
+    for fold in range(4):
+        held, train = rows[fold::4], [r for i, r in enumerate(rows) if i % 4 != fold]
+        model = KernelCostModel(n_estimators=200, cv_folds=5 if fold == 0 else 0).fit(train)
+        models.append((model, held))
+        # a kernel timed inside the network can come out at 0 us (cheaper than the VM's per-call
+        # cost); no relative error is defined for it, so it is judged on the others
+        held = [r for r in held if r["runtime_us_p50"] > 0]
+        truth = np.array([r["runtime_us_p50"] for r in held])
+        typical = np.median([r["runtime_us_p50"] for r in train if r["runtime_us_p50"] > 0])
+        model_err += list(np.abs(np.log(model.predict_us(held) / truth)))
+        typical_err += list(np.abs(np.log(typical / truth)))
+    assert len(model_err) >= 30
+    # a useful model: clearly better than predicting the training kernels' typical latency for all
+    assert np.median(model_err) < 0.85 * np.median(typical_err), (np.median(model_err), np.median(typical_err))
+    model, held = models[0]
     held = [r for r in held if r["runtime_us_p50"] > 0]
-    assert len(held) >= 7
     pred = model.predict_us(held)
-    truth = np.array([r["runtime_us_p50"] for r in held])
-    # a useful model: far better than predicting one typical kernel latency for all
-    assert np.median(np.abs(np.log(pred / truth))) < np.median(np.abs(np.log(np.median(truth) / truth)))
     path = tmp_path / "k.json"
     model.save(path, table)
     again = KernelCostModel.load(path, table)
