@@ -193,13 +193,19 @@ def test_damaged_saved_model_is_stale_with_a_message(tmp_path, damage):
 def test_kernel_model_interval_from_cross_validation_covers_held_out_kernels(measured, tmp_path):
     table, _, _, _ = measured
     rows = sorted(table.rows(), key=lambda r: r["key"])
-    held, train = rows[::3], [r for i, r in enumerate(rows) if i % 3]
-    model = KernelCostModel(n_estimators=200).fit(train)
-    assert "all" in model.error_quantiles_ and model.error_quantiles_["all"][0] <= model.error_quantiles_["all"][2]
-    est, lo, hi = model.predict_interval_us(held)
-    assert np.all(lo <= est) and np.all(est <= hi) and np.any(hi > lo)
-    truth = np.array([r["runtime_us_p50"] for r in held])
-    assert np.mean((truth >= lo) & (truth <= hi)) >= 0.5  # an 80 % interval, judged on kernels it never saw
+    # an 80 % interval, judged on kernels it never saw: 3 folds of the table, pooled (every kernel
+    # unseen once; one fold's 13 kernels are too few to judge a coverage by)
+    inside = []
+    for fold in range(3):
+        held, train = rows[fold::3], [r for i, r in enumerate(rows) if i % 3 != fold]
+        model = KernelCostModel(n_estimators=200).fit(train)
+        q = model.error_quantiles_
+        assert "all" in q and q["all"][0] <= q["all"][2]
+        est, lo, hi = model.predict_interval_us(held)
+        assert np.all(lo <= est) and np.all(est <= hi) and np.any(hi > lo)
+        truth = np.array([r["runtime_us_p50"] for r in held])
+        inside += list((truth >= lo) & (truth <= hi))
+    assert len(inside) == len(rows) and np.mean(inside) >= 0.6, np.mean(inside)
     path = tmp_path / "k.json"
     model.save(path, table)
     assert KernelCostModel.load(path, table).error_quantiles_ == model.error_quantiles_
