@@ -73,3 +73,36 @@ def test_unsupported_operator_is_named_with_its_node(tmp_path):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ModelError, match=r"Celu \(node 'my_celu'\)"):
         from_onnx_file(path)
+
+
+@pytest.mark.slow  # TVM's own folding of MobileNetV2's Clip bounds, for the comparison: seconds
+def test_clip_bounds_are_folded_in_numpy_to_the_constants_tvm_would_compute(tmp_path):
+    """The ONNX importer wraps each constant Clip bound in ``where(isnan(bound), inf, bound)``;
+    Relax's FoldConstant builds one kernel per call to fold them (5.5 s for MobileNetV2). They
+    are folded in numpy before it: no isnan or where is left, and the fused module is the one
+    TVM's own folding gives (the same kernels, so the same table keys)."""
+    import tvm
+    from tvm import ir, relax
+
+    from chamtvm.lower.kernels import _fold_constant_reshapes, fuse
+
+    path = real.export_onnx("mobilenet_v2_x0_5", 32, tmp_path / "m.onnx")
+    mod = from_onnx_file(path)
+    ops = set()
+
+    def visit(e):
+        if isinstance(e, relax.Call) and isinstance(e.op, ir.Op):
+            ops.add(e.op.name)
+
+    relax.analysis.post_order_visit(mod["main"], visit)
+    assert {"relax.isnan", "relax.where"} <= ops  # what the importer emits
+    ops.clear()
+    relax.analysis.post_order_visit(_fold_constant_reshapes(mod)["main"], visit)
+    assert not ops & {"relax.isnan", "relax.where"}, ops
+    ours = fuse(mod)
+    theirs = tvm.transform.Sequential([relax.transform.FoldConstant(), relax.transform.FoldBatchnormToConv2D(),
+                                       relax.transform.FoldConstant(), relax.transform.LegalizeOps(),
+                                       relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant(),
+                                       relax.transform.FuseOps(), relax.transform.FuseTIR(),
+                                       relax.transform.DeadCodeElimination()])(mod)
+    tvm.ir.assert_structural_equal(ours, theirs, map_free_vars=True)
