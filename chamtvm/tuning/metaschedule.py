@@ -80,15 +80,87 @@ def local_runtime_threads(target: TargetSpec, tracker=None):
                 os.environ["TVM_NUM_THREADS"] = old
 
 
+# builds a pool of worker processes serves before it is replaced (MetaSchedule starts a pool
+# per build because of a memory leak "after a couple times of usage" of its workers)
+BUILDS_PER_POOL = 8
+
+
+@functools.lru_cache(maxsize=None)
+def _reusing_builder_class():
+    """MetaSchedule's ``LocalBuilder`` whose worker processes serve several builds.
+
+    MetaSchedule's own starts a new pool of workers for every ``build`` (one per task and
+    iteration of the task scheduler: ``tasks x rounds`` pools in a joint tuning); each worker
+    imports TVM (and torch, which tvm_ffi imports when it can) before it builds anything,
+    about 4 s on 2 cores. This one keeps its pool for ``BUILDS_PER_POOL`` builds (then starts
+    a fresh one, for the leak MetaSchedule's note mentions) or until :func:`close_builder`."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.builder import BuilderResult
+    from tvm.s_tir.meta_schedule.builder.local_builder import _serialize_params, _worker_func
+    from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
+
+    @derived_object
+    class ReusingLocalBuilder(ms.builder.LocalBuilder._cls):
+        _pool = None
+        _builds = 0
+
+        def _sanity_check(self) -> None:
+            # MetaSchedule checks on a pool of its own that the worker finds the build and export
+            # functions, then stops it; here the check's pool is the one the builds then use
+            from tvm.s_tir.meta_schedule.utils import get_global_func_with_default_on_worker
+
+            def check(f_build, f_export) -> None:
+                get_global_func_with_default_on_worker(name=f_build, default=None)
+                get_global_func_with_default_on_worker(name=f_export, default=None)
+
+            self._new_pool()
+            self._pool.submit(check, self.f_build, self.f_export).result()
+
+        def _new_pool(self) -> None:
+            self.close()
+            self._pool = PopenPoolExecutor(max_workers=self.max_workers, timeout=self.timeout_sec,
+                                           initializer=self.initializer)
+
+        def close(self) -> None:
+            """Stop the worker processes (the next build starts new ones)."""
+            pool, self._pool, self._builds = self._pool, None, 0
+            if pool is not None:
+                pool.shutdown()
+
+        def build(self, build_inputs):
+            if self._pool is None or self._builds >= BUILDS_PER_POOL:
+                self._new_pool()
+            self._builds += 1
+            work = [(self.f_build, self.f_export, b.mod, b.target, _serialize_params(b.params)) for b in build_inputs]
+            results = []
+            for res in self._pool.map_with_error_catching(lambda x: _worker_func(*x), work):
+                if res.status == StatusKind.COMPLETE:
+                    results.append(BuilderResult(res.value, None))
+                elif res.status == StatusKind.TIMEOUT:
+                    results.append(BuilderResult(None, f"LocalBuilder: Timeout, killed after {self.timeout_sec} seconds"))
+                else:
+                    results.append(BuilderResult(None, "LocalBuilder: An exception occurred\n" + str(res.value)))
+            return results
+
+    return ReusingLocalBuilder
+
+
 @functools.lru_cache(maxsize=None)
 def _local_builder(cross_compiler: str | None):
-    """MetaSchedule's local builder, one per cross compiler and process: it holds only its
-    settings (each ``build`` starts its own worker processes), and making one starts and checks
-    a pool of workers, seconds each time a tuning began."""
-    from tvm.s_tir import meta_schedule as ms
-
+    """The local builder, one per cross compiler and process (its workers serve several
+    builds: :func:`_reusing_builder_class`); making one starts and checks a pool of workers,
+    seconds each time a tuning began."""
     f_export = functools.partial(_cross_export, cross_compiler) if cross_compiler else None
-    return ms.builder.LocalBuilder(f_build=_fast_build, f_export=f_export, timeout_sec=120)
+    return _reusing_builder_class()(f_build=_fast_build, f_export=f_export, timeout_sec=120)
+
+
+def close_builder(builder) -> None:
+    """Stop the worker processes a tuning's builder kept (idle processes holding TVM and
+    torch in memory while the job goes on to measure); a builder without any is left as it is."""
+    close = getattr(builder, "close", None)
+    if callable(close):
+        close()
 
 
 def ms_builder_runner(target: TargetSpec, tracker: tuple[str, int, str] | None = None):

@@ -34,7 +34,7 @@ from ..targets.spec import TargetSpec
 from .database import (append_progress, append_tuning_log, best_record_us, database_lock, read_progress, records_of,
                        tuned_hashes, tuned_records, workload_module)
 from .cost_model import load_cost_model, save_cost_model
-from .metaschedule import evolutionary_strategy, local_runtime_threads, ms_builder_runner, quiet_ms_logs
+from .metaschedule import close_builder, evolutionary_strategy, local_runtime_threads, ms_builder_runner, quiet_ms_logs
 from .provenance import prefer_default
 from .schedules import DEFAULT_TAG, ScheduleSource
 from .space import space_generator
@@ -90,13 +90,16 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
     cores = os.cpu_count() or 1
     builder, runner = ms_builder_runner(target, tracker)
     t0 = time.time()
-    with database_lock(work_dir), quiet_ms_logs(), local_runtime_threads(target, tracker):
-        db = ms.tir_integration.tune_tir(
-            workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
-            max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,
-            builder=builder, runner=runner, num_tuning_cores=cores,
-            strategy=evolutionary_strategy(population), space=space_generator(target),
-        )
+    try:
+        with database_lock(work_dir), quiet_ms_logs(), local_runtime_threads(target, tracker):
+            db = ms.tir_integration.tune_tir(
+                workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
+                max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,
+                builder=builder, runner=runner, num_tuning_cores=cores,
+                strategy=evolutionary_strategy(population), space=space_generator(target),
+            )
+    finally:
+        close_builder(builder)
     line = {"struct_hash": struct_hash, "name": name, "trials": trials,
             "tuning_s": round(time.time() - t0, 2), "best_us": best_record_us(db, prim_func, target),
             "measured_on": _measured_on(tracker), "tuned_at": _utc_now()}
@@ -155,16 +158,26 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
 
 def _tune_locked(tasks, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population) -> TuningReport:
     """:func:`tune_tasks` once the lock is held and finished tasks are left out."""
-    from tvm.s_tir import meta_schedule as ms
-    from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
-
     report = TuningReport()
     t0 = time.time()
     if not tasks or trials <= 0:
         return report
+    builder, runner = ms_builder_runner(target, tracker)
+    try:
+        return _tune_rounds(tasks, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population,
+                            builder, runner, report, t0)
+    finally:
+        close_builder(builder)
+
+
+def _tune_rounds(tasks, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population,
+                 builder, runner, report, t0) -> TuningReport:
+    """The rounds of :func:`_tune_locked` (see :func:`tune_tasks`), with its builder and runner."""
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
+
     cores = os.cpu_count() or 1
     tvm_target = target.tvm()
-    builder, runner = ms_builder_runner(target, tracker)
     model = load_cost_model(work_dir, cores, log)
     db = ms.database.JSONDatabase(work_dir=str(work_dir))
     cid = _campaign_id(tasks, trials, round_trials, min_gain, seed, population)
