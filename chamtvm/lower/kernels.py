@@ -176,7 +176,7 @@ def from_onnx_file(path: str | Path, shape: tuple[int, ...] | None = None) -> "t
 
 
 # ------------------------------------------------------------------- fusion
-def _fold_constant_reshapes(mod: "tvm.IRModule") -> "tvm.IRModule":
+def _fold_constants_in_numpy(mod: "tvm.IRModule") -> "tvm.IRModule":
     """Compute in numpy the calls of ``_NUMPY_FOLDS`` whose arguments are all constants (or
     variables bound to constants): ``reshape(constant)`` (conv biases from both frontends) and
     the ``where(isnan(bound), inf, bound)`` the ONNX importer wraps around every constant Clip
@@ -232,7 +232,7 @@ def fuse(mod: "tvm.IRModule", layout: str | None = None) -> "tvm.IRModule":
 
     from .layout import convert_layout
 
-    mod = convert_layout(_fold_constant_reshapes(mod), layout)
+    mod = convert_layout(_fold_constants_in_numpy(mod), layout)
     seq = tvm.transform.Sequential(
         [
             relax.transform.FoldBatchnormToConv2D(),

@@ -84,7 +84,7 @@ def test_clip_bounds_are_folded_in_numpy_to_the_constants_tvm_would_compute(tmp_
     import tvm
     from tvm import ir, relax
 
-    from chamtvm.lower.kernels import _fold_constant_reshapes, fuse
+    from chamtvm.lower.kernels import _fold_constants_in_numpy, fuse
 
     path = real.export_onnx("mobilenet_v2_x0_5", 32, tmp_path / "m.onnx")
     mod = from_onnx_file(path)
@@ -97,7 +97,7 @@ def test_clip_bounds_are_folded_in_numpy_to_the_constants_tvm_would_compute(tmp_
     relax.analysis.post_order_visit(mod["main"], visit)
     assert {"relax.isnan", "relax.where"} <= ops  # what the importer emits
     ops.clear()
-    relax.analysis.post_order_visit(_fold_constant_reshapes(mod)["main"], visit)
+    relax.analysis.post_order_visit(_fold_constants_in_numpy(mod)["main"], visit)
     assert not ops & {"relax.isnan", "relax.where"}, ops
     ours = fuse(mod)
     theirs = tvm.transform.Sequential([relax.transform.FoldConstant(), relax.transform.FoldBatchnormToConv2D(),
