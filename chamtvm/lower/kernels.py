@@ -177,14 +177,13 @@ def from_onnx_file(path: str | Path, shape: tuple[int, ...] | None = None) -> "t
 
 # ------------------------------------------------------------------- fusion
 def _fold_constants_in_numpy(mod: "tvm.IRModule") -> "tvm.IRModule":
-    """Compute in numpy the calls of ``_NUMPY_FOLDS`` whose arguments are all constants (or
-    variables bound to constants): ``reshape(constant)`` (conv biases from both frontends) and
-    the ``where(isnan(bound), inf, bound)`` the ONNX importer wraps around every constant Clip
-    bound (ReLU6: two per activation).
+    """Compute in numpy the calls whose tensor arguments are all constants (or variables bound
+    to constants), for the ops ``folds`` lists: ``reshape(constant)`` (conv biases from both
+    frontends) and the ``where(isnan(bound), inf, bound)`` the ONNX importer wraps around
+    every constant Clip bound (ReLU6: two per activation).
 
-    Relax's FoldConstant does the same but builds and runs one kernel per call: about 8 s for
-    a 30-conv network on 2 cores (5.5 s for MobileNetV2's 70 Clip bounds), versus
-    milliseconds here. The folded constants are the ones FoldConstant would compute, so the
+    Relax's FoldConstant does the same but builds and runs one kernel per call (seconds for a
+    network with a few dozen of them), versus milliseconds here. The folded constants are the ones FoldConstant would compute, so the
     kernels, and their table keys, are unchanged.
     """
     import numpy as np

@@ -93,7 +93,8 @@ def _reusing_builder_class():
     iteration of the task scheduler: ``tasks x rounds`` pools in a joint tuning); each worker
     imports TVM (and torch, which tvm_ffi imports when it can) before it builds anything,
     about 4 s on 2 cores. This one keeps its pool for ``BUILDS_PER_POOL`` builds (then starts
-    a fresh one, for the leak MetaSchedule's note mentions) or until :func:`close_builder`."""
+    a fresh one, for the leak MetaSchedule's note mentions) or until ``close()``
+    (:func:`ms_builder_runner` closes it when a tuning ends)."""
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.builder import BuilderResult
@@ -155,32 +156,32 @@ def _local_builder(cross_compiler: str | None):
     return _reusing_builder_class()(f_build=_fast_build, f_export=f_export, timeout_sec=120)
 
 
-def close_builder(builder) -> None:
-    """Stop the worker processes a tuning's builder kept (idle processes holding TVM and
-    torch in memory while the job goes on to measure); a builder without any is left as it is."""
-    close = getattr(builder, "close", None)
-    if callable(close):
-        close()
-
-
+@contextlib.contextmanager
 def ms_builder_runner(target: TargetSpec, tracker: tuple[str, int, str] | None = None):
-    """``(builder, runner)`` for MetaSchedule: local build (cross-linked for a remote
-    target) and the local machine, or the devices under ``tracker = (host, port, key)``."""
+    """``(builder, runner)`` for MetaSchedule while the block runs: local build (cross-linked
+    for a remote target) and the local machine, or the devices under ``tracker = (host, port,
+    key)``. On leaving, the builder's worker processes are stopped (idle processes holding TVM
+    and torch in memory while the job goes on to measure)."""
     from tvm.s_tir import meta_schedule as ms
 
     builder = _local_builder(target.cross_compiler)
-    if tracker is None:
-        # one runner for every round of a tuning: MetaSchedule would start (and check) a new
-        # measuring process per ``tune_tasks`` call, seconds each. Its process is started now,
-        # so with the target's thread count, as a restarted one is (rounds run in that context).
-        with local_runtime_threads(target):
-            return builder, ms.runner.LocalRunner()
-    host, port, key = tracker
-    runner = ms.runner.RPCRunner(
-        ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=key, session_timeout_sec=300),
-        ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False),
-        f_alloc_argument=_alloc_args_host_filled, max_workers=1)
-    return builder, runner
+    try:
+        if tracker is None:
+            # one runner for every round of a tuning: MetaSchedule would start (and check) a new
+            # measuring process per ``tune_tasks`` call, seconds each. Its process is started now,
+            # so with the target's thread count, as a restarted one is (rounds run in that context).
+            with local_runtime_threads(target):
+                runner = ms.runner.LocalRunner()
+        else:
+            host, port, key = tracker
+            runner = ms.runner.RPCRunner(
+                ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=key,
+                                    session_timeout_sec=300),
+                ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False),
+                f_alloc_argument=_alloc_args_host_filled, max_workers=1)
+        yield builder, runner
+    finally:
+        builder.close()
 
 
 class quiet_ms_logs:

@@ -34,7 +34,7 @@ from ..targets.spec import TargetSpec
 from .database import (append_progress, append_tuning_log, best_record_us, database_lock, read_progress, records_of,
                        tuned_hashes, tuned_records, workload_module)
 from .cost_model import load_cost_model, save_cost_model
-from .metaschedule import close_builder, evolutionary_strategy, local_runtime_threads, ms_builder_runner, quiet_ms_logs
+from .metaschedule import evolutionary_strategy, local_runtime_threads, ms_builder_runner, quiet_ms_logs
 from .provenance import prefer_default
 from .schedules import DEFAULT_TAG, ScheduleSource
 from .space import space_generator
@@ -88,18 +88,15 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
     work_dir = Path(work_dir or target_schedules_dir(target.name))
     work_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
-    builder, runner = ms_builder_runner(target, tracker)
     t0 = time.time()
-    try:
-        with database_lock(work_dir), quiet_ms_logs(), local_runtime_threads(target, tracker):
-            db = ms.tir_integration.tune_tir(
-                workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
-                max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,
-                builder=builder, runner=runner, num_tuning_cores=cores,
-                strategy=evolutionary_strategy(population), space=space_generator(target),
-            )
-    finally:
-        close_builder(builder)
+    with ms_builder_runner(target, tracker) as (builder, runner), database_lock(work_dir), quiet_ms_logs(), \
+            local_runtime_threads(target, tracker):
+        db = ms.tir_integration.tune_tir(
+            workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
+            max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,
+            builder=builder, runner=runner, num_tuning_cores=cores,
+            strategy=evolutionary_strategy(population), space=space_generator(target),
+        )
     line = {"struct_hash": struct_hash, "name": name, "trials": trials,
             "tuning_s": round(time.time() - t0, 2), "best_us": best_record_us(db, prim_func, target),
             "measured_on": _measured_on(tracker), "tuned_at": _utc_now()}
@@ -158,119 +155,109 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
 
 def _tune_locked(tasks, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population) -> TuningReport:
     """:func:`tune_tasks` once the lock is held and finished tasks are left out."""
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
+
     report = TuningReport()
     t0 = time.time()
     if not tasks or trials <= 0:
         return report
-    builder, runner = ms_builder_runner(target, tracker)
-    try:
-        return _tune_rounds(tasks, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population,
-                            builder, runner, report, t0)
-    finally:
-        close_builder(builder)
+    with ms_builder_runner(target, tracker) as (builder, runner):
+        cores = os.cpu_count() or 1
+        tvm_target = target.tvm()
+        model = load_cost_model(work_dir, cores, log)
+        db = ms.database.JSONDatabase(work_dir=str(work_dir))
+        cid = _campaign_id(tasks, trials, round_trials, min_gain, seed, population)
+        start, done_rounds = _unfinished(work_dir, cid)
+        if start is None:
+            start = {"event": "start", "campaign": cid, "budget": int(trials), "at": _utc_now(), "pid": os.getpid(),
+                     "tasks": [t.struct_hash for t in tasks], "base": {t.struct_hash: records_of(db, t.func) for t in tasks}}
+            append_progress(work_dir, start)
+        base = start["base"]
+        charged = sum(int(r.get("charged") or 0) for r in done_rounds)  # rounds that left no record at all
 
+        def spent() -> dict[str, int]:
+            return {t.struct_hash: max(records_of(db, t.func) - int(base.get(t.struct_hash, 0)), 0) for t in tasks}
 
-def _tune_rounds(tasks, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population,
-                 builder, runner, report, t0) -> TuningReport:
-    """The rounds of :func:`_tune_locked` (see :func:`tune_tasks`), with its builder and runner."""
-    from tvm.s_tir import meta_schedule as ms
-    from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
-
-    cores = os.cpu_count() or 1
-    tvm_target = target.tvm()
-    model = load_cost_model(work_dir, cores, log)
-    db = ms.database.JSONDatabase(work_dir=str(work_dir))
-    cid = _campaign_id(tasks, trials, round_trials, min_gain, seed, population)
-    start, done_rounds = _unfinished(work_dir, cid)
-    if start is None:
-        start = {"event": "start", "campaign": cid, "budget": int(trials), "at": _utc_now(), "pid": os.getpid(),
-                 "tasks": [t.struct_hash for t in tasks], "base": {t.struct_hash: records_of(db, t.func) for t in tasks}}
-        append_progress(work_dir, start)
-    base = start["base"]
-    charged = sum(int(r.get("charged") or 0) for r in done_rounds)  # rounds that left no record at all
-
-    def spent() -> dict[str, int]:
-        return {t.struct_hash: max(records_of(db, t.func) - int(base.get(t.struct_hash, 0)), 0) for t in tasks}
-
-    spent_s = {t.struct_hash: 0.0 for t in tasks}
-    best = {t.struct_hash: best_record_us(db, t.func, target) for t in tasks}
-    for r in done_rounds:  # what the killed run had found, and which kernels it had stopped
-        report.rounds.append(r)
-        for h, k in r["kernels"].items():
-            if h in spent_s and isinstance(k, dict):
-                spent_s[h] += float(r.get("seconds", 0.0)) / max(len(r["kernels"]), 1)
-                if k.get("stopped"):
-                    report.stopped[h] = k["stopped"]
-    active = [t for t in tasks if t.struct_hash not in report.stopped]
-    left = int(trials) - sum(spent().values()) - charged
-    if done_rounds or left < trials:
-        log(f"resuming an interrupted tuning run: {trials - left} of {trials} trials were spent, "
-            f"{len(done_rounds)} round(s) journaled")
-    rnd = len(done_rounds)
-    while active and left > 0:
-        per_task = max(1, min(round_trials, left // len(active)))
-        if left < len(active):  # fewer trials than kernels: the heaviest ones first
-            active = sorted(active, key=lambda t: -t.weight)[:left]
-            per_task = 1
-        names = [f"t{i}_{t.name}"[:60] for i, t in enumerate(active)]
-        contexts = [
-            ms.TuneContext(mod=workload_module(t.func), target=tvm_target, space_generator=space_generator(target),
-                           search_strategy=evolutionary_strategy(population), task_name=n, rand_state=seed + 7919 * rnd + i,
-                           num_threads=cores, logger=lg).clone()
-            for i, (t, n, lg) in enumerate(zip(active, names, get_loggers_from_work_dir(str(work_dir), names)))
-        ]
-        before = sum(spent().values())
-        r0 = time.time()
-        with quiet_ms_logs(), local_runtime_threads(target, tracker):
-            db = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in active],
-                               work_dir=str(work_dir), max_trials_global=per_task * len(active),
-                               max_trials_per_task=per_task, num_trials_per_iter=min(16, per_task),
-                               builder=builder, runner=runner, database="json", cost_model=model,
-                               task_scheduler="gradient")
-        used = sum(spent().values()) - before
-        charge = 0 if used > 0 else per_task * len(active)  # no record at all: count the attempt
-        left = int(trials) - sum(spent().values()) - charged - charge
-        charged += charge
-        round_s = time.time() - r0
-        still = []
-        row = {"event": "round", "campaign": cid, "round": rnd, "active": len(active), "trials": used,
-               "charged": charge, "seconds": round(round_s, 1), "kernels": {}}
+        spent_s = {t.struct_hash: 0.0 for t in tasks}
+        best = {t.struct_hash: best_record_us(db, t.func, target) for t in tasks}
+        for r in done_rounds:  # what the killed run had found, and which kernels it had stopped
+            report.rounds.append(r)
+            for h, k in r["kernels"].items():
+                if h in spent_s and isinstance(k, dict):
+                    spent_s[h] += float(r.get("seconds", 0.0)) / max(len(r["kernels"]), 1)
+                    if k.get("stopped"):
+                        report.stopped[h] = k["stopped"]
+        active = [t for t in tasks if t.struct_hash not in report.stopped]
+        left = int(trials) - sum(spent().values()) - charged
+        if done_rounds or left < trials:
+            log(f"resuming an interrupted tuning run: {trials - left} of {trials} trials were spent, "
+                f"{len(done_rounds)} round(s) journaled")
+        rnd = len(done_rounds)
+        while active and left > 0:
+            per_task = max(1, min(round_trials, left // len(active)))
+            if left < len(active):  # fewer trials than kernels: the heaviest ones first
+                active = sorted(active, key=lambda t: -t.weight)[:left]
+                per_task = 1
+            names = [f"t{i}_{t.name}"[:60] for i, t in enumerate(active)]
+            contexts = [
+                ms.TuneContext(mod=workload_module(t.func), target=tvm_target, space_generator=space_generator(target),
+                               search_strategy=evolutionary_strategy(population), task_name=n, rand_state=seed + 7919 * rnd + i,
+                               num_threads=cores, logger=lg).clone()
+                for i, (t, n, lg) in enumerate(zip(active, names, get_loggers_from_work_dir(str(work_dir), names)))
+            ]
+            before = sum(spent().values())
+            r0 = time.time()
+            with quiet_ms_logs(), local_runtime_threads(target, tracker):
+                db = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in active],
+                                   work_dir=str(work_dir), max_trials_global=per_task * len(active),
+                                   max_trials_per_task=per_task, num_trials_per_iter=min(16, per_task),
+                                   builder=builder, runner=runner, database="json", cost_model=model,
+                                   task_scheduler="gradient")
+            used = sum(spent().values()) - before
+            charge = 0 if used > 0 else per_task * len(active)  # no record at all: count the attempt
+            left = int(trials) - sum(spent().values()) - charged - charge
+            charged += charge
+            round_s = time.time() - r0
+            still = []
+            row = {"event": "round", "campaign": cid, "round": rnd, "active": len(active), "trials": used,
+                   "charged": charge, "seconds": round(round_s, 1), "kernels": {}}
+            for t in active:
+                new = best_record_us(db, t.func, target)
+                old = best[t.struct_hash]
+                gain = (old - new) / old if (old and new) else (1.0 if new else 0.0)
+                best[t.struct_hash] = new if new is not None else old
+                spent_s[t.struct_hash] += round_s / len(active)
+                if new is None:
+                    report.stopped[t.struct_hash] = "no valid candidate"
+                elif gain < min_gain and rnd > 0:
+                    report.stopped[t.struct_hash] = f"diminishing returns (gain {gain:.1%} < {min_gain:.0%})"
+                else:
+                    still.append(t)
+                row["kernels"][t.struct_hash] = {"best_us": best[t.struct_hash], "gain": gain,
+                                                 "stopped": report.stopped.get(t.struct_hash)}
+            save_cost_model(model, work_dir)  # warm for a resumed run too
+            append_progress(work_dir, row)
+            report.rounds.append(row)
+            log(f"tuning round {rnd}: {len(active)} kernels x {per_task} trials in {round_s:.0f} s, "
+                f"{len(still)} still improving")
+            active = still
+            rnd += 1
         for t in active:
-            new = best_record_us(db, t.func, target)
-            old = best[t.struct_hash]
-            gain = (old - new) / old if (old and new) else (1.0 if new else 0.0)
-            best[t.struct_hash] = new if new is not None else old
-            spent_s[t.struct_hash] += round_s / len(active)
-            if new is None:
-                report.stopped[t.struct_hash] = "no valid candidate"
-            elif gain < min_gain and rnd > 0:
-                report.stopped[t.struct_hash] = f"diminishing returns (gain {gain:.1%} < {min_gain:.0%})"
-            else:
-                still.append(t)
-            row["kernels"][t.struct_hash] = {"best_us": best[t.struct_hash], "gain": gain,
-                                             "stopped": report.stopped.get(t.struct_hash)}
-        save_cost_model(model, work_dir)  # warm for a resumed run too
-        append_progress(work_dir, row)
-        report.rounds.append(row)
-        log(f"tuning round {rnd}: {len(active)} kernels x {per_task} trials in {round_s:.0f} s, "
-            f"{len(still)} still improving")
-        active = still
-        rnd += 1
-    for t in active:
-        report.stopped.setdefault(t.struct_hash, "budget spent")
-    report.trials = {h: n for h, n in spent().items() if n}
-    measured_on, stamp = _measured_on(tracker), _utc_now()
-    append_tuning_log(target, work_dir, [
-        {"struct_hash": t.struct_hash, "name": t.name, "trials": report.trials.get(t.struct_hash, 0),
-         "tuning_s": round(spent_s[t.struct_hash], 2), "best_us": best[t.struct_hash],
-         "measured_on": measured_on, "tuned_at": stamp, "policy": "joint",
-         "stopped": report.stopped.get(t.struct_hash)}
-        for t in tasks if report.trials.get(t.struct_hash)])
-    append_progress(work_dir, {"event": "end", "campaign": cid, "at": stamp})
-    report.best_us = best
-    report.kernel_s = {h: round(v, 2) for h, v in spent_s.items()}
-    report.seconds = time.time() - t0
-    return report
+            report.stopped.setdefault(t.struct_hash, "budget spent")
+        report.trials = {h: n for h, n in spent().items() if n}
+        measured_on, stamp = _measured_on(tracker), _utc_now()
+        append_tuning_log(target, work_dir, [
+            {"struct_hash": t.struct_hash, "name": t.name, "trials": report.trials.get(t.struct_hash, 0),
+             "tuning_s": round(spent_s[t.struct_hash], 2), "best_us": best[t.struct_hash],
+             "measured_on": measured_on, "tuned_at": stamp, "policy": "joint",
+             "stopped": report.stopped.get(t.struct_hash)}
+            for t in tasks if report.trials.get(t.struct_hash)])
+        append_progress(work_dir, {"event": "end", "campaign": cid, "at": stamp})
+        report.best_us = best
+        report.kernel_s = {h: round(v, 2) for h, v in spent_s.items()}
+        report.seconds = time.time() - t0
+        return report
 
 
 def choose_kernels(kernels: Sequence[Kernel], default_us: dict[str, float], trials: int,
