@@ -183,8 +183,8 @@ def _fold_constants_in_numpy(mod: "tvm.IRModule") -> "tvm.IRModule":
     every constant Clip bound (ReLU6: two per activation).
 
     Relax's FoldConstant does the same but builds and runs one kernel per call (seconds for a
-    network with a few dozen of them), versus milliseconds here. The folded constants are the ones FoldConstant would compute, so the
-    kernels, and their table keys, are unchanged.
+    network with a few dozen of them), versus milliseconds here. The folded constants are the
+    ones FoldConstant would compute, so the kernels, and their table keys, are unchanged.
     """
     import numpy as np
     from tvm import ir, relax
