@@ -505,10 +505,12 @@ def calibrate(model: WidthLatencyModel, probe: WidthProbe, configs: Sequence[Con
 def refine_widths(model: WidthLatencyModel, grid: Mapping[str, list[int]], candidates: Mapping[str, Sequence[int]],
                   extra: int) -> dict[str, list[int]]:
     """Up to ``extra`` more widths per group, from its ``candidates``, where its layer latency
-    (``model``, fitted on ``grid``) jumps most between two measured widths: each goes to the
-    candidate nearest the middle of the segment with the largest jump, which is then split
-    (its two halves counted with half the jump). Cliffs (a working set leaving a cache, a
-    schedule changing) are where interpolation errs; this measures them more finely."""
+    (``model``, fitted on ``grid``) can err most between two measured widths: the segment whose
+    jump is largest relative to its lower end (a monotone curve inside it can be that far, as
+    a share of its value, from the line joining its ends). Each goes to the candidate nearest
+    the segment's middle, which is then split (its halves counted with half the jump). Cliffs
+    (a working set leaving a cache, a schedule changing) are where interpolation errs; this
+    measures them more finely. :func:`refine_adaptively` calls it one width at a time."""
     out = {}
     for g, ws in grid.items():
         if not ws or extra <= 0:
@@ -516,7 +518,7 @@ def refine_widths(model: WidthLatencyModel, grid: Mapping[str, list[int]], candi
             continue
         pts = sorted(set(ws) | {model.full[g]})
         value = {w: model.layer_us(g, w) for w in pts}
-        segments = [(abs(value[b] - value[a]), a, b) for a, b in zip(pts, pts[1:])]
+        segments = [(abs(value[b] - value[a]) / max(min(value[a], value[b]), 1e-9), a, b) for a, b in zip(pts, pts[1:])]
         new: list[int] = []
         for _ in range(extra):
             for seg in sorted(segments, reverse=True):
@@ -534,6 +536,25 @@ def refine_widths(model: WidthLatencyModel, grid: Mapping[str, list[int]], candi
     return out
 
 
+def refine_adaptively(grid: Mapping[str, list[int]], candidates: Mapping[str, Sequence[int]], extra: int,
+                      fit: Callable[[dict[str, list[int]]], WidthLatencyModel],
+                      measure: Callable[[dict[str, list[int]]], None]) -> dict[str, list[int]]:
+    """Add up to ``extra`` widths per group, one per round: fit the model on the widths
+    measured so far (``fit(grid)``), pick each group's next width with :func:`refine_widths`,
+    measure them (``measure(new widths per group)``), and fit again. A cliff hidden inside a
+    segment that looked linear shows once its middle is measured, and the next round splits
+    the half it lies in; picking all widths from the first fit cannot. Returns the grid with
+    the widths added."""
+    grid = {g: sorted(ws) for g, ws in grid.items()}
+    for _ in range(max(0, extra)):
+        more = {g: ws for g, ws in refine_widths(fit(grid), grid, candidates, 1).items() if ws}
+        if not more:
+            break
+        measure(more)
+        grid = {g: sorted(set(ws) | set(more.get(g, ()))) for g, ws in grid.items()}
+    return grid
+
+
 def build_width_model(model: "torch.nn.Module", graph: ChannelGraph, target: TargetSpec, table: LatencyTable,
                       runner: Runner, grid: Mapping[str, list[int]], schedules: ScheduleSource | None = None,
                       luts_dir: str | Path | None = None, calibration_networks: int | None = None,
@@ -546,8 +567,8 @@ def build_width_model(model: "torch.nn.Module", graph: ChannelGraph, target: Tar
     The end-to-end calibration measures the unpruned network and ``calibration_networks - 1``
     diagonal networks spread over the grid's levels (None: every level); the pair offsets are
     fitted on the same diagonal networks. With ``refine`` (candidate widths per group) and
-    ``extra_widths``, a second pass measures up to ``extra_widths`` more widths per group where
-    the first pass's layer latency jumps most (:func:`refine_widths`). Returns the model and the
+    ``extra_widths``, up to ``extra_widths`` more widths per group are measured one round at a
+    time where the layer latency fitted so far can err most (:func:`refine_adaptively`). Returns the model and the
     probe (its lowerings and times, for checks)."""
     probe = WidthProbe(model, graph, target, table, runner, schedules, luts_dir, log, frontend)
     plan = plan_measurement(probe, grid)
@@ -560,13 +581,17 @@ def build_width_model(model: "torch.nn.Module", graph: ChannelGraph, target: Tar
     plan.measured = plan.colour_configs(full)
     probe.measure([(), *plan.measured, *diagonal], progress)
     if refine is not None and extra_widths > 0:
-        first = fit_width_model(probe, plan, calibrate_now=False)
-        more = refine_widths(first, plan.grid, refine, extra_widths)
-        second = plan.colour_configs(full, more)
-        if log:
-            log(f"refining: {sum(map(len, more.values()))} more widths where the layer latency jumps most")
-        probe.measure(second, progress)
-        plan.measured = plan.measured + [c for c in second if c not in plan.measured]
-        plan.grid = {g: sorted(set(ws) | set(more.get(g, ()))) for g, ws in plan.grid.items()}
+        def fit(grid: dict[str, list[int]]) -> WidthLatencyModel:
+            plan.grid = grid
+            return fit_width_model(probe, plan, calibrate_now=False)
+
+        def measure(more: dict[str, list[int]]) -> None:
+            configs = plan.colour_configs(full, more)
+            if log:
+                log(f"refining: {sum(map(len, more.values()))} more widths where the layer latency can err most")
+            probe.measure(configs, progress)
+            plan.measured = plan.measured + [c for c in configs if c not in plan.measured]
+
+        plan.grid = refine_adaptively(plan.grid, refine, extra_widths, fit, measure)
     wm = fit_width_model(probe, plan, diagonal)
     return wm, probe

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from chamtvm.transform.prune.latency import (PositionModel, WidthLatencyModel, fit_offset, grid_widths,
-                                             lane_widths, make_config, refine_widths)
+                                             lane_widths, make_config, refine_adaptively,
+                                             refine_widths)
 from chamtvm.transform.prune.pwl import PiecewiseLinear
 
 
@@ -53,6 +54,29 @@ def test_refinement_measures_where_the_layer_latency_jumps():
     assert all(w % 8 == 0 and w not in ws for w in more["a"])
     assert refine_widths(wm, {"a": ws}, cands, 0) == {"a": []}
     assert refine_widths(wm, {"a": []}, cands, 2) == {"a": []}
+
+
+def test_adaptive_refinement_follows_the_cliff_its_measurements_reveal():
+    # flat at 10 us to 24 channels, a cliff to 30 us by 32, flat, then rising to 40 us at 128;
+    # the first pass measured 16 and 64 only, so the cliff hides inside 16..64
+    def true_us(w):
+        return 10.0 if w <= 24 else 30.0 + max(0, w - 64) * 10 / 64
+
+    def model_on(grid):
+        ws = sorted(set(grid["a"]) | {128})
+        curve = PiecewiseLinear().fit(ws, [true_us(w) for w in ws])
+        return WidthLatencyModel("x86", {"a": 128}, [PositionModel("conv", ("a",), true_us(128), {"a": curve})])
+
+    cands = {"a": lane_widths(128, 8, min_keep=0.125)}
+    measured = []
+    grid = refine_adaptively({"a": [16, 64]}, cands, 2, model_on, lambda more: measured.append(more))
+    # round 1 measures the middle (40: already 30 us), round 2 the half the jump turned out to be in
+    assert measured == [{"a": [40]}, {"a": [24]}] and grid == {"a": [16, 24, 40, 64]}
+    # picking both from the first fit splits the flat half too (the jump assumed shared)
+    assert refine_widths(model_on({"a": [16, 64]}), {"a": [16, 64]}, cands, 2) == {"a": [40, 48]}
+    # no candidate left: the rounds stop
+    few = {"a": [16, 64, 128]}
+    assert refine_adaptively({"a": [16]}, few, 5, model_on, measured.append) == {"a": [16, 64]}
 
 
 @pytest.mark.slow
