@@ -12,8 +12,10 @@ trainings under a heavy-work wrapper (not beside a timing)):
    were not measured) against the piecewise-linear interpolation, and ``networks`` random
    width choices measured end to end against the model's prediction.
 2. ``train`` (training): pruning at 3 budgets (shares of the teacher's measured latency) with
-   the integer program, ADMM at the middle budget, uniform width scaling (every group cut to
-   the same share, lane-rounded, the same channel choice and fine-tuning) at 6 shares,
+   the integer program (its widths measured end to end and solved again while they measure
+   over the budget, as ``transform --method prune`` does), ADMM at the middle budget, uniform
+   width scaling (every group cut to the same share, lane-rounded, the same channel choice and
+   fine-tuning) at 6 shares,
    unstructured magnitude pruning at the sparsity of the middle budget's network, and the
    lane-group size ablation (1, 4, 8, 16 channels) at the middle budget. Every network is
    fine-tuned by distillation from the teacher (the transform job's protocol) and compiled.
@@ -224,7 +226,8 @@ def stage_train(args) -> None:
     from chamtvm.transform.prune.graph import trace_channel_groups
     from chamtvm.transform.prune.importance import channel_scores, prune_to_widths, sensitivity_costs
     from chamtvm.transform.prune.latency import WidthLatencyModel, lane_widths
-    from chamtvm.transform.prune.solve import latency_terms, solve_milp
+    from chamtvm.transform.prune.method import solve_and_check
+    from chamtvm.transform.prune.solve import latency_terms
     from chamtvm.transform.prune.surgery import select_channels
     from chamtvm.transform.prune.unstructured import (conv_linear_weights, magnitude_prune, make_permanent,
                                                       weight_sparsity)
@@ -286,12 +289,15 @@ def stage_train(args) -> None:
         cands, costs = cost_cache[granularity]
         budget_ms = share * t_ms
         budget_us = (budget_ms * 1e3 * (1 - margin) - wm.beta_us) / wm.alpha
-        sol = solve_milp(latency_terms(wm, cands), costs, cands, budget_us)
+        with runner_for(args) as runner:
+            sol, checks = solve_and_check(TargetLatency(target, runner, work_dir(args.target) / "luts"), module, graph,
+                                          wm, latency_terms(wm, cands), costs, cands, budget_ms, budget_us, print)
         widths = {**full, **sol.widths}
         net = prune_to_widths(module, graph, scores, sol.widths)
         finish(name, net, {"kind": kind, "share": share, "budget_ms": budget_ms, "granularity": granularity,
                            "widths": widths, "predicted_ms": wm.predict_ms(widths), "margin": margin,
-                           "solver_s": sol.seconds, "off_lane_groups": sum(w % lanes != 0 for w in widths.values())})
+                           "measured_checks": checks, "solver_s": sol.seconds,
+                           "off_lane_groups": sum(w % lanes != 0 for w in widths.values())})
         return widths
 
     for share in BUDGETS:
@@ -503,7 +509,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tracker", type=tracker, default=None)
     ap.add_argument("--key", default=None)
     ap.add_argument("--widths", type=int, default=8, help="measured widths per group (4-8): 4 evenly, the "
-                                                         "rest where the layer latency jumps most")
+                                                         "rest one at a time where the fitted model can err most")
     ap.add_argument("--min-keep", type=float, default=0.25)
     ap.add_argument("--networks", type=int, default=8, help="random width choices measured end to end")
     ap.add_argument("--rounds", type=int, default=3)

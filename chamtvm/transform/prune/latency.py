@@ -359,12 +359,24 @@ class WidthProbe:
         return out
 
     def measure_network_us(self, config: Config) -> dict | None:
-        """The end-to-end row of ``config`` (measured now unless the journal has it)."""
+        """The end-to-end row of ``config`` (measured now unless the journal has it; None if
+        measuring failed). The row records the measured kernel sum when the table has every
+        kernel of ``config``."""
         lay = self.layout(config)
         prepared = [self.prepared(k) for k in {k.struct_hash: k for k in lay.kernels}.values()]
+        rows = [self.table.get(self.prepared(k).key) for k in lay.kernels]
+        kernel_sum = sum(float(r[STATISTIC]) for r in rows) if all(r is not None for r in rows) else None
         return ensure_measured(lay.net, prepared, self.target, self.runner, self.schedules, self.nets_table,
-                               {"model": self.model_digest, "widths": dict(config)},
-                               sum(self.times_us(config)))
+                               {"model": self.model_digest, "widths": dict(config)}, kernel_sum)
+
+    def network_us(self, config: Config) -> float:
+        """End-to-end latency (us, median) of ``config`` (:meth:`measure_network_us`); a failed
+        measurement is a ``WidthLatencyError``."""
+        row = self.measure_network_us(config)
+        if row is None or row.get("status", "ok") != "ok" or STATISTIC not in row:
+            raise WidthLatencyError(f"measuring the network at widths {dict(config)} end to end failed: "
+                                    f"{(row or {}).get('error', 'no result')}")
+        return float(row[STATISTIC])
 
 
 def _structure_digest(model, graph: ChannelGraph) -> str:
@@ -485,12 +497,8 @@ def calibrate(model: WidthLatencyModel, probe: WidthProbe, configs: Sequence[Con
     network: a pure scale)."""
     rows = []
     for c in dict.fromkeys(configs):
-        row = probe.measure_network_us(c)
-        if row is None or row.get("status", "ok") != "ok" or STATISTIC not in row:
-            raise WidthLatencyError(f"measuring the network at widths {dict(c)} end to end failed: "
-                                    f"{(row or {}).get('error', 'no result')}")
         rows.append({"widths": dict(c), "kernel_sum_us": sum(probe.times_us(c)),
-                     "modelled_sum_us": model.kernel_sum_us(dict(c)), "measured_us": float(row[STATISTIC])})
+                     "modelled_sum_us": model.kernel_sum_us(dict(c)), "measured_us": probe.network_us(c)})
     x = np.array([r["kernel_sum_us"] for r in rows])
     y = np.array([r["measured_us"] for r in rows])
     if len(rows) >= 2 and np.ptp(x) > 0:

@@ -8,14 +8,16 @@ the shared transformation job (``transform.job``; interface in ``transform``'s d
 3. Accuracy cost of each width per group: the sensitivity scan (``importance``: loss
    increase on ``calibration_images`` training images) or the group L2 norm.
 4. The widths minimising the summed cost under the budget less ``margin`` (``solve``: the
-   integer program), channels kept by group L2 norm; or (``solver=admm``) ALCS's ADMM
+   integer program), measured end to end on the target and solved again under a lower
+   budget while they measure over it (``solve.solve_measured``, at most 3 solutions),
+   channels kept by group L2 norm; or (``solver=admm``) ALCS's ADMM
    (``admm``): the weights trained towards a feasible structure (the same integer program as
    the projection), then cut to it. The driver fine-tunes the result by distillation from
    the teacher.
 
 Options (``--option key=value``): ``granularity`` (channels per lane group, default the
-target's lanes), ``widths`` (measured widths per group, 4-8, default 6: 4 spread evenly, the rest where the
-first pass's layer latency jumps most), ``min_keep`` (0.25),
+target's lanes), ``widths`` (measured widths per group, 4-8, default 6: 4 spread evenly, the rest one at a
+time where the layer latency fitted so far can err most), ``min_keep`` (0.25),
 ``importance`` (``sensitivity`` or ``l2``), ``calibration_images`` (512), ``margin`` (share of
 the budget kept free against the model's error; default: the model's largest error on its
 calibration networks, at least 0.02 and at most 0.10), ``calibration_networks`` (networks measured end to end
@@ -92,7 +94,7 @@ def check_options(options: dict) -> None:
     Options.from_dict(options)
 
 
-FIRST_PASS_WIDTHS = 4  # measured evenly first; the rest where the layer latency jumps most
+FIRST_PASS_WIDTHS = 4  # measured evenly first; the rest one at a time where the fitted model can err most
 
 
 def _width_model_plan(module, graph, latency, lanes: int, n_widths: int, min_keep: float, folder: Path,
@@ -136,8 +138,8 @@ def width_model_for(module, graph, latency, lanes: int, n_widths: int, min_keep:
     """The width-latency model of ``module`` on ``latency.target`` (a ``TargetLatency``):
     read from ``folder`` when this network, target, widths and calibration were modelled
     before, else measured and saved there (:func:`measure_width_model`). Each group is
-    measured at ``n_widths`` lane multiples: 4 spread evenly, the rest where its layer latency
-    jumps most. Returns ``(model, its grid, path)``."""
+    measured at ``n_widths`` lane multiples: 4 spread evenly, the rest one at a time where its
+    fitted layer latency can err most. Returns ``(model, its grid, path)``."""
     from .latency import WidthLatencyModel
 
     path = _width_model_plan(module, graph, latency, lanes, n_widths, min_keep, folder, calibration_networks)[2]
@@ -147,6 +149,34 @@ def width_model_for(module, graph, latency, lanes: int, n_widths: int, min_keep:
     model, _probe, path = measure_width_model(module, graph, latency, lanes, n_widths, min_keep, folder,
                                               calibration_networks, log, progress)
     return model, model.grid, path
+
+
+def solve_and_check(latency, module, graph, wm, terms, costs, candidates, budget_ms: float, budget_us: float,
+                    log=None):
+    """The integer program's widths under ``budget_us`` (kernel-sum us of ``terms``), measured
+    end to end on ``latency``'s target (a ``TargetLatency``: its runner and schedules, as the
+    result deploys) before any training, and solved again under a lower budget while they
+    measure over ``budget_ms`` (``solve.solve_measured``); without a runner, solved once,
+    unchecked. Returns ``(solution, the measured checks)``."""
+    from .latency import WidthProbe, make_config
+    from .solve import solve_measured, solve_milp
+
+    log = log or (lambda msg: None)
+
+    def solve(kernel_budget_us: float):
+        return solve_milp(terms, costs, candidates, kernel_budget_us)
+
+    if latency.runner is None:
+        return solve(budget_us), []
+    probe = WidthProbe(module, graph, latency.target, latency.table, latency.runner, latency.schedules,
+                       frontend=wm.frontend, log=log)
+
+    def measure_ms(widths) -> float:
+        ms = probe.network_us(make_config({**graph.widths, **widths}, graph.widths)) / 1e3
+        log(f"prune: the chosen widths measure {ms:.4g} ms end to end (budget {budget_ms:.4g} ms)")
+        return ms
+
+    return solve_measured(solve, measure_ms, budget_ms, budget_us, wm.alpha)
 
 
 def run(ctx):
@@ -159,7 +189,7 @@ def run(ctx):
     from .graph import trace_channel_groups
     from .importance import channel_scores, l2_costs, prune_to_widths, sensitivity_costs
     from .latency import lane_widths
-    from .solve import BudgetError, latency_terms, solve_milp
+    from .solve import BudgetError, latency_terms
 
     opts = Options.from_dict(ctx.options)
     target = ctx.latency.target
@@ -203,7 +233,8 @@ def run(ctx):
         else:
             costs = l2_costs(scores, candidates)
         try:
-            solution = solve_milp(terms, costs, candidates, budget_us)
+            solution, checks = solve_and_check(ctx.latency, module, graph, wm, terms, costs, candidates,
+                                               ctx.budget_ms, budget_us, ctx.log)
         except BudgetError:
             fastest_ms = wm.predict_ms({g: min(ws) for g, ws in candidates.items()})
             raise BudgetError(f"the budget {ctx.budget_ms:.4g} ms (less the {100 * margin:.0f} % margin) is below the "
@@ -212,7 +243,8 @@ def run(ctx):
         widths = {**graph.widths, **solution.widths}
         pruned = prune_to_widths(module, graph, scores, solution.widths)
         solved = {"method": solution.method, "status": solution.status, "seconds": solution.seconds,
-                  "cost": solution.cost, "budget_kernel_sum_us": budget_us, "kernel_sum_us": solution.latency}
+                  "cost": solution.cost, "budget_kernel_sum_us": budget_us, "kernel_sum_us": solution.latency,
+                  "measured_checks": checks}
     predicted_ms = wm.predict_ms(widths)
     details = {
         "lanes": lanes, "granularity": granularity, "options": asdict(opts), "margin": margin,

@@ -70,6 +70,11 @@ def test_prune_on_digits_end_to_end(digits_prune_run):
     cut = {g: w for g, w in d["widths"].items() if w != d["full_widths"][g]}
     assert cut and all(w % lanes == 0 for w in cut.values())
     assert a["predicted_ms"] <= report["budget_ms"] and d["solver"]["status"] == "optimal"
+    # the chosen widths were measured end to end before training; the last try is the choice
+    checks = d["solver"]["measured_checks"]
+    assert 1 <= len(checks) <= 3
+    assert checks[-1]["widths"] == {g: w for g, w in d["widths"].items() if g in checks[-1]["widths"]}
+    assert all(c["measured_ms"] > 0 for c in checks) and all(not c["under_budget"] for c in checks[:-1])
     assert d["params"]["pruned"] < d["params"]["teacher"]
     assert a["measured"]["latency_ms"] > 0 and a["val_accuracy"] > 0.5
     model = json.loads(Path(d["width_model"]["path"]).read_text())

@@ -9,7 +9,8 @@ import pytest
 
 from chamtvm.transform.prune.latency import PositionModel, WidthLatencyModel
 from chamtvm.transform.prune.pwl import PiecewiseLinear
-from chamtvm.transform.prune.solve import BudgetError, LatencyTerms, latency_terms, solve_brute_force, solve_milp
+from chamtvm.transform.prune.solve import (BudgetError, LatencyTerms, latency_terms, solve_brute_force, solve_measured,
+                                           solve_milp)
 
 
 def test_known_optimum_of_a_hand_made_instance():
@@ -62,3 +63,25 @@ def test_terms_of_a_width_model_agree_with_its_prediction():
     # the pair model is bilinear with an offset: exact at full width, offset kept at the corner
     assert model.positions[2].predict_us({"a": 32, "b": 16}) == pytest.approx(20.0)
     assert model.positions[2].predict_us({"a": 8, "b": 8}) == pytest.approx(2 + (6 - 2) * (11 - 2) / 18)
+
+
+def test_measured_check_lowers_the_budget_until_the_choice_measures_under_it():
+    # two groups, latency = 10 + width/4 each (us); the "target" runs 8 % slower than the model
+    cands = {"a": [8, 16, 24, 32], "b": [8, 16, 24, 32]}
+    terms = LatencyTerms(10.0, {g: np.array(ws) / 4 for g, ws in cands.items()})
+    costs = {g: [3.0, 2.0, 1.0, 0.0] for g in cands}  # wider keeps more accuracy
+    measure = lambda widths: 1.08 * (10 + sum(widths.values()) / 4) / 1e3  # ms
+    solve = lambda budget_us: solve_milp(terms, costs, cands, budget_us)
+    budget_ms = 0.0235
+    sol, checks = solve_measured(solve, measure, budget_ms, 23.5, alpha=1.0)
+    assert len(checks) >= 2 and not checks[0]["under_budget"] and checks[-1]["under_budget"]
+    assert measure(sol.widths) <= budget_ms * 0.99 and checks[-1]["widths"] == sol.widths
+    assert checks[1]["kernel_budget_us"] < checks[0]["kernel_budget_us"]
+    # measured under at once: one solution, the budget untouched
+    sol1, one = solve_measured(solve, lambda w: 0.9 * (10 + sum(w.values()) / 4) / 1e3, budget_ms, 23.5, 1.0)
+    assert len(one) == 1 and sol1.widths == solve(23.5).widths
+    # no lower budget is feasible: the last solution is kept, marked over the budget
+    sol2, over = solve_measured(solve, lambda w: 1.0, budget_ms, 23.5, 1.0, tries=3)
+    assert not over[-1]["under_budget"] and sol2.widths == over[-1]["widths"]
+    with pytest.raises(BudgetError):  # infeasible from the start: the solver's error
+        solve_measured(solve, measure, budget_ms, 5.0, 1.0)
