@@ -422,6 +422,9 @@ def stage_report(args) -> None:
                 row["prediction_error_pct"] = 100 * (info["predicted_ms"] - m) / m
             if info.get("budget_ms"):
                 row["under_budget"] = m <= info["budget_ms"]
+                # against the teacher measured in the same rounds: the machine's speed between
+                # the model stage (the budget's base) and the measure stage cancels
+                row["under_budget_share"] = m / teacher_ms <= info["share"]
         rows.append(row)
     uni = sorted([r for r in rows if r["kind"] == "uniform" and r.get("measured_share_of_teacher")],
                  key=lambda r: r["measured"]["latency_ms"])
@@ -444,8 +447,23 @@ def stage_report(args) -> None:
     pruned = [r for r in rows if r["kind"] in ("prune", "admm") and "prediction_error_pct" in r]
     goals["pruned_within_10pct_of_prediction"] = {r["name"]: abs(r["prediction_error_pct"]) <= 10 for r in pruned}
     goals["pruned_under_budget"] = {r["name"]: r["under_budget"] for r in pruned}
+    goals["pruned_under_budget_share"] = {r["name"]: r["under_budget_share"] for r in pruned}
+    goals["teacher_drift_pct"] = 100 * (teacher_ms / state["model"]["teacher_measured_ms"] - 1)
     h = state["model"]["heldout_layers"]
     goals["heldout_layers_within_5pct"] = h["within_5pct"]
+    # the same interpolation checked on the model's own lane-multiple widths, each left out in turn
+    from chamtvm.transform.prune.latency import WidthLatencyModel
+
+    wm = WidthLatencyModel.from_dict(state["model"]["width_model"])
+    loo = [c for g in wm.full for c in wm.layer_leave_one_out(g)]
+    loo_errs = np.array([abs(c["error_pct"]) for c in loo])
+    goals["layers_leave_one_out_within_5pct"] = {
+        "n": len(loo), "within_5pct": float(np.mean(loo_errs <= 5)) if loo else None,
+        "median_abs_error_pct": float(np.median(loo_errs)) if loo else None, "checks": loo}
+    for lane in (True, False):  # the solver chooses lane multiples; the ablation's granularities others
+        errs = [abs(c["error_pct"]) for c in h["checks"] if c["on_lane"] == lane]
+        goals[f"heldout_layers_within_5pct_{'on' if lane else 'off'}_lane"] = \
+            {"n": len(errs), "within_5pct": float(np.mean(np.array(errs) <= 5)) if errs else None}
     emulated = state["model"]["emulated"]
     result = {"target": args.target, "emulated": emulated, "label": EMULATION if emulated else "device (this host's CPU)",
               "task": TASK, "budgets_share_of_teacher": list(BUDGETS), "goals": goals, "networks": rows,

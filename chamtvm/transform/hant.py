@@ -18,7 +18,9 @@
    (``candidates/<layer>-<op>.pt``) and journaled (``candidates.jsonl``) at once, so an
    interrupted distillation resumes without training finished candidates again.
 4. **Selection.** The integer program (``select``) minimises the summed losses under the
-   budget (less ``margin``, default 5 %, against the prediction error).
+   budget (less ``margin``, default 5 %, against the prediction error); the chosen network is
+   measured end to end on the target and chosen again under a lower budget while it measures
+   over the budget (``select.select_measured``, at most 3 choices).
 5. **Calibration.** A few combinations (the integer program's choices at budgets between the
    fastest choice and the teacher) are assembled without fine-tuning and their validation
    accuracy measured; ``accuracy drop ~= slope * summed loss`` (least squares through the
@@ -305,6 +307,31 @@ def price_candidates(ctx: MethodContext, opts: Options) -> Priced:
     return Priced(layers, ops, lat, fixed_ms, teacher_sum, built, time.time() - t0)
 
 
+def _select_and_check(ctx: MethodContext, layers, ops, modules, cost, lat, target_table: float):
+    """The integer program's choice under ``target_table`` (table ms of the replaceable
+    layers), assembled and measured end to end on the target before fine-tuning, and chosen
+    again under a lower budget while it measures over ``ctx.budget_ms``
+    (``select.select_measured``); without a runner, chosen once, unchecked. Returns
+    ``(selection, the measured checks)``."""
+    from .latency import measured_ms
+    from .select import select_measured
+
+    if ctx.latency.runner is None:
+        return select(cost, lat, target_table), []
+
+    def measure(sel) -> float:
+        net = _assemble(ctx.net, layers, ops, modules, sel.choice)
+        m = measured_ms(ctx.latency.measure_module(net, ctx.net.input_shape, "hant-choice"))
+        if m["latency_ms"] is None:
+            raise RuntimeError(f"measuring the chosen network on {ctx.latency.target.name} failed: {m['error']}")
+        ctx.log(f"hant: the chosen network measures {m['latency_ms']:.4g} ms end to end "
+                f"(budget {ctx.budget_ms:.4g} ms)")
+        return m["latency_ms"]
+
+    return select_measured(lambda budget: select(cost, lat, budget), measure, ctx.budget_ms, target_table,
+                           ctx.context_scale, describe=lambda sel: {"choice": list(sel.choice)})
+
+
 def run(ctx: MethodContext) -> MethodResult:
     """HANT on ``ctx`` (see the module docstring)."""
     from ..core.progress import progress_bar
@@ -377,8 +404,8 @@ def run(ctx: MethodContext) -> MethodResult:
             modules[(j, n)] = journal.load_weights(rec, built[(j, n)])
     cost = [[0.0] + [losses[(j, n)] for n in o[1:]] for j, o in zip(layers, ops)]
 
-    # 4. selection under the budget
-    sel = select(cost, lat, target_table)
+    # 4. selection under the budget, the choice measured on the target
+    sel, checks = _select_and_check(ctx, layers, ops, modules, cost, lat, target_table)
     adapted = _assemble(net, layers, ops, modules, sel.choice)
     pred_ms = predicted(fixed_ms + sel.latency)
 
@@ -416,6 +443,7 @@ def run(ctx: MethodContext) -> MethodResult:
         "selection_budget_table_ms": target_table + fixed_ms,
         "margin": opts.margin,
         "milp": {"status": sel.status, "seconds": sel.seconds, "variables": sum(len(o) for o in ops)},
+        "measured_checks": checks,
         "calibration": {"combinations": calib, "slope_drop_per_loss": slope,
                         "rmse_points": float(np.sqrt(np.mean(resid ** 2)) * 100) if len(calib) else None,
                         "predicted_val_accuracy_before_finetune": teacher_val - slope * sel.cost},

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .data import NUM_CLASSES, load_task
+from .latency import measured_ms
 from .train import Protocol
 
 UNIFORM_WIDTHS = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
@@ -128,19 +129,6 @@ def trained_once(folder: Path, name: str, module, train: Callable[[], Any], log=
     sha = _save_weights(folder / f"{name}.pt", module)
     atomic_write_text(meta, json.dumps({"sha256": sha, "seconds": round(time.time() - t0, 1)}))
     return module, True
-
-
-def measured_ms(res) -> dict:
-    """Median, spread and samples (ms) of a ``MeasureResult``."""
-    import numpy as np
-
-    from ..core.metrics import iqr_spread_pct
-
-    if not res.ok:
-        return {"latency_ms": None, "error": res.error}
-    s = np.asarray(res.samples_us) / 1e3
-    return {"latency_ms": float(np.median(s)), "spread_iqr_pct": float(iqr_spread_pct(s)),
-            "repeat": len(s), "samples_ms": [round(float(x), 5) for x in s]}
 
 
 def teacher_folder(task: str, net) -> Path:

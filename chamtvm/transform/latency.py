@@ -151,6 +151,20 @@ class TargetLatency:
             return self.measure_library(lib, input_shape, key)
 
 
+def measured_ms(res) -> dict:
+    """Median, spread and samples (ms) of a ``MeasureResult`` (``latency_ms`` None and the
+    ``error`` when it failed)."""
+    import numpy as np
+
+    from ..core.metrics import iqr_spread_pct
+
+    if not res.ok:
+        return {"latency_ms": None, "error": res.error}
+    s = np.asarray(res.samples_us) / 1e3
+    return {"latency_ms": float(np.median(s)), "spread_iqr_pct": float(iqr_spread_pct(s)),
+            "repeat": len(s), "samples_ms": [round(float(x), 5) for x in s]}
+
+
 def _probe(blocks: Sequence[tuple[object, tuple[int, ...]]]):
     """A module taking one input per distinct input shape and returning every block's output
     (copies of the blocks, eval mode), plus the input shapes."""

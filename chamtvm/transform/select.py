@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -72,3 +72,45 @@ def select(costs: Sequence[Sequence[float]], latencies: Sequence[Sequence[float]
         choice.append(int(np.argmax(x[start:start + size])))
         start += size
     return Selection(tuple(choice), float(c @ x), float(lat @ x), str(res.message), seconds)
+
+
+DRIFT_SLACK = 0.01  # share of the budget kept free for run-to-run drift of end-to-end timings
+Choice = TypeVar("Choice")
+
+
+def select_measured(solve: Callable[[float], Choice], measure_ms: Callable[[Choice], float], budget_ms: float,
+                    model_budget: float, ms_per_unit: float, tries: int = 3, slack: float = DRIFT_SLACK,
+                    describe: Callable[[Choice], dict] | None = None) -> tuple[Choice, list[dict]]:
+    """Choose under a latency model, measure the choice end to end, and choose again while it
+    measures over the budget.
+
+    ``solve(model_budget)`` returns a choice whose modelled latency (``.latency``, in the
+    model's unit) is at most ``model_budget``, or raises :class:`BudgetError`;
+    ``measure_ms(choice)`` times it on the target (ms); ``ms_per_unit`` converts the model's
+    unit to end-to-end ms (its slope). While the choice measures over ``budget_ms * (1 -
+    slack)``, the next asks for a modelled latency lower than the last choice's by the
+    overshoot, at most ``tries`` choices in all. A model errs where it interpolates or
+    extrapolates; this makes the budget hold for what was measured, not for what was predicted.
+    Returns the last choice (over the budget only when ``tries`` ran out or a lower budget had
+    no choice) and one record per try (model budget, modelled latency, measured ms, whether
+    under the budget, and ``describe(choice)``)."""
+    if tries < 1 or ms_per_unit <= 0:
+        raise ValueError(f"tries must be >= 1 and ms_per_unit > 0, got {tries}, {ms_per_unit}")
+    limit = budget_ms * (1 - slack)
+    checks: list[dict] = []
+    last = None
+    for _ in range(tries):
+        try:
+            choice = solve(model_budget)
+        except BudgetError:
+            if last is None:
+                raise
+            break
+        measured = float(measure_ms(choice))
+        last = choice
+        checks.append({"model_budget": model_budget, "modelled": float(choice.latency), "measured_ms": measured,
+                       "under_budget": measured <= limit, **(describe(choice) if describe else {})})
+        if measured <= limit:
+            break
+        model_budget = min(model_budget, choice.latency) - (measured - limit) / ms_per_unit
+    return last, checks

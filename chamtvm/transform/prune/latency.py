@@ -245,6 +245,28 @@ class WidthLatencyModel:
         w = {**self.full, group: width}
         return float(sum(p.predict_us(w) for p in self.positions if group in p.groups))
 
+    def layer_leave_one_out(self, group: str) -> list[dict]:
+        """The interpolation checked on the model's own measurements: per measured width of
+        ``group`` strictly between its narrowest and its full width, the layer latency measured
+        there (us) and the one interpolated from the other measured widths without it, with
+        the error (%). These are lane multiples (the widths pruning chooses) that the check's
+        interpolation did not see; widths between lane multiples are another matter (padding)."""
+        positions = [p for p in self.positions if group in p.groups]
+        if not positions:
+            return []
+        knots = sorted(set.intersection(*(set(p.curves[group].knots_.tolist()) for p in positions)))
+        out = []
+        for w in knots[1:-1]:
+            measured = sum(float(p.curves[group].predict(w)) for p in positions)
+            predicted = 0.0
+            for p in positions:
+                keep = p.curves[group].knots_ != w
+                predicted += float(PiecewiseLinear().fit(p.curves[group].knots_[keep],
+                                                         p.curves[group].values_[keep]).predict(w))
+            out.append({"group": group, "width": int(w), "measured_us": measured, "predicted_us": predicted,
+                        "error_pct": 100 * (predicted - measured) / measured})
+        return out
+
     @property
     def calibration_error_pct(self) -> float:
         """Largest |end-to-end model - measured| / measured over the calibration networks (%)."""

@@ -9,7 +9,7 @@ the shared transformation job (``transform.job``; interface in ``transform``'s d
    increase on ``calibration_images`` training images) or the group L2 norm.
 4. The widths minimising the summed cost under the budget less ``margin`` (``solve``: the
    integer program), measured end to end on the target and solved again under a lower
-   budget while they measure over it (``solve.solve_measured``, at most 3 solutions),
+   budget while they measure over it (``select.select_measured``, at most 3 solutions),
    channels kept by group L2 norm; or (``solver=admm``) ALCS's ADMM
    (``admm``): the weights trained towards a feasible structure (the same integer program as
    the projection), then cut to it. The driver fine-tunes the result by distillation from
@@ -156,10 +156,11 @@ def solve_and_check(latency, module, graph, wm, terms, costs, candidates, budget
     """The integer program's widths under ``budget_us`` (kernel-sum us of ``terms``), measured
     end to end on ``latency``'s target (a ``TargetLatency``: its runner and schedules, as the
     result deploys) before any training, and solved again under a lower budget while they
-    measure over ``budget_ms`` (``solve.solve_measured``); without a runner, solved once,
+    measure over ``budget_ms`` (``select.select_measured``); without a runner, solved once,
     unchecked. Returns ``(solution, the measured checks)``."""
+    from ..select import select_measured
     from .latency import WidthProbe, make_config
-    from .solve import solve_measured, solve_milp
+    from .solve import solve_milp
 
     log = log or (lambda msg: None)
 
@@ -176,7 +177,8 @@ def solve_and_check(latency, module, graph, wm, terms, costs, candidates, budget
         log(f"prune: the chosen widths measure {ms:.4g} ms end to end (budget {budget_ms:.4g} ms)")
         return ms
 
-    return solve_measured(solve, measure_ms, budget_ms, budget_us, wm.alpha)
+    return select_measured(solve, measure_ms, budget_ms, budget_us, wm.alpha / 1e3,
+                           describe=lambda sol: {"widths": dict(sol.widths)})
 
 
 def run(ctx):

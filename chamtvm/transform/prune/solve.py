@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -182,37 +182,3 @@ def solve_brute_force(terms: LatencyTerms, costs: Mapping[str, Sequence[float]],
     return Solution({g: int(candidates[g][i]) for g, i in choice.items()}, cost, lat, "optimal",
                     time.perf_counter() - t0, "brute-force")
 
-
-DRIFT_SLACK = 0.01  # share of the budget kept free for run-to-run drift of end-to-end timings
-
-
-def solve_measured(solve: Callable[[float], Solution], measure_ms: Callable[[Mapping[str, int]], float],
-                   budget_ms: float, kernel_budget_us: float, alpha: float, tries: int = 3,
-                   slack: float = DRIFT_SLACK) -> tuple[Solution, list[dict]]:
-    """Solve (``solve(kernel-sum budget in us)``), measure the chosen widths end to end on the
-    target (``measure_ms(widths)``, ms) and, while they measure over ``budget_ms * (1 -
-    slack)``, ask for a modelled kernel sum lower than the last solution's by the overshoot
-    (``/ alpha``: the model's end-to-end ms per kernel-sum ms) and solve again, at most
-    ``tries`` solutions in all. The model errs where it interpolates; this makes the budget
-    hold for what was measured, not for what was predicted. Returns the last solution (over the budget only when ``tries`` ran out or a
-    lower budget had no solution) and one record per try (kernel budget, widths, measured ms)."""
-    if tries < 1 or alpha <= 0:
-        raise ValueError(f"tries must be >= 1 and alpha > 0, got {tries}, {alpha}")
-    limit = budget_ms * (1 - slack)
-    checks: list[dict] = []
-    best = None
-    for _ in range(tries):
-        try:
-            sol = solve(kernel_budget_us)
-        except BudgetError:
-            if best is None:
-                raise
-            break
-        measured = float(measure_ms(sol.widths))
-        best = sol
-        checks.append({"kernel_budget_us": kernel_budget_us, "widths": dict(sol.widths),
-                       "measured_ms": measured, "under_budget": measured <= limit})
-        if measured <= limit:
-            break
-        kernel_budget_us = min(kernel_budget_us, sol.latency) - (measured - limit) * 1e3 / alpha
-    return best, checks

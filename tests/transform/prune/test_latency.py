@@ -56,6 +56,19 @@ def test_refinement_measures_where_the_layer_latency_jumps():
     assert refine_widths(wm, {"a": []}, cands, 2) == {"a": []}
 
 
+def test_layer_leave_one_out_interpolates_each_interior_width_from_the_others():
+    # group a: measured at 16, 32, 48 and full 64; linear up to 32, a cliff at 48
+    ws, us = [16, 32, 48, 64], [10.0, 20.0, 60.0, 70.0]
+    pm = PositionModel("conv", ("a",), 70.0, {"a": PiecewiseLinear().fit(ws, us)})
+    other = PositionModel("add", (), 5.0)
+    wm = WidthLatencyModel("x86", {"a": 64}, [pm, other])
+    loo = {c["width"]: c for c in wm.layer_leave_one_out("a")}
+    assert sorted(loo) == [32, 48]                          # the narrowest and the full width are ends
+    assert loo[32]["measured_us"] == 20.0 and loo[32]["predicted_us"] == pytest.approx(40.0)  # 10..60 halfway
+    assert loo[48]["predicted_us"] == pytest.approx(45.0) and loo[48]["error_pct"] == pytest.approx(-25.0)
+    assert wm.layer_leave_one_out("b") == []
+
+
 def test_adaptive_refinement_follows_the_cliff_its_measurements_reveal():
     # flat at 10 us to 24 channels, a cliff to 30 us by 32, flat, then rising to 40 us at 128;
     # the first pass measured 16 and 64 only, so the cliff hides inside 16..64

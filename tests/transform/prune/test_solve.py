@@ -9,8 +9,8 @@ import pytest
 
 from chamtvm.transform.prune.latency import PositionModel, WidthLatencyModel
 from chamtvm.transform.prune.pwl import PiecewiseLinear
-from chamtvm.transform.prune.solve import (BudgetError, LatencyTerms, latency_terms, solve_brute_force, solve_measured,
-                                           solve_milp)
+from chamtvm.transform.prune.solve import BudgetError, LatencyTerms, latency_terms, solve_brute_force, solve_milp
+from chamtvm.transform.select import select_measured
 
 
 def test_known_optimum_of_a_hand_made_instance():
@@ -70,18 +70,21 @@ def test_measured_check_lowers_the_budget_until_the_choice_measures_under_it():
     cands = {"a": [8, 16, 24, 32], "b": [8, 16, 24, 32]}
     terms = LatencyTerms(10.0, {g: np.array(ws) / 4 for g, ws in cands.items()})
     costs = {g: [3.0, 2.0, 1.0, 0.0] for g in cands}  # wider keeps more accuracy
-    measure = lambda widths: 1.08 * (10 + sum(widths.values()) / 4) / 1e3  # ms
+    slow = lambda sol: 1.08 * (10 + sum(sol.widths.values()) / 4) / 1e3  # ms
     solve = lambda budget_us: solve_milp(terms, costs, cands, budget_us)
+    widths = lambda sol: {"widths": sol.widths}
     budget_ms = 0.0235
-    sol, checks = solve_measured(solve, measure, budget_ms, 23.5, alpha=1.0)
+    sol, checks = select_measured(solve, slow, budget_ms, 23.5, 1e-3, describe=widths)
     assert len(checks) >= 2 and not checks[0]["under_budget"] and checks[-1]["under_budget"]
-    assert measure(sol.widths) <= budget_ms * 0.99 and checks[-1]["widths"] == sol.widths
-    assert checks[1]["kernel_budget_us"] < checks[0]["kernel_budget_us"]
+    assert slow(sol) <= budget_ms * 0.99 and checks[-1]["widths"] == sol.widths
+    assert checks[1]["model_budget"] < checks[0]["modelled"] <= checks[0]["model_budget"]
     # measured under at once: one solution, the budget untouched
-    sol1, one = solve_measured(solve, lambda w: 0.9 * (10 + sum(w.values()) / 4) / 1e3, budget_ms, 23.5, 1.0)
+    sol1, one = select_measured(solve, lambda s: 0.9 * s.latency / 1e3, budget_ms, 23.5, 1e-3)
     assert len(one) == 1 and sol1.widths == solve(23.5).widths
     # no lower budget is feasible: the last solution is kept, marked over the budget
-    sol2, over = solve_measured(solve, lambda w: 1.0, budget_ms, 23.5, 1.0, tries=3)
+    sol2, over = select_measured(solve, lambda s: 1.0, budget_ms, 23.5, 1e-3, tries=3, describe=widths)
     assert not over[-1]["under_budget"] and sol2.widths == over[-1]["widths"]
     with pytest.raises(BudgetError):  # infeasible from the start: the solver's error
-        solve_measured(solve, measure, budget_ms, 5.0, 1.0)
+        select_measured(solve, slow, budget_ms, 5.0, 1e-3)
+    with pytest.raises(ValueError):
+        select_measured(solve, slow, budget_ms, 23.5, 0.0)
