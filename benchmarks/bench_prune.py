@@ -21,8 +21,10 @@ trainings under a heavy-work wrapper (not beside a timing)):
    fine-tuned by distillation from the teacher (the transform job's protocol) and compiled.
    With ``--reuse-from x86``, the uniform and unstructured networks of that target are
    reused (they do not depend on the target) and only the pruned ones are made anew.
-3. ``measure`` (timing): every network's library timed end to end, ``--rounds`` interleaved
-   rounds, each measurement in its own process (x86) or through the tracker (arm).
+3. ``measure`` (timing): every network's library timed end to end by the target's network
+   evaluator (as chamtvm measures every network: samples at the device's nominal speed),
+   ``--rounds`` interleaved rounds, each call in the runner's process (x86) or through the
+   tracker (arm).
 4. ``report``: ``benchmarks/results/prune_<target>.json`` and the accuracy-vs-latency plot.
 5. ``all``: the four in one process (one quiet-run job whose provenance covers them all;
    the model stage is skipped when the folder has one).
@@ -362,45 +364,33 @@ def stage_measure(args) -> None:
         raise SystemExit("run --stage train first")
     input_shape = [1, 1, 28, 28]
     got: dict[str, list[float]] = {n: [] for n in nets}
-    if args.target == "x86":
-        from common.timing import interleaved
+    import numpy as np
 
-        from chamtvm.targets.spec import get_target
+    from chamtvm.core.metrics import iqr_spread_pct
+    from chamtvm.lower.kernels import ArgSpec
+    from chamtvm.targets.spec import get_target
 
-        threads = get_target("x86").runtime_threads or 1
-        jobs = {n: {"kind": "tvm", "lib": str(RUNS.parent / info["library"]), "inputs": [[input_shape, "float32"]]}
-                for n, info in nets.items()}
-        res = interleaved(jobs, threads, args.rounds)
-        for n, r in res.items():
-            nets[n]["measured"] = {"latency_ms": r.get("median_us", float("nan")) / 1e3,
-                                   "spread_pct": r.get("spread_pct"), "round_medians_ms":
-                                   [x / 1e3 for x in r["round_medians_us"]], "errors": r["errors"],
-                                   "threads": threads}
-    else:
-        import numpy as np
-
-        from chamtvm.core.metrics import iqr_spread_pct
-        from chamtvm.lower.kernels import ArgSpec
-        from chamtvm.targets.spec import get_target
-
-        target = get_target(args.target)
-        names = list(nets)
-        with runner_for(args) as runner:
-            for r in range(args.rounds):
-                for n in names[r % len(names):] + names[:r % len(names)]:
-                    res = runner.measure_network(RUNS.parent / nets[n]["library"], [ArgSpec(tuple(input_shape), "float32")],
-                                                 target.network_evaluator, key=n)
-                    if res.ok:
-                        got[n].append(res.samples_us)
-                    print(f"round {r} {n}: {res.median_us / 1e3 if res.ok else res.error}")
-            label = runner.label
-        for n in names:
-            rounds = [float(np.median(s)) for s in got[n]]
-            flat = [x for s in got[n] for x in s]
-            nets[n]["measured"] = {"latency_ms": float(np.median(rounds)) / 1e3 if rounds else None,
-                                   "spread_pct": iqr_spread_pct(flat) if flat else None,
-                                   "round_medians_ms": [x / 1e3 for x in rounds], "device_label": label,
-                                   "emulated": True}
+    # the target's network evaluator, as every network chamtvm measures (the width model's
+    # calibration, the measured check): samples at the device's nominal speed, each call in the
+    # runner's own process (x86) or on the board through the tracker (arm)
+    target = get_target(args.target)
+    names = list(nets)
+    with runner_for(args) as runner:
+        for r in range(args.rounds):
+            for n in names[r % len(names):] + names[:r % len(names)]:
+                res = runner.measure_network(RUNS.parent / nets[n]["library"], [ArgSpec(tuple(input_shape), "float32")],
+                                             target.network_evaluator, key=n)
+                if res.ok:
+                    got[n].append(res.samples_us)
+                print(f"round {r} {n}: {res.median_us / 1e3 if res.ok else res.error}")
+        label, emulated = runner.label, bool(runner.emulated)
+    for n in names:
+        rounds = [float(np.median(s)) for s in got[n]]
+        flat = [x for s in got[n] for x in s]
+        nets[n]["measured"] = {"latency_ms": float(np.median(rounds)) / 1e3 if rounds else None,
+                               "spread_pct": iqr_spread_pct(flat) if flat else None,
+                               "round_medians_ms": [x / 1e3 for x in rounds], "device_label": label,
+                               "emulated": emulated, "evaluator": "the target's network evaluator"}
     state["measure"] = {"rounds": args.rounds, "quiet_run": _quiet()}
     save_state(args.target, state)
 

@@ -64,7 +64,7 @@ def test_layer_leave_one_out_interpolates_each_interior_width_from_the_others():
     wm = WidthLatencyModel("x86", {"a": 64}, [pm, other])
     loo = {c["width"]: c for c in wm.layer_leave_one_out("a")}
     assert sorted(loo) == [32, 48]                          # the narrowest and the full width are ends
-    assert loo[32]["measured_us"] == 20.0 and loo[32]["predicted_us"] == pytest.approx(40.0)  # 10..60 halfway
+    assert loo[32]["measured_us"] == 20.0 and loo[32]["predicted_us"] == pytest.approx(35.0)  # 10..60 halfway
     assert loo[48]["predicted_us"] == pytest.approx(45.0) and loo[48]["error_pct"] == pytest.approx(-25.0)
     assert wm.layer_leave_one_out("b") == []
 
