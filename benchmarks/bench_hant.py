@@ -260,26 +260,33 @@ def phase_adapt(args):
 
 
 def phase_measure(args):
-    """Quiet: every library timed end to end, ``--rounds`` interleaved rounds (each timing in
-    its own measuring process)."""
-    from chamtvm.lower.kernels import ArgSpec
-    from chamtvm.targets.spec import get_target
-
+    """Quiet: every network rebuilt from its weights as a measuring library (the reference
+    kernel beside it) and timed end to end as chamtvm times every network
+    (``TargetLatency.measure_library``: the target's network evaluator at the device's
+    nominal speed learnt in the luts folder, as the teacher's pricing-time timing and HANT's
+    measured check were), ``--rounds`` interleaved rounds, each call in the runner's process."""
     state = _state(args)
-    target = get_target(args.target)
+    data = _data()
+    teacher = _teacher(data)
+    modules = _modules(args, state, data, teacher, _net(teacher, data))
     names = sorted(state["networks"])
     samples: dict[str, list] = {n: [] for n in names}
+    folder = Path(args.workdir) / "libs" / args.target / "measuring"
+    folder.mkdir(parents=True, exist_ok=True)
     with _runner(args) as runner:
+        lat = _latency(args, runner)
+        libs = {n: lat.build_library(modules[n], data.input_shape, folder / f"{n}.so", n, reference=True)
+                for n in names}
         for r in range(args.rounds):
             for n in (names if r % 2 == 0 else names[::-1]):
-                res = runner.measure_network(Path(state["networks"][n]["library"]), [ArgSpec((1, 1, 28, 28), "float32")],
-                                             target.network_evaluator, key=n)
+                res = lat.measure_library(libs[n], data.input_shape, n)
                 if res.ok:
                     samples[n].append([s / 1e3 for s in res.samples_us])
                 else:
                     _log(f"{n}: {res.error}")
         state["measure"] = {"rounds": args.rounds, "samples_ms": samples, "device_label": runner.label,
                             "emulated": bool(runner.emulated), "quiet_run": os.environ.get("QUIET_RUN") == "1",
+                            "how": "TargetLatency.measure_library of a measuring build",
                             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _save_state(args, state)
     # the measurements with this run's provenance (how busy the machine was), for the report
@@ -290,15 +297,14 @@ def _measure_file(args) -> Path:
     return Path(args.workdir) / f"measure-{args.target}{_suffix()}.json"
 
 
-def _test_accuracy(args, state, data, teacher, net):
-    """The test set, once: every network's test accuracy."""
+def _modules(args, state, data, teacher, net) -> dict:
+    """Every network of the state as a torch module with its weights (eval mode)."""
     import torch
 
     from chamtvm.space.model import build_model
     from chamtvm.space.schema import Arch, SearchSpace
     from chamtvm.transform.graph import folded, layered_from_graph, read_onnx, width_scaled
     from chamtvm.transform.job import baseline_protocol
-    from chamtvm.transform.train import accuracy
 
     out = {}
     for name, e in state["networks"].items():
@@ -309,17 +315,20 @@ def _test_accuracy(args, state, data, teacher, net):
         elif e["kind"] == "uniform":
             m = folded(width_scaled(net, e["width"]))
             m.load_state_dict(torch.load(e["weights"], weights_only=True))
-        else:
-            continue  # chamnet: below
-        out[name] = accuracy(m, data.test_x, data.test_y)
-    for name, e in state["networks"].items():
-        if e["kind"] == "chamnet":
+        else:  # chamnet
             arch = Arch.from_dict(e["architecture"])
-            model = build_model(SearchSpace.load("fashion"), arch, randomize_bn=False)
+            m = build_model(SearchSpace.load("fashion"), arch, randomize_bn=False)
             path = Path(args.workdir) / "chamnet" / "trained" / f"{_arch_key(arch, baseline_protocol(teacher))}.pt"
-            model.load_state_dict(torch.load(str(path), weights_only=True))
-            out[name] = accuracy(model.eval(), data.test_x, data.test_y)
+            m.load_state_dict(torch.load(str(path), weights_only=True))
+        out[name] = m.eval()
     return out
+
+
+def _test_accuracy(args, state, data, teacher, net):
+    """The test set, once: every network's test accuracy."""
+    from chamtvm.transform.train import accuracy
+
+    return {name: accuracy(m, data.test_x, data.test_y) for name, m in _modules(args, state, data, teacher, net).items()}
 
 
 def phase_report(args):

@@ -21,10 +21,10 @@ trainings under a heavy-work wrapper (not beside a timing)):
    fine-tuned by distillation from the teacher (the transform job's protocol) and compiled.
    With ``--reuse-from x86``, the uniform and unstructured networks of that target are
    reused (they do not depend on the target) and only the pruned ones are made anew.
-3. ``measure`` (timing): every network's library timed end to end by the target's network
-   evaluator (as chamtvm measures every network: samples at the device's nominal speed),
-   ``--rounds`` interleaved rounds, each call in the runner's process (x86) or through the
-   tracker (arm).
+3. ``measure`` (timing): every network rebuilt from its weights as a measuring library and
+   timed end to end as chamtvm times every network (the target's network evaluator at the
+   device's nominal speed), ``--rounds`` interleaved rounds, each call in the runner's
+   process (x86) or through the tracker (arm).
 4. ``report``: ``benchmarks/results/prune_<target>.json`` and the accuracy-vs-latency plot.
 5. ``all``: the four in one process (one quiet-run job whose provenance covers them all;
    the model stage is skipped when the folder has one).
@@ -362,24 +362,38 @@ def stage_measure(args) -> None:
     nets = state.get("networks", {})
     if not nets:
         raise SystemExit("run --stage train first")
-    input_shape = [1, 1, 28, 28]
     got: dict[str, list[float]] = {n: [] for n in nets}
     import numpy as np
+    import torch
 
     from chamtvm.core.metrics import iqr_spread_pct
-    from chamtvm.lower.kernels import ArgSpec
     from chamtvm.targets.spec import get_target
+    from chamtvm.transform.latency import TargetLatency
+    from chamtvm.transform.prune.graph import trace_channel_groups
+    from chamtvm.transform.prune.surgery import select_channels
 
-    # the target's network evaluator, as every network chamtvm measures (the width model's
-    # calibration, the measured check): samples at the device's nominal speed, each call in the
-    # runner's own process (x86) or on the board through the tracker (arm)
+    # every network rebuilt from its weights as a measuring library (the reference kernel
+    # beside it) and timed as chamtvm times every network (``TargetLatency.measure_library``:
+    # the target's network evaluator at the device's nominal speed learnt in the luts folder,
+    # as the width model's calibration and the measured check were), each call in the
+    # runner's process (x86) or on the board through the tracker (arm)
     target = get_target(args.target)
+    teacher, data = teacher_and_data()
+    module = teacher.module.eval()
+    graph = trace_channel_groups(module, data.input_shape)
+    full, folder = graph.widths, work_dir(args.target) / "nets"
     names = list(nets)
     with runner_for(args) as runner:
+        lat = TargetLatency(target, runner, work_dir(args.target) / "luts")
+        libs = {}
+        for n in names:
+            net = select_channels(module, graph, {g: range(w) for g, w in nets[n]["widths"].items() if w != full[g]})
+            net.load_state_dict(torch.load(str(folder / f"{n}.pt"), weights_only=True))
+            libs[n] = lat.build_library(net.eval(), data.input_shape, folder / f"{n}_{target.name}_measuring.so", n,
+                                        reference=True)
         for r in range(args.rounds):
             for n in names[r % len(names):] + names[:r % len(names)]:
-                res = runner.measure_network(RUNS.parent / nets[n]["library"], [ArgSpec(tuple(input_shape), "float32")],
-                                             target.network_evaluator, key=n)
+                res = lat.measure_library(libs[n], data.input_shape, n)
                 if res.ok:
                     got[n].append(res.samples_us)
                 print(f"round {r} {n}: {res.median_us / 1e3 if res.ok else res.error}")
@@ -390,7 +404,7 @@ def stage_measure(args) -> None:
         nets[n]["measured"] = {"latency_ms": float(np.median(rounds)) / 1e3 if rounds else None,
                                "spread_pct": iqr_spread_pct(flat) if flat else None,
                                "round_medians_ms": [x / 1e3 for x in rounds], "device_label": label,
-                               "emulated": emulated, "evaluator": "the target's network evaluator"}
+                               "emulated": emulated, "how": "TargetLatency.measure_library of a measuring build"}
     state["measure"] = {"rounds": args.rounds, "quiet_run": _quiet()}
     save_state(args.target, state)
 

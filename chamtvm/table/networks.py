@@ -26,7 +26,7 @@ from ..measure.base import MeasureResult, Runner
 from ..measure.network import build_for_measuring, measure_network
 from ..tuning.schedules import ScheduleSource
 from ..core.versions import tvm_version
-from ..targets.spec import TargetSpec
+from ..targets.spec import Evaluator, TargetSpec
 
 
 
@@ -178,14 +178,28 @@ def _baseline(target: TargetSpec, nets_table: LatencyTable):
     return ReferenceBaseline(nets_table.path.parent, target.name, target.fingerprint)
 
 
-def _measure(net, prepared, target, runner, schedules, nets_table, identity, table_sum_us, key):
-    baseline = _baseline(target, nets_table)
+def measure_at_nominal_speed(measure: Callable[[Evaluator], MeasureResult], target: TargetSpec,
+                             luts_dir: str | Path) -> MeasureResult:
+    """``measure(evaluator)`` of one network with the target's network evaluator at the
+    device's nominal speed as learnt in ``luts_dir`` (``table.reference``: the nominal
+    reference time and the slow spells' factor), and what it shows of that speed learnt back.
+    Every network chamtvm times end to end goes through here: a network journaled for the
+    table and an exported library timed for a report are the same kind of figure."""
+    from .reference import ReferenceBaseline
+
+    baseline = ReferenceBaseline(luts_dir, target.name, target.fingerprint)
     evaluator = replace(target.network_evaluator, reference_baseline_us=baseline.baseline_us("vm"),
                         slow_factor=baseline.slow_factor("vm"))
-    res = measure_network(net, target, runner, schedules, evaluator=evaluator)
+    res = measure(evaluator)
     if res.ok and evaluator.nominal_tolerance is not None:
         baseline.learn("vm", res.extra.get("reference_p10_us"))
         baseline.learn_slow("vm", res.extra.get("slow_ratio"))
+    return res
+
+
+def _measure(net, prepared, target, runner, schedules, nets_table, identity, table_sum_us, key):
+    res = measure_at_nominal_speed(lambda ev: measure_network(net, target, runner, schedules, evaluator=ev), target,
+                                   nets_table.path.parent)
     base = _row_base(NetworkToMeasure(net, prepared, identity, table_sum_us), target, runner)
     base.update({k: res.extra[k] for k in NETWORK_ROW_EXTRAS if k in res.extra})
     if res.ok:

@@ -126,28 +126,36 @@ class TargetLatency:
 
     # ----------------------------------------------------------- measuring
     def measure_library(self, library: Path, input_shape, key: str = "network"):
-        """``MeasureResult`` of an exported network library (``main`` of its Relax VM) timed
-        end to end with the target's network evaluator."""
+        """``MeasureResult`` of a network library (``main`` of its Relax VM) timed end to end
+        as chamtvm times every network (``table.networks.measure_at_nominal_speed``: the
+        target's network evaluator at the device's nominal speed learnt in this table's
+        folder; a library without the reference kernel, such as an exported one, is timed
+        without that check)."""
         from ..lower.kernels import ArgSpec
+        from ..table.networks import measure_at_nominal_speed
 
         if self.runner is None:
             raise RuntimeError("no runner: nothing can be measured")
-        return self.runner.measure_network(Path(library), [ArgSpec(tuple(input_shape), "float32")],
-                                           self.target.network_evaluator, key=key)
+        return measure_at_nominal_speed(
+            lambda evaluator: self.runner.measure_network(Path(library), [ArgSpec(tuple(input_shape), "float32")],
+                                                          evaluator, key=key),
+            self.target, self.table.path.parent)
 
-    def build_library(self, module, input_shape, path: Path, name: str = "network") -> Path:
+    def build_library(self, module, input_shape, path: Path, name: str = "network", reference: bool = False) -> Path:
         """Compile ``module`` with the target's pipeline and schedules into the library ``path``
-        (through the disk cache of built libraries)."""
+        (through the disk cache of built libraries); ``reference``: with the reference kernel
+        that measuring at the device's nominal speed times beside it (not for shipping)."""
         from ..measure.compile import compile_and_export_network
 
         net = self.lower(module, input_shape, name)
-        compile_and_export_network(net.fused, self.target, Path(path), self.schedules)
+        compile_and_export_network(net.fused, self.target, Path(path), self.schedules, reference=reference)
         return Path(path)
 
     def measure_module(self, module, input_shape, key: str = "network"):
-        """``MeasureResult`` of ``module`` compiled for the target and timed end to end."""
+        """``MeasureResult`` of ``module`` compiled for the target (a measuring build: with the
+        reference kernel) and timed end to end (:meth:`measure_library`)."""
         with tempfile.TemporaryDirectory(prefix="chamtvm-transform-") as tmp:
-            lib = self.build_library(module, input_shape, Path(tmp) / "net.so", key)
+            lib = self.build_library(module, input_shape, Path(tmp) / "net.so", key, reference=True)
             return self.measure_library(lib, input_shape, key)
 
 
