@@ -172,8 +172,8 @@ def solve_and_check(latency, module, graph, wm, terms, costs, candidates, budget
     probe = WidthProbe(module, graph, latency.target, latency.table, latency.runner, latency.schedules,
                        frontend=wm.frontend, log=log)
 
-    def measure_ms(widths) -> float:
-        ms = probe.network_us(make_config({**graph.widths, **widths}, graph.widths)) / 1e3
+    def measure_ms(solution) -> float:
+        ms = probe.network_us(make_config({**graph.widths, **solution.widths}, graph.widths)) / 1e3
         log(f"prune: the chosen widths measure {ms:.4g} ms end to end (budget {budget_ms:.4g} ms)")
         return ms
 
