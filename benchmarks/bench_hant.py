@@ -328,7 +328,8 @@ def _test_accuracy(args, state, data, teacher, net):
     """The test set, once: every network's test accuracy."""
     from chamtvm.transform.train import accuracy
 
-    return {name: accuracy(m, data.test_x, data.test_y) for name, m in _modules(args, state, data, teacher, net).items()}
+    modules = _modules(args, state, data, teacher, net)
+    return {name: accuracy(m, data.test_x, data.test_y) for name, m in modules.items()}
 
 
 def phase_report(args):

@@ -183,8 +183,8 @@ def measure_at_nominal_speed(measure: Callable[[Evaluator], MeasureResult], targ
     """``measure(evaluator)`` of one network with the target's network evaluator at the
     device's nominal speed as learnt in ``luts_dir`` (``table.reference``: the nominal
     reference time and the slow spells' factor), and what it shows of that speed learnt back.
-    Every network chamtvm times end to end goes through here: a network journaled for the
-    table and an exported library timed for a report are the same kind of figure."""
+    A network journaled in one round and a library the transform job times go through here
+    (journaling in rounds does the same per round), so they are the same kind of figure."""
     from .reference import ReferenceBaseline
 
     baseline = ReferenceBaseline(luts_dir, target.name, target.fingerprint)

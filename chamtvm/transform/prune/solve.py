@@ -181,4 +181,3 @@ def solve_brute_force(terms: LatencyTerms, costs: Mapping[str, Sequence[float]],
     cost, lat, choice = best
     return Solution({g: int(candidates[g][i]) for g, i in choice.items()}, cost, lat, "optimal",
                     time.perf_counter() - t0, "brute-force")
-
