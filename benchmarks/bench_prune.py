@@ -64,17 +64,11 @@ def work_dir(target: str) -> Path:
 
 
 def teacher_architecture():
-    """The task's default teacher (``chamtvm.transform.teacher.DEFAULT_TEACHERS``, what
-    ``teacher:<task>`` trains) as a torch module with its architecture, weights untrained, and
-    its input shape: the width-latency model depends on the architecture only, so it is
-    measured before the teacher is trained."""
-    from chamtvm.space.model import build_model, input_shape
-    from chamtvm.space.schema import Arch, SearchSpace
-    from chamtvm.transform.teacher import DEFAULT_TEACHERS
+    """The task's default teacher, untrained, and its input shape (the width-latency model
+    depends on the architecture only, so it is measured before the teacher is trained)."""
+    from chamtvm.transform.teacher import default_architecture
 
-    default = DEFAULT_TEACHERS[TASK]
-    space, arch = SearchSpace.load(default["space"]), Arch.from_dict(default["architecture"])
-    return build_model(space, arch), input_shape(space, arch)
+    return default_architecture(TASK)
 
 
 def load_state(target: str) -> dict:

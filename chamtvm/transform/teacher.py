@@ -97,6 +97,18 @@ class Teacher:
                 "protocol": self.protocol, "trained_now": self.trained_now}
 
 
+def default_architecture(task: str):
+    """The task's default teacher (``DEFAULT_TEACHERS``, what ``teacher:<task>`` trains) as an
+    untrained torch module and its input shape (NCHW, batch 1): what depends on the
+    architecture only (a width-latency model) is measured on it before any training."""
+    from ..space.model import build_model, input_shape
+    from ..space.schema import Arch, SearchSpace
+
+    default = DEFAULT_TEACHERS[task]
+    space, arch = SearchSpace.load(default["space"]), Arch.from_dict(default["architecture"])
+    return build_model(space, arch), input_shape(space, arch)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from chamtvm.transform.graph import UnsupportedModelError  # noqa: E402
-from chamtvm.transform.teacher import (DEFAULT_TEACHERS, TeacherError, load_teacher, resolve_model,  # noqa: E402
-                                       save_teacher)
+from chamtvm.transform.teacher import (DEFAULT_TEACHERS, TeacherError, default_architecture, load_teacher,  # noqa: E402
+                                       resolve_model, save_teacher)
 
 
 @pytest.fixture()
@@ -61,3 +61,11 @@ def test_what_a_model_name_may_be(tmp_path):
     (tmp_path / "m.pt").write_bytes(b"x")
     with pytest.raises(UnsupportedModelError, match="unsupported model file '.pt'"):
         resolve_model(str(tmp_path / "m.pt"), "digits", data)
+
+
+def test_default_architecture_is_the_default_teachers_network_untrained(saved):
+    module, shape = default_architecture("digits")
+    assert tuple(shape) == (1, 1, 28, 28)
+    trained, _ = saved  # the same architecture, other weights
+    assert [tuple(p.shape) for p in module.parameters()] == [tuple(p.shape) for p in trained.parameters()]
+    assert tuple(module.eval()(torch.zeros(tuple(shape))).shape) == (1, 10)
