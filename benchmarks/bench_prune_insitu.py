@@ -57,20 +57,23 @@ def main(argv=None) -> int:
 
     import numpy as np
 
+    from chamtvm.core.metrics import fidelity
     from chamtvm.measure.base import KernelItem
     from chamtvm.measure.network import build_for_measuring
+    from chamtvm.measure.runners import make_runner
     from chamtvm.table.store import LatencyTable
     from chamtvm.targets.spec import get_target
     from chamtvm.transform.latency import TargetLatency
     from chamtvm.transform.prune.graph import trace_channel_groups
-    from chamtvm.measure.runners import make_runner
-    from chamtvm.core.metrics import fidelity
     from chamtvm.transform.prune.latency import STATISTIC, WidthProbe, make_config
     from chamtvm.transform.teacher import default_architecture
     from chamtvm.tuning.schedules import ScheduleSource
 
     # bench_prune.py's working folder for this target and task
     work = RUNS / "bench_prune" / (args.target if args.task == "fashion-mnist" else f"{args.target}-{args.task}")
+    if not (work / "state.json").exists():
+        raise SystemExit(f"no pruning benchmark state in {work}: run benchmarks/bench_prune.py --stage all "
+                         f"--target {args.target} --task {args.task} first")
     state = json.loads((work / "state.json").read_text())
     target = get_target(args.target)
     module, shape = default_architecture(args.task)
