@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 from common import EMULATION, REPO, RESULTS, argument_parser, parse_args, pyplot, save_figure, write_results
+from common.timing import library_rounds
 
 TRAIN, VAL = 10000, 5000
 
@@ -270,20 +271,14 @@ def phase_measure(args):
     teacher = _teacher(data)
     modules = _modules(args, state, data, teacher, _net(teacher, data))
     names = sorted(state["networks"])
-    samples: dict[str, list] = {n: [] for n in names}
     folder = Path(args.workdir) / "libs" / args.target / "measuring"
     folder.mkdir(parents=True, exist_ok=True)
     with _runner(args) as runner:
         lat = _latency(args, runner)
         libs = {n: lat.build_library(modules[n], data.input_shape, folder / f"{n}.so", n, reference=True)
                 for n in names}
-        for r in range(args.rounds):
-            for n in (names if r % 2 == 0 else names[::-1]):
-                res = lat.measure_library(libs[n], data.input_shape, n)
-                if res.ok:
-                    samples[n].append([s / 1e3 for s in res.samples_us])
-                else:
-                    _log(f"{n}: {res.error}")
+        samples = {n: [[x / 1e3 for x in s] for s in rounds]
+                   for n, rounds in library_rounds(lat, libs, data.input_shape, args.rounds, _log).items()}
         state["measure"] = {"rounds": args.rounds, "samples_ms": samples, "device_label": runner.label,
                             "emulated": bool(runner.emulated), "quiet_run": os.environ.get("QUIET_RUN") == "1",
                             "how": "TargetLatency.measure_library of a measuring build",

@@ -51,6 +51,7 @@ import time
 from pathlib import Path
 
 from common import EMULATION, RESULTS, RUNS, argument_parser, parse_args, pyplot, save_figure, summary, write_results
+from common.timing import library_rounds
 
 TASK = "fashion-mnist"
 BUDGETS = (0.35, 0.5, 0.7)          # shares of the teacher's measured latency
@@ -212,6 +213,11 @@ def _quiet() -> dict:
 
 # ------------------------------------------------------------------------------ train
 def stage_train(args) -> None:
+    with runner_for(args) as runner:  # one runner for every measured check
+        _train(args, runner)
+
+
+def _train(args, runner) -> None:
     import numpy as np
     import torch
 
@@ -245,7 +251,7 @@ def stage_train(args) -> None:
     idx = rng.choice(len(data.train_y), size=512, replace=False)
     calib = (data.train_x[idx], data.train_y[idx])
     proto = _finetune_protocol(TASK, None, args.seed)
-    lat = TargetLatency(target, None, work_dir(args.target) / "luts")
+    lat = TargetLatency(target, runner, work_dir(args.target) / "luts")
     nets = state.setdefault("networks", {})
     folder = work_dir(args.target) / "nets"
     folder.mkdir(parents=True, exist_ok=True)
@@ -285,9 +291,8 @@ def stage_train(args) -> None:
         cands, costs = cost_cache[granularity]
         budget_ms = share * t_ms
         budget_us = (budget_ms * 1e3 * (1 - margin) - wm.beta_us) / wm.alpha
-        with runner_for(args) as runner:
-            sol, checks = solve_and_check(TargetLatency(target, runner, work_dir(args.target) / "luts"), module, graph,
-                                          wm, latency_terms(wm, cands), costs, cands, budget_ms, budget_us, print)
+        sol, checks = solve_and_check(lat, module, graph, wm, latency_terms(wm, cands), costs, cands, budget_ms,
+                                      budget_us, print)
         widths = {**full, **sol.widths}
         net = prune_to_widths(module, graph, scores, sol.widths)
         finish(name, net, {"kind": kind, "share": share, "budget_ms": budget_ms, "granularity": granularity,
@@ -356,7 +361,6 @@ def stage_measure(args) -> None:
     nets = state.get("networks", {})
     if not nets:
         raise SystemExit("run --stage train first")
-    got: dict[str, list[float]] = {n: [] for n in nets}
     import numpy as np
     import torch
 
@@ -385,12 +389,7 @@ def stage_measure(args) -> None:
             net.load_state_dict(torch.load(str(folder / f"{n}.pt"), weights_only=True))
             libs[n] = lat.build_library(net.eval(), data.input_shape, folder / f"{n}_{target.name}_measuring.so", n,
                                         reference=True)
-        for r in range(args.rounds):
-            for n in names[r % len(names):] + names[:r % len(names)]:
-                res = lat.measure_library(libs[n], data.input_shape, n)
-                if res.ok:
-                    got[n].append(res.samples_us)
-                print(f"round {r} {n}: {res.median_us / 1e3 if res.ok else res.error}")
+        got = library_rounds(lat, libs, data.input_shape, args.rounds)
         label, emulated = runner.label, bool(runner.emulated)
     for n in names:
         rounds = [float(np.median(s)) for s in got[n]]

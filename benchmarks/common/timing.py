@@ -1,7 +1,9 @@
 """Time deployed networks in separate processes, interleaved, with a set thread count.
 
 Shared by the benchmarks that compare deployed libraries (``bench_codegen.py``,
-``bench_deployed.py``): ``from common.timing import interleaved, measure``. Each
+``bench_deployed.py``): ``from common.timing import interleaved, measure``.
+``library_rounds`` times measuring builds through chamtvm's own network timing instead
+(``bench_prune.py``, ``bench_hant.py``). Each
 measurement runs in a fresh Python process (this file run as ``--worker JSON``)
 so that TVM, ONNX Runtime and torch never share a process (their thread pools and
 allocators skew each other) and so that ``TVM_NUM_THREADS`` takes effect (TVM reads it
@@ -198,6 +200,22 @@ def interleaved(jobs: dict[str, dict], threads: int, rounds: int, repeat: int = 
             g["spread_pct"] = float(iqr_spread_pct(g["samples_us"]))
             g["round_spread_pct"] = float(iqr_spread_pct(g["round_medians_us"])) if len(g["round_medians_us"]) > 1 else 0.0
         log(f"  {n:40s} {g.get('median_us', float('nan')):10.1f} us  spread {g.get('spread_pct', float('nan')):5.1f} %")
+    return got
+
+
+def library_rounds(lat, libs: dict[str, Path], input_shape, rounds: int, log=print) -> dict[str, list[list[float]]]:
+    """Every network library of ``libs`` timed as chamtvm times every network
+    (``lat.measure_library``, a ``TargetLatency``: the target's network evaluator at the
+    device's nominal speed, in the runner's process or on the board) once per round, names in
+    a rotating order; per name, each successful round's samples (us)."""
+    names = list(libs)
+    got: dict[str, list[list[float]]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            res = lat.measure_library(libs[n], input_shape, n)
+            if res.ok:
+                got[n].append(list(res.samples_us))
+            log(f"round {r} {n}: {res.median_us / 1e3 if res.ok else res.error}")
     return got
 
 

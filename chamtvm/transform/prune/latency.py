@@ -367,11 +367,14 @@ class WidthProbe:
             fill_table(list(todo.values()), self.table, self.runner, self.target, progress=progress)
             self.table.load()
 
+    def _rows(self, config: Config) -> list[dict | None]:
+        """Per call position of ``config``, its kernel's table row (None: not measured)."""
+        return [self.table.get(self.prepared(k).key) for k in self.layout(config).kernels]
+
     def times_us(self, config: Config) -> list[float]:
         """Per call position, its kernel's measured time (us) in ``config``."""
         out = []
-        for k in self.layout(config).kernels:
-            row = self.table.get(self.prepared(k).key)
+        for k, row in zip(self.layout(config).kernels, self._rows(config)):
             if row is None:
                 failed = self.table.failed(self.prepared(k).key)
                 why = failed["error"] if failed else "not measured"
@@ -386,7 +389,7 @@ class WidthProbe:
         kernel of ``config``."""
         lay = self.layout(config)
         prepared = [self.prepared(k) for k in {k.struct_hash: k for k in lay.kernels}.values()]
-        rows = [self.table.get(self.prepared(k).key) for k in lay.kernels]
+        rows = self._rows(config)
         kernel_sum = sum(float(r[STATISTIC]) for r in rows) if all(r is not None for r in rows) else None
         return ensure_measured(lay.net, prepared, self.target, self.runner, self.schedules, self.nets_table,
                                {"model": self.model_digest, "widths": dict(config)}, kernel_sum)
