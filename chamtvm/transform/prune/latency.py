@@ -2,9 +2,11 @@
 the target through TVM, inside the network (ALCS's piecewise-linear latency model).
 
 What is measured is what deploys: the network, cut to given widths, is lowered by chamtvm's
-one pipeline (``lower.network``: BatchNorm folded, operators fused) and every fused kernel
-that results is timed into the target's table (``table.fill``, the runner of ``measure``), so
-a layer is priced together with the neighbours it is fused with, at their widths.
+one pipeline (``lower.network``: BatchNorm folded, operators fused), compiled as it deploys
+(the target's schedules) and every call of it timed inside it (the VM instrument through the
+runner: ``WidthProbe``'s ``timing="network"``), so a layer is priced together with the
+neighbours it is fused with and runs beside, at their widths. Runners that cannot time calls
+inside a network take each fused kernel's row of the target's table instead (``table.fill``).
 
 Model. The network's ``main`` calls its kernels in a fixed order (a *call position* is one
 call). Cutting widths changes the shapes, not the order or the fusion, so position ``p`` is
@@ -20,8 +22,9 @@ convolution: the group it reads and the group it writes). Its time is
 
 The layer latency of group ``g`` in the ALCS sense is ``L_g(w) = sum of f_pg(w)`` over the
 positions touching ``g``. The network's end-to-end latency is ``alpha * sum_p t_p + beta``,
-fitted on the unpruned and the diagonal networks measured end to end (kernels timed one by
-one miss the VM's per-call overhead and cache effects between kernels).
+fitted on the unpruned and the diagonal networks measured end to end (the instrument's
+windows miss part of the VM's own work between calls, kernels timed one by one also the cache
+effects between kernels).
 
 Measurement design. One lowering with every group at a width no other tensor has tells
 which positions touch which group. Groups that share a position get different colours;
@@ -37,6 +40,7 @@ import hashlib
 import json
 import math
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
@@ -47,8 +51,9 @@ from ...lower.kernels import Kernel
 from ...lower.network import LoweredNetwork, lower_torch
 from ...measure.base import Runner
 from ...table.fill import PreparedKernel, fill_table, prepare
-from ...table.networks import ensure_measured, network_table
-from ...table.store import LatencyTable
+from ...core.versions import tvm_version
+from ...table.networks import build_key, ensure_measured, network_table
+from ...table.store import LatencyTable, failed_row, ok_row
 from ...targets.spec import TargetSpec
 from ...tuning.schedules import ScheduleSource
 from .graph import ChannelGraph
@@ -112,11 +117,13 @@ def call_sequence(fused_mod) -> list[str]:
 @dataclass
 class Layout:
     """One lowered width configuration: per call position its kernel (``Kernel``, shared by
-    positions calling the same PrimFunc), and the lowered network."""
+    positions calling the same PrimFunc) and the name of the PrimFunc it calls (``symbols``:
+    what the compiled network calls there), and the lowered network."""
 
     config: Config
     kernels: list[Kernel]
     net: LoweredNetwork
+    symbols: list[str] = field(default_factory=list)
 
     @property
     def signature(self) -> list[str]:
@@ -125,6 +132,7 @@ class Layout:
 
 
 FRONTENDS = ("fx", "export")
+TIMINGS = ("network", "table")
 
 
 def _lower_fx(model, input_shape, name: str) -> LoweredNetwork:
@@ -159,7 +167,8 @@ def lower_layout(model: "torch.nn.Module", graph: ChannelGraph, config: Config, 
         lower_torch(cut, graph.input_shape, name=name)
     by_hash = {k.struct_hash: k for k in net.kernels}
     hash_of = {gv.name_hint: kernel_hash(f) for gv, f in net.fused.functions.items() if isinstance(f, tirx.PrimFunc)}
-    return Layout(config, [by_hash[hash_of[name]] for name in call_sequence(net.fused)], net)
+    calls = call_sequence(net.fused)
+    return Layout(config, [by_hash[hash_of[name]] for name in calls], net, calls)
 
 
 def same_kernels(a: Layout, b: Layout) -> bool:
@@ -229,6 +238,7 @@ class WidthLatencyModel:
     emulated: bool = False
     frontend: str = "export"
     grid: dict[str, list[int]] = field(default_factory=dict)  # the widths measured per group
+    timing: str = "table"  # where the call times came from (``WidthProbe``'s ``timing``)
 
     def kernel_sum_us(self, widths: Mapping[str, float] | None = None) -> float:
         """Sum of the modelled kernel times (us) at ``widths`` (missing groups: full width)."""
@@ -277,20 +287,22 @@ class WidthLatencyModel:
     def to_dict(self) -> dict:
         return {"target": self.target, "full": self.full, "alpha": self.alpha, "beta_us": self.beta_us,
                 "emulated": self.emulated, "frontend": self.frontend, "grid": self.grid,
-                "calibration": self.calibration,
+                "timing": self.timing, "calibration": self.calibration,
                 "positions": [p.to_dict() for p in self.positions]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "WidthLatencyModel":
         return cls(d["target"], dict(d["full"]), [PositionModel.from_dict(p) for p in d["positions"]],
                    d["alpha"], d["beta_us"], d.get("calibration", []), d.get("emulated", False),
-                   d.get("frontend", "export"), d.get("grid", {}))
+                   d.get("frontend", "export"), d.get("grid", {}), d.get("timing", "table"))
 
 
 def fit_offset(full_us: float, points: Sequence[tuple[float, float, float]]) -> float:
     """The offset ``c`` of a two-group position from ``(f_a, f_b, measured)`` diagonal points:
     the ``c`` in ``[0, min)`` minimising the squared relative error of
-    ``c + (f_a - c)(f_b - c)/(T - c)`` (0, the pure product, without points)."""
+    ``c + (f_a - c)(f_b - c)/(T - c)`` (0, the pure product, without points; points measured
+    at 0 are left out)."""
+    points = [p for p in points if p[2] > 0]  # a call the pipeline elided costs nothing: no ratio
     if not points:
         return 0.0
     fa, fb, m = (np.asarray(x, dtype=float) for x in zip(*points))
@@ -311,19 +323,40 @@ class WidthProbe:
     ``frontend="auto"`` lowers the unpruned network both through ``torch.export`` (the
     deployment path) and through ``torch.fx``; when every call position has the same operator
     chain and argument shapes both ways, the other widths are lowered through ``torch.fx``
-    (3x faster), else through ``torch.export`` (``self.frontend`` says which)."""
+    (3x faster), else through ``torch.export`` (``self.frontend`` says which).
+
+    ``timing``: where a call position's time comes from.
+
+    * ``"network"``: every call of the configuration timed inside that very network (its
+      measuring build, the VM instrument: ``runner.measure_batch_network``, at the device's
+      nominal speed), journaled per configuration in ``<luts>/<target>.width-calls.jsonl``.
+      A kernel then costs what it costs between the neighbours it runs with in *this* network
+      (caches, the previous kernel's output still warm), which is what the network adds up.
+    * ``"table"``: the kernel's row in the target's kernel table (timed alone or inside a
+      batch network of unrelated kernels, as the table times every kernel).
+    * ``"auto"`` (default): ``"network"`` where the runner can time calls inside a network,
+      else ``"table"``.
+
+    ``benchmarks/bench_prune_insitu.py`` measured why: on x86 the table rows of the pruning
+    benchmark's networks did not add up to those networks where their in-network calls did."""
 
     def __init__(self, model: "torch.nn.Module", graph: ChannelGraph, target: TargetSpec,
                  table: LatencyTable, runner: Runner, schedules: ScheduleSource | None = None,
                  luts_dir: str | Path | None = None, log: Callable[[str], None] | None = None,
-                 frontend: str = "auto"):
+                 frontend: str = "auto", timing: str = "auto"):
         if frontend not in (*FRONTENDS, "auto"):
             raise ValueError(f"frontend must be one of {FRONTENDS} or 'auto', got {frontend!r}")
+        if timing not in (*TIMINGS, "auto"):
+            raise ValueError(f"timing must be one of {TIMINGS} or 'auto', got {timing!r}")
         self.frontend = frontend
         self.model, self.graph, self.target = model, graph, target
         self.table, self.runner = table, runner
+        self.timing = timing if timing != "auto" else ("network" if runner.times_in_network() else "table")
         self.schedules = schedules or ScheduleSource(target)
-        self.nets_table = network_table(target, Path(luts_dir) if luts_dir else table.path.parent)
+        self.luts_dir = Path(luts_dir) if luts_dir else table.path.parent
+        self.nets_table = network_table(target, self.luts_dir)
+        self.calls_table = LatencyTable(self.luts_dir / f"{target.name}.width-calls.jsonl").load() \
+            if self.timing == "network" else None
         self.log = log or (lambda msg: None)
         self.layouts: dict[Config, Layout] = {}
         self._prepared: dict[str, PreparedKernel] = {}
@@ -353,8 +386,14 @@ class WidthProbe:
         return self._prepared[kernel.struct_hash]
 
     def measure(self, configs: Iterable[Config], progress: Callable[[int], None] | None = None) -> None:
-        """Lower every configuration and measure the kernels the table lacks."""
+        """Lower every configuration and measure what it lacks: with ``timing="network"`` the
+        configurations not yet journaled, call by call inside themselves (``progress(1)`` per
+        configuration); with ``"table"`` the kernels the table lacks (``progress(n)`` per
+        kernels)."""
         configs = list(configs)
+        if self.timing == "network":
+            self._measure_in_network(configs, progress)
+            return
         todo: dict[str, PreparedKernel] = {}
         for i, c in enumerate(configs):
             self.log(f"lowering width configuration {i + 1}/{len(configs)}")
@@ -367,12 +406,75 @@ class WidthProbe:
             fill_table(list(todo.values()), self.table, self.runner, self.target, progress=progress)
             self.table.load()
 
+    # ------------------------------------------------------------ timing="network"
+    def calls_key(self, config: Config) -> str:
+        """The journal key of ``config``'s in-network call times: the network's structure, the
+        widths and the exact kernels (schedules included) it compiles to."""
+        prepared = [self.prepared(k) for k in {k.struct_hash: k for k in self.layout(config).kernels}.values()]
+        return build_key(self.target, {"model": self.model_digest, "widths": dict(config), "timing": "in_network"},
+                         prepared)
+
+    def _measure_in_network(self, configs: Sequence[Config], progress: Callable[[int], None] | None) -> None:
+        from dataclasses import replace
+
+        from ...measure.base import KernelItem
+        from ...measure.network import build_for_measuring
+        from ...table.reference import ReferenceBaseline
+
+        todo = [c for c in dict.fromkeys(configs) if self.calls_table.get(self.calls_key(c)) is None]
+        baseline = ReferenceBaseline(self.luts_dir, self.target.name, self.target.fingerprint)
+        for i, config in enumerate(todo):
+            lay = self.layout(config)
+            self.log(f"timing width configuration {i + 1}/{len(todo)} call by call inside itself "
+                     f"({len(lay.symbols)} calls) on {self.runner.label}")
+            base = {"model": self.model_digest, "widths": dict(config), "target": self.target.name,
+                    "target_fingerprint": self.target.fingerprint, "device_label": self.runner.label,
+                    "emulated": self.runner.emulated, "symbols": lay.symbols, "tvm_version": tvm_version()}
+            with tempfile.TemporaryDirectory(prefix="chamtvm-width-") as tmp:
+                lib = Path(tmp) / "net.so"
+                error = build_for_measuring(lay.net, self.target, self.schedules, lib)
+                results = {}
+                if error is None:
+                    evaluator = replace(self.target.evaluator, reference_baseline_us=baseline.baseline_us("vm"),
+                                        slow_factor=baseline.slow_factor("vm"))
+                    items = [KernelItem(s, s, ()) for s in dict.fromkeys(lay.symbols)]
+                    results = {r.key: r for r in self.runner.measure_batch_network(lib, items, lay.net.inputs,
+                                                                                   evaluator)}
+            failed = [f"{s}: {r.error}" for s, r in results.items() if not r.ok]
+            missing = [s for s in dict.fromkeys(lay.symbols) if s not in results]
+            if error is None and (failed or missing):
+                error = "; ".join(failed) or f"no result for {', '.join(missing)}"
+            if error is not None:
+                self.calls_table.append([failed_row(self.calls_key(config), base, error)])
+            else:
+                first = next(iter(results.values()))
+                if self.target.evaluator.nominal_tolerance is not None:  # as table.fill learns it
+                    baseline.learn("vm", first.extra.get("reference_p10_us"))
+                    baseline.learn_slow("vm", first.extra.get("slow_ratio"))
+                calls = [float(results[s].median_us) for s in lay.symbols]
+                base.update({"calls_us": calls, "overhead_us": first.extra.get("overhead_us"),
+                             **{k: first.extra[k] for k in ("reference_us", "slow_ratio", "nominal", "other_cores")
+                                if k in first.extra}})
+                self.calls_table.append([ok_row(self.calls_key(config), base, [sum(calls)], 1)])
+            if progress:
+                progress(1)
+
     def _rows(self, config: Config) -> list[dict | None]:
         """Per call position of ``config``, its kernel's table row (None: not measured)."""
         return [self.table.get(self.prepared(k).key) for k in self.layout(config).kernels]
 
     def times_us(self, config: Config) -> list[float]:
-        """Per call position, its kernel's measured time (us) in ``config``."""
+        """Per call position, its time (us) in ``config`` (``timing``: inside ``config``'s own
+        network, or its kernel's table row)."""
+        if self.timing == "network":
+            key = self.calls_key(config)
+            row = self.calls_table.get(key)
+            if row is None:
+                failed = self.calls_table.failed(key)
+                why = failed["error"] if failed else "not measured"
+                raise WidthLatencyError(f"the calls of width configuration {dict(config)} have no times inside "
+                                        f"the network on {self.target.name}: {why}")
+            return [float(t) for t in row["calls_us"]]
         out = []
         for k, row in zip(self.layout(config).kernels, self._rows(config)):
             if row is None:
@@ -389,8 +491,10 @@ class WidthProbe:
         kernel of ``config``."""
         lay = self.layout(config)
         prepared = [self.prepared(k) for k in {k.struct_hash: k for k in lay.kernels}.values()]
-        rows = self._rows(config)
-        kernel_sum = sum(float(r[STATISTIC]) for r in rows) if all(r is not None for r in rows) else None
+        try:
+            kernel_sum = sum(self.times_us(config))
+        except WidthLatencyError:
+            kernel_sum = None
         return ensure_measured(lay.net, prepared, self.target, self.runner, self.schedules, self.nets_table,
                                {"model": self.model_digest, "widths": dict(config)}, kernel_sum)
 
@@ -511,7 +615,8 @@ def fit_width_model(probe: WidthProbe, plan: MeasurementPlan, e2e_configs: Seque
             pm.offset_us = fit_offset(t_full[p], diag)
         positions.append(pm)
     model = WidthLatencyModel(probe.target.name, dict(full), positions, emulated=probe.runner.emulated,
-                              frontend=probe.frontend, grid={g: list(ws) for g, ws in plan.grid.items()})
+                              frontend=probe.frontend, grid={g: list(ws) for g, ws in plan.grid.items()},
+                              timing=probe.timing)
     if calibrate_now:
         calibrate(model, probe, [()] + [c for c in e2e_configs if c])
     return model

@@ -101,15 +101,20 @@ def _width_model_plan(module, graph, latency, lanes: int, n_widths: int, min_kee
                       calibration_networks: int):
     """``(candidate widths per group, first-pass grid, path of the saved model)`` of
     :func:`width_model_for`: the path is keyed by the network's structure, the target, the
-    runner, the widths and the calibration."""
+    runner, the widths, the calibration and where the call times come from."""
     from .latency import _structure_digest, grid_widths, lane_widths
 
     candidates = {g.name: lane_widths(g.width, lanes, min_keep) for g in graph.groups}
     first = {g: grid_widths(c, min(n_widths, FIRST_PASS_WIDTHS)) for g, c in candidates.items()}
     key = hashlib.sha1(json.dumps([_structure_digest(module, graph), latency.target.fingerprint,
                                    latency.runner.label if latency.runner else None, first, n_widths,
-                                   calibration_networks], sort_keys=True).encode()).hexdigest()[:12]
+                                   calibration_networks, _timing(latency)], sort_keys=True).encode()).hexdigest()[:12]
     return candidates, first, Path(folder) / f"width-model-{latency.target.name}-{key}.json"
+
+
+def _timing(latency) -> str:
+    """Where the width model's call times come from on ``latency``'s runner (``WidthProbe``)."""
+    return "network" if latency.runner is not None and latency.runner.times_in_network() else "table"
 
 
 def measure_width_model(module, graph, latency, lanes: int, n_widths: int, min_keep: float, folder: Path,

@@ -1,7 +1,7 @@
 """The width-latency model: which widths are allowed and measured, the pair model, and (slow)
 a real measurement on x86 (the digits teacher's model, measured once per session by
-``digits_prune_run`` for the pruning job to read): lowered widths, kernels timed into the table,
-the model reproducing what was measured at the measured widths, and the probe that finds which
+``digits_prune_run`` for the pruning job to read): lowered widths, calls timed inside their own
+networks and journaled, the model reproducing what was measured at the measured widths, and the probe that finds which
 kernels touch which group."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def test_adaptive_refinement_follows_the_cliff_its_measurements_reveal():
 
 @pytest.mark.slow
 def test_width_model_measured_on_x86(digits_prune_run, x86):
-    from chamtvm.transform.prune.latency import plan_measurement
+    from chamtvm.transform.prune.latency import WidthProbe, plan_measurement
 
     wm, probe, graph = digits_prune_run.wm, digits_prune_run.probe, digits_prune_run.graph
     grid = wm.grid
@@ -113,13 +113,57 @@ def test_width_model_measured_on_x86(digits_prune_run, x86):
 
     assert grid[hidden] == grid_widths(lane_widths(graph.widths[hidden], x86.lanes), E2E_WIDTHS)
     assert len(grid[hidden]) >= 2
+    # (each position's time at a width: the mean over the measured networks that cut the group
+    # to it and leave the position's other groups whole: its colour's network, and a diagonal
+    # network where the position reads no other group)
+    measured = [c for c in probe.layouts if c and c in {*plan_measurement(probe, grid).colour_configs(graph.widths),
+                                                        *[tuple(r["widths"].items()) for r in wm.calibration]}]
+    assert sorted({dict(c)[hidden] for c in measured if hidden in dict(c)}) == grid[hidden]
     for w in grid[hidden]:
-        cfg = make_config({hidden: w}, graph.widths)
-        measured = sum(t for t, pos in zip(probe.times_us(cfg), wm.positions) if hidden in pos.groups)
-        assert wm.layer_us(hidden, w) == pytest.approx(measured, rel=1e-9)
-    # unpruned: the kernel sum is the table's, and the end-to-end calibration was measured
+        layer = 0.0
+        for p, pos in enumerate(wm.positions):
+            if hidden in pos.groups:
+                times = [probe.times_us(c)[p] for c in measured if dict(c).get(hidden) == w
+                         and not any(o in dict(c) for o in pos.groups if o != hidden)]
+                assert times
+                layer += float(np.mean(times))
+        assert wm.layer_us(hidden, w) == pytest.approx(layer, rel=1e-9)
+    # the calls were timed inside their own networks (x86's runner can), one journal row per
+    # configuration, every call of it timed
+    assert probe.timing == wm.timing == "network"
+    full_row = probe.calls_table.get(probe.calls_key(()))
+    assert full_row["symbols"] == probe.layouts[()].symbols and len(full_row["calls_us"]) == len(wm.positions)
+    assert all(t >= 0 for t in full_row["calls_us"]) and sum(full_row["calls_us"]) > 0
+    # read back by a new probe from the journal: the same times, nothing measured again
+    again = WidthProbe(probe.model, graph, probe.target, probe.table, _NoRunner(), probe.schedules,
+                       probe.luts_dir, timing="network")
+    before = len(again.calls_table)
+    again.layouts = probe.layouts
+    cut = measured[-1]
+    again.measure([(), cut])
+    assert len(again.calls_table.load()) == before and again.times_us(cut) == probe.times_us(cut)
+    # unpruned: the modelled sum is the measured one, and the end-to-end calibration was measured
     assert wm.kernel_sum_us() == pytest.approx(sum(probe.times_us(())))
     assert [c["widths"] == {} for c in wm.calibration] == [True, False, False]  # unpruned, then two diagonals
     assert all(c["measured_us"] > 0 for c in wm.calibration) and wm.alpha > 0
     # narrower is faster in the model (monotone in the widths, as measured)
     assert wm.predict_ms({g: min(grid[g] or [graph.widths[g]]) for g in graph.widths}) < wm.predict_ms()
+
+
+class _NoRunner:
+    """A runner that fails any measurement: what is journaled must not be measured again."""
+
+    label, emulated = "none", False
+
+    def times_in_network(self) -> bool:
+        return True
+
+    def measure_batch_network(self, *args, **kwargs):
+        raise AssertionError("measured a configuration its journal already holds")
+
+
+def test_probe_refuses_an_unknown_timing(x86):
+    from chamtvm.transform.prune.latency import WidthProbe
+
+    with pytest.raises(ValueError, match="timing must be one of"):
+        WidthProbe(None, None, x86, None, _NoRunner(), timing="alone")
