@@ -508,6 +508,21 @@ class WidthProbe:
         return float(row[STATISTIC])
 
 
+    def time_network_now(self, config: Config) -> float:
+        """End-to-end latency (us, median) of ``config`` timed now, as :meth:`network_us` times
+        it but never read from the network journal (a confirming timing: ``select_measured``);
+        a failed measurement is a ``WidthLatencyError``."""
+        from ...measure.network import measure_network
+        from ...table.networks import measure_at_nominal_speed
+
+        lay = self.layout(config)
+        res = measure_at_nominal_speed(lambda ev: measure_network(lay.net, self.target, self.runner, self.schedules,
+                                                                  evaluator=ev), self.target, self.luts_dir)
+        if not res.ok:
+            raise WidthLatencyError(f"timing the network at widths {dict(config)} end to end failed: {res.error}")
+        return float(res.median_us)
+
+
 def _structure_digest(model, graph: ChannelGraph) -> str:
     """Identity of a network's structure (layers and shapes, not weights)."""
     parts = [repr(graph.input_shape)]

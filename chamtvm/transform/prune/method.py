@@ -161,8 +161,9 @@ def solve_and_check(latency, module, graph, wm, terms, costs, candidates, budget
     """The integer program's widths under ``budget_us`` (kernel-sum us of ``terms``), measured
     end to end on ``latency``'s target (a ``TargetLatency``: its runner and schedules, as the
     result deploys) before any training, and solved again under a lower budget while they
-    measure over ``budget_ms`` (``select.select_measured``); without a runner, solved once,
-    unchecked. Returns ``(solution, the measured checks)``."""
+    measure over ``budget_ms`` (``select.select_measured``: widths that measure under are timed
+    once more, anew, and that timing decides); without a runner, solved once, unchecked.
+    Returns ``(solution, the measured checks)``."""
     from ..select import select_measured
     from .latency import WidthProbe, make_config
     from .solve import solve_milp
@@ -177,13 +178,21 @@ def solve_and_check(latency, module, graph, wm, terms, costs, candidates, budget
     probe = WidthProbe(module, graph, latency.target, latency.table, latency.runner, latency.schedules,
                        frontend=wm.frontend, log=log)
 
+    def config(solution):
+        return make_config({**graph.widths, **solution.widths}, graph.widths)
+
     def measure_ms(solution) -> float:
-        ms = probe.network_us(make_config({**graph.widths, **solution.widths}, graph.widths)) / 1e3
+        ms = probe.network_us(config(solution)) / 1e3
         log(f"prune: the chosen widths measure {ms:.4g} ms end to end (budget {budget_ms:.4g} ms)")
         return ms
 
+    def confirm_ms(solution) -> float:
+        ms = probe.time_network_now(config(solution)) / 1e3
+        log(f"prune: timed again, {ms:.4g} ms")
+        return ms
+
     return select_measured(solve, measure_ms, budget_ms, budget_us, wm.alpha / 1e3,
-                           describe=lambda sol: {"widths": dict(sol.widths)})
+                           describe=lambda sol: {"widths": dict(sol.widths)}, confirm_ms=confirm_ms)
 
 
 def run(ctx):

@@ -84,6 +84,16 @@ def test_measured_check_lowers_the_budget_until_the_choice_measures_under_it():
     # no lower budget is feasible: the last solution is kept, marked over the budget
     sol2, over = select_measured(solve, lambda s: 1.0, budget_ms, 23.5, 1e-3, tries=3, describe=widths)
     assert not over[-1]["under_budget"] and sol2.widths == over[-1]["widths"]
+    # a choice that measures under is timed again and the second timing decides: the first
+    # choice's lucky low timing (0.8x) is not believed, its confirmation (1.08x) is over, so
+    # the program is solved again; every choice's timings are in its record
+    lucky = lambda sol: 0.8 * slow(sol)
+    sol3, noisy = select_measured(solve, lucky, budget_ms, 23.5, 1e-3, describe=widths, confirm_ms=slow)
+    assert noisy[0]["measured_ms"] == pytest.approx(lucky(solve(23.5)))
+    assert noisy[0]["confirm_ms"] == pytest.approx(slow(solve(23.5))) and not noisy[0]["under_budget"]
+    assert len(noisy) >= 2 and noisy[-1]["under_budget"] and slow(sol3) <= budget_ms * 0.99
+    assert [c["widths"] for c in noisy] == [c["widths"] for c in checks]  # as if measured right at once
+    assert all("confirm_ms" not in c for c in checks if not c["under_budget"])
     with pytest.raises(BudgetError):  # infeasible from the start: the solver's error
         select_measured(solve, slow, budget_ms, 5.0, 1e-3)
     with pytest.raises(ValueError):
