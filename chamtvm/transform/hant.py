@@ -311,25 +311,37 @@ def _select_and_check(ctx: MethodContext, layers, ops, modules, cost, lat, targe
     """The integer program's choice under ``target_table`` (table ms of the replaceable
     layers), assembled and measured end to end on the target before fine-tuning, and chosen
     again under a lower budget while it measures over ``ctx.budget_ms``
-    (``select.select_measured``); without a runner, chosen once, unchecked. Returns
-    ``(selection, the measured checks)``."""
+    (``select.select_measured``: a choice that measures under is timed again from the same
+    measuring build); without a runner, chosen once, unchecked. Returns ``(selection, the
+    measured checks)``."""
+    import tempfile
+
     from .latency import measured_ms
     from .select import select_measured
 
     if ctx.latency.runner is None:
         return select(cost, lat, target_table), []
+    shape = ctx.net.input_shape
 
-    def measure(sel) -> float:
-        net = _assemble(ctx.net, layers, ops, modules, sel.choice)
-        m = measured_ms(ctx.latency.measure_module(net, ctx.net.input_shape, "hant-choice"))
-        if m["latency_ms"] is None:
-            raise RuntimeError(f"measuring the chosen network on {ctx.latency.target.name} failed: {m['error']}")
-        ctx.log(f"hant: the chosen network measures {m['latency_ms']:.4g} ms end to end "
-                f"(budget {ctx.budget_ms:.4g} ms)")
-        return m["latency_ms"]
+    with tempfile.TemporaryDirectory(prefix="chamtvm-hant-check-") as tmp:
+        libraries: dict[tuple, Path] = {}  # one measuring build per choice, timed once or twice
 
-    return select_measured(lambda budget: select(cost, lat, budget), measure, ctx.budget_ms, target_table,
-                           ctx.context_scale, describe=lambda sel: {"choice": list(sel.choice)})
+        def timed(sel, what: str) -> float:
+            if sel.choice not in libraries:
+                net = _assemble(ctx.net, layers, ops, modules, sel.choice)
+                libraries[sel.choice] = ctx.latency.build_library(net, shape, Path(tmp) / f"{len(libraries)}.so",
+                                                                  "hant-choice", reference=True)
+            m = measured_ms(ctx.latency.measure_library(libraries[sel.choice], shape, "hant-choice"))
+            if m["latency_ms"] is None:
+                raise RuntimeError(f"measuring the chosen network on {ctx.latency.target.name} failed: {m['error']}")
+            ctx.log(f"hant: the chosen network {what} {m['latency_ms']:.4g} ms end to end "
+                    f"(budget {ctx.budget_ms:.4g} ms)")
+            return m["latency_ms"]
+
+        return select_measured(lambda budget: select(cost, lat, budget), lambda sel: timed(sel, "measures"),
+                               ctx.budget_ms, target_table, ctx.context_scale,
+                               describe=lambda sel: {"choice": list(sel.choice)},
+                               confirm_ms=lambda sel: timed(sel, "timed again:"))
 
 
 def run(ctx: MethodContext) -> MethodResult:
