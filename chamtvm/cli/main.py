@@ -148,7 +148,7 @@ def cmd_tune(args) -> int:
     from ..accuracy.tasks import default_space
 
     cfg = TuneConfig(space=args.space or default_space(args.task), trials=args.trials, trials_per_kernel=args.trials_per_kernel,
-                     tuning_population=args.tuning_population,
+                     tuning_population=args.tuning_population, pick_trials=args.pick_trials,
                      heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
                      residual_mode=args.residual, calibration=not args.no_calibration,
                      real_calibration=args.real_calibration,
@@ -185,7 +185,7 @@ def cmd_search(args) -> int:
     cfg = SearchConfig(space=args.space, latency_ms=args.latency_ms, journal=args.journal,
                        max_mflops=args.max_mflops, max_mparams=args.max_mparams, population=args.population,
                        generations=args.generations, seed=args.seed, out=args.out, luts_dir=args.luts_dir,
-                       schedules_dir=args.schedules_dir, measure=not args.no_measure)
+                       schedules_dir=args.schedules_dir, measure=not args.no_measure, pick_trials=args.pick_trials)
     runner = None if args.no_measure else _runner(args, target)
     try:
         report = run_search(cfg, target, runner)
@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "macro for nas-bench-macro, fashion for fashion-mnist)")
     p.add_argument("--trials", type=v.non_negative_int, default=64, help="total MetaSchedule trials (0: no tuning)")
     p.add_argument("--trials-per-kernel", type=v.positive_int, default=16)
+    p.add_argument("--pick-trials", type=v.non_negative_int, default=None,
+                   help="MetaSchedule trials per pick on its own kernels before export (default 32; 0 with "
+                        "--trials 0: no tuning)")
     p.add_argument("--tuning-population", type=v.positive_int, default=128,
                    help="MetaSchedule's evolutionary population per kernel (its own default is 512; "
                         "smaller makes each tuning round cheaper)")
@@ -292,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=v.seed, default=0)
     p.add_argument("--out", type=Path, default=None, help="artefact folder (default runs/search-<target>-<budget>ms)")
     p.add_argument("--no-measure", action="store_true", help="do not measure the chosen network on the target")
+    p.add_argument("--pick-trials", type=v.non_negative_int, default=0,
+                   help="MetaSchedule trials on the chosen network's own kernels before export (default 0: none)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 

@@ -17,11 +17,18 @@ writes the ``JobState`` fields its ``Step`` declares (``job``).
   (``"search"``); deterministic; per pick the GP's probability that it beats the
   runner-up and whether the front is flat (predicted accuracies closer than the GP's std:
   the pick is then in effect latency-only);
+* ``tune picks``: each pick's own kernels, the ones its library ships, tuned
+  within ``cfg.pick_trials`` MetaSchedule trials (``deploy.tune_network``: tuned records of
+  the same kinds transferred first, then trials on its costliest kernels, starting from the
+  database's records), their rows measured into the table; the pick re-prepared with the
+  schedules after tuning and re-priced, its budget checked again; what it was before is kept
+  (``PickTuning``) and measured beside it;
 * ``export``: each chosen network's artefacts (``deploy.export_network``); up to date when
   ``export.json`` says the same architecture and kernel keys (schedules included) were
   exported already;
 * ``measure picks``: each chosen network end to end on the target, journaled in
-  ``luts/<target>.networks.jsonl`` (never measured twice): predicted vs measured;
+  ``luts/<target>.networks.jsonl`` (never measured twice): predicted vs measured; a pick
+  whose own kernels were tuned is also measured as it was before, in the same batch;
 * ``regret``: lookup tasks (true accuracy of every network known, ``regret``): the pick's
   true accuracy, the true best under the same budget, the regret in points, and the top
   ``contenders`` measured end to end.
@@ -193,6 +200,87 @@ def uncertainty(ctx, result: SearchResult) -> dict:
             "front_flatness": front_flatness(ctx.gp, ctx.space, result.pareto_indices)}
 
 
+# ---------------------------------------------------------------- tune picks
+@dataclass
+class PickTuning:
+    """A pick's own kernels tuned before export (step ``tune picks``): its prepared kernels
+    and prediction before (what would have shipped), what ``deploy.tune_network`` did
+    (``tuning``: a ``NetworkTuning``) and whether the pick, priced again, meets its budget."""
+
+    prepared_before: list
+    prediction_before: object  # latency.models.FullPrediction
+    tuning: object             # deploy.tune_network.NetworkTuning (shared by picks of one network)
+    within_budget_after: bool
+    table_sum_after_ms: float  # with the schedules after every pick's tuning (later picks' records
+                               # and transfers may reach kernels an earlier pick shares)
+
+
+def tune_picks_enabled(s) -> str | None:
+    """Tuning the picks needs trials and a way to time candidates on the target."""
+    from ..measure.runners import runner_tracker
+
+    if s.cfg.pick_trials <= 0:
+        if getattr(s.cfg, "trials", None) == 0:  # the main job's --trials 0: no tuning at all
+            return "--trials 0 (no tuning; --pick-trials N tunes the picks alone)"
+        return "--pick-trials 0"
+    if s.runner is None:
+        return "no runner"
+    if not s.target.local and runner_tracker(s.runner) is None:
+        return f"target {s.target.name} is remote and its runner has no tracker to tune through"
+    return None
+
+
+def step_tune_picks(s) -> None:
+    """Tune each pick's own kernels within --pick-trials MetaSchedule trials; re-price it, re-check its budget."""
+    from ..deploy.tune_network import tune_network
+    from ..measure.runners import runner_tracker
+    from ..table.fill import prepare
+
+    cfg, ctx = s.cfg, s.search_ctx
+    ok = [p for p in s.picks if not p.error]
+    done: dict[str, object] = {}  # one tuning per network (two budgets may pick the same one)
+    bar = s.progress(len(ok), f"tuning the picks' own kernels ({cfg.pick_trials} trials each)")
+    try:
+        for pick in ok:
+            key = pick.arch.to_json()
+            if key not in done:
+                s.log(f"pick at {pick.budget_ms:g} ms: tuning its own kernels within {cfg.pick_trials} trials")
+                done[key] = tune_network(pick.net, s.target, cfg.pick_trials, s.table, s.schedules, s.runner,
+                                         cfg.trials_per_kernel, cfg.tuning_population, runner_tracker(s.runner),
+                                         cfg.statistic, log=s.log)
+            bar.update(1)
+    finally:
+        bar.close()
+    tunings = []
+    for pick in s.picks:  # priced once every pick is tuned: later tunings may transfer to earlier picks
+        if pick.error:
+            tunings.append(None)
+            continue
+        before = (pick.prepared, pick.prediction)
+        pick.prepared = prepare(pick.net.kernels, s.target, s.schedules)  # what export and measurement use
+        pick.prediction = ctx.latency.predict(pick.prepared)
+        within = pick.prediction.latency_ms <= pick.budget_ms
+        if not within:
+            s.log(f"WARNING: the pick at {pick.budget_ms:g} ms is predicted at {pick.prediction.latency_ms:.3f} ms "
+                  "after tuning its kernels: over its budget")
+        tunings.append(PickTuning(*before, done[pick.arch.to_json()], within, pick.prediction.table_sum_ms))
+    s.pick_tunings = tunings
+
+
+def tuning_report(t: PickTuning | None, before_price) -> dict | None:
+    """The report's ``tuning`` entry of a pick: trials, kernels, predicted and measured before (ms)."""
+    if t is None:
+        return None
+    nt = t.tuning
+    return {"trials_budget": nt.trials_budget, "trials_spent": nt.trials_spent, "seconds": nt.seconds,
+            "predicted_before_ms": t.prediction_before.latency_ms,
+            "table_sum_before_ms": nt.before_ms, "table_sum_after_ms": t.table_sum_after_ms,
+            "table_sum_default_ms": nt.default_ms, "within_budget_after": t.within_budget_after,
+            "measured_before_ms": before_price.measured_ms if before_price else None,
+            "provenance_before": nt.provenance_before, "provenance_after": nt.provenance_after,
+            "kernels": nt.kernels}
+
+
 # ---------------------------------------------------------------- export
 @dataclass
 class Export:
@@ -264,16 +352,21 @@ def exports_up_to_date(s) -> dict | None:
 
 # ---------------------------------------------------------------- measure
 def step_measure_picks(s) -> None:
-    """Measure each chosen network end to end on the target: predicted vs measured."""
+    """Measure each chosen network end to end on the target: predicted vs measured (and as it was before tuning)."""
     ok = [pick for pick in s.picks if not pick.error]
-    bar = s.progress(len(ok), "measuring the chosen networks")
+    tunings = s.get("pick_tunings") or [None] * len(s.picks)
+    before = [(pick, t) for pick, t in zip(s.picks, tunings) if t is not None]
+    nets = [(pick.net, pick.prepared, {"arch": pick.arch.to_dict(), "space": s.space.name}) for pick in ok]
+    nets += [(pick.net, t.prepared_before, {"arch": pick.arch.to_dict(), "space": s.space.name}) for pick, t in before]
+    bar = s.progress(len(nets), "measuring the chosen networks" + (" (and as before tuning)" if before else ""))
     try:
-        priced = iter(price_and_measure_all(
-            [(pick.net, pick.prepared, {"arch": pick.arch.to_dict(), "space": s.space.name}) for pick in ok],
-            s.search_ctx.latency, s.target, s.runner, s.schedules, s.nets_table, on_done=lambda _i: bar.update(1)))
+        priced = price_and_measure_all(nets, s.search_ctx.latency, s.target, s.runner, s.schedules, s.nets_table,
+                                       on_done=lambda _i: bar.update(1))
     finally:
         bar.close()
-    s.pick_prices = [None if pick.error else next(priced) for pick in s.picks]
+    after, was = iter(priced[:len(ok)]), iter(priced[len(ok):])
+    s.pick_prices = [None if pick.error else next(after) for pick in s.picks]
+    s.pick_prices_before = [None if t is None else next(was) for t in tunings]
 
 
 def measure_enabled(s) -> str | None:
@@ -320,8 +413,10 @@ def step_regret(s) -> None:
     s.regret_networks = int(len(setup.indices))
 
 
-def pick_report(pick: Pick, export: Export | None, price, regret: dict | None, ctx) -> dict:
-    """The report's entry of one pick (the fields the text report and the plot read)."""
+def pick_report(pick: Pick, export: Export | None, price, regret: dict | None, ctx,
+                tuning: PickTuning | None = None, price_before=None) -> dict:
+    """The report's entry of one pick (the fields the text report and the plot read); ``tuning``
+    and ``price_before``: its own kernels' tuning and its measurement as it was before."""
     if pick.error:
         return {"budget_ms": pick.budget_ms, "error": pick.error}
     r = pick.result
@@ -339,6 +434,8 @@ def pick_report(pick: Pick, export: Export | None, price, regret: dict | None, c
            "pareto": [{"predicted_accuracy": float(a), "predicted_latency_ms": float(lt)}
                       for a, lt in zip(r.pareto_accuracy, r.pareto_latency_ms)],
            **uncertainty(ctx, r)}
+    if tuning is not None:
+        out["tuning"] = tuning_report(tuning, price_before)
     if regret is not None:
         out.update(regret)
     return out

@@ -14,6 +14,7 @@ from ..latency.models import DEFAULT_RESIDUAL_MODE
 
 DEFAULT_TASK = "nas-bench-macro"  # the accuracy task of the main job
 DEFAULT_SPACE = "macro"           # its space (accuracy.tasks.default_space(DEFAULT_TASK)), for tune and search
+PICK_TRIALS = 32                  # MetaSchedule trials per pick on its own kernels (step "tune picks")
 
 
 @dataclass
@@ -24,6 +25,7 @@ class TuneConfig:
     trials: int = 64
     trials_per_kernel: int = 16
     tuning_population: int = 128     # MetaSchedule's evolutionary population per kernel (its own default: 512)
+    pick_trials: int | None = None   # per pick, on its own kernels; None: PICK_TRIALS, or 0 with trials 0
     heldout: int = 20
     heldout_seed: int = 2026
     train_networks: int = 20
@@ -53,6 +55,8 @@ class TuneConfig:
     runs_dir: Path | None = None      # None: <workdir>/runs
 
     def __post_init__(self):
+        if self.pick_trials is None:  # --trials 0 means no tuning at all, unless picks' trials are asked for
+            self.pick_trials = PICK_TRIALS if self.trials > 0 else 0
         self.luts_dir = Path(self.luts_dir) if self.luts_dir is not None else luts_dir()
         self.runs_dir = Path(self.runs_dir) if self.runs_dir is not None else runs_dir()
         if self.schedules_dir is not None:
@@ -78,3 +82,7 @@ class SearchConfig:
     luts_dir: Path | None = None
     schedules_dir: Path | None = None
     measure: bool = True
+    pick_trials: int = 0             # MetaSchedule trials on the pick's own kernels before export (0: none)
+    trials_per_kernel: int = 16
+    tuning_population: int = 128
+    statistic: str = "runtime_us_p50"

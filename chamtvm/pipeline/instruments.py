@@ -2,7 +2,7 @@
 its long loops a progress bar. None of this is code inside a step.
 
 * ``StepTimer``: wall seconds per step (``seconds``: step name, or its ``timer_name``, -> s);
-* ``StepLog``: one line per step before it runs (``[3/21] coverage: ...``) and one per
+* ``StepLog``: one line per step before it runs (``[3/22] coverage: ...``) and one per
   skipped step with the reason, through ``log``;
 * ``ProgressBars``: tqdm bars for the items of a long step (kernels, networks, budgets),
   or none when ``enabled`` is False.

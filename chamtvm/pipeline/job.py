@@ -1,12 +1,12 @@
 """The main job (``python -m chamtvm tune``) as a list of steps, ``TUNE_STEPS``; steps 13-14
-(``BUDGET_STEPS``) and 16-19 (``PICK_STEPS``) are also the ``search`` command's
+(``BUDGET_STEPS``) and 16-20 (``PICK_STEPS``) are also the ``search`` command's
 (``search_job.SEARCH_STEPS``). Each step reads and writes the ``state.JobState`` fields it
 declares; a step disabled by the settings or by data (a field an earlier, skipped step did
 not produce) is listed in the report's ``skipped_steps`` with why; timing, log lines and
 progress bars are instruments around the steps (``instruments``). A step is added, moved
 or dropped by editing the list.
 
-The main job, in this order (the one numbering; ``[k/21]`` in the log):
+The main job, in this order (the one numbering; ``[k/22]`` in the log):
    1. open            load the space, the target's table, network journal and schedules
    2. task            the accuracy task's trainer for the space, or why it cannot train it
    3. coverage        every fused kernel of the space (probe lowering, ``lower.coverage``)
@@ -31,10 +31,14 @@ The main job, in this order (the one numbering; ``[k/21]`` in the log):
   16. search context  the GP fitted on the journal, beside the space's latency predictors
   17. search          per budget the loop's best observed network (pool = the whole space),
                       else the genetic search's pick; each pick lowered and priced
-  18. export          each pick's artefacts (up to date: every ``export.json`` matches)
-  19. measure picks   each pick measured end to end: predicted vs measured
-  20. regret          lookup tasks: each pick against the true best under its budget
-  21. report          the report dict and the plot of the picks
+  18. tune picks      each pick's own kernels tuned within --pick-trials (transfer first, then
+                      trials on its costliest kernels), re-priced, its budget re-checked
+                      (--trials 0 or --pick-trials 0: skipped)
+  19. export          each pick's artefacts (up to date: every ``export.json`` matches)
+  20. measure picks   each pick measured end to end: predicted vs measured (a tuned pick also
+                      as it was before tuning)
+  21. regret          lookup tasks: each pick against the true best under its budget
+  22. report          the report dict and the plot of the picks
 
 The ``search`` command (``search_job``): ``search open`` (its space, journal, budget and
 output folder), steps 13-14 and 16-19, ``search report`` (report.json, the Pareto plot).
@@ -101,11 +105,14 @@ PICK_STEPS: list[Step] = [  # steps 16-19: the main job's and the search command
     Step("search", adapt.step_search,
          reads=("space", "target", "schedules", "search_settings", "search_ctx", "budgets_ms"),
          optional_reads=("accuracy_build",), writes=("picks",)),
+    Step("tune picks", adapt.step_tune_picks,
+         reads=("cfg", "picks", "search_ctx", "target", "runner", "table", "schedules", "log"),
+         writes=("pick_tunings",), enabled=adapt.tune_picks_enabled),
     Step("export", adapt.step_export, reads=("picks", "space", "space_ref", "target", "schedules", "pick_dir"),
          writes=("exports",), up_to_date=adapt.exports_up_to_date),
     Step("measure picks", adapt.step_measure_picks,
          reads=("picks", "space", "search_ctx", "search_settings", "target", "runner", "schedules", "nets_table"),
-         writes=("pick_prices",), enabled=adapt.measure_enabled),
+         optional_reads=("pick_tunings",), writes=("pick_prices", "pick_prices_before"), enabled=adapt.measure_enabled),
 ]
 SHARED_STEPS: list[Step] = [*BUDGET_STEPS, *PICK_STEPS]  # in the search command's order
 
@@ -146,7 +153,8 @@ TUNE_STEPS: list[Step] = [
          reads=("cfg", "target", "runner", "space", "table", "kernels", "prepared", "models", "skipped", "log", "nets_table"),
          optional_reads=("heldout", "prepared_tuned", "prepared_deployed", "set_aside_schedules", "table_fill",
                          "tuned_fill", "calibration_measured", "adaptive_calibration", "tuned_now", "trainer_note",
-                         "accuracy", "search_ctx", "picks", "exports", "pick_prices", "regrets", "regret_networks"),
+                         "accuracy", "search_ctx", "picks", "pick_tunings", "exports", "pick_prices",
+                         "pick_prices_before", "regrets", "regret_networks"),
          writes=("report",)),
 ]
 

@@ -85,7 +85,9 @@ def adapt_report(s) -> dict:
     cfg, ctx, picks = s.cfg, s.get("search_ctx"), s.get("picks", [])
     exports, prices = s.get("exports") or [None] * len(picks), s.get("pick_prices") or [None] * len(picks)
     regrets = s.get("regrets") or [None] * len(picks)
-    rows = [pick_report(p, e, m, r, ctx) for p, e, m, r in zip(picks, exports, prices, regrets)]
+    tunings = s.get("pick_tunings") or [None] * len(picks)
+    before = s.get("pick_prices_before") or [None] * len(picks)
+    rows = [pick_report(p, e, m, r, ctx, t, b) for p, e, m, r, t, b in zip(picks, exports, prices, regrets, tunings, before)]
     flat = [p["budget_ms"] for p in rows if p.get("front_flatness", {}).get("flat")]
     warning = flat_front_warning(flat) if flat else None
     if warning:
@@ -177,6 +179,16 @@ def format_adapt(report: dict) -> list[str]:
                      f"{'' if p['exported_now'] else ' (up to date)'}"
                      + (f"  observed acc {100 * p['observed_accuracy']:.2f}% (looked up)"
                         if p.get("chosen_by") == "observed" else ""))
+    tuned = [p for p in report.get("picks", []) if p.get("tuning")]
+    if tuned:
+        lines.append(f"the picks' own kernels tuned before export{emu} (predicted / measured ms, before -> after):")
+        for p in tuned:
+            t = p["tuning"]
+            mb = "-" if t["measured_before_ms"] is None else f"{t['measured_before_ms']:.3f}"
+            ma = f"{p['measured_ms']:.3f}" if p["measured_ms"] else "-"
+            lines.append(f"{p['budget_ms']:>9.3g}  {t['trials_spent']}/{t['trials_budget']} trials, {t['seconds']:.0f} s: "
+                         f"predicted {t['predicted_before_ms']:.3f} -> {p['predicted_latency_ms']:.3f}, "
+                         f"measured {mb} -> {ma}" + ("" if t["within_budget_after"] else "  OVER BUDGET after tuning"))
     picks = [p for p in report.get("picks", []) if not p.get("error")]
     if picks:
         lines.append(f"{'budget ms':>9} {'P(beats runner-up)':>18} {'front spread pts':>16} {'GP std pts':>10}"

@@ -1,7 +1,7 @@
 """The ``search`` command's job (``SEARCH_STEPS``): its own first step (``search open``: the
-space, the accuracy journal, the budget, the staging folder), the main job's steps 12-13
-and 15-18 (``job.SHARED_STEPS``: space latency, budgets, search context, search, export,
-measure picks) and its own report (``search report``: report.json and pareto.png).
+space, the accuracy journal, the budget, the staging folder), the main job's steps 13-14
+and 16-20 (``job.SHARED_STEPS``: space latency, budgets, search context, search, tune picks,
+export, measure picks) and its own report (``search report``: report.json and pareto.png).
 
 In: a ``SearchConfig``, a ``TargetSpec``, an optional runner. Out: the report dict, and the
 output folder (``--out``) written whole (staged, then renamed into place).
@@ -94,6 +94,9 @@ def step_search_report(s) -> None:
     if price is not None:
         report["measured"] = {"latency_ms": price.measured_ms, "error": price.measure_error,
                               "predicted_latency_ms": price.predicted_ms, "error_pct": price.error_pct}
+    tuning = (s.get("pick_tunings") or [None])[0]
+    if tuning is not None:
+        report["tuning"] = adapt.tuning_report(tuning, (s.get("pick_prices_before") or [None])[0])
     pareto_plot(report, stage / "pareto.png")
     report["artifacts"]["pareto_plot"] = str(out / "pareto.png")
     s.report = report
@@ -105,7 +108,7 @@ SEARCH_STEPS: list[Step] = [
     *SHARED_STEPS,
     Step("search report", step_search_report,
          reads=("cfg", "target", "runner", "space", "search_ctx", "picks", "exports", "journal_path", "stage_dir"),
-         optional_reads=("pick_prices",), writes=("report",)),
+         optional_reads=("pick_prices", "pick_tunings", "pick_prices_before"), writes=("report",)),
 ]
 
 

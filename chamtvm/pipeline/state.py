@@ -91,8 +91,11 @@ class JobState:
     search_ctx: Any = UNSET            # search.context.SearchContext
     budgets_ms: Any = UNSET            # list[float]: the budgets of the accuracy loop and the search
     picks: Any = UNSET                 # list[adapt.Pick]: per budget, the chosen network or the error
+    pick_tunings: Any = UNSET          # list[adapt.PickTuning | None] per pick: its own kernels tuned
+                                       # (the pick's ``prepared`` and ``prediction`` are then the tuned ones)
     exports: Any = UNSET               # list[adapt.Export | None] per pick (None: no network)
     pick_prices: Any = UNSET           # list[PricedNetwork | None] per pick
+    pick_prices_before: Any = UNSET    # list[PricedNetwork | None] per pick: as it was before tuning
     regrets: Any = UNSET               # list[dict | None] per pick: true accuracy, regret, contenders
     regret_networks: Any = UNSET       # int: networks of the enumerated space
 

@@ -55,6 +55,15 @@ def format_search(report: dict) -> str:
                          f"{m['predicted_latency_ms']:.3f} ms ({m['error_pct']:+.1f}%)")
         else:
             lines.append(f"  measuring failed: {m['error']}")
+    t = report.get("tuning")
+    if t:
+        m = report.get("measured") or {}
+        mb = "-" if t["measured_before_ms"] is None else f"{t['measured_before_ms']:.3f}"
+        ma = "-" if m.get("latency_ms") is None else f"{m['latency_ms']:.3f}"
+        pa = "-" if m.get("predicted_latency_ms") is None else f"{m['predicted_latency_ms']:.3f}"
+        lines.append(f"  its own kernels tuned before export ({t['trials_spent']} of {t['trials_budget']} trials, "
+                     f"{t['seconds']:.0f} s): predicted {t['predicted_before_ms']:.3f} -> {pa} ms, measured {mb} -> {ma} ms"
+                     + ("" if t["within_budget_after"] else "; OVER BUDGET after tuning"))
     lines.append(f"  Pareto front: {len(report['pareto'])} networks; artefacts in {Path(report['artifacts']['arch']).parent}")
     for k, v in report["artifacts"].items():
         lines.append(f"    {k}: {v}")

@@ -5,6 +5,7 @@ export, measurement; then a rerun that looks up, measures and exports nothing tw
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +122,46 @@ def test_cli_refuses_bad_budgets(capsys):
             main(["tune", "--budgets-ms", bad])
         assert e.value.code == 2
         assert "budget" in capsys.readouterr().err
+
+
+def test_tune_picks_tunes_each_picks_own_kernels_and_reports_before_and_after(macro_main_job, tmp_path):
+    """Step ``tune picks`` (``pick_trials``): real MetaSchedule trials on each pick's own kernels
+    after the search; the pick is re-priced, exported with the schedules that result and
+    measured, and the report holds its latency before (predicted and measured) and after."""
+    import dataclasses
+    import shutil
+
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.pipeline.job import run_tune
+    from chamtvm.pipeline.report import format_report
+
+    first, target = macro_main_job.report, macro_main_job.target
+    assert first["skipped_steps"]["tune picks"].startswith("--trials 0")
+    for folder in ("luts", "runs"):
+        shutil.copytree(macro_main_job.tmp / folder, tmp_path / folder)
+    cfg = dataclasses.replace(macro_main_job.cfg, luts_dir=tmp_path / "luts", runs_dir=tmp_path / "runs",
+                              schedules_dir=tmp_path / "schedules", pick_trials=4, trials_per_kernel=4,
+                              tuning_population=16)
+    with LocalRunner(target) as runner:
+        report = run_tune(target, runner, cfg, log=lambda *a: None)
+    assert "tune picks" not in report["skipped_steps"]
+    picks = report["picks"]
+    assert [p["architecture"] for p in picks] == [p["architecture"] for p in first["picks"]]
+    for p, before in zip(picks, first["picks"]):
+        t = p["tuning"]
+        assert t["trials_budget"] == 4 and t["trials_spent"] >= 1
+        assert any(k["policy"] == "joint" for k in t["kernels"])
+        # before: the pick as the first run priced and measured it (default schedules)
+        assert t["predicted_before_ms"] == pytest.approx(before["predicted_latency_ms"], rel=1e-9)
+        assert t["measured_before_ms"] == pytest.approx(before["measured_ms"], rel=1e-9)  # from the journal
+        # after: never above the default schedules kernel by kernel (slower records set aside)
+        assert t["table_sum_after_ms"] <= t["table_sum_default_ms"] * (1 + 1e-9)
+        assert p["predicted_latency_ms"] == pytest.approx(t["table_sum_after_ms"], rel=1e-6)  # no residual here
+        assert t["within_budget_after"] == (p["predicted_latency_ms"] <= p["budget_ms"])
+        assert p["measured_ms"] > 0
+        # the export ships what was priced: re-exported exactly when a schedule changed
+        changed = t["provenance_after"] != t["provenance_before"]
+        assert p["exported_now"] == changed
+        stamp = json.loads((Path(p["artifacts"]["library"]).parent / "export.json").read_text())["stamp"]
+        assert stamp["arch"] == p["architecture"]
+    assert "the picks' own kernels tuned before export" in format_report(report)
