@@ -46,8 +46,13 @@ def main(argv=None) -> int:
             return proc["exit"]
         wall = proc["wall_s"]
         report = json.loads((tmp / "report.json").read_text())
-    picks = [{k: p.get(k) for k in ("budget_ms", "predicted_latency_ms", "measured_ms", "measured_spread_pct",
-                                    "error_pct", "predicted_accuracy")} for p in report.get("picks", [])]
+    picks = [{**{k: p.get(k) for k in ("budget_ms", "predicted_latency_ms", "measured_ms", "measured_spread_pct",
+                                       "error_pct", "predicted_accuracy")},
+              # step "tune picks": the pick's own kernels tuned before export; its latency before
+              "tuning": {k: v for k, v in p["tuning"].items() if k != "kernels"} if p.get("tuning") else None,
+              "tuned_kernels": [{k: t.get(k) for k in ("name", "policy", "trials", "best_us", "default_us", "kept")}
+                                for t in p["tuning"]["kernels"]] if p.get("tuning") else []}
+             for p in report.get("picks", [])]
     acc = report.get("accuracy", {})
     result = {
         "target": target, "space": report["space"], "device_label": report["device_label"],
@@ -89,6 +94,11 @@ def main(argv=None) -> int:
     for p in picks:
         print(f"  budget {p['budget_ms']} ms: predicted {p['predicted_latency_ms']:.3f} ms, measured "
               f"{p['measured_ms']:.3f} ms (spread {p['measured_spread_pct']:.1f} %), error {p['error_pct']:+.1f} %")
+        t = p["tuning"]
+        if t:
+            print(f"    own kernels tuned ({t['trials_spent']} trials, {t['seconds']} s): predicted "
+                  f"{t['predicted_before_ms']:.3f} -> {p['predicted_latency_ms']:.3f} ms, measured "
+                  f"{t['measured_before_ms']} -> {p['measured_ms']:.3f} ms")
     write_results(result, RESULTS / f"{name or 'main_job_' + target}.json")
     return 0
 
