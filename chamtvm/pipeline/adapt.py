@@ -209,6 +209,7 @@ class PickTuning:
 
     prepared_before: list
     prediction_before: object  # latency.models.FullPrediction
+    schedules_before: object   # ScheduleSource.frozen() of before the tuning: builds the pick as it was
     tuning: object             # deploy.tune_network.NetworkTuning (shared by picks of one network)
     within_budget_after: bool
     table_sum_after_ms: float  # with the schedules after every pick's tuning (later picks' records
@@ -238,6 +239,7 @@ def step_tune_picks(s) -> None:
 
     cfg, ctx = s.cfg, s.search_ctx
     ok = [p for p in s.picks if not p.error]
+    schedules_before = s.schedules.frozen()  # what the picks would have shipped with
     done: dict[str, object] = {}  # one tuning per network (two budgets may pick the same one)
     bar = s.progress(len(ok), f"tuning the picks' own kernels ({cfg.pick_trials} trials each)")
     try:
@@ -263,7 +265,8 @@ def step_tune_picks(s) -> None:
         if not within:
             s.log(f"WARNING: the pick at {pick.budget_ms:g} ms is predicted at {pick.prediction.latency_ms:.3f} ms "
                   "after tuning its kernels: over its budget")
-        tunings.append(PickTuning(*before, done[pick.arch.to_json()], within, pick.prediction.table_sum_ms))
+        tunings.append(PickTuning(*before, schedules_before, done[pick.arch.to_json()], within,
+                                  pick.prediction.table_sum_ms))
     s.pick_tunings = tunings
 
 
@@ -357,7 +360,8 @@ def step_measure_picks(s) -> None:
     tunings = s.get("pick_tunings") or [None] * len(s.picks)
     before = [(pick, t) for pick, t in zip(s.picks, tunings) if t is not None]
     nets = [(pick.net, pick.prepared, {"arch": pick.arch.to_dict(), "space": s.space.name}) for pick in ok]
-    nets += [(pick.net, t.prepared_before, {"arch": pick.arch.to_dict(), "space": s.space.name}) for pick, t in before]
+    nets += [(pick.net, t.prepared_before, {"arch": pick.arch.to_dict(), "space": s.space.name}, t.schedules_before)
+             for pick, t in before]
     bar = s.progress(len(nets), "measuring the chosen networks" + (" (and as before tuning)" if before else ""))
     try:
         priced = price_and_measure_all(nets, s.search_ctx.latency, s.target, s.runner, s.schedules, s.nets_table,

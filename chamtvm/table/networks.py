@@ -59,6 +59,11 @@ class NetworkToMeasure:
     prepared: list
     identity: dict
     table_sum_us: float | None = None
+    schedules: ScheduleSource | None = None  # what builds it (None: the call's), e.g. a snapshot of before a tuning
+
+
+def _schedules_of(item: NetworkToMeasure, default: ScheduleSource) -> ScheduleSource:
+    return default if item.schedules is None else item.schedules
 
 
 def build_key(target: TargetSpec, identity: dict, prepared) -> str:
@@ -102,8 +107,8 @@ def ensure_measured_all(items: Sequence[NetworkToMeasure], target: TargetSpec, r
 
     if rounds <= 1:
         for i, it in enumerate(items):
-            done(i, _ensure_measured_once(it.net, it.prepared, target, runner, schedules, nets_table, it.identity,
-                                          it.table_sum_us, poll_s))
+            done(i, _ensure_measured_once(it.net, it.prepared, target, runner, _schedules_of(it, schedules),
+                                          nets_table, it.identity, it.table_sum_us, poll_s))
         return out
     by_key: dict[str, list[int]] = {}
     for i, it in enumerate(items):
@@ -287,7 +292,7 @@ def _measure_in_rounds(todo: dict[str, NetworkToMeasure], rounds: int, target: T
         libraries: dict[str, Path] = {}
         for n, (key, it) in enumerate(todo.items()):
             library = Path(tmp) / f"net{n}.so"
-            error = build_for_measuring(it.net, target, schedules, library)
+            error = build_for_measuring(it.net, target, _schedules_of(it, schedules), library)
             if error:
                 nets_table.append([failed_row(key, _row_base(it, target, runner), error)])
                 finish(key)

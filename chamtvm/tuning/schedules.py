@@ -36,6 +36,8 @@ class ScheduleSource:
         self._db = None
         self._default_preferred = None
         self._transferred = None
+        self._frozen = False        # a snapshot (``frozen``): never reads its folder again
+        self._had_database = False  # a snapshot's: whether the folder had a database when taken
 
     @classmethod
     def for_target(cls, target: TargetSpec, root: str | Path | None = None) -> "ScheduleSource":
@@ -45,6 +47,8 @@ class ScheduleSource:
 
     @property
     def has_database(self) -> bool:
+        if self._frozen:
+            return self._had_database
         return self.use_database and (self.work_dir / RECORDS).exists()
 
     def database(self, log=None):
@@ -72,9 +76,26 @@ class ScheduleSource:
 
     def reload(self) -> None:
         """Read the database and the schedule logs again (after a tuning or a transfer)."""
+        if self._frozen:
+            return
         self._db = None
         self._default_preferred = None
         self._transferred = None
+
+    def frozen(self) -> "ScheduleSource":
+        """A snapshot: the same folder's database and logs read now, into memory, and never
+        read again (``reload`` does nothing), so it applies the schedules as they are now
+        while a tuning goes on adding records (the build of a network *before* that tuning)."""
+        from .provenance import default_preferred, transferred_tags
+
+        snap = ScheduleSource(self.target, self.work_dir, self.use_database)
+        snap._had_database = self.has_database
+        if snap._had_database:
+            snap.database()
+            snap._default_preferred = default_preferred(self.work_dir)
+        snap._transferred = transferred_tags(self.work_dir)
+        snap._frozen = True
+        return snap
 
     def apply(self, prim_func):
         """``(prim_func to build, tag)``: the tuned schedule when the database has one (and

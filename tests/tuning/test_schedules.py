@@ -21,6 +21,7 @@ def test_tune_one_kernel_apply_it_and_resume(tiny_space, tiny_archs, x86, tmp_pa
     net = lower_arch(tiny_space, tiny_archs[0])
     kernel = max((k for k in net.kernels if "conv2d" in k.name), key=lambda k: k.flops)
     work = tmp_path / "x86"
+    snapshot = ScheduleSource(x86, work).frozen()  # the schedules as they were before the tuning
     line = tune_kernel(kernel.func, kernel.struct_hash, kernel.name, x86, trials=4, work_dir=work, population=16)
     assert line["best_us"] and line["best_us"] > 0
     assert tuned_hashes(x86, work) == {kernel.struct_hash}
@@ -30,6 +31,12 @@ def test_tune_one_kernel_apply_it_and_resume(tiny_space, tiny_archs, x86, tmp_pa
     tuned = prepared[kernel.struct_hash]
     assert tuned.schedule.startswith("ms-") and tuned.key.split("/")[1] == tuned.schedule
     assert all(p.schedule == DEFAULT_TAG for h, p in prepared.items() if h != kernel.struct_hash)
+    # the snapshot still applies what the folder held when it was taken: no database, defaults only
+    snapshot.reload()
+    assert not snapshot.has_database and snapshot.apply_to_module(net.fused) is net.fused
+    assert all(p.schedule == DEFAULT_TAG for p in prepare(net.kernels, x86, snapshot))
+    later = sched.frozen()
+    assert later.has_database and later.apply(kernel.func)[1] == tuned.schedule
 
     # the tuned kernel is measured under its own key, beside the default one
     table = LatencyTable(tmp_path / "x86.jsonl")
