@@ -83,10 +83,11 @@ def main(argv=None) -> int:
     emu = " (EMULATED timings)" if result["emulated"] else ""
     print(f"main job on {target}{emu}, space {result['space']}, empty table and schedule database: "
           f"{wall / 60:.1f} min wall; steps (s): {result['seconds']}")
-    print(f"  held-out n={f['n']}: table sum within ±10 % {100 * fs['within_10pct']:.0f} %, MAPE {fs['mape_pct']:.2f} %; "
-          f"with the {result['residual']} residual within ±5 % {100 * f['within_5pct']:.0f} %, "
-          f"MAPE {f['mape_pct']:.2f} %, tau {f['kendall_tau']:.3f}; median repeat spread "
-          f"{result['heldout_spread_pct_median']:.1f} %")
+    if f and fs:  # none with --heldout 0
+        print(f"  held-out n={f['n']}: table sum within ±10 % {100 * fs['within_10pct']:.0f} %, MAPE {fs['mape_pct']:.2f} %; "
+              f"with the {result['residual']} residual within ±5 % {100 * f['within_5pct']:.0f} %, "
+              f"MAPE {f['mape_pct']:.2f} %, tau {f['kendall_tau']:.3f}; median repeat spread "
+              f"{result['heldout_spread_pct_median']:.1f} %")
     if acc.get("status") == "ok":
         cv = acc["cv"]
         print(f"  accuracy predictor: {acc['samples']} networks ({acc['trained_now']} trained now), "
