@@ -119,6 +119,8 @@ CASES = [
     ("tune --heldout -3", None, "must be an integer >= 0"),
     ("tune --train-networks -1", None, "must be an integer >= 0"),
     ("tune --trials-per-kernel 0", None, "must be a positive integer"),
+    ("tune --pick-trials -4", None, "must be an integer >= 0"),
+    ("search --latency-ms 1 --pick-trials x", None, "must be an integer"),
     ("tune --trials 2.5", None, "must be an integer"),
     ("tune --accuracy-samples 2", None, "must be an integer >= 3"),
     ("tune --out {dir}", None, "is a folder; it names the report JSON file"),
