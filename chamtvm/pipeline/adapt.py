@@ -204,16 +204,13 @@ def uncertainty(ctx, result: SearchResult) -> dict:
 @dataclass
 class PickTuning:
     """A pick's own kernels tuned before export (step ``tune picks``): its prepared kernels
-    and prediction before (what would have shipped), what ``deploy.tune_network`` did
-    (``tuning``: a ``NetworkTuning``) and whether the pick, priced again, meets its budget."""
+    and prediction before (what would have shipped) and what ``deploy.tune_network`` did
+    (``tuning``: a ``NetworkTuning``); the pick itself holds them after."""
 
     prepared_before: list
     prediction_before: object  # latency.models.FullPrediction
     schedules_before: object   # ScheduleSource.frozen() of before the tuning: builds the pick as it was
     tuning: object             # deploy.tune_network.NetworkTuning (shared by picks of one network)
-    within_budget_after: bool
-    table_sum_after_ms: float  # with the schedules after every pick's tuning (later picks' records
-                               # and transfers may reach kernels an earlier pick shares)
 
 
 def tune_picks_enabled(s) -> str | None:
@@ -261,24 +258,25 @@ def step_tune_picks(s) -> None:
         before = (pick.prepared, pick.prediction)
         pick.prepared = prepare(pick.net.kernels, s.target, s.schedules)  # what export and measurement use
         pick.prediction = ctx.latency.predict(pick.prepared)
-        within = pick.prediction.latency_ms <= pick.budget_ms
-        if not within:
+        if pick.prediction.latency_ms > pick.budget_ms:
             s.log(f"WARNING: the pick at {pick.budget_ms:g} ms is predicted at {pick.prediction.latency_ms:.3f} ms "
                   "after tuning its kernels: over its budget")
-        tunings.append(PickTuning(*before, schedules_before, done[pick.arch.to_json()], within,
-                                  pick.prediction.table_sum_ms))
+        tunings.append(PickTuning(*before, schedules_before, done[pick.arch.to_json()]))
     s.pick_tunings = tunings
 
 
-def tuning_report(t: PickTuning | None, before_price) -> dict | None:
-    """The report's ``tuning`` entry of a pick: trials, kernels, predicted and measured before (ms)."""
+def tuning_report(pick: Pick, t: PickTuning | None, before_price) -> dict | None:
+    """The report's ``tuning`` entry of a tuned pick: trials, kernels, predicted and measured
+    before (ms); the table sum after is the pick's with the schedules after every pick's
+    tuning (later picks' records and transfers may reach kernels an earlier pick shares)."""
     if t is None:
         return None
     nt = t.tuning
     return {"trials_budget": nt.trials_budget, "trials_spent": nt.trials_spent, "seconds": nt.seconds,
             "predicted_before_ms": t.prediction_before.latency_ms,
-            "table_sum_before_ms": nt.before_ms, "table_sum_after_ms": t.table_sum_after_ms,
-            "table_sum_default_ms": nt.default_ms, "within_budget_after": t.within_budget_after,
+            "table_sum_before_ms": nt.before_ms, "table_sum_after_ms": pick.prediction.table_sum_ms,
+            "table_sum_default_ms": nt.default_ms,
+            "within_budget_after": pick.prediction.latency_ms <= pick.budget_ms,
             "measured_before_ms": before_price.measured_ms if before_price else None,
             "provenance_before": nt.provenance_before, "provenance_after": nt.provenance_after,
             "kernels": nt.kernels}
@@ -439,7 +437,7 @@ def pick_report(pick: Pick, export: Export | None, price, regret: dict | None, c
                       for a, lt in zip(r.pareto_accuracy, r.pareto_latency_ms)],
            **uncertainty(ctx, r)}
     if tuning is not None:
-        out["tuning"] = tuning_report(tuning, price_before)
+        out["tuning"] = tuning_report(pick, tuning, price_before)
     if regret is not None:
         out.update(regret)
     return out

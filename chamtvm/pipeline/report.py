@@ -9,6 +9,7 @@ from ..core.metrics import fidelity
 from ..core.versions import tvm_version
 from ..table.noise import noise_line, noise_summary
 from ..tuning.schedules import DEFAULT_TAG
+from ..search.report import tuning_summary
 from ..search.uncertainty import flat_front_warning
 from .adapt import QUANTILES, pick_report
 
@@ -181,14 +182,10 @@ def format_adapt(report: dict) -> list[str]:
                         if p.get("chosen_by") == "observed" else ""))
     tuned = [p for p in report.get("picks", []) if p.get("tuning")]
     if tuned:
-        lines.append(f"the picks' own kernels tuned before export{emu} (predicted / measured ms, before -> after):")
+        lines.append(f"the picks' own kernels tuned before export{emu}:")
         for p in tuned:
-            t = p["tuning"]
-            mb = "-" if t["measured_before_ms"] is None else f"{t['measured_before_ms']:.3f}"
-            ma = f"{p['measured_ms']:.3f}" if p["measured_ms"] else "-"
-            lines.append(f"{p['budget_ms']:>9.3g}  {t['trials_spent']}/{t['trials_budget']} trials, {t['seconds']:.0f} s: "
-                         f"predicted {t['predicted_before_ms']:.3f} -> {p['predicted_latency_ms']:.3f}, "
-                         f"measured {mb} -> {ma}" + ("" if t["within_budget_after"] else "  OVER BUDGET after tuning"))
+            lines.append(f"{p['budget_ms']:>9.3g}  "
+                         + tuning_summary(p["tuning"], p["predicted_latency_ms"], p["measured_ms"] or None))
     picks = [p for p in report.get("picks", []) if not p.get("error")]
     if picks:
         lines.append(f"{'budget ms':>9} {'P(beats runner-up)':>18} {'front spread pts':>16} {'GP std pts':>10}"

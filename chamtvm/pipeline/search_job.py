@@ -96,7 +96,7 @@ def step_search_report(s) -> None:
                               "predicted_latency_ms": price.predicted_ms, "error_pct": price.error_pct}
     tuning = (s.get("pick_tunings") or [None])[0]
     if tuning is not None:
-        report["tuning"] = adapt.tuning_report(tuning, (s.get("pick_prices_before") or [None])[0])
+        report["tuning"] = adapt.tuning_report(pick, tuning, (s.get("pick_prices_before") or [None])[0])
     pareto_plot(report, stage / "pareto.png")
     report["artifacts"]["pareto_plot"] = str(out / "pareto.png")
     s.report = report

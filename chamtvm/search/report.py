@@ -33,6 +33,17 @@ def pareto_plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def tuning_summary(t: dict, predicted_after_ms: float | None, measured_after_ms: float | None) -> str:
+    """One line of a pick's tuning (a report's ``tuning`` entry): trials, time, and its
+    predicted and measured latency before -> after (ms; "-" where unknown)."""
+    def ms(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    return (f"{t['trials_spent']} of {t['trials_budget']} trials, {t['seconds']:.0f} s: predicted "
+            f"{ms(t['predicted_before_ms'])} -> {ms(predicted_after_ms)} ms, measured {ms(t['measured_before_ms'])} -> "
+            f"{ms(measured_after_ms)} ms" + ("" if t["within_budget_after"] else "; OVER BUDGET after tuning"))
+
+
 def format_search(report: dict) -> str:
     b = report["best"]
     lines = [f"best network for {report['target']} under {report['latency_budget_ms']} ms "
@@ -55,15 +66,10 @@ def format_search(report: dict) -> str:
                          f"{m['predicted_latency_ms']:.3f} ms ({m['error_pct']:+.1f}%)")
         else:
             lines.append(f"  measuring failed: {m['error']}")
-    t = report.get("tuning")
-    if t:
+    if report.get("tuning"):
         m = report.get("measured") or {}
-        mb = "-" if t["measured_before_ms"] is None else f"{t['measured_before_ms']:.3f}"
-        ma = "-" if m.get("latency_ms") is None else f"{m['latency_ms']:.3f}"
-        pa = "-" if m.get("predicted_latency_ms") is None else f"{m['predicted_latency_ms']:.3f}"
-        lines.append(f"  its own kernels tuned before export ({t['trials_spent']} of {t['trials_budget']} trials, "
-                     f"{t['seconds']:.0f} s): predicted {t['predicted_before_ms']:.3f} -> {pa} ms, measured {mb} -> {ma} ms"
-                     + ("" if t["within_budget_after"] else "; OVER BUDGET after tuning"))
+        lines.append("  its own kernels tuned before export: "
+                     + tuning_summary(report["tuning"], m.get("predicted_latency_ms"), m.get("latency_ms")))
     lines.append(f"  Pareto front: {len(report['pareto'])} networks; artefacts in {Path(report['artifacts']['arch']).parent}")
     for k, v in report["artifacts"].items():
         lines.append(f"    {k}: {v}")

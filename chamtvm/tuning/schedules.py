@@ -36,8 +36,7 @@ class ScheduleSource:
         self._db = None
         self._default_preferred = None
         self._transferred = None
-        self._frozen = False        # a snapshot (``frozen``): never reads its folder again
-        self._had_database = False  # a snapshot's: whether the folder had a database when taken
+        self._frozen = False  # a snapshot (``frozen``): never reads its folder again
 
     @classmethod
     def for_target(cls, target: TargetSpec, root: str | Path | None = None) -> "ScheduleSource":
@@ -47,8 +46,8 @@ class ScheduleSource:
 
     @property
     def has_database(self) -> bool:
-        if self._frozen:
-            return self._had_database
+        if self._frozen:  # a snapshot holds a database exactly when its folder had one
+            return self._db is not None
         return self.use_database and (self.work_dir / RECORDS).exists()
 
     def database(self, log=None):
@@ -89,9 +88,7 @@ class ScheduleSource:
         from .provenance import default_preferred, transferred_tags
 
         snap = ScheduleSource(self.target, self.work_dir, self.use_database)
-        snap._had_database = self.has_database
-        if snap._had_database:
-            snap.database()
+        if snap.database() is not None:
             snap._default_preferred = default_preferred(self.work_dir)
         snap._transferred = transferred_tags(self.work_dir)
         snap._frozen = True
