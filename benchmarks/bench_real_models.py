@@ -507,8 +507,9 @@ def analyze(work: Path, model_factory=None, extra_cases=(), extra: dict | None =
                 tk = sorted(test)
                 est = km.predict_us([rows[k] for k in tk])
                 for k, e in zip(tk, est):
-                    kernel_errs.append((fam, float(np.log(e / rows[k]["runtime_us_p50"])),
-                                        rows[k]["runtime_us_p50"] * test[k]))
+                    if rows[k]["runtime_us_p50"] > 0:  # 0 us: a call cheaper than the VM's per-call cost
+                        kernel_errs.append((fam, float(np.log(e / rows[k]["runtime_us_p50"])),
+                                            rows[k]["runtime_us_p50"] * test[k]))
             fam_nets = [(m, res) for (m, res) in nets if real.family_of(m) == fam and (m, res) in models]
             # network-level scale from the other families only (never from the family judged)
             ratios = []
