@@ -6,8 +6,23 @@ Each family keeps the operators and the graph idioms of the original: ShuffleNet
 ONNX), MobileNetV3's hard-swish and hard-sigmoid squeeze-excite, MobileNetV4's universal
 inverted bottlenecks, EfficientNet's SiLU, RegNet's grouped convolutions, SqueezeNet's
 concatenations, a ViT-style hybrid (conv stem, patch tokens, layer norm, multi-head attention,
-GELU). Conv+BN(+activation) comes from
+GELU), ResNeXt's bottlenecks around a cardinality-32 grouped 3x3 (stride on the 3x3, projection
+shortcut, ReLU after the sum), DenseNet's pre-activation dense layers (BN-ReLU-1x1-BN-ReLU-3x3,
+every layer concatenating all earlier features of its block, a BatchNormalization that no conv
+absorbs, transitions of BN-ReLU-1x1 + 2x2 average pooling), ConvNeXt's blocks (depthwise 7x7,
+permute to channels-last, LayerNorm, 4x Linear expansion, GELU, Linear, permute back, layer
+scale, residual; a 4x4/4 patchify stem and LayerNorm + 2x2/2 downsampling, all with biases),
+EfficientNetV2's Fused-MBConv (a full 3x3 expansion conv, no depthwise) in its early stages and
+SiLU MBConv with squeeze-excite later. Conv+BN(+activation) comes from
 ``space.model.conv_bn``.
+
+Sizes are kept mobile (at most about 1 GMAC at 224 px) so that every member runs quickly under
+TVM's default schedules: ResNeXt is torchvision's ``32x4d`` bottleneck with every width halved
+(cardinality 32 kept, so 2 channels a group in the first stage), DenseNet keeps 121's block
+layout with growth 16 (and a 69-layer growth-12 variant), ConvNeXt uses timm's atto and a
+shallow femto, EfficientNetV2 is torchvision's V2-S configuration scaled in width and depth
+(``ceil`` of depth x repeats; the 1280-wide head kept). ConvNeXt's layer scale is 0.1 instead
+of torchvision's 1e-6 initial value, so that random-weight blocks are not near-identities.
 
 ``FAMILIES`` maps a family to its members; ``build(name)`` gives the torch module (eval
 mode, seeded weights, randomized BN statistics) and ``export_onnx(name, resolution, path)``
@@ -29,6 +44,10 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "shufflenet_v2": ("shufflenet_v2_x1_0", "shufflenet_v2_x0_5"),
     "regnet": ("regnet_y_400mf", "regnet_x_200mf"),
     "vit_hybrid": ("vit_hybrid_tiny", "vit_hybrid_small"),
+    "resnext": ("resnext26_32x4d_x0_5", "resnext14_32x4d_x0_5"),
+    "densenet": ("densenet121_g16", "densenet69_g12"),
+    "convnext": ("convnext_atto", "convnext_femto_shallow"),
+    "efficientnet_v2": ("efficientnet_v2_s_x0_5", "efficientnet_v2_s_x0_35"),
 }
 
 
@@ -348,6 +367,147 @@ def _modules():
             x = self.norm(self.blocks(x))
             return self.head(x.mean(dim=1))
 
+    # ------------------------------------------------------------------- resnext
+    class Bottleneck(nn.Module):
+        """torchvision's ResNeXt bottleneck: 1x1 reduce, grouped 3x3 (``groups`` of
+        ``planes * base_width / 64`` channels, the stride here), 1x1 expand to ``4 * planes``,
+        a 1x1 projection shortcut when the shape changes, ReLU after the sum."""
+
+        def __init__(self, cin, planes, s, groups, base_width):
+            super().__init__()
+            width, cout = int(planes * base_width / 64) * groups, 4 * planes
+            self.body = nn.Sequential(cba(cin, width, 1), cba(width, width, 3, s, groups=groups),
+                                      cba(width, cout, 1, act=None))
+            self.down = cba(cin, cout, 1, s, act=None) if (s != 1 or cin != cout) else nn.Identity()
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + self.down(x))
+
+    def resnext(blocks, width=1.0, groups=32, base_width=4):
+        planes = [int(64 * width * m) for m in (1, 2, 4, 8)]
+        layers = [cba(3, planes[0], 7, 2), nn.MaxPool2d(3, 2, 1)]
+        c = planes[0]
+        for i, (p, n) in enumerate(zip(planes, blocks)):
+            for j in range(n):
+                layers.append(Bottleneck(c, p, 2 if (j == 0 and i > 0) else 1, groups, base_width))
+                c = 4 * p
+        return Classifier(nn.Sequential(*layers), c)
+
+    # ------------------------------------------------------------------ densenet
+    class DenseLayer(nn.Module):
+        """torchvision's ``_DenseLayer``: concatenate every earlier feature map of the block,
+        BN-ReLU-1x1 to ``bn_size * growth``, BN-ReLU-3x3 to ``growth``."""
+
+        def __init__(self, cin, growth, bn_size=4):
+            super().__init__()
+            self.norm1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, bn_size * growth, 1, bias=False)
+            self.norm2 = nn.BatchNorm2d(bn_size * growth)
+            self.conv2 = nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False)
+
+        def forward(self, features):
+            x = self.conv1(torch.relu(self.norm1(torch.cat(features, 1))))
+            return self.conv2(torch.relu(self.norm2(x)))
+
+    class DenseBlock(nn.ModuleList):
+        def forward(self, x):
+            features = [x]
+            for layer in self:
+                features.append(layer(features))
+            return torch.cat(features, 1)
+
+    def densenet(growth, blocks, init, bn_size=4):
+        layers = [cba(3, init, 7, 2), nn.MaxPool2d(3, 2, 1)]
+        c = init
+        for i, n in enumerate(blocks):
+            layers.append(DenseBlock([DenseLayer(c + j * growth, growth, bn_size) for j in range(n)]))
+            c += n * growth
+            if i < len(blocks) - 1:  # transition: BN-ReLU-1x1 halving the channels, 2x2 average pool
+                layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1, bias=False), nn.AvgPool2d(2, 2)]
+                c //= 2
+        layers += [nn.BatchNorm2d(c), nn.ReLU()]
+        return Classifier(nn.Sequential(*layers), c)
+
+    # ------------------------------------------------------------------ convnext
+    class Permute(nn.Module):
+        def __init__(self, dims):
+            super().__init__()
+            self.dims = dims
+
+        def forward(self, x):
+            return torch.permute(x, self.dims)
+
+    class LayerNorm2d(nn.LayerNorm):
+        """LayerNorm over the channels of an NCHW map: permute to NHWC and back, as torchvision."""
+
+        def forward(self, x):
+            x = nn.functional.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                                         self.eps)
+            return x.permute(0, 3, 1, 2)
+
+    class CNBlock(nn.Module):
+        def __init__(self, dim, layer_scale=0.1):
+            super().__init__()
+            self.block = nn.Sequential(
+                nn.Conv2d(dim, dim, 7, padding=3, groups=dim), Permute([0, 2, 3, 1]), nn.LayerNorm(dim, eps=1e-6),
+                nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), Permute([0, 3, 1, 2]))
+            self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), layer_scale))
+
+        def forward(self, x):
+            return x + self.layer_scale * self.block(x)
+
+    class ConvNeXt(nn.Module):
+        def __init__(self, dims, depths):
+            super().__init__()
+            ln = lambda d: LayerNorm2d(d, eps=1e-6)  # noqa: E731
+            layers = [nn.Conv2d(3, dims[0], 4, 4), ln(dims[0])]
+            for i, (d, n) in enumerate(zip(dims, depths)):
+                layers += [CNBlock(d) for _ in range(n)]
+                if i < len(dims) - 1:
+                    layers += [ln(d), nn.Conv2d(d, dims[i + 1], 2, 2)]
+            self.features = nn.Sequential(*layers)
+            self.classifier = nn.Sequential(ln(dims[-1]), nn.Flatten(1), nn.Linear(dims[-1], 1000))
+
+        def forward(self, x):
+            return self.classifier(nn.functional.adaptive_avg_pool2d(self.features(x), 1))
+
+    # ----------------------------------------------------------- efficientnet v2
+    class FusedMBConv(nn.Module):
+        """EfficientNetV2's fused inverted residual: a full ``k x k`` expansion conv (the stride
+        here, SiLU) and a 1x1 linear projection; one ``k x k`` conv when the expansion is 1."""
+
+        def __init__(self, cin, cout, k, s, expand, act=nn.SiLU):
+            super().__init__()
+            if expand == 1:
+                self.block = cba(cin, cout, k, s, act=act)
+            else:
+                hidden = _div(cin * expand)
+                self.block = nn.Sequential(cba(cin, hidden, k, s, act=act), cba(hidden, cout, 1, act=None))
+            self.res = s == 1 and cin == cout
+
+        def forward(self, x):
+            y = self.block(x)
+            return x + y if self.res else y
+
+    def efficientnet_v2(width=1.0, depth=1.0):
+        """torchvision's EfficientNetV2-S configuration ``(fused, expansion, kernel, stride,
+        channels, repeats)``, channels scaled by ``width`` and repeats by ``depth`` (ceil)."""
+        import math
+
+        cfg = [(True, 1, 3, 1, 24, 2), (True, 4, 3, 2, 48, 4), (True, 4, 3, 2, 64, 4),
+               (False, 4, 3, 2, 128, 6), (False, 6, 3, 1, 160, 9), (False, 6, 3, 2, 256, 15)]
+        se = lambda cin, hidden: max(1, cin // 4)  # noqa: E731
+        c = _div(24 * width)
+        layers = [cba(3, c, 3, 2, act=nn.SiLU)]
+        for fused, e, k, s, cout, n in cfg:
+            out = _div(cout * width)
+            for i in range(math.ceil(n * depth)):
+                st = s if i == 0 else 1
+                layers.append(FusedMBConv(c, out, k, st, e) if fused else
+                              MBConv(c, out, k, st, e, act=nn.SiLU, se=se, se_act=nn.SiLU))
+                c = out
+        layers.append(cba(c, 1280, 1, act=nn.SiLU))
+        return Classifier(nn.Sequential(*layers), 1280)
+
     return {
         "mobilenet_v2": lambda: mobilenet_v2(1.0),
         "mobilenet_v2_x0_5": lambda: mobilenet_v2(0.5),
@@ -369,6 +529,14 @@ def _modules():
         "regnet_x_200mf": lambda: regnet((24, 56, 152, 368), (1, 1, 4, 7), 8, False),
         "vit_hybrid_tiny": lambda: ViTHybrid(96, 2, 3),
         "vit_hybrid_small": lambda: ViTHybrid(192, 3, 3),
+        "resnext26_32x4d_x0_5": lambda: resnext((2, 2, 2, 2), 0.5),
+        "resnext14_32x4d_x0_5": lambda: resnext((1, 1, 1, 1), 0.5),
+        "densenet121_g16": lambda: densenet(16, (6, 12, 24, 16), 32),
+        "densenet69_g12": lambda: densenet(12, (4, 8, 12, 8), 24),
+        "convnext_atto": lambda: ConvNeXt((40, 80, 160, 320), (2, 2, 6, 2)),
+        "convnext_femto_shallow": lambda: ConvNeXt((48, 96, 192, 384), (1, 1, 3, 1)),
+        "efficientnet_v2_s_x0_5": lambda: efficientnet_v2(0.5, 0.5),
+        "efficientnet_v2_s_x0_35": lambda: efficientnet_v2(0.35, 0.3),
     }
 
 
