@@ -594,6 +594,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-per-kind", type=int, default=16, help="probes per operator kind in the real sweep")
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--analyze-only", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS / "real_models_x86.json",
+                    help="results file of the default protocol (its .png beside it)")
     ap.add_argument("--adaptive", action="store_true",
                     help="adaptive vs uniform sweep at equal numbers of measured kernels (no 530-kernel sweep; "
                          "writes real_models_x86_adaptive.json/.png)")
@@ -654,7 +656,7 @@ def main(argv=None) -> int:
     if not args.analyze_only:
         measure(args.work, resolutions, models, args.sweep_per_kind, log=log)
     res = analyze(args.work)
-    write_results(res, RESULTS / "real_models_x86.json",
+    write_results(res, args.out,
                   figure=(lambda r, png: _plot(r["protocols"], png)) if res["protocols"] else None,
                   measurements_from=earlier)
     for case, p in res["protocols"].items():
