@@ -228,7 +228,7 @@ def _train(args, runner) -> None:
     from chamtvm.transform.prune.graph import trace_channel_groups
     from chamtvm.transform.prune.importance import channel_scores, prune_to_widths, sensitivity_costs
     from chamtvm.transform.prune.latency import WidthLatencyModel, lane_widths
-    from chamtvm.transform.prune.method import solve_and_check
+    from chamtvm.transform.prune.method import admm_and_check, solve_and_check
     from chamtvm.transform.prune.solve import latency_terms
     from chamtvm.transform.prune.surgery import select_channels
     from chamtvm.transform.prune.unstructured import (conv_linear_weights, magnitude_prune, make_permanent,
@@ -344,14 +344,18 @@ def _train(args, runner) -> None:
         budget_us = (budget_ms * 1e3 * (1 - margin) - wm.beta_us) / wm.alpha
         trained = copy.deepcopy(module)
         t0 = time.time()
-        res = admm_prune(trained, graph, latency_terms(wm, cands), cands, budget_us, data.train_x, data.train_y,
+        terms = latency_terms(wm, cands)
+        res = admm_prune(trained, graph, terms, cands, budget_us, data.train_x, data.train_y,
                          teacher=teacher.module, rounds=args.admm_rounds, steps_per_round=args.admm_steps,
                          seed=args.seed, log=print)
-        widths = {**full, **res.widths}
-        net = select_channels(trained, graph, {g: k for g, k in res.keep.items() if len(k) < full[g]})
+        admm_s = round(time.time() - t0, 1)
+        cut, checks = admm_and_check(lat, module, graph, wm, trained, res, terms, cands, budget_ms, budget_us, print)
+        widths = {**full, **cut.widths}
+        net = select_channels(trained, graph, {g: k for g, k in cut.keep.items() if len(k) < full[g]})
         finish("admm-0.5", net, {"kind": "admm", "share": MIDDLE, "budget_ms": budget_ms, "granularity": lanes,
                                  "widths": widths, "predicted_ms": wm.predict_ms(widths), "margin": margin,
-                                 "admm_s": round(time.time() - t0, 1), "admm_history": res.history,
+                                 "measured_checks": checks, "admm_own_widths": {**full, **res.widths},
+                                 "admm_s": admm_s, "admm_history": res.history,
                                  "admm_steps": args.admm_rounds * args.admm_steps})
 
 

@@ -15,7 +15,10 @@ within the budget. ADMM splits it with a copy ``Z`` (in ``S``) and a scaled dual
 * U-step: ``U = U + W - Z``; ``rho`` grows by ``rho_growth`` per round.
 
 After the last round the network is cut to ``Z``'s structure (the channels ``Z`` keeps) and
-fine-tuned like the one-shot result. Loss: distillation from the teacher's logits when one is
+fine-tuned like the one-shot result. Where that structure measures over the budget on the
+target (the width model errs), ``cut_under`` gives a faster one from the trained weights: the
+same projection of ``W`` under a lower modelled budget (``method`` runs it through the
+measured check shared with the integer program, ``select.select_measured``). Loss: distillation from the teacher's logits when one is
 given (temperature 4, weight 0.9 on the distillation term), else cross-entropy.
 """
 
@@ -89,6 +92,40 @@ def project(values: Mapping[tuple[str, str], "torch.Tensor"], graph: ChannelGrap
             idx[axis] = dropped
             z[(mod, name)][tuple(idx)] = 0.0
     return z, keep, sol.widths, float(sol.cost)
+
+
+@dataclass
+class Cut:
+    """A structure to cut the trained network to: the kept channels per group (indices), the
+    widths, and its modelled latency (the terms' unit, e.g. kernel-sum us)."""
+
+    keep: dict[str, list[int]]
+    widths: dict[str, int]
+    latency: float
+
+
+def structure_latency(terms: LatencyTerms, candidates: Mapping[str, Sequence[int]], widths: Mapping[str, int]) -> float:
+    """Modelled latency of ``widths`` (group -> kept channels; every group of ``candidates``
+    at one of its candidate widths) under ``terms``."""
+    return terms.value({g: list(ws).index(widths[g]) for g, ws in candidates.items()})
+
+
+def cut_under(model: "torch.nn.Module", graph: ChannelGraph, terms: LatencyTerms,
+              candidates: Mapping[str, Sequence[int]], budget: float) -> Cut:
+    """The projection of ``model``'s weights (after ``admm_prune``: trained towards a cut)
+    onto the structures with modelled latency within ``budget``: each group keeps its
+    strongest channels, the widths minimise the energy removed (``solve_milp``; a budget no
+    structure meets is its ``BudgetError``)."""
+    import torch
+
+    modules = dict(model.named_modules())
+    group_params = _group_params(model, graph)
+    keys = sorted({(m, n) for ps in group_params.values() for m, n, _ in ps})
+    with torch.no_grad():
+        _, keep, _, _ = project({k: getattr(modules[k[0]], k[1]).detach() for k in keys}, graph, group_params,
+                                terms, candidates, budget)
+    widths = {g.name: len(keep[g.name]) for g in graph.groups}
+    return Cut(keep, widths, structure_latency(terms, candidates, widths))
 
 
 def admm_prune(model: "torch.nn.Module", graph: ChannelGraph, terms: LatencyTerms,

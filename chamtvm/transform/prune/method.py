@@ -12,7 +12,8 @@ the shared transformation job (``transform.job``; interface in ``transform``'s d
    budget while they measure over it (``select.select_measured``, at most 3 solutions),
    channels kept by group L2 norm; or (``solver=admm``) ALCS's ADMM
    (``admm``): the weights trained towards a feasible structure (the same integer program as
-   the projection), then cut to it. The driver fine-tunes the result by distillation from
+   the projection), then cut to it, with the same measured check (a structure that measures
+   over is replaced by the trained weights' cut under a lower budget). The driver fine-tunes the result by distillation from
    the teacher.
 
 Options (``--option key=value``): ``granularity`` (channels per lane group, default the
@@ -156,43 +157,65 @@ def width_model_for(module, graph, latency, lanes: int, n_widths: int, min_keep:
     return model, model.grid, path
 
 
-def solve_and_check(latency, module, graph, wm, terms, costs, candidates, budget_ms: float, budget_us: float,
-                    log=None):
-    """The integer program's widths under ``budget_us`` (kernel-sum us of ``terms``), measured
-    end to end on ``latency``'s target (a ``TargetLatency``: its runner and schedules, as the
-    result deploys) before any training, and solved again under a lower budget while they
-    measure over ``budget_ms`` (``select.select_measured``: widths that measure under are timed
-    once more, anew, and that timing decides); without a runner, solved once, unchecked.
-    Returns ``(solution, the measured checks)``."""
+def check_measured(latency, module, graph, wm, solve, budget_ms: float, budget_us: float, log=None):
+    """``solve(kernel_budget_us)`` (a choice with ``.widths`` and ``.latency`` in kernel-sum us)
+    measured end to end on ``latency``'s target (a ``TargetLatency``: its runner and
+    schedules, as the result deploys) before any training, and solved again under a lower
+    budget while it measures over ``budget_ms`` (``select.select_measured``: widths that
+    measure under are timed once more, anew, and that timing decides); without a runner,
+    solved once, unchecked. Returns ``(choice, the measured checks)``."""
     from ..select import select_measured
     from .latency import WidthProbe, make_config
-    from .solve import solve_milp
 
     log = log or (lambda msg: None)
-
-    def solve(kernel_budget_us: float):
-        return solve_milp(terms, costs, candidates, kernel_budget_us)
-
     if latency.runner is None:
         return solve(budget_us), []
     probe = WidthProbe(module, graph, latency.target, latency.table, latency.runner, latency.schedules,
                        frontend=wm.frontend, log=log)
 
-    def config(solution):
-        return make_config({**graph.widths, **solution.widths}, graph.widths)
+    def config(choice):
+        return make_config({**graph.widths, **choice.widths}, graph.widths)
 
-    def measure_ms(solution) -> float:
-        ms = probe.network_us(config(solution)) / 1e3
+    def measure_ms(choice) -> float:
+        ms = probe.network_us(config(choice)) / 1e3
         log(f"prune: the chosen widths measure {ms:.4g} ms end to end (budget {budget_ms:.4g} ms)")
         return ms
 
-    def confirm_ms(solution) -> float:
-        ms = probe.time_network_now(config(solution)) / 1e3
+    def confirm_ms(choice) -> float:
+        ms = probe.time_network_now(config(choice)) / 1e3
         log(f"prune: timed again, {ms:.4g} ms")
         return ms
 
     return select_measured(solve, measure_ms, budget_ms, budget_us, wm.alpha / 1e3,
-                           describe=lambda sol: {"widths": dict(sol.widths)}, confirm_ms=confirm_ms)
+                           describe=lambda c: {"widths": dict(c.widths)}, confirm_ms=confirm_ms)
+
+
+def solve_and_check(latency, module, graph, wm, terms, costs, candidates, budget_ms: float, budget_us: float,
+                    log=None):
+    """The integer program's widths under ``budget_us`` (kernel-sum us of ``terms``) through
+    ``check_measured``. Returns ``(solution, the measured checks)``."""
+    from .solve import solve_milp
+
+    return check_measured(latency, module, graph, wm, lambda kb: solve_milp(terms, costs, candidates, kb),
+                          budget_ms, budget_us, log)
+
+
+def admm_and_check(latency, module, graph, wm, trained, result, terms, candidates, budget_ms: float,
+                   budget_us: float, log=None):
+    """ADMM's structure (``result`` of ``admm_prune`` on ``trained``) through
+    ``check_measured``: first the structure ADMM converged to; while it measures over the
+    budget, ``admm.cut_under`` the trained weights at a lower modelled budget. Returns
+    ``(admm.Cut, the measured checks)``."""
+    from .admm import Cut, cut_under, structure_latency
+
+    own = Cut(result.keep, result.widths, structure_latency(terms, candidates, result.widths))
+
+    def solve(kernel_budget_us: float):
+        if kernel_budget_us >= budget_us:
+            return own
+        return cut_under(trained, graph, terms, candidates, kernel_budget_us)
+
+    return check_measured(latency, module, graph, wm, solve, budget_ms, budget_us, log)
 
 
 def run(ctx):
@@ -235,10 +258,12 @@ def run(ctx):
         result = admm_prune(trained, graph, terms, candidates, budget_us, ctx.data.train_x, ctx.data.train_y,
                             teacher=ctx.net, rounds=opts.admm_rounds, steps_per_round=opts.admm_steps,
                             seed=ctx.seed, log=ctx.log)
-        widths = {**graph.widths, **result.widths}
-        pruned = select_channels(trained, graph, {g: k for g, k in result.keep.items() if len(k) < graph.widths[g]})
+        cut, checks = admm_and_check(ctx.latency, module, graph, wm, trained, result, terms, candidates,
+                                     ctx.budget_ms, budget_us, ctx.log)
+        widths = {**graph.widths, **cut.widths}
+        pruned = select_channels(trained, graph, {g: k for g, k in cut.keep.items() if len(k) < graph.widths[g]})
         solved = {"method": "admm", "rounds": result.history, "kernel_sum_us": wm.kernel_sum_us(widths),
-                  "budget_kernel_sum_us": budget_us}
+                  "budget_kernel_sum_us": budget_us, "measured_checks": checks}
     else:
         if opts.importance == "sensitivity":
             rng = np.random.default_rng(ctx.seed)

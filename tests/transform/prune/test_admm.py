@@ -4,6 +4,7 @@ budget, every round is recorded, and cutting to it keeps the network running."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def test_admm_returns_a_feasible_structure(tiny_space):
@@ -43,3 +44,47 @@ def test_admm_returns_a_feasible_structure(tiny_space):
     assert {g: kept_widths(cut, graph)[g] for g in cands} == chosen
     with torch.no_grad():
         assert cut(torch.from_numpy(x[:2])).shape == (2, 10)
+
+
+def test_cut_under_a_lower_budget_gives_a_faster_structure_of_the_trained_weights(tiny_space):
+    """The measured check's fallback for ADMM: the trained weights cut under a lower modelled
+    budget meet it, keep each group's strongest channels, and ``admm_and_check`` without a
+    runner returns ADMM's own structure unchanged."""
+    import torch
+
+    from chamtvm.space.model import build_model, input_shape
+    from chamtvm.space.schema import Arch
+    from chamtvm.transform.prune.admm import admm_prune, cut_under, structure_latency
+    from chamtvm.transform.prune.graph import trace_channel_groups
+    from chamtvm.transform.prune.latency import lane_widths
+    from chamtvm.transform.prune.method import admm_and_check
+    from chamtvm.transform.prune.solve import BudgetError, LatencyTerms
+
+    torch.manual_seed(0)
+    arch = Arch.from_dict({"resolution": 32, "stem_channels": 8, "head_channels": 32, "stages": [
+        {"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3},
+        {"channels": 16, "blocks": 3, "expansion": 4, "kernel": 3},
+        {"channels": 24, "blocks": 1, "expansion": 2, "kernel": 3}]})
+    model, shape = build_model(tiny_space, arch), input_shape(tiny_space, arch)
+    graph = trace_channel_groups(model, shape)
+    cands = {g.name: lane_widths(g.width, 8) for g in graph.groups if len(lane_widths(g.width, 8)) > 1}
+    terms = LatencyTerms(0.0, {g: np.asarray(ws, float) for g, ws in cands.items()})
+    full = sum(max(ws) for ws in cands.values())
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, *shape[1:])).astype(np.float32)
+    y = rng.integers(0, 10, 32).astype(np.int64)
+    res = admm_prune(model, graph, terms, cands, 0.8 * full, x, y, rounds=2, steps_per_round=3, rho=1e-2)
+    own = structure_latency(terms, cands, res.widths)
+    assert own <= 0.8 * full
+    lower = cut_under(model, graph, terms, cands, 0.5 * full)
+    assert lower.latency <= 0.5 * full < own and lower.latency == sum(lower.widths[g] for g in cands)
+    for g in graph.groups:  # the strongest channels of the trained weights, by sum of squares
+        assert len(lower.keep[g.name]) == lower.widths[g.name] == len(set(lower.keep[g.name]))
+    with pytest.raises(BudgetError):
+        cut_under(model, graph, terms, cands, 0.01 * full)
+
+    class NoRunner:
+        runner = None
+
+    cut, checks = admm_and_check(NoRunner(), model, graph, None, model, res, terms, cands, 1.0, 0.8 * full)
+    assert checks == [] and cut.widths == res.widths and cut.latency == own

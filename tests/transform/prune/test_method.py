@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.transform.prune.conftest import E2E_WIDTHS
 from tests.transform.prune.conftest import prune_cmd as _cmd
 
 REPO = Path(__file__).resolve().parents[3]
@@ -89,3 +90,28 @@ def test_prune_on_digits_end_to_end(digits_prune_run):
         want = program.module()(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
     print(f"transform --method prune on digits, end to end: {run.seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_admm_structure_is_measured_before_training_like_the_integer_programs(digits_prune_run):
+    """``solver=admm`` on the same digits teacher, width model and budget: ADMM's structure is
+    measured end to end before fine-tuning and replaced while it measures over the budget
+    (``measured_checks`` as for the integer program); the network it reports is the last try."""
+    run = digits_prune_run
+    assert run.out.returncode == 0, run.out.stderr[-3000:]
+    out = subprocess.run(_cmd(run.work, "--latency-ms", repr(run.budget_ms), "--option", f"widths={E2E_WIDTHS}",
+                                   "--option", "solver=admm", "--option", "admm_rounds=1", "--option", "admm_steps=10",
+                                   "--finetune-epochs", "1", "--no-uniform", "--no-progress", "--json"),
+                         cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    d = report["details"]
+    assert d["solver"]["method"] == "admm" and len(d["solver"]["rounds"]) == 1
+    checks = d["solver"]["measured_checks"]
+    assert 1 <= len(checks) <= 3 and all(c["measured_ms"] > 0 for c in checks)
+    assert all(not c["under_budget"] for c in checks[:-1])
+    assert checks[-1]["widths"] == {g: w for g, w in d["widths"].items() if g in checks[-1]["widths"]}
+    if checks[-1]["under_budget"]:
+        assert checks[-1]["confirm_ms"] <= report["budget_ms"]
+    assert report["adapted"]["measured"]["latency_ms"] > 0
+
