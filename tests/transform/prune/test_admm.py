@@ -7,31 +7,36 @@ import numpy as np
 import pytest
 
 
-def test_admm_returns_a_feasible_structure(tiny_space):
+def _problem(space, images: int):
+    """A fresh small residual network (``conftest._residual_net``), its channel groups, the
+    lane-8 candidate widths, a latency proportional to the kept channels, random images."""
     import torch
 
-    from chamtvm.space.model import build_model, input_shape
-    from chamtvm.space.schema import Arch
-    from chamtvm.transform.prune.admm import admm_prune
     from chamtvm.transform.prune.graph import trace_channel_groups
     from chamtvm.transform.prune.latency import lane_widths
     from chamtvm.transform.prune.solve import LatencyTerms
-    from chamtvm.transform.prune.surgery import kept_widths, select_channels
+    from tests.transform.prune.conftest import _residual_net
 
     torch.manual_seed(0)
-    arch = Arch.from_dict({"resolution": 32, "stem_channels": 8, "head_channels": 32, "stages": [
-        {"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3},
-        {"channels": 16, "blocks": 3, "expansion": 4, "kernel": 3},
-        {"channels": 24, "blocks": 1, "expansion": 2, "kernel": 3}]})
-    model, shape = build_model(tiny_space, arch), input_shape(tiny_space, arch)
+    model, shape = _residual_net(space, 3)
     graph = trace_channel_groups(model, shape)
     cands = {g.name: lane_widths(g.width, 8) for g in graph.groups if len(lane_widths(g.width, 8)) > 1}
-    # latency proportional to the kept channels; the budget allows about 60 % of them
     terms = LatencyTerms(0.0, {g: np.asarray(ws, float) for g, ws in cands.items()})
-    budget = 0.6 * sum(max(ws) for ws in cands.values())
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, *shape[1:])).astype(np.float32)
-    y = rng.integers(0, 10, 64).astype(np.int64)
+    x = rng.standard_normal((images, *shape[1:])).astype(np.float32)
+    y = rng.integers(0, 10, images).astype(np.int64)
+    return model, graph, cands, terms, x, y
+
+
+def test_admm_returns_a_feasible_structure(tiny_space):
+    import torch
+
+    from chamtvm.transform.prune.admm import admm_prune
+    from chamtvm.transform.prune.surgery import kept_widths, select_channels
+
+    model, graph, cands, terms, x, y = _problem(tiny_space, 64)
+    # latency proportional to the kept channels; the budget allows about 60 % of them
+    budget = 0.6 * sum(max(ws) for ws in cands.values())
     res = admm_prune(model, graph, terms, cands, budget, x, y, rounds=3, steps_per_round=5, rho=1e-2)
     chosen = {g: res.widths[g] for g in cands}
     assert sum(chosen.values()) <= budget and any(w < max(cands[g]) for g, w in chosen.items())
@@ -50,29 +55,12 @@ def test_cut_under_a_lower_budget_gives_a_faster_structure_of_the_trained_weight
     """The measured check's fallback for ADMM: the trained weights cut under a lower modelled
     budget meet it, keep each group's strongest channels, and ``admm_and_check`` without a
     runner returns ADMM's own structure unchanged."""
-    import torch
-
-    from chamtvm.space.model import build_model, input_shape
-    from chamtvm.space.schema import Arch
     from chamtvm.transform.prune.admm import admm_prune, cut_under, structure_latency
-    from chamtvm.transform.prune.graph import trace_channel_groups
-    from chamtvm.transform.prune.latency import lane_widths
     from chamtvm.transform.prune.method import admm_and_check
-    from chamtvm.transform.prune.solve import BudgetError, LatencyTerms
+    from chamtvm.transform.prune.solve import BudgetError
 
-    torch.manual_seed(0)
-    arch = Arch.from_dict({"resolution": 32, "stem_channels": 8, "head_channels": 32, "stages": [
-        {"channels": 8, "blocks": 1, "expansion": 1, "kernel": 3},
-        {"channels": 16, "blocks": 3, "expansion": 4, "kernel": 3},
-        {"channels": 24, "blocks": 1, "expansion": 2, "kernel": 3}]})
-    model, shape = build_model(tiny_space, arch), input_shape(tiny_space, arch)
-    graph = trace_channel_groups(model, shape)
-    cands = {g.name: lane_widths(g.width, 8) for g in graph.groups if len(lane_widths(g.width, 8)) > 1}
-    terms = LatencyTerms(0.0, {g: np.asarray(ws, float) for g, ws in cands.items()})
+    model, graph, cands, terms, x, y = _problem(tiny_space, 32)
     full = sum(max(ws) for ws in cands.values())
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((32, *shape[1:])).astype(np.float32)
-    y = rng.integers(0, 10, 32).astype(np.int64)
     res = admm_prune(model, graph, terms, cands, 0.8 * full, x, y, rounds=2, steps_per_round=3, rho=1e-2)
     own = structure_latency(terms, cands, res.widths)
     assert own <= 0.8 * full
