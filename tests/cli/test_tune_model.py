@@ -68,7 +68,8 @@ def test_trials_tune_the_costliest_kernel_and_predict_gives_the_tuned_latency(ti
     schedules folder, its row in the table, and ``predict`` prices it tuned (or, where tuning
     found nothing faster, with the default it keeps)."""
     luts, sched = tmp_path / "luts", tmp_path / "schedules"
-    out = chamtvm("tune-model", tiny_onnx, "--trials", "4", "--trials-per-kernel", "4", "--tuning-population", "16",
+    # 4 trials at 8 per kernel: one kernel, the costliest (a round of 4 each for two would need 8)
+    out = chamtvm("tune-model", tiny_onnx, "--trials", "4", "--trials-per-kernel", "8", "--tuning-population", "16",
                   "--luts-dir", luts, "--schedules-dir", sched, "--json")
     assert out.returncode == 0, out.stderr[-3000:]
     body = json.loads(out.stdout)
