@@ -59,6 +59,15 @@ def _group_params(model, graph: ChannelGraph) -> dict[str, list[tuple[str, str, 
     return out
 
 
+def _group_tensors(model, graph: ChannelGraph):
+    """``(group params, sorted (module, name) keys, {key: parameter})`` of every parameter on a
+    group's channel axes."""
+    modules = dict(model.named_modules())
+    group_params = _group_params(model, graph)
+    keys = sorted({(m, n) for ps in group_params.values() for m, n, _ in ps})
+    return group_params, keys, {k: getattr(modules[k[0]], k[1]) for k in keys}
+
+
 def _energies(values: Mapping[tuple[str, str], "torch.Tensor"], params, width: int) -> np.ndarray:
     import torch
 
@@ -118,12 +127,9 @@ def cut_under(model: "torch.nn.Module", graph: ChannelGraph, terms: LatencyTerms
     structure meets is its ``BudgetError``)."""
     import torch
 
-    modules = dict(model.named_modules())
-    group_params = _group_params(model, graph)
-    keys = sorted({(m, n) for ps in group_params.values() for m, n, _ in ps})
+    group_params, keys, tensors = _group_tensors(model, graph)
     with torch.no_grad():
-        _, keep, _, _ = project({k: getattr(modules[k[0]], k[1]).detach() for k in keys}, graph, group_params,
-                                terms, candidates, budget)
+        _, keep, _, _ = project({k: tensors[k].detach() for k in keys}, graph, group_params, terms, candidates, budget)
     widths = {g.name: len(keep[g.name]) for g in graph.groups}
     return Cut(keep, widths, structure_latency(terms, candidates, widths))
 
@@ -141,10 +147,7 @@ def admm_prune(model: "torch.nn.Module", graph: ChannelGraph, terms: LatencyTerm
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    modules = dict(model.named_modules())
-    group_params = _group_params(model, graph)
-    keys = sorted({(m, n) for ps in group_params.values() for m, n, _ in ps})
-    tensors = {k: getattr(modules[k[0]], k[1]) for k in keys}
+    group_params, keys, tensors = _group_tensors(model, graph)
     z, keep, widths, removed = project(tensors, graph, group_params, terms, candidates, budget)
     u = {k: torch.zeros_like(t) for k, t in tensors.items()}
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
