@@ -31,6 +31,9 @@ KERNEL_FEATURES = (
     *[f"fine_{k}" for k in FINE_KINDS],
     "log_in_bytes", "log_weight_bytes", "log_out_bytes", "log_reduction", "log_groups", "log_inner_dim",
     "transcendental", "divides", "multiplies", "n_args",
+    # matrix products of any rank as (M, K, N): a channels-last [1, H, W, C] x [C, D] product
+    # has M = H * W rows, which the NCHW reading of ``in_c``/``in_hw`` above gets wrong
+    "log_matmul_m", "log_matmul_k", "log_matmul_n",
 )
 
 # Every network feature is a sum or a max over kernel calls, so a batch of networks can be
@@ -96,6 +99,17 @@ def _nchw(shape) -> tuple[int, int]:
     return (int(shape[-1]) if shape else 1), 1
 
 
+def matmul_mkn(name: str, args: Sequence[tuple]) -> tuple[int, int, int]:
+    """(M, K, N) of a matrix-product kernel (``kernel_kind`` "dense"): M rows of the output
+    over all leading (batch, token, spatial) axes, K the first operand's last axis, N the
+    output's last axis; (0, 0, 0) for any other kernel."""
+    if kernel_kind(name, args) != "dense" or len(args) < 2:
+        return 0, 0, 0
+    first, out = tuple(args[0][0]), tuple(args[-1][0])
+    m = int(np.prod(out[:-1])) if len(out) > 1 else 1
+    return m, (int(first[-1]) if first else 1), (int(out[-1]) if out else 1)
+
+
 def kernel_feature_vector(name: str, args: Sequence[tuple], flops: float, nbytes: float,
                           schedule: str = "default") -> np.ndarray:
     """Features of one kernel, ordered as ``KERNEL_FEATURES``. ``args`` = [(shape, dtype)]."""
@@ -129,6 +143,7 @@ def kernel_feature_vector(name: str, args: Sequence[tuple], flops: float, nbytes
         math.log(groups), math.log1p(shapes[-1][-1] if shapes and shapes[-1] else 1),
         float(sum(t in _TRANSCENDENTAL for t in tokens)), float(tokens.count("divide")),
         float(tokens.count("multiply")), float(len(shapes)),
+        *[math.log1p(d) for d in matmul_mkn(name, args)],
     ])
 
 

@@ -55,6 +55,21 @@ def test_kernel_feature_vector_values():
     gelu = dict(zip(F.KERNEL_FEATURES, F.kernel_feature_vector("fused_matmul_add_divide_erf_multiply",
                                                                [((1, 8), "float32")] * 3, 1.0, 1.0)))
     assert (gelu["transcendental"], gelu["divides"], gelu["multiplies"]) == (1.0, 1.0, 1.0)
+    assert plain["log_matmul_m"] == plain["log_matmul_k"] == plain["log_matmul_n"] == 0.0  # not a matmul
+
+
+def test_matmul_dimensions_of_any_rank():
+    channels_last = [((1, 8, 8, 192), "float32"), ((192, 768), "float32"), ((768,), "float32"),
+                     ((1, 8, 8, 768), "float32")]
+    assert F.matmul_mkn("fused_matmul4_add11", channels_last) == (64, 192, 768)
+    tokens = [((1, 49, 96), "float32"), ((96, 288), "float32"), ((1, 49, 288), "float32")]
+    assert F.matmul_mkn("fused_matmul_add", tokens) == (49, 96, 288)
+    heads = [((1, 3, 49, 32), "float32"), ((1, 3, 32, 49), "float32"), ((1, 3, 49, 49), "float32")]
+    assert F.matmul_mkn("matmul", heads) == (147, 32, 49)  # M counts every head's rows
+    assert F.matmul_mkn("fused_conv2d_add_clip", DW) == (0, 0, 0)
+    f = dict(zip(F.KERNEL_FEATURES, F.kernel_feature_vector("fused_matmul4_add11", channels_last, 1.0, 1.0)))
+    assert (f["log_matmul_m"], f["log_matmul_k"], f["log_matmul_n"]) == pytest.approx(
+        (math.log1p(64), math.log1p(192), math.log1p(768)))
 
 
 def test_network_feature_vector_sums_over_calls():
