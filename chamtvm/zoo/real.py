@@ -13,8 +13,28 @@ absorbs, transitions of BN-ReLU-1x1 + 2x2 average pooling), ConvNeXt's blocks (d
 permute to channels-last, LayerNorm, 4x Linear expansion, GELU, Linear, permute back, layer
 scale, residual; a 4x4/4 patchify stem and LayerNorm + 2x2/2 downsampling, all with biases),
 EfficientNetV2's Fused-MBConv (a full 3x3 expansion conv, no depthwise) in its early stages and
-SiLU MBConv with squeeze-excite later. Conv+BN(+activation) comes from
-``space.model.conv_bn``.
+SiLU MBConv with squeeze-excite later. GhostNet's ghost modules (a primary 1x1 conv to half the
+channels, a cheap depthwise 3x3 making the other half, ``Concat`` and a ``Slice`` back to the
+output width) in ghost bottlenecks with a depthwise stride-2 conv between the two modules, a
+depthwise + 1x1 shortcut, and squeeze-excite gated by the reference's ``relu6(x + 3) / 6``
+(``Add``, ``Clip``, ``Div``, not ``HardSigmoid``), and a 1x1 conv head with bias on the pooled
+map. MobileViT's MV2 blocks (SiLU inverted residuals) and MobileViT blocks: local 3x3 + 1x1,
+unfold into 2x2 patches by ml-cvnets' reshape/transpose chain (Shape-driven ``Reshape`` and
+``Transpose``), pre-norm transformer layers (LayerNorm, multi-head attention, SiLU FFN of twice
+the width) and a final LayerNorm, fold back, 1x1 projection, concat with the block's input,
+3x3 fusion; as in the reference, a feature map whose side is not a multiple of the patch is
+resized bilinearly up to one before unfolding and back after folding (so the 7x7 last stage
+at 224 px carries two ``Resize``). GoogLeNet's four-branch inception modules (1x1; 1x1-3x3;
+1x1-5x5; 3x3 stride-1 max-pool-1x1; concat) between ``ceil_mode`` max-pools: the third branch
+is the paper's real 5x5, where torchvision's port has a 3x3. RepVGG in its deployed
+(re-parameterised) form: nothing but 3x3 convs with bias + ReLU, stride 2 at each stage's
+first conv. MixNet-S's mixed depthwise convolutions (channels split, the first group taking
+the remainder, one kernel size a group among 3/5/7/9/11, concatenated: ``Split``, ``Conv``
+per group, ``Concat``), its two-group 1x1 expansions and projections built the same way, and
+squeeze-excite reduced from the block input with the block's activation (ReLU in the first
+stages, swish later); the BN after a split-and-concatenated conv is one the exporter cannot
+fold, so those stay ``BatchNormalization`` nodes, as in an export of timm's MixNet.
+Conv+BN(+activation) comes from ``space.model.conv_bn``.
 
 Sizes are kept mobile (at most about 1 GMAC at 224 px) so that every member runs quickly under
 TVM's default schedules: ResNeXt is torchvision's ``32x4d`` bottleneck with every width halved
@@ -23,6 +43,13 @@ layout with growth 16 (and a 69-layer growth-12 variant), ConvNeXt uses timm's a
 shallow femto, EfficientNetV2 is torchvision's V2-S configuration scaled in width and depth
 (``ceil`` of depth x repeats; the 1280-wide head kept). ConvNeXt's layer scale is 0.1 instead
 of torchvision's 1e-6 initial value, so that random-weight blocks are not near-identities.
+GhostNet is the paper's 1.0 and 0.5 width multipliers (channels rounded to 4 as the reference),
+MobileViT the paper's XXS and XS, GoogLeNet has every width scaled by 0.5 and 0.25 (at least 4
+channels; no auxiliary heads, no dropout), RepVGG is A0's depths (1, 2, 4, 14, 1) and widths
+(a = 0.75, b = 2.5) scaled by 0.5 and 0.25, MixNet-S is the TF reference's block list at
+depth multiplier 1 and 0.5 (channels rounded to 8, the 1536 head scaled too). Everything here
+keeps the originals' operators but not their training-time branches (dropout, auxiliary
+classifiers, RepVGG's 1x1 and identity branches, which deployment folds into the 3x3).
 
 ``FAMILIES`` maps a family to its members; ``build(name)`` gives the torch module (eval
 mode, seeded weights, randomized BN statistics) and ``export_onnx(name, resolution, path)``
@@ -31,6 +58,7 @@ writes it as ONNX the way a user's exporter does (legacy exporter, opset 17).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -48,6 +76,11 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "densenet": ("densenet121_g16", "densenet69_g12"),
     "convnext": ("convnext_atto", "convnext_femto_shallow"),
     "efficientnet_v2": ("efficientnet_v2_s_x0_5", "efficientnet_v2_s_x0_35"),
+    "ghostnet": ("ghostnet_1_0", "ghostnet_0_5"),
+    "mobilevit": ("mobilevit_xxs", "mobilevit_xs"),
+    "googlenet": ("googlenet_x0_5", "googlenet_x0_25"),
+    "repvgg": ("repvgg_a0_x0_5", "repvgg_a0_x0_25"),
+    "mixnet": ("mixnet_s", "mixnet_s_x0_5"),
 }
 
 
@@ -338,11 +371,13 @@ def _modules():
             return self.proj((a @ v).transpose(1, 2).reshape(b, n, d))
 
     class Encoder(nn.Module):
-        def __init__(self, dim, heads, mlp):
+        """Pre-norm transformer layer: attention and an ``mlp``-times-wider FFN (``act``)."""
+
+        def __init__(self, dim, heads, mlp, act=nn.GELU):
             super().__init__()
             self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
             self.attn = Attention(dim, heads)
-            self.mlp = nn.Sequential(nn.Linear(dim, mlp * dim), nn.GELU(), nn.Linear(mlp * dim, dim))
+            self.mlp = nn.Sequential(nn.Linear(dim, mlp * dim), act(), nn.Linear(mlp * dim, dim))
 
         def forward(self, x):
             x = x + self.attn(self.ln1(x))
@@ -508,6 +543,230 @@ def _modules():
         layers.append(cba(c, 1280, 1, act=nn.SiLU))
         return Classifier(nn.Sequential(*layers), 1280)
 
+    # ------------------------------------------------------------------ ghostnet
+    class GhostGate(nn.Module):
+        """GhostNet's ``hard_sigmoid``: ``relu6(x + 3) / 6`` (Add, Clip, Div in ONNX)."""
+
+        def forward(self, x):
+            return nn.functional.relu6(x + 3.0) / 6.0
+
+    class GhostModule(nn.Module):
+        """Primary 1x1 conv to ``ceil(cout / 2)`` channels, cheap depthwise 3x3 on its output,
+        both concatenated and sliced to ``cout``; ReLU on both halves or on none."""
+
+        def __init__(self, cin, cout, relu=True):
+            super().__init__()
+            self.cout, init, act = cout, math.ceil(cout / 2), nn.ReLU if relu else None
+            self.primary = cba(cin, init, 1, act=act)
+            self.cheap = cba(init, init, 3, groups=init, act=act)
+
+        def forward(self, x):
+            x1 = self.primary(x)
+            return torch.cat([x1, self.cheap(x1)], 1)[:, :self.cout]
+
+    class GhostBottleneck(nn.Module):
+        """Ghost module (ReLU), depthwise ``k x k`` stride-2 (BN, no activation) when strided,
+        optional squeeze-excite, ghost module (linear); identity shortcut, else depthwise
+        ``k x k`` + 1x1 (both BN, linear)."""
+
+        def __init__(self, cin, mid, cout, k, s, se_ratio):
+            super().__init__()
+            layers = [GhostModule(cin, mid)]
+            if s > 1:
+                layers.append(cba(mid, mid, k, s, groups=mid, act=None))
+            if se_ratio:
+                layers.append(SE(mid, _div(mid * se_ratio, 4), gate=GhostGate))
+            layers.append(GhostModule(mid, cout, relu=False))
+            self.ghost = nn.Sequential(*layers)
+            self.shortcut = nn.Identity() if (s == 1 and cin == cout) else nn.Sequential(
+                cba(cin, cin, k, s, groups=cin, act=None), cba(cin, cout, 1, act=None))
+
+        def forward(self, x):
+            return self.ghost(x) + self.shortcut(x)
+
+    class GhostNet(nn.Module):
+        """The reference's configuration ``(kernel, expansion, channels, SE ratio, stride)``,
+        channels ``_div(c * width, 4)``; stem 3x3/2, a 1x1 to the last expansion width, global
+        pooling, a 1x1 conv with bias to 1280 + ReLU, the linear classifier."""
+
+        CFG = [(3, 16, 16, 0, 1), (3, 48, 24, 0, 2), (3, 72, 24, 0, 1), (5, 72, 40, 0.25, 2),
+               (5, 120, 40, 0.25, 1), (3, 240, 80, 0, 2), (3, 200, 80, 0, 1), (3, 184, 80, 0, 1),
+               (3, 184, 80, 0, 1), (3, 480, 112, 0.25, 1), (3, 672, 112, 0.25, 1), (5, 672, 160, 0.25, 2),
+               (5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1), (5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1)]
+
+        def __init__(self, width=1.0):
+            super().__init__()
+            c = _div(16 * width, 4)
+            layers = [cba(3, c, 3, 2)]
+            for k, e, out, se, s in self.CFG:
+                o = _div(out * width, 4)
+                layers.append(GhostBottleneck(c, _div(e * width, 4), o, k, s, se))
+                c = o
+            last = _div(self.CFG[-1][1] * width, 4)
+            layers.append(cba(c, last, 1))
+            self.features = nn.Sequential(*layers)
+            self.head = nn.Sequential(nn.Conv2d(last, 1280, 1), nn.ReLU())
+            self.classifier = nn.Linear(1280, 1000)
+
+        def forward(self, x):
+            x = self.head(nn.functional.adaptive_avg_pool2d(self.features(x), 1))
+            return self.classifier(torch.flatten(x, 1))
+
+    # ----------------------------------------------------------------- mobilevit
+    class MobileViTBlock(nn.Module):
+        """ml-cvnets' MobileViT block: 3x3 (BN, SiLU) + 1x1 (no BN) to ``dim``, unfold into
+        ``patch x patch`` patches, ``depth`` pre-norm transformer layers + LayerNorm, fold,
+        1x1 (BN, SiLU) back to ``c``, concat with the input, 3x3 (BN, SiLU) fusion."""
+
+        def __init__(self, c, dim, depth, heads=4, patch=2):
+            super().__init__()
+            self.patch = patch
+            self.local = nn.Sequential(cba(c, c, 3, act=nn.SiLU), nn.Conv2d(c, dim, 1, bias=False))
+            self.transformer = nn.Sequential(*[Encoder(dim, heads, 2, act=nn.SiLU) for _ in range(depth)],
+                                             nn.LayerNorm(dim))
+            self.proj = cba(dim, c, 1, act=nn.SiLU)
+            self.fusion = cba(2 * c, c, 3, act=nn.SiLU)
+
+        def forward(self, x):
+            y = self.local(x)
+            p = self.patch
+            b, d, h, w = y.shape
+            nh, nw = math.ceil(int(h) / p), math.ceil(int(w) / p)
+            resize = (nh * p, nw * p) != (int(h), int(w))
+            if resize:  # the reference's resize to a multiple of the patch (e.g. 7x7 at 224 px)
+                y = nn.functional.interpolate(y, size=(nh * p, nw * p), mode="bilinear", align_corners=False)
+            # unfold: [B, C, H, W] -> [B*C*nh, p, nw, p] -> [B*C*nh, nw, p, p] -> [B, C, N, P] -> [B, P, N, C]
+            y = y.reshape(b * d * nh, p, nw, p).transpose(1, 2).reshape(b, d, nh * nw, p * p).transpose(1, 3)
+            y = self.transformer(y.reshape(b * p * p, nh * nw, -1))  # [B*P, N, C]
+            # fold: [B*P, N, C] -> [B, P, N, C] -> [B, C, N, P] -> [B*C*nh, nw, p, p] -> [B, C, H, W]
+            y = y.contiguous().view(b, p * p, nh * nw, -1).transpose(1, 3)
+            y = y.reshape(b * d * nh, nw, p, p).transpose(1, 2).reshape(b, d, nh * p, nw * p)
+            if resize:
+                y = nn.functional.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+            return self.fusion(torch.cat((x, self.proj(y)), 1))
+
+    def mobilevit(stem, c1, c2, stages, last, expand):
+        """ml-cvnets' layout: 3x3/2 stem, one MV2, three MV2 (the first stride 2), then per
+        ``(channels, transformer dim, depth)`` stage a stride-2 MV2 and a MobileViT block, a 1x1
+        to ``last``; SiLU throughout."""
+        mv2 = lambda cin, cout, s: MBConv(cin, cout, 3, s, expand, act=nn.SiLU)  # noqa: E731
+        layers = [cba(3, stem, 3, 2, act=nn.SiLU), mv2(stem, c1, 1), mv2(c1, c2, 2), mv2(c2, c2, 1), mv2(c2, c2, 1)]
+        c = c2
+        for out, dim, depth in stages:
+            layers += [mv2(c, out, 2), MobileViTBlock(out, dim, depth)]
+            c = out
+        layers.append(cba(c, last, 1, act=nn.SiLU))
+        return Classifier(nn.Sequential(*layers), last)
+
+    # ----------------------------------------------------------------- googlenet
+    class Inception(nn.Module):
+        """Four branches concatenated: 1x1; 1x1 -> 3x3; 1x1 -> 5x5 (the paper's; torchvision has
+        a 3x3 here); 3x3 stride-1 max-pool (``ceil_mode``) -> 1x1."""
+
+        def __init__(self, cin, c1, c3r, c3, c5r, c5, pool):
+            super().__init__()
+            self.b1 = cba(cin, c1, 1)
+            self.b2 = nn.Sequential(cba(cin, c3r, 1), cba(c3r, c3, 3))
+            self.b3 = nn.Sequential(cba(cin, c5r, 1), cba(c5r, c5, 5))
+            self.b4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), cba(cin, pool, 1))
+
+        def forward(self, x):
+            return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
+
+    def googlenet(width):
+        """torchvision's layout without auxiliary heads, every width ``max(4, int(c * width))``;
+        an int ``k`` marks a ``k x k`` stride-2 max-pool (``ceil_mode``)."""
+        cfg = [3, (64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64), 3,
+               (192, 96, 208, 16, 48, 64), (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64),
+               (112, 144, 288, 32, 64, 64), (256, 160, 320, 32, 128, 128), 2,
+               (256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128)]
+        f = lambda v: max(4, int(v * width))  # noqa: E731
+        layers = [cba(3, f(64), 7, 2), nn.MaxPool2d(3, 2, ceil_mode=True), cba(f(64), f(64), 1),
+                  cba(f(64), f(192), 3)]
+        c = f(192)
+        for row in cfg:
+            if isinstance(row, int):
+                layers.append(nn.MaxPool2d(row, 2, ceil_mode=True))
+                continue
+            c1, c3r, c3, c5r, c5, pool = (f(v) for v in row)
+            layers.append(Inception(c, c1, c3r, c3, c5r, c5, pool))
+            c = c1 + c3 + c5 + pool
+        return Classifier(nn.Sequential(*layers), c)
+
+    # -------------------------------------------------------------------- repvgg
+    def repvgg(width, depths=(1, 2, 4, 14, 1), a=0.75, b=2.5):
+        """Deployed RepVGG: per stage ``depth`` 3x3 convs with bias + ReLU, the first stride 2;
+        widths ``min(64, 64a), 64a, 128a, 256a, 512b`` scaled by ``width``."""
+        widths = [int(v * width) for v in (min(64, int(64 * a)), int(64 * a), int(128 * a), int(256 * a),
+                                           int(512 * b))]
+        layers, c = [], 3
+        for w, n in zip(widths, depths):
+            for i in range(n):
+                layers += [nn.Conv2d(c, w, 3, 2 if i == 0 else 1, 1), nn.ReLU()]
+                c = w
+        return Classifier(nn.Sequential(*layers), c)
+
+    # -------------------------------------------------------------------- mixnet
+    class MixConv(nn.Module):
+        """MixNet's mixed convolution: the channels split into one group a kernel (the first
+        group takes the remainder), one conv each (depthwise, or a full 1x1 for the grouped
+        expansions and projections), concatenated; a single kernel is a plain conv."""
+
+        def __init__(self, cin, cout, kernels, s=1, depthwise=False):
+            super().__init__()
+            n = len(kernels)
+            split = lambda c: [c // n + (c - c // n * n if i == 0 else 0) for i in range(n)]  # noqa: E731
+            self.splits = split(cin)
+            self.convs = nn.ModuleList(
+                nn.Conv2d(ci, co, k, s, k // 2, groups=ci if depthwise else 1, bias=False)
+                for ci, co, k in zip(self.splits, split(cout), kernels))
+
+        def forward(self, x):
+            if len(self.convs) == 1:
+                return self.convs[0](x)
+            return torch.cat([conv(xi) for conv, xi in zip(self.convs, torch.split(x, self.splits, 1))], 1)
+
+    class MixBlock(nn.Module):
+        """MixNet block: ``a``-group 1x1 expansion to ``cin * expand`` (none at 1), mixed
+        depthwise, squeeze-excite to ``int(cin * se)`` with the block's activation, ``p``-group
+        1x1 linear projection (BN after each conv); residual at stride 1 with equal widths."""
+
+        def __init__(self, cin, cout, kernels, s, expand, a, p, se, act):
+            super().__init__()
+            hidden = cin * expand
+            layers = [MixConv(cin, hidden, [1] * a), nn.BatchNorm2d(hidden), act()] if expand != 1 else []
+            layers += [MixConv(hidden, hidden, kernels, s, depthwise=True), nn.BatchNorm2d(hidden), act()]
+            if se:
+                layers.append(SE(hidden, max(1, int(cin * se)), act=act))
+            layers += [MixConv(hidden, cout, [1] * p), nn.BatchNorm2d(cout)]
+            self.block = nn.Sequential(*layers)
+            self.res = s == 1 and cin == cout
+
+        def forward(self, x):
+            y = self.block(x)
+            return x + y if self.res else y
+
+    def mixnet_s(width=1.0):
+        """The TF reference's MixNet-S blocks ``(repeats, kernels, expansion groups, projection
+        groups, stride, expansion, channels, SE ratio, swish)``, channels ``_div(c * width)``;
+        stem 3x3/2 to 16 and a 1x1 head to 1536 (both scaled, ReLU)."""
+        cfg = [(1, (3,), 1, 1, 1, 1, 16, 0, False), (1, (3,), 2, 2, 2, 6, 24, 0, False),
+               (1, (3,), 2, 2, 1, 3, 24, 0, False), (1, (3, 5, 7), 1, 1, 2, 6, 40, 0.5, True),
+               (3, (3, 5), 2, 2, 1, 6, 40, 0.5, True), (1, (3, 5, 7), 1, 2, 2, 6, 80, 0.25, True),
+               (2, (3, 5), 1, 2, 1, 6, 80, 0.25, True), (1, (3, 5, 7), 2, 2, 1, 6, 120, 0.5, True),
+               (2, (3, 5, 7, 9), 2, 2, 1, 3, 120, 0.5, True), (1, (3, 5, 7, 9, 11), 1, 1, 2, 6, 200, 0.5, True),
+               (2, (3, 5, 7, 9), 1, 2, 1, 6, 200, 0.5, True)]
+        c = _div(16 * width)
+        layers = [cba(3, c, 3, 2)]
+        for n, kernels, a, p, s, e, out, se, swish in cfg:
+            for i in range(n):
+                layers.append(MixBlock(c, _div(out * width), kernels, s if i == 0 else 1, e, a, p, se,
+                                       nn.SiLU if swish else nn.ReLU))
+                c = _div(out * width)
+        last = _div(1536 * width)
+        layers.append(cba(c, last, 1))
+        return Classifier(nn.Sequential(*layers), last)
+
     return {
         "mobilenet_v2": lambda: mobilenet_v2(1.0),
         "mobilenet_v2_x0_5": lambda: mobilenet_v2(0.5),
@@ -537,6 +796,16 @@ def _modules():
         "convnext_femto_shallow": lambda: ConvNeXt((48, 96, 192, 384), (1, 1, 3, 1)),
         "efficientnet_v2_s_x0_5": lambda: efficientnet_v2(0.5, 0.5),
         "efficientnet_v2_s_x0_35": lambda: efficientnet_v2(0.35, 0.3),
+        "ghostnet_1_0": lambda: GhostNet(1.0),
+        "ghostnet_0_5": lambda: GhostNet(0.5),
+        "mobilevit_xxs": lambda: mobilevit(16, 16, 24, ((48, 64, 2), (64, 80, 4), (80, 96, 3)), 320, 2),
+        "mobilevit_xs": lambda: mobilevit(16, 32, 48, ((64, 96, 2), (80, 120, 4), (96, 144, 3)), 384, 4),
+        "googlenet_x0_5": lambda: googlenet(0.5),
+        "googlenet_x0_25": lambda: googlenet(0.25),
+        "repvgg_a0_x0_5": lambda: repvgg(0.5),
+        "repvgg_a0_x0_25": lambda: repvgg(0.25),
+        "mixnet_s": lambda: mixnet_s(1.0),
+        "mixnet_s_x0_5": lambda: mixnet_s(0.5),
     }
 
 

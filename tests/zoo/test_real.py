@@ -13,7 +13,8 @@ def test_every_member_builds_and_runs():
     import torch
 
     assert len(real.FAMILIES) >= 8 and all(len(m) >= 2 for m in real.FAMILIES.values())
-    assert {"resnext", "densenet", "convnext", "efficientnet_v2"} <= set(real.FAMILIES)
+    assert {"resnext", "densenet", "convnext", "efficientnet_v2", "ghostnet", "mobilevit", "googlenet", "repvgg",
+            "mixnet"} <= set(real.FAMILIES)
     for name in real.names():
         with torch.no_grad():
             out = real.build(name)(torch.zeros(1, 3, 64, 64))
