@@ -1,5 +1,6 @@
-"""Real architecture families, written after torchvision's pure-Python definitions (random
-weights, no downloads), for judging latency prediction on models nobody here designed.
+"""Real architecture families, written after torchvision's pure-Python definitions (or the
+original authors' reference code where torchvision has none; random weights, no downloads),
+for judging latency prediction on models nobody here designed.
 
 Each family keeps the operators and the graph idioms of the original: ShuffleNetV2's
 ``chunk`` + ``view``-driven channel shuffle (``Split`` and ``Shape``-driven ``Reshape`` in
@@ -19,8 +20,8 @@ output width) in ghost bottlenecks with a depthwise stride-2 conv between the tw
 depthwise + 1x1 shortcut, and squeeze-excite gated by the reference's ``relu6(x + 3) / 6``
 (``Add``, ``Clip``, ``Div``, not ``HardSigmoid``), and a 1x1 conv head with bias on the pooled
 map. MobileViT's MV2 blocks (SiLU inverted residuals) and MobileViT blocks: local 3x3 + 1x1,
-unfold into 2x2 patches by ml-cvnets' reshape/transpose chain (Shape-driven ``Reshape`` and
-``Transpose``), pre-norm transformer layers (LayerNorm, multi-head attention, SiLU FFN of twice
+unfold into 2x2 patches by ml-cvnets' reshape/transpose chain (``Reshape`` and ``Transpose``,
+shapes folded to constants by the exporter), pre-norm transformer layers (LayerNorm, multi-head attention, SiLU FFN of twice
 the width) and a final LayerNorm, fold back, 1x1 projection, concat with the block's input,
 3x3 fusion; as in the reference, a feature map whose side is not a multiple of the patch is
 resized bilinearly up to one before unfolding and back after folding (so the 7x7 last stage
