@@ -40,6 +40,14 @@ from chamtvm.zoo import real
 warnings.filterwarnings("ignore")
 
 WORK = RUNS / "bench_real_models"
+# the zoo's families in the order they were added; each later set was measured and judged with
+# the code of its commit and nothing chosen on it (docs/real-models.md)
+FAMILY_SETS = {
+    "development": ("mobilenet_v2", "mnasnet", "mobilenet_v3", "mobilenet_v4", "efficientnet", "resnet",
+                    "squeezenet", "shufflenet_v2", "regnet", "vit_hybrid"),
+    "added_8f7021a": ("resnext", "densenet", "convnext", "efficientnet_v2"),
+    "added_5bacdda": ("ghostnet", "mobilevit", "googlenet", "repvgg", "mixnet"),
+}
 QUICK_MODELS = ("mobilenet_v2", "mnasnet0_5", "mobilenet_v3_small", "efficientnet_lite_x0_5", "resnet10_x0_5",
                 "squeezenet1_1_x0_5", "shufflenet_v2_x0_5", "regnet_x_200mf", "vit_hybrid_tiny")
 
@@ -537,6 +545,9 @@ def analyze(work: Path, model_factory=None, extra_cases=(), extra: dict | None =
             block["per_family"] = {f: _metrics([p[which] for p in per_model if p["family"] == f],
                                                [p["measured_ms"] for p in per_model if p["family"] == f])
                                    for f in sorted({p["family"] for p in per_model})}
+            block["per_set"] = {name: _metrics([p[which] for p in per_model if p["family"] in fams],
+                                               [p["measured_ms"] for p in per_model if p["family"] in fams])
+                                for name, fams in FAMILY_SETS.items()}
             summary[which] = block
         inside = [p["predicted_range_ms"][0] <= p["measured_ms"] <= p["predicted_range_ms"][1] for p in per_model
                   if p["predicted_range_ms"][1] > p["predicted_range_ms"][0]]
@@ -656,6 +667,8 @@ def main(argv=None) -> int:
     if not args.analyze_only:
         measure(args.work, resolutions, models, args.sweep_per_kind, log=log)
     res = analyze(args.work)
+    if earlier is not None and args.out.exists():  # the file it replaces holds the measuring run's provenance
+        earlier = args.out
     write_results(res, args.out,
                   figure=(lambda r, png: _plot(r["protocols"], png)) if res["protocols"] else None,
                   measurements_from=earlier)
