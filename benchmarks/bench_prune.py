@@ -407,10 +407,51 @@ def stage_measure(args) -> None:
 
 
 # ------------------------------------------------------------------------------ report
+def _model_goals(state) -> dict:
+    """The width-latency model's goals: held-out widths (all, on and off the lanes), its own
+    lane-multiple widths left out in turn."""
+    import numpy as np
+
+    from chamtvm.transform.prune.latency import WidthLatencyModel
+
+    goals = {}
+    h = state["model"]["heldout_layers"]
+    goals["heldout_layers_within_5pct"] = h["within_5pct"]
+    # the same interpolation checked on the model's own lane-multiple widths, each left out in turn
+    wm = WidthLatencyModel.from_dict(state["model"]["width_model"])
+    loo = [c for g in wm.full for c in wm.layer_leave_one_out(g)]
+    loo_errs = np.array([abs(c["error_pct"]) for c in loo])
+    goals["layers_leave_one_out_within_5pct"] = {
+        "n": len(loo), "within_5pct": float(np.mean(loo_errs <= 5)) if loo else None,
+        "median_abs_error_pct": float(np.median(loo_errs)) if loo else None, "checks": loo}
+    for lane in (True, False):  # the solver chooses lane multiples; the ablation's granularities others
+        errs = [abs(c["error_pct"]) for c in h["checks"] if c["on_lane"] == lane]
+        goals[f"heldout_layers_within_5pct_{'on' if lane else 'off'}_lane"] = \
+            {"n": len(errs), "within_5pct": float(np.mean(np.array(errs) <= 5)) if errs else None,
+             "max_abs_error_pct": float(np.max(errs)) if errs else None}
+    return goals
+
+
+def _report_model_only(args, state) -> None:
+    """``prune_<target>[_task]_width_model.json``: the model stage alone (no networks trained
+    or measured yet): the width model's held-out checks and its random networks end to end."""
+    emulated = state["model"]["emulated"]
+    result = {"target": args.target, "emulated": emulated, "label": EMULATION if emulated else "device (this host's CPU)",
+              "task": TASK, "goals": _model_goals(state), "networks": [],
+              "model": {k: v for k, v in state["model"].items() if k != "width_model"},
+              "width_model": {k: state["model"]["width_model"][k] for k in ("alpha", "beta_us", "calibration")},
+              "layer_curves": _layer_curves(state)}
+    name = f"prune_{args.target}{'' if TASK == 'fashion-mnist' else '_' + TASK}{'_emulated' if emulated else ''}"
+    write_results(result, RESULTS / f"{name}_width_model.json", figure=plot_width_model,
+                  measurements_from=work_dir(args.target))
+
+
 def stage_report(args) -> None:
     import numpy as np
 
     state = load_state(args.target)
+    if "networks" not in state:
+        return _report_model_only(args, state)
     nets = state["networks"]
     teacher_ms = nets["teacher"]["measured"]["latency_ms"]
     rows = []
@@ -450,21 +491,7 @@ def stage_report(args) -> None:
     goals["pruned_under_budget"] = {r["name"]: r["under_budget"] for r in pruned}
     goals["pruned_under_budget_share"] = {r["name"]: r["under_budget_share"] for r in pruned}
     goals["teacher_drift_pct"] = 100 * (teacher_ms / state["model"]["teacher_measured_ms"] - 1)
-    h = state["model"]["heldout_layers"]
-    goals["heldout_layers_within_5pct"] = h["within_5pct"]
-    # the same interpolation checked on the model's own lane-multiple widths, each left out in turn
-    from chamtvm.transform.prune.latency import WidthLatencyModel
-
-    wm = WidthLatencyModel.from_dict(state["model"]["width_model"])
-    loo = [c for g in wm.full for c in wm.layer_leave_one_out(g)]
-    loo_errs = np.array([abs(c["error_pct"]) for c in loo])
-    goals["layers_leave_one_out_within_5pct"] = {
-        "n": len(loo), "within_5pct": float(np.mean(loo_errs <= 5)) if loo else None,
-        "median_abs_error_pct": float(np.median(loo_errs)) if loo else None, "checks": loo}
-    for lane in (True, False):  # the solver chooses lane multiples; the ablation's granularities others
-        errs = [abs(c["error_pct"]) for c in h["checks"] if c["on_lane"] == lane]
-        goals[f"heldout_layers_within_5pct_{'on' if lane else 'off'}_lane"] = \
-            {"n": len(errs), "within_5pct": float(np.mean(np.array(errs) <= 5)) if errs else None}
+    goals.update(_model_goals(state))
     emulated = state["model"]["emulated"]
     result = {"target": args.target, "emulated": emulated, "label": EMULATION if emulated else "device (this host's CPU)",
               "task": TASK, "budgets_share_of_teacher": list(BUDGETS), "goals": goals, "networks": rows,
@@ -486,6 +513,42 @@ def _layer_curves(state) -> dict:
         if ws:
             out[g] = {"grid": ws + [wm.full[g]], "layer_us": [wm.layer_us(g, w) for w in ws + [wm.full[g]]]}
     return out
+
+
+def plot_width_model(result: dict, path: Path) -> None:
+    """Held-out layer latencies, predicted against measured (the ±5 % band), on and off the
+    lanes; and every group's measured curve with its held-out widths."""
+    plt = pyplot()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.8))
+    checks = result["model"]["heldout_layers"]["checks"]
+    for lane, fmt, label in ((True, "bo", "lane multiple (what pruning chooses)"),
+                             (False, "x", "between lane multiples")):
+        sel = [c for c in checks if c["on_lane"] == lane]
+        ax.plot([c["measured_us"] for c in sel], [c["predicted_us"] for c in sel], fmt, ms=5, label=label,
+                color=None if lane else "tab:orange")
+    lo = min(c["measured_us"] for c in checks) * 0.8
+    hi = max(c["measured_us"] for c in checks) * 1.2
+    for f, ls in ((1.0, "-"), (1.05, ":"), (0.95, ":")):
+        ax.plot([lo, hi], [lo * f, hi * f], "k" + ls, lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured layer latency at a held-out width (us)" + (" EMULATION" if result["emulated"] else ""))
+    ax.set_ylabel("piecewise-linear model (us)")
+    ax.set_title(f"held-out widths on {result['target']} ({result['task']}): ±5 % dotted")
+    ax.legend(fontsize=7)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (g, c) in enumerate(result["layer_curves"].items()):
+        col = colours[i % len(colours)]
+        bx.plot(c["grid"], c["layer_us"], "o-", color=col, ms=3, lw=1)
+        held = [k for k in checks if k["group"] == g]
+        bx.plot([k["width"] for k in held], [k["measured_us"] for k in held], "x", color=col, ms=6)
+    bx.set_xscale("log")
+    bx.set_yscale("log")
+    bx.xaxis.set_minor_formatter(plt.NullFormatter())
+    bx.set_xlabel("kept width (channels)")
+    bx.set_ylabel("layer latency (us)")
+    bx.set_title("each group: measured widths (lines), held-out widths (x)")
+    save_figure(fig, path)
 
 
 def plot(result: dict, path: Path) -> None:
