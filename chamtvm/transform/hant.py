@@ -20,7 +20,8 @@
 4. **Selection.** The integer program (``select``) minimises the summed losses under the
    budget (less ``margin``, default 5 %, against the prediction error); the chosen network is
    measured end to end on the target and chosen again under a lower budget while it measures
-   over the budget (``select.select_measured``, at most 3 choices).
+   over the budget (``select.select_measured``, at most 3 choices; one more, wider, when it
+   measures well under).
 5. **Calibration.** A few combinations (the integer program's choices at budgets between the
    fastest choice and the teacher) are assembled without fine-tuning and their validation
    accuracy measured; ``accuracy drop ~= slope * summed loss`` (least squares through the

@@ -75,13 +75,18 @@ def select(costs: Sequence[Sequence[float]], latencies: Sequence[Sequence[float]
 
 
 DRIFT_SLACK = 0.01  # share of the budget kept free for run-to-run drift of end-to-end timings
+# a confirmed choice this share or more under the limit leaves latency unspent: choose once more
+# under a budget raised by the shortfall (FILL_TRIES times at most), keep it if it measures under
+FILL_SHARE = 0.05
+FILL_TRIES = 1
 Choice = TypeVar("Choice")
 
 
 def select_measured(solve: Callable[[float], Choice], measure_ms: Callable[[Choice], float], budget_ms: float,
                     model_budget: float, ms_per_unit: float, tries: int = 3, slack: float = DRIFT_SLACK,
                     describe: Callable[[Choice], dict] | None = None,
-                    confirm_ms: Callable[[Choice], float] | None = None) -> tuple[Choice, list[dict]]:
+                    confirm_ms: Callable[[Choice], float] | None = None, fill: float = FILL_SHARE,
+                    fill_tries: int = FILL_TRIES) -> tuple[Choice, list[dict]]:
     """Choose under a latency model, measure the choice end to end, and choose again while it
     measures over the budget.
 
@@ -97,10 +102,16 @@ def select_measured(solve: Callable[[float], Choice], measure_ms: Callable[[Choi
     ``measure_ms``: it must time anew, not read a journal) and that second, independent timing
     decides: the first choice to measure under is, among choices measured with noise, one whose
     timing came out low by chance (a winner's curse), so its first timing is biased low; the
-    second is not. Returns the last choice (over the budget only when ``tries`` ran out or a
-    lower budget had no choice) and one record per try (model budget, modelled latency,
-    measured ms, the confirming ms where taken, whether under the budget, and
-    ``describe(choice)``)."""
+    second is not.
+
+    A choice confirmed more than ``fill`` (a share) under the limit leaves latency unspent
+    (the model over-predicted): up to ``fill_tries`` times, the next asks for a modelled
+    latency higher than the last choice's by the shortfall to ``limit * (1 - fill / 2)``, and is
+    kept only if it too measures and confirms under the limit (records marked ``"fill"``);
+    otherwise the earlier choice stays. Returns the choice (over the budget only when
+    ``tries`` ran out or a lower budget had no choice) and one record per try (model budget,
+    modelled latency, measured ms, the confirming ms where taken, whether under the budget,
+    ``"kept"``: whether it is the returned choice, and ``describe(choice)``)."""
     if tries < 1 or ms_per_unit <= 0:
         raise ValueError(f"tries must be >= 1 and ms_per_unit > 0, got {tries}, {ms_per_unit}")
     confirm_ms = confirm_ms or measure_ms
@@ -123,4 +134,31 @@ def select_measured(solve: Callable[[float], Choice], measure_ms: Callable[[Choi
         if measured <= limit:
             break
         model_budget = min(model_budget, choice.latency) - (measured - limit) / ms_per_unit
-    return last, checks
+    if not checks or not checks[-1]["under_budget"]:
+        return last, _mark_kept(checks, len(checks) - 1)
+    best, kept = last, len(checks) - 1
+    for _ in range(fill_tries):
+        if measured >= limit * (1 - fill):
+            break
+        model_budget = max(model_budget, best.latency) + (limit * (1 - fill / 2) - measured) / ms_per_unit
+        try:
+            choice = solve(model_budget)
+        except BudgetError:
+            break
+        if choice.latency <= best.latency:  # nothing wider fits the model: the same choice again
+            break
+        first = float(measure_ms(choice))
+        record = {"model_budget": model_budget, "modelled": float(choice.latency), "measured_ms": first, "fill": True}
+        confirmed = first
+        if first <= limit:
+            confirmed = record["confirm_ms"] = float(confirm_ms(choice))
+        checks.append({**record, "under_budget": confirmed <= limit, **(describe(choice) if describe else {})})
+        if confirmed > limit:
+            break
+        best, measured, kept = choice, confirmed, len(checks) - 1
+    return best, _mark_kept(checks, kept)
+
+
+def _mark_kept(checks: list[dict], kept: int) -> list[dict]:
+    """The records with ``"kept"``: true for the one whose choice is returned."""
+    return [{**c, "kept": i == kept} for i, c in enumerate(checks)]

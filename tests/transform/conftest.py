@@ -92,3 +92,16 @@ def digits_latency(tmp_path_factory, digits_teacher, x86, quick_networks):
 
     return SimpleNamespace(net=net, shape=shape, parts=parts, priced=priced, measured_now=measured_now, whole=whole,
                            teacher_ms=teacher_ms, into=into)
+
+
+def assert_measured_checks(checks: list[dict], chosen) -> dict:
+    """``measured_checks`` as ``select.select_measured`` writes them: tries over the budget
+    until one comes under (3 at most), then only fill tries; exactly one kept, and
+    ``chosen(record)`` true of it. Returns the kept record."""
+    kept = [c for c in checks if c["kept"]]
+    assert len(kept) == 1 and chosen(kept[0]) and all(c["measured_ms"] > 0 for c in checks)
+    first_under = next((i for i, c in enumerate(checks) if c["under_budget"]), len(checks) - 1)
+    assert 1 <= first_under + 1 <= 3
+    assert all(not c["under_budget"] and not c.get("fill") for c in checks[:first_under])
+    assert all(c.get("fill") for c in checks[first_under + 1:])
+    return kept[0]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.transform.conftest import assert_measured_checks
+
 REPO = Path(__file__).resolve().parents[2]
 # a small candidate set, two uniform widths and short trainings keep the run within the slow tier's
 # budget (the same steps run; the figures are not what is checked)
@@ -76,13 +78,11 @@ def test_hant_on_digits_end_to_end(digits_run):
     t, a, u = report["teacher"], report["adapted"], report["uniform"]
     assert not t["trained_now"] and t["val_accuracy"] > 0.8 and t["measured"]["latency_ms"] > 0  # the session's teacher, reused
     assert report["budget_ms"] == pytest.approx(t["measured"]["latency_ms"] / 1.3)
-    assert a["measured"]["latency_ms"] > 0 and a["predicted_ms"] <= report["budget_ms"]
+    assert a["measured"]["latency_ms"] > 0 and a["predicted_ms"] > 0  # (a fill try may be predicted over)
     assert report["details"]["replaced"] >= 1 and report["details"]["candidates"]["distilled_now"] >= 1
-    checks = report["details"]["measured_checks"]  # the choice, measured before fine-tuning; the last is kept
-    assert 1 <= len(checks) <= 3 and all(c["measured_ms"] > 0 for c in checks)
-    assert all(not c["under_budget"] for c in checks[:-1])
-    assert checks[-1]["choice"] == [[o["op"] for o in lay["options"]].index(lay["chosen"])
-                                    for lay in report["details"]["layers"]]
+    chosen = [[o["op"] for o in lay["options"]].index(lay["chosen"]) for lay in report["details"]["layers"]]
+    # the choice, measured before fine-tuning
+    assert_measured_checks(report["details"]["measured_checks"], lambda c: c["choice"] == chosen)
     assert 0 <= a["test_accuracy"] <= 1 and a["val_accuracy"] > 0.5
     assert u["width"] is not None and u["measured"]["latency_ms"] > 0 and "test_accuracy" in u
     assert {p["width"] for p in u["predicted_by_width"]} <= {0.5, 0.75} and u["protocol"]["epochs"] == 1  # as asked

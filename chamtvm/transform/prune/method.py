@@ -9,8 +9,8 @@ the shared transformation job (``transform.job``; interface in ``transform``'s d
    increase on ``calibration_images`` training images) or the group L2 norm.
 4. The widths minimising the summed cost under the budget less ``margin`` (``solve``: the
    integer program), measured end to end on the target and solved again under a lower
-   budget while they measure over it (``select.select_measured``, at most 3 solutions),
-   channels kept by group L2 norm; or (``solver=admm``) ALCS's ADMM
+   budget while they measure over it (``select.select_measured``, at most 3 solutions; one
+   wider try when they measure well under), channels kept by group L2 norm; or (``solver=admm``) ALCS's ADMM
    (``admm``): the weights trained towards a feasible structure (the same integer program as
    the projection), then cut to it, with the same measured check (a structure that measures
    over is replaced by the trained weights' cut under a lower budget). The driver fine-tunes the result by distillation from

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.transform.conftest import assert_measured_checks
 from tests.transform.prune.conftest import E2E_WIDTHS
 from tests.transform.prune.conftest import prune_cmd as _cmd
 
@@ -70,12 +71,10 @@ def test_prune_on_digits_end_to_end(digits_prune_run):
     assert d["lanes"] == d["granularity"] == lanes
     cut = {g: w for g, w in d["widths"].items() if w != d["full_widths"][g]}
     assert cut and all(w % lanes == 0 for w in cut.values())
-    assert a["predicted_ms"] <= report["budget_ms"] and d["solver"]["status"] == "optimal"
+    assert d["solver"]["status"] == "optimal"  # (a fill try may be predicted over and measure under)
     # the chosen widths were measured end to end before training; the last try is the choice
-    checks = d["solver"]["measured_checks"]
-    assert 1 <= len(checks) <= 3
-    assert checks[-1]["widths"] == {g: w for g, w in d["widths"].items() if g in checks[-1]["widths"]}
-    assert all(c["measured_ms"] > 0 for c in checks) and all(not c["under_budget"] for c in checks[:-1])
+    assert_measured_checks(d["solver"]["measured_checks"],
+                           lambda c: c["widths"] == {g: w for g, w in d["widths"].items() if g in c["widths"]})
     assert d["params"]["pruned"] < d["params"]["teacher"]
     assert a["measured"]["latency_ms"] > 0 and a["val_accuracy"] > 0.5
     model = json.loads(Path(d["width_model"]["path"]).read_text())
@@ -107,11 +106,9 @@ def test_admm_structure_is_measured_before_training_like_the_integer_programs(di
     report = json.loads(out.stdout)
     d = report["details"]
     assert d["solver"]["method"] == "admm" and len(d["solver"]["rounds"]) == 1
-    checks = d["solver"]["measured_checks"]
-    assert 1 <= len(checks) <= 3 and all(c["measured_ms"] > 0 for c in checks)
-    assert all(not c["under_budget"] for c in checks[:-1])
-    assert checks[-1]["widths"] == {g: w for g, w in d["widths"].items() if g in checks[-1]["widths"]}
-    if checks[-1]["under_budget"]:
-        assert checks[-1]["confirm_ms"] <= report["budget_ms"]
+    kept = assert_measured_checks(d["solver"]["measured_checks"],
+                                  lambda c: c["widths"] == {g: w for g, w in d["widths"].items() if g in c["widths"]})
+    if kept["under_budget"]:
+        assert kept["confirm_ms"] <= report["budget_ms"]
     assert report["adapted"]["measured"]["latency_ms"] > 0
 

@@ -74,12 +74,13 @@ def test_measured_check_lowers_the_budget_until_the_choice_measures_under_it():
     solve = lambda budget_us: solve_milp(terms, costs, cands, budget_us)
     widths = lambda sol: {"widths": sol.widths}
     budget_ms = 0.0235
-    sol, checks = select_measured(solve, slow, budget_ms, 23.5, 1e-3, describe=widths)
+    sol, checks = select_measured(solve, slow, budget_ms, 23.5, 1e-3, describe=widths, fill=1.0)
     assert len(checks) >= 2 and not checks[0]["under_budget"] and checks[-1]["under_budget"]
-    assert slow(sol) <= budget_ms * 0.99 and checks[-1]["widths"] == sol.widths
+    assert slow(sol) <= budget_ms * 0.99 and checks[-1]["widths"] == sol.widths and checks[-1]["kept"]
+    assert not any(c["kept"] for c in checks[:-1])
     assert checks[1]["model_budget"] < checks[0]["modelled"] <= checks[0]["model_budget"]
     # measured under at once: one solution, the budget untouched
-    sol1, one = select_measured(solve, lambda s: 0.9 * s.latency / 1e3, budget_ms, 23.5, 1e-3)
+    sol1, one = select_measured(solve, lambda s: 0.9 * s.latency / 1e3, budget_ms, 23.5, 1e-3, fill=1.0)
     assert len(one) == 1 and sol1.widths == solve(23.5).widths
     # no lower budget is feasible: the last solution is kept, marked over the budget
     sol2, over = select_measured(solve, lambda s: 1.0, budget_ms, 23.5, 1e-3, tries=3, describe=widths)
@@ -88,7 +89,7 @@ def test_measured_check_lowers_the_budget_until_the_choice_measures_under_it():
     # choice's lucky low timing (0.8x) is not believed, its confirmation (1.08x) is over, so
     # the program is solved again; every choice's timings are in its record
     lucky = lambda sol: 0.8 * slow(sol)
-    sol3, noisy = select_measured(solve, lucky, budget_ms, 23.5, 1e-3, describe=widths, confirm_ms=slow)
+    sol3, noisy = select_measured(solve, lucky, budget_ms, 23.5, 1e-3, describe=widths, confirm_ms=slow, fill=1.0)
     assert noisy[0]["measured_ms"] == pytest.approx(lucky(solve(23.5)))
     assert noisy[0]["confirm_ms"] == pytest.approx(slow(solve(23.5))) and not noisy[0]["under_budget"]
     assert len(noisy) >= 2 and noisy[-1]["under_budget"] and slow(sol3) <= budget_ms * 0.99
@@ -98,3 +99,33 @@ def test_measured_check_lowers_the_budget_until_the_choice_measures_under_it():
         select_measured(solve, slow, budget_ms, 5.0, 1e-3)
     with pytest.raises(ValueError):
         select_measured(solve, slow, budget_ms, 23.5, 0.0)
+
+
+def test_measured_check_spends_a_budget_the_model_left_unused():
+    """A choice that confirms well under the limit (the model over-predicts) is followed by
+    one chosen under a budget raised by the shortfall; it is kept only if it also measures
+    under, else the first stays."""
+    cands = {"a": [8, 16, 24, 32], "b": [8, 16, 24, 32]}
+    terms = LatencyTerms(10.0, {g: np.array(ws) / 4 for g, ws in cands.items()})
+    costs = {g: [3.0, 2.0, 1.0, 0.0] for g in cands}
+    solve = lambda budget_us: solve_milp(terms, costs, cands, budget_us)
+    widths = lambda sol: {"widths": sol.widths}
+    fast = lambda sol: 0.8 * sol.latency / 1e3  # the target runs 20 % faster than the model (ms)
+    budget_ms = 0.0235
+    first = solve(23.5)
+    sol, checks = select_measured(solve, fast, budget_ms, 23.5, 1e-3, describe=widths)
+    assert [c.get("fill", False) for c in checks] == [False, True]
+    assert checks[1]["model_budget"] > checks[0]["model_budget"] and checks[1]["under_budget"]
+    assert sol.latency > first.latency and fast(sol) <= budget_ms * 0.99 and sol.widths == checks[1]["widths"]
+    assert all("confirm_ms" in c for c in checks)  # both timed twice
+    assert [c["kept"] for c in checks] == [False, True]
+    # the wider choice measures over (the target is only fast on narrow networks): the first stays
+    kinked = lambda sol: (0.8 if sol.latency <= first.latency else 1.2) * sol.latency / 1e3
+    sol2, checks2 = select_measured(solve, kinked, budget_ms, 23.5, 1e-3, describe=widths)
+    assert sol2.widths == first.widths and checks2[-1]["fill"] and not checks2[-1]["under_budget"]
+    assert [c["kept"] for c in checks2] == [True, False]
+    assert "confirm_ms" not in checks2[-1]
+    # within the fill share of the limit: nothing more is tried
+    near = lambda sol: 0.97 * budget_ms * 0.99 if sol.latency <= first.latency else 1.0
+    sol3, checks3 = select_measured(solve, near, budget_ms, 23.5, 1e-3)
+    assert len(checks3) == 1 and sol3.widths == first.widths
