@@ -1,5 +1,5 @@
-"""The development zoo of real families: every member builds and runs in torch, and every
-member's ONNX export lowers through TVM (the slow half)."""
+"""The development zoo of real families: every member builds and runs in torch, and one
+member of every family lowers through TVM from its ONNX export (the slow half)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,12 @@ def test_every_member_builds_and_runs():
 
 
 @pytest.mark.slow
-def test_every_member_lowers_from_onnx(tmp_path):
+def test_every_family_lowers_from_onnx(tmp_path):
+    """One member per family (a family's members share their operators and idioms and differ
+    in widths and depths; the benchmarks lower every member)."""
     from chamtvm.lower.network import lower_onnx
 
-    for name in real.names():
+    for members in real.FAMILIES.values():
+        name = members[0]
         net = lower_onnx(real.export_onnx(name, 64, tmp_path / f"{name}.onnx"))
         assert len(net.kernels) >= 5, name
