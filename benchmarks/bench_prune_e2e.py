@@ -19,8 +19,8 @@ import json
 import shutil
 from pathlib import Path
 
-from bench_prune_solvers import summary
 from common import RESULTS, RUNS, argument_parser, parse_args, run_chamtvm, write_results
+from common.transform import prune_report_figures
 
 SPEEDUPS = (2.0, 1.5)  # the first run starts from an empty folder, the second reuses it
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
                            "--no-progress", "--out", str(args.work / f"prune-{speedup:g}")],
                           log_path=args.work / "log.txt", json_output=True)
         report = json.loads(run["stdout"])
-        row = {"speedup": speedup, "from_empty_folder": i == 0, **summary(report, run["wall_s"]),
+        row = {"speedup": speedup, "from_empty_folder": i == 0, **prune_report_figures(report, run["wall_s"]),
                "job_seconds": report.get("seconds")}
         base = report.get("uniform") or {}
         row["uniform"] = {k: base.get(k) for k in ("predicted_ms", "val_accuracy", "test_accuracy")} | {

@@ -20,24 +20,9 @@ import json
 from pathlib import Path
 
 from common import RESULTS, RUNS, argument_parser, parse_args, run_chamtvm, write_results
+from common.transform import prune_report_figures
 
 SOLVERS = ("milp", "admm")
-
-
-def summary(report: dict, wall_s: float) -> dict:
-    """The figures of one ``transform --json`` report that the comparison needs."""
-    t, a, d = report["teacher"], report["adapted"], report["details"]
-    measured = a["measured"]["latency_ms"]
-    return {
-        "budget_ms": report["budget_ms"], "teacher_measured_ms": t["measured"]["latency_ms"],
-        "teacher_test_accuracy": t.get("test_accuracy"), "predicted_ms": a["predicted_ms"],
-        "measured_ms": measured, "under_budget": measured <= report["budget_ms"],
-        "prediction_error_pct": 100 * (a["predicted_ms"] - measured) / measured,
-        "val_accuracy": a.get("val_accuracy"), "test_accuracy": a.get("test_accuracy"),
-        "kept_channels_pct": d.get("kept_channels_pct"),
-        "measured_checks": d["solver"].get("measured_checks"),
-        "admm_rounds": len(d["solver"].get("rounds") or []) or None, "wall_s": round(wall_s, 1),
-    }
 
 
 def main(argv=None) -> int:
@@ -55,7 +40,7 @@ def main(argv=None) -> int:
                            "--option", f"solver={solver}", "--no-uniform", "--no-progress",
                            "--out", str(args.work / f"prune-{solver}")],
                           log_path=args.work / "log.txt", json_output=True)
-        out["solvers"][solver] = summary(json.loads(run["stdout"]), run["wall_s"])
+        out["solvers"][solver] = prune_report_figures(json.loads(run["stdout"]), run["wall_s"])
         s = out["solvers"][solver]
         print(f"{solver}: budget {s['budget_ms']:.4g} ms, predicted {s['predicted_ms']:.4g} ms, measured "
               f"{s['measured_ms']:.4g} ms ({s['prediction_error_pct']:+.1f} %, "
