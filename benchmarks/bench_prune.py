@@ -435,15 +435,24 @@ def _model_goals(state) -> dict:
 def _report_model_only(args, state) -> None:
     """``prune_<target>[_task]_width_model.json``: the model stage alone (no networks trained
     or measured yet): the width model's held-out checks and its random networks end to end."""
-    emulated = state["model"]["emulated"]
-    result = {"target": args.target, "emulated": emulated, "label": EMULATION if emulated else "device (this host's CPU)",
-              "task": TASK, "goals": _model_goals(state), "networks": [],
-              "model": {k: v for k, v in state["model"].items() if k != "width_model"},
-              "width_model": {k: state["model"]["width_model"][k] for k in ("alpha", "beta_us", "calibration")},
-              "layer_curves": _layer_curves(state)}
-    name = f"prune_{args.target}{'' if TASK == 'fashion-mnist' else '_' + TASK}{'_emulated' if emulated else ''}"
-    write_results(result, RESULTS / f"{name}_width_model.json", figure=plot_width_model,
+    result = {**_model_part(args, state), "goals": _model_goals(state), "networks": []}
+    write_results(result, RESULTS / f"{_results_name(args, state)}_width_model.json", figure=plot_width_model,
                   measurements_from=work_dir(args.target))
+
+
+def _model_part(args, state) -> dict:
+    """What every report says of the target and the width model."""
+    emulated = state["model"]["emulated"]
+    return {"target": args.target, "emulated": emulated, "label": EMULATION if emulated else "device (this host's CPU)",
+            "task": TASK, "model": {k: v for k, v in state["model"].items() if k != "width_model"},
+            "width_model": {k: state["model"]["width_model"][k] for k in ("alpha", "beta_us", "calibration")},
+            "layer_curves": _layer_curves(state)}
+
+
+def _results_name(args, state) -> str:
+    """``prune_<target>[_<task>][_emulated]``: the results file's name without suffix."""
+    emulated = state["model"]["emulated"]
+    return f"prune_{args.target}{'' if TASK == 'fashion-mnist' else '_' + TASK}{'_emulated' if emulated else ''}"
 
 
 def stage_report(args) -> None:
@@ -492,14 +501,9 @@ def stage_report(args) -> None:
     goals["pruned_under_budget_share"] = {r["name"]: r["under_budget_share"] for r in pruned}
     goals["teacher_drift_pct"] = 100 * (teacher_ms / state["model"]["teacher_measured_ms"] - 1)
     goals.update(_model_goals(state))
-    emulated = state["model"]["emulated"]
-    result = {"target": args.target, "emulated": emulated, "label": EMULATION if emulated else "device (this host's CPU)",
-              "task": TASK, "budgets_share_of_teacher": list(BUDGETS), "goals": goals, "networks": rows,
-              "model": {k: v for k, v in state["model"].items() if k != "width_model"},
-              "width_model": {k: state["model"]["width_model"][k] for k in ("alpha", "beta_us", "calibration")},
-              "layer_curves": _layer_curves(state), "measure": state.get("measure")}
-    name = f"prune_{args.target}{'' if TASK == 'fashion-mnist' else '_' + TASK}{'_emulated' if emulated else ''}"
-    write_results(result, RESULTS / f"{name}.json", figure=plot,
+    result = {**_model_part(args, state), "budgets_share_of_teacher": list(BUDGETS), "goals": goals, "networks": rows,
+              "measure": state.get("measure")}
+    write_results(result, RESULTS / f"{_results_name(args, state)}.json", figure=plot,
                   measurements_from=None if args.stage == "all" else work_dir(args.target))
 
 

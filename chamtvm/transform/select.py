@@ -117,6 +117,17 @@ def select_measured(solve: Callable[[float], Choice], measure_ms: Callable[[Choi
     confirm_ms = confirm_ms or measure_ms
     limit = budget_ms * (1 - slack)
     checks: list[dict] = []
+
+    def timed(choice, budget: float, **extra) -> float:
+        """Measure ``choice`` (confirmed anew when under the limit), record it; the deciding ms."""
+        record = {"model_budget": budget, "modelled": float(choice.latency),
+                  "measured_ms": float(measure_ms(choice)), **extra}
+        ms = record["measured_ms"]
+        if ms <= limit:
+            ms = record["confirm_ms"] = float(confirm_ms(choice))
+        checks.append({**record, "under_budget": ms <= limit, **(describe(choice) if describe else {})})
+        return ms
+
     last = None
     for _ in range(tries):
         try:
@@ -125,18 +136,13 @@ def select_measured(solve: Callable[[float], Choice], measure_ms: Callable[[Choi
             if last is None:
                 raise
             break
-        measured = float(measure_ms(choice))
-        last = choice
-        record = {"model_budget": model_budget, "modelled": float(choice.latency), "measured_ms": measured}
-        if measured <= limit:
-            measured = record["confirm_ms"] = float(confirm_ms(choice))
-        checks.append({**record, "under_budget": measured <= limit, **(describe(choice) if describe else {})})
+        last, measured = choice, timed(choice, model_budget)
         if measured <= limit:
             break
         model_budget = min(model_budget, choice.latency) - (measured - limit) / ms_per_unit
-    if not checks or not checks[-1]["under_budget"]:
-        return last, _mark_kept(checks, len(checks) - 1)
     best, kept = last, len(checks) - 1
+    if not checks[-1]["under_budget"]:
+        return best, _mark_kept(checks, kept)
     for _ in range(fill_tries):
         if measured >= limit * (1 - fill):
             break
@@ -147,12 +153,7 @@ def select_measured(solve: Callable[[float], Choice], measure_ms: Callable[[Choi
             break
         if choice.latency <= best.latency:  # nothing wider fits the model: the same choice again
             break
-        first = float(measure_ms(choice))
-        record = {"model_budget": model_budget, "modelled": float(choice.latency), "measured_ms": first, "fill": True}
-        confirmed = first
-        if first <= limit:
-            confirmed = record["confirm_ms"] = float(confirm_ms(choice))
-        checks.append({**record, "under_budget": confirmed <= limit, **(describe(choice) if describe else {})})
+        confirmed = timed(choice, model_budget, fill=True)
         if confirmed > limit:
             break
         best, measured, kept = choice, confirmed, len(checks) - 1
