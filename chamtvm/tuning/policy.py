@@ -105,10 +105,20 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
 
 
 def _campaign_id(tasks: Sequence[TuningTask], trials: int, round_trials: int, min_gain: float, seed: int,
-                 population: int | None) -> str:
+                 population: int | None, further: bool = False) -> str:
     """Identity of one joint tuning (its kernels and settings): a rerun of the same one resumes it."""
-    blob = json.dumps([sorted(t.struct_hash for t in tasks), trials, round_trials, min_gain, seed, population])
+    blob = json.dumps([sorted(t.struct_hash for t in tasks), trials, round_trials, min_gain, seed, population]
+                      + (["further"] if further else []))
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _ended(work_dir: Path, cid: str) -> dict | None:
+    """The end event of campaign ``cid`` when its last run finished, else None."""
+    end = None
+    for ev in read_progress(work_dir):
+        if ev.get("campaign") == cid:
+            end = ev if ev.get("event") == "end" else None
+    return end
 
 
 def _unfinished(work_dir: Path, cid: str) -> tuple[dict | None, list[dict]]:
@@ -129,12 +139,17 @@ def _unfinished(work_dir: Path, cid: str) -> tuple[dict | None, list[dict]]:
 def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
                work_dir: str | Path | None = None, round_trials: int = 16, min_gain: float = 0.03,
                seed: int = 0, tracker: tuple[str, int, str] | None = None,
-               log: Callable[[str], None] = lambda s: None, population: int | None = None) -> TuningReport:
+               log: Callable[[str], None] = lambda s: None, population: int | None = None,
+               further: bool = False) -> TuningReport:
     """Tune ``tasks`` jointly within ``trials`` MetaSchedule trials in all (see the module
     docstring); records go into the target's database, one line per kernel into the log.
 
     One tuning per database at a time: this holds the database lock (waiting for another
-    run), and a task another run finished meanwhile is not tuned again. Each round is
+    run), and a task another run finished meanwhile is not tuned again. ``further``: tasks
+    whose tuning finished are tuned further (a network's own tuning, ``tune-model``: its
+    costliest kernels are often the table's, tuned with a few trials); MetaSchedule's
+    evolutionary search starts from their records in the database. The same further tuning
+    (same kernels, budget and settings) asked again once it has finished does nothing. Each round is
     journaled (``tuning_progress.jsonl``) and the cost model saved after it, so a killed run
     rerun with the same tasks and settings resumes: it spends only the trials left (the
     trials spent are the database's records of these kernels since the run began).
@@ -146,15 +161,26 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
     work_dir.mkdir(parents=True, exist_ok=True)
     with database_lock(work_dir, log):
         done = tuned_hashes(target, work_dir)
-        if any(t.struct_hash in done for t in tasks):
+        if not further and any(t.struct_hash in done for t in tasks):
             log(f"{sum(t.struct_hash in done for t in tasks)} of {len(tasks)} kernels are tuned already "
                 "(another run); not tuned again")
-        return _tune_locked([t for t in tasks if t.struct_hash not in done], target, trials, work_dir, round_trials,
-                            min_gain, seed, tracker, log, population)
+        todo = tasks if further else [t for t in tasks if t.struct_hash not in done]
+        return _tune_locked(todo, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population,
+                            further)
 
 
-def _tune_locked(tasks, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population) -> TuningReport:
-    """:func:`tune_tasks` once the lock is held and finished tasks are left out."""
+def _finished_report(db, tasks, target, end: dict) -> TuningReport:
+    """The report of a further tuning that finished earlier (its journal's end event)."""
+    report = TuningReport()
+    report.trials = {h: int(n) for h, n in (end.get("trials") or {}).items()}
+    report.best_us = {t.struct_hash: best_record_us(db, t.func, target) for t in tasks}
+    report.stopped = {t.struct_hash: f"finished at {end.get('at')}" for t in tasks}
+    return report
+
+
+def _tune_locked(tasks, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population,
+                 further=False) -> TuningReport:
+    """:func:`tune_tasks` once the lock is held and finished tasks are left out (unless ``further``)."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
 
@@ -162,12 +188,18 @@ def _tune_locked(tasks, target, trials, work_dir, round_trials, min_gain, seed, 
     t0 = time.time()
     if not tasks or trials <= 0:
         return report
+    cid = _campaign_id(tasks, trials, round_trials, min_gain, seed, population, further)
+    if further:
+        end = _ended(work_dir, cid)
+        if end is not None:
+            log(f"this tuning of {len(tasks)} kernels within {trials} trials finished at {end.get('at')}; "
+                "not tuned again")
+            return _finished_report(ms.database.JSONDatabase(work_dir=str(work_dir)), tasks, target, end)
     with ms_builder_runner(target, tracker) as (builder, runner):
         cores = os.cpu_count() or 1
         tvm_target = target.tvm()
         model = load_cost_model(work_dir, cores, log)
         db = ms.database.JSONDatabase(work_dir=str(work_dir))
-        cid = _campaign_id(tasks, trials, round_trials, min_gain, seed, population)
         start, done_rounds = _unfinished(work_dir, cid)
         if start is None:
             start = {"event": "start", "campaign": cid, "budget": int(trials), "at": _utc_now(), "pid": os.getpid(),
@@ -248,12 +280,14 @@ def _tune_locked(tasks, target, trials, work_dir, round_trials, min_gain, seed, 
         report.trials = {h: n for h, n in spent().items() if n}
         measured_on, stamp = _measured_on(tracker), _utc_now()
         append_tuning_log(target, work_dir, [
-            {"struct_hash": t.struct_hash, "name": t.name, "trials": report.trials.get(t.struct_hash, 0),
+            {"struct_hash": t.struct_hash, "name": t.name,
+             "trials": report.trials.get(t.struct_hash, 0) + (int(base.get(t.struct_hash, 0)) if further else 0),
              "tuning_s": round(spent_s[t.struct_hash], 2), "best_us": best[t.struct_hash],
              "measured_on": measured_on, "tuned_at": stamp, "policy": "joint",
-             "stopped": report.stopped.get(t.struct_hash)}
+             "stopped": report.stopped.get(t.struct_hash),
+             **({"further_trials": report.trials.get(t.struct_hash, 0)} if further else {})}
             for t in tasks if report.trials.get(t.struct_hash)])
-        append_progress(work_dir, {"event": "end", "campaign": cid, "at": stamp})
+        append_progress(work_dir, {"event": "end", "campaign": cid, "at": stamp, "trials": report.trials})
         report.best_us = best
         report.kernel_s = {h: round(v, 2) for h, v in spent_s.items()}
         report.seconds = time.time() - t0

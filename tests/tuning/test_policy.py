@@ -268,3 +268,36 @@ def test_two_runs_on_one_database_and_a_kill_in_round_1_spend_the_budget_once(x8
                      round_trials=2, population=8)
     assert rep.trials == {} and {k.struct_hash: records_of(ScheduleSource(x86, work).database(), k.func)
                                  for k in kernels} == spent
+
+
+@pytest.mark.slow
+def test_further_tuning_continues_a_finished_kernel_once(x86, tmp_path, tiny_dense_kernels):
+    """A network's own tuning (``further``) spends trials on a kernel whose tuning had
+    finished (the plain policy leaves it alone); the log then says what the database holds,
+    and the same further tuning asked again once it finished spends nothing."""
+    from chamtvm.tuning.database import records_of, tuned_records
+    from chamtvm.tuning.policy import TuningTask, tune_tasks
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    work = tmp_path / "x86"
+    k = tiny_dense_kernels.dense_kernels()[0]
+    task = [TuningTask(k.func, k.struct_hash, k.name)]
+
+    def records():
+        return records_of(ScheduleSource(x86, work).database(), k.func)
+
+    first = tune_tasks(task, x86, 2, work, round_trials=2, population=8)
+    assert first.trials == {k.struct_hash: records()} and records() > 0
+    again = tune_tasks(task, x86, 2, work, round_trials=2, population=8)
+    assert again.trials == {}  # finished: the plain policy does not tune it again
+    before = records()
+    notes: list[str] = []
+    more = tune_tasks(task, x86, 4, work, round_trials=2, population=8, further=True, log=notes.append)
+    assert 0 < more.trials[k.struct_hash] <= 4 and records() == before + more.trials[k.struct_hash]
+    line = tuned_records(x86, work)[k.struct_hash]
+    assert line["trials"] == records() and line["further_trials"] == more.trials[k.struct_hash]
+    assert more.best_us[k.struct_hash] is not None
+    total = records()
+    repeat = tune_tasks(task, x86, 4, work, round_trials=2, population=8, further=True, log=notes.append)
+    assert records() == total and repeat.trials == more.trials
+    assert any("not tuned again" in n for n in notes), notes
