@@ -69,7 +69,7 @@ def _networks(args, target, work: Path) -> dict:
         if not (files["onnx"].exists() and files["pt2"].exists()):
             out = work / "models" / name
             files.update(_export_torch(build_model(space, arch), files["shape"], out))
-        nets[name] = (lower_arch(space, arch, name, layout=target.conv_layout), files)
+        nets[name] = (lower_arch(space, arch, name, **target.lowering()), files)
     for model in [m for m in args.real.split(",") if m]:
         for res in args.res:
             name = f"{model}@{res}"
@@ -80,7 +80,7 @@ def _networks(args, target, work: Path) -> dict:
                 with torch.no_grad():
                     torch.export.save(torch.export.export(real.build(model), (torch.zeros(*files["shape"]),)),
                                       str(files["pt2"]))
-            net = lower_onnx(files["onnx"], layout=target.conv_layout)
+            net = lower_onnx(files["onnx"], **target.lowering())
             net.name = name
             nets[name] = (net, files)
     return nets
@@ -124,7 +124,8 @@ def prepare(args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     manifest_path = work / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"networks": {}}
-    manifest.update(target=target.name, conv_layout=target.conv_layout, schedule_rules=target.schedule_rules,
+    manifest.update(target=target.name, conv_layout=target.conv_layout, fast_math=target.fast_math,
+                    schedule_rules=target.schedule_rules,
                     lanes=target.lanes, threads=target.runtime_threads, main_schedules=str(args.main_schedules),
                     trials=args.trials, prepared_at=utc_now(), prepared_git=git_state())
     table = LatencyTable(work / "luts" / f"{target.name}.jsonl").load()
@@ -212,7 +213,7 @@ def measure(args) -> dict:
         jobs[f"{name}|onnxruntime"] = {"kind": "ort", "onnx": e["onnx"], "shape": e["shape"]}
         jobs[f"{name}|torch"] = {"kind": "torch", "pt2": e["pt2"], "shape": e["shape"]}
     out = {"prepared": {k: manifest.get(k) for k in (
-        "target", "conv_layout", "schedule_rules", "lanes", "main_schedules", "trials", "prepared_at", "prepared_git",
+        "target", "conv_layout", "fast_math", "schedule_rules", "lanes", "main_schedules", "trials", "prepared_at", "prepared_git",
         "collected_at", "collected_git", "exports") if k in manifest},
            "threads": threads, "rounds": args.rounds, "repeat": args.repeat,
            "how": "median of round medians; spread = IQR/median of all samples; each job a fresh process, "

@@ -23,6 +23,10 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
 ``measure``  the distinct picks measured end to end on the target (network journal; ``--max``
     caps how many, the emulated board is slow).
 ``report``   ``benchmarks/results/friendliness_macro.json`` and ``friendliness_macro.png``.
+``timing``   ``benchmarks/results/friendliness_profile_<target>.json``: the last profile's wall
+    time with its quiet-run record, and its kept choices against the ones the report used
+    (``--runs DIR`` keeps such a profile apart from the search benchmark's working folder;
+    ``--luts-from`` / ``--schedules-from`` give the profile a main job's table and schedules).
 
 Latency used by each figure (said again in the JSON):
 * the search, the budgets, the regret and the hypervolumes: the target's latency predictor
@@ -119,29 +123,68 @@ def predicted_latency(target: str):
 
 
 # ------------------------------------------------------------------------------ profile
-def fresh_luts(target: str) -> Path:
-    """A folder holding a copy of the target's kernel table and no network journal: the profile
-    measures its design networks in this run (the command still has its table present)."""
+def fresh_luts(target: str, luts_from: Path | None = None) -> Path:
+    """A folder holding a copy of the target's kernel table (from ``luts_from``, default the
+    working folder's tables) and no network journal: the profile measures its design networks
+    in this run (the command still has its table present)."""
     import shutil
 
     from chamtvm.core.workdir import luts_dir, table_path
 
     folder = RUNS / f"luts-{target}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     folder.mkdir(parents=True)
-    shutil.copy(table_path(target, luts_dir()), folder / f"{target}.jsonl")
+    shutil.copy(table_path(target, luts_from or luts_dir()), folder / f"{target}.jsonl")
     return folder
 
 
 def phase_profile(args) -> None:
+    """``chamtvm friendliness`` on a copy of the table (and of ``--schedules-from``'s databases:
+    the design networks are built with the schedules a main job left, as a user's would be)."""
+    import shutil
+
     out = RUNS / f"friendliness-{args.target}-macro"
-    luts = fresh_luts(args.target)
+    luts = fresh_luts(args.target, args.luts_from)
+    schedules = []
+    if args.schedules_from:
+        copy = luts.parent / f"schedules-{luts.name}"
+        shutil.copytree(args.schedules_from, copy, ignore=shutil.ignore_patterns("*.lock"))
+        schedules = ["--schedules-dir", str(copy)]
     res = run_chamtvm(["friendliness", "--target", args.target, "--space", "macro", "--out", str(out),
-                       "--luts-dir", str(luts), "--no-progress", *tracker_args(args)],
+                       "--luts-dir", str(luts), *schedules, "--no-progress", *tracker_args(args)],
                       log_path=RUNS / f"profile_{args.target}.log", json_output=True)
     doc = res["json"]
-    write_results({"wall_s": round(res["wall_s"], 1), "luts_dir": rel(luts), "document": doc},
+    write_results({"wall_s": round(res["wall_s"], 1), "luts_dir": rel(luts),
+                   "luts_from": rel(args.luts_from) if args.luts_from else None,
+                   "schedules_from": rel(args.schedules_from) if args.schedules_from else None, "document": doc},
                   RUNS / f"profile_{args.target}.json")
     print(f"profiled {args.target} in {res['wall_s']:.0f} s; reduced space {doc['outputs'].get('reduced_space')}")
+
+
+def phase_timing(args) -> None:
+    """``friendliness_profile_<target>.json``: one profile's wall time with its quiet-run
+    record (the "< 10 min on x86 with a table present" goal), and whether it kept the same
+    choices as the profile the search benchmark used (``friendliness_macro.json``)."""
+    prof = load_json(RUNS / f"profile_{args.target}.json")
+    if prof is None:
+        raise SystemExit(f"no profile in {rel(RUNS)}: run the profile phase first (with --runs {rel(RUNS)})")
+    doc = prof["document"]
+    kept = doc["kept"]
+    earlier = load_json(RESULTS / "friendliness_macro.json") or {}
+    before = ((earlier.get("targets") or {}).get(args.target) or {}).get("friendliness", {}).get("kept")
+    cells = lambda k: {(pos, c) for pos, cs in (k or {}).items() for c in cs}  # noqa: E731
+    same = None
+    if before and kept:
+        a, b = cells(kept), cells(before)
+        same = {"identical": a == b, "jaccard": round(len(a & b) / max(len(a | b), 1), 3),
+                "only_now": sorted(f"{p}:{c}" for p, c in a - b), "only_before": sorted(f"{p}:{c}" for p, c in b - a)}
+    res = {"target": args.target, "wall_s": prof["wall_s"], "limit_s": 600,
+           "quiet_run": quiet_record("profile", args.target, prof.get("provenance", {})),
+           "networks_measured_now": doc["networks"]["measured_now"], "networks": doc["networks"]["measured_ok"],
+           "latency_fit": doc["latency_fit"], "seconds": doc["seconds"],
+           "table_present": prof.get("luts_from") or "the working folder's table",
+           "schedules_from": prof.get("schedules_from"),
+           "kept": kept, "kept_vs_search_benchmark_profile": same, "document": doc}
+    write_results(res, RESULTS / f"friendliness_profile_{args.target}.json", measurements_from=RUNS / f"profile_{args.target}.json")
 
 
 # ------------------------------------------------------------------------------- search
@@ -581,8 +624,9 @@ def emulated_board(port: int):
 
 
 def main(argv=None) -> int:
+    global RUNS
     ap = argument_parser(__doc__)
-    ap.add_argument("phase", choices=["profile", "search", "measure", "report"])
+    ap.add_argument("phase", choices=["profile", "search", "measure", "report", "timing"])
     ap.add_argument("--target", default="x86", choices=TARGETS)
     ap.add_argument("--tracker", default=None, help="HOST:PORT of the tracker (arm)")
     ap.add_argument("--key", default="arm")
@@ -591,9 +635,18 @@ def main(argv=None) -> int:
     ap.add_argument("--emulate-arm", type=int, default=None, metavar="PORT",
                     help="start the emulated ARM board (tracker on 127.0.0.1:PORT, key arm) for this phase and stop "
                          "it after")
+    ap.add_argument("--luts-from", type=Path, default=None,
+                    help="profile: copy the target's kernel table from this folder (default: the working folder's)")
+    ap.add_argument("--schedules-from", type=Path, default=None,
+                    help="profile: copy this schedules root (e.g. a main job's schedules/) for the design networks")
+    ap.add_argument("--runs", type=Path, default=None,
+                    help=f"this benchmark's working folder (default {rel(RUNS)}); the timing phase reads its profile")
     args = parse_args(ap, argv)
+    if args.runs is not None:
+        RUNS = args.runs.resolve()
     RUNS.mkdir(parents=True, exist_ok=True)
-    phase = {"profile": phase_profile, "search": phase_search, "measure": phase_measure, "report": phase_report}
+    phase = {"profile": phase_profile, "search": phase_search, "measure": phase_measure, "report": phase_report,
+             "timing": phase_timing}
     with emulated_board(args.emulate_arm) if args.emulate_arm else nullcontext(args.tracker) as tracker:
         args.tracker = tracker
         phase[args.phase](args)

@@ -21,14 +21,15 @@ from .table.fill import prepare
 from .targets.spec import TargetSpec, get_target
 
 
-def lower_any(model, input_shape=None) -> LoweredNetwork:
-    """Lower a Relax IRModule, an ONNX path, or a torch module (needs ``input_shape``)."""
+def lower_any(model, input_shape=None, layout: str | None = None, fast_math: bool = False) -> LoweredNetwork:
+    """Lower a Relax IRModule, an ONNX path, or a torch module (needs ``input_shape``), the
+    way a target lowers it (``layout``, ``fast_math``: ``TargetSpec.lowering()``)."""
     import tvm
 
     if isinstance(model, tvm.IRModule):
-        return lower_relax(model)
+        return lower_relax(model, layout=layout, fast_math=fast_math)
     if isinstance(model, (str, Path)):
-        return lower_onnx(model, input_shape)
+        return lower_onnx(model, input_shape, layout, fast_math)
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
@@ -36,7 +37,7 @@ def lower_any(model, input_shape=None) -> LoweredNetwork:
     if torch is not None and isinstance(model, torch.nn.Module):
         if input_shape is None:
             raise ValueError("a torch module needs input_shape, e.g. (1, 3, 224, 224)")
-        return lower_torch(model, input_shape)
+        return lower_torch(model, input_shape, layout=layout, fast_math=fast_math)
     raise TypeError(f"cannot lower a {type(model).__name__}: pass a tvm.IRModule, an ONNX path or a torch module")
 
 
@@ -55,7 +56,7 @@ def predict_latency(model, target: str | TargetSpec, input_shape=None, luts_dir=
 
     spec = target if isinstance(target, TargetSpec) else get_target(target)
     table = LatencyTable.for_target(spec.name, luts_dir)
-    net = lower_any(model, input_shape)
+    net = lower_any(model, input_shape, **spec.lowering())
     sched = ScheduleSource.for_target(spec, schedules_dir)
     runner = make_runner(spec, tracker, key) if measure_missing else None
     return predict_prepared(prepare(net.kernels, spec, sched), table, spec, runner, space=residual_space)

@@ -31,6 +31,6 @@ def pool_latency(space, target, luts_dir: Path | None = None, schedules_dir: Pat
                          f"python -m chamtvm tune --target {target.name} --space {space.name} --task none")
     models = load_predictor(table, space=space.name)
     sched = ScheduleSource(target, Path(schedules_dir or schedules_root()) / target.name)
-    batch = BatchLatencyPredictor(space_kernel_map(space), table, target, sched, models.kernel_model,
+    batch = BatchLatencyPredictor(space_kernel_map(space, lowering=target.lowering()), table, target, sched, models.kernel_model,
                                   models.residual)
     return batch.predict_ms

@@ -37,7 +37,7 @@ def cmd_targets(args) -> int:
 def _lowered(args, target):
     from ..lower.network import load_model
 
-    return load_model(args.model, args.space, args.shape, layout=target.conv_layout)
+    return load_model(args.model, args.space, args.shape, **target.lowering())
 
 
 def _lut_dir(args):

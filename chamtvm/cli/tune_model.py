@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     target = get_target(args.target)
     table = LatencyTable.for_target(target.name, args.luts_dir or luts_dir())
     sched = ScheduleSource.for_target(target, args.schedules_dir)
-    net = load_model(args.model, args.space, args.shape, layout=target.conv_layout)
+    net = load_model(args.model, args.space, args.shape, **target.lowering())
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     # with --json stdout carries only the JSON: MetaSchedule's loggers (created per tuning,
     # writing to whatever sys.stdout is then) go to stderr with everything else

@@ -51,7 +51,7 @@ def export_network(space: SearchSpace, arch: Arch, target: TargetSpec, out_dir: 
     paths["onnx"] = str(out / "model.onnx")
     paths["torch_export"] = str(out / "model.pt2")
 
-    net = lower_arch(space, arch)
+    net = lower_arch(space, arch, **target.lowering())
     import tvm
 
     # built as it was measured (opt level 3, chamtvm's settings); the caller's pass instruments see it

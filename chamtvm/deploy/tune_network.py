@@ -145,7 +145,8 @@ def tune_network(net: LoweredNetwork, target: TargetSpec, trials: int, table: La
             log(f"tuning {len(chosen)} kernels of {net.name} jointly within {trials} trials")
             rep = tune_tasks([TuningTask(p.kernel.func, p.kernel.struct_hash, p.kernel.name, c) for c, p in chosen],
                              target, trials, schedules.work_dir, round_trials=max(trials_per_kernel // 2, 2),
-                             tracker=tracker, log=log, population=population, further=True)
+                             tracker=tracker, log=log, population=population, further=True,
+                             campaign="network " + ",".join(sorted(k.struct_hash for k in kernels)))
             spent = sum(rep.trials.values())
             schedules.reload()
             for _, p in chosen:

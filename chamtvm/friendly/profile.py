@@ -52,7 +52,7 @@ def measure_networks(space, rows, target, runner, schedules, table, nets_table, 
     items = []
     for i, row in enumerate(rows):
         arch = space.from_indices(row)
-        net = lower_arch(space, arch, f"friendly{i}")
+        net = lower_arch(space, arch, f"friendly{i}", **target.lowering())
         prep = prepare(net.kernels, target, schedules)
         pred = table_sum(prep, table) if table is not None else None
         items.append(NetworkToMeasure(net, prep, {"arch": arch.to_dict(), "space": space.name},

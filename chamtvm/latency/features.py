@@ -22,6 +22,13 @@ FINE_KINDS = ("conv1x1", "depthwise", "conv_kxk", "grouped", "dense", "batch_mat
 # (sigmoid/SiLU/GELU/softmax), divides (hard-swish/-sigmoid are clip + multiply + divide)
 _TRANSCENDENTAL = ("sigmoid", "exp", "erf", "tanh", "softmax", "gelu", "silu", "swish")
 
+def transcendental(tokens: Sequence[str]) -> int:
+    """How many exact transcendental ops a kernel's name tokens list; one after ``fast`` is a
+    polynomial approximation (``lower.fast_math``: ``fused_conv2d_add_fast_silu``), priced
+    like the multiplies and adds it is, so it is not counted."""
+    return sum(t in _TRANSCENDENTAL and (i == 0 or tokens[i - 1] != "fast") for i, t in enumerate(tokens))
+
+
 KERNEL_FEATURES = (
     *[f"kind_{k}" for k in KINDS],
     "log_flops", "log_bytes", "log_intensity", "in_c", "in_hw", "out_c", "out_hw", "kernel_hw",
@@ -136,12 +143,12 @@ def kernel_feature_vector(name: str, args: Sequence[tuple], flops: float, nbytes
         math.log1p(flops), math.log1p(nbytes), math.log1p(flops / max(nbytes, 1.0)),
         in_c, in_hw, out_c, out_hw, kernel_hw, stride, math.log1p(out_elems),
         float(residual > 0), activation, 0.0 if schedule == "default" else 1.0,
-        float(len([t for t in name.split("_") if t not in ("", "fused", "tir")])),  # ops fused
+        float(len([t for t in name.split("_") if t not in ("", "fused", "tir", "fast")])),  # ops fused
         *[1.0 if fine == k else 0.0 for k in FINE_KINDS],
         math.log1p(nbytes_of[0] if nbytes_of else 0.0), math.log1p(weight_bytes),
         math.log1p(nbytes_of[-1] if nbytes_of else 0.0), math.log1p(flops / max(out_elems, 1.0)),
         math.log(groups), math.log1p(shapes[-1][-1] if shapes and shapes[-1] else 1),
-        float(sum(t in _TRANSCENDENTAL for t in tokens)), float(tokens.count("divide")),
+        float(transcendental(tokens)), float(tokens.count("divide")),
         float(tokens.count("multiply")), float(len(shapes)),
         *[math.log1p(d) for d in matmul_mkn(name, args)],
     ])

@@ -230,8 +230,9 @@ class SpaceKernels:
         return counts
 
 
-def space_kernel_map(space: SearchSpace, progress=None) -> SpaceKernels:
+def space_kernel_map(space: SearchSpace, progress=None, lowering: dict | None = None) -> SpaceKernels:
     """Lower the probe modules of ``space`` once: its kernels and the block -> kernels map.
+    ``lowering``: the target's (``TargetSpec.lowering``: layout, fast math), as its networks are lowered.
 
     ``progress(n)`` is called after each probe with the number of probe groups done.
     """
@@ -243,7 +244,7 @@ def space_kernel_map(space: SearchSpace, progress=None) -> SpaceKernels:
             result.by_config[c] = ()
     for key, configs in _probe_groups(space).items():
         module, shapes = _probe_module(configs)
-        fused = fuse(from_torch(module, shapes))
+        fused = fuse(from_torch(module, shapes), **(lowering or {}))
         name_to_hash = {gv.name_hint: kernel_hash(f) for gv, f in fused.functions.items()
                         if gv.name_hint != "main" and hasattr(f, "params") and not hasattr(f, "ret_ty")}
         for k in extract_kernels(fused):
@@ -260,9 +261,9 @@ def space_kernel_map(space: SearchSpace, progress=None) -> SpaceKernels:
     return result
 
 
-def space_kernels(space: SearchSpace, progress=None) -> list[Kernel]:
+def space_kernels(space: SearchSpace, progress=None, lowering: dict | None = None) -> list[Kernel]:
     """Every distinct fused kernel of ``space`` (counts are 1: they describe no network)."""
-    kernels = space_kernel_map(space, progress).kernels
+    kernels = space_kernel_map(space, progress, lowering).kernels
     return sorted(kernels.values(), key=lambda k: (k.name, k.struct_hash))
 
 

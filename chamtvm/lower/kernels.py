@@ -1,7 +1,8 @@
 """Lower a network to Relax and list its fused kernels.
 
 Pipeline (the one chamtvm deploys with on every target):
-    torch.export or ONNX -> Relax -> FoldBatchnormToConv2D + FoldConstant
+    torch.export or ONNX -> Relax -> [the target's conv_layout, fast_math]
+    -> FoldBatchnormToConv2D + FoldConstant
     -> LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR  ("fusion")
     -> [MetaScheduleApplyDatabase when a database exists]
     -> the target's Relax pipeline (``relax.get_default_pipeline(target)``) -> build.
@@ -223,15 +224,19 @@ def _fold_constants_in_numpy(mod: "tvm.IRModule") -> "tvm.IRModule":
     return mod
 
 
-def fuse(mod: "tvm.IRModule", layout: str | None = None) -> "tvm.IRModule":
+def fuse(mod: "tvm.IRModule", layout: str | None = None, fast_math: bool = False) -> "tvm.IRModule":
     """Fold BatchNorm into convolutions and fuse operators into PrimFunc kernels, the
-    convolutions in ``layout`` (``lower.layout``; None: NCHW as imported)."""
+    convolutions in ``layout`` (``lower.layout``; None: NCHW as imported), exponential-based
+    activations approximated when ``fast_math`` (``lower.fast_math``)."""
     import tvm
     from tvm import relax
 
+    from .fast_math import fast_math as approximate
     from .layout import convert_layout
 
     mod = convert_layout(_fold_constants_in_numpy(mod), layout)
+    if fast_math:
+        mod = approximate(mod)
     seq = tvm.transform.Sequential(
         [
             relax.transform.FoldBatchnormToConv2D(),

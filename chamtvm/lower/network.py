@@ -34,16 +34,16 @@ class LoweredNetwork:
     space: str | None = None  # the space name when built from an architecture
 
 
-def lower_relax(mod, name: str = "relax", layout: str | None = None) -> LoweredNetwork:
+def lower_relax(mod, name: str = "relax", layout: str | None = None, fast_math: bool = False) -> LoweredNetwork:
     """Fuse a Relax module (convolutions in ``layout``, a target's ``conv_layout``; None:
-    NCHW) and extract its kernels and input specs. A module TVM cannot lower,
+    NCHW; ``fast_math``: a target's ``fast_math``, ``lower.fast_math``) and extract its kernels and input specs. A module TVM cannot lower,
     one without a ``main`` function, or one whose ``main`` takes a dynamic shape is a
     ``ModelError`` saying so."""
     if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
         raise ModelError(f"{name}: the Relax module has no 'main' function "
                          f"(functions: {', '.join(sorted(gv.name_hint for gv in mod.get_global_vars())) or 'none'})")
     try:
-        fused = fuse(mod, layout)
+        fused = fuse(mod, layout, fast_math)
     except Exception as e:  # TVM raises assorted types on graphs its passes cannot handle
         from ..core.interrupt import reraise_if_interrupted
 
@@ -55,11 +55,13 @@ def lower_relax(mod, name: str = "relax", layout: str | None = None) -> LoweredN
     return LoweredNetwork(name, fused, extract_kernels(fused), inputs)
 
 
-def lower_torch(module, input_shape, name: str = "torch", layout: str | None = None) -> LoweredNetwork:
-    return lower_relax(from_torch(module, tuple(input_shape)), name, layout)
+def lower_torch(module, input_shape, name: str = "torch", layout: str | None = None,
+                fast_math: bool = False) -> LoweredNetwork:
+    return lower_relax(from_torch(module, tuple(input_shape)), name, layout, fast_math)
 
 
-def lower_arch(space: SearchSpace, arch: Arch, name: str = "arch", layout: str | None = None) -> LoweredNetwork:
+def lower_arch(space: SearchSpace, arch: Arch, name: str = "arch", layout: str | None = None,
+               fast_math: bool = False) -> LoweredNetwork:
     """``arch`` of ``space`` lowered (its torch model, weights from seed 0, imported once per
     machine: ``lower.cache``)."""
     from ..space.model import build_model, input_shape
@@ -69,17 +71,17 @@ def lower_arch(space: SearchSpace, arch: Arch, name: str = "arch", layout: str |
     shape = input_shape(space, arch)
     key = arch_key(space.to_dict(), arch.to_dict(), 0, shape)
     mod = cached_module(key, lambda: from_torch(build_model(space, arch, seed=0), shape))
-    net = lower_relax(mod, name, layout)
+    net = lower_relax(mod, name, layout, fast_math)
     net.space = space.name
     return net
 
 
-def lower_onnx(path: str | Path, shape=None, layout: str | None = None) -> LoweredNetwork:
-    return lower_relax(from_onnx_file(path, shape), Path(path).stem, layout)
+def lower_onnx(path: str | Path, shape=None, layout: str | None = None, fast_math: bool = False) -> LoweredNetwork:
+    return lower_relax(from_onnx_file(path, shape), Path(path).stem, layout, fast_math)
 
 
 def load_model(path: str | Path, space: str | SearchSpace = "fashion", shape=None,
-               layout: str | None = None) -> LoweredNetwork:
+               layout: str | None = None, fast_math: bool = False) -> LoweredNetwork:
     """Lower a model file: an architecture JSON (of ``space``, or the space it names in a
     ``"space"`` field) or an ONNX file (``shape``: its input shape, needed only when the file's
     is dynamic). A missing, unreadable or malformed file, or a ``shape`` that does not apply,
@@ -96,13 +98,13 @@ def load_model(path: str | Path, space: str | SearchSpace = "fashion", shape=Non
     if path.suffix == ".onnx":
         if shape is not None:
             _check_onnx_shape(path, shape)
-        return lower_onnx(path, shape, layout)
+        return lower_onnx(path, shape, layout, fast_math)
     if path.suffix == ".json":
         if shape is not None:
             raise ModelError(f"--shape applies to ONNX models only; the input of architecture {path} "
                              f"comes from its space (its 'resolution' and the space's in_channels)")
         sp, arch = read_arch(path, space)
-        return lower_arch(sp, arch, path.stem, layout)
+        return lower_arch(sp, arch, path.stem, layout, fast_math)
     raise ModelError(f"{path}: unsupported model file type {path.suffix!r}; expected .json (architecture) or .onnx")
 
 

@@ -183,7 +183,7 @@ def step_search(s) -> None:
             finally:
                 bar.update(1)
             arch = space.from_indices(result.best_indices)
-            net = lower_arch(space, arch, f"pick-{budget:g}ms")
+            net = lower_arch(space, arch, f"pick-{budget:g}ms", **s.target.lowering())
             prepared = prepare(net.kernels, s.target, s.schedules)
             picks.append(Pick(budget, result, None, arch, net, prepared, ctx.latency.predict(prepared),
                               seen[1] if seen else None))
@@ -403,7 +403,7 @@ def step_regret(s) -> None:
     nets = []
     for n, row in enumerate(rows.values()):
         arch = space.from_indices(row)
-        net = lower_arch(space, arch, f"contender{n}")
+        net = lower_arch(space, arch, f"contender{n}", **s.target.lowering())
         nets.append((net, prepare(net.kernels, s.target, s.schedules), {"arch": arch.to_dict(), "space": space.name}))
     measured = dict(zip(rows, (p.measured_ms for p in price_and_measure_all(
         nets, ctx.latency, s.target, s.runner, s.schedules, s.nets_table))))

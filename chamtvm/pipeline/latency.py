@@ -55,7 +55,7 @@ def step_coverage(s) -> None:
 
     bar = s.progress(probe_group_count(s.space), "lowering probe modules")
     try:
-        s.kernels = space_kernels(s.space, progress=bar.update)
+        s.kernels = space_kernels(s.space, progress=bar.update, lowering=s.target.lowering())
     finally:
         bar.close()
 
@@ -179,7 +179,7 @@ def lower_archs(space, archs, target: TargetSpec, runner: Runner, schedules: Sch
     ``<prefix><i>``; every kernel the table lacks is measured first (a price is never a guess)."""
     nets = []
     for i, arch in enumerate(archs):
-        net = lower_arch(space, arch, f"{prefix}{i}")
+        net = lower_arch(space, arch, f"{prefix}{i}", **target.lowering())
         prepared = prepare(net.kernels, target, schedules)
         if untimed_keys(prepared, table):
             fill_table(prepared, table, runner, target, batch_size)

@@ -141,7 +141,7 @@ def load_space_latency(space: SearchSpace, target, table, schedules) -> SpaceLat
         raise SearchError(f"the latency table {table.path} is empty: build it first with "
                           f"python -m chamtvm tune --target {target.name} --space {space.name}")
     models = load_predictor(table, space=space.name)
-    batch = BatchLatencyPredictor(space_kernel_map(space), table, target, schedules, models.kernel_model,
+    batch = BatchLatencyPredictor(space_kernel_map(space, lowering=target.lowering()), table, target, schedules, models.kernel_model,
                                   models.residual)
     return SpaceLatency(space, models, batch)
 

@@ -45,6 +45,10 @@ vectorize them at the target's width). ``schedule_rules`` (optional: ``"default"
 for the target kind, or with the output's innermost axis always split at ``vector_lanes``
 (``tuning.metaschedule.space_generator``). Absent means NCHW and TVM's rules. Neither is in
 the fingerprint: both change the kernels or schedules themselves, which have their own keys.
+
+``fast_math`` (optional, default false): lower sigmoid, SiLU, exp, tanh, erf and softmax to
+fast polynomial approximations (``lower.fast_math``; relative error under 5e-6) instead of one
+scalar ``expf`` call per element. It changes the kernels (their own keys), not the fingerprint.
 """
 
 from __future__ import annotations
@@ -187,7 +191,13 @@ class TargetSpec:
     conv_layout: str | None = None
     schedule_rules: str | None = None
     kernel_timing: str = "isolated"
+    fast_math: bool = False
     source: str = field(default="", compare=False)
+
+    def lowering(self) -> dict:
+        """How networks are lowered for this target: keyword arguments of ``lower.network``'s
+        ``lower_*`` and ``load_model`` (``layout``, ``fast_math``)."""
+        return {"layout": self.conv_layout, "fast_math": self.fast_math}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "") -> "TargetSpec":
@@ -220,6 +230,8 @@ class TargetSpec:
         for name, allowed in (("conv_layout", CONV_LAYOUTS), ("schedule_rules", SCHEDULE_RULES)):
             if name in d and d[name] not in allowed:
                 raise TargetError(f"{where}: {name} must be one of {list(allowed)}, got {d[name]!r}")
+        if "fast_math" in d and not isinstance(d["fast_math"], bool):
+            raise TargetError(f"{where}: fast_math must be true or false (a JSON boolean), got {d['fast_math']!r}")
         kernel_timing = d.get("kernel_timing", "isolated")
         if kernel_timing not in KERNEL_TIMINGS:
             raise TargetError(f"{where}: kernel_timing must be one of {list(KERNEL_TIMINGS)}, got {kernel_timing!r}")
@@ -244,6 +256,7 @@ class TargetSpec:
             conv_layout=d.get("conv_layout"),
             schedule_rules=d.get("schedule_rules"),
             kernel_timing=kernel_timing,
+            fast_math=bool(d.get("fast_math", False)),
             source=source,
         )
 

@@ -89,7 +89,7 @@ class TargetLatency:
         for start in range(0, len(blocks), PROBE_BLOCKS):
             chunk = blocks[start:start + PROBE_BLOCKS]
             probe, shapes = _probe(chunk)
-            fused = fuse(from_torch(probe, shapes))
+            fused = fuse(from_torch(probe, shapes), **self.target.lowering())
             by_hash = {k.struct_hash: k for k in extract_kernels(fused)}
             name_to_hash = {gv.name_hint: kernel_hash(f) for gv, f in fused.functions.items()
                             if gv.name_hint != "main" and hasattr(f, "params") and not hasattr(f, "ret_ty")}
@@ -112,7 +112,7 @@ class TargetLatency:
     def lower(self, module, input_shape, name: str = "network"):
         from ..lower.network import lower_torch
 
-        return lower_torch(module, tuple(input_shape), name)
+        return lower_torch(module, tuple(input_shape), name, **self.target.lowering())
 
     def price_network(self, module, input_shape, name: str = "network"):
         """``FullPrediction`` (table sum and kernel breakdown) of a whole network; kernels the

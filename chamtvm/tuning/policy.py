@@ -105,10 +105,11 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
 
 
 def _campaign_id(tasks: Sequence[TuningTask], trials: int, round_trials: int, min_gain: float, seed: int,
-                 population: int | None, further: bool = False) -> str:
-    """Identity of one joint tuning (its kernels and settings): a rerun of the same one resumes it."""
-    blob = json.dumps([sorted(t.struct_hash for t in tasks), trials, round_trials, min_gain, seed, population]
-                      + (["further"] if further else []))
+                 population: int | None, further: bool = False, campaign: str | None = None) -> str:
+    """Identity of one joint tuning (its kernels, or the caller's ``campaign`` name, and its
+    settings): a rerun of the same one resumes it."""
+    what = campaign if campaign is not None else sorted(t.struct_hash for t in tasks)
+    blob = json.dumps([what, trials, round_trials, min_gain, seed, population] + (["further"] if further else []))
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -140,7 +141,7 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
                work_dir: str | Path | None = None, round_trials: int = 16, min_gain: float = 0.03,
                seed: int = 0, tracker: tuple[str, int, str] | None = None,
                log: Callable[[str], None] = lambda s: None, population: int | None = None,
-               further: bool = False) -> TuningReport:
+               further: bool = False, campaign: str | None = None) -> TuningReport:
     """Tune ``tasks`` jointly within ``trials`` MetaSchedule trials in all (see the module
     docstring); records go into the target's database, one line per kernel into the log.
 
@@ -149,7 +150,10 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
     whose tuning finished are tuned further (a network's own tuning, ``tune-model``: its
     costliest kernels are often the table's, tuned with a few trials); MetaSchedule's
     evolutionary search starts from their records in the database. The same further tuning
-    (same kernels, budget and settings) asked again once it has finished does nothing. Each round is
+    (same kernels, or the same ``campaign`` name, budget and settings) asked again once it has
+    finished does nothing: ``campaign`` names a tuning whose kernels are chosen from rows that
+    the tuning itself changes (a network's: ``deploy.tune_network``), so a rerun is recognised
+    even when it would choose other kernels. Each round is
     journaled (``tuning_progress.jsonl``) and the cost model saved after it, so a killed run
     rerun with the same tasks and settings resumes: it spends only the trials left (the
     trials spent are the database's records of these kernels since the run began).
@@ -166,7 +170,7 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
                 "(another run); not tuned again")
         todo = tasks if further else [t for t in tasks if t.struct_hash not in done]
         return _tune_locked(todo, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population,
-                            further)
+                            further, campaign)
 
 
 def _finished_report(db, tasks, target, end: dict) -> TuningReport:
@@ -179,7 +183,7 @@ def _finished_report(db, tasks, target, end: dict) -> TuningReport:
 
 
 def _tune_locked(tasks, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population,
-                 further=False) -> TuningReport:
+                 further=False, campaign=None) -> TuningReport:
     """:func:`tune_tasks` once the lock is held and finished tasks are left out (unless ``further``)."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
@@ -188,7 +192,7 @@ def _tune_locked(tasks, target, trials, work_dir, round_trials, min_gain, seed, 
     t0 = time.time()
     if not tasks or trials <= 0:
         return report
-    cid = _campaign_id(tasks, trials, round_trials, min_gain, seed, population, further)
+    cid = _campaign_id(tasks, trials, round_trials, min_gain, seed, population, further, campaign)
     if further:
         end = _ended(work_dir, cid)
         if end is not None:

@@ -56,6 +56,10 @@ def test_kernel_feature_vector_values():
                                                                [((1, 8), "float32")] * 3, 1.0, 1.0)))
     assert (gelu["transcendental"], gelu["divides"], gelu["multiplies"]) == (1.0, 1.0, 1.0)
     assert plain["log_matmul_m"] == plain["log_matmul_k"] == plain["log_matmul_n"] == 0.0  # not a matmul
+    exact = dict(zip(F.KERNEL_FEATURES, F.kernel_feature_vector("fused_conv2d5_add4_tir_sigmoid3_multiply3", PW, 1.0, 1.0)))
+    fast = dict(zip(F.KERNEL_FEATURES, F.kernel_feature_vector("fused_conv2d5_add4_fast_silu", PW, 1.0, 1.0)))
+    assert exact["transcendental"] == 1.0 and fast["transcendental"] == 0.0  # a polynomial is not an expf call
+    assert fast["fused_ops"] == 3  # conv2d, add, silu ("fast" names how, not an op)
 
 
 def test_matmul_dimensions_of_any_rank():

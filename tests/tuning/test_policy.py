@@ -301,3 +301,11 @@ def test_further_tuning_continues_a_finished_kernel_once(x86, tmp_path, tiny_den
     repeat = tune_tasks(task, x86, 4, work, round_trials=2, population=8, further=True, log=notes.append)
     assert records() == total and repeat.trials == more.trials
     assert any("not tuned again" in n for n in notes), notes
+    # a named campaign (a network's tuning) is recognised even when it would choose another kernel
+    other = tiny_dense_kernels.dense_kernels()[1]
+    named = tune_tasks(task, x86, 2, work, round_trials=2, population=8, further=True, campaign="net A")
+    assert set(named.trials) == {k.struct_hash} and 0 < named.trials[k.struct_hash] <= 2
+    assert records() == total + named.trials[k.struct_hash]
+    rerun = tune_tasks([TuningTask(other.func, other.struct_hash, other.name)], x86, 2, work, round_trials=2,
+                       population=8, further=True, campaign="net A")
+    assert rerun.trials == named.trials and records_of(ScheduleSource(x86, work).database(), other.func) == 0

@@ -135,7 +135,7 @@ FRONTENDS = ("fx", "export")
 TIMINGS = ("network", "table")
 
 
-def _lower_fx(model, input_shape, name: str) -> LoweredNetwork:
+def _lower_fx(model, input_shape, name: str, lowering: dict | None = None) -> LoweredNetwork:
     """Lower through ``torch.fx`` and TVM's fx importer: the same fusion pipeline as
     ``lower.network.lower_torch`` (BatchNorm folded in torch first), about 3x faster than
     ``torch.export`` + its importer."""
@@ -148,13 +148,15 @@ def _lower_fx(model, input_shape, name: str) -> LoweredNetwork:
     with torch.no_grad():
         gm = torch.fx.symbolic_trace(fold_batchnorm(model))
         mod = from_fx(gm, [(list(input_shape), "float32")], unwrap_unit_return_tuple=True)
-    return lower_relax(mod, name)
+    return lower_relax(mod, name, **(lowering or {}))
 
 
-def lower_layout(model: "torch.nn.Module", graph: ChannelGraph, config: Config, frontend: str = "export") -> Layout:
+def lower_layout(model: "torch.nn.Module", graph: ChannelGraph, config: Config, frontend: str = "export",
+                 lowering: dict | None = None) -> Layout:
     """Lower ``model`` cut (or widened, by repeating channels) to the widths of ``config``;
     ``frontend``: ``export`` (``lower.network.lower_torch``, the deployment path) or ``fx``
-    (see :func:`_lower_fx`; ``WidthProbe`` uses it only where it gives the same kernels)."""
+    (see :func:`_lower_fx`; ``WidthProbe`` uses it only where it gives the same kernels);
+    ``lowering``: the target's (``TargetSpec.lowering``)."""
     from tvm import tirx
 
     from ...lower.kernels import kernel_hash
@@ -163,8 +165,8 @@ def lower_layout(model: "torch.nn.Module", graph: ChannelGraph, config: Config, 
     keep = {g: [i % width[g] for i in range(w)] for g, w in config}
     cut = select_channels(model, graph, keep) if keep else model
     name = "prune-" + config_label(config)
-    net = _lower_fx(cut, graph.input_shape, name) if frontend == "fx" else \
-        lower_torch(cut, graph.input_shape, name=name)
+    net = _lower_fx(cut, graph.input_shape, name, lowering) if frontend == "fx" else \
+        lower_torch(cut, graph.input_shape, name=name, **(lowering or {}))
     by_hash = {k.struct_hash: k for k in net.kernels}
     hash_of = {gv.name_hint: kernel_hash(f) for gv, f in net.fused.functions.items() if isinstance(f, tirx.PrimFunc)}
     calls = call_sequence(net.fused)
@@ -364,13 +366,13 @@ class WidthProbe:
 
     def layout(self, config: Config) -> Layout:
         if self.frontend == "auto":
-            deployed = lower_layout(self.model, self.graph, (), "export")
-            fast = lower_layout(self.model, self.graph, (), "fx")
+            deployed = lower_layout(self.model, self.graph, (), "export", self.target.lowering())
+            fast = lower_layout(self.model, self.graph, (), "fx", self.target.lowering())
             self.frontend = "fx" if same_kernels(deployed, fast) else "export"
             self.log(f"width configurations are lowered through torch.{self.frontend}")
             self.layouts[()] = deployed
         if config not in self.layouts:
-            lay = lower_layout(self.model, self.graph, config, self.frontend)
+            lay = lower_layout(self.model, self.graph, config, self.frontend, self.target.lowering())
             full = self.layouts.get(())
             if full is not None and lay.signature != full.signature:
                 raise WidthLatencyError(
