@@ -66,6 +66,10 @@ def cmd_predict(args) -> int:
                               "latency_ms": None, "error": msg}, indent=1))
         raise UsageError(msg)
     net = _lowered(args, target)
+    from ..lower.fast_math import approximated_kernels, fast_math_note
+
+    if fast_math_note(target.name, net.kernels):
+        print(fast_math_note(target.name, net.kernels), file=sys.stderr)
     sched = ScheduleSource.for_target(target, args.schedules_dir)
     sched.use_database = args.schedules == "tuned"
     for note in v.schedule_notes(sched, table, args.schedules_dir):
@@ -94,6 +98,7 @@ def cmd_predict(args) -> int:
 
     kernel_us = {k["key"]: k.get("total_us", (k.get("latency_us") or 0.0) * k.get("count", 1)) for k in out["kernels"]}
     out["schedules"] = args.schedules
+    out["fast_math_kernels"] = approximated_kernels(net.kernels)
     out["default_schedules"] = default_schedule_note(prepared, kernel_us, table, target.fingerprint, args.statistic)
     if args.json:
         print(json.dumps(out, indent=1))

@@ -101,3 +101,19 @@ def fast_math(mod):
             rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
     mod = rewriter.builder_.get()
     return relax.transform.FastMathTransform()(mod)
+
+
+def approximated_kernels(kernels) -> list[str]:
+    """Names of the kernels (``lower.kernels.Kernel``) that compute an activation by a fast
+    approximation (their fused names carry ``fast_``: ``fused_conv2d_add_fast_silu``)."""
+    return sorted(k.name for k in kernels if "fast_" in k.name)
+
+
+def fast_math_note(target_name: str, kernels) -> str | None:
+    """What ``predict`` says when a network's price includes fast-math kernels, else None."""
+    fast = approximated_kernels(kernels)
+    if not fast:
+        return None
+    return (f"note: target {target_name} lowers with fast math: {len(fast)} kernel(s) compute sigmoid, SiLU, GELU, "
+            "exp, tanh, erf or softmax by polynomial approximations (lower.fast_math), as chamtvm exports them; "
+            "a build without them (a plain tvm.compile) computes those with one expf call per element")

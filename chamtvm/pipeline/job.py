@@ -121,7 +121,7 @@ MEASURE = ("target", "runner", "table", "cfg")
 TUNE_STEPS: list[Step] = [
     OPEN,
     Step("task", adapt.step_task, reads=("cfg", "space", "log"), writes=("trainer", "trainer_note")),
-    Step("coverage", latency.step_coverage, reads=("space",), writes=("kernels",)),
+    Step("coverage", latency.step_coverage, reads=("space", "target"), writes=("kernels",)),
     Step("prepare", latency.step_prepare, reads=("kernels", "target", "schedules"), writes=("prepared",),
          timer_name="table"),
     Step("table", latency.step_table, reads=(*MEASURE, "prepared", "kernels"), writes=("table_fill",),

@@ -91,6 +91,10 @@ def test_network_with_fast_math_computes_the_same_and_calls_no_exp():
     # different loop bodies, so different kernels: rows of the exact lowering never price these
     changed = {k.struct_hash for k in fast.kernels} - {k.struct_hash for k in exact.kernels}
     assert changed
+    from chamtvm.lower.fast_math import approximated_kernels, fast_math_note
+
+    assert approximated_kernels(fast.kernels) and not approximated_kernels(exact.kernels)
+    assert fast_math_note("x86", exact.kernels) is None and "fast math" in fast_math_note("x86", fast.kernels)
 
 
 def test_target_fast_math_is_a_boolean_and_reaches_the_lowering():
