@@ -143,6 +143,9 @@ def plot(out: dict, path: Path) -> None:
         ax.scatter([i] * len(r), r, s=12, color="grey")
         ax.bar(i, out["networks"][n]["fast_over_exact"], 0.6, alpha=0.6)
     ax.axhline(1.0, color="k", lw=0.8)
+    lows = [min(out["networks"][n]["fast_over_exact_rounds"]) for n in nets] or [1.0]
+    highs = [max(out["networks"][n]["fast_over_exact_rounds"]) for n in nets] or [1.0]
+    ax.set_ylim(min(0.9, min(lows) - 0.02), max(1.05, max(highs) + 0.02))  # the ratios differ by a few per cent
     ax.set_xticks(range(len(nets)), nets, rotation=20, ha="right")
     ax.set_ylabel("fast / exact latency (default schedules)\nbar: median; dots: per round")
     ax.set_title(f"{out['prepared'].get('target')}, {out['threads']} threads: fast math against exact exp")
