@@ -201,17 +201,12 @@ def collect(args) -> dict:
 
 # ------------------------------------------------------------------------ measure
 def measure(args) -> dict:
-    from common.timing import interleaved, measure as measure_job
+    from common.timing import interleaved, manifest_jobs, measure as measure_job, per_network
 
     work = Path(args.work)
     manifest = json.loads((work / "manifest.json").read_text())
     threads = args.threads or manifest["threads"] or os.cpu_count()
-    jobs = {}
-    for name, e in manifest["networks"].items():
-        for kind, lib in e["libs"].items():
-            jobs[f"{name}|{kind}"] = {"kind": "tvm", "lib": lib, "inputs": e["inputs"]}
-        jobs[f"{name}|onnxruntime"] = {"kind": "ort", "onnx": e["onnx"], "shape": e["shape"]}
-        jobs[f"{name}|torch"] = {"kind": "torch", "pt2": e["pt2"], "shape": e["shape"]}
+    jobs = manifest_jobs(manifest["networks"])
     out = {"prepared": {k: manifest.get(k) for k in (
         "target", "conv_layout", "fast_math", "schedule_rules", "lanes", "main_schedules", "trials", "prepared_at", "prepared_git",
         "collected_at", "collected_git", "exports") if k in manifest},
@@ -224,10 +219,8 @@ def measure(args) -> dict:
     print("peak probe:", probe)
     print(f"measuring {len(jobs)} jobs x {args.rounds} rounds at {threads} threads")
     res = interleaved(jobs, threads, args.rounds, repeat=args.repeat)
-    for key, v in res.items():
-        name, kind = key.split("|")
-        out["networks"].setdefault(name, {"measured": {}})["measured"][kind] = {k: v.get(k) for k in (
-            "median_us", "min_us", "spread_pct", "round_spread_pct", "round_medians_us", "errors", "version")}
+    out["networks"] = per_network(res, ("median_us", "min_us", "spread_pct", "round_spread_pct", "round_medians_us",
+                                        "errors", "version"))
     for name, d in out["networks"].items():
         e = manifest["networks"][name]
         d.update({k: e[k] for k in ("kernels", "kernel_calls", "flops", "schedule_tags", "exported_from") if k in e})

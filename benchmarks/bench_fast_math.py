@@ -95,16 +95,12 @@ def prepare(args) -> dict:
 
 
 def measure(args) -> dict:
-    from common.timing import interleaved
+    from common.timing import interleaved, manifest_jobs, per_network
 
     work = Path(args.work)
     manifest = json.loads((work / "manifest.json").read_text())
     threads = args.threads or manifest["threads"] or os.cpu_count()
-    jobs = {}
-    for name, e in manifest["networks"].items():
-        for kind, lib in e["libs"].items():
-            jobs[f"{name}|{kind}"] = {"kind": "tvm", "lib": lib, "inputs": e["inputs"]}
-        jobs[f"{name}|onnxruntime"] = {"kind": "ort", "onnx": e["onnx"], "shape": e["shape"]}
+    jobs = manifest_jobs(manifest["networks"], torch=False)
     out = {"prepared": {k: manifest.get(k) for k in ("target", "prepared_at", "prepared_git")},
            "threads": threads, "rounds": args.rounds, "repeat": args.repeat, "schedules": "TVM's default (no database)",
            "how": "median of round medians; spread = IQR/median of all samples; each job a fresh process, "
@@ -112,10 +108,8 @@ def measure(args) -> dict:
     t0 = time.time()
     print(f"measuring {len(jobs)} jobs x {args.rounds} rounds at {threads} threads")
     res = interleaved(jobs, threads, args.rounds, repeat=args.repeat)
-    for key, v in res.items():
-        name, kind = key.split("|")
-        out["networks"].setdefault(name, {"measured": {}})["measured"][kind] = {k: v.get(k) for k in (
-            "median_us", "spread_pct", "round_spread_pct", "round_medians_us", "errors", "version")}
+    out["networks"] = per_network(res, ("median_us", "spread_pct", "round_spread_pct", "round_medians_us", "errors",
+                                        "version"))
     for name, d in out["networks"].items():
         e = manifest["networks"][name]
         d.update({k: e[k] for k in ("kernels", "max_abs_diff", "max_rel_diff")})

@@ -203,6 +203,30 @@ def interleaved(jobs: dict[str, dict], threads: int, rounds: int, repeat: int = 
     return got
 
 
+def manifest_jobs(networks: dict[str, dict], torch: bool = True) -> dict[str, dict]:
+    """Timing jobs of a prepare phase's manifest (``networks``: name -> its ``libs`` by kind,
+    ``inputs``, ``onnx``, ``shape`` and, for ``torch``, ``pt2``): every TVM library, ONNX Runtime
+    on the network's ONNX file and (``torch``) its torch.export program, keyed ``name|kind``."""
+    jobs = {}
+    for name, e in networks.items():
+        for kind, lib in e["libs"].items():
+            jobs[f"{name}|{kind}"] = {"kind": "tvm", "lib": lib, "inputs": e["inputs"]}
+        jobs[f"{name}|onnxruntime"] = {"kind": "ort", "onnx": e["onnx"], "shape": e["shape"]}
+        if torch:
+            jobs[f"{name}|torch"] = {"kind": "torch", "pt2": e["pt2"], "shape": e["shape"]}
+    return jobs
+
+
+def per_network(res: dict[str, dict], fields: tuple[str, ...]) -> dict[str, dict]:
+    """``interleaved``'s results keyed ``name|kind`` regrouped as name -> ``{"measured": {kind:
+    its fields}}``."""
+    out: dict[str, dict] = {}
+    for key, v in res.items():
+        name, kind = key.split("|")
+        out.setdefault(name, {"measured": {}})["measured"][kind] = {k: v.get(k) for k in fields}
+    return out
+
+
 def library_rounds(lat, libs: dict[str, Path], input_shape, rounds: int, log=print) -> dict[str, list[list[float]]]:
     """Every network library of ``libs`` timed as chamtvm times every network
     (``lat.measure_library``, a ``TargetLatency``: the target's network evaluator at the
