@@ -5,9 +5,12 @@ latency.
 The model (an ONNX file or an architecture JSON) is lowered for the target; its kernels'
 default and deployed rows are measured where the target's table lacks them; the schedules
 of tuned kernels of the same kinds are transferred first (no trials), then ``--trials``
-MetaSchedule trials go to the costliest kernels, jointly; the new schedules are measured
-into the table (``deploy.tune_network``). Prints the table sum before and after. Locally,
-or on the devices under ``--tracker`` for a remote target (candidates compiled here).
+MetaSchedule trials go to the costliest kernels, jointly, kernels tuned before included (they
+continue from their records); the new schedules are measured into the table
+(``deploy.tune_network``). The same request again after it finished spends nothing. Prints the
+table sum before and after. Locally, or on the devices under ``--tracker`` for a remote target
+(candidates compiled here). The model is lowered as the target lowers networks (its
+``conv_layout`` and ``fast_math``).
 """
 
 from __future__ import annotations
