@@ -68,8 +68,9 @@ def cmd_predict(args) -> int:
     net = _lowered(args, target)
     from ..lower.fast_math import approximated_kernels, fast_math_note
 
-    if fast_math_note(target.name, net.kernels):
-        print(fast_math_note(target.name, net.kernels), file=sys.stderr)
+    note = fast_math_note(target.name, net.kernels)
+    if note:
+        print(note, file=sys.stderr)
     sched = ScheduleSource.for_target(target, args.schedules_dir)
     sched.use_database = args.schedules == "tuned"
     for note in v.schedule_notes(sched, table, args.schedules_dir):

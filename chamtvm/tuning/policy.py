@@ -164,11 +164,13 @@ def tune_tasks(tasks: Sequence[TuningTask], target: TargetSpec, trials: int,
     work_dir = Path(work_dir or target_schedules_dir(target.name))
     work_dir.mkdir(parents=True, exist_ok=True)
     with database_lock(work_dir, log):
-        done = tuned_hashes(target, work_dir)
-        if not further and any(t.struct_hash in done for t in tasks):
-            log(f"{sum(t.struct_hash in done for t in tasks)} of {len(tasks)} kernels are tuned already "
-                "(another run); not tuned again")
-        todo = tasks if further else [t for t in tasks if t.struct_hash not in done]
+        todo = list(tasks)
+        if not further:  # a further tuning takes finished kernels too: no need to read the log
+            done = tuned_hashes(target, work_dir)
+            if any(t.struct_hash in done for t in tasks):
+                log(f"{sum(t.struct_hash in done for t in tasks)} of {len(tasks)} kernels are tuned already "
+                    "(another run); not tuned again")
+            todo = [t for t in tasks if t.struct_hash not in done]
         return _tune_locked(todo, target, trials, work_dir, round_trials, min_gain, seed, tracker, log, population,
                             further, campaign)
 
