@@ -50,11 +50,13 @@ def test_faster_schedules_sets_aside_slower_rows_and_reprepares_what_ships(tmp_p
 
 @pytest.mark.slow  # compiles and times 5 networks in 2 rounds
 def test_heldout_networks_are_timed_in_one_batch_with_the_training_networks(tmp_path, x86, in_process_runner,
-                                                                           tiny_space_table, monkeypatch):
+                                                                           tiny_space_table, quick_networks,
+                                                                           monkeypatch):
     """Steps ``models`` and ``heldout`` with networks timed in 2 rounds: every round is one
     ``measure_networks`` call holding the training and the held-out networks together (they see
     the same states of the machine); the held-out step then times and lowers nothing, and the
-    residual is fitted on the training networks only."""
+    residual is fitted on the training networks only. Networks are timed in short samples
+    (conftest ``quick_networks``): what is checked is which networks each round holds."""
     import dataclasses
     import json
     import shutil
@@ -71,7 +73,8 @@ def test_heldout_networks_are_timed_in_one_batch_with_the_training_networks(tmp_
 
     from ..conftest import DATA
 
-    target = dataclasses.replace(x86, network_evaluator=dataclasses.replace(x86.network_evaluator, rounds=2))
+    quick = quick_networks(x86)
+    target = dataclasses.replace(quick, network_evaluator=dataclasses.replace(quick.network_evaluator, rounds=2))
 
     class RoundRecorder(in_process_runner):
         def __init__(self):
