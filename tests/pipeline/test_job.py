@@ -127,7 +127,9 @@ def test_cli_refuses_bad_budgets(capsys):
 def test_tune_picks_tunes_each_picks_own_kernels_and_reports_before_and_after(macro_main_job, tmp_path):
     """Step ``tune picks`` (``pick_trials``): real MetaSchedule trials on each pick's own kernels
     after the search; the pick is re-priced, exported with the schedules that result and
-    measured, and the report holds its latency before (predicted and measured) and after."""
+    measured, and the report holds its latency before (predicted and measured) and after. The
+    regret's contenders are not measured again with the tuned schedules (``contenders=0``): the
+    regret step is checked on the first run (``tests/pipeline/test_regret.py``)."""
     import dataclasses
     import shutil
 
@@ -141,7 +143,7 @@ def test_tune_picks_tunes_each_picks_own_kernels_and_reports_before_and_after(ma
         shutil.copytree(macro_main_job.tmp / folder, tmp_path / folder)
     cfg = dataclasses.replace(macro_main_job.cfg, luts_dir=tmp_path / "luts", runs_dir=tmp_path / "runs",
                               schedules_dir=tmp_path / "schedules", pick_trials=4, trials_per_kernel=4,
-                              tuning_population=16)
+                              tuning_population=16, contenders=0)
     with LocalRunner(target) as runner:
         report = run_tune(target, runner, cfg, log=lambda *a: None)
     assert "tune picks" not in report["skipped_steps"]
