@@ -33,11 +33,21 @@ class CostModelFileError(ValueError):
     """A saved cost model that is not the plain-array archive this module writes."""
 
 
-def new_cost_model(cores: int):
-    """An untrained MetaSchedule XGBoost cost model (per-store features)."""
+# XGBoost threads of the cost model. One: the model is small (a few thousand schedules' feature
+# rows) and trains in a few hundredths of a second on one core, while with one OpenMP thread per
+# core its threads spin at every barrier whenever anything else runs on the machine (the
+# builder's or the runner's processes, a device server): one training round of 150 boosting
+# steps on 8 samples took 11.5 s with 2 threads against 0.02 s with 1 on this 2-core host under
+# load (unquiet figures, a test-suite investigation).
+COST_MODEL_THREADS = 1
+
+
+def new_cost_model(threads: int = COST_MODEL_THREADS):
+    """An untrained MetaSchedule XGBoost cost model (per-store features) training on
+    ``threads`` threads."""
     from tvm.s_tir import meta_schedule as ms
 
-    return ms.cost_model.XGBModel(num_tuning_cores=cores, verbose_eval=0)
+    return ms.cost_model.XGBModel(num_tuning_cores=threads, verbose_eval=0)
 
 
 def cost_model_arrays(model) -> dict:
@@ -106,13 +116,14 @@ def _read_arrays(path: Path) -> dict:
     return arrays
 
 
-def load_cost_model(work_dir: str | Path, cores: int, log: Callable[[str], None] | None = None):
+def load_cost_model(work_dir: str | Path, log: Callable[[str], None] | None = None,
+                    threads: int = COST_MODEL_THREADS):
     """The target's cost model, warm from ``<work_dir>/cost_model_xgb.npz`` when one was
     saved there, else cold. Nothing is unpickled; a file that cannot be used is named through
     ``log`` and ignored (so is TVM's pickle-based ``cost_model_xgb.tar``)."""
     import numpy as np
 
-    model = new_cost_model(cores)
+    model = new_cost_model(threads)
     work_dir = Path(work_dir)
     old = work_dir / PICKLED_COST_MODEL_FILE
     if old.exists() and log:

@@ -33,7 +33,7 @@ from ..lower.kernels import Kernel
 from ..targets.spec import TargetSpec
 from .database import (append_progress, append_tuning_log, best_record_us, database_lock, read_progress, records_of,
                        tuned_hashes, tuned_records, workload_module)
-from .cost_model import load_cost_model, save_cost_model
+from .cost_model import load_cost_model, new_cost_model, save_cost_model
 from .metaschedule import evolutionary_strategy, local_runtime_threads, ms_builder_runner, quiet_ms_logs
 from .provenance import prefer_default
 from .schedules import DEFAULT_TAG, ScheduleSource
@@ -94,7 +94,7 @@ def tune_kernel(prim_func, struct_hash: str, name: str, target: TargetSpec, tria
         db = ms.tir_integration.tune_tir(
             workload_module(prim_func), target.tvm(), work_dir=str(work_dir),
             max_trials_global=trials, num_trials_per_iter=min(16, trials), seed=seed,
-            builder=builder, runner=runner, num_tuning_cores=cores,
+            builder=builder, runner=runner, num_tuning_cores=cores, cost_model=new_cost_model(),
             strategy=evolutionary_strategy(population), space=space_generator(target),
         )
     line = {"struct_hash": struct_hash, "name": name, "trials": trials,
@@ -204,7 +204,7 @@ def _tune_locked(tasks, target, trials, work_dir, round_trials, min_gain, seed, 
     with ms_builder_runner(target, tracker) as (builder, runner):
         cores = os.cpu_count() or 1
         tvm_target = target.tvm()
-        model = load_cost_model(work_dir, cores, log)
+        model = load_cost_model(work_dir, log)
         db = ms.database.JSONDatabase(work_dir=str(work_dir))
         start, done_rounds = _unfinished(work_dir, cid)
         if start is None:

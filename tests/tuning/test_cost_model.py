@@ -39,7 +39,7 @@ def test_cost_model_round_trips_through_plain_arrays(tmp_path):
     with np.load(path, allow_pickle=False) as z:  # every array readable without pickle
         assert all(z[k].dtype != object for k in z.files)
     notes = []
-    back = load_cost_model(tmp_path, 1, log=notes.append)
+    back = load_cost_model(tmp_path, log=notes.append)
     assert notes == [] and back.data_size == model.data_size == 5
     assert list(back.data) == list(model.data)
     for h, g in model.data.items():
@@ -48,7 +48,7 @@ def test_cost_model_round_trips_through_plain_arrays(tmp_path):
         for a, b in zip(back.data[h].features, g.features):
             np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(back.booster.predict(probe), model.booster.predict(probe))
-    assert save_cost_model(load_cost_model(tmp_path / "none", 1), tmp_path / "none") is None  # untrained: nothing
+    assert save_cost_model(load_cost_model(tmp_path / "none"), tmp_path / "none") is None  # untrained: nothing
 
 
 def test_tvms_pickled_cost_model_is_never_opened(tmp_path, pickled_cost_model_tar):
@@ -62,7 +62,7 @@ def test_tvms_pickled_cost_model_is_never_opened(tmp_path, pickled_cost_model_ta
 
     marker = pickled_cost_model_tar(tmp_path / "ours" / PICKLED_COST_MODEL_FILE, tmp_path / "ran-here")
     notes = []
-    model = load_cost_model(tmp_path / "ours", 1, log=notes.append)
+    model = load_cost_model(tmp_path / "ours", log=notes.append)
     assert not marker.exists() and model.data_size == 0 and model.booster is None
     assert len(notes) == 1 and "pickle-based format is ignored (never unpickled)" in notes[0]
 
@@ -83,7 +83,7 @@ def test_an_object_array_in_the_archive_is_refused_unread(tmp_path):
     np.savez(buf, **arrays)  # np.savez pickles the object array
     (tmp_path / COST_MODEL_FILE).write_bytes(buf.getvalue())
     notes = []
-    cold = load_cost_model(tmp_path, 1, log=notes.append)
+    cold = load_cost_model(tmp_path, log=notes.append)
     assert not (tmp_path / "ran").exists() and cold.data_size == 0 and cold.booster is None
     assert len(notes) == 1 and f"{tmp_path / COST_MODEL_FILE}: saved cost model ignored" in notes[0]
     assert "allow_pickle" in notes[0]
@@ -112,5 +112,5 @@ def test_a_damaged_cost_model_is_ignored_with_a_note(tmp_path, damage):
                 np.save(buf, v)
                 z.writestr(f"{k}.npy", buf.getvalue())
     notes = []
-    model = load_cost_model(tmp_path, 1, log=notes.append)
+    model = load_cost_model(tmp_path, log=notes.append)
     assert model.data_size == 0 and len(notes) == 1 and "saved cost model ignored" in notes[0], notes

@@ -105,7 +105,7 @@ def test_joint_tuning_transfer_and_one_schedule_everywhere(x86, tmp_path, pickle
     assert tuned_hashes(x86, work) == {k.struct_hash for k in heads}  # one log line per tuned kernel
     from chamtvm.tuning.cost_model import load_cost_model
 
-    warm = load_cost_model(work, 1, log=notes.append)  # the shared model, warm for the next run, no code run
+    warm = load_cost_model(work, log=notes.append)  # the shared model, warm for the next run, no code run
     assert warm.booster is not None and warm.data_size >= 4 and not marker.exists() and notes
 
     transfers = transfer_schedules(net.kernels, x86, runner, work)
