@@ -34,7 +34,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from common import REPO, RESULTS, argument_parser, start_run, utc_now, write_results
+from common import REPO, RESULTS, argument_parser, parse_args, utc_now, write_results
 from common.timing import read_child_request, run_child, write_child_result
 
 FIELDS = ("e2e_us", "kernels_us", "outside_us", "builtins_us")
@@ -131,11 +131,10 @@ def main(argv=None) -> int:
     ap.add_argument("--results-name", default=None)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)  # run_child's convention, unused here
-    args = ap.parse_args(argv)
-    if args.child:  # no noise monitor in the timed process
+    args = parse_args(ap, argv)
+    if args.child:  # (its noise monitor samples /proc twice a second, on the other core)
         child(args.child)
         return 0
-    start_run(argv)
     if not args.manifests:
         ap.error("--manifests: at least one bench_deployed.py manifest")
     libs = libraries(args.manifests, args.kind)
