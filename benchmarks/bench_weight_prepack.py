@@ -152,7 +152,7 @@ def plot(result: dict, png: Path) -> None:
 
 
 def measure(args) -> int:
-    from common.timing import interleaved
+    from common.timing import interleaved, per_network
 
     work = Path(args.workdir)
     manifest = json.loads((work / "manifest.json").read_text())
@@ -164,11 +164,7 @@ def measure(args) -> int:
         if e.get("onnx"):
             jobs[f"{name}|onnxruntime"] = {"kind": "ort", "onnx": e["onnx"], "shape": e["shape"]}
     res = interleaved(jobs, args.threads, args.rounds)
-    nets: dict[str, dict] = {}
-    for key, g in res.items():
-        name, kind = key.split("|")
-        nets.setdefault(name, {"measured": {}})["measured"][kind] = {
-            k: g.get(k) for k in ("median_us", "min_us", "spread_pct", "round_spread_pct", "round_medians_us", "errors")}
+    nets = per_network(res, ("median_us", "min_us", "spread_pct", "round_spread_pct", "round_medians_us", "errors"))
     for name, n in nets.items():
         m, e = n["measured"], manifest["networks"][name]
         if "plain" in m and "prepack" in m and m["plain"].get("median_us"):

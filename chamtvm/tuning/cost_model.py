@@ -116,14 +116,13 @@ def _read_arrays(path: Path) -> dict:
     return arrays
 
 
-def load_cost_model(work_dir: str | Path, log: Callable[[str], None] | None = None,
-                    threads: int = COST_MODEL_THREADS):
+def load_cost_model(work_dir: str | Path, log: Callable[[str], None] | None = None):
     """The target's cost model, warm from ``<work_dir>/cost_model_xgb.npz`` when one was
     saved there, else cold. Nothing is unpickled; a file that cannot be used is named through
     ``log`` and ignored (so is TVM's pickle-based ``cost_model_xgb.tar``)."""
     import numpy as np
 
-    model = new_cost_model(threads)
+    model = new_cost_model()
     work_dir = Path(work_dir)
     old = work_dir / PICKLED_COST_MODEL_FILE
     if old.exists() and log:
