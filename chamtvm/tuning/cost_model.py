@@ -34,11 +34,10 @@ class CostModelFileError(ValueError):
 
 
 # XGBoost threads of the cost model. One: the model is small (a few thousand schedules' feature
-# rows) and trains in a few hundredths of a second on one core, while with one OpenMP thread per
-# core its threads spin at every barrier whenever anything else runs on the machine (the
-# builder's or the runner's processes, a device server): one training round of 150 boosting
-# steps on 8 samples took 11.5 s with 2 threads against 0.02 s with 1 on this 2-core host under
-# load (unquiet figures, a test-suite investigation).
+# rows) and cheap to train on one core, while with one OpenMP thread per core its threads spin at
+# every barrier whenever anything else runs on the machine (the builder's or the runner's
+# processes, a device server), which stalled trainings by seconds in an informal test-suite
+# investigation on a loaded 2-core host (no benchmark measures it).
 COST_MODEL_THREADS = 1
 
 
