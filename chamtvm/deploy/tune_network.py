@@ -22,6 +22,9 @@ stated budget of MetaSchedule trials:
    default row is set aside (``table.faster_schedule``), and the table sum is the latency
    *after*, never above the sum with default schedules kernel by kernel.
 
+``tune_networks`` does the same for several networks as one campaign over their distinct
+kernels (the main job's picks: a kernel they share is tuned once, for all of them).
+
 Everything lands where ``predict``, ``search``, the TVM hook and ``export`` look: rows in the
 target's table, records in its MetaSchedule database.
 """
@@ -45,7 +48,9 @@ from ..tuning.schedules import ScheduleSource
 @dataclass
 class NetworkTuning:
     """What ``tune_network`` did: the network's table sums (ms) with default schedules,
-    as deployed before and after, trials spent, and one line per tuned or transferred kernel."""
+    as deployed before and after, trials spent, and one line per tuned or transferred kernel
+    of the network. Tuned with others (``tune_networks``): budget, trials spent and seconds
+    are the whole campaign's, ``shared_by`` networks."""
 
     network: str
     trials_budget: int
@@ -58,6 +63,8 @@ class NetworkTuning:
     provenance_after: dict[str, int] = field(default_factory=dict)
     kernels: list[dict] = field(default_factory=list)
     missing: int = 0
+    shared_by: int = 1  # networks tuned in the same campaign (``tune_networks``): trials and seconds are its
+
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -82,20 +89,23 @@ COVER_SHARE = 0.9  # the costliest kernels that together take this share of the 
 
 
 def costliest(prepared, table: LatencyTable, trials: int, trials_per_kernel: int,
-              statistic: str = "runtime_us_p50") -> list[tuple[float, object]]:
+              statistic: str = "runtime_us_p50", calls: dict[str, int] | None = None) -> list[tuple[float, object]]:
     """``[(cost us, prepared kernel)]``, costliest first, by deployed time x calls, of the
     kernels with a row: ``trials // trials_per_kernel`` of them (at least one when ``trials``
     > 0), or more where the budget allows: the costliest kernels that make up
     ``COVER_SHARE`` of the deployed time, as many as get one round of ``trials_per_kernel //
-    2`` trials each. Why: a kernel's first round takes it from its default schedule most of
-    the way (ResNet-18's 3x3 convolutions ran 18-54x faster after 32 trials), and a costly
-    kernel left at its default then dominates the network (ResNet-18 tuned on its 8 costliest
-    kernels only: 92 of 112 ms in the 11 it left at default, benchmarks/results/deployed_models_x86.json)."""
+    2`` trials each. ``calls``: struct hash -> calls per run (default the kernel's own count;
+    several networks tuned together: their calls summed, ``tune_networks``). Why: a kernel's
+    first round takes it from its default schedule most of the way (ResNet-18's 3x3
+    convolutions ran 18-54x faster after 32 trials), and a costly kernel left at its default
+    then dominates the network (ResNet-18 tuned on its 8 costliest kernels only: 92 of 112 ms
+    in the 11 it left at default, benchmarks/results/deployed_models_x86.json)."""
     ranked = []
     for p in prepared:
         row = table.get(p.key)
         if row is not None:
-            ranked.append((float(row[statistic]) * p.kernel.count, p))
+            n_calls = calls.get(p.kernel.struct_hash, p.kernel.count) if calls else p.kernel.count
+            ranked.append((float(row[statistic]) * n_calls, p))
     ranked.sort(key=lambda x: -x[0])
     if trials <= 0:
         return []
@@ -109,6 +119,19 @@ def costliest(prepared, table: LatencyTable, trials: int, trials_per_kernel: int
     return ranked[:max(n, min(cover, trials // max(trials_per_kernel // 2, 1)))]
 
 
+def union_kernels(nets: Sequence[LoweredNetwork]) -> tuple[list[Kernel], dict[str, int]]:
+    """The distinct kernels of ``nets`` (first occurrence of each struct hash, in order) and
+    struct hash -> calls per run of all of them together (a kernel two networks share counts
+    for both)."""
+    kernels: dict[str, Kernel] = {}
+    calls: dict[str, int] = {}
+    for net in nets:
+        for k in net.kernels:
+            kernels.setdefault(k.struct_hash, k)
+            calls[k.struct_hash] = calls.get(k.struct_hash, 0) + int(k.count)
+    return list(kernels.values()), calls
+
+
 def tune_network(net: LoweredNetwork, target: TargetSpec, trials: int, table: LatencyTable,
                  schedules: ScheduleSource, runner, trials_per_kernel: int = 16, population: int | None = 128,
                  tracker: tuple[str, int, str] | None = None, statistic: str = "runtime_us_p50",
@@ -116,16 +139,32 @@ def tune_network(net: LoweredNetwork, target: TargetSpec, trials: int, table: La
     """Tune ``net``'s kernels within ``trials`` MetaSchedule trials (module docstring) into
     ``schedules.work_dir``, rows into ``table``, measured by ``runner`` (candidates through
     ``tracker = (host, port, key)`` for a remote target). ``trials`` 0 transfers only."""
+    return tune_networks([net], target, trials, table, schedules, runner, trials_per_kernel, population, tracker,
+                         statistic, log)[0]
+
+
+def tune_networks(nets: Sequence[LoweredNetwork], target: TargetSpec, trials: int, table: LatencyTable,
+                  schedules: ScheduleSource, runner, trials_per_kernel: int = 16, population: int | None = 128,
+                  tracker: tuple[str, int, str] | None = None, statistic: str = "runtime_us_p50",
+                  log: Callable[[str], None] = print) -> list[NetworkTuning]:
+    """Tune the kernels of several networks as **one campaign** within ``trials`` MetaSchedule
+    trials in all: the steps of the module docstring on the union of their distinct kernels,
+    each kernel ranked by its deployed time x its calls in all the networks together
+    (``union_kernels``), so a kernel the networks share is tuned once, for all of them (the
+    main job's picks share about half their kernels). One ``NetworkTuning`` per network, in
+    order: its own table sums before and after and the lines of its own kernels; trials,
+    budget and seconds are the campaign's (``shared_by`` networks)."""
     from ..tuning.policy import TuningTask, tune_tasks
     from ..tuning.provenance import prefer_default
     from ..tuning.transfer import transfer_schedules
 
     t0 = time.time()
-    kernels = list(net.kernels)
+    kernels, calls = union_kernels(nets)
     default_src = ScheduleSource(target, use_database=False)
-    default_prep, default_sum = _priced(kernels, target, default_src, table, runner, statistic)
+    default_prep, _ = _priced(kernels, target, default_src, table, runner, statistic)
     default_us = default_rows_us(default_prep, table, target, statistic)
-    before_prep, before = _priced(kernels, target, schedules, table, runner, statistic)
+    before = [_priced(net.kernels, target, schedules, table, runner, statistic) for net in nets]
+    defaults = [_priced(net.kernels, target, default_src, table, runner, statistic)[1] for net in nets]
     lines: list[dict] = []
 
     def transfer(stage: str) -> None:
@@ -139,14 +178,16 @@ def tune_network(net: LoweredNetwork, target: TargetSpec, trials: int, table: La
     spent = 0
     if trials > 0 and (target.local or tracker is not None):
         prep, _ = _priced(kernels, target, schedules, table, runner, statistic)
-        chosen = [(c, p) for c, p in costliest(prep, table, trials, trials_per_kernel, statistic)
+        chosen = [(c, p) for c, p in costliest(prep, table, trials, trials_per_kernel, statistic, calls)
                   if p.kernel.struct_hash in default_us]
         if chosen:
-            log(f"tuning {len(chosen)} kernels of {net.name} jointly within {trials} trials")
+            what = nets[0].name if len(nets) == 1 else f"{len(nets)} networks ({len(kernels)} distinct kernels)"
+            log(f"tuning {len(chosen)} kernels of {what} jointly within {trials} trials")
+            hashes = ",".join(sorted(k.struct_hash for k in kernels))
             rep = tune_tasks([TuningTask(p.kernel.func, p.kernel.struct_hash, p.kernel.name, c) for c, p in chosen],
                              target, trials, schedules.work_dir, round_trials=max(trials_per_kernel // 2, 2),
                              tracker=tracker, log=log, population=population, further=True,
-                             campaign="network " + ",".join(sorted(k.struct_hash for k in kernels)))
+                             campaign=("network " if len(nets) == 1 else "networks ") + hashes)
             spent = sum(rep.trials.values())
             schedules.reload()
             for _, p in chosen:
@@ -163,14 +204,20 @@ def tune_network(net: LoweredNetwork, target: TargetSpec, trials: int, table: La
                               "stopped": rep.stopped.get(h), "kept": kept})
             schedules.reload()
             transfer("after trials")
-    after_prep, after = _priced(kernels, target, schedules, table, runner, statistic)
+    after_prep, _ = _priced(kernels, target, schedules, table, runner, statistic)
     set_aside = set_aside_slower_schedules(after_prep, default_us, table, schedules, statistic, log)
     if set_aside:
         for line in lines:
             if line.get("struct_hash") in set_aside:
                 line.update(kept=False, committed=False, set_aside="no faster than the default row in the network")
         schedules.reload()
-        after_prep, after = _priced(kernels, target, schedules, table, runner, statistic)
-    return NetworkTuning(net.name, int(trials), spent, default_sum.latency_ms, before.latency_ms, after.latency_ms,
-                         round(time.time() - t0, 1), _provenance(before_prep), _provenance(after_prep), lines,
-                         len(after.missing))
+    seconds = round(time.time() - t0, 1)
+    out = []
+    for net, (prep_before, sum_before), sum_default in zip(nets, before, defaults):
+        prep_after, sum_after = _priced(net.kernels, target, schedules, table, runner, statistic)
+        own = {k.struct_hash for k in net.kernels}
+        out.append(NetworkTuning(net.name, int(trials), spent, sum_default.latency_ms, sum_before.latency_ms,
+                                 sum_after.latency_ms, seconds, _provenance(prep_before), _provenance(prep_after),
+                                 [line for line in lines if line.get("struct_hash") in own], len(sum_after.missing),
+                                 len(nets)))
+    return out

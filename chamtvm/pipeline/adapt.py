@@ -17,10 +17,12 @@ writes the ``JobState`` fields its ``Step`` declares (``job``).
   (``"search"``); deterministic; per pick the GP's probability that it beats the
   runner-up and whether the front is flat (predicted accuracies closer than the GP's std:
   the pick is then in effect latency-only);
-* ``tune picks``: each pick's own kernels, the ones its library ships, tuned
-  within ``cfg.pick_trials`` MetaSchedule trials (``deploy.tune_network``: tuned records of
-  the same kinds transferred first, then trials on its costliest kernels, starting from the
-  database's records), their rows measured into the table; the pick re-prepared with the
+* ``tune picks``: the picks' own kernels, the ones their libraries ship, tuned as one
+  campaign of ``cfg.pick_trials`` MetaSchedule trials per distinct pick
+  (``deploy.tune_network.tune_networks``: tuned records of the same kinds transferred first,
+  then trials on the costliest of their distinct kernels, a kernel the picks share tuned once
+  and ranked by its calls in all of them, starting from the database's records), their rows
+  measured into the table; the pick re-prepared with the
   schedules after tuning and re-priced, its budget checked again; what it was before is kept
   (``PickTuning``) and measured beside it;
 * ``export``: each chosen network's artefacts (``deploy.export_network``); up to date when
@@ -229,27 +231,25 @@ def tune_picks_enabled(s) -> str | None:
 
 
 def step_tune_picks(s) -> None:
-    """Tune each pick's own kernels within --pick-trials MetaSchedule trials; re-price it, re-check its budget."""
-    from ..deploy.tune_network import tune_network
+    """Tune the picks' own kernels as one campaign of --pick-trials MetaSchedule trials per
+    distinct pick; re-price each pick, re-check its budget."""
+    from ..deploy.tune_network import tune_networks
     from ..measure.runners import runner_tracker
     from ..table.fill import prepare
 
     cfg, ctx = s.cfg, s.search_ctx
     ok = [p for p in s.picks if not p.error]
     schedules_before = s.schedules.frozen()  # what the picks would have shipped with
-    done: dict[str, object] = {}  # one tuning per network (two budgets may pick the same one)
-    bar = s.progress(len(ok), f"tuning the picks' own kernels ({cfg.pick_trials} trials each)")
-    try:
-        for pick in ok:
-            key = pick.arch.to_json()
-            if key not in done:
-                s.log(f"pick at {pick.budget_ms:g} ms: tuning its own kernels within {cfg.pick_trials} trials")
-                done[key] = tune_network(pick.net, s.target, cfg.pick_trials, s.table, s.schedules, s.runner,
-                                         cfg.trials_per_kernel, cfg.tuning_population, runner_tracker(s.runner),
-                                         cfg.statistic, log=s.log)
-            bar.update(1)
-    finally:
-        bar.close()
+    distinct: dict[str, object] = {}  # one network per architecture (two budgets may pick the same one)
+    for pick in ok:
+        distinct.setdefault(pick.arch.to_json(), pick.net)
+    trials = cfg.pick_trials * len(distinct)
+    s.log(f"tuning the kernels of {len(distinct)} pick(s) as one campaign within {trials} trials "
+          f"({cfg.pick_trials} per pick)")
+    tuned = tune_networks(list(distinct.values()), s.target, trials, s.table, s.schedules, s.runner,
+                          cfg.trials_per_kernel, cfg.tuning_population, runner_tracker(s.runner), cfg.statistic,
+                          log=s.log) if distinct else []
+    done = dict(zip(distinct, tuned))
     tunings = []
     for pick in s.picks:  # priced once every pick is tuned: later tunings may transfer to earlier picks
         if pick.error:
@@ -273,6 +273,7 @@ def tuning_report(pick: Pick, t: PickTuning | None, before_price) -> dict | None
         return None
     nt = t.tuning
     return {"trials_budget": nt.trials_budget, "trials_spent": nt.trials_spent, "seconds": nt.seconds,
+            "campaign_networks": nt.shared_by,
             "predicted_before_ms": t.prediction_before.latency_ms,
             "table_sum_before_ms": nt.before_ms, "table_sum_after_ms": pick.prediction.table_sum_ms,
             "table_sum_default_ms": nt.default_ms,

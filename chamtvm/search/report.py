@@ -39,7 +39,9 @@ def tuning_summary(t: dict, predicted_after_ms: float | None, measured_after_ms:
     def ms(x):
         return "-" if x is None else f"{x:.3f}"
 
-    return (f"{t['trials_spent']} of {t['trials_budget']} trials, {t['seconds']:.0f} s: predicted "
+    shared = t.get("campaign_networks") or 1
+    campaign = f" (one campaign for {shared} picks)" if shared > 1 else ""
+    return (f"{t['trials_spent']} of {t['trials_budget']} trials{campaign}, {t['seconds']:.0f} s: predicted "
             f"{ms(t['predicted_before_ms'])} -> {ms(predicted_after_ms)} ms, measured {ms(t['measured_before_ms'])} -> "
             f"{ms(measured_after_ms)} ms" + ("" if t["within_budget_after"] else "; OVER BUDGET after tuning"))
 

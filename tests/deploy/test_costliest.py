@@ -52,3 +52,25 @@ def test_many_costly_kernels_each_get_a_round_where_the_budget_allows():
 def test_calls_multiply_the_cost():
     prepared, table = _prepared({"once": (100.0, 1), "often": (30.0, 5)})
     assert [p.key for _, p in costliest(prepared, table, trials=16, trials_per_kernel=32)] == ["often"]
+
+
+def test_networks_tuned_together_rank_a_shared_kernel_by_its_calls_in_all_of_them():
+    """``tune_networks``: the union of the networks' kernels, each once; a kernel two networks
+    share counts with its calls in both, so it can outrank one network's costlier own kernel."""
+    from chamtvm.deploy.tune_network import union_kernels
+
+    def kernel(h, count):
+        return SimpleNamespace(struct_hash=h, count=count)
+
+    nets = [SimpleNamespace(kernels=[kernel("shared", 1), kernel("own_a", 1)]),
+            SimpleNamespace(kernels=[kernel("shared", 2), kernel("own_b", 1)])]
+    kernels, calls = union_kernels(nets)
+    assert [k.struct_hash for k in kernels] == ["shared", "own_a", "own_b"]
+    assert calls == {"shared": 3, "own_a": 1, "own_b": 1}
+    prepared = [SimpleNamespace(key=k.struct_hash, kernel=k) for k in kernels]
+    table = Rows({"shared": 40.0, "own_a": 100.0, "own_b": 10.0})
+    one = costliest(prepared, table, trials=8, trials_per_kernel=16)  # one kernel: a round of 8
+    together = costliest(prepared, table, trials=8, trials_per_kernel=16, calls=calls)
+    assert [p.key for _, p in one] == ["own_a"]            # 100 us x 1 > 40 us x 1
+    assert [p.key for _, p in together] == ["shared"]      # 40 us x 3 calls in both networks > 100 us
+    assert together[0][0] == 120.0
