@@ -1,7 +1,8 @@
 """Time deployed networks in separate processes, interleaved, with a set thread count.
 
 Shared by the benchmarks that compare deployed libraries (``bench_codegen.py``,
-``bench_deployed.py``): ``from common.timing import interleaved, measure``.
+``bench_deployed.py``, ``bench_deployed_arm.py``: an RPC device and an emulated Python
+too): ``from common.timing import interleaved, measure``.
 ``library_rounds`` times measuring builds through chamtvm's own network timing instead
 (``bench_prune.py``, ``bench_hant.py``). Each
 measurement runs in a fresh Python process (this file run as ``--worker JSON``)
@@ -14,6 +15,10 @@ A job is a dict:
   {"kind": "kernel", "lib": PATH, "symbol": S, "args": [[shape, dtype], ...]}
   {"kind": "ort",    "onnx": PATH, "shape": [...]}                  ONNX Runtime (CPU EP)
   {"kind": "torch",  "pt2": PATH, "shape": [...]}                   torch.export program, eager
+  {"kind": "rpc",    "lib": PATH, "inputs": [...], "tracker": [HOST, PORT], "key": K}
+                     Relax VM ``main`` on a device of an RPC tracker: uploaded, timed there
+                     with ``time_evaluator`` in a fresh session (the device's thread pool set
+                     to the job's threads; result ``remote_threads``, ``device_info``)
   {"kind": "probe"}                                               peak GFLOP/s and GB/s
   {"kind": "paired", "variants": {name: tvm/kernel job (+ "threads"), ...}}  alternated in one
                      process (result ``paired_us``: name -> per-repeat times)
@@ -79,6 +84,8 @@ def _worker(job: dict, threads: int, repeat: int, min_repeat_ms: float) -> dict:
             timer = lib.time_evaluator(job["symbol"], dev, number=1, repeat=repeat, min_repeat_ms=min_repeat_ms)
         secs = list(timer(*args).results)
         return {"samples_us": [float(s) * 1e6 for s in secs]}
+    if kind == "rpc":
+        return _rpc(job, threads, repeat, min_repeat_ms, rng)
     if kind == "ort":
         import onnxruntime as ort
 
@@ -101,6 +108,34 @@ def _worker(job: dict, threads: int, repeat: int, min_repeat_ms: float) -> dict:
             secs = _calls(lambda: model(x), repeat, min_repeat_ms)
         return {"samples_us": [s * 1e6 for s in secs], "version": torch.__version__}
     raise ValueError(f"unknown job kind {kind!r}")
+
+
+def _rpc(job: dict, threads: int, repeat: int, min_repeat_ms: float, rng) -> dict:
+    """A network library timed on a device of the tracker (``job["tracker"]``, ``job["key"]``):
+    one session (the device serves it in a fresh process), the library uploaded and loaded
+    there, the device's thread pool set to ``threads``, one warm-up call, then
+    ``time_evaluator`` on the device."""
+    import tvm
+    from tvm import relax, rpc
+
+    host, port = job["tracker"]
+    remote = rpc.connect_tracker(host, int(port)).request(job["key"], priority=1,
+                                                          session_timeout=int(job.get("session_timeout_s", 900)))
+    remote.upload(job["lib"])
+    lib = remote.load_module(Path(job["lib"]).name)
+    remote.get_function("runtime.config_threadpool")(0, int(threads))
+    remote_threads = int(remote.get_function("runtime.NumThreads")())
+    try:
+        info = json.loads(str(remote.get_function("chamtvm.device_info")()))
+    except Exception:  # a plain TVM server says nothing about itself
+        info = {}
+    dev = remote.cpu(0)
+    args = [tvm.runtime.tensor(rng.uniform(-1, 1, s).astype(d), dev) for s, d in job["inputs"]]
+    vm = relax.VirtualMachine(lib, dev)
+    vm["main"](*args)
+    timer = vm.time_evaluator("main", dev, number=1, repeat=repeat, min_repeat_ms=int(min_repeat_ms))
+    secs = list(timer(*args).results)
+    return {"samples_us": [float(s) * 1e6 for s in secs], "remote_threads": remote_threads, "device_info": info}
 
 
 def _probe(repeat: int, min_repeat_ms: float) -> dict:
@@ -153,15 +188,21 @@ def _paired(job: dict, repeat: int, min_repeat_ms: float) -> dict:
 
 
 def measure(job: dict, threads: int, repeat: int = 15, min_repeat_ms: float = 50,
-            timeout_s: float = 300, env: dict | None = None) -> dict:
+            timeout_s: float = 300, env: dict | None = None, python: list[str] | None = None) -> dict:
     """Run ``job`` in a fresh process with ``threads`` threads; ``{"samples_us": [...]}`` or
-    ``{"error": msg}``."""
-    e = {**os.environ, "TVM_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-         "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    ``{"error": msg}``. ``python``: the interpreter's command line (default this one), e.g. an
+    emulated aarch64 Python; with it, ``env`` is the child's whole environment (none of this
+    process's: its paths point at x86 files), the thread variables added."""
+    threads_env = {"TVM_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    if python is None:
+        e = {**os.environ, **threads_env,
+             "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    else:
+        e = {**(env or {}), **threads_env}
     arg = json.dumps({"job": job, "threads": threads, "repeat": repeat, "min_repeat_ms": min_repeat_ms})
     try:
-        p = subprocess.run([sys.executable, __file__, "--worker", arg], capture_output=True, text=True,
-                           timeout=timeout_s, env=e)
+        p = subprocess.run([*(python or [sys.executable]), __file__, "--worker", arg], capture_output=True,
+                           text=True, timeout=timeout_s, env=e)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s} s"}
     for line in reversed(p.stdout.splitlines()):
@@ -171,27 +212,30 @@ def measure(job: dict, threads: int, repeat: int = 15, min_repeat_ms: float = 50
 
 
 def interleaved(jobs: dict[str, dict], threads: int, rounds: int, repeat: int = 15,
-                min_repeat_ms: float = 50, log=print) -> dict[str, dict]:
+                min_repeat_ms: float = 50, log=print, run=None) -> dict[str, dict]:
     """Measure every job once per round, jobs in a rotating order; per job all rounds'
-    samples, the median of the round medians and the spread (IQR/median %) of the samples."""
+    samples, the median of the round medians and the spread (IQR/median %) of the samples,
+    and the other fields of its last result (``version``, ...). ``run(job, threads, repeat,
+    min_repeat_ms)``: how one job is measured (default ``measure``)."""
     import numpy as np
 
     from chamtvm.core.metrics import iqr_spread_pct
+
+    run = run or measure
 
     names = list(jobs)
     got: dict[str, dict] = {n: {"round_medians_us": [], "samples_us": [], "errors": []} for n in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[: r % len(names)]
         for n in order:
-            res = measure(jobs[n], threads, repeat, min_repeat_ms)
+            res = run(jobs[n], threads, repeat, min_repeat_ms)
             if "error" in res:
                 got[n]["errors"].append(res["error"])
                 log(f"  round {r} {n}: ERROR {res['error']}")
                 continue
             got[n]["samples_us"] += res["samples_us"]
             got[n]["round_medians_us"].append(float(np.median(res["samples_us"])))
-            if "version" in res:
-                got[n]["version"] = res["version"]
+            got[n].update({k: v for k, v in res.items() if k != "samples_us"})
     for n in names:
         g = got[n]
         if g["round_medians_us"]:
