@@ -164,3 +164,42 @@ def test_every_results_file_carries_a_provenance_block(tmp_path):
     (tmp_path / "ok.json").write_text('{"provenance": {"reconstructed": true, "commit": "9c4f2b1", '
                                       '"utc": "2026-12-01T13:27:15Z", "command": null, "quiet_run_measure": null}}')
     assert provenance_problems(tmp_path / "ok.json") == []
+
+
+@pytest.mark.slow
+def test_deployed_arm_times_tvm_and_onnxruntime_on_the_emulated_board(harness, tmp_path):
+    """``bench_deployed_arm.py`` on one tiny network, for real: prepare builds it for ``arm``
+    and sets up the aarch64 ONNX Runtime, measure starts a tracker and an emulated server on
+    127.0.0.1, times both there, labels every figure EMULATION and stops the board."""
+    import shutil
+    import socket
+    from importlib import metadata
+
+    from chamtvm.devices.arm import ArmEmulation
+
+    missing = ArmEmulation.missing_tools(for_setup=False)
+    if missing or not ArmEmulation.default().ready():
+        pytest.skip(f"needs {', '.join(missing) or 'the arm64 cache'}: run scripts/setup-arm-emulation.sh")
+    pick = tmp_path / "tiny-pick"
+    pick.mkdir()
+    shutil.copy(REPO / "tests" / "data" / "arch_tiny3.json", pick / "arch.json")
+    shutil.copy(REPO / "tests" / "data" / "space_tiny3.json", pick)
+    bench = load(BENCH / "bench_deployed_arm.py")
+    out = tmp_path / "arm.json"
+    common = ["--work", str(tmp_path / "work"), "--out", str(out)]
+    assert bench.main(["prepare", "--picks", str(pick / "arch.json"), "--real", "", *common]) == 0
+    assert bench.main(["measure", "--rounds", "2", "--repeat", "2", "--min-repeat-ms", "10", *common]) == 0
+    res = json.loads(out.read_text())
+    assert res["emulated"] is True and "EMULATION" in res["EMULATION"]
+    assert res["device_label"].startswith("rpc arm@127.0.0.1:") and "(EMULATED: qemu-aarch64-static" in res["device_label"]
+    measured = res["networks"]["pick_tiny-pick"]["measured"]
+    assert set(measured) == {"tvm_default", "onnxruntime"}
+    for m in measured.values():
+        assert not m["errors"] and len(m["round_medians_us"]) == 2 and m["median_us"] > 0
+    assert measured["tvm_default"]["remote_threads"] == 1
+    assert measured["onnxruntime"]["version"] == metadata.version("onnxruntime")
+    assert set(res["networks"]["pick_tiny-pick"]["over_ort"]) == {"tvm_default"}
+    assert out.with_suffix(".png").exists()
+    port = int(res["device_label"].split("@127.0.0.1:")[1].split()[0])
+    with pytest.raises(OSError):  # the tracker was stopped with the board
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
