@@ -1,7 +1,9 @@
 """Which convolution layout and MetaSchedule rules make the exported network fastest on this
 CPU: the target data ``conv_layout`` and ``schedule_rules`` are kept only where this says so.
 
-Each variant is the target with other ``conv_layout`` / ``schedule_rules`` values. For each
+Each variant is the target with other ``conv_layout`` / ``schedule_rules`` values
+(``nchw16c_default``: convolutions in 16-channel blocks, weights packed at compile time,
+``lower.blocked``). For each
 variant and network, from an empty schedules folder, ``deploy.tune_network`` spends the same
 ``--trials`` on the network's own kernels (costliest first, then transfers to the rest of
 each kind), and the network's library is built with those schedules (and once with TVM's
@@ -13,7 +15,8 @@ default schedules). Two phases, so that only timings run on a quiet machine:
            per network the speed-up of each variant over the NCHW/default-rules one is the
            median of per-repeat ratios, with its spread.
 
-    python benchmarks/bench_layout.py prepare [--networks pick0,mobilenet_v2@128] [--trials 48]
+    python benchmarks/bench_layout.py prepare [--networks pick0,mobilenet_v2@128,LABEL=runs/.../arch.json]
+        [--variants nchw_default,nchw16c_default] [--trials 48]
     ../shared/tools/quiet-run --wait 3600 -- python benchmarks/bench_layout.py measure
 
 Writes benchmarks/results/layout_x86.json (``--out``).
@@ -34,17 +37,22 @@ from common import RESULTS, RUNS, argument_parser, parse_args, write_results
 
 warnings.filterwarnings("ignore")
 VARIANTS = {"nchw_default": ("NCHW", "default"), "nhwc_default": ("NHWC", "default"),
-            "nhwc_wide": ("NHWC", "wide-vector")}
+            "nhwc_wide": ("NHWC", "wide-vector"), "nchw16c_default": ("NCHW16c", "default")}
 BASELINE = "nchw_default"
 
 
 def _network(name: str, layout: str, work: Path):
     """``pick<i>`` (the i-th seeded sample of the fashion space, seed 2026, as the main job's
-    picks were drawn in earlier rounds) or ``<real model>@<px>`` of ``zoo.real``, lowered in ``layout``."""
-    from chamtvm.lower.network import lower_arch, lower_onnx
+    picks were drawn in earlier rounds), ``LABEL=PATH`` (an exported ``arch.json``, e.g. a
+    main job's pick) or ``<real model>@<px>`` of ``zoo.real``, lowered in ``layout``."""
+    from chamtvm.lower.network import lower_arch, lower_onnx, read_arch
     from chamtvm.space.schema import SearchSpace
     from chamtvm.zoo import real
 
+    if "=" in name:
+        label, path = name.split("=", 1)
+        space, arch = read_arch(Path(path))
+        return lower_arch(space, arch, label, layout=layout)
     if name.startswith("pick"):
         space = SearchSpace.load("fashion")
         rng = np.random.default_rng(2026)
@@ -76,7 +84,7 @@ def prepare(args) -> dict:
     with make_runner(base) as runner:
         for net_name in args.networks.split(","):
             for variant in args.variants.split(","):
-                key = f"{net_name}|{variant}"
+                key = f"{net_name.split('=')[0]}|{variant}"
                 if key in manifest["libs"] and all(Path(p).exists() for p in manifest["libs"][key].values()):
                     continue
                 layout, rules = VARIANTS[variant]
@@ -87,7 +95,7 @@ def prepare(args) -> dict:
                                    args.population, log=print)
                 libs = {}
                 for kind, src in (("default", None), ("tuned", sched)):
-                    path = work / "libs" / f"{net_name.replace('@', '_')}_{variant}_{kind}.so"
+                    path = work / "libs" / f"{key.split('|')[0].replace('@', '_')}_{variant}_{kind}.so"
                     export(compile_network(net.fused, target, src), target, path)
                     libs[kind] = str(path)
                 manifest["libs"][key] = libs

@@ -232,7 +232,7 @@ def fuse(mod: "tvm.IRModule", layout: str | None = None, fast_math: bool = False
     from tvm import relax
 
     from .fast_math import fast_math as approximate
-    from .layout import convert_layout
+    from .layout import convert_layout, legalize_map
 
     mod = convert_layout(_fold_constants_in_numpy(mod), layout)
     if fast_math:
@@ -241,7 +241,7 @@ def fuse(mod: "tvm.IRModule", layout: str | None = None, fast_math: bool = False
         [
             relax.transform.FoldBatchnormToConv2D(),
             relax.transform.FoldConstant(),
-            relax.transform.LegalizeOps(),
+            relax.transform.LegalizeOps(legalize_map(layout)),
             relax.transform.AnnotateTIROpPattern(),
             relax.transform.FoldConstant(),
             relax.transform.FuseOps(),

@@ -12,13 +12,20 @@ each conv2d into its NHWC form and carries the layout through the operators that
 layout rule (elementwise, pooling, mean). The ReLU6 ``clip`` has none (it would get a
 transpose on each side), so it is first rewritten as ``minimum(maximum(x, lo), hi)``, which
 computes the same and does have one. The result has one transpose at the input and none
-inside for the networks of the bundled spaces."""
+inside for the networks of the bundled spaces.
+
+``NCHW<b>c`` (channel-blocked, ``lower.blocked``): each convolution whose channels allow it
+in blocks of ``b`` channels innermost, the others in NCHW; Relax's conv2d legalization
+refuses such layouts, so ``legalize_map`` gives the lowering ``lower.blocked``'s own."""
 
 from __future__ import annotations
 
 # layout name (a target's ``conv_layout``, ``targets.spec.CONV_LAYOUTS``) -> (data layout,
-# kernel layout) given to ConvertLayout; NCHW: no conversion
-CONV_LAYOUTS: dict[str, tuple[str, str] | None] = {"NCHW": None, "NHWC": ("NHWC", "HWIO")}
+# kernel layout) given to ConvertLayout; NCHW: no conversion; blocked layouts: per call
+# (``lower.blocked.layout_callback``)
+CONV_LAYOUTS: dict[str, tuple[str, str] | None] = {"NCHW": None, "NHWC": ("NHWC", "HWIO"),
+                                                   "NCHW8c": ("NCHW8c", "OIHW8i8o"),
+                                                   "NCHW16c": ("NCHW16c", "OIHW16i16o")}
 
 
 class LayoutError(ValueError):
@@ -62,9 +69,24 @@ def _clip_as_min_max(mod):
 def convert_layout(mod, layout: str | None):
     """``mod`` (a Relax module before fusion) with its convolutions in ``layout`` (see the
     module docstring); NCHW or ``None`` returns ``mod`` unchanged."""
+    from .blocked import block_of, layout_callback
+
     pair = CONV_LAYOUTS[check_layout(layout)]
     if pair is None:
         return mod
     from tvm import relax
 
+    block = block_of(layout)
+    if block is not None:
+        mod = relax.transform.ConvertLayout({}, layout_cb=layout_callback(block))(_clip_as_min_max(mod))
+        return relax.transform.EliminateCommonSubexpr()(mod)  # one transform of a tensor two blocked ops read
     return relax.transform.ConvertLayout({"relax.nn.conv2d": list(pair)})(_clip_as_min_max(mod))
+
+
+def legalize_map(layout: str | None) -> dict | None:
+    """``LegalizeOps``' ``customize_legalize_map`` the lowering needs for ``layout``: the
+    blocked convolutions' legalization (``lower.blocked.legalize_conv2d``) for ``NCHW<b>c``,
+    None (TVM's own) for any other layout."""
+    from .blocked import block_of, legalize_conv2d
+
+    return {"relax.nn.conv2d": legalize_conv2d} if block_of(check_layout(layout)) is not None else None

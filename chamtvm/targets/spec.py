@@ -38,9 +38,10 @@ the LLVM features of the target's resolved CPU (``targets.host.fp32_lanes``), as
 ``"mcpu": "host"`` resolves the CPU. Code generation does not depend on it, so it is not
 part of the fingerprint.
 
-``conv_layout`` (optional: ``"NCHW"``, ``"NHWC"``) is the data layout convolutions are lowered
-in for the target (``lower.layout``; NHWC puts the channels innermost, where a schedule can
-vectorize them at the target's width). ``schedule_rules`` (optional: ``"default"``,
+``conv_layout`` (optional: ``"NCHW"``, ``"NHWC"``, ``"NCHW8c"``, ``"NCHW16c"``) is the data
+layout convolutions are lowered in for the target (``lower.layout``; NHWC puts the channels
+innermost, where a schedule can vectorize them at the target's width; ``NCHW<b>c`` blocks
+of ``b`` channels innermost, weights pre-packed at compile time, ``lower.blocked``). ``schedule_rules`` (optional: ``"default"``,
 ``"wide-vector"``) is the MetaSchedule design space its kernels are tuned in: TVM's rules
 for the target kind, or with the output's innermost axis always split at ``vector_lanes``
 (``tuning.metaschedule.space_generator``). Absent means NCHW and TVM's rules. Neither is in
@@ -67,7 +68,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 THREADS_ENV = "CHAMTVM_THREADS"
 NOMINAL_BUDGET_ENV = "CHAMTVM_NOMINAL_BUDGET_S"
 EVALUATOR_FIELDS = ("number", "repeat", "min_repeat_ms", "cooldown_interval_ms")
-CONV_LAYOUTS = ("NCHW", "NHWC")
+CONV_LAYOUTS = ("NCHW", "NHWC", "NCHW8c", "NCHW16c")
 SCHEDULE_RULES = ("default", "wide-vector")
 # how kernels are timed for the table: inside a batch network (each kernel right after a
 # producer of its input, weights wherever the rest of the batch left them: ``lower.batchnet``)

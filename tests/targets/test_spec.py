@@ -245,7 +245,7 @@ def test_layout_and_schedule_rules_fields_are_kept_only_when_present(x86):
     spec = TargetSpec.from_dict({**base, "conv_layout": "NHWC", "schedule_rules": "wide-vector"})
     assert (spec.conv_layout, spec.schedule_rules) == ("NHWC", "wide-vector")
     assert spec.fingerprint == plain.fingerprint  # kernels and schedules carry their own keys
-    for field, bad in (("conv_layout", "NCHW16c"), ("schedule_rules", "fast"), ("conv_layout", 3)):
+    for field, bad in (("conv_layout", "NCHW4c"), ("schedule_rules", "fast"), ("conv_layout", 3)):
         with pytest.raises(TargetError, match=f"{field} must be one of"):
             TargetSpec.from_dict({**base, field: bad})
 
