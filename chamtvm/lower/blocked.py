@@ -18,7 +18,9 @@ so the lowering folds their conversion at compile time: they ship pre-packed.
   channel chunk (``relax/transform/legalize_ops/nn.py``, "cannot be legalized by TOPI at
   this moment"); this one gives the blocked calls a TE compute of their own
   (``conv2d_nchwc``, ``depthwise_conv2d_nchwc``) and leaves every other call to TVM's.
-  The computes reduce in the same order as TVM's NCHW ones, so the values are the same.
+  The dense compute reduces over two channel axes (block, then lane inside it), the
+  channels in the order TVM's NCHW compute takes them (TOPI's ``conv2d_NCHWc`` has one
+  axis split by division and modulo, which gives MetaSchedule's loop rules less to work with).
 """
 
 from __future__ import annotations
@@ -72,13 +74,13 @@ def conv2d_nchwc(data, kernel, strides, padding, dilation):
     (sh, sw), (pt, pl, pb, pr), (dh, dw) = strides, padding, dilation
     padded = topi.nn.pad(data, [0, 0, pt, pl, 0], [0, 0, pb, pr, 0], name="pad") if any(padding) else data
     oh, ow = _out_size(h, pt, pb, kh, sh, dh), _out_size(w, pl, pr, kw, sw, dw)
-    ic = te.reduce_axis((0, ic_chunk * ic_block), "ic")
+    icc, icb = te.reduce_axis((0, ic_chunk), "icc"), te.reduce_axis((0, ic_block), "icb")
     ry, rx = te.reduce_axis((0, kh), "ry"), te.reduce_axis((0, kw), "rx")
-    return te.compute(
+    return te.compute(  # two channel reduction axes (block, lane), not TOPI's one axis split by div/mod
         (n, oc_chunk, oh, ow, oc_block),
         lambda b, oc, y, x, ob: te.sum(
-            padded[b, ic // ic_block, y * sh + ry * dh, x * sw + rx * dw, ic % ic_block]
-            * kernel[oc, ic // ic_block, ry, rx, ic % ic_block, ob], axis=[ic, ry, rx]),
+            padded[b, icc, y * sh + ry * dh, x * sw + rx * dw, icb] * kernel[oc, icc, ry, rx, icb, ob],
+            axis=[icc, icb, ry, rx]),
         name="conv2d_NCHWc", tag="conv2d_NCHWc")
 
 
