@@ -325,13 +325,37 @@ def export_pick(space: SearchSpace, arch, target, out: Path, schedules, prepared
     return paths, True
 
 
+def schedules_as_exported(pick: Pick, target, schedules, predict, log) -> list[str]:
+    """Prepare ``pick``'s kernels with ``schedules`` as the export will build them; where a
+    kernel's schedule is no longer the one it was priced with (a tuned record TVM cannot read
+    back from the database is set aside, and the default schedule is built instead), warn,
+    take the schedules that ship and price the pick again (``predict``: prepared kernels ->
+    prediction), so that its export stamp, prediction and measurement all describe the
+    library that ships. Returns the names of the kernels whose schedule changed."""
+    from ..table.fill import prepare
+
+    fresh = prepare(pick.net.kernels, target, schedules)
+    before = {p.kernel.struct_hash: p.schedule for p in pick.prepared}
+    changed = sorted({p.kernel.name for p in fresh if before.get(p.kernel.struct_hash) != p.schedule})
+    if changed:
+        log(f"WARNING: the pick at {pick.budget_ms:g} ms: {len(changed)} kernel(s) no longer get the schedule they "
+            f"were priced with ({', '.join(changed[:4])}{', ...' if len(changed) > 4 else ''}): the database "
+            "changed since (a record TVM could not read back is set aside); priced again as exported")
+        pick.prepared = fresh
+        pick.prediction = predict(fresh)
+    return changed
+
+
 def step_export(s) -> None:
-    """Export each chosen network's artefacts (architecture, ONNX, torch.export, TVM library)."""
+    """Export each chosen network's artefacts (architecture, ONNX, torch.export, TVM library),
+    each priced again first where its schedules changed since (``schedules_as_exported``)."""
     exports = []
+    s.schedules.reload()
     for pick in s.picks:
         if pick.error:
             exports.append(None)
             continue
+        schedules_as_exported(pick, s.target, s.schedules, s.search_ctx.latency.predict, s.log)
         paths, now = export_pick(s.space, pick.arch, s.target, s.pick_dir(pick.budget_ms), s.schedules,
                                  pick.prepared, s.space_ref)
         exports.append(Export(paths, now))

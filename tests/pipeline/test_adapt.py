@@ -110,3 +110,50 @@ def test_observed_picks_are_the_loops_best_looked_up_networks_when_its_pool_is_t
     assert got[float(lat.max())][1] == max(truth[res.lookups])  # every network meets the largest budget
     sample = PredictorBuild(None, space, pool[:-1], res.lookups, res.values, 8, 0, budgeted=res)
     assert observed_picks(sample, space) == {} and observed_picks(None, space) == {}
+
+
+def test_a_pick_whose_schedules_changed_since_pricing_is_priced_again_as_exported(tmp_path, x86, tiny_space,
+                                                                                   tiny_archs):
+    """``schedules_as_exported``: a kernel priced with a tuned record that the database no
+    longer gives (here: set aside as slower than its default, as a record TVM cannot read back
+    also ends) is named in a warning, and the pick's prepared kernels and prediction become
+    those of the library that ships; unchanged schedules leave the pick as it is."""
+    from tvm import s_tir
+    from tvm.s_tir import meta_schedule as ms
+
+    from chamtvm.lower.kernels import kernel_hash
+    from chamtvm.lower.network import lower_arch
+    from chamtvm.pipeline.adapt import Pick, schedules_as_exported
+    from chamtvm.table.fill import prepare
+    from chamtvm.tuning.database import workload_module
+    from chamtvm.tuning.provenance import prefer_default
+    from chamtvm.tuning.schedules import DEFAULT_TAG, ScheduleSource
+
+    import re
+
+    net = lower_arch(tiny_space, tiny_archs[0], "pick", **x86.lowering())
+    kernel = max(net.kernels, key=lambda k: k.flops)
+    mod = workload_module(kernel.func)
+    sch = s_tir.Schedule(mod)  # a real (small) schedule: the last block's outer loop parallel
+    sch.parallel(sch.get_loops(sch.get_sblock(re.findall(r'T\.sblock\("(\w+)"', mod.script())[-1]))[0])
+    db = ms.database.JSONDatabase(work_dir=str(tmp_path))
+    db.commit_tuning_record(ms.database.TuningRecord(
+        trace=sch.trace, workload=db.commit_workload(mod), run_secs=[1e-6], target=x86.tvm(),
+        args_info=ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
+    schedules = ScheduleSource(x86, tmp_path)
+    pick = Pick(1.0, arch=tiny_archs[0], net=net, prepared=prepare(net.kernels, x86, schedules))
+    tag = next(p.schedule for p in pick.prepared if p.kernel.struct_hash == kernel.struct_hash)
+    assert tag != DEFAULT_TAG
+    priced, said = [], []
+
+    def predict(prepared):
+        priced.append([p.key for p in prepared])
+        return "price of " + ",".join(p.schedule for p in prepared)
+
+    assert schedules_as_exported(pick, x86, schedules, predict, said.append) == [] and not priced and not said
+    prefer_default(tmp_path, tag, kernel_hash(kernel.func), kernel.name, tuned_us=9.0, default_us=8.0)
+    schedules.reload()
+    assert schedules_as_exported(pick, x86, schedules, predict, said.append) == [kernel.name]
+    assert all(p.schedule == DEFAULT_TAG for p in pick.prepared)
+    assert priced == [[p.key for p in pick.prepared]] and pick.prediction.startswith("price of default")
+    assert len(said) == 1 and "WARNING" in said[0] and kernel.name in said[0]
