@@ -44,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, RUNS, argument_parser, git_state, parse_args, pyplot, save_figure, utc_now, write_results
+from common import (RESULTS, RUNS, argument_parser, git_state, latency_bars, parse_args, pyplot, save_figure, utc_now,
+                    write_results)
 
 warnings.filterwarnings("ignore")
 KINDS = ("tvm_default", "tvm_main", "tvm_tuned", "onnxruntime", "torch")
@@ -247,20 +248,10 @@ def measure(args) -> dict:
 
 def plot(out: dict, path: Path) -> None:
     plt = pyplot()
-    nets = list(out["networks"])
-    fig, ax = plt.subplots(figsize=(2.2 + 1.5 * len(nets), 4.2))
-    w = 0.16
-    for i, k in enumerate(KINDS):
-        med = np.array([(out["networks"][n]["measured"].get(k) or {}).get("median_us") or np.nan for n in nets])
-        sp = np.array([(out["networks"][n]["measured"].get(k) or {}).get("spread_pct") or 0 for n in nets])
-        x = np.arange(len(nets)) + (i - 2) * w
-        ax.bar(x, med / 1e3, w, yerr=med / 1e3 * sp / 200, label=k, capsize=2)
-    ax.set_yscale("log")
-    ax.set_xticks(np.arange(len(nets)), nets, rotation=20, ha="right")
-    ax.set_ylabel("latency, ms (log; error bar = IQR/2)")
+    fig, ax = plt.subplots(figsize=(2.2 + 1.5 * len(out["networks"]), 4.2))
+    latency_bars(ax, out["networks"], KINDS, "latency, ms (log; error bar = IQR/2)")
     ax.set_title(f"{out['prepared'].get('target') or 'x86'}, {out['threads']} threads, conv layout "
                  f"{out['prepared'].get('conv_layout') or 'NCHW'}")
-    ax.legend(fontsize=7)
     save_figure(fig, path, dpi=120)
 
 

@@ -49,8 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (EMULATION, RESULTS, RUNS, argument_parser, git_state, parse_args, pyplot, save_figure, utc_now,
-                    write_results)
+from common import (EMULATION, RESULTS, RUNS, argument_parser, git_state, latency_bars, parse_args, pyplot,
+                    save_figure, utc_now, write_results)
 
 warnings.filterwarnings("ignore")
 KINDS = ("tvm_default", "tvm_tuned", "onnxruntime")
@@ -290,21 +290,10 @@ def measure(args) -> dict:
 
 def plot(out: dict, path: Path) -> None:
     plt = pyplot()
-    nets = list(out["networks"])
-    kinds = [k for k in KINDS if any(k in out["networks"][n]["measured"] for n in nets)]
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.8 + 1.4 * len(nets)), 4.4))
-    w = 0.8 / max(len(kinds), 1)
-    for i, k in enumerate(kinds):
-        med = np.array([(out["networks"][n]["measured"].get(k) or {}).get("median_us") or np.nan for n in nets])
-        sp = np.array([(out["networks"][n]["measured"].get(k) or {}).get("spread_pct") or 0 for n in nets])
-        x = np.arange(len(nets)) + (i - (len(kinds) - 1) / 2) * w
-        ax.bar(x, med / 1e3, w, yerr=med / 1e3 * sp / 200, label=k, capsize=2)
-    ax.set_yscale("log")
-    ax.set_xticks(np.arange(len(nets)), nets, rotation=20, ha="right")
-    ax.set_ylabel("latency under QEMU, ms (log; error bar = IQR/2)")
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.8 + 1.4 * len(out["networks"])), 4.4))
+    latency_bars(ax, out["networks"], KINDS, "latency under QEMU, ms (log; error bar = IQR/2)")
     ax.set_title(f"EMULATION: arm target under QEMU user mode on x86, {out['threads']} thread(s)\n"
                  f"QEMU timings, not ARM device latency", fontsize=9)
-    ax.legend(fontsize=7)
     save_figure(fig, path, dpi=120)
 
 

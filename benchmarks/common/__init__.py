@@ -450,3 +450,23 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
     """Lay ``fig`` out tightly and save it to ``path`` (PNG at ``dpi``)."""
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
+
+
+def latency_bars(ax, networks: dict, kinds, ylabel: str) -> None:
+    """Grouped bars on ``ax``: per network (``networks[name]["measured"][kind]``: a dict with
+    ``median_us`` and ``spread_pct``), one bar per kind present, in ms on a log axis, the error
+    bar half the IQR/median spread; network names as rotated ticks, a legend."""
+    import numpy as np
+
+    nets = list(networks)
+    kinds = [k for k in kinds if any(k in networks[n]["measured"] for n in nets)]
+    w = 0.8 / max(len(kinds), 1)
+    for i, k in enumerate(kinds):
+        med = np.array([(networks[n]["measured"].get(k) or {}).get("median_us") or np.nan for n in nets])
+        sp = np.array([(networks[n]["measured"].get(k) or {}).get("spread_pct") or 0 for n in nets])
+        x = np.arange(len(nets)) + (i - (len(kinds) - 1) / 2) * w
+        ax.bar(x, med / 1e3, w, yerr=med / 1e3 * sp / 200, label=k, capsize=2)
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(nets)), nets, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
