@@ -110,7 +110,7 @@ PICK_STEPS: list[Step] = [  # steps 16-19: the main job's and the search command
          writes=("pick_tunings",), enabled=adapt.tune_picks_enabled),
     Step("export", adapt.step_export, reads=("picks", "space", "space_ref", "target", "schedules", "pick_dir",
                                              "search_ctx", "log"),
-         writes=("exports", "picks"), up_to_date=adapt.exports_up_to_date),
+         writes=("exports",), up_to_date=adapt.exports_up_to_date),  # re-prices a changed pick in place
     Step("measure picks", adapt.step_measure_picks,
          reads=("picks", "space", "search_ctx", "search_settings", "target", "runner", "schedules", "nets_table"),
          optional_reads=("pick_tunings",), writes=("pick_prices", "pick_prices_before"), enabled=adapt.measure_enabled),
