@@ -161,10 +161,10 @@ def tune_networks(nets: Sequence[LoweredNetwork], target: TargetSpec, trials: in
     t0 = time.time()
     kernels, calls = union_kernels(nets)
     default_src = ScheduleSource(target, use_database=False)
-    default_prep, _ = _priced(kernels, target, default_src, table, runner, statistic)
-    default_us = default_rows_us(default_prep, table, target, statistic)
+    default_priced = [_priced(net.kernels, target, default_src, table, runner, statistic) for net in nets]
+    default_us = default_rows_us([p for prep, _ in default_priced for p in prep], table, target, statistic)
+    defaults = [total for _, total in default_priced]
     before = [_priced(net.kernels, target, schedules, table, runner, statistic) for net in nets]
-    defaults = [_priced(net.kernels, target, default_src, table, runner, statistic)[1] for net in nets]
     lines: list[dict] = []
 
     def transfer(stage: str) -> None:
