@@ -53,10 +53,29 @@ def test_each_example_parses_registers_and_resolves(name):
     spec = TargetSpec.from_dict(data, source=str(EXAMPLES[name]))
     registered = get_target(name)  # read by default: the checkout's targets/
     assert registered == spec and Path(registered.source).resolve() == EXAMPLES[name].resolve()
-    assert registered.description and not registered.local and registered.rpc_key
+    assert registered.description and registered.rpc_key
+    assert registered.local == bool(data.get("local"))  # remote devices, or this machine (x86-nchw16c)
     tvm_target = registered.tvm()
     assert tvm_target.kind.name == data["tvm_target"]["kind"]
     assert len(registered.fingerprint) == 10
+
+
+def test_x86_nchw16c_is_the_x86_target_with_blocked_convolutions(tiny_space, tiny_archs):
+    """The example ``x86-nchw16c``: the x86 target's fields but ``conv_layout``, and its
+    lowering blocks the convolutions whose channels are multiples of 16."""
+    import dataclasses
+
+    from chamtvm.lower.network import lower_arch
+    from chamtvm.targets.spec import get_target
+
+    x86, blocked = get_target("x86"), get_target("x86-nchw16c")
+    assert blocked.conv_layout == "NCHW16c" and blocked.lowering()["layout"] == "NCHW16c"
+    same = ("tvm_target", "evaluator", "network_evaluator", "threads", "kernel_timing", "fast_math", "local")
+    assert all(getattr(blocked, f) == getattr(x86, f) for f in same if hasattr(x86, f))
+    assert dataclasses.replace(blocked, name="x86", description=x86.description, source=x86.source,
+                               conv_layout=None) == x86
+    net = lower_arch(tiny_space, tiny_archs[0], "a", **blocked.lowering())  # stage 2's 16-32 hidden channels
+    assert any("conv2d_NCHWc" in k.name and k.args[0].shape[-1] == 16 for k in net.kernels)
 
 
 @pytest.mark.slow  # cross-compiles and links for aarch64 (~6 s)

@@ -28,10 +28,19 @@ LOCK = "database.lock"
 
 
 def workload_module(prim_func):
-    """The IRModule MetaSchedule keys a kernel's workload by."""
+    """The IRModule MetaSchedule keys a kernel's workload by: a deep copy of ``prim_func``
+    (as ``main``) that shares no IR node with it.
+
+    A TVM ``Schedule`` built on a module rewrites nodes it holds the only reference to in
+    place, and TVM's database and tuners build schedules on the modules they are given
+    without copying them (``Database.query_schedule``, the design-space generator). A
+    shallow module would let a trace replayed on it rewrite the kernel's own body: the
+    network would then hold (and commit as a workload) a scheduled kernel. About 4 ms per
+    call for a fused convolution."""
     import tvm
 
-    return tvm.IRModule({"main": prim_func.with_attr("global_symbol", "main").with_attr("tirx.noalias", True)})
+    mod = tvm.IRModule({"main": prim_func.with_attr("global_symbol", "main").with_attr("tirx.noalias", True)})
+    return tvm.ir.load_json(tvm.ir.save_json(mod))
 
 
 def best_record_us(db, func, target: TargetSpec) -> float | None:

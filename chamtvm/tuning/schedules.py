@@ -105,7 +105,6 @@ class ScheduleSource:
         record = db.query_tuning_record(mod, self.target.tvm(), "main")
         if record is None:
             return prim_func, DEFAULT_TAG
-        sch = db.query_schedule(mod, self.target.tvm(), "main")
         tag = trace_tag(record.trace)
         if self._default_preferred is None:
             from .provenance import default_preferred
@@ -113,6 +112,12 @@ class ScheduleSource:
             self._default_preferred = default_preferred(self.work_dir)
         if self._default_preferred and (tag, kernel_hash(prim_func)) in self._default_preferred:
             return prim_func, DEFAULT_TAG
+        from tvm import s_tir
+
+        # the record's trace on this private copy of the kernel (``Database.query_schedule``
+        # would replay it on the database's own workload module, in place)
+        sch = s_tir.Schedule(mod)
+        record.trace.apply_to_schedule(sch, remove_postproc=False)
         return sch.mod["main"].with_attr("tirx.is_scheduled", True), tag
 
     def provenance(self, tag: str) -> str:

@@ -159,3 +159,29 @@ def test_a_transfer_killed_midway_loses_nothing_and_the_rerun_does_only_the_rest
     for k in targets:  # a kept schedule is deployed under its logged tag; the others keep the default
         assert sched.apply(k.func)[1] == after[k.struct_hash]["tag"], k.name
     assert transfer_schedules([tuned, *targets], x86, in_process_runner(), work) == []  # up to date
+
+
+@pytest.mark.parametrize("layout", [None, "NCHW16c"])
+def test_scheduling_a_kernel_leaves_the_networks_kernel_as_it_was(tiny_space, tiny_archs, layout):
+    """TVM's ``Schedule`` rewrites in place the nodes it holds alone; the module chamtvm hands
+    it (``workload_module``) must share none with the network's kernel. Otherwise a replayed
+    trace turns the kernel into a scheduled one, which is then timed as its own default and
+    committed as a workload no record of the real kernel can be read back against."""
+    from tvm import s_tir
+
+    from chamtvm.lower.kernels import kernel_hash
+    from chamtvm.tuning.database import workload_module
+
+    convs = [k for k in lower_arch(tiny_space, tiny_archs[0], layout=layout).kernels if "conv2d" in k.name]
+    assert convs
+    for k in convs:
+        before = kernel_hash(k.func)
+        sch = s_tir.Schedule(workload_module(k.func), seed=1)
+        block = max(sch.get_child_blocks(sch.get_sblock("root")), key=lambda b: len(sch.get_loops(b)))
+        loops = sch.get_loops(block)
+        sch.split(loops[1], [None, 1])
+        sch.annotate(block, "meta_schedule.tiling_structure", "SSRSRS")
+        assert kernel_hash(k.func) == before, k.name
+        replay(sch.trace, k.func, refit=True)
+        assert kernel_hash(k.func) == before, k.name
+        assert kernel_hash(sch.mod["main"]) != before  # the schedule itself did change its copy
