@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials-per-kernel", type=v.positive_int, default=16)
     p.add_argument("--pick-trials", type=v.non_negative_int, default=None,
                    help="MetaSchedule trials per distinct pick, spent as one campaign on the picks' own kernels "
-                        "before export (default 128; 0 with --trials 0: no tuning). More trials, faster exports "
+                        "before export (default 256; 0 with --trials 0: no tuning). More trials, faster exports "
                         "and a longer job (docs/deployed-speed.md)")
     p.add_argument("--tuning-population", type=v.positive_int, default=128,
                    help="MetaSchedule's evolutionary population per kernel (its own default is 512; "

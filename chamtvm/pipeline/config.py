@@ -14,7 +14,7 @@ from ..latency.models import DEFAULT_RESIDUAL_MODE
 
 DEFAULT_TASK = "nas-bench-macro"  # the accuracy task of the main job
 DEFAULT_SPACE = "macro"           # its space (accuracy.tasks.default_space(DEFAULT_TASK)), for tune and search
-PICK_TRIALS = 128                 # MetaSchedule trials per distinct pick, one campaign over their kernels (step "tune picks")
+PICK_TRIALS = 256                 # MetaSchedule trials per distinct pick, one campaign over their kernels (step "tune picks")
 
 
 @dataclass
