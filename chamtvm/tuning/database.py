@@ -39,7 +39,15 @@ def workload_module(prim_func):
     call for a fused convolution."""
     import tvm
 
-    mod = tvm.IRModule({"main": prim_func.with_attr("global_symbol", "main").with_attr("tirx.noalias", True)})
+    return private_copy(tvm.IRModule({"main": prim_func.with_attr("global_symbol", "main")
+                                      .with_attr("tirx.noalias", True)}))
+
+
+def private_copy(mod):
+    """A deep copy of IRModule ``mod`` (through TVM's JSON form), sharing no node with it:
+    what a ``Schedule`` may be built on without rewriting ``mod``."""
+    import tvm
+
     return tvm.ir.load_json(tvm.ir.save_json(mod))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..core.workdir import target_schedules_dir
 from ..lower.kernels import kernel_hash
 from ..targets.spec import TargetSpec
-from .database import RECORDS, ScheduleDatabaseError, checked_database_dir, stderr_note, workload_module
+from .database import RECORDS, ScheduleDatabaseError, checked_database_dir, private_copy, stderr_note, workload_module
 
 DEFAULT_TAG = "default"
 
@@ -114,9 +114,10 @@ class ScheduleSource:
             return prim_func, DEFAULT_TAG
         from tvm import s_tir
 
-        # the record's trace on this private copy of the kernel (``Database.query_schedule``
-        # would replay it on the database's own workload module, in place)
-        sch = s_tir.Schedule(mod)
+        # the record's trace on a private copy of the record's own workload (the kernel is
+        # only structurally equal to it: its block names may differ, and the trace names
+        # blocks); ``Database.query_schedule`` would replay it on that module in place
+        sch = s_tir.Schedule(private_copy(record.workload.mod))
         record.trace.apply_to_schedule(sch, remove_postproc=False)
         return sch.mod["main"].with_attr("tirx.is_scheduled", True), tag
 

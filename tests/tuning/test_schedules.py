@@ -59,3 +59,38 @@ def test_tune_one_kernel_apply_it_and_resume(tiny_space, tiny_archs, x86, tmp_pa
 
     assert scheduled(applied) == [kernel.name] and scheduled(net.fused) == []
     assert all(net.fused[gv].same_as(f) for gv, f in before.items())  # the caller's module is untouched
+
+
+def test_a_record_applies_to_a_kernel_equal_to_its_workload_but_for_block_names(tiny_space, tiny_archs, x86, tmp_path):
+    """MetaSchedule matches workloads structurally, block names aside, but a trace finds its
+    blocks by name: the `mean` kernel of two networks (blocks ``lvN_red`` with other N) shares
+    one record, which must apply to both, and leave the network's kernel as it was."""
+    import re
+
+    from tvm import s_tir
+    from tvm.s_tir import meta_schedule as ms
+
+    from chamtvm.lower.kernels import kernel_hash
+    from chamtvm.tuning.database import RECORDS, WORKLOADS, workload_module
+
+    def blocks(k):
+        return sorted(re.findall(r'T\.sblock\("([^"]+)"\)', k.func.script()))
+
+    first = {k.struct_hash: k for k in lower_arch(tiny_space, tiny_archs[0]).kernels}
+    a, b = next((first[k.struct_hash], k) for k in lower_arch(tiny_space, tiny_archs[1]).kernels
+                if k.struct_hash in first and blocks(first[k.struct_hash]) != blocks(k))
+    work = tmp_path / "x86"
+    work.mkdir()
+    db = ms.database.JSONDatabase(path_workload=str(work / WORKLOADS), path_tuning_record=str(work / RECORDS))
+    mod = workload_module(a.func)
+    sch = s_tir.Schedule(mod)
+    block = sch.get_sblock(next(n for n in blocks(a) if n.endswith("_red")))  # by name, as traces do
+    sch.parallel(sch.get_loops(block)[1])
+    db.commit_tuning_record(ms.database.TuningRecord(
+        trace=sch.trace, workload=db.commit_workload(mod), run_secs=[1e-5], target=x86.tvm(),
+        args_info=ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
+
+    before = kernel_hash(b.func)
+    scheduled, tag = ScheduleSource(x86, work).apply(b.func)
+    assert tag != DEFAULT_TAG and "T.parallel" in scheduled.script()
+    assert kernel_hash(b.func) == before
