@@ -1,7 +1,7 @@
 """Why the tuned table misses the network: every kernel timed inside its network next to its
 table row, per thread count.
 
-    python benchmarks/bench_fidelity_cause.py --workdir WD [--networks 12] [--threads 1,2] [--rounds 3]
+    python benchmarks/bench_fidelity_cause.py --workdir WD [--networks 12] [--picks] [--threads 1,2] [--rounds 3]
 
 WD is a main job's working folder (``luts/``, ``schedules/``). The held-out networks of its
 network journal are compiled once here; then, for each thread count, one child process
@@ -16,7 +16,12 @@ network journal are compiled once here; then, for each thread count, one child p
 * ``warm``      each kernel alone, as the table times it (number 1, repeat 9, 10 ms);
 * ``cold``      each kernel alone, caches of its weights and output flushed before each call;
 * ``batchnet``  the network's kernels in a batch network (``chamtvm.lower.batchnet``: each
-                kernel after a producer of its input, no network order), timed call by call.
+                kernel after a producer of its input, no network order), timed call by call;
+* ``union``     every network's kernels of this run together in one batch network (as the
+                table times the kernels of several networks at once), timed call by call.
+
+``--picks`` takes the main job's picks (``report.json``) instead of its held-out networks: their
+kernels are the ones the job tuned last, with the most trials.
 
 The table rows themselves (timed when the job ran) are read from ``luts/``. The report
 attributes the gap (sum of a protocol's kernel times against the network) per kernel kind,
@@ -52,6 +57,9 @@ def child(request_path: str) -> None:
     out = {"threads": int(tvm.get_global_func("runtime.NumThreads")()), "networks": []}
     nets = req["networks"]
     loaded = []
+    union = req.get("union")
+    uvm = relax.VirtualMachine(tvm.runtime.load_module(union["lib"]), dev) if union else None
+    uinputs = [random_tensor(ArgSpec(tuple(s), t), dev, rng) for s, t in union["inputs"]] if union else None
     for n in nets:
         ex = tvm.runtime.load_module(n["network_lib"])
         lib = tvm.runtime.load_module(n["kernel_lib"])
@@ -88,7 +96,8 @@ def child(request_path: str) -> None:
                 cold[k["symbol"]] = lib.time_evaluator(k["symbol"], dev, number=1, repeat=30, min_repeat_ms=0,
                                                        f_preproc="cache_flush_cpu_non_first_arg")(*a).median * 1e6
             batch = time_calls(bvm, binputs, runs=req["insitu_runs"])
-            o["rounds"].append({"e2e_us": e2e.median * 1e6, "e2e_spread_pct": _spread(e2e.results),
+            ucalls = time_calls(uvm, uinputs, runs=req["insitu_runs"]).to_dict() if uvm else None
+            o["rounds"].append({"union": ucalls, "e2e_us": e2e.median * 1e6, "e2e_spread_pct": _spread(e2e.results),
                                 "insitu": calls.to_dict(), "batchnet": batch.to_dict(), "loo_base_us": base, "loo_us": loo,
                                 "warm_us": warm, "cold_us": cold, "load_average_1_5_15": load_average()})
         print(f"round {r + 1} done", file=sys.stderr, flush=True)
@@ -102,7 +111,8 @@ def _spread(samples) -> float:
 
 
 # ------------------------------------------------------------------ parent
-def prepare_networks(workdir: Path, n_networks: int, tmp: Path, target_name: str = "x86"):
+def prepare_networks(workdir: Path, n_networks: int, tmp: Path, target_name: str = "x86",
+                     picks: bool = False):
     from chamtvm.lower.kernels import kernel_hash
     from chamtvm.lower.network import lower_arch
     from chamtvm.measure.compile import build_kernel_library, compile_network, export
@@ -117,10 +127,16 @@ def prepare_networks(workdir: Path, n_networks: int, tmp: Path, target_name: str
     table = LatencyTable(workdir / "luts" / f"{target.name}.jsonl").load()
     nets_table = LatencyTable(workdir / "luts" / f"{target.name}.networks.jsonl").load()
     schedules = ScheduleSource(target, workdir / "schedules" / target.name)
-    rows = [r for r in nets_table.rows() if "arch" in r and str(r.get("name", "")).startswith("heldout")]
-    if not rows:  # journals without names: take the last measured networks
-        rows = [r for r in nets_table.rows() if "arch" in r]
+    if picks:  # the main job's picks, with the latency it measured for each
+        report = json.loads((workdir / "report.json").read_text())
+        rows = [{"name": f"pick-{p['budget_ms']}ms", "arch": p["architecture"], "space": report["space"],
+                 "runtime_us_p50": 1000.0 * p["measured_ms"]} for p in report["picks"]]
+    else:
+        rows = [r for r in nets_table.rows() if "arch" in r and str(r.get("name", "")).startswith("heldout")]
+        if not rows:  # journals without names: take the last measured networks
+            rows = [r for r in nets_table.rows() if "arch" in r]
     rows = rows[-n_networks:]
+    union: dict = {}
     nets = []
     for i, row in enumerate(rows):
         space = SearchSpace.load(row.get("space", "macro"))
@@ -141,6 +157,7 @@ def prepare_networks(workdir: Path, n_networks: int, tmp: Path, target_name: str
         bex = export(tvm.compile(bmod, tvm_t, relax_pipeline=_relax.get_default_pipeline(tvm_t)), target, tmp / f"b{i}.so")
         kernels = []
         for p in prep:
+            union.setdefault(p.symbol, p)
             r = table.get(p.key)
             kernels.append({"symbol": p.symbol, "name": p.kernel.name, "key": p.key, "count": p.kernel.count,
                             "args": [a.to_list() for a in p.kernel.args], "flops": p.kernel.flops,
@@ -153,7 +170,10 @@ def prepare_networks(workdir: Path, n_networks: int, tmp: Path, target_name: str
                      "kernels": kernels, "symbol_of": symbols, "network_symbols": list(symbols),
                      "journal_us": row["runtime_us_p50"], "fingerprint": target.fingerprint})
         print(f"compiled {nets[-1]['name']}: {len(prep)} kernels", flush=True)
-    return nets
+    umod, uinputs = batch_network([(p.symbol, p.func, p.kernel) for p in union.values()])
+    uex = export(tvm.compile(umod, tvm_t, relax_pipeline=_relax.get_default_pipeline(tvm_t)), target, tmp / "union.so")
+    print(f"compiled the union batch network: {len(union)} kernels", flush=True)
+    return nets, {"lib": str(uex), "inputs": [a.to_list() for a in uinputs], "kernels": len(union)}
 
 
 def analyse(nets: list[dict], runs_by_threads: dict) -> dict:
@@ -181,6 +201,14 @@ def analyse(nets: list[dict], runs_by_threads: dict) -> dict:
                         continue
                     acc.setdefault(ksym, []).append(max(w - ct["overhead_us"], 0.0))
                 ins_by_round.append(acc)
+            uni_by_round = []
+            for r in rounds:
+                ct = r.get("union")
+                if ct is None:
+                    continue
+                from chamtvm.measure.insitu import instrument_overhead_us
+                ov = instrument_overhead_us(ct["symbols"], ct["window_us"])
+                uni_by_round.append({s: w - ov for s, w in zip(ct["symbols"], ct["window_us"]) if s in ks})
             bat_by_round = []
             for r in rounds:
                 ct = r["batchnet"]
@@ -191,7 +219,8 @@ def analyse(nets: list[dict], runs_by_threads: dict) -> dict:
             for r in rounds:
                 for s, v in r["loo_us"].items():
                     loo_by_kernel.setdefault(n["symbol_of"][s], []).append(v)
-            sums = {"table": 0.0, "warm": 0.0, "cold": 0.0, "insitu": 0.0, "loo": 0.0, "batchnet": 0.0}
+            sums = {"table": 0.0, "warm": 0.0, "cold": 0.0, "insitu": 0.0, "loo": 0.0, "batchnet": 0.0,
+                    "union": 0.0}
             for sym, k in ks.items():
                 c = k["count"]
                 warm = float(np.median([r["warm_us"][sym] for r in rounds]))
@@ -199,19 +228,21 @@ def analyse(nets: list[dict], runs_by_threads: dict) -> dict:
                 ins_calls = [float(np.median(x)) for x in zip(*[a[sym] for a in ins_by_round])] if sym in ins_by_round[0] else []
                 ins = float(np.mean(ins_calls)) if ins_calls else float("nan")
                 bat = float(np.median([b[sym] for b in bat_by_round]))
+                uni = float(np.median([b[sym] for b in uni_by_round])) if uni_by_round else float("nan")
                 loo = float(np.median([sum(v) for v in zip(*[loo_by_kernel.get(sym, [0.0])])])) if sym in loo_by_kernel else float("nan")
                 # loo: all calls of the symbol(s) skipped together; several GlobalVars may share one kernel
                 per_kernel.append({"network": n["name"], "name": k["name"], "kind": k["kind"],
                                    "provenance": k["provenance"], "count": c, "flops": k["flops"],
                                    "bytes": k["bytes"], "table_us": k["table_us"], "warm_us": warm,
                                    "cold_us": cold, "insitu_us": ins, "loo_total_us": loo,
-                                   "batchnet_us": bat})
+                                   "batchnet_us": bat, "union_us": uni})
                 sums["table"] += (k["table_us"] or float("nan")) * c
                 sums["warm"] += warm * c
                 sums["cold"] += cold * c
                 sums["insitu"] += ins * c
                 sums["loo"] += loo
                 sums["batchnet"] += bat * c
+                sums["union"] += uni * c
             ct = rounds[0]["insitu"]
             n_calls = sum(1 for s in ct["symbols"] if not s.startswith("vm.builtin."))
             n_builtin = sum(1 for s in ct["symbols"] if s.startswith("vm.builtin."))
@@ -232,7 +263,7 @@ def analyse(nets: list[dict], runs_by_threads: dict) -> dict:
             return out
 
         summary = {k: fid(k)
-                   for k in ("table", "warm", "cold", "insitu", "loo", "batchnet")}
+                   for k in ("table", "warm", "cold", "insitu", "loo", "batchnet", "union")}
         by_kind: dict = {}
         for k in per_kernel:
             key = f"{k['kind']}|{k['provenance']}"
@@ -245,6 +276,7 @@ def analyse(nets: list[dict], runs_by_threads: dict) -> dict:
             kinds[key] = {"kernels": len(ks), "insitu_over_warm": med_ratio("insitu_us", "warm_us"),
                           "insitu_over_cold": med_ratio("insitu_us", "cold_us"),
                           "insitu_over_batchnet": med_ratio("insitu_us", "batchnet_us"),
+                          "insitu_over_union": med_ratio("insitu_us", "union_us"),
                           "insitu_over_table": med_ratio("insitu_us", "table_us"),
                           "warm_over_table": med_ratio("warm_us", "table_us"),
                           "insitu_share_of_network": float(sum(x["insitu_us"] * x["count"] for x in ks
@@ -258,6 +290,7 @@ def main(argv=None) -> int:
     ap = argument_parser(__doc__)
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--networks", type=int, default=12)
+    ap.add_argument("--picks", action="store_true", help="the main job's picks (report.json), not its held-out networks")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--insitu-runs", type=int, default=30)
@@ -269,16 +302,17 @@ def main(argv=None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="chamtvm-cause-") as tmp:
         tmp = Path(tmp)
-        nets = prepare_networks(a.workdir, a.networks, tmp)
+        nets, union = prepare_networks(a.workdir, a.networks, tmp, picks=a.picks)
         runs = {}
         for th in [int(x) for x in a.threads.split(",")]:
-            req = {"networks": nets, "rounds": a.rounds, "insitu_runs": a.insitu_runs, "out": str(tmp / f"out{th}.json")}
+            req = {"networks": nets, "union": union, "rounds": a.rounds, "insitu_runs": a.insitu_runs, "out": str(tmp / f"out{th}.json")}
             (tmp / f"req{th}.json").write_text(json.dumps(req))
             env = dict(os.environ, TVM_NUM_THREADS=str(th))
             subprocess.run([sys.executable, __file__, "--workdir", str(a.workdir), "--child", str(tmp / f"req{th}.json")],
                            env=env, check=True)
             runs[th] = json.loads((tmp / f"out{th}.json").read_text())
-        result = {"workdir_networks": len(nets), "rounds": a.rounds, "analysis": analyse(nets, runs),
+        result = {"workdir_networks": len(nets), "source": "picks" if a.picks else "held-out networks",
+                  "union_kernels": union["kernels"], "rounds": a.rounds, "analysis": analyse(nets, runs),
                   "raw": {str(k): v for k, v in runs.items()},
                   "networks": [{k: v for k, v in n.items() if k not in ("network_lib", "kernel_lib", "batch_lib")}
                                for n in nets]}

@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 from ..measure.runners import make_runner
+from ..pipeline.tuned_residual import NEIGHBOURS_PER_PICK
 
 
 
@@ -155,7 +156,7 @@ def cmd_tune(args) -> int:
 
     cfg = TuneConfig(space=args.space or default_space(args.task), trials=args.trials, trials_per_kernel=args.trials_per_kernel,
                      tuning_population=args.tuning_population, pick_trials=args.pick_trials,
-                     heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
+                     pick_neighbours=args.pick_neighbours, heldout=args.heldout, statistic=args.statistic, train_networks=args.train_networks,
                      residual_mode=args.residual, calibration=not args.no_calibration,
                      real_calibration=args.real_calibration,
                      luts_dir=_lut_dir(args), schedules_dir=args.schedules_dir,
@@ -191,7 +192,8 @@ def cmd_search(args) -> int:
     cfg = SearchConfig(space=args.space, latency_ms=args.latency_ms, journal=args.journal,
                        max_mflops=args.max_mflops, max_mparams=args.max_mparams, population=args.population,
                        generations=args.generations, seed=args.seed, out=args.out, luts_dir=args.luts_dir,
-                       schedules_dir=args.schedules_dir, measure=not args.no_measure, pick_trials=args.pick_trials)
+                       schedules_dir=args.schedules_dir, measure=not args.no_measure, pick_trials=args.pick_trials,
+                       pick_neighbours=args.pick_neighbours)
     runner = None if args.no_measure else _runner(args, target)
     try:
         report = run_search(cfg, target, runner)
@@ -224,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MetaSchedule trials per distinct pick, spent as one campaign on the picks' own kernels "
                         "before export (default 256; 0 with --trials 0: no tuning). More trials, faster exports "
                         "and a longer job (docs/deployed-speed.md)")
+    p.add_argument("--pick-neighbours", type=v.non_negative_int, default=NEIGHBOURS_PER_PICK,
+                   help="after the picks' tuning, networks near each pick timed beside it, with the training "
+                        "networks as tuned now, to refit the residual that prices the picks (default "
+                        f"{NEIGHBOURS_PER_PICK}; docs/latency-fidelity.md)")
     p.add_argument("--tuning-population", type=v.positive_int, default=128,
                    help="MetaSchedule's evolutionary population per kernel (its own default is 512; "
                         "smaller makes each tuning round cheaper)")
@@ -304,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-measure", action="store_true", help="do not measure the chosen network on the target")
     p.add_argument("--pick-trials", type=v.non_negative_int, default=0,
                    help="MetaSchedule trials on the chosen network's own kernels before export (default 0: none)")
+    p.add_argument("--pick-neighbours", type=v.non_negative_int, default=2 * NEIGHBOURS_PER_PICK,
+                   help="after --pick-trials, networks near the chosen one timed beside it to refit the residual "
+                        f"that prices it (default {2 * NEIGHBOURS_PER_PICK}; fewer than 8: not refitted)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 

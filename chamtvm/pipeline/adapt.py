@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..latency.models import DEFAULT_RESIDUAL_MODE
 from ..search.genetic import SearchError, SearchResult
 from ..space.schema import SearchSpace
 from .pricing import price_and_measure_all
@@ -153,6 +154,7 @@ class Pick:
     net: object = None
     prepared: list | None = None
     prediction: object = None  # latency.models.FullPrediction
+    prediction_search_residual: object = None  # after a residual refit (step measure picks): the search's figure
     observed_accuracy: float | None = None  # the accuracy loop's lookup of the pick (None: chosen by the search)
 
 
@@ -275,6 +277,7 @@ def tuning_report(pick: Pick, t: PickTuning | None, before_price) -> dict | None
     return {"trials_budget": nt.trials_budget, "trials_spent": nt.trials_spent, "seconds": nt.seconds,
             "campaign_networks": nt.shared_by,
             "predicted_before_ms": t.prediction_before.latency_ms,
+            "predicted_with_search_residual_ms": (pick.prediction_search_residual or pick.prediction).latency_ms,
             "table_sum_before_ms": nt.before_ms, "table_sum_after_ms": pick.prediction.table_sum_ms,
             "table_sum_default_ms": nt.default_ms,
             "within_budget_after": pick.prediction.latency_ms <= pick.budget_ms,
@@ -378,19 +381,60 @@ def exports_up_to_date(s) -> dict | None:
 
 # ---------------------------------------------------------------- measure
 def step_measure_picks(s) -> None:
-    """Measure each chosen network end to end on the target: predicted vs measured (and as it was before tuning)."""
+    """Measure each chosen network end to end on the target: predicted vs measured (and as it was
+    before tuning). After a tuning of the picks, the tuning networks (``tuned_residual``) are
+    timed in the same batch and the picks are priced by the residual refitted on them."""
+    from dataclasses import replace
+
+    from ..lower.network import lower_arch
+    from ..table.fill import prepare
+    from .tuned_residual import neighbour_archs, refit_residual
+
     ok = [pick for pick in s.picks if not pick.error]
     tunings = s.get("pick_tunings") or [None] * len(s.picks)
     before = [(pick, t) for pick, t in zip(s.picks, tunings) if t is not None]
-    nets = [(pick.net, pick.prepared, {"arch": pick.arch.to_dict(), "space": s.space.name}) for pick in ok]
-    nets += [(pick.net, t.prepared_before, {"arch": pick.arch.to_dict(), "space": s.space.name}, t.schedules_before)
-             for pick, t in before]
-    bar = s.progress(len(nets), "measuring the chosen networks" + (" (and as before tuning)" if before else ""))
+    ident = lambda arch: {"arch": arch.to_dict(), "space": s.space.name}  # noqa: E731
+    nets = [(pick.net, pick.prepared, ident(pick.arch)) for pick in ok]
+    nets += [(pick.net, t.prepared_before, ident(pick.arch), t.schedules_before) for pick, t in before]
+    refit_nets = []
+    cfg = s.cfg
+    if before and getattr(cfg, "pick_neighbours", 0) + getattr(cfg, "train_networks", 0) > 0:
+        from .latency import training_archs
+
+        distinct = list({pick.arch.to_json(): pick.arch for pick, _t in before}.values())
+        archs = training_archs(cfg, s.space) + neighbour_archs(s.space, distinct, cfg.pick_neighbours,
+                                                               getattr(cfg, "train_seed", 0) + 1)
+        s.log(f"timing {len(archs)} tuning networks beside the picks (the training networks as tuned now and "
+              f"{cfg.pick_neighbours} neighbours per pick) to refit the residual on")
+        for i, arch in enumerate(archs):
+            net = lower_arch(s.space, arch, f"tuned{i}", **s.target.lowering())
+            refit_nets.append((net, prepare(net.kernels, s.target, s.schedules), ident(arch)))
+        untimed = [p for _n, prepared, _i in refit_nets for p in prepared if p.key not in s.table]
+        if untimed:
+            from ..table.fill import fill_table
+
+            fill_table(untimed, s.table, s.runner, s.target, getattr(cfg, "batch_size", 48))
+    bar = s.progress(len(nets) + len(refit_nets), "measuring the chosen networks" +
+                     (" (and as before tuning, and the tuning networks)" if before else ""))
     try:
-        priced = price_and_measure_all(nets, s.search_ctx.latency, s.target, s.runner, s.schedules, s.nets_table,
-                                       on_done=lambda _i: bar.update(1))
+        priced = price_and_measure_all(nets + refit_nets, s.search_ctx.latency, s.target, s.runner, s.schedules,
+                                       s.nets_table, on_done=lambda _i: bar.update(1))
     finally:
         bar.close()
+    n_picks = len(nets)
+    priced, refit_priced = priced[:n_picks], priced[n_picks:]
+    s.pick_residual = None
+    if refit_nets:
+        predictor, selection = refit_residual(refit_priced, s.search_ctx.latency, s.target.fingerprint,
+                                              getattr(cfg, "residual_mode", DEFAULT_RESIDUAL_MODE))
+        selection["archs"] = [a.to_dict() for a in archs]
+        s.pick_residual = selection
+        if predictor is not None:
+            s.log(f"residual refitted on {selection['networks']} tuning networks: {selection['chosen']}")
+            for pick in ok:
+                pick.prediction_search_residual = pick.prediction
+                pick.prediction = predictor.predict(pick.prepared)
+            priced = [replace(p, prediction=predictor.predict(p.prepared)) for p in priced]
     after, was = iter(priced[:len(ok)]), iter(priced[len(ok):])
     s.pick_prices = [None if pick.error else next(after) for pick in s.picks]
     s.pick_prices_before = [None if t is None else next(was) for t in tunings]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..core.workdir import luts_dir, runs_dir
 from ..latency.models import DEFAULT_RESIDUAL_MODE
+from .tuned_residual import NEIGHBOURS_PER_PICK
 
 DEFAULT_TASK = "nas-bench-macro"  # the accuracy task of the main job
 DEFAULT_SPACE = "macro"           # its space (accuracy.tasks.default_space(DEFAULT_TASK)), for tune and search
@@ -26,6 +27,7 @@ class TuneConfig:
     trials_per_kernel: int = 16
     tuning_population: int = 128     # MetaSchedule's evolutionary population per kernel (its own default: 512)
     pick_trials: int | None = None   # per pick, on its own kernels; None: PICK_TRIALS, or 0 with trials 0
+    pick_neighbours: int = NEIGHBOURS_PER_PICK  # per tuned pick, timed with it to refit the residual (tuned_residual)
     heldout: int = 20
     heldout_seed: int = 2026
     train_networks: int = 20
@@ -83,6 +85,7 @@ class SearchConfig:
     schedules_dir: Path | None = None
     measure: bool = True
     pick_trials: int = 0             # MetaSchedule trials on the pick's own kernels before export (0: none)
+    pick_neighbours: int = 2 * NEIGHBOURS_PER_PICK  # after a pick's tuning, timed with it to refit the residual
     trials_per_kernel: int = 16
     tuning_population: int = 128
     statistic: str = "runtime_us_p50"

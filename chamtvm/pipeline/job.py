@@ -36,7 +36,9 @@ The main job, in this order (the one numbering; ``[k/22]`` in the log):
                       (--trials 0 or --pick-trials 0: skipped)
   19. export          each pick's artefacts (up to date: every ``export.json`` matches)
   20. measure picks   each pick measured end to end: predicted vs measured (a tuned pick also
-                      as it was before tuning)
+                      as it was before tuning; after a tuning, the training networks and
+                      neighbours of the picks timed beside them refit the residual that prices
+                      the picks: ``tuned_residual``)
   21. regret          lookup tasks: each pick against the true best under its budget
   22. report          the report dict and the plot of the picks
 
@@ -112,8 +114,10 @@ PICK_STEPS: list[Step] = [  # steps 16-19: the main job's and the search command
                                              "search_ctx", "log"),
          writes=("exports",), up_to_date=adapt.exports_up_to_date),  # re-prices a changed pick in place
     Step("measure picks", adapt.step_measure_picks,
-         reads=("picks", "space", "search_ctx", "search_settings", "target", "runner", "schedules", "nets_table"),
-         optional_reads=("pick_tunings",), writes=("pick_prices", "pick_prices_before"), enabled=adapt.measure_enabled),
+         reads=("cfg", "picks", "space", "search_ctx", "search_settings", "target", "runner", "table", "schedules",
+                "nets_table", "log"),
+         optional_reads=("pick_tunings",), writes=("pick_prices", "pick_prices_before", "pick_residual"),
+         enabled=adapt.measure_enabled),
 ]
 SHARED_STEPS: list[Step] = [*BUDGET_STEPS, *PICK_STEPS]  # in the search command's order
 
@@ -155,7 +159,7 @@ TUNE_STEPS: list[Step] = [
          optional_reads=("heldout", "prepared_tuned", "prepared_deployed", "set_aside_schedules", "table_fill",
                          "tuned_fill", "calibration_measured", "adaptive_calibration", "tuned_now", "trainer_note",
                          "accuracy", "search_ctx", "picks", "pick_tunings", "exports", "pick_prices",
-                         "pick_prices_before", "regrets", "regret_networks"),
+                         "pick_prices_before", "pick_residual", "regrets", "regret_networks"),
          writes=("report",)),
 ]
 

@@ -233,8 +233,7 @@ def step_models(s) -> None:
     residual, n_train, selection = None, 0, {"chosen": "none", "why": "no training networks"}
     s.heldout_lowered = None  # step 12 lowers them itself unless they are timed here
     if cfg.train_networks >= 2:
-        rng = np.random.default_rng(cfg.train_seed)
-        archs = [space.sample(rng) for _ in range(cfg.train_networks)]
+        archs = training_archs(cfg, space)
         heldout = heldout_archs(cfg, space)  # timed beside them, never fitted on (see the docstring)
         bar = s.progress(len(archs) + len(heldout), "training and held-out networks (measure)")
         try:
@@ -260,6 +259,13 @@ def step_models(s) -> None:
     s.models = FittedModels(LatencyPredictor(table, kernel_model, residual), residual, n_train, len(rows),
                             {"kernel_model": str(kernel_path), "residual": str(residual_path) if residual else None},
                             selection)
+
+
+def training_archs(cfg, space) -> list:
+    """The seeded training architectures (``cfg.train_networks`` of them, ``cfg.train_seed``;
+    none for a config without training networks, e.g. the search command's)."""
+    rng = np.random.default_rng(getattr(cfg, "train_seed", 0))
+    return [space.sample(rng) for _ in range(getattr(cfg, "train_networks", 0))]
 
 
 def heldout_archs(cfg, space) -> list:

@@ -94,6 +94,7 @@ def adapt_report(s) -> dict:
     if warning:
         s.log(f"WARNING: {warning}")
     return {"accuracy": s.accuracy, "picks": rows, "accuracy_warning": warning,
+            "residual_after_pick_tuning": s.get("pick_residual"),
             "regret": {"networks": s.regret_networks, "contenders": cfg.contenders} if s.produced("regrets") else None,
             "search_setup": {"picks": "best observed network of the budget-aware accuracy loop when its pool is the "
                                       "whole space, else the genetic search on the GP",
@@ -183,6 +184,11 @@ def format_adapt(report: dict) -> list[str]:
     tuned = [p for p in report.get("picks", []) if p.get("tuning")]
     if tuned:
         lines.append(f"the picks' own kernels tuned before export{emu}:")
+        refit = report.get("residual_after_pick_tuning")
+        if refit:
+            lines.append(f"  predicted with a residual refitted on {refit.get('networks')} tuning networks "
+                         f"({refit.get('chosen')}): " + refit.get("why", "")
+                         if refit.get("chosen") is not None else f"  residual not refitted: {refit.get('why')}")
         for p in tuned:
             lines.append(f"{p['budget_ms']:>9.3g}  "
                          + tuning_summary(p["tuning"], p["predicted_latency_ms"], p["measured_ms"] or None))

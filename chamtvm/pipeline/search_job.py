@@ -97,6 +97,7 @@ def step_search_report(s) -> None:
     tuning = (s.get("pick_tunings") or [None])[0]
     if tuning is not None:
         report["tuning"] = adapt.tuning_report(pick, tuning, (s.get("pick_prices_before") or [None])[0])
+        report["tuning"]["residual_after_tuning"] = s.get("pick_residual")
     pareto_plot(report, stage / "pareto.png")
     report["artifacts"]["pareto_plot"] = str(out / "pareto.png")
     s.report = report
@@ -108,7 +109,7 @@ SEARCH_STEPS: list[Step] = [
     *SHARED_STEPS,
     Step("search report", step_search_report,
          reads=("cfg", "target", "runner", "space", "search_ctx", "picks", "exports", "journal_path", "stage_dir"),
-         optional_reads=("pick_prices", "pick_tunings", "pick_prices_before"), writes=("report",)),
+         optional_reads=("pick_prices", "pick_tunings", "pick_prices_before", "pick_residual"), writes=("report",)),
 ]
 
 

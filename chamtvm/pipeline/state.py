@@ -96,6 +96,7 @@ class JobState:
     exports: Any = UNSET               # list[adapt.Export | None] per pick (None: no network)
     pick_prices: Any = UNSET           # list[PricedNetwork | None] per pick
     pick_prices_before: Any = UNSET    # list[PricedNetwork | None] per pick: as it was before tuning
+    pick_residual: Any = UNSET         # dict | None: the residual refitted after the picks' tuning (tuned_residual)
     regrets: Any = UNSET               # list[dict | None] per pick: true accuracy, regret, contenders
     regret_networks: Any = UNSET       # int: networks of the enumerated space
 

@@ -43,7 +43,17 @@ def tuning_summary(t: dict, predicted_after_ms: float | None, measured_after_ms:
     campaign = f" (one campaign for {shared} picks)" if shared > 1 else ""
     return (f"{t['trials_spent']} of {t['trials_budget']} trials{campaign}, {t['seconds']:.0f} s: predicted "
             f"{ms(t['predicted_before_ms'])} -> {ms(predicted_after_ms)} ms, measured {ms(t['measured_before_ms'])} -> "
-            f"{ms(measured_after_ms)} ms" + ("" if t["within_budget_after"] else "; OVER BUDGET after tuning"))
+            f"{ms(measured_after_ms)} ms" + ("" if t["within_budget_after"] else "; OVER BUDGET after tuning")
+            + refit_note(t, predicted_after_ms))
+
+
+def refit_note(t: dict, predicted_after_ms: float | None) -> str:
+    """``" (search's residual: X ms)"`` where the residual was refitted after the tuning (the
+    pick is priced by the refitted one), else ``""``."""
+    was = t.get("predicted_with_search_residual_ms")
+    if was is None or predicted_after_ms is None or abs(was - predicted_after_ms) < 1e-9:
+        return ""
+    return f" (the search's residual: {was:.3f} ms)"
 
 
 def format_search(report: dict) -> str:

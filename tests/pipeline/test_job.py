@@ -128,7 +128,9 @@ def test_tune_picks_tunes_each_picks_own_kernels_and_reports_before_and_after(ma
     """Step ``tune picks`` (``pick_trials``): real MetaSchedule trials on the picks' own kernels
     after the search, one campaign of ``pick_trials`` per distinct pick over their distinct
     kernels (a shared kernel tuned once: the same line in every pick that has it); the pick is re-priced, exported with the schedules that result and
-    measured, and the report holds its latency before (predicted and measured) and after. The
+    measured, and the report holds its latency before (predicted and measured) and after.
+    Neighbours of the picks (``pick_neighbours``) are timed beside them and the residual that
+    prices the picks is refitted on them, never on a pick (``pipeline.tuned_residual``). The
     regret's contenders are not measured again with the tuned schedules (``contenders=0``): the
     regret step is checked on the first run (``tests/pipeline/test_regret.py``)."""
     import dataclasses
@@ -144,13 +146,22 @@ def test_tune_picks_tunes_each_picks_own_kernels_and_reports_before_and_after(ma
         shutil.copytree(macro_main_job.tmp / folder, tmp_path / folder)
     cfg = dataclasses.replace(macro_main_job.cfg, luts_dir=tmp_path / "luts", runs_dir=tmp_path / "runs",
                               schedules_dir=tmp_path / "schedules", pick_trials=4, trials_per_kernel=4,
-                              tuning_population=16, contenders=0)
+                              tuning_population=16, contenders=0, pick_neighbours=4)
     with LocalRunner(target) as runner:
         report = run_tune(target, runner, cfg, log=lambda *a: None)
     assert "tune picks" not in report["skipped_steps"]
     picks = report["picks"]
     assert [p["architecture"] for p in picks] == [p["architecture"] for p in first["picks"]]
     distinct = len({json.dumps(p["architecture"], sort_keys=True) for p in picks})
+    refit = report["residual_after_pick_tuning"]
+    tuning_archs = {json.dumps(a, sort_keys=True) for a in refit["archs"]}
+    assert len(tuning_archs) == 4 * distinct  # no training networks in this job: 4 neighbours per pick
+    assert not tuning_archs & {json.dumps(p["architecture"], sort_keys=True) for p in picks}
+    journal = [json.loads(line) for line in (tmp_path / "luts" / "x86.networks.jsonl").read_text().splitlines()]
+    assert tuning_archs <= {json.dumps(r.get("arch"), sort_keys=True) for r in journal}  # kept in the journal
+    assert refit["networks"] == 4 * distinct
+    if 4 * distinct >= 8:
+        assert refit["chosen"] is not None and "cv_mape_pct" in refit
     joint: dict[str, dict] = {}
     for p in picks:
         for k in p["tuning"]["kernels"]:
@@ -166,7 +177,10 @@ def test_tune_picks_tunes_each_picks_own_kernels_and_reports_before_and_after(ma
         assert t["measured_before_ms"] == pytest.approx(before["measured_ms"], rel=1e-9)  # from the journal
         # after: never above the default schedules kernel by kernel (slower records set aside)
         assert t["table_sum_after_ms"] <= t["table_sum_default_ms"] * (1 + 1e-9)
-        assert p["predicted_latency_ms"] == pytest.approx(t["table_sum_after_ms"], rel=1e-6)  # no residual here
+        # the search had no residual; the picks are priced by the one refitted on the tuning networks
+        assert t["predicted_with_search_residual_ms"] == pytest.approx(t["table_sum_after_ms"], rel=1e-6)
+        if refit["chosen"] in (None, "none"):
+            assert p["predicted_latency_ms"] == pytest.approx(t["table_sum_after_ms"], rel=1e-6)
         assert t["within_budget_after"] == (p["predicted_latency_ms"] <= p["budget_ms"])
         assert p["measured_ms"] > 0
         # the export ships what was priced: re-exported exactly when a schedule changed
