@@ -214,9 +214,9 @@ def flat_strides(space) -> np.ndarray:
 
 def exact_front(acc, lat) -> np.ndarray:
     """Indices of the non-dominated points, latency ascending."""
-    from chamtvm.search.genetic import _pareto
+    from chamtvm.search.genetic import pareto_front
 
-    return _pareto(np.asarray(acc, float), np.asarray(lat, float))
+    return pareto_front(np.asarray(acc, float), np.asarray(lat, float))
 
 
 class Loop:
@@ -585,8 +585,8 @@ def phase_report(args) -> None:
             res["targets"][t] = r
             png = RUNS / f"friendliness-{t}-macro" / "friendliness.png"
             if png.exists():
-                shutil.copy(png, RESULTS / f"friendliness_macro_{t}_heatmap.png")
-                r["heatmap"] = rel(RESULTS / f"friendliness_macro_{t}_heatmap.png")
+                shutil.copy(png, RESULTS / f"{args.results_name}_{t}_heatmap.png")
+                r["heatmap"] = rel(RESULTS / f"{args.results_name}_{t}_heatmap.png")
     if not res["targets"]:
         raise SystemExit("nothing to report: run the profile and search phases first")
     res["x86_vs_arm"] = kept_comparison(res["targets"])
@@ -602,7 +602,7 @@ def phase_report(args) -> None:
                        "population": POPULATION, "generations": GENERATIONS,
                        "design_lookups_note": "the reduced space cost 27 extra lookups (its design networks' "
                                               "accuracies); 'full+design' gives the full space the same total"}
-    write_results(res, RESULTS / "friendliness_macro.json", figure=plot, measurements_from=RUNS)
+    write_results(res, RESULTS / f"{args.results_name}.json", figure=plot, measurements_from=RUNS)
 
 
 @contextmanager
@@ -639,6 +639,8 @@ def main(argv=None) -> int:
                     help="profile: copy the target's kernel table from this folder (default: the working folder's)")
     ap.add_argument("--schedules-from", type=Path, default=None,
                     help="profile: copy this schedules root (e.g. a main job's schedules/) for the design networks")
+    ap.add_argument("--results-name", default="friendliness_macro",
+                    help="report: results file NAME.json (and NAME_<target>_heatmap.png)")
     ap.add_argument("--runs", type=Path, default=None,
                     help=f"this benchmark's working folder (default {rel(RUNS)}); the timing phase reads its profile")
     args = parse_args(ap, argv)

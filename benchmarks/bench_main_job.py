@@ -76,6 +76,8 @@ def main(argv=None) -> int:
         "accuracy": {k: acc.get(k) for k in ("status", "samples", "trained_now", "resumed_from_journal", "cv",
                                              "measured_accuracy", "protocol")},
         "picks": picks,
+        # step "measure picks": the residual refitted on the tuning networks after the picks' tuning
+        "residual_after_pick_tuning": report.get("residual_after_pick_tuning"),
         "heldout_spread_pct_median": sorted(n["measured_spread_pct"] for n in report["networks"])[len(report["networks"]) // 2]
         if report["networks"] else None,
     }

@@ -274,11 +274,14 @@ def tuning_report(pick: Pick, t: PickTuning | None, before_price) -> dict | None
     if t is None:
         return None
     nt = t.tuning
+    search = pick.prediction_search_residual or pick.prediction  # as the search's predictor prices it
     return {"trials_budget": nt.trials_budget, "trials_spent": nt.trials_spent, "seconds": nt.seconds,
             "campaign_networks": nt.shared_by,
             "predicted_before_ms": t.prediction_before.latency_ms,
-            "predicted_with_search_residual_ms": (pick.prediction_search_residual or pick.prediction).latency_ms,
-            "table_sum_before_ms": nt.before_ms, "table_sum_after_ms": pick.prediction.table_sum_ms,
+            "predicted_with_search_residual_ms": search.latency_ms,
+            "table_sum_before_ms": nt.before_ms, "table_sum_after_ms": search.table_sum_ms,
+            # the sum the pick is priced from: kernels timed inside tuning networks at those times
+            "priced_sum_after_ms": pick.prediction.table_sum_ms,
             "table_sum_default_ms": nt.default_ms,
             "within_budget_after": pick.prediction.latency_ms <= pick.budget_ms,
             "measured_before_ms": before_price.measured_ms if before_price else None,
@@ -425,9 +428,24 @@ def step_measure_picks(s) -> None:
     priced, refit_priced = priced[:n_picks], priced[n_picks:]
     s.pick_residual = None
     if refit_nets:
-        predictor, selection = refit_residual(refit_priced, s.search_ctx.latency, s.target.fingerprint,
+        from ..latency.models import LatencyPredictor
+        from ..table.in_network import InNetworkTable, in_network_table, time_kernels_in_networks
+        from ..table.networks import build_key
+
+        insitu = in_network_table(s.table)  # the tuning networks' kernels timed inside them
+        timed = time_kernels_in_networks(refit_nets, s.target, s.runner, s.schedules, s.table, insitu,
+                                         lambda _net, prepared, identity: build_key(s.target, identity, prepared),
+                                         log=s.log)
+        view = InNetworkTable(s.table, insitu)
+        base = LatencyPredictor(view, s.search_ctx.latency.kernel_model, None)
+        predictor, selection = refit_residual(refit_priced, base, s.target.fingerprint,
                                               getattr(cfg, "residual_mode", DEFAULT_RESIDUAL_MODE))
         selection["archs"] = [a.to_dict() for a in archs]
+        selection["in_network"] = {
+            "table": str(insitu.path), "networks_timed_now": timed,
+            "picks_kernels_priced_in_network": [None if pick.error else
+                                                [view.priced_in_network(p.key for p in pick.prepared),
+                                                 len(pick.prepared)] for pick in s.picks]}
         s.pick_residual = selection
         if predictor is not None:
             s.log(f"residual refitted on {selection['networks']} tuning networks: {selection['chosen']}")

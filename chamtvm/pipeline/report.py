@@ -186,9 +186,13 @@ def format_adapt(report: dict) -> list[str]:
         lines.append(f"the picks' own kernels tuned before export{emu}:")
         refit = report.get("residual_after_pick_tuning")
         if refit:
-            lines.append(f"  predicted with a residual refitted on {refit.get('networks')} tuning networks "
-                         f"({refit.get('chosen')}): " + refit.get("why", "")
-                         if refit.get("chosen") is not None else f"  residual not refitted: {refit.get('why')}")
+            inn = refit.get("in_network") or {}
+            counts = [c for c in inn.get("picks_kernels_priced_in_network") or [] if c]
+            lines.append((f"  predicted with a residual refitted on {refit.get('networks')} tuning networks "
+                          f"({refit.get('chosen')})" if refit.get("chosen") is not None else
+                          f"  residual not refitted: {refit.get('why')}")
+                         + (f"; kernels priced from their times inside the tuning networks: "
+                            + ", ".join(f"{a} of {b}" for a, b in counts) if counts else ""))
         for p in tuned:
             lines.append(f"{p['budget_ms']:>9.3g}  "
                          + tuning_summary(p["tuning"], p["predicted_latency_ms"], p["measured_ms"] or None))

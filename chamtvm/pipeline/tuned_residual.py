@@ -1,19 +1,21 @@
-"""The residual refitted after the picks' tuning (step ``measure picks``).
+"""The picks priced after their tuning (step ``measure picks``): in-network kernel times and
+a residual refitted on *tuning networks*.
 
 The residual of step ``models`` is fitted on training networks timed before the picks' own
 kernels were tuned. The tuning makes those kernels several times faster, and the table sum of a
 network of heavily tuned kernels misses by more than before: rows are timed inside batch
-networks, whose working set (every kernel's weights and inputs, one pass of a whole batch) is
-larger than a small network's, so a kernel's weights come from further away than in the network
-it is priced for. That costs a fast, tuned kernel a larger share of its time than a slow one
-(``benchmarks/results/fidelity_cause_picks_x86.json``: the picks' tuned kernels timed in one
-batch network sum 24 % above the networks, alone in a warm loop 5 % below).
+networks (``lower.batchnet``), which run a tuned kernel about as cold as with its weights
+flushed from the caches, while a small network of the space runs it about warm
+(``docs/latency-fidelity.md``, *Heavily tuned picks*).
 
-So, in the same round-robin batch as the picks, step ``measure picks`` also times *tuning
-networks*: the job's training networks rebuilt with the schedules after the tuning, and a few
-neighbours of each pick (one or two choices changed: they share most of its kernels). The
-residual is fitted again, on those networks only, never on a pick, with the job's residual
-mode (``auto``: chosen by cross-validation on them), and the picks are priced with it.
+So, in the same round-robin batch as the picks, step ``measure picks`` also times tuning
+networks: the job's training networks rebuilt with the schedules after the tuning, and a few
+neighbours of each pick (one or two choices changed: they share most of its kernels). Each
+tuning network is then also timed call by call (``table.in_network``), and every kernel that
+ran inside one is priced by its median in-network time (``InNetworkTable``). The residual is
+fitted again on the tuning networks, never on a pick, with the job's residual mode (``auto``:
+chosen by cross-validation on them), and the picks are priced by that table and residual. A
+pick is never timed call by call for its own price.
 """
 
 from __future__ import annotations
