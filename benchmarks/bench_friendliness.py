@@ -376,7 +376,7 @@ def phase_measure(args) -> None:
 
 
 # ------------------------------------------------------------------------------- report
-FIELDS = ("hv", "hv_ratio", "hv_gap_points", "hv_median_ref_ratio", "mean_regret_points")
+FIELDS = ("hv", "hv_ratio", "hv_gap_points", "hv_median_ref_ratio", "mean_regret_points", "hv_measured_latency")
 
 
 def summary(v) -> dict:
@@ -453,7 +453,8 @@ def evaluate_target(target: str) -> dict | None:
 
     def paired(a, b, n, field):
         sa, sb = per[a][n], per[b][n]
-        return summary([sa[k][field] - sb[k][field] for k in sa if k in sb])
+        return summary([sa[k][field] - sb[k][field] for k in sa
+                        if k in sb and sa[k].get(field) is not None and sb[k].get(field) is not None])
 
     diffs = {}
     for n in map(str, LOOKUPS):
