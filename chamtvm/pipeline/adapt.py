@@ -44,7 +44,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..latency.models import DEFAULT_RESIDUAL_MODE
 from ..search.genetic import SearchError, SearchResult
 from ..space.schema import SearchSpace
 from .pricing import price_and_measure_all
@@ -386,69 +385,31 @@ def exports_up_to_date(s) -> dict | None:
 def step_measure_picks(s) -> None:
     """Measure each chosen network end to end on the target: predicted vs measured (and as it was
     before tuning). After a tuning of the picks, the tuning networks (``tuned_residual``) are
-    timed in the same batch and the picks are priced by the residual refitted on them."""
+    timed in the same batch, then call by call, and the picks are priced from their kernels'
+    times inside them and the residual refitted on them."""
     from dataclasses import replace
 
-    from ..lower.network import lower_arch
-    from ..table.fill import prepare
-    from .tuned_residual import neighbour_archs, refit_residual
+    from .tuned_residual import price_after_tuning, tuning_networks
 
     ok = [pick for pick in s.picks if not pick.error]
     tunings = s.get("pick_tunings") or [None] * len(s.picks)
     before = [(pick, t) for pick, t in zip(s.picks, tunings) if t is not None]
-    ident = lambda arch: {"arch": arch.to_dict(), "space": s.space.name}  # noqa: E731
-    nets = [(pick.net, pick.prepared, ident(pick.arch)) for pick in ok]
-    nets += [(pick.net, t.prepared_before, ident(pick.arch), t.schedules_before) for pick, t in before]
-    refit_nets = []
-    cfg = s.cfg
-    if before and getattr(cfg, "pick_neighbours", 0) + getattr(cfg, "train_networks", 0) > 0:
-        from .latency import training_archs
-
-        distinct = list({pick.arch.to_json(): pick.arch for pick, _t in before}.values())
-        archs = training_archs(cfg, s.space) + neighbour_archs(s.space, distinct, cfg.pick_neighbours,
-                                                               getattr(cfg, "train_seed", 0) + 1)
-        s.log(f"timing {len(archs)} tuning networks beside the picks (the training networks as tuned now and "
-              f"{cfg.pick_neighbours} neighbours per pick) to refit the residual on")
-        for i, arch in enumerate(archs):
-            net = lower_arch(s.space, arch, f"tuned{i}", **s.target.lowering())
-            refit_nets.append((net, prepare(net.kernels, s.target, s.schedules), ident(arch)))
-        untimed = [p for _n, prepared, _i in refit_nets for p in prepared if p.key not in s.table]
-        if untimed:
-            from ..table.fill import fill_table
-
-            fill_table(untimed, s.table, s.runner, s.target, getattr(cfg, "batch_size", 48))
-    bar = s.progress(len(nets) + len(refit_nets), "measuring the chosen networks" +
+    nets = [(pick.net, pick.prepared, {"arch": pick.arch.to_dict(), "space": s.space.name}) for pick in ok]
+    nets += [(pick.net, t.prepared_before, {"arch": pick.arch.to_dict(), "space": s.space.name}, t.schedules_before)
+             for pick, t in before]
+    tuning = tuning_networks(s, [pick.arch for pick, _t in before]) if before else []
+    bar = s.progress(len(nets) + len(tuning), "measuring the chosen networks" +
                      (" (and as before tuning, and the tuning networks)" if before else ""))
     try:
-        priced = price_and_measure_all(nets + refit_nets, s.search_ctx.latency, s.target, s.runner, s.schedules,
+        priced = price_and_measure_all(nets + tuning, s.search_ctx.latency, s.target, s.runner, s.schedules,
                                        s.nets_table, on_done=lambda _i: bar.update(1))
     finally:
         bar.close()
-    n_picks = len(nets)
-    priced, refit_priced = priced[:n_picks], priced[n_picks:]
+    priced, tuning_priced = priced[:len(nets)], priced[len(nets):]
     s.pick_residual = None
-    if refit_nets:
-        from ..latency.models import LatencyPredictor
-        from ..table.in_network import InNetworkTable, in_network_table, time_kernels_in_networks
-        from ..table.networks import build_key
-
-        insitu = in_network_table(s.table)  # the tuning networks' kernels timed inside them
-        timed = time_kernels_in_networks(refit_nets, s.target, s.runner, s.schedules, s.table, insitu,
-                                         lambda _net, prepared, identity: build_key(s.target, identity, prepared),
-                                         log=s.log)
-        view = InNetworkTable(s.table, insitu)
-        base = LatencyPredictor(view, s.search_ctx.latency.kernel_model, None)
-        predictor, selection = refit_residual(refit_priced, base, s.target.fingerprint,
-                                              getattr(cfg, "residual_mode", DEFAULT_RESIDUAL_MODE))
-        selection["archs"] = [a.to_dict() for a in archs]
-        selection["in_network"] = {
-            "table": str(insitu.path), "networks_timed_now": timed,
-            "picks_kernels_priced_in_network": [None if pick.error else
-                                                [view.priced_in_network(p.key for p in pick.prepared),
-                                                 len(pick.prepared)] for pick in s.picks]}
-        s.pick_residual = selection
+    if tuning:
+        predictor, s.pick_residual = price_after_tuning(s, tuning, tuning_priced)
         if predictor is not None:
-            s.log(f"residual refitted on {selection['networks']} tuning networks: {selection['chosen']}")
             for pick in ok:
                 pick.prediction_search_residual = pick.prediction
                 pick.prediction = predictor.predict(pick.prepared)

@@ -48,6 +48,66 @@ def neighbour_archs(space, pick_archs, per_pick: int, seed: int) -> list:
     return out
 
 
+def tuning_networks(s, pick_archs) -> list[tuple]:
+    """The tuning networks of step ``measure picks`` (module docstring) as ``(LoweredNetwork,
+    prepared kernels, identity)`` tuples: the job's training networks (``s.cfg.train_networks``,
+    none for the search command) and ``s.cfg.pick_neighbours`` neighbours of each distinct
+    architecture of ``pick_archs``, lowered and prepared with the schedules as they are now;
+    a kernel the table lacks is measured first. ``[]`` when the settings ask for none."""
+    from ..lower.network import lower_arch
+    from ..table.fill import fill_table, prepare
+    from .latency import training_archs
+
+    cfg = s.cfg
+    distinct = list({a.to_json(): a for a in pick_archs}.values())
+    archs = training_archs(cfg, s.space) + neighbour_archs(s.space, distinct, getattr(cfg, "pick_neighbours", 0),
+                                                           getattr(cfg, "train_seed", 0) + 1)
+    if not archs:
+        return []
+    s.log(f"timing {len(archs)} tuning networks beside the picks (the training networks as tuned now and "
+          f"{cfg.pick_neighbours} neighbours per pick), end to end and call by call")
+    out = []
+    for i, arch in enumerate(archs):
+        net = lower_arch(s.space, arch, f"tuned{i}", **s.target.lowering())
+        out.append((net, prepare(net.kernels, s.target, s.schedules), {"arch": arch.to_dict(), "space": s.space.name}))
+    untimed = [p for _n, prepared, _i in out for p in prepared if p.key not in s.table]
+    if untimed:
+        fill_table(untimed, s.table, s.runner, s.target, getattr(cfg, "batch_size", 48))
+    return out
+
+
+def price_after_tuning(s, tuning: list[tuple], tuning_priced) -> tuple[LatencyPredictor | None, dict]:
+    """``(predictor, selection)`` after the picks' tuning: each tuning network of ``tuning``
+    (``tuning_networks``; ``tuning_priced``: their ``PricedNetwork``s, measured end to end) timed
+    call by call into the in-network table, the kernel table read through it
+    (``InNetworkTable``), and the residual refitted on the tuning networks with the job's mode.
+    ``selection`` is the report's ``residual_after_pick_tuning``: how the residual was chosen,
+    the tuning networks' architectures and, per pick, how many of its kernels are priced from
+    in-network times. ``predictor`` is None when too few tuning networks were measured."""
+    from ..latency.models import DEFAULT_RESIDUAL_MODE
+    from ..table.in_network import InNetworkTable, in_network_table, time_kernels_in_networks
+    from ..table.networks import build_key
+
+    insitu = in_network_table(s.table)
+    timed = time_kernels_in_networks(tuning, s.target, s.runner, s.schedules, s.table, insitu,
+                                     lambda _net, prepared, identity: build_key(s.target, identity, prepared),
+                                     log=s.log)
+    view = InNetworkTable(s.table, insitu)
+    base = LatencyPredictor(view, s.search_ctx.latency.kernel_model, None)
+    predictor, selection = refit_residual(tuning_priced, base, s.target.fingerprint,
+                                          getattr(s.cfg, "residual_mode", DEFAULT_RESIDUAL_MODE))
+    selection["archs"] = [identity["arch"] for _n, _p, identity in tuning]
+    selection["in_network"] = {
+        "table": str(insitu.path), "networks_timed_now": timed,
+        "picks_kernels_priced_in_network": [None if pick.error else
+                                            [view.priced_in_network(p.key for p in pick.prepared), len(pick.prepared)]
+                                            for pick in s.picks]}
+    if predictor is not None:
+        s.log(f"the picks priced from in-network times; residual refitted on {selection['networks']} tuning "
+              f"networks: {selection['chosen']}")
+    return predictor, selection
+
+
 def refit_residual(priced, predictor: LatencyPredictor, target_fingerprint: str, mode: str
                    ) -> tuple[LatencyPredictor | None, dict]:
     """``(predictor, selection)``: ``predictor``'s table and kernel model with a residual fitted
