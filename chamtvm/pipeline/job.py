@@ -37,8 +37,8 @@ The main job, in this order (the one numbering; ``[k/22]`` in the log):
   19. export          each pick's artefacts (up to date: every ``export.json`` matches)
   20. measure picks   each pick measured end to end: predicted vs measured (a tuned pick also
                       as it was before tuning; after a tuning, the training networks and
-                      neighbours of the picks timed beside them refit the residual that prices
-                      the picks: ``tuned_residual``)
+                      neighbours of the picks timed beside them, end to end and call by call,
+                      price the picks' kernels and refit the residual: ``tuned_residual``)
   21. regret          lookup tasks: each pick against the true best under its budget
   22. report          the report dict and the plot of the picks
 
