@@ -153,8 +153,8 @@ class Pick:
     net: object = None
     prepared: list | None = None
     prediction: object = None  # latency.models.FullPrediction
-    prediction_search_residual: object = None  # after a residual refit (step measure picks): the search's figure
     observed_accuracy: float | None = None  # the accuracy loop's lookup of the pick (None: chosen by the search)
+    prediction_search_residual: object = None  # after the picks' tuning (step measure picks): the search's figure
 
 
 def step_search(s) -> None:
