@@ -7,19 +7,25 @@ board (QEMU: every ``arm`` latency is an EMULATION timing, labelled so).
 
 Phases (each resumable; the ones that time networks run under ``quiet-run``):
 
+``table``    the target's kernel table and residual for ``macro`` (``chamtvm tune --space macro
+    --task none --trials 0``, untuned unless ``--trials N``) in ``$CHAMTVM_HOME``: what the
+    search's predicted latencies and the profile's "table present" use.
 ``profile``  ``python -m chamtvm friendliness --target T --space macro``: a balanced,
     D-optimal design of 27 networks measured end to end on the target (afresh: the phase gives
     the command a copy of the kernel table and an empty network journal, so every latency it
     reports was measured in this run, under this run's quiet-run record), their accuracies looked up (27 counted lookups: nothing else of the benchmark's
-    table is used), the friendliness table and the reduced space (rule and knob fixed in
-    ``chamtvm/friendly/friendliness.py`` before any search ran; default drop 1/3). Its wall time
-    is the figure for the "< 10 min on x86 with a table present" goal.
+    table is used), the friendliness table and the reduced space (the default rule, ``confident``,
+    and knob, drop 1/3, of ``chamtvm/friendly/friendliness.py``). Its wall time is the figure for
+    the "< 10 min on x86 with a table present" goal. Then, as a control, the same command with
+    ``--rule quota`` (the earlier rule) on the same measurements (nothing measured again).
 ``search``   the ChamNet loop, the same for both spaces: imbalanced-Sobol + BO lookups
     (``accuracy.sampling.sample_and_fit``, the main job's settings ``sampling.DEFAULTS``) over
     the whole space as the pool, the GP, then the genetic search (``search.genetic``,
     population 200, 60 generations, the main job's) on the GP's mean at each budget; 20 / 30 /
-    50 lookups x seeds 0-4, in the full space, in the reduced space, and in the full space with
-    27 more lookups (the reduced space's own 27 design lookups: equal *total* lookups).
+    50 lookups x seeds 0-4, in the full space, in the reduced space (``reduced``), in the quota
+    rule's reduced space (``reduced-quota``, the control), and in the full space with 27 more
+    lookups (the reduced space's own 27 design lookups: equal *total* lookups). A rule that
+    dropped nothing has no reduced space to search.
 ``measure``  the distinct picks measured end to end on the target (network journal; ``--max``
     caps how many, the emulated board is slow).
 ``report``   ``benchmarks/results/friendliness_macro.json`` and ``friendliness_macro.png``.
@@ -122,6 +128,20 @@ def predicted_latency(target: str):
     return space, idx, lat, {"table_rows": len(LatencyTable.for_target(target, luts_dir()))}
 
 
+# -------------------------------------------------------------------------------- table
+def phase_table(args) -> None:
+    """The target's kernel table and residual for ``macro`` in the working folder
+    (``$CHAMTVM_HOME``): ``chamtvm tune --space macro --task none`` (the latency steps only),
+    untuned (``--trials 0``) unless ``--trials N``. The search's predicted latencies come from it."""
+    res = run_chamtvm(["tune", "--target", args.target, "--space", "macro", "--task", "none",
+                       "--trials", str(args.trials), "--no-calibration", "--no-progress",
+                       "--out", str(RUNS / f"table_{args.target}.json"), *tracker_args(args)],
+                      log_path=RUNS / f"table_{args.target}.log")
+    write_results({"target": args.target, "wall_s": round(res["wall_s"], 1), "trials": args.trials,
+                   "report": load_json(RUNS / f"table_{args.target}.json")}, RUNS / f"table_{args.target}_run.json")
+    print(f"{args.target} table for macro in {res['wall_s']:.0f} s", flush=True)
+
+
 # ------------------------------------------------------------------------------ profile
 def fresh_luts(target: str, luts_from: Path | None = None) -> Path:
     """A folder holding a copy of the target's kernel table (from ``luts_from``, default the
@@ -153,11 +173,19 @@ def phase_profile(args) -> None:
                        "--luts-dir", str(luts), *schedules, "--no-progress", *tracker_args(args)],
                       log_path=RUNS / f"profile_{args.target}.log", json_output=True)
     doc = res["json"]
+    # the control: the earlier rule (quota) on the same measurements; the command reuses the 27
+    # networks from the journal and the accuracies from the accuracy journal (nothing measured)
+    quota = run_chamtvm(["friendliness", "--target", args.target, "--space", "macro", "--out", str(out) + "-quota",
+                         "--luts-dir", str(luts), *schedules, "--no-progress", "--rule", "quota",
+                         *tracker_args(args)], log_path=RUNS / f"profile_{args.target}.log", json_output=True)["json"]
     write_results({"wall_s": round(res["wall_s"], 1), "luts_dir": rel(luts),
                    "luts_from": rel(args.luts_from) if args.luts_from else None,
-                   "schedules_from": rel(args.schedules_from) if args.schedules_from else None, "document": doc},
+                   "schedules_from": rel(args.schedules_from) if args.schedules_from else None, "document": doc,
+                   "quota_control": {"measured_now": quota["networks"]["measured_now"], "kept": quota["kept"],
+                                     "rule": quota["rule"], "reduced_space": quota["outputs"].get("reduced_space")}},
                   RUNS / f"profile_{args.target}.json")
-    print(f"profiled {args.target} in {res['wall_s']:.0f} s; reduced space {doc['outputs'].get('reduced_space')}")
+    print(f"profiled {args.target} in {res['wall_s']:.0f} s; reduced space {doc['outputs'].get('reduced_space')}; "
+          f"quota rule's {quota['outputs'].get('reduced_space')}")
 
 
 def phase_timing(args) -> None:
@@ -271,14 +299,16 @@ class Loop:
         return {"lookups": int(len(chosen)), "picks": picks}
 
 
-def reusable_runs(cache: dict, budgets: list, reduced_dims: list, full_loop: Loop) -> dict:
-    """The cached runs still valid: none under other budgets; the reduced space's only for the
-    same reduced space; the full space's (which do not depend on the reduction) only if this
-    code reproduces the first cached one exactly (recomputed now; the check is recorded)."""
+def reusable_runs(cache: dict, budgets: list, reduced_dims: dict, full_loop: Loop) -> dict:
+    """The cached runs still valid: none under other budgets; a reduced space's (method
+    ``reduced`` or ``reduced-quota``) only for the same reduced space; the full space's (which do
+    not depend on the reduction) only if this code reproduces the first cached one exactly
+    (recomputed now; the check is recorded)."""
     runs = dict(cache.get("runs", {})) if cache.get("budgets_ms") == budgets else {}
-    if cache.get("reduced_dimensions") != reduced_dims:
-        runs = {k: v for k, v in runs.items() if not k.startswith("reduced/")}
-    full = sorted((k for k in runs if not k.startswith("reduced/")),
+    before = cache.get("reduced_dimensions") or {}
+    runs = {k: v for k, v in runs.items() if not k.startswith("reduced")
+            or (isinstance(before, dict) and before.get(k.split("/")[0]) == reduced_dims.get(k.split("/")[0]))}
+    full = sorted((k for k in runs if not k.startswith("reduced")),
                   key=lambda k: (not k.startswith("full/"), int(k.split("/")[1]), k))
     if full:
         first = runs[full[0]]
@@ -287,7 +317,7 @@ def reusable_runs(cache: dict, budgets: list, reduced_dims: list, full_loop: Loo
         print(f"cached {full[0]} reproduced: {same}", flush=True)
         CACHE_CHECKS.append({"run": full[0], "reproduced_picks": same})
         if not same:
-            runs = {k: v for k, v in runs.items() if k.startswith("reduced/")}
+            runs = {k: v for k, v in runs.items() if k.startswith("reduced")}
     return runs
 
 
@@ -302,20 +332,24 @@ def phase_search(args) -> None:
     if prof is None:
         raise SystemExit(f"run the profile phase for {args.target} first")
     doc = prof["document"]
-    reduced_path = doc["outputs"].get("reduced_space")
-    if reduced_path is None:
-        raise SystemExit("the profile dropped nothing: no reduced space to compare")
+    # the default rule's reduced space, and the earlier (quota) rule's on the same profile as a control;
+    # a rule that dropped nothing has no reduced space (its "reduced space" is the full one)
+    paths = {"reduced": doc["outputs"].get("reduced_space"),
+             "reduced-quota": (prof.get("quota_control") or {}).get("reduced_space")}
     full, idx_full, lat_full, latency_info = predicted_latency(args.target)
     truth = NasBenchMacro.load().true_accuracy(idx_full)  # fraction, rows in index order
-    reduced = SearchSpace.load(REPO / reduced_path)
+    spaces = {m: SearchSpace.load(REPO / p) for m, p in paths.items() if p}
+    for m, p in paths.items():
+        if not p:
+            print(f"{args.target}: rule of '{m}' dropped nothing: no reduced space to search", flush=True)
     budgets = [float(f"{q:.4g}") for q in np.quantile(lat_full, QUANTILES)]
-    loops = {"full": Loop(full, full, truth, lat_full), "reduced": Loop(reduced, full, truth, lat_full)}
+    loops = {"full": Loop(full, full, truth, lat_full), **{m: Loop(sp, full, truth, lat_full) for m, sp in spaces.items()}}
     design_lookups = int(doc["accuracy"]["counted"])
     cache_path = RUNS / f"search_{args.target}.json"
     cache = load_json(cache_path) or {}
-    reduced_dims = [[path, list(choices)] for path, choices in reduced.dimensions()]
+    reduced_dims = {m: [[path, list(choices)] for path, choices in sp.dimensions()] for m, sp in spaces.items()}
     runs = reusable_runs(cache, budgets, reduced_dims, loops["full"])
-    plan = [("full", n, n) for n in LOOKUPS] + [("reduced", n, n) for n in LOOKUPS] + \
+    plan = [("full", n, n) for n in LOOKUPS] + [(m, n, n) for m in spaces for n in LOOKUPS] + \
            [("full+design", n, n + design_lookups) for n in LOOKUPS]
     for method, n, loop_n in plan:
         for seed in (SEEDS if not args.quick else SEEDS[:2]):
@@ -323,13 +357,14 @@ def phase_search(args) -> None:
             if key in runs:
                 continue
             t0 = time.time()
-            out = loops["reduced" if method == "reduced" else "full"].run(loop_n, seed, budgets)
+            out = loops["full" if method == "full+design" else method].run(loop_n, seed, budgets)
             out["seconds"] = round(time.time() - t0, 1)
             runs[key] = out
             save_json({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs}, cache_path)
             print(f"{args.target} {key}: {out['seconds']} s", flush=True)
     write_results({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs, "latency": latency_info,
-                   "reduced_space": rel(REPO / reduced_path), "reduced_size": reduced.size(),
+                   "reduced_spaces": {m: rel(REPO / p) if p else None for m, p in paths.items()},
+                   "reduced_sizes": {m: sp.size() for m, sp in spaces.items()},
                    "design_lookups": design_lookups, "cache_checks": CACHE_CHECKS}, cache_path)
 
 
@@ -406,11 +441,19 @@ def evaluate_target(target: str) -> dict | None:
     front = exact_front(truth, lat_full)
     hv_exact = hypervolume(truth, lat_full, acc_ref, lat_ref, lat_lo)
     hv_exact_med = hypervolume(truth, lat_full, acc_med, lat_ref, lat_lo)
-    reduced = SearchSpace.load(REPO / search["reduced_space"])
-    red_loop = Loop(reduced, full, truth / 100, lat_full)
-    hv_reduced_exact = hypervolume(100 * red_loop.truth, red_loop.lat, acc_ref, lat_ref, lat_lo)
-    red_best = [float(100 * red_loop.truth[red_loop.lat <= b].max()) if (red_loop.lat <= b).any() else None
-                for b in budgets]
+    reduced_exact = {}  # per reduced space: its own best networks (the floor of its regret)
+    for m, p in (search.get("reduced_spaces") or {"reduced": search.get("reduced_space")}).items():
+        if not p:
+            reduced_exact[m] = None
+            continue
+        red_loop = Loop(SearchSpace.load(REPO / p), full, truth / 100, lat_full)
+        red_best = [float(100 * red_loop.truth[red_loop.lat <= b].max()) if (red_loop.lat <= b).any() else None
+                    for b in budgets]
+        hv_red = hypervolume(100 * red_loop.truth, red_loop.lat, acc_ref, lat_ref, lat_lo)
+        reduced_exact[m] = {"space": p, "size": int(len(red_loop.pool)), "best_under_budget_pts": red_best,
+                            "reduction_loss_points": [None if r is None else float(b - r)
+                                                      for b, r in zip(best_under, red_best)],
+                            "hv": hv_red, "hv_of_exact": hv_red / hv_exact}
 
     def score(picks):
         rows = [p for p in picks if p is not None]
@@ -458,10 +501,9 @@ def evaluate_target(target: str) -> dict | None:
 
     diffs = {}
     for n in map(str, LOOKUPS):
-        if "reduced" in per and n in per["reduced"]:
-            diffs[n] = {"reduced_minus_full": {f: paired("reduced", "full", n, f)
-                                               for f in FIELDS},
-                        "reduced_minus_full_plus_design": {f: paired("reduced", "full+design", n, f) for f in FIELDS}}
+        for m in (m for m in per if m.startswith("reduced") and n in per[m]):
+            diffs.setdefault(n, {})[f"{m}_minus_full"] = {f: paired(m, "full", n, f) for f in FIELDS}
+            diffs[n][f"{m}_minus_full_plus_design"] = {f: paired(m, "full+design", n, f) for f in FIELDS}
     pairs = [(lat_full[np.array(json.loads(k)) @ strides], v["ms"]) for k, v in measured.items()]
     mprof = load_json(RUNS / f"measured_{target}.json") or {}
     doc = prof["document"]
@@ -473,17 +515,16 @@ def evaluate_target(target: str) -> dict | None:
                          "reused": doc["networks"]["reused_from_journal"], "design": doc["design"],
                          "accuracy": doc["accuracy"], "latency_fit": doc["latency_fit"],
                          "accuracy_fit": doc["accuracy_fit"], "kept": doc["kept"], "rows": doc["rows"],
+                         "rule": doc.get("rule"), "quota_control": prof.get("quota_control"),
                          "reduced_space": doc.get("reduced_space"), "provenance": prof["provenance"],
                          "quiet_run": quiet_record("profile", target, prof["provenance"]),
                          "seconds": doc["seconds"]},
         "budgets_ms": budgets, "reference": {"accuracy_pts": acc_ref, "median_accuracy_pts": acc_med,
                                              "latency_window_ms": [lat_lo, lat_ref]},
         "exact": {"hv": hv_exact, "hv_median_ref": hv_exact_med, "best_under_budget_pts": best_under,
-                  "reduced_space_best_under_budget_pts": red_best,
-                  "reduction_loss_points": [None if r is None else float(b - r) for b, r in zip(best_under, red_best)],
+                  "reduced_spaces": reduced_exact,
                   "front": [{"indices": idx_full[i].tolist(), "accuracy_pts": float(truth[i]),
-                             "predicted_ms": float(lat_full[i])} for i in front],
-                  "reduced_space_hv": hv_reduced_exact, "reduced_space_hv_of_exact": hv_reduced_exact / hv_exact},
+                             "predicted_ms": float(lat_full[i])} for i in front]},
         "methods": table, "differences": diffs,
         "picks_measured": {"count": len(measured), "distinct_picks": mprof.get("distinct_picks"),
                            "fidelity": fidelity([p for p, _ in pairs], [m for _, m in pairs]) if len(pairs) >= 1 else None,
@@ -505,7 +546,15 @@ def kept_comparison(res: dict) -> dict | None:
     keys = sorted(lat["x86"])
     from scipy import stats
 
-    return {"same_kept_choices": cells_a == cells_b,
+    qa, qb = ((res[t]["friendliness"].get("quota_control") or {}).get("kept") for t in TARGETS)
+    quota = None
+    if qa and qb:
+        ca, cb = ({(p, c) for p, cs in q.items() for c in cs} for q in (qa, qb))
+        quota = {"same_kept_choices": ca == cb, "jaccard": len(ca & cb) / len(ca | cb),
+                 "kept_only_on_x86": sorted(f"{p}:{c}" for p, c in ca - cb),
+                 "kept_only_on_arm": sorted(f"{p}:{c}" for p, c in cb - ca)}
+    return {"rule": res["x86"]["friendliness"].get("rule", {}).get("name"), "quota_control": quota,
+            "same_kept_choices": cells_a == cells_b,
             "kept_only_on_x86": sorted(f"{p}:{c}" for p, c in cells_a - cells_b),
             "kept_only_on_arm": sorted(f"{p}:{c}" for p, c in cells_b - cells_a),
             "jaccard": len(cells_a & cells_b) / len(cells_a | cells_b),
@@ -542,15 +591,16 @@ def plot(res: dict, path: Path) -> None:
     plt = pyplot()
     targets = [t for t in TARGETS if t in res["targets"]]
     fig, axes = plt.subplots(len(targets), 3, figsize=(15, 4.2 * len(targets)), squeeze=False)
-    colours = {"full": "tab:blue", "reduced": "tab:green", "full+design": "tab:purple"}
-    names = {"full": "full space", "reduced": "reduced space", "full+design": "full space, +27 lookups"}
+    colours = {"full": "tab:blue", "reduced": "tab:green", "reduced-quota": "tab:orange", "full+design": "tab:purple"}
+    names = {"full": "full space", "reduced": "reduced space", "reduced-quota": "reduced, earlier quota rule (control)",
+             "full+design": "full space, +27 lookups"}
     for row, t in zip(axes, targets):
         r = res["targets"][t]
         ax = row[0]
         fr = r["exact"]["front"]
         ax.step([p["predicted_ms"] for p in fr], [p["accuracy_pts"] for p in fr], where="post", color="grey",
                 label="exact best front (6,561 networks)")
-        for m in ("full", "reduced"):
+        for m in (m for m in ("full", "reduced") if m in r["methods"]):
             s = r["methods"][m]["30"]["per_seed"]["0"]
             ax.scatter(s["picks_predicted_ms"], s["picks_true_accuracy"], color=colours[m], s=18,
                        label=f"{names[m]}: picks, 30 lookups, seed 0")
@@ -559,15 +609,16 @@ def plot(res: dict, path: Path) -> None:
         ax.legend(fontsize=7)
         for ax, field, ylabel in ((row[1], "hv_gap_points", "front's mean gap to the exact front (points)"),
                                   (row[2], "mean_regret_points", "mean regret (points)")):
-            for m in ("full", "reduced", "full+design"):
+            for m in (m for m in colours if m in r["methods"]):
                 ns = sorted(int(n) for n in r["methods"].get(m, {}))
                 ys = [r["methods"][m][str(n)][field] for n in ns]
                 ax.errorbar(ns, [y["mean"] for y in ys], yerr=[y["std"] for y in ys], marker="o", capsize=3,
                             color=colours[m], label=names[m] + (" (x: loop lookups)" if m == "full+design" else ""))
-            if field == "mean_regret_points":
-                loss = [x for x in r["exact"]["reduction_loss_points"] if x is not None]
-                ax.axhline(float(np.mean(loss)), color="tab:green", ls=":", lw=1,
-                           label="reduced space's own floor (its best vs the full space's)")
+            for m, ex in (r["exact"]["reduced_spaces"].items() if field == "mean_regret_points" else ()):
+                loss = [x for x in (ex or {}).get("reduction_loss_points", []) if x is not None]
+                if loss:
+                    ax.axhline(float(np.mean(loss)), color=colours[m], ls=":", lw=1,
+                               label=f"{names[m]}: its own floor (its best vs the full space's)")
             ax.set(xlabel="lookups in the loop", ylabel=ylabel, title=f"{r['label']}: mean ± std, 5 seeds")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
@@ -602,7 +653,10 @@ def phase_report(args) -> None:
     res["protocol"] = {"lookups": LOOKUPS, "seeds": SEEDS, "budget_quantiles": QUANTILES,
                        "population": POPULATION, "generations": GENERATIONS,
                        "design_lookups_note": "the reduced space cost 27 extra lookups (its design networks' "
-                                              "accuracies); 'full+design' gives the full space the same total"}
+                                              "accuracies); 'full+design' gives the full space the same total",
+                       "methods": {"reduced": "the space reduced by the command's default rule (confident)",
+                                   "reduced-quota": "control: the earlier quota rule on the same profile",
+                                   "full+design": "the full space with the design's lookups added to the loop's"}}
     write_results(res, RESULTS / f"{args.results_name}.json", figure=plot, measurements_from=RUNS)
 
 
@@ -627,11 +681,12 @@ def emulated_board(port: int):
 def main(argv=None) -> int:
     global RUNS
     ap = argument_parser(__doc__)
-    ap.add_argument("phase", choices=["profile", "search", "measure", "report", "timing"])
+    ap.add_argument("phase", choices=["table", "profile", "search", "measure", "report", "timing"])
     ap.add_argument("--target", default="x86", choices=TARGETS)
     ap.add_argument("--tracker", default=None, help="HOST:PORT of the tracker (arm)")
     ap.add_argument("--key", default="arm")
     ap.add_argument("--max", type=int, default=10_000, help="measure at most this many distinct picks")
+    ap.add_argument("--trials", type=int, default=0, help="table: tuning trials per kernel (default 0: untuned)")
     ap.add_argument("--quick", action="store_true", help="search: 2 seeds (smoke run, not reported)")
     ap.add_argument("--emulate-arm", type=int, default=None, metavar="PORT",
                     help="start the emulated ARM board (tracker on 127.0.0.1:PORT, key arm) for this phase and stop "
@@ -648,7 +703,7 @@ def main(argv=None) -> int:
     if args.runs is not None:
         RUNS = args.runs.resolve()
     RUNS.mkdir(parents=True, exist_ok=True)
-    phase = {"profile": phase_profile, "search": phase_search, "measure": phase_measure, "report": phase_report,
+    phase = {"table": phase_table, "profile": phase_profile, "search": phase_search, "measure": phase_measure, "report": phase_report,
              "timing": phase_timing}
     with emulated_board(args.emulate_arm) if args.emulate_arm else nullcontext(args.tracker) as tracker:
         args.tracker = tracker

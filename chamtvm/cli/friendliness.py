@@ -35,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``friendliness`` subcommand on an ``argparse`` subparsers object."""
     from ..accuracy.tasks import TASKS
     from ..friendly.design import MAX_NETWORKS
-    from ..friendly.friendliness import DEFAULT_DROP
+    from ..friendly.friendliness import DEFAULT_DROP, DEFAULT_RULE, RULES
     from . import validate as v
     from .arguments import add_target_args
 
@@ -53,8 +53,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--journal", type=Path, default=None,
                    help="accuracy journal (with --task: where lookups/trainings go; with --task none: use its "
                         "trainings of the space as they are)")
+    p.add_argument("--rule", choices=RULES, default=DEFAULT_RULE,
+                   help="reduction rule: confident (default: drop only choices unfriendly with 95%% confidence) or "
+                        "quota (the earlier rule: drop exactly the --drop fraction by point estimates); "
+                        "docs/friendliness.md")
     p.add_argument("--drop", type=_fraction, default=DEFAULT_DROP,
-                   help=f"size knob: fraction of the non-baseline choices to drop (default {DEFAULT_DROP:.3g})")
+                   help=f"size knob: fraction of the non-baseline choices to drop, at most (confident) or exactly "
+                        f"(quota) (default {DEFAULT_DROP:.3g})")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default runs/friendliness-<target>-<space>)")
     p.add_argument("--json", action="store_true", help="print the JSON document instead of the table")
@@ -136,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         log(f"profiling space {space.name} ({space.size():,} networks) on {target.name} ({runner.label}"
             f"{', EMULATED timings' if runner.emulated else ''})")
         prof = profile_space(space, target, runner, schedules, table, nets, args.networks, args.seed, task,
-                             args.journal, args.drop, progress=not args.no_progress, log=log)
+                             args.journal, args.drop, progress=not args.no_progress, log=log, rule=args.rule)
     prof.seconds["total"] = round(time.time() - t0, 1)
     out = args.out or runs_dir() / f"friendliness-{target.name}-{space.name}"
     provenance = {"command": "python -m chamtvm " + " ".join(sys.argv[1:]) if sys.argv else None,
@@ -170,20 +175,23 @@ def format_profile(prof, paths: dict) -> str:
         lines.append(f"  accuracy: {prof.accuracy['counted']} networks ({prof.accuracy.get('task', 'journal')}, "
                      f"{prof.accuracy['new']} new); fit R^2 {a.r2:.3f}, residual sd {a.sigma:.3f} points")
     lines.append(f"  {'position':<22} {'choice':<10} {'latency ms (95% CI)':>20} {'lat share':>9} "
-                 f"{'accuracy pts (95% CI)':>22} {'acc share':>9} {'friendly':>8}  kept")
+                 f"{'accuracy pts (95% CI)':>22} {'acc share':>9} {'friendly':>8} {'F_hi':>6}  kept")
     for r in t.rows:
         share_a = "-" if r.accuracy_share is None else f"{100 * r.accuracy_share:.1f}%"
         fr = "base" if r.baseline else ("-" if r.friendliness is None else f"{r.friendliness:.2f}")
+        hi = "-" if r.friendliness_hi is None else f"{r.friendliness_hi:.2f}"
         lines.append(f"  {r.position:<22} {str(r.choice):<10} {_pm(r.latency_ms, r.latency_ci_ms):>20} "
                      f"{100 * r.latency_share:>8.1f}% {_pm(r.accuracy_pts, r.accuracy_ci_pts):>22} {share_a:>9} "
-                     f"{fr:>8}  {'kept' if r.kept else 'DROPPED'}: {r.why}")
+                     f"{fr:>8} {hi:>6}  {'kept' if r.kept else 'DROPPED'}: {r.why}")
     for note in t.notes:
         lines.append(f"  note: {note}")
     if "reduced_space" in paths:
         from ..space.schema import SearchSpace
 
         small = SearchSpace.load(paths["reduced_space"])
-        lines.append(f"  reduced space: {small.size():,} of {prof.space_size:,} networks (drop {t.drop:.3g}) -> "
-                     f"{paths['reduced_space']}")
+        lines.append(f"  reduced space: {small.size():,} of {prof.space_size:,} networks (rule {t.rule}, drop "
+                     f"{t.drop:.3g}) -> {paths['reduced_space']}")
+    elif t.accuracy_fit is not None:
+        lines.append(f"  no reduced space: rule {t.rule} dropped nothing")
     lines.append(f"  table {paths['json']}; heat map {paths['plot']}; {prof.seconds.get('total', 0):.0f} s")
     return "\n".join(lines)

@@ -22,13 +22,29 @@ the regression's effects are exactly such averages, with confidence intervals):
   at ``LATENCY_FLOOR`` of the range, so a choice that costs (almost) nothing is not ranked by
   a ratio of noise.
 
-**Reduction rule** (fixed before any search was run on a reduced space; never tuned on the
-benchmark's figures): at every position keep the baseline; of the other choices drop exactly
-``round(drop * number of non-baseline choices)``: first the choices *dominated* at their
-position (another choice there is estimated no slower and at least as accurate), then the
-least friendly (lowest ``F``; ties: the slower first); within each group the least friendly
-first. ``drop`` (default ``DEFAULT_DROP`` = 1/3) is the size knob. Without accuracies there is
-no friendliness and no reduced space (latency alone cannot say what a choice buys).
+* **optimistic friendliness** ``F_hi(j, c)``: ``F`` at the favourable end of both 95 %
+  intervals, ``((A + A_ci) / A_range) / max((L - L_ci) / L_range, LATENCY_FLOOR)``: the most
+  the data allow the choice's exchange rate to be.
+
+**Reduction rules** (``RULES``; ``drop`` is the size knob of both):
+
+* ``confident`` (the default since 2026-12-05): at every position keep the baseline; drop a
+  choice only if it is unfriendly with 95 % confidence, ``F_hi < 1``: even at the favourable
+  end of its intervals it buys accuracy at a lower rate than the space's average. Of those,
+  drop at most ``round(drop * number of non-baseline choices)``, the lowest ``F_hi`` first
+  (ties: the slower first). A choice whose latency interval reaches the baseline's, or whose
+  accuracy interval is wide enough to make it friendly, is kept: the space is reduced only
+  by what the measurements show, and not at all when they show nothing.
+* ``quota`` (the rule until 2026-12-05, kept to reproduce its results): drop exactly
+  ``round(drop * number of non-baseline choices)``: first the choices *dominated* at their
+  position (another choice there is estimated no slower and at least as accurate), then the
+  least friendly (lowest ``F``; ties: the slower first); within each group the least friendly
+  first. It ranks by point estimates, so on noisy accuracies it drops by noise.
+
+Both were stated before any search ran on a space they reduced; neither rule nor knob was
+tuned on the benchmark's figures (docs/friendliness.md says when and why the default changed).
+``drop`` defaults to ``DEFAULT_DROP`` = 1/3. Without accuracies there is no friendliness and
+no reduced space (latency alone cannot say what a choice buys).
 """
 
 from __future__ import annotations
@@ -42,6 +58,8 @@ from .design import EffectsModel, effects_model
 from .regression import LinearFit, fit_ols
 
 DEFAULT_DROP = 1 / 3
+RULES = ("confident", "quota")
+DEFAULT_RULE = "confident"
 LATENCY_FLOOR = 1e-3  # latency shares below this fraction of the range count as this much
 
 
@@ -61,6 +79,7 @@ class ChoiceRow:
     baseline: bool = False
     kept: bool = True
     why: str = ""
+    friendliness_hi: float | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -79,6 +98,7 @@ class Friendliness:
     accuracy_range_pts: float | None
     drop: float
     notes: list[str] = field(default_factory=list)
+    rule: str = DEFAULT_RULE
 
     def by_position(self) -> dict[str, list[ChoiceRow]]:
         out: dict[str, list[ChoiceRow]] = {p: [] for p in self.positions}
@@ -97,7 +117,7 @@ class Friendliness:
     def to_dict(self) -> dict:
         non_base = [r for r in self.rows if not r.baseline]
         return {"space": self.space, "definitions": DEFINITIONS,
-                "rule": {"drop": self.drop, "what": RULE, "dropped": sum(not r.kept for r in self.rows),
+                "rule": {"name": self.rule, "drop": self.drop, "what": RULE_TEXT[self.rule], "dropped": sum(not r.kept for r in self.rows),
                          "non_baseline_choices": len(non_base)},
                 "latency_fit": self.latency_fit.summary(),
                 "accuracy_fit": self.accuracy_fit.summary() if self.accuracy_fit else None,
@@ -115,10 +135,17 @@ DEFINITIONS = {
     "accuracy_share": "accuracy_pts / sum over positions of the largest accuracy_pts there",
     "friendliness": "accuracy_share / latency_share (latency share floored at 0.1% of the range): accuracy per "
                     "unit latency in units of the space's average rate; >1 friendly, <1 unfriendly",
+    "friendliness_hi": "friendliness at the favourable end of both 95% intervals: (accuracy_pts + accuracy_ci_pts) "
+                       "share / (latency_ms - latency_ci_ms) share (floored as above)",
 }
-RULE = ("keep every position's baseline; drop exactly round(drop * non-baseline choices): first those dominated "
-        "at their position (another one estimated no slower and at least as accurate), then the least friendly; "
-        "least friendly first within each group (ties: the slower first)")
+RULE_TEXT = {
+    "confident": "keep every position's baseline; drop only choices unfriendly with 95% confidence (friendliness_hi "
+                 "< 1: below the space's average rate even at the favourable end of both intervals), at most "
+                 "round(drop * non-baseline choices), the lowest friendliness_hi first (ties: the slower first)",
+    "quota": "keep every position's baseline; drop exactly round(drop * non-baseline choices): first those dominated "
+             "at their position (another one estimated no slower and at least as accurate), then the least friendly; "
+             "least friendly first within each group (ties: the slower first)",
+}
 
 
 def _effects(model: EffectsModel, fit: LinearFit, j: int, base: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,14 +156,17 @@ def _effects(model: EffectsModel, fit: LinearFit, j: int, base: int) -> tuple[np
 
 
 def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT_DROP,
-            accuracy_indices=None) -> Friendliness:
+            accuracy_indices=None, rule: str = DEFAULT_RULE) -> Friendliness:
     """Friendliness of every choice of ``space`` (module docstring).
 
     ``indices`` ``(n, D)``: choice-index rows of the measured networks; ``latency_ms`` ``(n,)``
     their measured latencies. ``accuracy_pts`` ``(m,)``: accuracies in points of the networks
-    ``accuracy_indices`` (default: the same networks), or None. ``drop`` in [0, 1)."""
+    ``accuracy_indices`` (default: the same networks), or None. ``drop`` in [0, 1); ``rule``
+    one of ``RULES``."""
     if not 0 <= drop < 1:
         raise ValueError(f"drop must be a fraction in [0, 1), got {drop}")
+    if rule not in RULES:
+        raise ValueError(f"unknown reduction rule {rule!r}; choose one of {', '.join(RULES)}")
     model = effects_model(space)
     lat_fit = fit_ols(model.matrix(indices), latency_ms)
     acc_fit = None
@@ -159,7 +189,7 @@ def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT
     acc_range = float(sum(max(r.accuracy_pts for r in rs) for rs in by_pos.values())) if acc_fit else None
     for r in rows:
         r.latency_share = r.latency_ms / lat_range if lat_range > 0 else 0.0
-    result = Friendliness(space.name, paths, rows, lat_fit, acc_fit, lat_range, acc_range, drop, notes)
+    result = Friendliness(space.name, paths, rows, lat_fit, acc_fit, lat_range, acc_range, drop, notes, rule)
     if acc_fit is None:
         for r in rows:
             r.why = "baseline (cheapest here)" if r.baseline else "kept (no accuracies: no friendliness)"
@@ -174,12 +204,36 @@ def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT
         r.accuracy_share = r.accuracy_pts / acc_range
         if not r.baseline:
             r.friendliness = r.accuracy_share / max(r.latency_share, LATENCY_FLOOR)
-    _reduce(by_pos, drop)
+            r.friendliness_hi = ((r.accuracy_pts + r.accuracy_ci_pts) / acc_range
+                                 / max((r.latency_ms - r.latency_ci_ms) / lat_range, LATENCY_FLOOR))
+    (_reduce_confident if rule == "confident" else _reduce_quota)(by_pos, drop)
+    if not result.reduced:
+        notes.append("nothing dropped: no choice is unfriendly with 95% confidence (more design networks narrow "
+                     "the intervals)" if rule == "confident" else "nothing dropped (drop rounds to 0 choices)")
     return result
 
 
-def _reduce(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:
-    """Apply the reduction rule (module docstring) to the rows in place."""
+def _reduce_confident(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:
+    """The ``confident`` rule (module docstring), on the rows in place."""
+    rows = [r for rs in by_pos.values() for r in rs]
+    cap = int(round(drop * sum(not r.baseline for r in rows)))
+    unfriendly = sorted((r for r in rows if not r.baseline and r.friendliness_hi < 1),
+                        key=lambda r: (r.friendliness_hi, -r.latency_ms))
+    for r in rows:
+        if r.baseline:
+            r.why = "baseline (cheapest here)"
+        elif r.friendliness_hi >= 1:
+            r.why = f"kept (friendly within its intervals: F_hi {r.friendliness_hi:.2f} >= 1)"
+    for rank, r in enumerate(unfriendly):
+        if rank < cap:
+            r.kept = False
+            r.why = f"dropped {rank + 1} of {len(unfriendly)}: unfriendly with 95% confidence (F_hi {r.friendliness_hi:.2f} < 1)"
+        else:
+            r.why = f"kept (unfriendly, F_hi {r.friendliness_hi:.2f} < 1, but the cap of {cap} is full)"
+
+
+def _reduce_quota(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:
+    """The ``quota`` rule (module docstring), on the rows in place."""
     ranked = []
     for rs in by_pos.values():
         for r in rs:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .design import balanced_design, default_design_size, design_summary, effects_model
-from .friendliness import DEFAULT_DROP, Friendliness, analyse, reduced_space
+from .friendliness import DEFAULT_DROP, DEFAULT_RULE, Friendliness, analyse, reduced_space
 
 
 @dataclass
@@ -149,10 +149,11 @@ class Profile:
 
 def profile_space(space, target, runner, schedules, table, nets_table, networks: int | None = None,
                   seed: int = 0, task: str | None = None, journal: Path | None = None,
-                  drop: float = DEFAULT_DROP, progress: bool = True, log=print) -> Profile:
+                  drop: float = DEFAULT_DROP, progress: bool = True, log=print,
+                  rule: str = DEFAULT_RULE) -> Profile:
     """The design (``networks``, default ``design.default_design_size``, seeded), its end-to-end
     latencies, the accuracies (``task``: look up / train the design; else ``journal``'s
-    trainings; else none) and the friendliness table with the reduction (``drop``)."""
+    trainings; else none) and the friendliness table with the reduction (``rule``, ``drop``)."""
     t0 = time.time()
     model = effects_model(space)
     n = networks or default_design_size(model, space.size())
@@ -171,7 +172,7 @@ def profile_space(space, target, runner, schedules, table, nets_table, networks:
         acc = journal_accuracies(space, journal)
     t3 = time.time()
     result = analyse(space, measured.indices, measured.latency_ms, None if acc is None else acc.points, drop,
-                     accuracy_indices=None if acc is None else acc.indices)
+                     accuracy_indices=None if acc is None else acc.indices, rule=rule)
     seconds = {"design": round(t1 - t0, 1), "measure": round(t2 - t1, 1), "accuracy": round(t3 - t2, 1),
                "analysis": round(time.time() - t3, 1)}
     return Profile(result, target.name, runner.label, bool(runner.emulated), design, measured,
@@ -199,7 +200,7 @@ def write_outputs(profile: Profile, space, out_dir: Path, provenance: dict) -> d
         description = (f"{space.name} reduced for target {profile.target}{emu} by `chamtvm friendliness`: "
                        f"{n_ok} networks measured end to end, accuracies from "
                        f"{(profile.accuracy or {}).get('counted')} {(profile.accuracy or {}).get('task', 'journal')} "
-                       f"networks; rule: {profile.table.to_dict()['rule']['what']}; drop {profile.table.drop:.3g}; "
+                       f"networks; rule {profile.table.rule}: {profile.table.to_dict()['rule']['what']}; drop {profile.table.drop:.3g}; "
                        f"details: friendliness.json beside this file ({provenance.get('utc', '')})")
         small = reduced_space(space, profile.table.kept(), name, description)
         path = out_dir / f"{name}.json"

@@ -57,10 +57,10 @@ def test_with_noise_the_intervals_hold_the_true_costs(macro):
     assert np.mean(inside) >= 0.8  # 95 % intervals, 16 of them
 
 
-def test_shares_friendliness_and_the_reduction_rule(macro):
+def test_shares_friendliness_and_the_quota_rule(macro):
     space, rows = macro
     lat, acc = synthetic(space, rows)
-    res = analyse(space, rows, lat, acc, drop=0.25)
+    res = analyse(space, rows, lat, acc, drop=0.25, rule="quota")
     a_range, l_range = GAIN.max(axis=1).sum(), COST.max(axis=1).sum()
     r = next(r for r in res.rows if r.position == "layers[5]" and r.choice == "ir_k5_e6")
     assert r.friendliness == pytest.approx((1.8 / a_range) / (0.7 / l_range))
@@ -78,8 +78,56 @@ def test_shares_friendliness_and_the_reduction_rule(macro):
     expected = dominated | {(r.position, r.choice) for r in rest[:len(dropped) - 2]}
     assert {(r.position, r.choice) for r in dropped} == expected
     # a larger knob drops more, a zero knob nothing
-    assert sum(not r.kept for r in analyse(space, rows, lat, acc, drop=0.5).rows) == 8
+    assert sum(not r.kept for r in analyse(space, rows, lat, acc, drop=0.5, rule="quota").rows) == 8
+    assert not analyse(space, rows, lat, acc, drop=0.0, rule="quota").reduced
+
+
+def true_friendliness(space) -> dict:
+    a_range, l_range = GAIN.max(axis=1).sum(), COST.max(axis=1).sum()
+    return {(f"layers[{j}]", space.layers[j].choices[c]): (GAIN[j, c] / a_range) / (COST[j, c] / l_range)
+            for j in range(8) for c in (1, 2)}
+
+
+def test_confident_rule_without_noise_drops_the_unfriendly_least_friendly_first_within_the_cap(macro):
+    space, rows = macro
+    lat, acc = synthetic(space, rows)
+    truth = true_friendliness(space)
+    unfriendly = sorted((f, cell) for cell, f in truth.items() if f < 1)
+    assert len(unfriendly) == 8
+    res = analyse(space, rows, lat, acc, drop=0.5)  # the default rule; cap 8
+    assert res.rule == "confident"
+    for r in res.rows:
+        if not r.baseline:  # zero-width intervals: the optimistic friendliness is the friendliness
+            assert r.friendliness_hi == pytest.approx(r.friendliness)
+    assert {(r.position, r.choice) for r in res.rows if not r.kept} == {cell for _, cell in unfriendly}
+    capped = analyse(space, rows, lat, acc, drop=0.25)  # cap round(0.25 * 16) = 4: the 4 least friendly
+    assert {(r.position, r.choice) for r in capped.rows if not r.kept} == {c for _, c in unfriendly[:4]}
+    assert sum("cap of 4 is full" in r.why for r in capped.rows) == 4
     assert not analyse(space, rows, lat, acc, drop=0.0).reduced
+
+
+def test_confident_rule_drops_by_the_measurements_not_by_noise(macro):
+    """Accuracies with 1 point of noise (gains up to 1.8 points), 20 seeds: the quota rule drops
+    choices that are truly friendly (true F >= 1) many times, the confident rule almost never; with
+    3 points of noise the confident rule drops nothing and says why."""
+    space, rows = macro
+    truth = true_friendliness(space)
+    wrong = {"confident": 0, "quota": 0}
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        lat = 1.5 + sum(COST[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, 0.05, len(rows))
+        acc = 85 + sum(GAIN[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, 1.0, len(rows))
+        for rule in wrong:
+            res = analyse(space, rows, lat, acc, rule=rule)
+            wrong[rule] += sum(truth[(r.position, r.choice)] >= 1 for r in res.rows if not r.kept)
+            if rule == "confident":
+                assert all(r.friendliness_hi < 1 for r in res.rows if not r.kept)
+    assert wrong["confident"] <= 2 and wrong["quota"] >= 10, wrong
+    lat, _ = synthetic(space, rows)
+    acc = 85 + sum(GAIN[j, rows[:, 1 + j]] for j in range(8)) + np.random.default_rng(0).normal(0, 3.0, len(rows))
+    res = analyse(space, rows, lat, acc)
+    assert not res.reduced and any("95% confidence" in n for n in res.notes)
+    assert sum(not r.kept for r in analyse(space, rows, lat, acc, rule="quota").rows) == 5
 
 
 def test_without_accuracies_nothing_is_dropped(macro):
@@ -129,3 +177,5 @@ def test_bad_drop_is_refused(macro):
     lat, acc = synthetic(space, rows)
     with pytest.raises(ValueError, match="drop"):
         analyse(space, rows, lat, acc, drop=1.0)
+    with pytest.raises(ValueError, match="rule"):
+        analyse(space, rows, lat, acc, rule="loose")
