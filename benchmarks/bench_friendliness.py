@@ -169,14 +169,15 @@ def phase_profile(args) -> None:
         copy = luts.parent / f"schedules-{luts.name}"
         shutil.copytree(args.schedules_from, copy, ignore=shutil.ignore_patterns("*.lock"))
         schedules = ["--schedules-dir", str(copy)]
+    size = ["--networks", str(args.networks)] if args.networks else []
     res = run_chamtvm(["friendliness", "--target", args.target, "--space", "macro", "--out", str(out),
-                       "--luts-dir", str(luts), *schedules, "--no-progress", *tracker_args(args)],
+                       "--luts-dir", str(luts), *schedules, *size, "--no-progress", *tracker_args(args)],
                       log_path=RUNS / f"profile_{args.target}.log", json_output=True)
     doc = res["json"]
     # the control: the earlier rule (quota) on the same measurements; the command reuses the 27
     # networks from the journal and the accuracies from the accuracy journal (nothing measured)
     quota = run_chamtvm(["friendliness", "--target", args.target, "--space", "macro", "--out", str(out) + "-quota",
-                         "--luts-dir", str(luts), *schedules, "--no-progress", "--rule", "quota",
+                         "--luts-dir", str(luts), *schedules, *size, "--no-progress", "--rule", "quota",
                          *tracker_args(args)], log_path=RUNS / f"profile_{args.target}.log", json_output=True)["json"]
     write_results({"wall_s": round(res["wall_s"], 1), "luts_dir": rel(luts),
                    "luts_from": rel(args.luts_from) if args.luts_from else None,
@@ -531,7 +532,60 @@ def evaluate_target(target: str) -> dict | None:
                            "device_label": mprof.get("device_label"), "provenance": mprof.get("provenance"),
                            "quiet_run": quiet_record("measure", target, mprof.get("provenance") or {})},
         "search_provenance": search.get("provenance"), "latency_info": search.get("latency"),
+        "table_run": table_run(target),
+        "machine_speed": machine_speed(target, prof, mprof),
     }
+
+
+def machine_speed(target: str, prof: dict, mprof: dict) -> dict:
+    """How fast the host ran in each phase, from the network journals' rows: the median time of
+    the runner's reference kernel (``reference_us``, the same kernel in every phase) and the
+    median ratio of a network's measured latency to its kernel-table sum, for the networks the
+    ``table`` phase measured (training and held-out), the profile's design networks and the picks
+    (the rows measured during the ``measure`` phase)."""
+    from chamtvm.core.workdir import luts_dir
+
+    def rows(path: Path) -> list[dict]:
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if r.get("status") == "ok":
+                out.append(r)
+        return out
+
+    prov = (mprof or {}).get("provenance") or {}
+    lo, hi = prov.get("started_utc", "~"), prov.get("ended_utc", "")
+    main = rows(luts_dir() / f"{target}.networks.jsonl")
+    groups = {"picks": [r for r in main if lo <= r.get("measured_at", "") <= hi],
+              "table_networks": [r for r in main if not lo <= r.get("measured_at", "") <= hi],
+              "profile_design": rows(REPO / prof.get("luts_dir", "-") / f"{target}.networks.jsonl")}
+
+    def med(values):
+        values = [v for v in values if v is not None]
+        return float(np.median(values)) if values else None
+
+    return {g: {"networks": len(rs), "reference_us_median": med([r.get("reference_us") for r in rs]),
+                "measured_over_table_sum_median": med([r["runtime_us_p50"] / r["table_sum_us"] for r in rs
+                                                       if r.get("table_sum_us")])}
+            for g, rs in groups.items()}
+
+
+def table_run(target: str) -> dict | None:
+    """What the ``table`` phase left (when it built this run's table): its wall time, quiet-run
+    record and the predictor's held-out fidelity (networks measured end to end)."""
+    run = load_json(RUNS / f"table_{target}_run.json")
+    if run is None:
+        return None
+    rep = run.get("report") or {}
+    return {"wall_s": run["wall_s"], "trials": run.get("trials"), "table_rows": (rep.get("table") or {}).get("rows"),
+            "heldout_fidelity": rep.get("fidelity"), "heldout_fidelity_table_sum": rep.get("fidelity_table_sum"),
+            "residual": (rep.get("predictor") or {}).get("residual_mode"), "provenance": run.get("provenance"),
+            "quiet_run": quiet_record("table", target, run.get("provenance") or {})}
 
 
 def kept_comparison(res: dict) -> dict | None:
@@ -686,6 +740,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tracker", default=None, help="HOST:PORT of the tracker (arm)")
     ap.add_argument("--key", default="arm")
     ap.add_argument("--max", type=int, default=10_000, help="measure at most this many distinct picks")
+    ap.add_argument("--networks", type=int, default=None,
+                    help="profile: design networks (default: the command's, 27 for macro; at most 60)")
     ap.add_argument("--trials", type=int, default=0, help="table: tuning trials per kernel (default 0: untuned)")
     ap.add_argument("--quick", action="store_true", help="search: 2 seeds (smoke run, not reported)")
     ap.add_argument("--emulate-arm", type=int, default=None, metavar="PORT",

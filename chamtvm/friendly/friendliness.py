@@ -32,9 +32,11 @@ the regression's effects are exactly such averages, with confidence intervals):
   choice only if it is unfriendly with 95 % confidence, ``F_hi < 1``: even at the favourable
   end of its intervals it buys accuracy at a lower rate than the space's average. Of those,
   drop at most ``round(drop * number of non-baseline choices)``, the lowest ``F_hi`` first
-  (ties: the slower first). A choice whose latency interval reaches the baseline's, or whose
-  accuracy interval is wide enough to make it friendly, is kept: the space is reduced only
-  by what the measurements show, and not at all when they show nothing.
+  (ties: the slower first). A choice whose accuracy interval is wide enough to make it
+  friendly is kept, and so is one whose latency interval reaches the baseline's, unless its
+  whole accuracy interval lies below the baseline's (it then loses accuracy for no measurable
+  saving): the space is reduced only by what the measurements show, and not at all when they
+  show nothing.
 * ``quota`` (the rule until 2026-12-05, kept to reproduce its results): drop exactly
   ``round(drop * number of non-baseline choices)``: first the choices *dominated* at their
   position (another choice there is estimated no slower and at least as accurate), then the

@@ -179,3 +179,22 @@ def test_bad_drop_is_refused(macro):
         analyse(space, rows, lat, acc, drop=1.0)
     with pytest.raises(ValueError, match="rule"):
         analyse(space, rows, lat, acc, rule="loose")
+
+
+def test_confident_rule_keeps_a_free_choice_unless_it_surely_loses_accuracy(macro):
+    """A choice whose latency interval reaches its baseline's is kept when its accuracy could be
+    the baseline's, and dropped when its whole accuracy interval lies below (no saving, a loss)."""
+    space, rows = macro
+    cost, gain = COST.copy(), GAIN.copy()
+    cost[6, 1], gain[6, 1] = 0.02, 0.0   # layers[6] ir_k3_e3: about free, no accuracy either way
+    cost[7, 1], gain[7, 1] = 0.02, -2.0  # layers[7] ir_k3_e3: about free, clearly less accurate
+    rng = np.random.default_rng(3)
+    lat = 1.5 + sum(cost[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, 0.05, len(rows))
+    acc = 85 + sum(gain[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, 0.05, len(rows))
+    res = analyse(space, rows, lat, acc, drop=0.5)
+    row = {(r.position, r.choice): r for r in res.rows}
+    free, worse = row[("layers[6]", "ir_k3_e3")], row[("layers[7]", "ir_k3_e3")]
+    for r in (free, worse):
+        assert r.baseline or r.latency_ms - r.latency_ci_ms <= 0  # the latency interval reaches the baseline
+    assert free.kept
+    assert not worse.kept and worse.friendliness_hi < 0
