@@ -546,17 +546,7 @@ def machine_speed(target: str, prof: dict, mprof: dict) -> dict:
     from chamtvm.core.workdir import luts_dir
 
     def rows(path: Path) -> list[dict]:
-        if not path.exists():
-            return []
-        out = []
-        for line in path.read_text().splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if r.get("status") == "ok":
-                out.append(r)
-        return out
+        return [r for r in read_jsonl(path) if r.get("status") == "ok"]
 
     prov = (mprof or {}).get("provenance") or {}
     lo, hi = prov.get("started_utc", "~"), prov.get("ended_utc", "")
@@ -617,19 +607,22 @@ def kept_comparison(res: dict) -> dict | None:
             "latency_share_by_target": {f"{p}:{c}": {t: share[t][(p, c)] for t in TARGETS} for p, c in keys}}
 
 
-def records() -> list[dict]:
-    """This benchmark's quiet-run records (``quiet-run --record runs/quiet_records.jsonl``)."""
-    if not QUIET_RECORDS.exists():
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file, a damaged line skipped ([] when it does not exist)."""
+    if not Path(path).exists():
         return []
     out = []
-    for line in QUIET_RECORDS.read_text().splitlines():
+    for line in Path(path).read_text().splitlines():
         try:
-            r = json.loads(line)
+            out.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-        if "bench_friendliness" in str(r.get("cmd")):
-            out.append(r)
     return out
+
+
+def records() -> list[dict]:
+    """This benchmark's quiet-run records (``quiet-run --record runs/quiet_records.jsonl``)."""
+    return [r for r in read_jsonl(QUIET_RECORDS) if "bench_friendliness" in str(r.get("cmd"))]
 
 
 def quiet_record(phase: str, target: str, provenance: dict) -> dict | None:
