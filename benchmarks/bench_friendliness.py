@@ -384,20 +384,29 @@ def phase_measure(args) -> None:
     search = load_json(RUNS / f"search_{args.target}.json")
     if search is None:
         raise SystemExit(f"run the search phase for {args.target} first")
-    # distinct picks, most-used first (ties: seeded order), so a cap keeps the ones most figures need
+    methods = sorted({k.split("/")[0] for k in search["runs"]})
+    wanted = args.methods.split(",") if args.methods else methods
+    unknown = sorted(set(wanted) - set(methods))
+    if unknown:
+        raise SystemExit(f"--methods: {', '.join(unknown)} not in this search (it has {', '.join(methods)})")
+    # distinct picks of the wanted methods, most-used first (ties: seeded order), so a cap keeps the
+    # ones most figures need; then measured in a seeded shuffled order, so the methods' picks are
+    # interleaved and a drift of the host's speed during the phase falls on all of them alike
     counts: dict[tuple, int] = {}
-    for run in search["runs"].values():
-        for p in run["picks"]:
-            if p is not None:
-                counts[tuple(p)] = counts.get(tuple(p), 0) + 1
+    for key, run in search["runs"].items():
+        if key.split("/")[0] in wanted:
+            for p in run["picks"]:
+                if p is not None:
+                    counts[tuple(p)] = counts.get(tuple(p), 0) + 1
     rng = np.random.default_rng(0)
     tie = {k: rng.random() for k in counts}
     rows = sorted(counts, key=lambda k: (-counts[k], tie[k]))[:args.max]
+    rows = [rows[i] for i in rng.permutation(len(rows))]
     target = get_target(args.target)
     space = SearchSpace.load("macro")
     tracker = parse_hostport(args.tracker, "tracker") if args.tracker else None
     runner = make_runner(target, tracker, args.key)
-    luts = luts_dir()
+    luts = fresh_luts(args.target) if args.fresh_journal else luts_dir()
     with runner:
         m = measure_networks(space, np.array(rows), target, runner, ScheduleSource(target, schedules_root() / target.name),
                              LatencyTable.for_target(target.name, luts), network_table(target, luts), progress=True,
@@ -405,8 +414,10 @@ def phase_measure(args) -> None:
         label, emulated = runner.label, bool(runner.emulated)
     measured = {json.dumps(r.tolist()): {"ms": float(ms), "spread_pct": float(s)}
                 for r, ms, s in zip(m.indices, m.latency_ms, m.spread_pct)}
-    write_results({"measured": measured, "distinct_picks": len(counts), "asked": len(rows), "failed": m.failed,
-                   "measured_now": m.measured_now, "reused": m.reused, "device_label": label, "emulated": emulated},
+    write_results({"measured": measured, "methods": wanted, "distinct_picks": len(counts), "asked": len(rows),
+                   "order": "seeded shuffle (methods interleaved)", "failed": m.failed,
+                   "measured_now": m.measured_now, "reused": m.reused, "device_label": label, "emulated": emulated,
+                   "luts_dir": rel(luts) if args.fresh_journal else None},
                   RUNS / f"measured_{args.target}.json")
     print(f"{args.target}: {len(measured)} of {len(counts)} distinct picks measured ({m.measured_now} now)")
 
@@ -541,8 +552,8 @@ def machine_speed(target: str, prof: dict, mprof: dict) -> dict:
     """How fast the host ran in each phase, from the network journals' rows: the median time of
     the runner's reference kernel (``reference_us``, the same kernel in every phase) and the
     median ratio of a network's measured latency to its kernel-table sum, for the networks the
-    ``table`` phase measured (training and held-out), the profile's design networks and the picks
-    (the rows measured during the ``measure`` phase)."""
+    ``table`` phase measured (training and held-out; the rows measured during it), the profile's
+    design networks and the picks (the rows measured during the ``measure`` phase, or in its own journal with ``--fresh-journal``)."""
     from chamtvm.core.workdir import luts_dir
 
     def rows(path: Path) -> list[dict]:
@@ -551,8 +562,15 @@ def machine_speed(target: str, prof: dict, mprof: dict) -> dict:
     prov = (mprof or {}).get("provenance") or {}
     lo, hi = prov.get("started_utc", "~"), prov.get("ended_utc", "")
     main = rows(luts_dir() / f"{target}.networks.jsonl")
-    groups = {"picks": [r for r in main if lo <= r.get("measured_at", "") <= hi],
-              "table_networks": [r for r in main if not lo <= r.get("measured_at", "") <= hi],
+    own = (mprof or {}).get("luts_dir")  # the measure phase's own journal (--fresh-journal)
+    picks = rows(REPO / own / f"{target}.networks.jsonl") if own else \
+        [r for r in main if lo <= r.get("measured_at", "") <= hi]
+    tprov = (load_json(RUNS / f"table_{target}_run.json") or {}).get("provenance") or {}
+    tlo, thi = tprov.get("started_utc"), tprov.get("ended_utc")
+    in_table = (lambda r: tlo <= r.get("measured_at", "") <= thi) if tlo and thi else \
+        (lambda r: not lo <= r.get("measured_at", "") <= hi)  # no table phase here: all but the picks
+    groups = {"picks": picks,
+              "table_networks": [r for r in main if in_table(r)],
               "profile_design": rows(REPO / prof.get("luts_dir", "-") / f"{target}.networks.jsonl")}
 
     def med(values):
@@ -733,6 +751,11 @@ def main(argv=None) -> int:
     ap.add_argument("--tracker", default=None, help="HOST:PORT of the tracker (arm)")
     ap.add_argument("--key", default="arm")
     ap.add_argument("--max", type=int, default=10_000, help="measure at most this many distinct picks")
+    ap.add_argument("--methods", default=None,
+                    help="measure: only these methods' picks (comma-separated, e.g. full,reduced; default all)")
+    ap.add_argument("--fresh-journal", action="store_true",
+                    help="measure: in a new folder with a copy of the kernel table and an empty network journal "
+                         "(every pick measured in this run, none reused)")
     ap.add_argument("--networks", type=int, default=None,
                     help="profile: design networks (default: the command's, 27 for macro; at most 60)")
     ap.add_argument("--trials", type=int, default=0, help="table: tuning trials per kernel (default 0: untuned)")
