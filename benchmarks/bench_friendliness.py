@@ -40,8 +40,13 @@ Latency used by each figure (said again in the JSON):
   for every network of both spaces (a reduced network is priced as the full-space network it
   is), because the 6,561 networks cannot all be measured end to end here;
 * friendliness: end-to-end measurements of the design networks only;
-* ``picks_measured``: the picks measured end to end, their predicted-vs-measured error, and the
-  hypervolume recomputed with the picks' measured latencies.
+* ``picks_measured``: the picks measured end to end (``measure --methods full,reduced``: only
+  those methods' picks, in a seeded shuffled order, so a drift of the host's speed falls on every
+  method alike; ``--fresh-journal``: none reused from earlier phases), their predicted-vs-measured
+  error, and the hypervolume recomputed with the picks' measured latencies
+  (``hv_measured_latency``) and with them divided by the phase's median measured/predicted
+  ratio (``hv_measured_latency_scaled``: the host's speed in that phase taken out, one factor for
+  all methods).
 
 Figures: budgets = the 10 %, 20 %, ..., 90 % quantiles of the full space's predicted latencies;
 regret at a budget = (true best accuracy of the *full* space under it) - (true accuracy of the
@@ -423,7 +428,8 @@ def phase_measure(args) -> None:
 
 
 # ------------------------------------------------------------------------------- report
-FIELDS = ("hv", "hv_ratio", "hv_gap_points", "hv_median_ref_ratio", "mean_regret_points", "hv_measured_latency")
+FIELDS = ("hv", "hv_ratio", "hv_gap_points", "hv_median_ref_ratio", "mean_regret_points", "hv_measured_latency",
+          "hv_measured_latency_scaled")
 
 
 def summary(v) -> dict:
@@ -467,6 +473,11 @@ def evaluate_target(target: str) -> dict | None:
                                                       for b, r in zip(best_under, red_best)],
                             "hv": hv_red, "hv_of_exact": hv_red / hv_exact}
 
+    # the host's speed in the measure phase against the predictor's: the median measured/predicted
+    # ratio over every pick measured (one factor for all methods; their picks were measured interleaved)
+    ratios = [v["ms"] / lat_full[np.array(json.loads(k)) @ strides] for k, v in measured.items()]
+    speed_scale = float(np.median(ratios)) if ratios else None
+
     def score(picks):
         rows = [p for p in picks if p is not None]
         flat = np.array(rows) @ strides
@@ -483,6 +494,7 @@ def evaluate_target(target: str) -> dict | None:
         out["hv_gap_points"] = (hv_exact - out["hv"]) / (lat_ref - lat_lo)
         if all(x is not None for x in meas):
             out["hv_measured_latency"] = hypervolume(acc, np.array(meas), acc_ref, lat_ref, lat_lo)
+            out["hv_measured_latency_scaled"] = hypervolume(acc, np.array(meas) / speed_scale, acc_ref, lat_ref, lat_lo)
         return out
 
     per = {}
@@ -504,6 +516,7 @@ def evaluate_target(target: str) -> dict | None:
                 "regret_points_per_budget": {f"{b:g}": summary([x["regret_points"][j] for x in s])
                                              for j, b in enumerate(budgets)},
                 "hv_measured_latency": summary([x.get("hv_measured_latency") for x in s]),
+                "hv_measured_latency_scaled": summary([x.get("hv_measured_latency_scaled") for x in s]),
                 "per_seed": by_seed}
 
     def paired(a, b, n, field):
@@ -539,6 +552,8 @@ def evaluate_target(target: str) -> dict | None:
                              "predicted_ms": float(lat_full[i])} for i in front]},
         "methods": table, "differences": diffs,
         "picks_measured": {"count": len(measured), "distinct_picks": mprof.get("distinct_picks"),
+                           "methods": mprof.get("methods"), "order": mprof.get("order"),
+                           "speed_scale_measured_over_predicted": speed_scale,
                            "fidelity": fidelity([p for p, _ in pairs], [m for _, m in pairs]) if len(pairs) >= 1 else None,
                            "device_label": mprof.get("device_label"), "provenance": mprof.get("provenance"),
                            "quiet_run": quiet_record("measure", target, mprof.get("provenance") or {})},
@@ -714,7 +729,9 @@ def phase_report(args) -> None:
         "search, budgets, regret, hv": "the target's latency predictor (kernel table + the macro space's residual), "
                                        "the same function for both spaces",
         "picks_measured": "the picks measured end to end; hv_measured_latency uses them for the picks (the exact "
-                          "front stays predicted)"}
+                          "front stays predicted); hv_measured_latency_scaled divides them by one factor, the median "
+                          "measured/predicted ratio of every pick measured in that phase (the host's speed then, "
+                          "the same for every method: their picks were measured interleaved)"}
     res["protocol"] = {"lookups": LOOKUPS, "seeds": SEEDS, "budget_quantiles": QUANTILES,
                        "population": POPULATION, "generations": GENERATIONS,
                        "design_lookups_note": "the reduced space cost 27 extra lookups (its design networks' "

@@ -216,7 +216,8 @@ def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT
 
 
 def _reduce_confident(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:
-    """The ``confident`` rule (module docstring), on the rows in place."""
+    """The ``confident`` rule (module docstring), on the rows in place (by position, as the
+    ``quota`` rule takes them; this rule ranks them all together)."""
     rows = [r for rs in by_pos.values() for r in rs]
     cap = int(round(drop * sum(not r.baseline for r in rows)))
     unfriendly = sorted((r for r in rows if not r.baseline and r.friendliness_hi < 1),

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .design import balanced_design, default_design_size, design_summary, effects_model
-from .friendliness import DEFAULT_DROP, DEFAULT_RULE, Friendliness, analyse, reduced_space
+from .friendliness import DEFAULT_DROP, DEFAULT_RULE, RULE_TEXT, Friendliness, analyse, reduced_space
 
 
 @dataclass
@@ -200,7 +200,7 @@ def write_outputs(profile: Profile, space, out_dir: Path, provenance: dict) -> d
         description = (f"{space.name} reduced for target {profile.target}{emu} by `chamtvm friendliness`: "
                        f"{n_ok} networks measured end to end, accuracies from "
                        f"{(profile.accuracy or {}).get('counted')} {(profile.accuracy or {}).get('task', 'journal')} "
-                       f"networks; rule {profile.table.rule}: {profile.table.to_dict()['rule']['what']}; drop {profile.table.drop:.3g}; "
+                       f"networks; rule {profile.table.rule}: {RULE_TEXT[profile.table.rule]}; drop {profile.table.drop:.3g}; "
                        f"details: friendliness.json beside this file ({provenance.get('utc', '')})")
         small = reduced_space(space, profile.table.kept(), name, description)
         path = out_dir / f"{name}.json"
