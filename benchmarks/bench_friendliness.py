@@ -530,6 +530,13 @@ def evaluate_target(target: str) -> dict | None:
             diffs.setdefault(n, {})[f"{m}_minus_full"] = {f: paired(m, "full", n, f) for f in FIELDS}
             diffs[n][f"{m}_minus_full_plus_design"] = {f: paired(m, "full+design", n, f) for f in FIELDS}
     pairs = [(lat_full[np.array(json.loads(k)) @ strides], v["ms"]) for k, v in measured.items()]
+    by_method = {}  # the predictor on each method's own distinct picks (is one space's picks priced worse?)
+    for method in per:
+        own = {json.dumps(list(p)) for key, run in search["runs"].items() if key.split("/")[0] == method
+               for p in run["picks"] if p is not None}
+        got = [(lat_full[np.array(json.loads(k)) @ strides], measured[k]["ms"]) for k in sorted(own) if k in measured]
+        if len(got) == len(own) and got:
+            by_method[method] = fidelity([p for p, _ in got], [m for _, m in got])
     mprof = load_json(RUNS / f"measured_{target}.json") or {}
     doc = prof["document"]
     return {
@@ -555,6 +562,7 @@ def evaluate_target(target: str) -> dict | None:
                            "methods": mprof.get("methods"), "order": mprof.get("order"),
                            "speed_scale_measured_over_predicted": speed_scale,
                            "fidelity": fidelity([p for p, _ in pairs], [m for _, m in pairs]) if len(pairs) >= 1 else None,
+                           "fidelity_by_method": by_method,
                            "device_label": mprof.get("device_label"), "provenance": mprof.get("provenance"),
                            "quiet_run": quiet_record("measure", target, mprof.get("provenance") or {})},
         "search_provenance": search.get("provenance"), "latency_info": search.get("latency"),
