@@ -29,6 +29,10 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
 ``measure``  the distinct picks measured end to end on the target (network journal; ``--max``
     caps how many, the emulated board is slow).
 ``report``   ``benchmarks/results/friendliness_macro.json`` and ``friendliness_macro.png``.
+``stagewise`` ``python -m chamtvm friendliness --target T --space fashion --task none`` (``--space``):
+    a stage-wise space's latency contributions (kernel, expansion, depth, width per stage) from
+    its design networks measured end to end in a fresh journal; latency only (its accuracies need
+    trainings); the report carries it (``stagewise``).
 ``timing``   ``benchmarks/results/friendliness_profile_<target>.json``: the last profile's wall
     time with its quiet-run record, and its kept choices against the ones the report used
     (``--runs DIR`` keeps such a profile apart from the search benchmark's working folder;
@@ -192,6 +196,39 @@ def phase_profile(args) -> None:
                   RUNS / f"profile_{args.target}.json")
     print(f"profiled {args.target} in {res['wall_s']:.0f} s; reduced space {doc['outputs'].get('reduced_space')}; "
           f"quota rule's {quota['outputs'].get('reduced_space')}")
+
+
+def phase_stagewise(args) -> None:
+    """``chamtvm friendliness --target T --space S --task none`` on a stage-wise space (default
+    ``fashion``: kernel, expansion, depth and width per stage): the latency contribution of each
+    value at each stage from the design networks measured end to end, in a fresh network journal.
+    Latency only: this space's accuracies need trainings (``--task fashion-mnist``), so there is
+    no friendliness and no reduced space."""
+    out = RUNS / f"friendliness-{args.target}-{args.space}"
+    luts = fresh_luts(args.target)
+    res = run_chamtvm(["friendliness", "--target", args.target, "--space", args.space, "--task", "none",
+                       "--out", str(out), "--luts-dir", str(luts), "--no-progress", *tracker_args(args)],
+                      log_path=RUNS / f"stagewise_{args.space}_{args.target}.log", json_output=True)
+    write_results({"space": args.space, "wall_s": round(res["wall_s"], 1), "luts_dir": rel(luts),
+                   "document": res["json"]}, RUNS / f"stagewise_{args.space}_{args.target}.json")
+    print(f"{args.space} on {args.target}: {res['json']['networks']['measured_ok']} networks in {res['wall_s']:.0f} s")
+
+
+def stagewise(target: str) -> dict | None:
+    """What the ``stagewise`` phase left for ``target`` (any space): the latency fit and every
+    position's contributions, with the run's quiet-run record."""
+    out = {}
+    for path in sorted(RUNS.glob(f"stagewise_*_{target}.json")):
+        run = load_json(path)
+        doc = run["document"]
+        out[run["space"]] = {
+            "wall_s": run["wall_s"], "networks": doc["networks"]["measured_ok"], "design": doc["design"],
+            "latency_fit": doc["latency_fit"], "notes": doc.get("notes"),
+            "rows": [{k: r.get(k) for k in ("position", "choice", "latency_ms", "latency_ci_ms", "latency_share",
+                                            "baseline")} for r in doc["rows"]],
+            "provenance": run.get("provenance"),
+            "quiet_run": quiet_record("stagewise", target, run.get("provenance") or {})}
+    return out or None
 
 
 def phase_timing(args) -> None:
@@ -568,6 +605,7 @@ def evaluate_target(target: str) -> dict | None:
         "search_provenance": search.get("provenance"), "latency_info": search.get("latency"),
         "table_run": table_run(target),
         "machine_speed": machine_speed(target, prof, mprof),
+        "stagewise": stagewise(target),
     }
 
 
@@ -771,7 +809,7 @@ def emulated_board(port: int):
 def main(argv=None) -> int:
     global RUNS
     ap = argument_parser(__doc__)
-    ap.add_argument("phase", choices=["table", "profile", "search", "measure", "report", "timing"])
+    ap.add_argument("phase", choices=["table", "profile", "search", "measure", "report", "timing", "stagewise"])
     ap.add_argument("--target", default="x86", choices=TARGETS)
     ap.add_argument("--tracker", default=None, help="HOST:PORT of the tracker (arm)")
     ap.add_argument("--key", default="arm")
@@ -784,6 +822,7 @@ def main(argv=None) -> int:
     ap.add_argument("--networks", type=int, default=None,
                     help="profile: design networks (default: the command's, 27 for macro; at most 60)")
     ap.add_argument("--trials", type=int, default=0, help="table: tuning trials per kernel (default 0: untuned)")
+    ap.add_argument("--space", default="fashion", help="stagewise: the stage-wise space (default fashion)")
     ap.add_argument("--quick", action="store_true", help="search: 2 seeds (smoke run, not reported)")
     ap.add_argument("--emulate-arm", type=int, default=None, metavar="PORT",
                     help="start the emulated ARM board (tracker on 127.0.0.1:PORT, key arm) for this phase and stop "
@@ -801,7 +840,7 @@ def main(argv=None) -> int:
         RUNS = args.runs.resolve()
     RUNS.mkdir(parents=True, exist_ok=True)
     phase = {"table": phase_table, "profile": phase_profile, "search": phase_search, "measure": phase_measure, "report": phase_report,
-             "timing": phase_timing}
+             "timing": phase_timing, "stagewise": phase_stagewise}
     with emulated_board(args.emulate_arm) if args.emulate_arm else nullcontext(args.tracker) as tracker:
         args.tracker = tracker
         phase[args.phase](args)
