@@ -6,8 +6,12 @@ the regression's effects are exactly such averages, with confidence intervals):
 
 * **latency contribution** ``L(j, c)``: the effects model's (``design``) effect of choice
   ``c`` at position ``j`` on measured network latency, minus the effect of the position's
-  *baseline*, the choice with the smallest estimated latency there (ms, with the 95 %
-  confidence interval of that difference);
+  *baseline* (ms, with the 95 % confidence interval of that difference). The baseline is the
+  choice with the smallest estimated latency there, unless a choice with fewer
+  multiply-accumulates is not measurably slower (its 95 % interval of the difference reaches
+  0): then the one with the fewest multiply-accumulates among those. Noise alone therefore
+  never makes a bigger block the baseline (until 2026-12-05 the point estimate alone chose it,
+  and on a noisy board a block took ``skip``'s place);
 * **accuracy contribution** ``A(j, c)``: the same on accuracy (points), relative to the same
   baseline: the accuracy bought by spending ``L(j, c)`` at that position;
 * **shares**: ``L(j, c) / L_range`` and ``A(j, c) / A_range`` with ``L_range = sum_j max_c
@@ -18,8 +22,9 @@ the regression's effects are exactly such averages, with confidence intervals):
   latency, in units of the space's average exchange rate ``A_range / L_range``. ``F = 1``:
   the choice buys accuracy at the space's average rate; ``> 1`` friendly to the target;
   ``< 1`` unfriendly; ``< 0`` it costs latency and loses accuracy. A baseline spends nothing
-  and has no friendliness (it is the position's cheapest option). Latency shares are floored
-  at ``LATENCY_FLOOR`` of the range, so a choice that costs (almost) nothing is not ranked by
+  and has no friendliness (the position's cheapest option, within the measurements' precision).
+  Latency shares are floored at ``LATENCY_FLOOR`` of the range, so a choice that costs (almost)
+  nothing, or is estimated cheaper than a baseline chosen for its fewer MACs, is not ranked by
   a ratio of noise.
 
 * **optimistic friendliness** ``F_hi(j, c)``: ``F`` at the favourable end of both 95 %
@@ -56,6 +61,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..accuracy.encoding import arch_costs
 from .design import EffectsModel, effects_model
 from .regression import LinearFit, fit_ols
 
@@ -63,6 +69,7 @@ DEFAULT_DROP = 1 / 3
 RULES = ("confident", "quota")
 DEFAULT_RULE = "confident"
 LATENCY_FLOOR = 1e-3  # latency shares below this fraction of the range count as this much
+BASELINE_WHY = "baseline (cheapest here, or as cheap within its interval with the fewest MACs)"
 
 
 @dataclass
@@ -132,7 +139,8 @@ DEFINITIONS = {
     "latency_ms": "effect of the choice on measured network latency minus the position's baseline's (ms), "
                   "from the regression on choice indicators; latency_ci_ms: half-width of its 95% interval",
     "accuracy_pts": "the same on accuracy (points), relative to the same baseline",
-    "baseline": "the position's choice with the smallest estimated latency",
+    "baseline": "the position's choice with the smallest estimated latency, or, among the choices not measurably "
+                "slower than it (95% interval), the one with the fewest multiply-accumulates",
     "latency_share": "latency_ms / sum over positions of the largest latency_ms there",
     "accuracy_share": "accuracy_pts / sum over positions of the largest accuracy_pts there",
     "friendliness": "accuracy_share / latency_share (latency share floored at 0.1% of the range): accuracy per "
@@ -157,6 +165,21 @@ def _effects(model: EffectsModel, fit: LinearFit, j: int, base: int) -> tuple[np
     return np.array(est), np.array(ci)
 
 
+def _baseline(model: EffectsModel, lat_fit: LinearFit, mac_fit: LinearFit, j: int) -> int:
+    """Position ``j``'s baseline (module docstring): among the choices not measurably slower
+    than the one with the smallest estimated latency (the lower end of their 95 % interval of
+    the difference at or below 0), the one with the fewest multiply-accumulates (``mac_fit``:
+    the same model fitted on the design networks' MACs, exact where the MACs are additive)."""
+    rows = model.level_rows(j)
+    cheapest = int(np.argmin(rows @ lat_fit.coef))
+    tied = []
+    for c in range(len(rows)):
+        est, ci = lat_fit.estimate(rows[c] - rows[cheapest])
+        if c == cheapest or est - ci <= 0:
+            tied.append(c)
+    return min(tied, key=lambda c: (float(rows[c] @ mac_fit.coef), c != cheapest, c))
+
+
 def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT_DROP,
             accuracy_indices=None, rule: str = DEFAULT_RULE) -> Friendliness:
     """Friendliness of every choice of ``space`` (module docstring).
@@ -175,10 +198,10 @@ def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT
     if accuracy_pts is not None:
         acc_idx = indices if accuracy_indices is None else accuracy_indices
         acc_fit = fit_ols(model.matrix(acc_idx), accuracy_pts)
+    mac_fit = fit_ols(model.matrix(indices), arch_costs(space, indices)[:, 1] / 1e6)
     rows, notes = [], []
     for j, pos in enumerate(model.positions):
-        rows_j = model.level_rows(j)
-        base = int(np.argmin(rows_j @ lat_fit.coef))
+        base = _baseline(model, lat_fit, mac_fit, j)
         lat, lat_ci = _effects(model, lat_fit, j, base)
         acc, acc_ci = _effects(model, acc_fit, j, base) if acc_fit else (None, None)
         for c, choice in enumerate(pos.choices):
@@ -194,13 +217,13 @@ def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT
     result = Friendliness(space.name, paths, rows, lat_fit, acc_fit, lat_range, acc_range, drop, notes, rule)
     if acc_fit is None:
         for r in rows:
-            r.why = "baseline (cheapest here)" if r.baseline else "kept (no accuracies: no friendliness)"
+            r.why = BASELINE_WHY if r.baseline else "kept (no accuracies: no friendliness)"
         notes.append("no accuracies: latency contributions only, no friendliness and no reduced space")
         return result
     if not acc_range > 0:
         notes.append(f"no choice buys accuracy (accuracy range {acc_range:.3g} points): no friendliness")
         for r in rows:
-            r.why = "baseline (cheapest here)" if r.baseline else "kept (no accuracy to buy)"
+            r.why = BASELINE_WHY if r.baseline else "kept (no accuracy to buy)"
         return result
     for r in rows:
         r.accuracy_share = r.accuracy_pts / acc_range
@@ -224,7 +247,7 @@ def _reduce_confident(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:
                         key=lambda r: (r.friendliness_hi, -r.latency_ms))
     for r in rows:
         if r.baseline:
-            r.why = "baseline (cheapest here)"
+            r.why = BASELINE_WHY
         elif r.friendliness_hi >= 1:
             r.why = f"kept (friendly within its intervals: F_hi {r.friendliness_hi:.2f} >= 1)"
     for rank, r in enumerate(unfriendly):
@@ -241,7 +264,7 @@ def _reduce_quota(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:
     for rs in by_pos.values():
         for r in rs:
             if r.baseline:
-                r.why = "baseline (cheapest here)"
+                r.why = BASELINE_WHY
                 continue
             better = [o for o in rs if o is not r and o.latency_ms <= r.latency_ms and o.accuracy_pts >= r.accuracy_pts
                       and (o.latency_ms < r.latency_ms or o.accuracy_pts > r.accuracy_pts)]

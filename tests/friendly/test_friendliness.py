@@ -198,3 +198,30 @@ def test_confident_rule_keeps_a_free_choice_unless_it_surely_loses_accuracy(macr
         assert r.baseline or r.latency_ms - r.latency_ci_ms <= 0  # the latency interval reaches the baseline
     assert free.kept
     assert not worse.kept and worse.friendliness_hi < 0
+
+
+def test_noise_never_makes_a_bigger_block_the_baseline_but_a_measurably_cheaper_one_is(macro):
+    """The baseline is the choice with the smallest estimated latency unless one with fewer
+    MACs is not measurably slower. With skip and ir_k3_e3 equally fast at layers[2], noise makes
+    ir_k3_e3 the point-estimate cheapest in some seeds (the earlier rule then took it as the
+    baseline and could drop skip); skip, the fewest MACs, stays the baseline in every seed. On a
+    device where the block is measurably faster than skip, the block is the baseline."""
+    space, rows = macro
+    cost = COST.copy()
+    cost[2] = [0.0, 0.0, 1.4]
+    point_cheaper = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        lat = 1.5 + sum(cost[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, 0.3, len(rows))
+        acc = 85 + sum(GAIN[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, 0.3, len(rows))
+        res = analyse(space, rows, lat, acc)
+        at = {r.choice: r for r in res.rows if r.position == "layers[2]"}
+        assert at["skip"].baseline and not at["ir_k3_e3"].baseline
+        point_cheaper += at["ir_k3_e3"].latency_ms < 0
+        assert at["skip"].kept
+    assert point_cheaper >= 3  # the noise did make the block look cheaper, often
+    cost[2] = [0.8, 0.0, 1.4]  # the block is 0.8 ms faster than skip here
+    lat, acc = synthetic(space, rows, noise=0.0)
+    lat = lat - COST[2, rows[:, 3]] + cost[2, rows[:, 3]]
+    at = {r.choice: r for r in analyse(space, rows, lat, acc).rows if r.position == "layers[2]"}
+    assert at["ir_k3_e3"].baseline and at["skip"].latency_ms == pytest.approx(0.8)
