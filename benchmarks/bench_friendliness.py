@@ -18,6 +18,8 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
     and knob, drop 1/3, of ``chamtvm/friendly/friendliness.py``). Its wall time is the figure for
     the "< 10 min on x86 with a table present" goal. Then, as a control, the same command with
     ``--rule quota`` (the earlier rule) on the same measurements (nothing measured again).
+    ``--reuse-luts DIR`` re-analyses an earlier profile instead: its networks come from the
+    journal in DIR (nothing measured; the wall time is then not a profile's).
 ``search``   the ChamNet loop, the same for both spaces: imbalanced-Sobol + BO lookups
     (``accuracy.sampling.sample_and_fit``, the main job's settings ``sampling.DEFAULTS``) over
     the whole space as the pool, the GP, then the genetic search (``search.genetic``,
@@ -172,7 +174,7 @@ def phase_profile(args) -> None:
     import shutil
 
     out = RUNS / f"friendliness-{args.target}-macro"
-    luts = fresh_luts(args.target, args.luts_from)
+    luts = args.reuse_luts.resolve() if args.reuse_luts else fresh_luts(args.target, args.luts_from)
     schedules = []
     if args.schedules_from:
         copy = luts.parent / f"schedules-{luts.name}"
@@ -836,6 +838,9 @@ def main(argv=None) -> int:
                          "it after")
     ap.add_argument("--luts-from", type=Path, default=None,
                     help="profile: copy the target's kernel table from this folder (default: the working folder's)")
+    ap.add_argument("--reuse-luts", type=Path, default=None,
+                    help="profile: an earlier profile's folder (its luts_dir): its design networks are reused from "
+                         "its journal, nothing measured (to re-analyse a profile after a change of the analysis)")
     ap.add_argument("--schedules-from", type=Path, default=None,
                     help="profile: copy this schedules root (e.g. a main job's schedules/) for the design networks")
     ap.add_argument("--results-name", default="friendliness_macro",

@@ -165,11 +165,11 @@ def _effects(model: EffectsModel, fit: LinearFit, j: int, base: int) -> tuple[np
     return np.array(est), np.array(ci)
 
 
-def _baseline(model: EffectsModel, lat_fit: LinearFit, mac_fit: LinearFit, j: int) -> int:
+def _baseline(model: EffectsModel, lat_fit: LinearFit, macs: np.ndarray, j: int) -> int:
     """Position ``j``'s baseline (module docstring): among the choices not measurably slower
     than the one with the smallest estimated latency (the lower end of their 95 % interval of
-    the difference at or below 0), the one with the fewest multiply-accumulates (``mac_fit``:
-    the same model fitted on the design networks' MACs, exact where the MACs are additive)."""
+    the difference at or below 0), the one with the fewest multiply-accumulates (``macs``
+    ``(k,)``: ``choice_macs``)."""
     rows = model.level_rows(j)
     cheapest = int(np.argmin(rows @ lat_fit.coef))
     tied = []
@@ -177,7 +177,20 @@ def _baseline(model: EffectsModel, lat_fit: LinearFit, mac_fit: LinearFit, j: in
         est, ci = lat_fit.estimate(rows[c] - rows[cheapest])
         if c == cheapest or est - ci <= 0:
             tied.append(c)
-    return min(tied, key=lambda c: (float(rows[c] @ mac_fit.coef), c != cheapest, c))
+    return min(tied, key=lambda c: (float(macs[c]), c != cheapest, c))
+
+
+def choice_macs(space, indices, dim: int, choices: int) -> np.ndarray:
+    """``(choices,)``: the mean multiply-accumulates (millions) of the networks ``indices``
+    ``(n, D)`` with dimension ``dim`` set to each choice in turn, the rest as they are: exact,
+    and monotone where a choice costs more in every network (a wider kernel), also in a
+    stage-wise space whose MACs do not add up over positions."""
+    out = []
+    for c in range(choices):
+        idx = np.array(indices, dtype=np.int64, copy=True)
+        idx[:, dim] = c
+        out.append(float(arch_costs(space, idx)[:, 1].mean()) / 1e6)
+    return np.array(out)
 
 
 def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT_DROP,
@@ -198,10 +211,9 @@ def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT
     if accuracy_pts is not None:
         acc_idx = indices if accuracy_indices is None else accuracy_indices
         acc_fit = fit_ols(model.matrix(acc_idx), accuracy_pts)
-    mac_fit = fit_ols(model.matrix(indices), arch_costs(space, indices)[:, 1] / 1e6)
     rows, notes = [], []
     for j, pos in enumerate(model.positions):
-        base = _baseline(model, lat_fit, mac_fit, j)
+        base = _baseline(model, lat_fit, choice_macs(space, indices, pos.dim, len(pos.choices)), j)
         lat, lat_ci = _effects(model, lat_fit, j, base)
         acc, acc_ci = _effects(model, acc_fit, j, base) if acc_fit else (None, None)
         for c, choice in enumerate(pos.choices):

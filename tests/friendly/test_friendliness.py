@@ -225,3 +225,18 @@ def test_noise_never_makes_a_bigger_block_the_baseline_but_a_measurably_cheaper_
     lat = lat - COST[2, rows[:, 3]] + cost[2, rows[:, 3]]
     at = {r.choice: r for r in analyse(space, rows, lat, acc).rows if r.position == "layers[2]"}
     assert at["ir_k3_e3"].baseline and at["skip"].latency_ms == pytest.approx(0.8)
+
+
+def test_choice_macs_rise_with_every_bigger_value_of_a_stage_wise_space():
+    """A choice's MACs for the baseline: the design's networks with the choice put in. In
+    ``fashion`` the MACs do not add up over positions (a kernel's cost depends on the stage's
+    width and expansion), so a regression's main effect can even come out negative for the
+    wider kernel of a late stage; this never does."""
+    from chamtvm.friendly.friendliness import choice_macs
+
+    space = SearchSpace.load("fashion")
+    model = effects_model(space)
+    rows = balanced_design(model, 48, seed=0, starts=1, sweeps=1)
+    for p in model.positions:
+        macs = choice_macs(space, rows, p.dim, len(p.choices))
+        assert np.all(np.diff(macs) > 0), (p.path, p.choices, macs)
