@@ -736,7 +736,12 @@ def plot(res: dict, path: Path) -> None:
             s = r["methods"][m]["30"]["per_seed"]["0"]
             ax.scatter(s["picks_predicted_ms"], s["picks_true_accuracy"], color=colours[m], s=18,
                        label=f"{names[m]}: picks, 30 lookups, seed 0")
-        ax.set(xlabel="predicted latency (ms; table + residual)", ylabel="true accuracy (%)",
+            scale = r["picks_measured"].get("speed_scale_measured_over_predicted")
+            meas = [(ms / scale, a) for ms, a in zip(s["picks_measured_ms"], s["picks_true_accuracy"]) if ms and scale]
+            if meas:
+                ax.scatter(*zip(*meas), facecolors="none", edgecolors=colours[m], s=30,
+                           label=f"the same, measured / {scale:.3f} (the phase's speed)")
+        ax.set(xlabel="latency (ms): predicted (table + residual), hollow: measured", ylabel="true accuracy (%)",
                title=f"{r['label']}: fronts", ylim=(max(r["reference"]["median_accuracy_pts"] - 3, 80), None))
         ax.legend(fontsize=7)
         for ax, field, ylabel in ((row[1], "hv_gap_points", "front's mean gap to the exact front (points)"),
