@@ -514,7 +514,8 @@ def evaluate_target(target: str) -> dict | None:
 
     # the host's speed in the measure phase against the predictor's: the median measured/predicted
     # ratio over every pick measured (one factor for all methods; their picks were measured interleaved)
-    ratios = [v["ms"] / lat_full[np.array(json.loads(k)) @ strides] for k, v in measured.items()]
+    predicted = {k: float(lat_full[np.array(json.loads(k)) @ strides]) for k in measured}  # ms, per measured pick
+    ratios = [v["ms"] / predicted[k] for k, v in measured.items()]
     speed_scale = float(np.median(ratios)) if ratios else None
 
     def score(picks):
@@ -533,9 +534,9 @@ def evaluate_target(target: str) -> dict | None:
         out["hv_gap_points"] = (hv_exact - out["hv"]) / (lat_ref - lat_lo)
         if all(x is not None for x in meas):
             out["hv_measured_latency"] = hypervolume(acc, np.array(meas), acc_ref, lat_ref, lat_lo)
-            out["hv_measured_latency_scaled"] = hypervolume(acc, np.array(meas) / speed_scale, acc_ref, lat_ref, lat_lo)
-            out["hv_median_ref_measured_latency_scaled"] = hypervolume(acc, np.array(meas) / speed_scale, acc_med,
-                                                                       lat_ref, lat_lo)
+            scaled = np.array(meas) / speed_scale
+            out["hv_measured_latency_scaled"] = hypervolume(acc, scaled, acc_ref, lat_ref, lat_lo)
+            out["hv_median_ref_measured_latency_scaled"] = hypervolume(acc, scaled, acc_med, lat_ref, lat_lo)
         return out
 
     per = {}
@@ -572,12 +573,12 @@ def evaluate_target(target: str) -> dict | None:
         for m in (m for m in per if m.startswith("reduced") and n in per[m]):
             diffs.setdefault(n, {})[f"{m}_minus_full"] = {f: paired(m, "full", n, f) for f in FIELDS}
             diffs[n][f"{m}_minus_full_plus_design"] = {f: paired(m, "full+design", n, f) for f in FIELDS}
-    pairs = [(lat_full[np.array(json.loads(k)) @ strides], v["ms"]) for k, v in measured.items()]
+    pairs = [(predicted[k], v["ms"]) for k, v in measured.items()]
     by_method = {}  # the predictor on each method's own distinct picks (is one space's picks priced worse?)
     for method in per:
         own = {json.dumps(list(p)) for key, run in search["runs"].items() if key.split("/")[0] == method
                for p in run["picks"] if p is not None}
-        got = [(lat_full[np.array(json.loads(k)) @ strides], measured[k]["ms"]) for k in sorted(own) if k in measured]
+        got = [(predicted[k], measured[k]["ms"]) for k in sorted(own) if k in measured]
         if len(got) == len(own) and got:
             by_method[method] = fidelity([p for p, _ in got], [m for _, m in got])
     mprof = load_json(RUNS / f"measured_{target}.json") or {}
@@ -620,7 +621,8 @@ def machine_speed(target: str, prof: dict, mprof: dict) -> dict:
     the runner's reference kernel (``reference_us``, the same kernel in every phase) and the
     median ratio of a network's measured latency to its kernel-table sum, for the networks the
     ``table`` phase measured (training and held-out; the rows measured during it), the profile's
-    design networks and the picks (the rows measured during the ``measure`` phase, or in its own journal with ``--fresh-journal``)."""
+    design networks and the picks (the rows measured during the ``measure`` phase, or in its own
+    journal with ``--fresh-journal``)."""
     from chamtvm.core.workdir import luts_dir
 
     def rows(path: Path) -> list[dict]:
