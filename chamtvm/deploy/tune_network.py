@@ -163,7 +163,6 @@ def tune_networks(nets: Sequence[LoweredNetwork], target: TargetSpec, trials: in
     default_src = ScheduleSource(target, use_database=False)
     default_priced = [_priced(net.kernels, target, default_src, table, runner, statistic) for net in nets]
     default_us = default_rows_us([p for prep, _ in default_priced for p in prep], table, target, statistic)
-    defaults = [total for _, total in default_priced]
     before = [_priced(net.kernels, target, schedules, table, runner, statistic) for net in nets]
     lines: list[dict] = []
 
@@ -205,6 +204,10 @@ def tune_networks(nets: Sequence[LoweredNetwork], target: TargetSpec, trials: in
             schedules.reload()
             transfer("after trials")
     after_prep, _ = _priced(kernels, target, schedules, table, runner, statistic)
+    # a row timed while the device ran slow is timed again by each fill (``table.fill``), so the
+    # default rows read at the start may have changed since: compare with the table as it is now
+    default_prep, _ = _priced(kernels, target, default_src, table, runner, statistic)
+    default_us = default_rows_us(default_prep, table, target, statistic)
     set_aside = set_aside_slower_schedules(after_prep, default_us, table, schedules, statistic, log)
     if set_aside:
         for line in lines:
@@ -213,8 +216,13 @@ def tune_networks(nets: Sequence[LoweredNetwork], target: TargetSpec, trials: in
         schedules.reload()
     seconds = round(time.time() - t0, 1)
     out = []
-    for net, (prep_before, sum_before), sum_default in zip(nets, before, defaults):
-        prep_after, sum_after = _priced(net.kernels, target, schedules, table, runner, statistic)
+    for net, (prep_before, sum_before) in zip(nets, before):
+        # every row is in the table (the union was filled under both schedules above): both sums
+        # read it as it stands, with no row timed again between the set-aside and them, so
+        # ``predict`` prices the network as reported here and after <= default kernel by kernel
+        prep_after = prepare(net.kernels, target, schedules)
+        sum_after = table_sum(prep_after, table, statistic)
+        sum_default = table_sum(prepare(net.kernels, target, default_src), table, statistic)
         own = {k.struct_hash for k in net.kernels}
         out.append(NetworkTuning(net.name, int(trials), spent, sum_default.latency_ms, sum_before.latency_ms,
                                  sum_after.latency_ms, seconds, _provenance(prep_before), _provenance(prep_after),
