@@ -24,7 +24,7 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
     (``accuracy.sampling.sample_and_fit``, the main job's settings ``sampling.DEFAULTS``) over
     the whole space as the pool, the GP, then the genetic search (``search.genetic``,
     population 200, 60 generations, the main job's) on the GP's mean at each budget; 20 / 30 /
-    50 lookups x seeds 0-4, in the full space, in the reduced space (``reduced``), in the quota
+    50 lookups x seeds 0-4 (``--seeds N``: 0..N-1), in the full space, in the reduced space (``reduced``), in the quota
     rule's reduced space (``reduced-quota``, the control), and in the full space with 27 more
     lookups (the reduced space's own 27 design lookups: equal *total* lookups). A rule that
     dropped nothing has no reduced space to search.
@@ -397,7 +397,7 @@ def phase_search(args) -> None:
     plan = [("full", n, n) for n in LOOKUPS] + [(m, n, n) for m in spaces for n in LOOKUPS] + \
            [("full+design", n, n + design_lookups) for n in LOOKUPS]
     for method, n, loop_n in plan:
-        for seed in (SEEDS if not args.quick else SEEDS[:2]):
+        for seed in (list(range(args.seeds)) if not args.quick else SEEDS[:2]):
             key = f"{method}/{n}/{seed}"
             if key in runs:
                 continue
@@ -477,6 +477,25 @@ def summary(v) -> dict:
         return {"n": 0}
     return {"n": int(len(v)), "mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
             "max": float(v.max()), "median": float(np.median(v))}
+
+
+def paired_summary(d) -> dict:
+    """``summary`` of paired differences (one per seed) and whether they are told apart from 0:
+    ``positive`` / ``negative`` (seeds above / below 0), ``ci95`` (the mean's two-sided 95 %
+    t-interval, sample std), ``sign_test_p`` (two-sided, ties dropped) and
+    ``wilcoxon_p`` (two-sided signed-rank; None under 6 non-zero differences)."""
+    from scipy import stats
+
+    out = summary(d)
+    v = np.asarray([x for x in d if x is not None], dtype=float)
+    if len(v) < 2:
+        return out
+    pos, neg = int((v > 0).sum()), int((v < 0).sum())
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    out.update(positive=pos, negative=neg, ci95=[float(v.mean()) - half, float(v.mean()) + half],
+               sign_test_p=float(stats.binomtest(pos, pos + neg).pvalue) if pos + neg else None,
+               wilcoxon_p=float(stats.wilcoxon(v[v != 0]).pvalue) if pos + neg >= 6 else None)
+    return out
 
 
 def evaluate_target(target: str) -> dict | None:
@@ -565,7 +584,7 @@ def evaluate_target(target: str) -> dict | None:
 
     def paired(a, b, n, field):
         sa, sb = per[a][n], per[b][n]
-        return summary([sa[k][field] - sb[k][field] for k in sa
+        return paired_summary([sa[k][field] - sb[k][field] for k in sa
                         if k in sb and sa[k].get(field) is not None and sb[k].get(field) is not None])
 
     diffs = {}
@@ -601,6 +620,7 @@ def evaluate_target(target: str) -> dict | None:
                   "reduced_spaces": reduced_exact,
                   "front": [{"indices": idx_full[i].tolist(), "accuracy_pts": float(truth[i]),
                              "predicted_ms": float(lat_full[i])} for i in front]},
+        "seeds": sorted({int(k.split("/")[2]) for k in search["runs"]}),
         "methods": table, "differences": diffs,
         "picks_measured": {"count": len(measured), "distinct_picks": mprof.get("distinct_picks"),
                            "methods": mprof.get("methods"), "order": mprof.get("order"),
@@ -758,7 +778,7 @@ def plot(res: dict, path: Path) -> None:
                 if loss:
                     ax.axhline(float(np.mean(loss)), color=colours[m], ls=":", lw=1,
                                label=f"{names[m]}: its own floor (its best vs the full space's)")
-            ax.set(xlabel="lookups in the loop", ylabel=ylabel, title=f"{r['label']}: mean ± std, 5 seeds")
+            ax.set(xlabel="lookups in the loop", ylabel=ylabel, title=f"{r['label']}: mean ± std, {len(r['seeds'])} seeds")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
     fig.suptitle("NAS-Bench-Macro: ChamNet loop in the full vs the friendliness-reduced space "
@@ -794,7 +814,8 @@ def phase_report(args) -> None:
                           "hv_median_ref_measured_latency_scaled: the same above the space's median accuracy "
                           "(with the lowest accuracy as reference, a fastest pick measured above the window's "
                           "start loses a rectangle as tall as the space's accuracy range, which then dominates)"}
-    res["protocol"] = {"lookups": LOOKUPS, "seeds": SEEDS, "budget_quantiles": QUANTILES,
+    res["protocol"] = {"lookups": LOOKUPS, "seeds": sorted({x for r in res["targets"].values() for x in r["seeds"]}),
+                       "budget_quantiles": QUANTILES,
                        "population": POPULATION, "generations": GENERATIONS,
                        "design_lookups_note": "the reduced space cost 27 extra lookups (its design networks' "
                                               "accuracies); 'full+design' gives the full space the same total",
@@ -839,6 +860,9 @@ def main(argv=None) -> int:
                     help="profile: design networks (default: the command's, 27 for macro; at most 60)")
     ap.add_argument("--trials", type=int, default=0, help="table: tuning trials per kernel (default 0: untuned)")
     ap.add_argument("--space", default="fashion", help="stagewise: the stage-wise space (default fashion)")
+    ap.add_argument("--seeds", type=int, default=len(SEEDS),
+                    help=f"search: seeds 0..N-1 per method and lookup count (default {len(SEEDS)}, the issue's; more "
+                         "to tell a small paired difference from 0: searches reuse the ones already run)")
     ap.add_argument("--quick", action="store_true", help="search: 2 seeds (smoke run, not reported)")
     ap.add_argument("--emulate-arm", type=int, default=None, metavar="PORT",
                     help="start the emulated ARM board (tracker on 127.0.0.1:PORT, key arm) for this phase and stop "
