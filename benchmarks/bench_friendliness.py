@@ -24,8 +24,8 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
     (``accuracy.sampling.sample_and_fit``, the main job's settings ``sampling.DEFAULTS``) over
     the whole space as the pool, the GP, then the genetic search (``search.genetic``,
     population 200, 60 generations, the main job's) on the GP's mean at each budget; 20 / 30 /
-    50 lookups x seeds 0-4 (``--seeds N``: 0..N-1), in the full space, in the reduced space (``reduced``), in the quota
-    rule's reduced space (``reduced-quota``, the control), and in the full space with 27 more
+    50 lookups x seeds 0-4 (``--seeds N``: 0..N-1), in the full space, in the reduced space
+    (``reduced``), in the quota rule's reduced space (``reduced-quota``, the control), and in the full space with 27 more
     lookups (the reduced space's own 27 design lookups: equal *total* lookups). A rule that
     dropped nothing has no reduced space to search.
 ``measure``  the distinct picks measured end to end on the target (network journal; ``--max``
@@ -486,8 +486,8 @@ def paired_summary(d) -> dict:
     ``wilcoxon_p`` (two-sided signed-rank; None under 6 non-zero differences)."""
     from scipy import stats
 
-    out = summary(d)
     v = np.asarray([x for x in d if x is not None], dtype=float)
+    out = summary(v)
     if len(v) < 2:
         return out
     pos, neg = int((v > 0).sum()), int((v < 0).sum())
