@@ -216,10 +216,13 @@ def tune_networks(nets: Sequence[LoweredNetwork], target: TargetSpec, trials: in
         schedules.reload()
     seconds = round(time.time() - t0, 1)
     out = []
-    for net, (prep_before, sum_before) in zip(nets, before):
-        # every row is in the table (the union was filled under both schedules above): both sums
-        # read it as it stands, with no row timed again between the set-aside and them, so
-        # ``predict`` prices the network as reported here and after <= default kernel by kernel
+    for net, (prep_before, _) in zip(nets, before):
+        # every row is in the table (the union was filled under both schedules above): the three
+        # sums read it as it stands, with no row timed again between the set-aside and them, so
+        # ``predict`` prices the network as reported here, after <= default kernel by kernel, and
+        # a network nothing was tuned for reports before == after (the before rows are its kernels
+        # under the schedules it had at the start; a row timed again since is read as it is now)
+        sum_before = table_sum(prep_before, table, statistic)
         prep_after = prepare(net.kernels, target, schedules)
         sum_after = table_sum(prep_after, table, statistic)
         sum_default = table_sum(prepare(net.kernels, target, default_src), table, statistic)

@@ -95,6 +95,37 @@ def test_trials_tune_the_costliest_kernel_and_predict_gives_the_tuned_latency(ti
         assert joint[0].get("set_aside") or joint[0]["best_us"] >= joint[0]["default_us"]
 
 
+@pytest.mark.slow  # measures 3 kernels three times
+def test_rows_timed_again_during_the_run_are_read_as_they_end_up(tiny_onnx, tmp_path, capsys):
+    """A row timed while the host ran slow is timed again by each later fill (``table.fill``, up
+    to ``MAX_TIMINGS``), so the table can change during ``tune-model``. Forced here: a nominal
+    reference time far below any real one makes every timing "slow". The reported sums must
+    still be the table as it ends up, the one ``predict`` reads (the CI failure of c1f006a:
+    ``default_ms`` read at the start), and nothing tuned means before == after == default."""
+    from chamtvm.table.fill import MAX_TIMINGS
+    from chamtvm.table.store import LatencyTable
+    from chamtvm.targets.spec import get_target
+
+    luts, sched = tmp_path / "luts", tmp_path / "schedules"
+    luts.mkdir()
+    x86 = get_target("x86")
+    (luts / "x86.reference.json").write_text(json.dumps(
+        {x86.fingerprint: {kind: {"baseline_us": 1e-6} for kind in ("vm", "lib")}}))
+    code, out, err = in_process(capsys, "tune-model", tiny_onnx, "--trials", "0", "--luts-dir", luts,
+                                "--schedules-dir", sched, "--json")
+    assert code == 0, err[-2000:]
+    body = json.loads(out)
+    table = LatencyTable.for_target("x86", luts)
+    keys = [row["key"] for row in table.rows()]
+    assert len(keys) == 3 and all(table.timings(k) == MAX_TIMINGS for k in keys)  # timed again, twice
+    assert body["before_ms"] == body["after_ms"] == body["default_ms"] > 0
+    for extra, field in (([], "after_ms"), (["--schedules", "default"], "default_ms")):
+        code, out, err = in_process(capsys, "predict", tiny_onnx, "--luts-dir", luts, "--schedules-dir", sched,
+                                    "--json", "--table-sum-only", *extra)
+        assert code == 0, err[-2000:]
+        assert json.loads(out)["latency_ms"] == pytest.approx(body[field])
+
+
 @pytest.mark.parametrize("args,expected", [
     (["tune-model", "{onnx}", "--trials", "-1"], "must be an integer >= 0"),
     (["tune-model", "{onnx}", "--trials-per-kernel", "0"], "must be a positive integer"),
