@@ -38,7 +38,7 @@ def analyse(luts: Path, target_name: str, space: str, heldout: int) -> dict:
     nets = LatencyTable(luts / f"{target_name}.networks.jsonl").load()
     meta = json.loads((luts / f"{target_name}.{space}.residual.json.meta.json").read_text())
     train_keys = list(meta["network_keys"])
-    X, sums, meas, keys = network_training_set(nets, table, target.fingerprint)
+    X, sums, meas, keys = network_training_set(nets.rows(), table, target.fingerprint)
     index = {k: i for i, k in enumerate(keys)}
     tr = [index[k] for k in train_keys if k in index]
     rest = [i for i in range(len(keys)) if keys[i] not in set(train_keys)]

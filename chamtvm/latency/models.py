@@ -25,7 +25,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -568,11 +568,12 @@ class LatencyPredictor:
                               [k for k in measured_now])
 
 
-def network_training_set(nets: LatencyTable, table: LatencyTable, target_fingerprint: str | None = None):
-    """(X, table_sum_us, measured_us, keys) from measured networks whose kernels are all in
-    the table. Network rows carry their kernel keys and counts."""
+def network_training_set(network_rows: Iterable[dict], table: LatencyTable, target_fingerprint: str | None = None):
+    """(X, table_sum_us, measured_us, keys) from measured network rows (a network table's
+    ``rows()``, or rows of networks priced elsewhere) whose kernels are all in ``table``.
+    Network rows carry their kernel keys and counts."""
     X, sums, meas, keys = [], [], [], []
-    for row in nets.rows():
+    for row in network_rows:
         if target_fingerprint and row.get("target_fingerprint") != target_fingerprint:
             continue
         kernels = []

@@ -246,7 +246,7 @@ def step_models(s) -> None:
         finally:
             bar.close()
         keys = {p.row["key"] for _, p in priced if p.ok}
-        X, sums, meas, all_keys = network_training_set(s.nets_table, table, s.target.fingerprint)
+        X, sums, meas, all_keys = network_training_set(s.nets_table.rows(), table, s.target.fingerprint)
         pick = [i for i, k in enumerate(all_keys) if k in keys]
         n_train = len(pick)
         if n_train >= 2:

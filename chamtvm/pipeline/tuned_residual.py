@@ -114,7 +114,7 @@ def refit_residual(priced, predictor: LatencyPredictor, target_fingerprint: str,
     on the measured networks of ``priced`` (``pricing.PricedNetwork``), and how it was chosen
     (``latency.models.fit_residual``'s dict, plus ``networks``). ``(None, selection)`` when fewer
     than ``MIN_NETWORKS`` of them were measured."""
-    X, sums, meas, _keys = network_training_set(_Rows([p.row for p in priced if p.ok]), predictor.table,
+    X, sums, meas, _keys = network_training_set([p.row for p in priced if p.ok], predictor.table,
                                                 target_fingerprint)
     if len(meas) < MIN_NETWORKS:
         return None, {"chosen": None, "networks": len(meas),
@@ -124,13 +124,3 @@ def refit_residual(priced, predictor: LatencyPredictor, target_fingerprint: str,
     selection["networks"] = len(meas)
     selection["table_sum_error_pct"] = float(100 * np.mean(sums / meas - 1))
     return LatencyPredictor(predictor.table, predictor.kernel_model, residual), selection
-
-
-class _Rows:
-    """The network rows of ``priced`` as the minimal journal ``network_training_set`` reads."""
-
-    def __init__(self, rows):
-        self._rows = rows
-
-    def rows(self):
-        return iter(self._rows)

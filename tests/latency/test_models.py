@@ -88,7 +88,7 @@ def test_kernel_model_prices_unseen_kernels_and_round_trips(measured, tmp_path):
 @pytest.mark.parametrize("mode", ["ratio", "additive", "scale"])
 def test_residual_model_fits_saves_and_corrects(measured, tmp_path, mode):
     table, nets, _, _ = measured
-    X, sums, meas, keys = network_training_set(nets, table)
+    X, sums, meas, keys = network_training_set(nets.rows(), table)
     assert X.shape == (5, len(NETWORK_FEATURES)) and len(keys) == 5
     model = ResidualModel(mode).fit(X, sums, meas)
     pred = model.predict(X, sums)
@@ -126,7 +126,7 @@ def test_predictor_names_estimated_kernels(measured, tiny_space, x86, tmp_path):
 @pytest.mark.slow  # shares a module fixture that measures a table
 def test_batch_prediction_equals_per_network_prediction(measured, tiny_space, x86):
     table, nets, kmap, archs = measured
-    X, sums, meas, _ = network_training_set(nets, table)
+    X, sums, meas, _ = network_training_set(nets.rows(), table)
     residual = ResidualModel("ratio").fit(X, sums, meas)
     batch = BatchLatencyPredictor(kmap, table, x86, residual=residual)
     rng = np.random.default_rng(2)
