@@ -744,7 +744,7 @@ def quiet_record(phase: str, target: str, provenance: dict) -> dict | None:
 def plot(res: dict, path: Path) -> None:
     plt = pyplot()
     targets = [t for t in TARGETS if t in res["targets"]]
-    fig, axes = plt.subplots(len(targets), 4, figsize=(20, 4.2 * len(targets)), squeeze=False)
+    fig, axes = plt.subplots(len(targets), 5, figsize=(25, 4.2 * len(targets)), squeeze=False)
     colours = {"full": "tab:blue", "reduced": "tab:green", "reduced-quota": "tab:orange", "full+design": "tab:purple"}
     for row, t in zip(axes, targets):
         r = res["targets"][t]
@@ -795,6 +795,21 @@ def plot(res: dict, path: Path) -> None:
                 shift += 0.6
         ax.axhline(0, color="black", lw=0.8)
         ax.set(xlabel="lookups in the loop", ylabel="paired difference of mean regret (points)",
+               title=f"{r['label']}: paired, mean and 95 % interval")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="best", framealpha=0.6)
+        ax = row[4]  # the same pairing on the hypervolume above the median accuracy: predicted, and measured
+        for field, style, what in (("hv_median_ref", dict(marker="o", ls="-"), "predicted latencies"),
+                                   ("hv_median_ref_measured_latency_scaled", dict(marker="o", ls="--", mfc="none"),
+                                    "picks measured / the phase's speed")):
+            ns = sorted(int(n) for n in r["differences"] if "reduced_minus_full" in r["differences"][n])
+            ys = [(n, r["differences"][str(n)]["reduced_minus_full"].get(field) or {}) for n in ns]
+            ok = [(n + (0.6 if "measured" in field else 0.0), y["mean"], y["mean"] - y["ci95"][0])
+                  for n, y in ys if "ci95" in y]
+            if ok:
+                ax.errorbar(*zip(*ok), capsize=3, color=colours["reduced"], label=f"reduced - full, {what}", **style)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set(xlabel="lookups in the loop", ylabel="paired difference of hypervolume above the median accuracy",
                title=f"{r['label']}: paired, mean and 95 % interval")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="best", framealpha=0.6)
