@@ -799,6 +799,7 @@ def plot(res: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="best", framealpha=0.6)
         ax = row[4]  # the same pairing on the hypervolume above the median accuracy: predicted, and measured
+        drawn = False
         for field, style, what in (("hv_median_ref", dict(marker="o", ls="-"), "predicted latencies"),
                                    ("hv_median_ref_measured_latency_scaled", dict(marker="o", ls="--", mfc="none"),
                                     "picks measured / the phase's speed")):
@@ -808,11 +809,17 @@ def plot(res: dict, path: Path) -> None:
                   for n, y in ys if "ci95" in y]
             if ok:
                 ax.errorbar(*zip(*ok), capsize=3, color=colours["reduced"], label=f"reduced - full, {what}", **style)
-        ax.axhline(0, color="black", lw=0.8)
-        ax.set(xlabel="lookups in the loop", ylabel="paired difference of hypervolume above the median accuracy",
-               title=f"{r['label']}: paired, mean and 95 % interval")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="best", framealpha=0.6)
+                drawn = True
+        if not drawn:
+            ax.text(0.5, 0.5, "no reduced space to compare:\nthe default rule dropped nothing here", ha="center",
+                    va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+        else:
+            ax.axhline(0, color="black", lw=0.8)
+            ax.set(xlabel="lookups in the loop", ylabel="paired difference of hypervolume\nabove the median accuracy",
+                   title=f"{r['label']}: reduced - full, mean and 95 % interval")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6, loc="best", framealpha=0.6)
     fig.suptitle("NAS-Bench-Macro: ChamNet loop in the full vs the friendliness-reduced space "
                  "(latency: the target's predictor; arm = EMULATION)")
     save_figure(fig, path, dpi=110)
