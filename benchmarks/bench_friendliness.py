@@ -25,8 +25,8 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
     the whole space as the pool, the GP, then the genetic search (``search.genetic``,
     population 200, 60 generations, the main job's) on the GP's mean at each budget; 20 / 30 /
     50 lookups x seeds 0-4 (``--seeds N``: 0..N-1), in the full space, in the reduced space
-    (``reduced``), in the quota rule's reduced space (``reduced-quota``, the control), and in the full space with 27 more
-    lookups (the reduced space's own 27 design lookups: equal *total* lookups). A rule that
+    (``reduced``), in the quota rule's reduced space (``reduced-quota``, the control), and in
+    the full space with 27 more lookups (the reduced space's own 27 design lookups: equal *total* lookups). A rule that
     dropped nothing has no reduced space to search.
 ``measure``  the distinct picks measured end to end on the target (network journal; ``--max``
     caps how many, the emulated board is slow).
@@ -800,13 +800,13 @@ def plot(res: dict, path: Path) -> None:
         ax.legend(fontsize=6, loc="best", framealpha=0.6)
         ax = row[4]  # the same pairing on the hypervolume above the median accuracy: predicted, and measured
         drawn = False
-        for field, style, what in (("hv_median_ref", dict(marker="o", ls="-"), "predicted latencies"),
-                                   ("hv_median_ref_measured_latency_scaled", dict(marker="o", ls="--", mfc="none"),
-                                    "picks measured / the phase's speed")):
-            ns = sorted(int(n) for n in r["differences"] if "reduced_minus_full" in r["differences"][n])
+        ns = sorted(int(n) for n in r["differences"] if "reduced_minus_full" in r["differences"][n])
+        for field, shift, style, what in (
+                ("hv_median_ref", 0.0, dict(marker="o", ls="-"), "predicted latencies"),
+                ("hv_median_ref_measured_latency_scaled", 0.6, dict(marker="o", ls="--", mfc="none"),
+                 "picks measured / the phase's speed")):
             ys = [(n, r["differences"][str(n)]["reduced_minus_full"].get(field) or {}) for n in ns]
-            ok = [(n + (0.6 if "measured" in field else 0.0), y["mean"], y["mean"] - y["ci95"][0])
-                  for n, y in ys if "ci95" in y]
+            ok = [(n + shift, y["mean"], y["mean"] - y["ci95"][0]) for n, y in ys if "ci95" in y]
             if ok:
                 ax.errorbar(*zip(*ok), capsize=3, color=colours["reduced"], label=f"reduced - full, {what}", **style)
                 drawn = True

@@ -161,9 +161,11 @@ def tune_networks(nets: Sequence[LoweredNetwork], target: TargetSpec, trials: in
     t0 = time.time()
     kernels, calls = union_kernels(nets)
     default_src = ScheduleSource(target, use_database=False)
-    default_priced = [_priced(net.kernels, target, default_src, table, runner, statistic) for net in nets]
-    default_us = default_rows_us([p for prep, _ in default_priced for p in prep], table, target, statistic)
-    before = [_priced(net.kernels, target, schedules, table, runner, statistic) for net in nets]
+    default_prep, _ = _priced(kernels, target, default_src, table, runner, statistic)  # the union's default rows
+    default_us = default_rows_us(default_prep, table, target, statistic)
+    # each network's kernels under the schedules it has now (their rows measured): the sum before
+    # is read from them at the end, below
+    before = [_priced(net.kernels, target, schedules, table, runner, statistic)[0] for net in nets]
     lines: list[dict] = []
 
     def transfer(stage: str) -> None:
@@ -216,7 +218,7 @@ def tune_networks(nets: Sequence[LoweredNetwork], target: TargetSpec, trials: in
         schedules.reload()
     seconds = round(time.time() - t0, 1)
     out = []
-    for net, (prep_before, _) in zip(nets, before):
+    for net, prep_before in zip(nets, before):
         # every row is in the table (the union was filled under both schedules above): the three
         # sums read it as it stands, with no row timed again between the set-aside and them, so
         # ``predict`` prices the network as reported here, after <= default kernel by kernel, and
