@@ -40,7 +40,9 @@ class NominalSamples:
     """Samples taken at the device's nominal speed (``sample_at_nominal_speed``).
 
     ``kept``: the samples (us) whose two reference timings both ran within the tolerance of
-    ``baseline_us`` (all samples when no reference or no tolerance); ``taken``: how many were
+    ``baseline_us`` (all samples when no reference or no tolerance), topped up to ``repeat``
+    with those nearest it when too few were (``nominal_count``: how many ran at nominal
+    speed); ``taken``: how many were
     taken in all; ``reference_us``: median reference time beside the kept samples (all samples
     when none was kept); ``reference_p10_us``: the 10th percentile of every reference timing
     (the fast end of this measurement, from which a caller learns the nominal time:
@@ -56,12 +58,14 @@ class NominalSamples:
     kept_index: list[int] = field(default_factory=list)  # positions of ``kept`` in ``all_samples``
     slow_ratio: float | None = None  # median slow sample / median nominal sample, where both were seen
     corrected_by: float | None = None  # the slow factor the kept samples were divided by (none nominal)
+    nominal_count: int | None = None  # how many of ``kept`` ran at nominal speed (None: all of them)
 
     def extra(self) -> dict:
         """The fields a row keeps (``table.fill.ROW_EXTRAS``)."""
         return {"reference_us": self.reference_us, "reference_p10_us": self.reference_p10_us,
                 "reference_baseline_us": self.baseline_us, "samples_taken": self.taken,
-                "samples_nominal": len(self.kept) if self.baseline_us is not None and self.corrected_by is None else
+                "samples_nominal": (len(self.kept) if self.nominal_count is None else self.nominal_count)
+                if self.baseline_us is not None and self.corrected_by is None else
                 0 if self.corrected_by is not None else None,
                 "nominal": self.nominal, "slow_ratio": self.slow_ratio, "corrected_by_slow_factor": self.corrected_by}
 
@@ -77,8 +81,15 @@ def sample_at_nominal_speed(take: Callable[[], list[float]], reference: Callable
       unknown the fastest reference seen so far (then sampling lasts at least half the budget,
       so a slow spell at the start is not taken for the nominal speed). It stops once ``repeat``
       samples are taken and ``nominal_samples`` are kept, or when ``nominal_budget_s`` has
-      passed (then ``nominal`` is False unless enough were kept). A measurement that kept no
-    sample at all is divided by ``slow_factor`` where it is known (``corrected_by``)."""
+      passed (then ``nominal`` is False unless enough were kept), but never before ``repeat``
+      samples are taken, however slow the device.
+
+    The result holds at least ``min(repeat, nominal_samples)`` samples: where the budget ran
+    out with fewer than ``nominal_samples`` kept, they are topped up to ``repeat`` with the
+    samples taken nearest the nominal speed (the lowest reference timings around them), so a
+    short budget on a slow device gives fewer nominal samples (``samples_nominal``, and
+    ``nominal`` False), never fewer samples. A measurement that kept no sample at all gives every sample, divided by
+    ``slow_factor`` where it is known (``corrected_by``)."""
     tol = evaluator.nominal_tolerance
     if reference is None or tol is None:
         out: list[float] = []
@@ -102,9 +113,10 @@ def sample_at_nominal_speed(take: Callable[[], list[float]], reference: Callable
         enough = len(samples) >= evaluator.repeat and len(kept) >= evaluator.nominal_samples
         if enough and (baseline is not None or elapsed >= evaluator.nominal_budget_s / 2):
             break
-        if elapsed >= evaluator.nominal_budget_s:
+        if elapsed >= evaluator.nominal_budget_s and len(samples) >= evaluator.repeat:
             break
     nominal = len(kept) >= evaluator.nominal_samples
+    nominal_count = len(kept)
     slow = [samples[i] for i, r in enumerate(refs) if r > base * (1 + 2 * tol)]  # clearly in a slow spell
     slow_ratio = float(np.median(slow) / np.median(kept)) if len(kept) >= 3 and len(slow) >= 3 else None
     corrected = None
@@ -112,10 +124,14 @@ def sample_at_nominal_speed(take: Callable[[], list[float]], reference: Callable
         index = list(range(len(samples)))
         if evaluator.slow_factor:
             corrected = float(evaluator.slow_factor)
+    elif not nominal and len(index) < evaluator.repeat:  # topped up with the samples nearest nominal speed
+        chosen = set(index)
+        rest = sorted((i for i in range(len(samples)) if i not in chosen), key=lambda i: (refs[i], i))
+        index = sorted(index + rest[:evaluator.repeat - len(index)])
     values = [samples[i] / (corrected or 1.0) for i in index]
     return NominalSamples(values, len(samples), float(np.median([refs[i] for i in index])),
                           float(np.percentile(every_ref, 10)), float(base), nominal, samples, index,
-                          slow_ratio, corrected)
+                          slow_ratio, corrected, nominal_count)
 
 
 def _library_reference(module, dev, rng, vm: bool):

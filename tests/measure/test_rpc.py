@@ -136,9 +136,12 @@ def test_table_fill_runs_batches_on_both_devices(tracker, two_servers, tiny_prep
         assert all(r["device_label"] == runner.label and r["emulated"] is False for r in rows)
         # x86 times kernels inside batch networks: the servers answer chamtvm.time_calls (insitu.RuntimeVM)
         assert runner.times_in_network() and all(r["timing"] in ("in_network", "elided") for r in rows)
-        # every sample taken, those of the measurement's fastest state kept (fast_state_tolerance)
+        # every sample taken, those of the measurement's fastest state kept (fast_state_tolerance):
+        # at least what the sampler promises, even where a slow host spent the budget
+        # (measure.timing.sample_at_nominal_speed)
+        promised = min(x86.evaluator.repeat, x86.evaluator.nominal_samples)
         assert all(r["runtime_us_p50"] > 0 and r.get("samples_before_fast_state", len(r["runtime_us_samples"]))
-                   >= x86.evaluator.repeat for r in rows)
+                   >= promised for r in rows)
 
         # the same batches again, looking at which server measured what: both took part
         results = list(runner.measure_batches(

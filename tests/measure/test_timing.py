@@ -167,6 +167,32 @@ def test_a_device_never_at_nominal_speed_gives_every_sample_and_says_so():
     assert not got.nominal and got.kept == got.all_samples and got.taken >= 2
 
 
+def test_a_budget_run_out_on_a_slow_device_still_gives_repeat_samples_those_nearest_nominal_speed():
+    from dataclasses import replace
+
+    from chamtvm.measure.timing import sample_at_nominal_speed
+    from chamtvm.targets.spec import Evaluator
+
+    # two samples at nominal speed, then a slow spell whose reference slows more and more;
+    # the budget (0.5 s) is spent after the third sample (0.2 s per clock reading)
+    refs = iter([10, 10, 10, 10] + [12 + k for k in range(100)])
+    values = iter([100.0 + k for k in range(100)])
+    ev = replace(Evaluator(repeat=5), nominal_tolerance=0.1, nominal_samples=4, nominal_budget_s=0.5,
+                 reference_baseline_us=10.0)
+    got = sample_at_nominal_speed(lambda: [next(values)], lambda: next(refs), ev, clock=_clock(0.2))
+    assert got.taken == 5  # went on past the budget until ``repeat`` samples were taken
+    assert not got.nominal and got.extra()["samples_nominal"] == 2
+    # the two nominal samples, topped up with the three taken nearest nominal speed
+    assert got.kept == [100.0, 101.0, 102.0, 103.0, 104.0] and got.kept_index == [0, 1, 2, 3, 4]
+    # with more taken than needed, the top-up is the samples whose references ran fastest
+    refs = iter([10, 10, 10, 10, 30, 30, 13, 13, 12, 12] + [30] * 10)
+    values = iter([100.0 + k for k in range(10)])
+    ev = replace(ev, repeat=4, nominal_budget_s=1.0)
+    got = sample_at_nominal_speed(lambda: [next(values)], lambda: next(refs), ev, clock=_clock(0.2))
+    assert got.taken == 5 and got.kept_index == [0, 1, 3, 4] and got.kept == [100.0, 101.0, 103.0, 104.0]
+    assert got.nominal_count == 2
+
+
 def test_without_a_known_baseline_the_fastest_reference_seen_sets_it_and_sampling_lasts_half_the_budget():
     from dataclasses import replace
 
