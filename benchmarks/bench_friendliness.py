@@ -20,6 +20,9 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
     ``--rule quota`` (the earlier rule) on the same measurements (nothing measured again).
     ``--reuse-luts DIR`` re-analyses an earlier profile instead: its networks come from the
     journal in DIR (nothing measured; the wall time is then not a profile's).
+``rule``     ``chamtvm friendliness --rule R`` (``--rule``, default ``window``) on the profile's
+    measurements (nothing measured again, the design's lookups reused): its reduced space is
+    searched as ``reduced-R``.
 ``search``   the ChamNet loop, the same for both spaces: imbalanced-Sobol + BO lookups
     (``accuracy.sampling.sample_and_fit``, the main job's settings ``sampling.DEFAULTS``) over
     the whole space as the pool, the GP, then the genetic search (``search.genetic``,
@@ -28,6 +31,13 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
     (``reduced``), in the quota rule's reduced space (``reduced-quota``, the control), and in
     the full space with 27 more lookups (the reduced space's own 27 design lookups: equal *total* lookups). A rule that
     dropped nothing has no reduced space to search.
+``bounds``   reference reductions no user can make, searched with the same loop and seeds: how
+    much a per-position reduction of this space could gain at all (they use every network's
+    true accuracy, which the profile never sees). ``bound-exact-rule``: the command's rule and
+    knob on the exact effects (``friendly.friendliness.analyse`` over all 6,561 networks, their
+    predicted latencies and true accuracies: the profile without noise, as far as the predictor
+    is right). ``bound-oracle``: at each position only the choices that the exact best networks
+    under the nine budgets use (no reduction loss, the smallest such space). Not timings.
 ``measure``  the distinct picks measured end to end on the target (network journal; ``--max``
     caps how many, the emulated board is slow).
 ``report``   ``benchmarks/results/friendliness_macro.json`` and ``friendliness_macro.png``.
@@ -381,6 +391,8 @@ def phase_search(args) -> None:
     # a rule that dropped nothing has no reduced space (its "reduced space" is the full one)
     paths = {"reduced": doc["outputs"].get("reduced_space"),
              "reduced-quota": (prof.get("quota_control") or {}).get("reduced_space")}
+    for f in sorted(RUNS.glob(f"rule_*_{args.target}.json")):  # other rules on the same profile (phase rule)
+        paths[f"reduced-{f.name[len('rule_'):-len(f'_{args.target}.json')]}"] = load_json(f).get("reduced_space")
     full, idx_full, lat_full, latency_info = predicted_latency(args.target)
     truth = NasBenchMacro.load().true_accuracy(idx_full)  # fraction, rows in index order
     spaces = {m: SearchSpace.load(REPO / p) for m, p in paths.items() if p}
@@ -411,6 +423,106 @@ def phase_search(args) -> None:
                    "reduced_spaces": {m: rel(REPO / p) if p else None for m, p in paths.items()},
                    "reduced_sizes": {m: sp.size() for m, sp in spaces.items()},
                    "design_lookups": design_lookups, "cache_checks": CACHE_CHECKS}, cache_path)
+
+
+# --------------------------------------------------------------------------------- rule
+def phase_rule(args) -> None:
+    """``chamtvm friendliness --rule R`` on the profile's measurements (its table copy and
+    journal: nothing measured again, the design's lookups reused from the accuracy journal),
+    written to ``rule_<R>_<target>.json``; ``search`` then searches its reduced space as
+    ``reduced-<R>``."""
+    prof = load_json(RUNS / f"profile_{args.target}.json")
+    if prof is None:
+        raise SystemExit(f"run the profile phase for {args.target} first")
+    doc = prof["document"]
+    res = run_chamtvm(["friendliness", "--target", args.target, "--space", "macro",
+                       "--out", str(RUNS / f"friendliness-{args.target}-macro-{args.rule}"),
+                       "--luts-dir", str(REPO / prof["luts_dir"]), "--networks", str(doc["networks"]["measured_ok"]),
+                       "--no-progress", "--rule", args.rule, *tracker_args(args)],
+                      log_path=RUNS / f"rule_{args.rule}_{args.target}.log", json_output=True)
+    got = res["json"]
+    if got["networks"]["measured_now"]:
+        raise SystemExit(f"the rule's run measured {got['networks']['measured_now']} networks: not the profile's")
+    write_results({"rule": got["rule"], "kept": got["kept"], "rows": got["rows"],
+                   "reduced_space": got["outputs"].get("reduced_space"), "networks": got["networks"]["measured_ok"],
+                   "accuracy": got["accuracy"], "profile": rel(RUNS / f"profile_{args.target}.json")},
+                  RUNS / f"rule_{args.rule}_{args.target}.json")
+
+
+# ------------------------------------------------------------------------------- bounds
+BOUNDS = ("bound-exact-rule", "bound-oracle")
+
+
+def bound_spaces(full, idx_full, lat_full, truth_pts, budgets) -> dict:
+    """The two reference reductions of ``phase_bounds``: method -> (space, what it kept, why)."""
+    from chamtvm.friendly.friendliness import DEFAULT_DROP, DEFAULT_RULE, analyse, reduced_space
+
+    exact = analyse(full, idx_full, lat_full, truth_pts, drop=DEFAULT_DROP, rule=DEFAULT_RULE)
+    kept_rule = exact.kept()
+    paths = list(kept_rule)
+    dims = [d for d, (_, choices) in enumerate(full.dimensions()) if len(choices) > 1]
+    assert len(dims) == len(paths)
+    best = [int(np.flatnonzero(lat_full <= b)[np.argmax(truth_pts[lat_full <= b])]) for b in budgets]
+    kept_oracle = {}
+    for path, d in zip(paths, dims):
+        choices = full.dimensions()[d][1]
+        used = sorted({int(idx_full[i][d]) for i in best})
+        kept_oracle[path] = tuple(choices[c] for c in used)
+    out = {}
+    for method, kept, why in (
+            ("bound-exact-rule", kept_rule,
+             f"the {DEFAULT_RULE} rule (drop {DEFAULT_DROP:.3g}) on every network's predicted latency and true accuracy"),
+            ("bound-oracle", kept_oracle, "only the choices the exact best networks under the budgets use")):
+        if all(len(k) == len(full.dimensions()[d][1]) for k, d in zip(kept.values(), dims)):
+            out[method] = (None, kept, why)
+            continue
+        sp = reduced_space(full, kept, f"{full.name}-{method}", f"reference reduction ({why}); not a method: "
+                                                                 "it uses the true accuracy of every network")
+        out[method] = (sp, kept, why)
+    return out
+
+
+def phase_bounds(args) -> None:
+    """``bound-exact-rule`` and ``bound-oracle`` (module docstring) searched like the others."""
+    from chamtvm.accuracy.nasbench import NasBenchMacro
+
+    search = load_json(RUNS / f"search_{args.target}.json")
+    if search is None:
+        raise SystemExit(f"run the search phase for {args.target} first (the bounds use its budgets)")
+    budgets = search["budgets_ms"]
+    full, idx_full, lat_full, _ = predicted_latency(args.target)
+    truth = NasBenchMacro.load().true_accuracy(idx_full)
+    spaces = bound_spaces(full, idx_full, lat_full, 100 * truth, budgets)
+    cache_path = RUNS / f"bounds_{args.target}.json"
+    cache = load_json(cache_path) or {}
+    kept = {m: {p: list(c) for p, c in k.items()} for m, (_, k, _) in spaces.items()}
+    runs = dict(cache.get("runs", {})) if cache.get("budgets_ms") == budgets and cache.get("kept") == kept else {}
+    out_dir = RUNS / f"bounds-{args.target}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for m, (sp, k, why) in spaces.items():
+        sizes = {p: len(c) for p, c in zip(k, (c for _, c in full.dimensions() if len(c) > 1))}
+        print(f"{args.target} {m}: {why}: kept " + ", ".join(f"{p} {list(c)}" for p, c in k.items()
+                                                             if len(c) < sizes[p]), flush=True)
+        if sp is None:
+            print(f"{args.target} {m}: drops nothing: no space to search", flush=True)
+            files[m] = None
+            continue
+        path = out_dir / f"{sp.name}.json"
+        save_json(sp.to_dict(), path)
+        files[m] = rel(path)
+        loop = Loop(sp, full, truth, lat_full)
+        for n in LOOKUPS:
+            for seed in range(args.seeds):
+                key = f"{m}/{n}/{seed}"
+                if key in runs:
+                    continue
+                t0 = time.time()
+                runs[key] = {**loop.run(n, seed, budgets), "seconds": round(time.time() - t0, 1)}
+                save_json({"budgets_ms": budgets, "kept": kept, "spaces": files, "runs": runs}, cache_path)
+                print(f"{args.target} {key}: {runs[key]['seconds']} s", flush=True)
+    write_results({"budgets_ms": budgets, "kept": kept, "spaces": files, "runs": runs,
+                   "sizes": {m: (sp.size() if sp is not None else None) for m, (sp, _, _) in spaces.items()}}, cache_path)
 
 
 # ------------------------------------------------------------------------------ measure
@@ -517,8 +629,14 @@ def evaluate_target(target: str) -> dict | None:
     front = exact_front(truth, lat_full)
     hv_exact = hypervolume(truth, lat_full, acc_ref, lat_ref, lat_lo)
     hv_exact_med = hypervolume(truth, lat_full, acc_med, lat_ref, lat_lo)
+    bounds = load_json(RUNS / f"bounds_{target}.json")
+    if bounds is not None and bounds.get("budgets_ms") != budgets:
+        print(f"{target}: bounds_{target}.json was searched under other budgets: left out", flush=True)
+        bounds = None
     reduced_exact = {}  # per reduced space: its own best networks (the floor of its regret)
-    for m, p in (search.get("reduced_spaces") or {"reduced": search.get("reduced_space")}).items():
+    spaces = dict(search.get("reduced_spaces") or {"reduced": search.get("reduced_space")})
+    spaces.update((bounds or {}).get("spaces") or {})
+    for m, p in spaces.items():
         if not p:
             reduced_exact[m] = None
             continue
@@ -559,7 +677,7 @@ def evaluate_target(target: str) -> dict | None:
         return out
 
     per = {}
-    for key, run in search["runs"].items():
+    for key, run in list(search["runs"].items()) + list(((bounds or {}).get("runs") or {}).items()):
         method, n, seed = key.split("/")
         per.setdefault(method, {}).setdefault(n, {})[seed] = {**score(run["picks"]), "lookups": run["lookups"]}
     table = {}
@@ -589,7 +707,7 @@ def evaluate_target(target: str) -> dict | None:
 
     diffs = {}
     for n in map(str, LOOKUPS):
-        for m in (m for m in per if m.startswith("reduced") and n in per[m]):
+        for m in (m for m in per if m.startswith(("reduced", "bound-")) and n in per[m]):
             diffs.setdefault(n, {})[f"{m}_minus_full"] = {f: paired(m, "full", n, f) for f in FIELDS}
             diffs[n][f"{m}_minus_full_plus_design"] = {f: paired(m, "full+design", n, f) for f in FIELDS}
     pairs = [(predicted[k], v["ms"]) for k, v in measured.items()]
@@ -630,6 +748,14 @@ def evaluate_target(target: str) -> dict | None:
                            "device_label": mprof.get("device_label"), "provenance": mprof.get("provenance"),
                            "quiet_run": quiet_record("measure", target, mprof.get("provenance") or {})},
         "search_provenance": search.get("provenance"), "latency_info": search.get("latency"),
+        "bounds": None if bounds is None else {
+            "what": "reference reductions no user can make (they use every network's true accuracy), searched "
+                    "with the same loop and seeds: how much a per-position reduction could gain at all; "
+                    "bound-exact-rule: the default rule and knob on the exact effects of all 6,561 networks "
+                    "(predicted latency, true accuracy); bound-oracle: at each position only the choices the "
+                    "exact best networks under the budgets use",
+            "kept": bounds.get("kept"), "spaces": bounds.get("spaces"), "sizes": bounds.get("sizes"),
+            "provenance": bounds.get("provenance")},
         "table_run": table_run(target),
         "machine_speed": machine_speed(target, prof, mprof),
         "stagewise": stagewise(target),
@@ -745,11 +871,15 @@ def plot(res: dict, path: Path) -> None:
     plt = pyplot()
     targets = [t for t in TARGETS if t in res["targets"]]
     fig, axes = plt.subplots(len(targets), 5, figsize=(25, 4.2 * len(targets)), squeeze=False)
-    colours = {"full": "tab:blue", "reduced": "tab:green", "reduced-quota": "tab:orange", "full+design": "tab:purple"}
+    colours = {"full": "tab:blue", "reduced": "tab:green", "reduced-quota": "tab:orange", "full+design": "tab:purple",
+               "reduced-window": "tab:red", "bound-exact-rule": "tab:brown", "bound-oracle": "tab:gray"}
     for row, t in zip(axes, targets):
         r = res["targets"][t]
         names = {"full": "full space", "reduced": "reduced space", "reduced-quota": "reduced, earlier quota rule (control)",
-                 "full+design": f"full space, +{r['friendliness']['accuracy']['counted']} lookups (the design's)"}
+                 "full+design": f"full space, +{r['friendliness']['accuracy']['counted']} lookups (the design's)",
+                 "reduced-window": "reduced space, window rule",
+                 "bound-exact-rule": "reference: the rule on exact effects (not a method)",
+                 "bound-oracle": "reference: the exact best networks' choices (not a method)"}
         ax = row[0]
         fr = r["exact"]["front"]
         ax.step([p["predicted_ms"] for p in fr], [p["accuracy_pts"] for p in fr], where="post", color="grey",
@@ -859,7 +989,12 @@ def phase_report(args) -> None:
                        "design_lookups_note": "the reduced space cost extra lookups, its design networks' accuracies "
                                               "(targets.<t>.friendliness.accuracy.counted); 'full+design' gives the "
                                               "full space the same total",
-                       "methods": {"reduced": "the space reduced by the command's default rule (confident)",
+                       "methods": {"bound-exact-rule": "reference, not a method: the default rule on the exact "
+                                                       "effects (every network's predicted latency and true accuracy)",
+                                   "bound-oracle": "reference, not a method: at each position only the choices the "
+                                                   "exact best networks under the budgets use",
+                                   "reduced": "the space reduced by the command's default rule (confident)",
+                                   "reduced-window": "the space reduced by the window rule on the same profile",
                                    "reduced-quota": "control: the earlier quota rule on the same profile",
                                    "full+design": "the full space with the design's lookups added to the loop's"}}
     write_results(res, RESULTS / f"{args.results_name}.json", figure=plot, measurements_from=RUNS)
@@ -886,7 +1021,7 @@ def emulated_board(port: int):
 def main(argv=None) -> int:
     global RUNS
     ap = argument_parser(__doc__)
-    ap.add_argument("phase", choices=["table", "profile", "search", "measure", "report", "timing", "stagewise"])
+    ap.add_argument("phase", choices=["table", "profile", "rule", "search", "bounds", "measure", "report", "timing", "stagewise"])
     ap.add_argument("--target", default="x86", choices=TARGETS)
     ap.add_argument("--tracker", default=None, help="HOST:PORT of the tracker (arm)")
     ap.add_argument("--key", default="arm")
@@ -899,6 +1034,8 @@ def main(argv=None) -> int:
     ap.add_argument("--networks", type=int, default=None,
                     help="profile: design networks (default: the command's, 27 for macro; at most 60)")
     ap.add_argument("--trials", type=int, default=0, help="table: tuning trials per kernel (default 0: untuned)")
+    ap.add_argument("--rule", default="window",
+                    help="rule: the reduction rule run on the profile's measurements (default window)")
     ap.add_argument("--space", default="fashion", help="stagewise: the stage-wise space (default fashion)")
     ap.add_argument("--seeds", type=int, default=len(SEEDS),
                     help=f"search: seeds 0..N-1 per method and lookup count (default {len(SEEDS)}, the issue's; more "
@@ -922,7 +1059,7 @@ def main(argv=None) -> int:
     if args.runs is not None:
         RUNS = args.runs.resolve()
     RUNS.mkdir(parents=True, exist_ok=True)
-    phase = {"table": phase_table, "profile": phase_profile, "search": phase_search, "measure": phase_measure, "report": phase_report,
+    phase = {"table": phase_table, "profile": phase_profile, "rule": phase_rule, "search": phase_search, "bounds": phase_bounds, "measure": phase_measure, "report": phase_report,
              "timing": phase_timing, "stagewise": phase_stagewise}
     with emulated_board(args.emulate_arm) if args.emulate_arm else nullcontext(args.tracker) as tracker:
         args.tracker = tracker

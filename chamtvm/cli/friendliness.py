@@ -54,12 +54,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="accuracy journal (with --task: where lookups/trainings go; with --task none: use its "
                         "trainings of the space as they are)")
     p.add_argument("--rule", choices=RULES, default=DEFAULT_RULE,
-                   help="reduction rule: confident (default: drop only choices unfriendly with 95%% confidence) or "
+                   help="reduction rule: confident (default: drop only choices unfriendly with 95%% confidence), "
+                        "window (drop choices no budget between the 10%% and 90%% latency quantiles would take, "
+                        "with 95%% confidence over all choices: a cheap block that loses too much accuracy too) or "
                         "quota (the earlier rule: drop exactly the --drop fraction by point estimates); "
                         "docs/friendliness.md")
     p.add_argument("--drop", type=_fraction, default=DEFAULT_DROP,
-                   help=f"size knob: fraction of the non-baseline choices to drop, at most (confident) or exactly "
-                        f"(quota) (default {DEFAULT_DROP:.3g})")
+                   help=f"size knob: fraction of the non-baseline choices (window: of the choices beyond one per "
+                        f"position) to drop, at most (confident, window) or exactly (quota) (default {DEFAULT_DROP:.3g})")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default runs/friendliness-<target>-<space>)")
     p.add_argument("--json", action="store_true", help="print the JSON document instead of the table")

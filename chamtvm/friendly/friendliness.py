@@ -42,14 +42,38 @@ the regression's effects are exactly such averages, with confidence intervals):
   whole accuracy interval lies below the baseline's (it then loses accuracy for no measurable
   saving): the space is reduced only by what the measurements show, and not at all when they
   show nothing.
+* ``window`` (2026-12-06, not the default): friendliness read against the budgets a search
+  will use. With additive effects, a budget ``B`` fixes an exchange rate ``lambda(B)`` (ms of
+  latency against points of accuracy: the slope of the position-wise upper convex hulls of
+  (latency, accuracy) at which the cheapest-first greedy over the hulls' segments spends ``B``,
+  the Lagrangian relaxation of the multiple-choice knapsack), and at each position the choice
+  that maximizes ``A - lambda * L``, a point of that position's hull, is the one to take. A
+  choice off its hull, or on it only for rates outside ``[lambda(B_hi), lambda(B_lo)]``, is not
+  worth taking under any budget of the window ``[B_lo, B_hi]`` = the ``WINDOW`` quantiles (10 %
+  and 90 %) of the space's latency under the latency model. This includes a position's cheapest
+  choice where more accuracy is always worth its latency there (``skip`` in the first layers of
+  a space whose budgets never force it). With noisy effects: ``WINDOW_DRAWS`` draws of both
+  fits' coefficients (multivariate t, the fits' covariance and residual degrees of freedom,
+  seeded), the window and the hulls recomputed in each (``out_of_window``: the share of draws
+  in which a choice is out of it). Choices are dropped the most certain first (ties: the slower
+  first) as long as all those dropped are out of the window together in at least ``1 - 5 % /
+  m`` of the draws, ``m`` the space's number of choices (Bonferroni: one statement about the
+  whole dropped set at 95 % over all the choices looked at, so that a space's many choices do
+  not let noise drop some; at least ``WINDOW_DRAWS`` draws, and enough for 10 to fall inside
+  that level's tail), at most ``round(drop * (choices - positions))`` of them; a position
+  always keeps at least one choice.
 * ``quota`` (the rule until 2026-12-05, kept to reproduce its results): drop exactly
   ``round(drop * number of non-baseline choices)``: first the choices *dominated* at their
   position (another choice there is estimated no slower and at least as accurate), then the
   least friendly (lowest ``F``; ties: the slower first); within each group the least friendly
   first. It ranks by point estimates, so on noisy accuracies it drops by noise.
 
-Both were stated before any search ran on a space they reduced; neither rule nor knob was
-tuned on the benchmark's figures (docs/friendliness.md says when and why the default changed).
+``confident`` and ``quota`` were stated before any search ran on a space they reduced; neither
+rule nor knob was tuned on the benchmark's figures (docs/friendliness.md says when and why the
+default changed). ``window`` was stated after a reference reduction built from the benchmark's
+exact accuracies (``bound-oracle``) showed that the best networks never use ``skip`` early:
+its mechanism, window and 95 % level were fixed from that, before any search in a space it
+reduced; they were not tuned on its figures (docs/friendliness.md).
 ``drop`` defaults to ``DEFAULT_DROP`` = 1/3. Without accuracies there is no friendliness and
 no reduced space (latency alone cannot say what a choice buys).
 """
@@ -66,8 +90,12 @@ from .design import EffectsModel, effects_model
 from .regression import LinearFit, fit_ols
 
 DEFAULT_DROP = 1 / 3
-RULES = ("confident", "quota")
+RULES = ("confident", "quota", "window")
+WINDOW = (0.1, 0.9)  # quantiles of the space's latency (latency model) the budgets are expected between
+WINDOW_DRAWS = 4000  # coefficient draws of the window rule (more where its level needs them)
+WINDOW_NETWORKS = 4096  # networks (all, or a seeded uniform sample) the window's quantiles are taken over
 DEFAULT_RULE = "confident"
+CONFIDENCE_TO_DROP = 0.95  # window rule: before its Bonferroni correction over the space's choices
 LATENCY_FLOOR = 1e-3  # latency shares below this fraction of the range count as this much
 BASELINE_WHY = "baseline (cheapest here, or as cheap within its interval with the fewest MACs)"
 
@@ -89,6 +117,7 @@ class ChoiceRow:
     kept: bool = True
     why: str = ""
     friendliness_hi: float | None = None
+    out_of_window: float | None = None  # window rule: share of draws where it is worth taking under no budget
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -152,6 +181,10 @@ RULE_TEXT = {
     "confident": "keep every position's baseline; drop only choices unfriendly with 95% confidence (friendliness_hi "
                  "< 1: below the space's average rate even at the favourable end of both intervals), at most "
                  "round(drop * non-baseline choices), the lowest friendliness_hi first (ties: the slower first)",
+    "window": "drop choices (a baseline too) that, in at least 1 - 5%/(number of choices) of draws of both fits' "
+              "coefficients (Bonferroni), all of them together, are worth taking under no budget between the 10% and 90% quantiles of the space's latency "
+              "(off their position's convex hull of (latency, accuracy), or on it only at exchange rates outside the "
+              "window's), at most round(drop * (choices - positions)), the most certain first; every position keeps one",
     "quota": "keep every position's baseline; drop exactly round(drop * non-baseline choices): first those dominated "
              "at their position (another one estimated no slower and at least as accurate), then the least friendly; "
              "least friendly first within each group (ties: the slower first)",
@@ -243,7 +276,10 @@ def analyse(space, indices, latency_ms, accuracy_pts=None, drop: float = DEFAULT
             r.friendliness = r.accuracy_share / max(r.latency_share, LATENCY_FLOOR)
             r.friendliness_hi = ((r.accuracy_pts + r.accuracy_ci_pts) / acc_range
                                  / max((r.latency_ms - r.latency_ci_ms) / lat_range, LATENCY_FLOOR))
-    (_reduce_confident if rule == "confident" else _reduce_quota)(by_pos, drop)
+    if rule == "window":
+        _reduce_window(space, model, lat_fit, acc_fit, rows, drop)
+    else:
+        (_reduce_confident if rule == "confident" else _reduce_quota)(by_pos, drop)
     if not result.reduced:
         notes.append("nothing dropped: no choice is unfriendly with 95% confidence (more design networks narrow "
                      "the intervals)" if rule == "confident" else "nothing dropped (drop rounds to 0 choices)")
@@ -268,6 +304,126 @@ def _reduce_confident(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:
             r.why = f"dropped {rank + 1} of {len(unfriendly)}: unfriendly with 95% confidence (F_hi {r.friendliness_hi:.2f} < 1)"
         else:
             r.why = f"kept (unfriendly, F_hi {r.friendliness_hi:.2f} < 1, but the cap of {cap} is full)"
+
+
+def _upper_hull(lat: np.ndarray, acc: np.ndarray) -> list[int]:
+    """Choices on the upper-left convex hull of one position's (latency, accuracy) points,
+    cheapest first: each more accurate than the last, at a falling rate (accuracy per ms)."""
+    hull: list[int] = []
+    for c in sorted(range(len(lat)), key=lambda c: (lat[c], -acc[c], c)):
+        if hull and acc[c] <= acc[hull[-1]]:
+            continue  # no more accurate than a choice at most as slow
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            if (acc[b] - acc[a]) * (lat[c] - lat[b]) <= (acc[c] - acc[b]) * (lat[b] - lat[a]):
+                hull.pop()  # b lies on or under the segment a -> c
+            else:
+                break
+        hull.append(c)
+    return hull
+
+
+def in_window(levels: list[tuple[np.ndarray, np.ndarray]], intercept: float, net_latency: np.ndarray,
+              window: tuple[float, float] = WINDOW) -> list[np.ndarray]:
+    """Per position, ``(k,)`` bool: the choice is worth taking under some budget of the window.
+
+    ``levels``: per position the choices' latency (ms) and accuracy (points) effects ``(k,)``
+    each (any offset per position); ``intercept``: the latency model's constant, so that a
+    network's latency is ``intercept + sum_j lat_j[c_j]``; ``net_latency`` ``(n,)``: the model's
+    latency of the networks the window's quantiles (``window``) are taken over."""
+    hulls = [_upper_hull(lat, acc) for lat, acc in levels]
+    segments = sorted(((acc[b] - acc[a]) / (lat[b] - lat[a]), lat[b] - lat[a])
+                      for (lat, acc), h in zip(levels, hulls) for a, b in zip(h, h[1:]))[::-1]
+    start = intercept + sum(float(lat[h[0]]) for (lat, _), h in zip(levels, hulls))
+
+    def rate(budget: float) -> float:  # lambda(budget): the slope at which the greedy spends it
+        room = budget - start
+        for r, width in segments:
+            if room <= width:
+                return r
+            room -= width
+        return 0.0
+
+    b_lo, b_hi = np.quantile(net_latency, window)
+    hi, lo = rate(float(b_lo)), rate(float(b_hi))
+    out = []
+    for (lat, acc), h in zip(levels, hulls):
+        keep = np.zeros(len(lat), dtype=bool)
+        for i, c in enumerate(h):
+            r_in = np.inf if i == 0 else (acc[c] - acc[h[i - 1]]) / (lat[c] - lat[h[i - 1]])
+            r_out = -np.inf if i == len(h) - 1 else (acc[h[i + 1]] - acc[c]) / (lat[h[i + 1]] - lat[c])
+            keep[c] = r_out <= hi and r_in >= lo  # optimal for the rates [r_out, r_in]
+        out.append(keep)
+    return out
+
+
+def _t_draws(fit: LinearFit, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, p)`` coefficient draws from the fit's multivariate t (its covariance and dof)."""
+    p = len(fit.coef)
+    w, v = np.linalg.eigh((fit.cov + fit.cov.T) / 2)
+    root = v * np.sqrt(np.clip(w, 0, None))
+    z = rng.standard_normal((n, p)) @ root.T
+    scale = np.sqrt(fit.dof / rng.chisquare(fit.dof, size=(n, 1))) if fit.dof > 0 else 1.0
+    return fit.coef + z * scale
+
+
+def _reduce_window(space, model: EffectsModel, lat_fit: LinearFit, acc_fit: LinearFit, rows: list[ChoiceRow],
+                   drop: float, seed: int = 0) -> None:
+    """The ``window`` rule (module docstring), on the rows in place."""
+    import itertools
+
+    rng = np.random.default_rng(seed)
+    sizes = [len(c) for _, c in space.dimensions()]
+    if space.size() <= WINDOW_NETWORKS:
+        nets = np.array(list(itertools.product(*map(range, sizes))), dtype=np.int64)
+    else:
+        nets = np.column_stack([rng.integers(0, k, WINDOW_NETWORKS) for k in sizes])
+    X = model.matrix(nets)
+    level_rows = [model.level_rows(j) for j in range(len(model.positions))]
+    # Bonferroni over every choice of the space: the dropped set is out of the window together in
+    # at least 1 - 5 % / choices of the draws, and there are draws enough for 10 of them to be in
+    alpha = (1 - CONFIDENCE_TO_DROP) / len(rows)
+    level, draws = 1 - alpha, max(WINDOW_DRAWS, int(np.ceil(10 / alpha)))
+    lat_draws, acc_draws = _t_draws(lat_fit, draws, rng), _t_draws(acc_fit, draws, rng)
+    out = [np.zeros((draws, len(r)), dtype=bool) for r in level_rows]  # per draw: out of the window
+    for d, (bl, ba) in enumerate(zip(lat_draws, acc_draws)):
+        keep = in_window([(r @ bl, r @ ba) for r in level_rows], float(bl[0]), X @ bl)
+        for j, k in enumerate(keep):
+            out[j][d] = ~k
+    by_pos: dict[str, list[ChoiceRow]] = {}
+    for r in rows:
+        by_pos.setdefault(r.position, []).append(r)
+    mask = {}
+    for pos, o in zip(model.positions, out):
+        for c, r in enumerate(by_pos[pos.path]):
+            r.out_of_window = float(o[:, c].mean())
+            mask[id(r)] = o[:, c]
+    cap = int(round(drop * sum(len(rs) - 1 for rs in by_pos.values())))
+    for r in rows:
+        r.why = f"kept (worth taking under some budget of the window in {1 - r.out_of_window:.2%} of draws)"
+    # dropped together only while every dropped choice is out of the window in the same 95 % of
+    # draws: one statement about the whole set, not 95 % per choice (which, over a space's many
+    # choices, would drop some by noise alone)
+    joint = np.ones(draws, dtype=bool)
+    dropped = 0
+    for r in sorted((r for r in rows if r.out_of_window >= level),
+                    key=lambda r: (-r.out_of_window, -r.latency_ms)):
+        together = joint & mask[id(r)]
+        if dropped >= cap:
+            r.why = (f"kept (worth taking under no budget of the window in {r.out_of_window:.2%} of draws, but "
+                     f"the cap of {cap} is full)")
+        elif not any(o.kept for o in by_pos[r.position] if o is not r):
+            r.why = f"kept (the last choice at {r.position})"
+        elif together.mean() < level:
+            r.why = (f"kept (out of the window in {r.out_of_window:.2%} of draws, but with the choices dropped "
+                     f"before it all out in only {together.mean():.2%}, under {level:.2%})")
+        else:
+            joint = together
+            r.kept = False
+            dropped += 1
+            r.why = (f"dropped {dropped}: worth taking under no budget of the window in {r.out_of_window:.2%} of "
+                     f"draws, and with the {dropped - 1} dropped before it all out in {joint.mean():.2%} "
+                     "(off its position's hull, or on it only at rates outside the window's)")
 
 
 def _reduce_quota(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:

@@ -240,3 +240,82 @@ def test_choice_macs_rise_with_every_bigger_value_of_a_stage_wise_space():
     for p in model.positions:
         macs = choice_macs(space, rows, p.dim, len(p.choices))
         assert np.all(np.diff(macs) > 0), (p.path, p.choices, macs)
+
+
+def test_window_hull_and_rates_on_a_hand_worked_example():
+    """Two positions. A: (latency ms, accuracy points) (0, 0), (1, 10), (2, 10.5) and (1.5, 9),
+    dominated by (1, 10); B: (0, 0), (1, 0.5), (3, 0.6) and (2, 0.52), under the segment from
+    (1, 0.5) to (3, 0.6). Hull segments by rate: 10 (A), 0.5 (A), 0.5 (B), 0.05 (B). A budget of
+    1.5 ms is spent at rate 0.5, one of 3.5 ms at 0.05: in that window A's cheapest choice
+    (worth it only at rates of 10 and more) is never worth taking; under 0.5 ms it is."""
+    from chamtvm.friendly.friendliness import _upper_hull, in_window
+
+    a = (np.array([0.0, 1.0, 2.0, 1.5]), np.array([0.0, 10.0, 10.5, 9.0]))
+    b = (np.array([0.0, 1.0, 3.0, 2.0]), np.array([0.0, 0.5, 0.6, 0.52]))
+    assert _upper_hull(*a) == [0, 1, 2] and _upper_hull(*b) == [0, 1, 2]
+    keep_a, keep_b = in_window([a, b], 0.0, np.array([1.5, 3.5]), window=(0.0, 1.0))
+    assert keep_a.tolist() == [False, True, True, False] and keep_b.tolist() == [True, True, True, False]
+    keep_a, _ = in_window([a, b], 0.0, np.array([0.5, 3.5]), window=(0.0, 1.0))
+    assert keep_a.tolist() == [True, True, True, False]  # a tight budget makes the cheapest choice worth it
+    keep_a, _ = in_window([a, b], 2.0, np.array([3.5, 5.5]), window=(0.0, 1.0))  # the intercept shifts budgets
+    assert keep_a.tolist() == [False, True, True, False]
+
+
+# early layers where skip loses much accuracy for little latency: with budgets in the window, no
+# search should take skip there
+GAIN_EARLY = GAIN.copy()
+GAIN_EARLY[0] = [0.0, 6.0, 6.4]
+GAIN_EARLY[2] = [0.0, 5.0, 5.5]
+
+
+def _out_of_window(space, gain, window) -> set:
+    """The cells that no budget of ``window`` takes, on the true effects (``in_window`` on COST
+    and ``gain``). A cell at the window's edge (its rate equal to an edge budget's) is in it for
+    the exact edge only, so the tests compare with a wider and a narrower window."""
+    from chamtvm.friendly.friendliness import in_window
+
+    nets = np.array(np.meshgrid(*[range(3)] * 8, indexing="ij")).reshape(8, -1).T
+    keep = in_window([(COST[j], gain[j]) for j in range(8)], 1.5, 1.5 + sum(COST[j, nets[:, j]] for j in range(8)),
+                     window)
+    return {(f"layers[{j}]", space.layers[j].choices[c]) for j in range(8) for c in range(3) if not keep[j][c]}
+
+
+def test_window_rule_without_noise_drops_what_no_budget_of_the_window_takes(macro):
+    space, rows = macro
+    lat = 1.5 + sum(COST[j, rows[:, 1 + j]] for j in range(8))
+    acc = 85 + sum(GAIN_EARLY[j, rows[:, 1 + j]] for j in range(8))
+    surely_out, maybe_out = _out_of_window(space, GAIN_EARLY, (0.05, 0.95)), _out_of_window(space, GAIN_EARLY, (0.2, 0.8))
+    assert {("layers[0]", "skip"), ("layers[2]", "skip")} <= surely_out
+    res = analyse(space, rows, lat, acc, rule="window", drop=0.99)  # no cap in the way
+    dropped = {(r.position, r.choice) for r in res.rows if not r.kept}
+    assert surely_out <= dropped <= maybe_out
+    assert all(r.out_of_window in (0.0, 1.0) for r in res.rows)  # no noise: every draw the same
+    assert all(any(r.kept for r in rs) for rs in res.by_position().values())
+    capped = analyse(space, rows, lat, acc, rule="window")  # cap round(16 / 3) = 5: the slowest first
+    gone = [r for r in capped.rows if not r.kept]
+    assert len(gone) == min(5, len(dropped)) and {(r.position, r.choice) for r in gone} <= dropped
+    assert sum("cap of 5 is full" in r.why for r in capped.rows) == max(0, len(dropped) - 5)
+    assert reduced_space(space, capped.kept(), "w", "window").size() < space.size()
+
+
+def test_window_rule_drops_by_the_measurements_not_by_noise(macro):
+    """1 point of accuracy noise, 20 seeds: the window rule almost never drops a cell that the
+    true effects take well inside the window (10 %-90 %: taken under 20 %-80 %), and finds the
+    early skips in most; with 5 points of noise (gains up to 1.8 points) it drops nothing."""
+    space, rows = macro
+    taken = {(f"layers[{j}]", c) for j in range(8) for c in space.layers[j].choices} - \
+        _out_of_window(space, GAIN_EARLY, (0.2, 0.8))
+    wrong = found = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        lat = 1.5 + sum(COST[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, 0.05, len(rows))
+        acc = 85 + sum(GAIN_EARLY[j, rows[:, 1 + j]] for j in range(8)) + rng.normal(0, 1.0, len(rows))
+        res = analyse(space, rows, lat, acc, rule="window")
+        dropped = {(r.position, r.choice) for r in res.rows if not r.kept}
+        wrong += len(dropped & taken)
+        found += ("layers[0]", "skip") in dropped and ("layers[2]", "skip") in dropped
+        assert all(r.out_of_window >= 0.95 for r in res.rows if not r.kept)
+    assert wrong <= 2 and found >= 15, (wrong, found)
+    lat = 1.5 + sum(COST[j, rows[:, 1 + j]] for j in range(8))
+    acc = 85 + sum(GAIN[j, rows[:, 1 + j]] for j in range(8)) + np.random.default_rng(0).normal(0, 5.0, len(rows))
+    assert not analyse(space, rows, lat, acc, rule="window").reduced
