@@ -709,7 +709,8 @@ def evaluate_target(target: str) -> dict | None:
     for n in map(str, LOOKUPS):
         for m in (m for m in per if m.startswith(("reduced", "bound-")) and n in per[m]):
             diffs.setdefault(n, {})[f"{m}_minus_full"] = {f: paired(m, "full", n, f) for f in FIELDS}
-            diffs[n][f"{m}_minus_full_plus_design"] = {f: paired(m, "full+design", n, f) for f in FIELDS}
+            if not m.startswith("bound-"):  # a reference paid no lookups: against the full space only
+                diffs[n][f"{m}_minus_full_plus_design"] = {f: paired(m, "full+design", n, f) for f in FIELDS}
     pairs = [(predicted[k], v["ms"]) for k, v in measured.items()]
     by_method = {}  # the predictor on each method's own distinct picks (is one space's picks priced worse?)
     for method in per:
