@@ -36,8 +36,9 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
     true accuracy, which the profile never sees). ``bound-exact-rule``: the command's rule and
     knob on the exact effects (``friendly.friendliness.analyse`` over all 6,561 networks, their
     predicted latencies and true accuracies: the profile without noise, as far as the predictor
-    is right). ``bound-exact-window``: the same with the window rule. ``bound-oracle``: at each position only the choices that the exact best networks
-    under the nine budgets use (no reduction loss, the smallest such space). Not timings.
+    is right). ``bound-exact-window``: the same with the window rule. ``bound-oracle``: at
+    each position only the choices that the exact best networks under the nine budgets use
+    (no reduction loss, the smallest such space). Not timings.
 ``measure``  the distinct picks measured end to end on the target (network journal; ``--max``
     caps how many, the emulated board is slow).
 ``report``   ``benchmarks/results/friendliness_macro.json`` and ``friendliness_macro.png``.
@@ -450,11 +451,9 @@ def phase_rule(args) -> None:
 
 
 # ------------------------------------------------------------------------------- bounds
-BOUNDS = ("bound-exact-rule", "bound-exact-window", "bound-oracle")
-
-
 def bound_spaces(full, idx_full, lat_full, truth_pts, budgets) -> dict:
-    """The two reference reductions of ``phase_bounds``: method -> (space, what it kept, why)."""
+    """The reference reductions of ``phase_bounds``: method -> (space or None where it drops
+    nothing, what it kept, why)."""
     from chamtvm.friendly.friendliness import DEFAULT_DROP, DEFAULT_RULE, analyse, reduced_space
 
     exact = analyse(full, idx_full, lat_full, truth_pts, drop=DEFAULT_DROP, rule=DEFAULT_RULE)

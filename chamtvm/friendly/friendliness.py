@@ -43,8 +43,8 @@ the regression's effects are exactly such averages, with confidence intervals):
   saving): the space is reduced only by what the measurements show, and not at all when they
   show nothing.
 * ``window`` (2026-12-06, not the default): friendliness read against the budgets a search
-  will use. With additive effects, a budget ``B`` fixes an exchange rate ``lambda(B)`` (ms of
-  latency against points of accuracy: the slope of the position-wise upper convex hulls of
+  will use. With additive effects, a budget ``B`` fixes an exchange rate ``lambda(B)`` (points
+  of accuracy per ms of latency: the slope of the position-wise upper convex hulls of
   (latency, accuracy) at which the cheapest-first greedy over the hulls' segments spends ``B``,
   the Lagrangian relaxation of the multiple-choice knapsack), and at each position the choice
   that maximizes ``A - lambda * L``, a point of that position's hull, is the one to take. A
@@ -73,7 +73,8 @@ rule nor knob was tuned on the benchmark's figures (docs/friendliness.md says wh
 default changed). ``window`` was stated after a reference reduction built from the benchmark's
 exact accuracies (``bound-oracle``) showed that the best networks never use ``skip`` early:
 its mechanism, window and 95 % level were fixed from that, before any search in a space it
-reduced; they were not tuned on its figures (docs/friendliness.md).
+reduced, and the Bonferroni correction from synthetic tests (``tests/friendly``); none was
+tuned on its figures (docs/friendliness.md).
 ``drop`` defaults to ``DEFAULT_DROP`` = 1/3. Without accuracies there is no friendliness and
 no reduced space (latency alone cannot say what a choice buys).
 """
@@ -401,9 +402,9 @@ def _reduce_window(space, model: EffectsModel, lat_fit: LinearFit, acc_fit: Line
     cap = int(round(drop * sum(len(rs) - 1 for rs in by_pos.values())))
     for r in rows:
         r.why = f"kept (worth taking under some budget of the window in {1 - r.out_of_window:.2%} of draws)"
-    # dropped together only while every dropped choice is out of the window in the same 95 % of
-    # draws: one statement about the whole set, not 95 % per choice (which, over a space's many
-    # choices, would drop some by noise alone)
+    # dropped together only while every dropped choice is out of the window in the same draws, at
+    # the corrected level: one statement about the whole set, not one per choice (which, over a
+    # space's many choices, would drop some by noise alone)
     joint = np.ones(draws, dtype=bool)
     dropped = 0
     for r in sorted((r for r in rows if r.out_of_window >= level),
