@@ -371,14 +371,11 @@ def _t_draws(fit: LinearFit, n: int, rng: np.random.Generator) -> np.ndarray:
 def _reduce_window(space, model: EffectsModel, lat_fit: LinearFit, acc_fit: LinearFit, rows: list[ChoiceRow],
                    drop: float, seed: int = 0) -> None:
     """The ``window`` rule (module docstring), on the rows in place."""
-    import itertools
-
     rng = np.random.default_rng(seed)
-    sizes = [len(c) for _, c in space.dimensions()]
     if space.size() <= WINDOW_NETWORKS:
-        nets = np.array(list(itertools.product(*map(range, sizes))), dtype=np.int64)
+        nets = space.all_indices()
     else:
-        nets = np.column_stack([rng.integers(0, k, WINDOW_NETWORKS) for k in sizes])
+        nets = np.column_stack([rng.integers(0, len(c), WINDOW_NETWORKS) for _, c in space.dimensions()])
     X = model.matrix(nets)
     level_rows = [model.level_rows(j) for j in range(len(model.positions))]
     # Bonferroni over every choice of the space: the dropped set is out of the window together in

@@ -42,8 +42,7 @@ class NominalSamples:
     ``kept``: the samples (us) whose two reference timings both ran within the tolerance of
     ``baseline_us`` (all samples when no reference or no tolerance), topped up to ``repeat``
     with those nearest it when too few were (``nominal_count``: how many ran at nominal
-    speed); ``taken``: how many were
-    taken in all; ``reference_us``: median reference time beside the kept samples (all samples
+    speed); ``taken``: how many were taken in all; ``reference_us``: median reference time beside the kept samples (all samples
     when none was kept); ``reference_p10_us``: the 10th percentile of every reference timing
     (the fast end of this measurement, from which a caller learns the nominal time:
     ``table.reference``); ``nominal``: enough samples were kept."""
@@ -88,8 +87,8 @@ def sample_at_nominal_speed(take: Callable[[], list[float]], reference: Callable
     out with fewer than ``nominal_samples`` kept, they are topped up to ``repeat`` with the
     samples taken nearest the nominal speed (the lowest reference timings around them), so a
     short budget on a slow device gives fewer nominal samples (``samples_nominal``, and
-    ``nominal`` False), never fewer samples. A measurement that kept no sample at all gives every sample, divided by
-    ``slow_factor`` where it is known (``corrected_by``)."""
+    ``nominal`` False), never fewer samples. A measurement that kept no sample at all gives
+    every sample, divided by ``slow_factor`` where it is known (``corrected_by``)."""
     tol = evaluator.nominal_tolerance
     if reference is None or tol is None:
         out: list[float] = []

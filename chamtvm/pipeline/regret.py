@@ -11,7 +11,6 @@ pick's true accuracy, in accuracy points (percent).
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,7 +23,7 @@ def all_indices(space, limit: int = MAX_ENUMERATED) -> np.ndarray | None:
     """Every architecture of ``space`` as choice-index rows ``(size, D)``; None when larger than ``limit``."""
     if space.size() > limit:
         return None
-    return np.array(list(itertools.product(*[range(len(c)) for _, c in space.dimensions()])), dtype=np.int64)
+    return space.all_indices()
 
 
 @dataclass

@@ -93,6 +93,13 @@ class ChoiceSpace:
         """Number of distinct architectures in the space."""
         return int(np.prod([len(c) for _, c in self.dimensions()], dtype=object))
 
+    def all_indices(self) -> np.ndarray:
+        """Every architecture as choice-index rows ``(size, D)`` int64, the last dimension
+        varying fastest (``itertools.product`` order); mind ``size()`` before calling."""
+        import itertools
+
+        return np.array(list(itertools.product(*[range(len(c)) for _, c in self.dimensions()])), dtype=np.int64)
+
     def sample(self, rng: np.random.Generator):
         """One architecture drawn uniformly per dimension."""
         return self.from_indices([int(rng.integers(len(c))) for _, c in self.dimensions()])
