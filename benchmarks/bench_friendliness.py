@@ -331,16 +331,35 @@ class Loop:
     def own_flat(self, idx) -> np.ndarray:
         return np.atleast_2d(idx) @ self.own_strides
 
-    def run(self, lookups: int, seed: int, budgets) -> dict:
+    def own_rows(self, full_idx) -> np.ndarray:
+        """Pool rows of the full-space networks ``full_idx`` ``(n, D)`` that lie in this space
+        (the others left out), in the given order."""
+        rows = []
+        for r in np.atleast_2d(full_idx):
+            try:
+                own = [m.index(int(c)) for m, c in zip(self.to_full_cols, r)]
+            except ValueError:  # a choice this space dropped
+                continue
+            rows.append(int(self.own_flat(own)[0]))
+        return np.array(rows, dtype=np.int64)
+
+    def run(self, lookups: int, seed: int, budgets, known_full=None) -> dict:
+        """``lookups`` new lookups; ``known_full``: full-space index rows whose accuracies the
+        loop already has (the profile's design networks): those in this space join every fit
+        (``sample_and_fit``'s ``known``) and are never looked up again."""
         from chamtvm.accuracy.encoding import accuracy_features
         from chamtvm.accuracy.fit import LOG_ERROR_SCALE
         from chamtvm.accuracy.sampling import DEFAULTS, sample_and_fit
         from chamtvm.search.genetic import SearchError, genetic_search
 
         X = accuracy_features(self.space, self.pool)
+        known = None
+        if known_full is not None:
+            rows = self.own_rows(known_full)
+            known = (rows, self.truth[rows])
         gp, chosen = sample_and_fit(X, lambda i: self.truth[i], lookups, "bo", seed=seed, kernel=DEFAULTS["kernel"],
                                     acquisition=DEFAULTS["acquisition"], kappa=DEFAULTS["kappa"],
-                                    skew=DEFAULTS["skew"], log_error_scale=LOG_ERROR_SCALE)
+                                    skew=DEFAULTS["skew"], log_error_scale=LOG_ERROR_SCALE, known=known)
         mean = gp.predict(X)  # the GP's mean of every network of the space, looked up by the search
         picks = []
         for b in budgets:
@@ -352,7 +371,19 @@ class Loop:
                 picks.append(None)
                 continue
             picks.append([int(v) for v in self.to_full(res.best_indices)[0]])
-        return {"lookups": int(len(chosen)), "picks": picks}
+        out = {"lookups": int(len(chosen)), "picks": picks}
+        if known is not None:
+            out["known"] = int(len(known[0]))  # of the lookups, those the design had (not looked up again)
+        return out
+
+
+KNOWN = "+known"  # method suffix: the loop also fits on the profile's design networks (their accuracies known)
+
+
+def base_method(key: str) -> str:
+    """The space a run's method searched: ``reduced-window+known/20/3`` -> ``reduced-window``."""
+    m = key.split("/")[0]
+    return m[:-len(KNOWN)] if m.endswith(KNOWN) else m
 
 
 def reusable_runs(cache: dict, budgets: list, reduced_dims: dict, full_loop: Loop) -> dict:
@@ -363,7 +394,7 @@ def reusable_runs(cache: dict, budgets: list, reduced_dims: dict, full_loop: Loo
     runs = dict(cache.get("runs", {})) if cache.get("budgets_ms") == budgets else {}
     before = cache.get("reduced_dimensions") or {}
     runs = {k: v for k, v in runs.items() if not k.startswith("reduced")
-            or (isinstance(before, dict) and before.get(k.split("/")[0]) == reduced_dims.get(k.split("/")[0]))}
+            or (isinstance(before, dict) and before.get(base_method(k)) == reduced_dims.get(base_method(k)))}
     full = sorted((k for k in runs if not k.startswith("reduced")),
                   key=lambda k: (not k.startswith("full/"), int(k.split("/")[1]), k))
     if full:
@@ -409,13 +440,16 @@ def phase_search(args) -> None:
     runs = reusable_runs(cache, budgets, reduced_dims, loops["full"])
     plan = [("full", n, n) for n in LOOKUPS] + [(m, n, n) for m in spaces for n in LOOKUPS] + \
            [("full+design", n, n + design_lookups) for n in LOOKUPS]
+    design_rows = np.array(doc["networks"]["indices"], dtype=np.int64)  # the design, full-space indices
+    plan += [(m + KNOWN, n, n) for m in ["full", *spaces] for n in LOOKUPS]
     for method, n, loop_n in plan:
         for seed in (list(range(args.seeds)) if not args.quick else SEEDS[:2]):
             key = f"{method}/{n}/{seed}"
             if key in runs:
                 continue
             t0 = time.time()
-            out = loops["full" if method == "full+design" else method].run(loop_n, seed, budgets)
+            loop = loops["full" if method == "full+design" else base_method(key)]
+            out = loop.run(loop_n, seed, budgets, known_full=design_rows if method.endswith(KNOWN) else None)
             out["seconds"] = round(time.time() - t0, 1)
             runs[key] = out
             save_json({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs}, cache_path)
@@ -423,7 +457,8 @@ def phase_search(args) -> None:
     write_results({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs, "latency": latency_info,
                    "reduced_spaces": {m: rel(REPO / p) if p else None for m, p in paths.items()},
                    "reduced_sizes": {m: sp.size() for m, sp in spaces.items()},
-                   "design_lookups": design_lookups, "cache_checks": CACHE_CHECKS}, cache_path)
+                   "design_lookups": design_lookups, "design_indices": design_rows.tolist(),
+                   "cache_checks": CACHE_CHECKS}, cache_path)
 
 
 # --------------------------------------------------------------------------------- rule
@@ -715,6 +750,12 @@ def evaluate_target(target: str) -> dict | None:
             diffs.setdefault(n, {})[f"{m}_minus_full"] = {f: paired(m, "full", n, f) for f in FIELDS}
             if not m.startswith("bound-"):  # a reference paid no lookups: against the full space only
                 diffs[n][f"{m}_minus_full_plus_design"] = {f: paired(m, "full+design", n, f) for f in FIELDS}
+            if m.endswith(KNOWN) and n in per.get("full" + KNOWN, {}):  # the same design data, only the space differs
+                diffs[n][f"{m}_minus_full_plus_known"] = {f: paired(m, "full" + KNOWN, n, f) for f in FIELDS}
+        if n in per.get("full" + KNOWN, {}):  # does the design's data help the full space's loop?
+            diffs.setdefault(n, {})["full+known_minus_full"] = {f: paired("full" + KNOWN, "full", n, f) for f in FIELDS}
+            diffs[n]["full+known_minus_full_plus_design"] = {f: paired("full" + KNOWN, "full+design", n, f)
+                                                             for f in FIELDS}
     pairs = [(predicted[k], v["ms"]) for k, v in measured.items()]
     by_method = {}  # the predictor on each method's own distinct picks (is one space's picks priced worse?)
     for method in per:

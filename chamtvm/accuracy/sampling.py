@@ -171,7 +171,7 @@ def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo
                    skew: float = 1.0, init_fraction: float = 0.5, batch_size: int = 5,
                    kernel: str = "matern52-iso", n_restarts_optimizer: int = 3,
                    log_error_scale: float | None = None, n_candidates: int = 2000,
-                   n_reference: int = 1000, progress: bool = False):
+                   n_reference: int = 1000, progress: bool = False, known=None):
     """Choose ``n_samples`` pool points to train, train them via ``oracle``, fit a GP.
 
     pool_X: ``(N, D)`` feature vectors of the candidate architectures. ``oracle(indices)``
@@ -184,15 +184,26 @@ def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo
     log-error target better, pass it when you know the unit) configure the
     :class:`GPPredictor`. The same ``seed`` gives the same choices when the oracle is deterministic.
 
+    ``known``: ``(indices (k,), values (k,))``, pool points whose accuracy is already known
+    (trainings done before, such as a friendliness profile's design networks; same unit as
+    the oracle, NaN: failed). They are in every fit and never asked again; ``n_samples``
+    counts only the new trainings. Their share of the start: with ``"bo"`` the Sobol start
+    is the ``init_fraction`` of all ``k + n_samples`` points less the ``k`` known ones (none
+    when ``k`` covers it), since the known points already cover the space; ``"random"``
+    draws its ``n_samples`` among the rest.
+
     Returns ``(predictor, chosen)``: the fitted :class:`GPPredictor` and the int array
-    ``(n_samples,)`` of chosen pool indices in the order they were asked.
+    ``(k + n_samples,)`` of pool indices the predictor was fitted on: the known ones first,
+    then the new ones in the order they were asked.
     """
     pool_X = np.asarray(pool_X, dtype=np.float64)
     if pool_X.ndim != 2:
         raise ValueError(f"pool_X must be (N, D), got shape {pool_X.shape}")
     N = len(pool_X)
-    if not 2 <= n_samples <= N:
-        raise ValueError(f"n_samples must be in [2, {N}] (the pool size), got {n_samples}")
+    known_idx, known_y = _known(known, N)
+    if not (2 if not len(known_idx) else 1) <= n_samples <= N - len(known_idx):
+        raise ValueError(f"n_samples must be in [{2 if not len(known_idx) else 1}, {N - len(known_idx)}] "
+                         f"(the pool size less the {len(known_idx)} known points), got {n_samples}")
     sampler = SAMPLERS.get(strategy)  # unknown names list the valid ones
     ACQUISITIONS.get(acquisition)
     rng = np.random.default_rng(seed)
@@ -206,15 +217,37 @@ def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo
 
     settings = dict(acquisition=acquisition, kappa=kappa, skew=skew, init_fraction=init_fraction,
                     batch_size=batch_size, kernel=kernel, gp_seed=gp_seed, log_error_scale=log_error_scale,
-                    n_candidates=n_candidates, n_reference=n_reference, progress=progress, fit=fit)
+                    n_candidates=n_candidates, n_reference=n_reference, progress=progress, fit=fit,
+                    known_idx=known_idx, known_y=known_y)
     return sampler(pool_X, oracle, n_samples, rng, settings)
+
+
+def _known(known, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """``known`` checked: distinct pool indices in ``[0, N)`` and as many values."""
+    if known is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    idx, y = known
+    idx = np.asarray(idx).reshape(-1)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if idx.size and not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"known indices must be integers, got dtype {idx.dtype}")
+    idx = idx.astype(np.int64)
+    if idx.size != y.size:
+        raise ValueError(f"known has {idx.size} indices but {y.size} values")
+    if idx.size and (idx.min() < 0 or idx.max() >= N):
+        raise ValueError(f"known indices must lie in the pool [0, {N}), got {idx.min()}..{idx.max()}")
+    if len(np.unique(idx)) != idx.size:
+        raise ValueError("known indices repeat a pool point")
+    return idx, y
 
 
 @SAMPLERS.register("random")
 def _random_sampler(pool_X, oracle, n_samples, rng, st):
-    """Uniform without replacement, then one fit."""
-    chosen = rng.choice(len(pool_X), size=n_samples, replace=False).astype(np.int64)
-    y = _call_oracle(oracle, chosen)
+    """Uniform without replacement among the points not known, then one fit."""
+    free = np.setdiff1d(np.arange(len(pool_X)), st["known_idx"])
+    new = rng.choice(free, size=n_samples, replace=False).astype(np.int64)
+    chosen = np.concatenate([st["known_idx"], new])
+    y = np.concatenate([st["known_y"], _call_oracle(oracle, new)])
     return st["fit"](chosen, y), chosen
 
 
@@ -225,19 +258,24 @@ def _bo_sampler(pool_X, oracle, n_samples, rng, st):
     fit, kernel, gp_seed, log_error_scale = st["fit"], st["kernel"], st["gp_seed"], st["log_error_scale"]
     acq = ACQUISITIONS.get(st["acquisition"])
     n_candidates, n_reference, batch_size = st["n_candidates"], st["n_reference"], st["batch_size"]
-    n_init = min(n_samples, max(2, math.ceil(st["init_fraction"] * n_samples)))
-    chosen = imbalanced_sobol(pool_X, n_init, rng, skew=st["skew"])
-    y = _call_oracle(oracle, chosen)
+    known_idx, known_y = st["known_idx"], st["known_y"]
+    k = len(known_idx)
+    total = k + n_samples
+    n_init = min(n_samples, max(2 - min(k, 2), math.ceil(st["init_fraction"] * total) - k))
+    start = (imbalanced_sobol(pool_X, n_init, rng, skew=st["skew"], exclude=known_idx) if n_init
+             else np.zeros(0, dtype=np.int64))
+    chosen = np.concatenate([known_idx, start])
+    y = np.concatenate([known_y, _call_oracle(oracle, start) if n_init else np.zeros(0)])
     bar = None
     if st["progress"]:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_samples, initial=n_init, desc="BO sampling", unit="arch")
     try:
-        while len(chosen) < n_samples:
+        while len(chosen) < total:
             model = fit(chosen, y)
             theta = model.theta_
-            b = min(batch_size, n_samples - len(chosen))
+            b = min(batch_size, total - len(chosen))
             taken = np.zeros(N, dtype=bool)
             taken[chosen] = True
             ok = np.isfinite(y)

@@ -50,6 +50,55 @@ def test_failed_trainings_are_skipped_not_refit():
     assert len(gp.y_train_) == sum(i % 7 != 0 for i in chosen)
 
 
+@pytest.mark.parametrize("strategy", ["bo", "random"])
+def test_known_points_are_fitted_never_asked_and_n_counts_only_new_ones(strategy):
+    y = bumpy(GRID)
+    known = np.array([3, 50, 121, 200, 17, 88])
+    asked = []
+
+    def oracle(idx):
+        asked.extend(idx.tolist())
+        return y[idx]
+
+    gp, chosen = sample_and_fit(GRID, oracle, 8, strategy, seed=0, known=(known, y[known] - 100.0))
+    assert len(asked) == len(set(asked)) == 8 and not set(asked) & set(known.tolist())
+    np.testing.assert_array_equal(chosen[:6], known)
+    assert sorted(chosen[6:].tolist()) == sorted(asked)
+    # the fit used the known values as given (shifted by -100 here), not the oracle's
+    np.testing.assert_allclose(np.sort(gp.y_train_), np.sort(np.r_[y[known] - 100.0, y[asked]]))
+
+
+def test_known_points_take_the_place_of_the_sobol_start():
+    """With k known points the start is ceil(init_fraction * (k + n)) - k new Sobol points:
+    none when the known points are at least half of all; then every new point is a BO pick,
+    so the choices differ from a run without the known points."""
+    y = bumpy(GRID)
+    known = imbalanced_sobol(GRID, 12, np.random.default_rng(9), skew=1.0)
+    starts = []
+
+    def oracle(idx):
+        starts.append(len(idx))
+        return y[idx]
+
+    sample_and_fit(GRID, oracle, 10, "bo", seed=1, known=(known, y[known]), batch_size=5)
+    assert starts == [5, 5]  # no start draw (0 points asked first), then two BO batches
+    starts.clear()
+    sample_and_fit(GRID, oracle, 10, "bo", seed=1, known=(known[:2], y[known[:2]]), batch_size=5)
+    assert starts == [4, 5, 1]  # ceil(0.5 * 12) - 2 = 4 Sobol points, then batches
+
+
+def test_known_points_checked():
+    y = bumpy(GRID)
+    with pytest.raises(ValueError, match="2 values"):
+        sample_and_fit(GRID, lambda i: y[i], 5, known=([1, 2, 3], [0.5, 0.6]))
+    with pytest.raises(ValueError, match="repeat"):
+        sample_and_fit(GRID, lambda i: y[i], 5, known=([1, 1], [0.5, 0.6]))
+    with pytest.raises(ValueError, match="lie in the pool"):
+        sample_and_fit(GRID, lambda i: y[i], 5, known=([1, 243], [0.5, 0.6]))
+    with pytest.raises(ValueError, match="less the 3 known"):
+        sample_and_fit(GRID, lambda i: y[i], 241, known=([0, 1, 2], y[:3]))
+
+
 def test_bad_arguments():
     y = bumpy(GRID)
     with pytest.raises(ValueError, match="strategy"):
