@@ -30,7 +30,11 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
     50 lookups x seeds 0-4 (``--seeds N``: 0..N-1), in the full space, in the reduced space
     (``reduced``), in the quota rule's reduced space (``reduced-quota``, the control), and in
     the full space with 27 more lookups (the reduced space's own 27 design lookups: equal *total* lookups). A rule that
-    dropped nothing has no reduced space to search.
+    dropped nothing has no reduced space to search. Each space also ``<method>+known``: the loop
+    fitted on the profile's design networks that lie in it as well (accuracies known, not looked up
+    again; ``sample_and_fit(known=...)``) with the same new lookups. ``--loop budgeted``: the same
+    plan with the loop ``chamtvm tune`` runs (``accuracy.budgeted.pick_under_budgets``; the pick
+    per budget is the best network looked up), in ``search-budgeted_<t>.json``.
 ``bounds``   reference reductions no user can make, searched with the same loop and seeds: how
     much a per-position reduction of this space could gain at all (they use every network's
     true accuracy, which the profile never sees). ``bound-exact-rule``: the command's rule and
@@ -376,6 +380,31 @@ class Loop:
             out["known"] = int(len(known[0]))  # of the lookups, those the design had (not looked up again)
         return out
 
+    def run_budgeted(self, lookups: int, seed: int, budgets, known_full=None) -> dict:
+        """The loop ``chamtvm tune`` runs (``accuracy.budgeted.pick_under_budgets``, the main
+        job's encoding, its prior of log parameters and log MACs; the main job adds zero-cost
+        proxies where a bundle has them: left out here, the same for every space) under the
+        same budgets: each pick is the best network looked up under its budget. ``known_full``
+        as in :meth:`run`."""
+        from chamtvm.accuracy.budgeted import pick_under_budgets
+        from chamtvm.accuracy.encoding import accuracy_features
+
+        enc = accuracy_features(self.space, self.pool, cost=False)
+        prior = accuracy_features(self.space, self.pool)[:, enc.shape[1]:]
+        known = None
+        if known_full is not None:
+            rows = self.own_rows(known_full)
+            known = (rows, self.truth[rows])
+        res = pick_under_budgets(enc, lambda i: self.truth[i], self.lat, budgets, lookups, seed=seed, prior=prior,
+                                 known=known)
+        picks = [None if p.index is None else [int(v) for v in self.to_full(self.pool[p.index])[0]]
+                 for p in res.picks]
+        out = {"lookups": res.n_lookups + res.n_known, "picks": picks,
+               "observed": [bool(p.observed) for p in res.picks]}
+        if known is not None:
+            out["known"] = res.n_known
+        return out
+
 
 KNOWN = "+known"  # method suffix: the loop also fits on the profile's design networks (their accuracies known)
 
@@ -386,7 +415,7 @@ def base_method(key: str) -> str:
     return m[:-len(KNOWN)] if m.endswith(KNOWN) else m
 
 
-def reusable_runs(cache: dict, budgets: list, reduced_dims: dict, full_loop: Loop) -> dict:
+def reusable_runs(cache: dict, budgets: list, reduced_dims: dict, full_loop: Loop, loop: str = "chamnet") -> dict:
     """The cached runs still valid: none under other budgets; a reduced space's (method
     ``reduced`` or ``reduced-quota``) only for the same reduced space; the full space's (which do
     not depend on the reduction) only if this code reproduces the first cached one exactly
@@ -399,7 +428,8 @@ def reusable_runs(cache: dict, budgets: list, reduced_dims: dict, full_loop: Loo
                   key=lambda k: (not k.startswith("full/"), int(k.split("/")[1]), k))
     if full:
         first = runs[full[0]]
-        again = full_loop.run(int(first["lookups"]), int(full[0].split("/")[2]), budgets)
+        run = full_loop.run if loop == "chamnet" else full_loop.run_budgeted
+        again = run(int(first["lookups"]), int(full[0].split("/")[2]), budgets)
         same = again["picks"] == first["picks"] and again["lookups"] == first["lookups"]
         print(f"cached {full[0]} reproduced: {same}", flush=True)
         CACHE_CHECKS.append({"run": full[0], "reproduced_picks": same})
@@ -409,6 +439,15 @@ def reusable_runs(cache: dict, budgets: list, reduced_dims: dict, full_loop: Loo
 
 
 CACHE_CHECKS: list[dict] = []
+LOOPS = {"chamnet": "GP + BO lookups (sampling.sample_and_fit), then the genetic search on the GP's mean per budget",
+         "budgeted": "the loop `chamtvm tune` runs (accuracy.budgeted.pick_under_budgets): per budget the best "
+                     "network looked up"}
+
+
+def search_path(target: str, loop: str = "chamnet") -> Path:
+    """The search phase's runs of one loop: ``search_<t>.json`` (the ChamNet loop) or
+    ``search-budgeted_<t>.json``."""
+    return RUNS / (f"search_{target}.json" if loop == "chamnet" else f"search-{loop}_{target}.json")
 
 
 def phase_search(args) -> None:
@@ -434,10 +473,10 @@ def phase_search(args) -> None:
     budgets = [float(f"{q:.4g}") for q in np.quantile(lat_full, QUANTILES)]
     loops = {"full": Loop(full, full, truth, lat_full), **{m: Loop(sp, full, truth, lat_full) for m, sp in spaces.items()}}
     design_lookups = int(doc["accuracy"]["counted"])
-    cache_path = RUNS / f"search_{args.target}.json"
+    cache_path = search_path(args.target, args.loop)
     cache = load_json(cache_path) or {}
     reduced_dims = {m: [[path, list(choices)] for path, choices in sp.dimensions()] for m, sp in spaces.items()}
-    runs = reusable_runs(cache, budgets, reduced_dims, loops["full"])
+    runs = reusable_runs(cache, budgets, reduced_dims, loops["full"], args.loop)
     plan = [("full", n, n) for n in LOOKUPS] + [(m, n, n) for m in spaces for n in LOOKUPS] + \
            [("full+design", n, n + design_lookups) for n in LOOKUPS]
     design_rows = np.array(doc["networks"]["indices"], dtype=np.int64)  # the design, full-space indices
@@ -449,7 +488,8 @@ def phase_search(args) -> None:
                 continue
             t0 = time.time()
             loop = loops["full" if method == "full+design" else base_method(key)]
-            out = loop.run(loop_n, seed, budgets, known_full=design_rows if method.endswith(KNOWN) else None)
+            run = loop.run if args.loop == "chamnet" else loop.run_budgeted
+            out = run(loop_n, seed, budgets, known_full=design_rows if method.endswith(KNOWN) else None)
             out["seconds"] = round(time.time() - t0, 1)
             runs[key] = out
             save_json({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs}, cache_path)
@@ -457,7 +497,7 @@ def phase_search(args) -> None:
     write_results({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs, "latency": latency_info,
                    "reduced_spaces": {m: rel(REPO / p) if p else None for m, p in paths.items()},
                    "reduced_sizes": {m: sp.size() for m, sp in spaces.items()},
-                   "design_lookups": design_lookups, "design_indices": design_rows.tolist(),
+                   "design_lookups": design_lookups, "design_indices": design_rows.tolist(), "loop": args.loop,
                    "cache_checks": CACHE_CHECKS}, cache_path)
 
 
@@ -649,12 +689,12 @@ def paired_summary(d) -> dict:
     return out
 
 
-def evaluate_target(target: str) -> dict | None:
+def evaluate_target(target: str, loop: str = "chamnet") -> dict | None:
     from chamtvm.accuracy.nasbench import NasBenchMacro
     from chamtvm.core.metrics import fidelity
     from chamtvm.space.schema import SearchSpace
 
-    prof, search = load_json(RUNS / f"profile_{target}.json"), load_json(RUNS / f"search_{target}.json")
+    prof, search = load_json(RUNS / f"profile_{target}.json"), load_json(search_path(target, loop))
     if prof is None or search is None:
         return None
     measured = (load_json(RUNS / f"measured_{target}.json") or {}).get("measured", {})
@@ -668,7 +708,7 @@ def evaluate_target(target: str) -> dict | None:
     front = exact_front(truth, lat_full)
     hv_exact = hypervolume(truth, lat_full, acc_ref, lat_ref, lat_lo)
     hv_exact_med = hypervolume(truth, lat_full, acc_med, lat_ref, lat_lo)
-    bounds = load_json(RUNS / f"bounds_{target}.json")
+    bounds = load_json(RUNS / f"bounds_{target}.json") if loop == "chamnet" else None  # searched with the ChamNet loop
     if bounds is not None and bounds.get("budgets_ms") != budgets:
         print(f"{target}: bounds_{target}.json was searched under other budgets: left out", flush=True)
         bounds = None
@@ -1011,6 +1051,9 @@ def phase_report(args) -> None:
         r = evaluate_target(t)
         if r is not None:
             res["targets"][t] = r
+            other = evaluate_target(t, "budgeted")
+            if other is not None:  # the product's loop on the same profile, spaces, budgets and seeds
+                r["budgeted_loop"] = {k: other[k] for k in ("seeds", "methods", "differences", "search_provenance")}
             png = RUNS / f"friendliness-{t}-macro" / "friendliness.png"
             if png.exists():
                 shutil.copy(png, RESULTS / f"{args.results_name}_{t}_heatmap.png")
@@ -1031,7 +1074,8 @@ def phase_report(args) -> None:
                           "hv_median_ref_measured_latency_scaled: the same above the space's median accuracy "
                           "(with the lowest accuracy as reference, a fastest pick measured above the window's "
                           "start loses a rectangle as tall as the space's accuracy range, which then dominates)"}
-    res["protocol"] = {"lookups": LOOKUPS, "seeds": sorted({x for r in res["targets"].values() for x in r["seeds"]}),
+    res["protocol"] = {"loops": {"targets.<t>": LOOPS["chamnet"], "targets.<t>.budgeted_loop": LOOPS["budgeted"]},
+                       "lookups": LOOKUPS, "seeds": sorted({x for r in res["targets"].values() for x in r["seeds"]}),
                        "budget_quantiles": QUANTILES,
                        "population": POPULATION, "generations": GENERATIONS,
                        "design_lookups_note": "the reduced space cost extra lookups, its design networks' accuracies "
@@ -1045,7 +1089,12 @@ def phase_report(args) -> None:
                                    "reduced": "the space reduced by the command's default rule (confident)",
                                    "reduced-window": "the space reduced by the window rule on the same profile",
                                    "reduced-quota": "control: the earlier quota rule on the same profile",
-                                   "full+design": "the full space with the design's lookups added to the loop's"}}
+                                   "full+design": "the full space with the design's lookups added to the loop's",
+                                   "<method>+known": "the loop in that space also fitted on the profile's design "
+                                                     "networks that lie in it (their accuracies known, not looked "
+                                                     "up again; runs.<key>.known of them), with the same new "
+                                                     "lookups: '<reduced>+known minus full+known' differs only "
+                                                     "in the space"}}
     write_results(res, RESULTS / f"{args.results_name}.json", figure=plot, measurements_from=RUNS)
 
 
@@ -1090,6 +1139,9 @@ def main(argv=None) -> int:
                     help=f"search: seeds 0..N-1 per method and lookup count (default {len(SEEDS)}, the issue's; more "
                          "to tell a small paired difference from 0: searches reuse the ones already run)")
     ap.add_argument("--quick", action="store_true", help="search: 2 seeds (smoke run, not reported)")
+    ap.add_argument("--loop", default="chamnet", choices=list(LOOPS),
+                    help="search: chamnet (the issue's GP + BO + genetic search; search_<t>.json) or budgeted (the "
+                         "loop `chamtvm tune` runs; search-budgeted_<t>.json); the report reads both")
     ap.add_argument("--emulate-arm", type=int, default=None, metavar="PORT",
                     help="start the emulated ARM board (tracker on 127.0.0.1:PORT, key arm) for this phase and stop "
                          "it after")

@@ -49,6 +49,7 @@ INIT_FRACTION = 0.25    # a priori: a quarter of the lookups for the space-filli
 VERIFY_FRACTION = 0.25  # a priori: the last quarter verifies the contenders
 MIN_LOOKUPS = 3
 PHASES = ("initial", "exploration", "verification")
+KNOWN_PHASE = "known"  # points given with their values (``known``), not looked up
 
 
 @dataclass
@@ -81,9 +82,9 @@ class BudgetedResult:
     choices."""
 
     picks: list[BudgetPick]
-    lookups: np.ndarray            # (n,) pool indices in the order asked
-    values: np.ndarray             # (n,) oracle values (NaN: failed)
-    phases: list[str]              # (n,) "initial" | "exploration" | "verification"
+    lookups: np.ndarray            # (k + n,) pool indices: the k known ones first, then those asked, in order
+    values: np.ndarray             # (k + n,) their values (NaN: failed)
+    phases: list[str]              # (k + n,) "known" | "initial" | "exploration" | "verification"
     models: list[str]              # surrogate chosen before each exploration/verification lookup
     final_model: str | None
     final_scores: dict[str, float] = field(default_factory=dict)
@@ -93,10 +94,18 @@ class BudgetedResult:
 
     @property
     def n_lookups(self) -> int:
-        return int(len(self.lookups))
+        """Lookups the loop asked the oracle for (the known points not counted)."""
+        return int(len(self.lookups)) - self.n_known
+
+    @property
+    def n_known(self) -> int:
+        """Points whose values were given (``known``), never asked."""
+        return int(sum(1 for q in self.phases if q == KNOWN_PHASE))
 
     def phase_counts(self) -> dict[str, int]:
-        return {p: int(sum(1 for q in self.phases if q == p)) for p in PHASES}
+        """Lookups per phase; ``"known"`` too when values were given."""
+        out = {p: int(sum(1 for q in self.phases if q == p)) for p in PHASES}
+        return {KNOWN_PHASE: self.n_known, **out} if self.n_known else out
 
     def summary(self) -> dict:
         """JSON-compatible report (the surrogate object itself is left out)."""
@@ -173,7 +182,7 @@ def _pi(mean, std, best):
 
 def pick_under_budgets(pool_X, oracle: Callable, latency_ms, budgets_ms, n_lookups: int, seed: int = 0, *,
                        prior=None, accuracy_scale="auto", batch_size: int = 1,
-                       progress: bool = False) -> BudgetedResult:
+                       progress: bool = False, known=None) -> BudgetedResult:
     """Choose ``n_lookups`` pool networks to look up (train) and pick the best under each budget.
 
     pool_X: ``(N, D)`` encoding of the pool's networks. ``oracle(indices)``: int array of
@@ -186,11 +195,24 @@ def pick_under_budgets(pool_X, oracle: Callable, latency_ms, budgets_ms, n_looku
     the earlier picks, hyperparameters kept). The same seed gives the same lookups and
     picks when the oracle is deterministic.
 
+    known: optional ``(indices (k,), values (k,))``, pool networks whose accuracy is already
+    known (trained before, such as a friendliness profile's design networks; the oracle's
+    unit, NaN: failed). They are observations like lookups (fitted, eligible as picks) but
+    never asked; ``n_lookups`` counts only new lookups. They take the place of the initial
+    phase's points: it draws ``max(0, ceil(n / 4) - k)`` (at least 3 in all).
+
     Returns a :class:`BudgetedResult`. Raises ValueError / TypeError on bad inputs
     (shapes, non-finite values, no budget, ``n_lookups`` < 3 or more than the networks
     that meet the largest budget).
     """
     pool_X, lat, budgets, prior = _check_inputs(pool_X, oracle, latency_ms, budgets_ms, n_lookups, prior)
+    from .sampling import known_points
+
+    known_idx, known_y = known_points(known, len(pool_X))
+    free_usable = int((lat <= budgets.max()).sum() - (lat[known_idx] <= budgets.max()).sum())
+    if n_lookups > free_usable:
+        raise ValueError(f"n_lookups ({n_lookups}) exceeds the {free_usable} pool networks not known that meet "
+                         f"the largest budget ({budgets.max():g} ms)")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     from threadpoolctl import threadpool_limits
@@ -198,10 +220,11 @@ def pick_under_budgets(pool_X, oracle: Callable, latency_ms, budgets_ms, n_looku
     # tiny matrices: BLAS threads only add overhead (and contend with parallel trainings)
     with threadpool_limits(1):
         return _loop(pool_X, oracle, lat, budgets, n_lookups, seed, prior, accuracy_scale, int(batch_size),
-                     progress)
+                     progress, known_idx, known_y)
 
 
-def _loop(pool_X, oracle, lat, budgets, n_lookups, seed, prior, accuracy_scale, batch_size, progress):
+def _loop(pool_X, oracle, lat, budgets, n_lookups, seed, prior, accuracy_scale, batch_size, progress,
+          known_idx, known_y):
     t0 = time.time()
     rng = np.random.default_rng(seed)
     N = len(pool_X)
@@ -214,16 +237,19 @@ def _loop(pool_X, oracle, lat, budgets, n_lookups, seed, prior, accuracy_scale, 
         groups["onehot"] = onehot
     features = FeatureGroups({**groups, "prior": np.hstack(prior_cols)})
 
-    n_init = min(n_lookups, max(MIN_LOOKUPS, math.ceil(INIT_FRACTION * n_lookups)))
+    n_known = len(known_idx)
+    n_init = min(n_lookups, max(MIN_LOOKUPS - min(n_known, MIN_LOOKUPS),
+                                math.ceil(INIT_FRACTION * n_lookups) - n_known))
     n_verify = min(n_lookups - n_init, int(VERIFY_FRACTION * n_lookups))
     n_explore = n_lookups - n_init - n_verify
 
     from .sampling import imbalanced_sobol
 
-    first = union[imbalanced_sobol(pool_X[union], n_init, rng, skew=1.0)]
-    rows: list[int] = []
-    values: list[float] = []
-    phases: list[str] = []
+    free0 = union[~np.isin(union, known_idx)]
+    first = free0[imbalanced_sobol(pool_X[free0], n_init, rng, skew=1.0)] if n_init else np.zeros(0, np.int64)
+    rows: list[int] = [int(i) for i in known_idx]
+    values: list[float] = [float(v) for v in known_y]
+    phases: list[str] = [KNOWN_PHASE] * n_known
     models: list[str] = []
     bar = None
     if progress:
@@ -242,7 +268,8 @@ def _loop(pool_X, oracle, lat, budgets, n_lookups, seed, prior, accuracy_scale, 
         if bar is not None:
             bar.update(len(batch))
 
-    ask(first, "initial")
+    if n_init:
+        ask(first, "initial")
     state = {"scale": None, "warm": {}}
 
     def fitted():
@@ -273,7 +300,7 @@ def _loop(pool_X, oracle, lat, budgets, n_lookups, seed, prior, accuracy_scale, 
         taken[rows] = True
         free = union[~taken[union]]
         b = min(int(batch_size), len(free),
-                (n_init + n_explore if phase == "exploration" else n_lookups) - len(rows))
+                n_known + (n_init + n_explore if phase == "exploration" else n_lookups) - len(rows))
         if sel is None:  # fewer than 2 successful lookups: keep filling space
             return free[imbalanced_sobol(pool_X[free], b, rng, skew=1.0)], None
         models.append(sel.model.spec.name)
@@ -300,7 +327,7 @@ def _loop(pool_X, oracle, lat, budgets, n_lookups, seed, prior, accuracy_scale, 
         return np.array(batch, dtype=np.int64), sel
 
     try:
-        for phase, until in (("exploration", n_init + n_explore), ("verification", n_lookups)):
+        for phase, until in (("exploration", n_known + n_init + n_explore), ("verification", n_known + n_lookups)):
             while len(rows) < until:
                 batch, _ = choose(phase)
                 ask(batch, phase)
@@ -330,7 +357,7 @@ def _loop(pool_X, oracle, lat, budgets, n_lookups, seed, prior, accuracy_scale, 
             continue
         pred_j = float(sel.model.predict_accuracy([j])[0]) if sel is not None else None
         picks.append(BudgetPick(float(b), j, acc, observed, pred_j, float(lat[j]), n_feas, int(len(obs))))
-    settings = {"n_initial": n_init, "n_exploration": n_explore, "n_verification": n_verify,
+    settings = {"n_known": n_known, "n_initial": n_init, "n_exploration": n_explore, "n_verification": n_verify,
                 "init_fraction": INIT_FRACTION, "verify_fraction": VERIFY_FRACTION, "batch_size": int(batch_size),
                 "accuracy_scale": state["scale"] or None, "seed": seed, "pool": N,
                 "usable_pool": int(len(union)), "prior_features": 1 + (0 if prior is None else prior.shape[1])}

@@ -138,3 +138,35 @@ def test_input_checks(table, change, error):
 def test_oracle_returning_the_wrong_count(table):
     with pytest.raises(ValueError, match="oracle returned"):
         pick_under_budgets(table.X, lambda i: [0.5], table.latency_ms, table.budgets(), 5)
+
+
+def test_known_points_are_observations_never_asked_and_replace_the_initial_phase(table):
+    """Known points join the fits and can be picks; the oracle never sees them, n counts only
+    new lookups, and 4 known points leave the initial phase (ceil(12 / 4) = 3) nothing to draw."""
+    budgets = table.budgets()
+    best = [table.best_under(b) for b in budgets]
+    known = np.array([i for i in np.random.default_rng(3).permutation(len(table.X)) if i not in best][:3] + [best[0]])
+    asked = []
+
+    def oracle(idx):
+        asked.extend(int(i) for i in idx)
+        return table.oracle(idx)
+
+    r = pick_under_budgets(table.X, oracle, table.latency_ms, budgets, 12, seed=0, prior=table.prior,
+                           known=(known, table.oracle(known)))
+    assert len(asked) == 12 and not set(asked) & set(known.tolist())
+    assert r.n_lookups == 12 and r.n_known == 4 and r.lookups[:4].tolist() == known.tolist()
+    assert r.phase_counts() == {"known": 4, "initial": 0, "exploration": 9, "verification": 3}
+    assert r.picks[0].index == best[0] and r.picks[0].observed  # a known network is a pick like a lookup
+    assert [p.index for p in r.picks] == best
+
+
+def test_known_points_checked(table):
+    budgets = table.budgets()
+    with pytest.raises(ValueError, match="repeat"):
+        pick_under_budgets(table.X, table.oracle, table.latency_ms, budgets, 5, known=([1, 1], [0.5, 0.5]))
+    usable = int((table.latency_ms <= max(budgets)).sum())
+    feas = np.flatnonzero(table.latency_ms <= max(budgets))[:5]
+    with pytest.raises(ValueError, match="not known that meet"):
+        pick_under_budgets(table.X, table.oracle, table.latency_ms, budgets, usable - 2,
+                           known=(feas, table.oracle(feas)))
