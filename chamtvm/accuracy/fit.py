@@ -71,6 +71,7 @@ class PredictorBuild:
     journal_path: Path | None = None
     budgeted: object | None = None  # budgeted.BudgetedResult of strategy "budgeted"
     pool_latency_ms: np.ndarray | None = None  # (pool,) latencies the budgets applied to
+    known: dict | None = None  # known_trainings' note: trainings reused as known points (None: none given)
 
     def regret(self, true_accuracy: np.ndarray) -> list[float | None]:
         """Per budget, for a task whose every accuracy is known (``true_accuracy`` ``(pool,)``,
@@ -105,6 +106,8 @@ class PredictorBuild:
             b = self.budgeted
             extra = {"lookups_by_phase": b.phase_counts(), "final_model": b.final_model,
                      "prior_features": b.settings.get("prior_names"), "picks": self.picks()}
+        if self.known is not None:
+            extra["known_trainings"] = self.known
         return {**extra, "samples": int(len(self.chosen)), "trained_now": self.trained_now,
                 "resumed_from_journal": self.resumed, "failed": len(self.errors),
                 "errors": sorted(set(self.errors.values()))[:5],
@@ -116,7 +119,7 @@ class PredictorBuild:
 def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samples: int,
                     pool_size: int = 200, strategy: str = "bo", seed: int = 0,
                     executor=None, progress: bool = True, *, latency_ms=None, budgets_ms=None,
-                    proxies: bool = True) -> PredictorBuild:
+                    proxies: bool = True, known_journal: Path | None = None) -> PredictorBuild:
     """Choose ``samples`` of a seeded pool of ``pool_size`` architectures, train them through
     ``journal`` (resuming), fit the GP, save it beside the journal and cross-validate it
     (leave-one-out up to 20 samples, else 5-fold).
@@ -126,6 +129,10 @@ def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samp
     ``budgets_ms`` (None: the 25/50/75 % quantiles of the pool's latencies), ``proxies``:
     zero-cost proxies among the prior features (``proxies.pool_proxies``, cached beside
     the journal). The build's ``budgeted`` holds the loop's result (``picks()``).
+    ``known_journal``: a journal whose trainings of this space, or of a space it restricts, under
+    the trainer's protocol (``known_trainings``) join the loop as known points: fitted, eligible
+    as picks, never trained again and not counted in ``samples`` (a network of theirs missing
+    from a sampled pool is added to it).
 
     Raises ValueError on bad sizes, RuntimeError when fewer than 2 trainings succeed (the
     message lists training errors), and whatever the trainer's ``check`` raises.
@@ -137,11 +144,24 @@ def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samp
         raise ValueError(f"{samples} samples exceed the pool of {pool_n} architectures")
     trainer.check(space)
     if pool_n == space.size():  # the whole space, in index order
-        import itertools
-
-        pool = [space.from_indices(r) for r in itertools.product(*[range(len(c)) for _, c in space.dimensions()])]
+        pool = [space.from_indices(r) for r in space.all_indices()]
     else:
         pool = sample_pool(space, pool_n, np.random.default_rng(seed))
+    known, known_note = None, None
+    if known_journal is not None:
+        k_idx, k_acc, known_note = known_trainings(space, known_journal, trainer_protocol(trainer))
+        where = {a.to_json(): i for i, a in enumerate(pool)}
+        rows = []
+        for r in k_idx:
+            arch = space.from_indices(r)
+            if arch.to_json() not in where:  # a sampled pool without it: the network joins the pool
+                where[arch.to_json()] = len(pool)
+                pool.append(arch)
+            rows.append(where[arch.to_json()])
+        known = (np.array(rows, dtype=np.int64), k_acc)
+        if samples > len(pool) - len(rows):
+            raise ValueError(f"{samples} samples exceed the {len(pool) - len(rows)} architectures of the pool not "
+                             f"already known")
     X = pool_features(space, pool)
     errors: dict[int, str] = {}
     stats = {"trained": 0, "resumed": 0}
@@ -159,7 +179,7 @@ def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samp
     try:
         if strategy == "budgeted":
             budgeted, pool_lat = _budgeted(space, pool, X, oracle, samples, seed, latency_ms, budgets_ms, proxies,
-                                           trainer.task, journal.path.parent, progress)
+                                           trainer.task, journal.path.parent, progress, known)
             chosen = budgeted.lookups
             ok = np.isfinite(budgeted.values)
             if ok.sum() < 2:
@@ -168,7 +188,8 @@ def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samp
         else:
             gp, chosen = sample_and_fit(X, oracle, samples, strategy, seed=seed, kernel=DEFAULTS["kernel"],
                                         acquisition=DEFAULTS["acquisition"], kappa=DEFAULTS["kappa"],
-                                        skew=DEFAULTS["skew"], log_error_scale=LOG_ERROR_SCALE, progress=progress)
+                                        skew=DEFAULTS["skew"], log_error_scale=LOG_ERROR_SCALE, progress=progress,
+                                        known=known)
     except RuntimeError as e:
         if errors:
             raise RuntimeError(f"{e}; training errors: {sorted(set(errors.values()))[:3]}") from None
@@ -180,7 +201,8 @@ def build_predictor(space: SearchSpace, trainer: Trainer, journal: Journal, samp
     path = journal.path.with_suffix(".predictor.json")
     gp.save(path)
     return PredictorBuild(gp, space, pool, chosen, np.asarray(y), stats["trained"], stats["resumed"],
-                          errors, cv, path, journal.path, budgeted, None if budgeted is None else pool_lat)
+                          errors, cv, path, journal.path, budgeted, None if budgeted is None else pool_lat,
+                          known_note)
 
 
 BUDGET_QUANTILES = (0.25, 0.5, 0.75)
@@ -189,7 +211,8 @@ BUDGET_QUANTILES = (0.25, 0.5, 0.75)
 PROXY_POOL_LIMIT = 1000
 
 
-def _budgeted(space, pool, X, oracle, samples, seed, latency_ms, budgets_ms, proxies, task, cache_dir, progress):
+def _budgeted(space, pool, X, oracle, samples, seed, latency_ms, budgets_ms, proxies, task, cache_dir, progress,
+              known=None):
     """Run ``pick_under_budgets`` on the pool: encoding = ``X`` without its cost columns;
     prior = log parameters, log MACs (the cost columns) and the zero-cost proxies."""
     from .budgeted import pick_under_budgets
@@ -212,7 +235,7 @@ def _budgeted(space, pool, X, oracle, samples, seed, latency_ms, budgets_ms, pro
         budgets = (list(budgets_ms) if budgets_ms else
                    [float(f"{q:.3g}") for q in np.quantile(lat, BUDGET_QUANTILES)])
     result = pick_under_budgets(enc, oracle, lat, budgets, samples, seed=seed, prior=np.hstack(prior),
-                                progress=progress)
+                                progress=progress, known=known)
     result.settings["prior_names"] = names + ["log latency"]
     result.settings["latency"] = "none (one budget: the best of the pool)" if latency_ms is None else "given"
     return result, lat
@@ -225,7 +248,54 @@ def journal_trainings(space: SearchSpace, journal_path: Path, protocol: dict | N
     the newest record of the space: accuracies of different protocols do not mix);
     accuracies of repeated trainings (several seeds) averaged. Architectures outside the
     space are skipped."""
-    recs = Journal(journal_path).records_of_space(space.name)
+    return _trainings(space, Journal(journal_path).records_of_space(space.name), journal_path, protocol)
+
+
+def known_trainings(space: SearchSpace, journal_path: Path, protocol: dict
+                    ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(indices (n, D), accuracies (n,), note)``: trainings in a journal that ``space`` can
+    reuse under ``protocol`` (``trainer_protocol``): those of ``space`` itself and those of a
+    space ``space`` restricts (``space.restrict.is_restriction``: the same network for the same
+    architecture; such as the full space a ``chamtvm friendliness`` profile trained, for its
+    reduced space) whose architecture lies in ``space``; repeated trainings averaged. ``note``
+    counts what was used and what not (other spaces, other protocols, outside ``space``).
+    Raises ValueError when the journal does not exist."""
+    from ..space.restrict import is_restriction
+
+    journal_path = Path(journal_path)
+    if not journal_path.exists():
+        raise ValueError(f"no accuracy journal at {journal_path}")
+    recs = Journal(journal_path).records()
+    accepted: dict[str, bool] = {space.name: True}
+    for name in {str(r["space"]) for r in recs if "space" in r} - set(accepted):
+        try:
+            accepted[name] = is_restriction(space, SearchSpace.load(name))
+        except (ValueError, OSError):  # not a bundled space nor a readable file: cannot be checked
+            accepted[name] = False
+    mine = [r for r in recs if accepted[str(r.get("space", space.name))]]
+    same = [r for r in mine if all(r.get(k) == protocol.get(k) for k in ("task", "epochs", "protocol"))]
+    inside = [r for r in same if _in_space(space, r)]
+    idx, y, _ = _trainings(space, inside, journal_path, protocol)
+    note = {"journal": str(journal_path), "records": len(recs), "used_networks": int(len(y)),
+            "spaces_used": sorted(n for n, ok in accepted.items() if ok and any(
+                str(r.get("space", space.name)) == n for r in recs)),
+            "other_spaces": sorted(n for n, ok in accepted.items() if not ok),
+            "other_protocol_records": len(mine) - len(same), "outside_space_records": len(same) - len(inside)}
+    return idx, y, note
+
+
+def _in_space(space: SearchSpace, rec: dict) -> bool:
+    """Whether a record's architecture is one of ``space`` (a damaged one is not)."""
+    try:
+        space.indices(Arch.from_dict(rec["architecture"]))
+        return True
+    except ValueError:
+        return False
+
+
+def _trainings(space: SearchSpace, recs: list[dict], journal_path, protocol: dict | None
+               ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``journal_trainings`` on records already read."""
     if protocol is None:
         protocol = ({k: recs[-1].get(k) for k in ("task", "epochs", "protocol")} if recs
                     else {"task": None, "epochs": None, "protocol": None})

@@ -200,7 +200,7 @@ def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo
     if pool_X.ndim != 2:
         raise ValueError(f"pool_X must be (N, D), got shape {pool_X.shape}")
     N = len(pool_X)
-    known_idx, known_y = _known(known, N)
+    known_idx, known_y = known_points(known, N)
     if not (2 if not len(known_idx) else 1) <= n_samples <= N - len(known_idx):
         raise ValueError(f"n_samples must be in [{2 if not len(known_idx) else 1}, {N - len(known_idx)}] "
                          f"(the pool size less the {len(known_idx)} known points), got {n_samples}")
@@ -222,7 +222,7 @@ def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo
     return sampler(pool_X, oracle, n_samples, rng, settings)
 
 
-def _known(known, N: int) -> tuple[np.ndarray, np.ndarray]:
+def known_points(known, N: int) -> tuple[np.ndarray, np.ndarray]:
     """``known`` checked: distinct pool indices in ``[0, N)`` and as many values."""
     if known is None:
         return np.zeros(0, dtype=np.int64), np.zeros(0)

@@ -193,6 +193,11 @@ def format_profile(prof, paths: dict) -> str:
         small = SearchSpace.load(paths["reduced_space"])
         lines.append(f"  reduced space: {small.size():,} of {prof.space_size:,} networks (rule {t.rule}, drop "
                      f"{t.drop:.3g}) -> {paths['reduced_space']}")
+        journal = (prof.accuracy or {}).get("journal")
+        task = (prof.accuracy or {}).get("task")
+        if journal and task:  # the design's accuracies are not lost: the loop in the reduced space reuses them
+            lines.append(f"  search it: python -m chamtvm tune --target {prof.target} --space {paths['reduced_space']} "
+                         f"--task {task} --known-accuracies {journal}")
     elif t.accuracy_fit is not None:
         lines.append(f"  no reduced space: rule {t.rule} dropped nothing")
     lines.append(f"  table {paths['json']}; heat map {paths['plot']}; {prof.seconds.get('total', 0):.0f} s")

@@ -162,7 +162,7 @@ def cmd_tune(args) -> int:
                      luts_dir=_lut_dir(args), schedules_dir=args.schedules_dir,
                      progress=not args.no_progress, task=args.task, train_command=args.train_command,
                      accuracy_samples=args.accuracy_samples, accuracy_proxies=not args.no_proxies,
-                     budgets_ms=args.budgets_ms, search_seed=args.seed, lcb_kappa=args.lcb)
+                     accuracy_known=args.known_accuracies, budgets_ms=args.budgets_ms, search_seed=args.seed, lcb_kappa=args.lcb)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     from ..accuracy.executors import open_executor
 
@@ -260,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lookups (trainings) of the budget-aware accuracy loop, spent on the budgets")
     p.add_argument("--no-proxies", action="store_true",
                    help="no zero-cost proxies among the accuracy loop's prior features")
+    p.add_argument("--known-accuracies", type=Path, default=None, metavar="JOURNAL",
+                   help="an accuracy journal whose trainings of the space, or of a space it restricts (the full space "
+                        "of a reduced space from `chamtvm friendliness`), under the task's protocol join the accuracy "
+                        "loop as known points: not trained again and not counted in --accuracy-samples")
     p.add_argument("--budgets-ms", type=v.budgets, default=None,
                    help="comma-separated latency budgets in ms (default: 25/50/75%% quantiles of the space's "
                         "predicted latencies on the target)")

@@ -81,7 +81,6 @@ no reduced space (latency alone cannot say what a choice buys).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -446,28 +445,10 @@ def _reduce_quota(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:
             r.why = "kept" if undominated else f"kept (dominated by {by}, but the quota of {quota} is full)"
 
 
-_PATH = re.compile(r"^(?:(resolution|stem_channels|head_channels)|layers\[(\d+)\]|stages\[(\d+)\]\.(\w+))$")
-
-
 def reduced_space(space, kept: dict[str, tuple], name: str, description: str):
     """``space`` with only the ``kept`` choices at each position (path -> choices), named
-    ``name``; validated by loading it like any space file (returns the loaded space)."""
-    from ..space.schema import SearchSpace
+    ``name`` (``space.restrict.restrict``; the space object keeps no description: the caller
+    writes ``description`` into the file)."""
+    from ..space.restrict import restrict
 
-    d = space.to_dict()
-    for path, choices in kept.items():
-        if not choices:
-            raise ValueError(f"position {path}: no choice kept")
-        m = _PATH.match(path)
-        if m is None:
-            raise ValueError(f"unknown position path {path!r}")
-        glob, layer, stage, fld = m.groups()
-        if glob is not None:
-            d[glob] = list(choices)
-        elif layer is not None:
-            d["layers"][int(layer)]["choices"] = list(choices)
-        else:
-            d["stages"][int(stage)][fld] = list(choices)
-    d["name"] = name
-    d["description"] = description
-    return SearchSpace.from_dict(d)
+    return restrict(space, kept, name)

@@ -95,7 +95,7 @@ def step_accuracy(s) -> None:
     pool = cfg.accuracy_pool or default_pool_size(space)
     built = build_predictor(space, trainer, journal, cfg.accuracy_samples, pool, "budgeted", cfg.accuracy_seed,
                             cfg.executor, cfg.progress, latency_ms=s.space_latency.batch.predict_ms,
-                            budgets_ms=s.budgets_ms, proxies=cfg.accuracy_proxies)
+                            budgets_ms=s.budgets_ms, proxies=cfg.accuracy_proxies, known_journal=cfg.accuracy_known)
     accuracy = {"status": "ok", **trainer_protocol(trainer), "kind": trainer.kind, "pool": len(built.pool),
                 **built.summary()}
     if hasattr(trainer, "ceiling"):  # the task's own ranking ceiling, beside the GP's tau

@@ -47,6 +47,7 @@ class TuneConfig:
     accuracy_pool: int | None = None  # None: the whole space up to 10,000 networks, else 200
     accuracy_seed: int = 0
     accuracy_proxies: bool = True     # zero-cost proxies among the loop's prior features (accuracy.proxies)
+    accuracy_known: Path | None = None  # a journal whose trainings of the space (or of a space it restricts) are known points
     budgets_ms: tuple | None = None   # None: quantiles of the space's predicted latencies
     search_seed: int = 0
     lcb_kappa: float | None = None    # search on mean - kappa * GP std (None: on the mean)

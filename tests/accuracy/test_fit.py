@@ -11,7 +11,7 @@ from chamtvm.accuracy.fit import (build_predictor, default_journal, default_pool
                                   journal_trainings, trainer_protocol)
 from chamtvm.accuracy.journal import Journal
 from chamtvm.accuracy.trainer import FunctionTrainer
-from chamtvm.space.schema import SearchSpace
+from chamtvm.space.schema import Arch, SearchSpace
 
 
 def _acc(arch):
@@ -118,3 +118,48 @@ def test_fit_from_journal_predicts_the_trained_accuracies(gray, tmp_path):
     assert np.abs(pred - np.array([_acc(a) for a in archs])).max() < 0.01
     assert trainer_protocol(FunctionTrainer(_acc, task="x", epochs=2)) == {"task": "x", "epochs": 2,
                                                                            "protocol": None}
+
+
+def test_a_reduced_space_reuses_the_full_spaces_trainings_as_known_points(tmp_path):
+    """A friendliness profile trains networks of ``macro``; the loop in a space that restricts
+    ``macro`` takes those lying in it as known points (fitted, never trained again, not
+    counted), and leaves out another space's records and another protocol's."""
+    from chamtvm.accuracy.fit import known_trainings
+    from chamtvm.accuracy.tasks import make_trainer
+    from chamtvm.accuracy.trainer import train_archs
+    from chamtvm.space.restrict import restrict
+
+    macro = SearchSpace.load("macro")
+    trainer = make_trainer("nas-bench-macro")
+    profile_journal = Journal(tmp_path / "accuracy-nas-bench-macro-macro.jsonl")
+    rows = np.random.default_rng(0).integers(0, 3, size=(12, macro.encoding_length))
+    rows[:, 0] = 0  # macro's one resolution
+    rows[:8, 5:] %= 2  # the first 8 keep layers 4-7 inside the restriction below
+    archs = [macro.from_indices(r) for r in rows]
+    train_archs(macro, archs, trainer, profile_journal, progress=False)
+    foreign = {**profile_journal.records()[0], "space": "fashion"}  # another space: never reused
+    profile_journal.append(foreign)
+    profile_journal.append({**profile_journal.records()[1], "epochs": 3})  # another protocol
+    small = restrict(macro, {"layers[0]": ["ir_k3_e3", "ir_k5_e6"], **{f"layers[{i}]": ["skip", "ir_k3_e3"]
+                                                                      for i in range(4, 8)}}, "macro-x86-friendly")
+    inside = {a.to_json() for a in archs if a.layers[0] != "skip" and "ir_k5_e6" not in a.layers[4:]}
+    assert 0 < len(inside) < 12
+
+    idx, y, note = known_trainings(small, profile_journal.path, trainer_protocol(trainer))
+    assert {small.from_indices(r).to_json() for r in idx} == inside and len(y) == len(inside)
+    assert note["spaces_used"] == ["macro"] and note["other_spaces"] == ["fashion"]
+    assert note["other_protocol_records"] == 1 and note["outside_space_records"] == 12 - len(inside)
+
+    lat = lambda idx: 1.0 + np.asarray(idx, float).sum(axis=1)  # noqa: E731 - a latency that grows with the choices
+    own = Journal(tmp_path / "accuracy-nas-bench-macro-small.jsonl")
+    built = build_predictor(small, trainer, own, samples=5, pool_size=10_000, strategy="budgeted", seed=0,
+                            progress=False, latency_ms=lat, proxies=False, known_journal=profile_journal.path)
+    k = len(inside)
+    assert built.budgeted.n_known == k and built.budgeted.n_lookups == 5 and len(built.chosen) == k + 5
+    assert {built.pool[i].to_json() for i in built.chosen[:k]} == inside
+    trained = [Arch.from_dict(r["architecture"]).to_json() for r in own.records()]
+    assert len(trained) == 5 and not set(trained) & inside  # the known networks were not trained again
+    s = built.summary()
+    assert s["known_trainings"]["used_networks"] == k and s["lookups_by_phase"]["known"] == k
+    with pytest.raises(ValueError, match="no accuracy journal"):
+        known_trainings(small, tmp_path / "missing.jsonl", trainer_protocol(trainer))

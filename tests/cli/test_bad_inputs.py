@@ -125,6 +125,7 @@ CASES = [
     ("tune --accuracy-samples 2", None, "must be an integer >= 3"),
     ("tune --out {dir}", None, "is a folder; it names the report JSON file"),
     ("tune --task command", None, "--task command needs --command"),
+    ("tune --known-accuracies {dir}/none.jsonl", None, "is not a file: give an accuracy journal"),
     # search: checked before any work
     ("search --latency-ms 0", None, "must be a positive number (finite)"),
     ("search --latency-ms -5", None, "must be a positive number (finite)"),

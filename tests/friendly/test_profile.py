@@ -74,6 +74,11 @@ def test_the_printed_table_has_every_row_and_says_what_was_dropped(tmp_path):
     assert "EMULATED" in text and "27 networks measured end to end (27 now, 0 from the network journal" in text
     assert sum(line.lstrip().startswith("layers[") for line in text.splitlines()) == 24
     assert text.count("DROPPED") == 5 and "reduced space:" in text
+    assert "--known-accuracies" not in text  # this profile's accuracies name no journal
+    prof.accuracy = {**prof.accuracy, "task": "nas-bench-macro", "journal": "runs/accuracy-nas-bench-macro-macro.jsonl"}
+    text = format_profile(prof, write_outputs(prof, space, tmp_path, {}))
+    assert (f"tune --target arm --space {tmp_path / reduced_name('macro', 'arm')}.json --task nas-bench-macro "
+            "--known-accuracies runs/accuracy-nas-bench-macro-macro.jsonl") in text
 
 
 @pytest.mark.slow  # compiles and times one network (the target's evaluator)
