@@ -481,6 +481,9 @@ def phase_search(args) -> None:
            [("full+design", n, n + design_lookups) for n in LOOKUPS]
     design_rows = np.array(doc["networks"]["indices"], dtype=np.int64)  # the design, full-space indices
     plan += [(m + KNOWN, n, n) for m in ["full", *spaces] for n in LOOKUPS]
+    if args.methods:  # only these (the budgeted loop with many lookups takes minutes a run)
+        wanted = args.methods.split(",")
+        plan = [x for x in plan if x[0] in wanted]
     for method, n, loop_n in plan:
         for seed in (list(range(args.seeds)) if not args.quick else SEEDS[:2]):
             key = f"{method}/{n}/{seed}"
@@ -1125,7 +1128,8 @@ def main(argv=None) -> int:
     ap.add_argument("--key", default="arm")
     ap.add_argument("--max", type=int, default=10_000, help="measure at most this many distinct picks")
     ap.add_argument("--methods", default=None,
-                    help="measure: only these methods' picks (comma-separated, e.g. full,reduced; default all)")
+                    help="measure: only these methods' picks; search: only these methods (comma-separated, e.g. "
+                         "full,reduced; default all)")
     ap.add_argument("--fresh-journal", action="store_true",
                     help="measure: in a new folder with a copy of the kernel table and an empty network journal "
                          "(every pick measured in this run, none reused)")

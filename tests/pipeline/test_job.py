@@ -105,6 +105,41 @@ def test_rerun_is_up_to_date(macro_main_job):
     assert len(journal.read_text().splitlines()) == 10
 
 
+def test_a_reduced_space_reuses_the_main_jobs_lookups_as_known_points(macro_main_job, tmp_path):
+    """``tune --space <a restriction of macro> --known-accuracies <macro's journal>``: the
+    main job's lookups that lie in the reduced space join its loop as known points (not looked
+    up again, not counted), and the job runs to its picks."""
+    import dataclasses
+    from collections import Counter
+
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.pipeline.job import run_tune
+    from chamtvm.space.restrict import restrict
+    from chamtvm.space.schema import Arch, SearchSpace
+
+    cfg, target = macro_main_job.cfg, macro_main_job.target
+    journal = Path(cfg.runs_dir) / "accuracy-nas-bench-macro-macro.jsonl"
+    looked = [Arch.from_dict(json.loads(line)["architecture"]) for line in journal.read_text().splitlines()]
+    macro = SearchSpace.load("macro")
+    rare = Counter(a.layers[7] for a in looked)  # drop layers[7]'s least looked-up choice
+    drop = min(macro.layers[7].choices, key=lambda c: rare.get(c, 0))
+    small = restrict(macro, {"layers[7]": [c for c in macro.layers[7].choices if c != drop]}, "macro-test-reduced")
+    inside = {a.to_json() for a in looked if a.layers[7] != drop}
+    path = tmp_path / "macro-test-reduced.json"
+    path.write_text(json.dumps(small.to_dict()))
+    red = dataclasses.replace(cfg, space=str(path), accuracy_samples=4, accuracy_known=journal)
+    with LocalRunner(target) as runner:
+        report = run_tune(target, runner, red, log=lambda *a: None)
+    acc = report["accuracy"]
+    assert acc["status"] == "ok" and acc["known_trainings"]["used_networks"] == len(inside) >= 6
+    assert acc["lookups_by_phase"]["known"] == len(inside) and acc["trained_now"] == 4
+    assert acc["samples"] == len(inside) + 4
+    own = Path(cfg.runs_dir) / "accuracy-nas-bench-macro-macro-test-reduced.jsonl"
+    new = {Arch.from_dict(json.loads(line)["architecture"]).to_json() for line in own.read_text().splitlines()}
+    assert len(new) == 4 and not new & inside  # the known networks were not looked up again
+    assert report["picks"] and all("error" not in p for p in report["picks"])
+
+
 def test_task_that_cannot_train_the_space_stops_after_latency(tmp_path, x86, tiny_space):
     from chamtvm.pipeline.adapt import trainer_for
 

@@ -80,6 +80,9 @@ def test_adapt_lines_skipped_and_ok():
     assert lines[-1] == "WARNING: flat front"
     acc["cv"]["kendall_tau"] = None
     assert "Kendall tau n/a" in format_adapt({"accuracy": acc, "picks": []})[0]
+    acc["known_trainings"] = {"used_networks": 24, "journal": "runs/accuracy-nas-bench-macro-macro.jsonl"}
+    assert ("5 from the journal, 0 failed, and 24 known from runs/accuracy-nas-bench-macro-macro.jsonl); "
+            in format_adapt({"accuracy": acc, "picks": []})[0])
 
 
 def test_picks_plot_writes_a_png_only_with_picks(tmp_path):
