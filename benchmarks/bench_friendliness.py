@@ -791,14 +791,15 @@ def evaluate_target(target: str, loop: str = "chamnet") -> dict | None:
     for n in map(str, LOOKUPS):
         for m in (m for m in per if m.startswith(("reduced", "bound-")) and n in per[m]):
             diffs.setdefault(n, {})[f"{m}_minus_full"] = {f: paired(m, "full", n, f) for f in FIELDS}
-            if not m.startswith("bound-"):  # a reference paid no lookups: against the full space only
+            if not m.startswith("bound-") and n in per.get("full+design", {}):  # a reference paid no lookups
                 diffs[n][f"{m}_minus_full_plus_design"] = {f: paired(m, "full+design", n, f) for f in FIELDS}
             if m.endswith(KNOWN) and n in per.get("full" + KNOWN, {}):  # the same design data, only the space differs
                 diffs[n][f"{m}_minus_full_plus_known"] = {f: paired(m, "full" + KNOWN, n, f) for f in FIELDS}
         if n in per.get("full" + KNOWN, {}):  # does the design's data help the full space's loop?
             diffs.setdefault(n, {})["full+known_minus_full"] = {f: paired("full" + KNOWN, "full", n, f) for f in FIELDS}
-            diffs[n]["full+known_minus_full_plus_design"] = {f: paired("full" + KNOWN, "full+design", n, f)
-                                                             for f in FIELDS}
+            if n in per.get("full+design", {}):
+                diffs[n]["full+known_minus_full_plus_design"] = {f: paired("full" + KNOWN, "full+design", n, f)
+                                                                 for f in FIELDS}
     pairs = [(predicted[k], v["ms"]) for k, v in measured.items()]
     by_method = {}  # the predictor on each method's own distinct picks (is one space's picks priced worse?)
     for method in per:
