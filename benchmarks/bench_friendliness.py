@@ -960,7 +960,7 @@ def quiet_record(phase: str, target: str, provenance: dict) -> dict | None:
 def plot(res: dict, path: Path) -> None:
     plt = pyplot()
     targets = [t for t in TARGETS if t in res["targets"]]
-    fig, axes = plt.subplots(len(targets), 5, figsize=(25, 4.2 * len(targets)), squeeze=False)
+    fig, axes = plt.subplots(len(targets), 6, figsize=(30, 4.2 * len(targets)), squeeze=False)
     colours = {"full": "tab:blue", "reduced": "tab:green", "reduced-quota": "tab:orange", "full+design": "tab:purple",
                "reduced-window": "tab:red", "bound-exact-rule": "tab:brown", "bound-exact-window": "tab:pink",
                "bound-oracle": "tab:gray"}
@@ -972,6 +972,10 @@ def plot(res: dict, path: Path) -> None:
                  "bound-exact-rule": "reference: the rule on exact effects (not a method)",
                  "bound-exact-window": "reference: the window rule on exact effects (not a method)",
                  "bound-oracle": "reference: the exact best networks' choices (not a method)"}
+
+        def name(m):
+            base = base_method(m)
+            return names[base] + (", the design's networks known" if m.endswith(KNOWN) else "")
         ax = row[0]
         fr = r["exact"]["front"]
         ax.step([p["predicted_ms"] for p in fr], [p["accuracy_pts"] for p in fr], where="post", color="grey",
@@ -1003,23 +1007,35 @@ def plot(res: dict, path: Path) -> None:
             ax.set(xlabel="lookups in the loop", ylabel=ylabel, title=f"{r['label']}: mean ± std, {len(r['seeds'])} seeds")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6, loc="best", framealpha=0.6)
-        ax = row[3]  # the paired differences, the comparison the issue asks for, with their 95 % intervals
-        shift = 0.0
-        for key in sorted({k for v in r["differences"].values() for k in v}):
-            method, versus = key.split("_minus_")
-            ns = sorted(int(n) for n in r["differences"] if key in r["differences"][n])
-            ys = [r["differences"][str(n)][key]["mean_regret_points"] for n in ns]
-            ok = [(n + shift, y["mean"], y["mean"] - y["ci95"][0]) for n, y in zip(ns, ys) if "ci95" in y]
-            if ok:
-                ax.errorbar(*zip(*ok), marker="o" if versus == "full" else "s", capsize=3, color=colours[method],
-                            ls="-" if versus == "full" else "--",
-                            label=f"{names[method]} - {names[versus.replace('_plus_', '+')]}")
-                shift += 0.6
-        ax.axhline(0, color="black", lw=0.8)
-        ax.set(xlabel="lookups in the loop", ylabel="paired difference of mean regret (points)",
-               title=f"{r['label']}: paired, mean and 95 % interval")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="best", framealpha=0.6)
+        for ax, diffs, loop in ((row[3], r["differences"], "ChamNet loop"),
+                                (row[5], (r.get("budgeted_loop") or {}).get("differences") or {}, "the loop tune runs")):
+            # the paired differences, the comparison the issue asks for, with their 95 % intervals
+            shift = 0.0
+            # against the full space, and with the design known against the full space with it known (the
+            # comparisons against full+design are in the JSON)
+            style = {"full": ("o", "-"), "full_plus_known": ("^", ":")}
+            for key in sorted({k for v in diffs.values() for k in v}):
+                method, versus = key.split("_minus_")
+                if (not method.startswith(("reduced", "bound-")) or versus not in style
+                        or (versus == "full") == method.endswith(KNOWN)):
+                    continue
+                ns = sorted(int(n) for n in diffs if key in diffs[n])
+                ys = [diffs[str(n)][key]["mean_regret_points"] for n in ns]
+                ok = [(n + shift, y["mean"], y["mean"] - y["ci95"][0]) for n, y in zip(ns, ys) if "ci95" in y]
+                if ok:
+                    ax.errorbar(*zip(*ok), marker=style[versus][0], ls=style[versus][1], capsize=3,
+                                color=colours[base_method(method)],
+                                label=f"{name(method)} - {name(versus.replace('_plus_', '+'))}")
+                    shift += 0.4
+            if not diffs:
+                ax.text(0.5, 0.5, f"{loop}: not searched", ha="center", va="center", transform=ax.transAxes)
+                ax.set_axis_off()
+                continue
+            ax.axhline(0, color="black", lw=0.8)
+            ax.set(xlabel="new lookups in the loop", ylabel="paired difference of mean regret (points)",
+                   title=f"{r['label']}, {loop}: paired, mean and 95 % interval")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=5, loc="best", framealpha=0.6)
         ax = row[4]  # the same pairing on the hypervolume above the median accuracy: predicted, and measured
         drawn = False
         ns = sorted(int(n) for n in r["differences"] if "reduced_minus_full" in r["differences"][n])
@@ -1042,8 +1058,8 @@ def plot(res: dict, path: Path) -> None:
                    title=f"{r['label']}: reduced - full, mean and 95 % interval")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6, loc="best", framealpha=0.6)
-    fig.suptitle("NAS-Bench-Macro: ChamNet loop in the full vs the friendliness-reduced space "
-                 "(latency: the target's predictor; arm = EMULATION)")
+    fig.suptitle("NAS-Bench-Macro: the ChamNet loop (panels 1-5) and the loop tune runs (panel 6) in the full vs "
+                 "the friendliness-reduced space (latency: the target's predictor; arm = EMULATION)")
     save_figure(fig, path, dpi=110)
 
 
