@@ -763,11 +763,15 @@ def evaluate_target(target: str, loop: str = "chamnet") -> dict | None:
         method, n, seed = key.split("/")
         per.setdefault(method, {}).setdefault(n, {})[seed] = {**score(run["picks"]), "lookups": run["lookups"]}
     table = {}
+    all_runs = {**search["runs"], **((bounds or {}).get("runs") or {})}
     for method, by_n in per.items():
         table[method] = {}
         for n, by_seed in by_n.items():
             s = list(by_seed.values())
             table[method][n] = {
+                # seeds that gave the same picks are one run, not several (with the design known the loop
+                # tune runs has no random start left: its seeds repeat a few runs)
+                "distinct_runs": len({json.dumps(all_runs[f"{method}/{n}/{seed}"]["picks"]) for seed in by_seed}),
                 "lookups_in_loop": s[0]["lookups"], "hv": summary([x["hv"] for x in s]),
                 "hv_ratio": summary([x["hv_ratio"] for x in s]),
                 "hv_median_ref": summary([x["hv_median_ref"] for x in s]),
