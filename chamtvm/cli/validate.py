@@ -327,8 +327,9 @@ def check(args) -> None:
     if cmd in ("measure", "tune", "tune-model") or (cmd == "search" and not args.no_measure):
         _tracker_env(args)
     if cmd == "tune":
-        if args.known_accuracies is not None and not Path(args.known_accuracies).is_file():
-            raise UsageError(f"--known-accuracies {args.known_accuracies} is not a file: give an accuracy journal "
+        known = getattr(args, "known_accuracies", None)
+        if known is not None and not Path(known).is_file():
+            raise UsageError(f"--known-accuracies {known} is not a file: give an accuracy journal "
                              f"(runs/accuracy-<task>-<space>.jsonl, written by tune, accuracy or friendliness)")
         if args.task == "command" and not args.train_command:
             raise UsageError("--task command needs --command CMD (a trainer that gets the architecture JSON "
