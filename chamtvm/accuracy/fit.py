@@ -246,9 +246,36 @@ def journal_trainings(space: SearchSpace, journal_path: Path, protocol: dict | N
     """``(indices (n, D), accuracies (n,), protocol)`` of the trainings of ``space`` in a
     journal under one protocol ``{"task", "epochs", "protocol"}`` (given, else the one of
     the newest record of the space: accuracies of different protocols do not mix);
-    accuracies of repeated trainings (several seeds) averaged. Architectures outside the
-    space are skipped."""
-    return _trainings(space, Journal(journal_path).records_of_space(space.name), journal_path, protocol)
+    accuracies of repeated trainings (several seeds) averaged. The trainings of a space that
+    ``space`` restricts count too (``reusable_records``: the same networks); architectures
+    outside the space are skipped, records of other spaces left out, both said on stderr."""
+    recs = Journal(journal_path).records()
+    mine, accepted = reusable_records(space, recs)
+    if len(mine) < len(recs):
+        import sys
+
+        others = sorted(n for n, ok in accepted.items() if not ok)
+        print(f"note: {journal_path}: {len(recs) - len(mine)} record(s) of other spaces ({', '.join(others)[:120]}) "
+              f"not used for space {space.name!r}", file=sys.stderr)
+    return _trainings(space, mine, journal_path, protocol)
+
+
+def reusable_records(space: SearchSpace, recs: list[dict]) -> tuple[list[dict], dict[str, bool]]:
+    """``(records, accepted)``: the journal records ``space`` can use, those of ``space`` itself
+    (or with no ``space`` field) and those of a space ``space`` restricts
+    (``space.restrict.is_restriction``: the same network for the same architecture, such as the
+    full space a ``chamtvm friendliness`` profile trained, for its reduced space); ``accepted``:
+    space name -> whether its records were taken (a name that is no bundled space nor readable
+    file cannot be checked: not taken)."""
+    from ..space.restrict import is_restriction
+
+    accepted: dict[str, bool] = {space.name: True}
+    for name in sorted({str(r["space"]) for r in recs if "space" in r} - set(accepted)):
+        try:
+            accepted[name] = is_restriction(space, SearchSpace.load(name))
+        except (ValueError, OSError):
+            accepted[name] = False
+    return [r for r in recs if accepted[str(r.get("space", space.name))]], accepted
 
 
 def known_trainings(space: SearchSpace, journal_path: Path, protocol: dict
@@ -260,19 +287,11 @@ def known_trainings(space: SearchSpace, journal_path: Path, protocol: dict
     reduced space) whose architecture lies in ``space``; repeated trainings averaged. ``note``
     counts what was used and what not (other spaces, other protocols, outside ``space``).
     Raises ValueError when the journal does not exist."""
-    from ..space.restrict import is_restriction
-
     journal_path = Path(journal_path)
     if not journal_path.exists():
         raise ValueError(f"no accuracy journal at {journal_path}")
     recs = Journal(journal_path).records()
-    accepted: dict[str, bool] = {space.name: True}
-    for name in {str(r["space"]) for r in recs if "space" in r} - set(accepted):
-        try:
-            accepted[name] = is_restriction(space, SearchSpace.load(name))
-        except (ValueError, OSError):  # not a bundled space nor a readable file: cannot be checked
-            accepted[name] = False
-    mine = [r for r in recs if accepted[str(r.get("space", space.name))]]
+    mine, accepted = reusable_records(space, recs)
     same = [r for r in mine if all(r.get(k) == protocol.get(k) for k in ("task", "epochs", "protocol"))]
     inside = [r for r in same if _in_space(space, r)]
     idx, y, _ = _trainings(space, inside, journal_path, protocol)

@@ -163,3 +163,23 @@ def test_a_reduced_space_reuses_the_full_spaces_trainings_as_known_points(tmp_pa
     assert s["known_trainings"]["used_networks"] == k and s["lookups_by_phase"]["known"] == k
     with pytest.raises(ValueError, match="no accuracy journal"):
         known_trainings(small, tmp_path / "missing.jsonl", trainer_protocol(trainer))
+
+
+def test_journal_trainings_of_a_reduced_space_take_its_full_spaces_records(tmp_path, capsys):
+    """What ``search --space <reduced> --journal <the full space's journal>`` fits on: the full
+    space's trainings lying in the reduced space; another space's records are left out, said."""
+    from chamtvm.space.restrict import restrict
+
+    macro = SearchSpace.load("macro")
+    small = restrict(macro, {"layers[0]": ["ir_k3_e3", "ir_k5_e6"]}, "macro-small")
+    inside = macro.from_indices([0, 1] + [0] * 7)
+    outside = macro.from_indices([0, 0] + [1] * 7)
+    path = tmp_path / "j.jsonl"
+    j = Journal(path)
+    for rec in (_record(inside, 0.9, space="macro"), _record(outside, 0.8, space="macro"),
+                _record(inside, 0.1, space="nosuchspace")):
+        j.append(rec)
+    idx, y, _ = journal_trainings(small, path, {"task": "t", "epochs": 1, "protocol": None})
+    assert [small.from_indices(r).to_json() for r in idx] == [inside.to_json()] and y.tolist() == [0.9]
+    err = capsys.readouterr().err
+    assert "1 record(s) of other spaces (nosuchspace) not used" in err and "1 record(s) not used" in err
