@@ -65,6 +65,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=v.positive_int, default=None, help="override the proxy task's epochs")
     p.add_argument("--journal", type=Path, default=None,
                    help="JSON-lines journal of trainings (default runs/accuracy-<task>-<space>.jsonl)")
+    p.add_argument("--known-accuracies", type=Path, default=None, metavar="JOURNAL",
+                   help="a journal whose trainings of the space, or of a space it restricts (the full space of a "
+                        "reduced space from `chamtvm friendliness`), under the task's protocol join the loop as known "
+                        "points: not trained again and not counted in --samples")
     p.add_argument("--workers", type=v.positive_int, default=1,
                    help="parallel training processes (default 1: in-process, one at a time)")
     p.add_argument("--executor", default=None, metavar="SPEC",
@@ -114,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         with open_executor(args.executor, args.workers) as executor:
             built = build_predictor(space, trainer, journal, args.samples, args.pool or default_pool_size(space),
                                     args.strategy, args.seed, executor, progress=not args.json,
-                                    latency_ms=latency, budgets_ms=args.budgets_ms, proxies=not args.no_proxies)
+                                    latency_ms=latency, budgets_ms=args.budgets_ms, proxies=not args.no_proxies,
+                                    known_journal=args.known_accuracies)
     except ExecutorError as e:
         return fail(str(e))
     except (ValueError, DatasetMissingError) as e:
@@ -145,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         cvk = "leave-one-out" if cv["n_folds"] == cv["n"] else f"{cv['n_folds']}-fold"
         print(f"accuracy predictor for space {space.name!r} on {args.task}: {len(built.chosen)} architectures "
-              f"({built.trained_now} trained now, {built.resumed} from {journal.path}, {len(built.errors)} failed)")
+              f"({built.trained_now} trained now, {built.resumed} from {journal.path}, {len(built.errors)} failed"
+              + (f", {built.known['used_networks']} known from {built.known['journal']}" if built.known else "") + ")")
         print(f"  measured accuracy: {yc.min():.4f} .. {yc.max():.4f} (mean {yc.mean():.4f})")
         tau = "undefined (constant predictions)" if cv["kendall_tau"] is None else f"{cv['kendall_tau']:.3f}"
         ceil = summary.get("ceiling")

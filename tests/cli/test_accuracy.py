@@ -97,3 +97,33 @@ def test_accuracy_budgeted_on_the_table_reports_the_observed_pick_and_its_regret
 def test_budgets_need_a_target(tmp_path, capsys):
     assert main(["accuracy", "--budgets-ms", "3", "--journal", str(tmp_path / "j.jsonl")]) == 2
     assert "--budgets-ms needs --target" in capsys.readouterr().err
+
+
+def test_accuracy_takes_known_accuracies_from_a_full_spaces_journal(tmp_path, capsys):
+    """``chamtvm accuracy --space <a restriction of macro> --known-accuracies <macro's journal>``:
+    macro's lookups lying in the reduced space are known points, not looked up again; a missing
+    journal is a usage error (exit 2)."""
+    from chamtvm.space.restrict import restrict
+    from chamtvm.space.schema import Arch, SearchSpace
+
+    full_journal = tmp_path / "macro.jsonl"
+    assert main(["accuracy", "--samples", "8", "--journal", str(full_journal), "--json"]) == 0
+    capsys.readouterr()
+    macro = SearchSpace.load("macro")
+    looked = [Arch.from_dict(r["architecture"]) for r in Journal(full_journal).records()]
+    drop = min(macro.layers[7].choices, key=lambda c: sum(a.layers[7] == c for a in looked))
+    small = restrict(macro, {"layers[7]": [c for c in macro.layers[7].choices if c != drop]}, "macro-cli-reduced")
+    space_file = tmp_path / "small.json"
+    space_file.write_text(json.dumps(small.to_dict()))
+    inside = {a.to_json() for a in looked if a.layers[7] != drop}
+    own = tmp_path / "small.jsonl"
+    assert main(["accuracy", "--space", str(space_file), "--samples", "4", "--journal", str(own),
+                 "--known-accuracies", str(full_journal), "--no-proxies", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["known_trainings"]["used_networks"] == len(inside) >= 5 and out["trained_now"] == 4
+    assert out["lookups_by_phase"]["known"] == len(inside)
+    new = {Arch.from_dict(r["architecture"]).to_json() for r in Journal(own).records()}
+    assert len(new) == 4 and not new & inside
+    assert main(["accuracy", "--space", str(space_file), "--journal", str(own),
+                 "--known-accuracies", str(tmp_path / "none.jsonl")]) == 2
+    assert "no accuracy journal at" in capsys.readouterr().err
