@@ -532,7 +532,8 @@ def phase_rule(args) -> None:
 def bound_spaces(full, idx_full, lat_full, truth_pts, budgets) -> dict:
     """The reference reductions of ``phase_bounds``: method -> (space or None where it drops
     nothing, what it kept, why)."""
-    from chamtvm.friendly.friendliness import DEFAULT_DROP, DEFAULT_RULE, analyse, reduced_space
+    from chamtvm.friendly.friendliness import DEFAULT_DROP, DEFAULT_RULE, analyse
+    from chamtvm.space.restrict import restrict
 
     exact = analyse(full, idx_full, lat_full, truth_pts, drop=DEFAULT_DROP, rule=DEFAULT_RULE)
     kept_rule = exact.kept()
@@ -556,8 +557,7 @@ def bound_spaces(full, idx_full, lat_full, truth_pts, budgets) -> dict:
         if all(len(k) == len(full.dimensions()[d][1]) for k, d in zip(kept.values(), dims)):
             out[method] = (None, kept, why)
             continue
-        sp = reduced_space(full, kept, f"{full.name}-{method}", f"reference reduction ({why}); not a method: "
-                                                                 "it uses the true accuracy of every network")
+        sp = restrict(full, kept, f"{full.name}-{method}")  # a reference reduction, not a method: ``why``
         out[method] = (sp, kept, why)
     return out
 

@@ -257,7 +257,7 @@ def journal_trainings(space: SearchSpace, journal_path: Path, protocol: dict | N
         others = sorted(n for n, ok in accepted.items() if not ok)
         print(f"note: {journal_path}: {len(recs) - len(mine)} record(s) of other spaces ({', '.join(others)[:120]}) "
               f"not used for space {space.name!r}", file=sys.stderr)
-    return _trainings(space, mine, journal_path, protocol)
+    return _trainings(space, mine, journal_path, protocol)[:3]
 
 
 def reusable_records(space: SearchSpace, recs: list[dict]) -> tuple[list[dict], dict[str, bool]]:
@@ -292,37 +292,30 @@ def known_trainings(space: SearchSpace, journal_path: Path, protocol: dict
         raise ValueError(f"no accuracy journal at {journal_path}")
     recs = Journal(journal_path).records()
     mine, accepted = reusable_records(space, recs)
-    same = [r for r in mine if all(r.get(k) == protocol.get(k) for k in ("task", "epochs", "protocol"))]
-    inside = [r for r in same if _in_space(space, r)]
-    idx, y, _ = _trainings(space, inside, journal_path, protocol)
+    idx, y, _, left_out = _trainings(space, mine, journal_path, protocol, say_skipped=False)
     note = {"journal": str(journal_path), "records": len(recs), "used_networks": int(len(y)),
             "spaces_used": sorted(n for n, ok in accepted.items() if ok and any(
                 str(r.get("space", space.name)) == n for r in recs)),
             "other_spaces": sorted(n for n, ok in accepted.items() if not ok),
-            "other_protocol_records": len(mine) - len(same), "outside_space_records": len(same) - len(inside)}
+            "other_protocol_records": left_out["other_protocol"], "outside_space_records": left_out["outside"]}
     return idx, y, note
 
 
-def _in_space(space: SearchSpace, rec: dict) -> bool:
-    """Whether a record's architecture is one of ``space`` (a damaged one is not)."""
-    try:
-        space.indices(Arch.from_dict(rec["architecture"]))
-        return True
-    except ValueError:
-        return False
-
-
-def _trainings(space: SearchSpace, recs: list[dict], journal_path, protocol: dict | None
-               ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``journal_trainings`` on records already read."""
+def _trainings(space: SearchSpace, recs: list[dict], journal_path, protocol: dict | None, say_skipped: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+    """``journal_trainings`` on records already read, and how many records it left out
+    (``{"other_protocol", "outside"}``; ``say_skipped``: those outside the space, or damaged,
+    said on stderr)."""
     if protocol is None:
         protocol = ({k: recs[-1].get(k) for k in ("task", "epochs", "protocol")} if recs
                     else {"task": None, "epochs": None, "protocol": None})
     by_arch: dict[str, list[float]] = {}
     idx: dict[str, list[int]] = {}
     skipped: list[str] = []
+    other_protocol = 0
     for r in recs:
         if any(r.get(k) != protocol.get(k) for k in ("task", "epochs", "protocol")):
+            other_protocol += 1
             continue
         try:
             arch = Arch.from_dict(r["architecture"])
@@ -332,14 +325,15 @@ def _trainings(space: SearchSpace, recs: list[dict], journal_path, protocol: dic
             continue
         by_arch.setdefault(arch.to_json(), []).append(float(r["accuracy"]))
         idx[arch.to_json()] = ind
-    if skipped:  # said, never dropped silently
+    if skipped and say_skipped:  # said, never dropped silently
         import sys
 
         print(f"note: {journal_path}: {len(skipped)} record(s) not used: damaged architecture or not in "
               f"space {space.name!r} (first: {skipped[0][:160]})", file=sys.stderr)
     keys = sorted(by_arch)
     return (np.array([idx[k] for k in keys], dtype=np.int64).reshape(len(keys), space.encoding_length),
-            np.array([np.mean(by_arch[k]) for k in keys]), dict(protocol))
+            np.array([np.mean(by_arch[k]) for k in keys]), dict(protocol),
+            {"other_protocol": other_protocol, "outside": len(skipped)})
 
 
 def trainer_protocol(trainer: Trainer) -> dict:

@@ -201,8 +201,9 @@ def sample_and_fit(pool_X, oracle: Callable, n_samples: int, strategy: str = "bo
         raise ValueError(f"pool_X must be (N, D), got shape {pool_X.shape}")
     N = len(pool_X)
     known_idx, known_y = known_points(known, N)
-    if not (2 if not len(known_idx) else 1) <= n_samples <= N - len(known_idx):
-        raise ValueError(f"n_samples must be in [{2 if not len(known_idx) else 1}, {N - len(known_idx)}] "
+    low = 1 if len(known_idx) else 2  # a fit needs 2 points in all
+    if not low <= n_samples <= N - len(known_idx):
+        raise ValueError(f"n_samples must be in [{low}, {N - len(known_idx)}] "
                          f"(the pool size less the {len(known_idx)} known points), got {n_samples}")
     sampler = SAMPLERS.get(strategy)  # unknown names list the valid ones
     ACQUISITIONS.get(acquisition)

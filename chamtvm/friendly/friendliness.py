@@ -444,11 +444,3 @@ def _reduce_quota(by_pos: dict[str, list[ChoiceRow]], drop: float) -> None:
         else:
             r.why = "kept" if undominated else f"kept (dominated by {by}, but the quota of {quota} is full)"
 
-
-def reduced_space(space, kept: dict[str, tuple], name: str, description: str):
-    """``space`` with only the ``kept`` choices at each position (path -> choices), named
-    ``name`` (``space.restrict.restrict``; the space object keeps no description: the caller
-    writes ``description`` into the file)."""
-    from ..space.restrict import restrict
-
-    return restrict(space, kept, name)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..space.restrict import restrict
 from .design import balanced_design, default_design_size, design_summary, effects_model
-from .friendliness import DEFAULT_DROP, DEFAULT_RULE, RULE_TEXT, Friendliness, analyse, reduced_space
+from .friendliness import DEFAULT_DROP, DEFAULT_RULE, RULE_TEXT, Friendliness, analyse
 
 
 @dataclass
@@ -202,7 +203,7 @@ def write_outputs(profile: Profile, space, out_dir: Path, provenance: dict) -> d
                        f"{(profile.accuracy or {}).get('counted')} {(profile.accuracy or {}).get('task', 'journal')} "
                        f"networks; rule {profile.table.rule}: {RULE_TEXT[profile.table.rule]}; drop {profile.table.drop:.3g}; "
                        f"details: friendliness.json beside this file ({provenance.get('utc', '')})")
-        small = reduced_space(space, profile.table.kept(), name, description)
+        small = restrict(space, profile.table.kept(), name)
         path = out_dir / f"{name}.json"
         d = small.to_dict()
         d["description"] = description

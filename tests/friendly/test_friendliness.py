@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from chamtvm.friendly.design import balanced_design, effects_model
-from chamtvm.friendly.friendliness import analyse, reduced_space
+from chamtvm.friendly.friendliness import analyse
+from chamtvm.space.restrict import restrict
 from chamtvm.space.layers import LayerSpace
 from chamtvm.space.schema import SearchSpace
 
@@ -141,7 +142,7 @@ def test_reduced_space_files_load_and_validate(macro, tmp_path):
     space, rows = macro
     lat, acc = synthetic(space, rows)
     res = analyse(space, rows, lat, acc)
-    small = reduced_space(space, res.kept(), "macro-test-friendly", "reduced for a test")
+    small = restrict(space, res.kept(), "macro-test-friendly")
     path = tmp_path / "small.json"
     path.write_text(json.dumps({**small.to_dict(), "description": "reduced for a test"}))
     loaded = SearchSpace.load(path)
@@ -166,7 +167,7 @@ def test_stage_wise_space_reduces_kernel_expansion_depth_and_width():
     for p in model.positions:  # latency contributions recovered (baseline: the cheapest)
         got = [r.latency_ms for r in res.rows if r.position == p.path]
         assert np.allclose(got, np.sort(effects[p.path]) - np.sort(effects[p.path])[0], atol=1e-9)
-    small = reduced_space(space, res.kept(), "fashion-test", "test")
+    small = restrict(space, res.kept(), "fashion-test")
     assert type(small) is SearchSpace and small.size() < space.size()
     assert {f for path in res.kept() for f in [path.split(".")[-1]]} >= {"kernel", "expansion", "blocks", "channels"}
     SearchSpace.from_dict({**small.to_dict(), "description": "x"})
@@ -295,7 +296,7 @@ def test_window_rule_without_noise_drops_what_no_budget_of_the_window_takes(macr
     gone = [r for r in capped.rows if not r.kept]
     assert len(gone) == min(5, len(dropped)) and {(r.position, r.choice) for r in gone} <= dropped
     assert sum("cap of 5 is full" in r.why for r in capped.rows) == max(0, len(dropped) - 5)
-    assert reduced_space(space, capped.kept(), "w", "window").size() < space.size()
+    assert restrict(space, capped.kept(), "w").size() < space.size()
 
 
 def test_window_rule_drops_by_the_measurements_not_by_noise(macro):
