@@ -196,6 +196,7 @@ def phase_profile(args) -> None:
         shutil.copytree(args.schedules_from, copy, ignore=shutil.ignore_patterns("*.lock"))
         schedules = ["--schedules-dir", str(copy)]
     size = ["--networks", str(args.networks)] if args.networks else []
+    size += ["--seed", str(args.design_seed)]
     res = run_chamtvm(["friendliness", "--target", args.target, "--space", "macro", "--out", str(out),
                        "--luts-dir", str(luts), *schedules, *size, "--no-progress", *tracker_args(args)],
                       log_path=RUNS / f"profile_{args.target}.log", json_output=True)
@@ -205,7 +206,7 @@ def phase_profile(args) -> None:
     quota = run_chamtvm(["friendliness", "--target", args.target, "--space", "macro", "--out", str(out) + "-quota",
                          "--luts-dir", str(luts), *schedules, *size, "--no-progress", "--rule", "quota",
                          *tracker_args(args)], log_path=RUNS / f"profile_{args.target}.log", json_output=True)["json"]
-    write_results({"wall_s": round(res["wall_s"], 1), "luts_dir": rel(luts),
+    write_results({"wall_s": round(res["wall_s"], 1), "luts_dir": rel(luts), "design_seed": args.design_seed,
                    "luts_from": rel(args.luts_from) if args.luts_from else None,
                    "schedules_from": rel(args.schedules_from) if args.schedules_from else None, "document": doc,
                    "quota_control": {"measured_now": quota["networks"]["measured_now"], "kept": quota["kept"],
@@ -415,12 +416,19 @@ def base_method(key: str) -> str:
     return m[:-len(KNOWN)] if m.endswith(KNOWN) else m
 
 
-def reusable_runs(cache: dict, budgets: list, reduced_dims: dict, full_loop: Loop, loop: str = "chamnet") -> dict:
+def reusable_runs(cache: dict, budgets: list, reduced_dims: dict, full_loop: Loop, loop: str = "chamnet",
+                  design: list | None = None) -> dict:
     """The cached runs still valid: none under other budgets; a reduced space's (method
-    ``reduced`` or ``reduced-quota``) only for the same reduced space; the full space's (which do
-    not depend on the reduction) only if this code reproduces the first cached one exactly
+    ``reduced`` or ``reduced-quota``) only for the same reduced space; ``<method>+known`` only for
+    the same design (``design``: its full-space indices; a profile with another design seed has
+    other networks), ``full+design`` for as many design lookups; the full space's (which do not
+    depend on the reduction) only if this code reproduces the first cached one exactly
     (recomputed now; the check is recorded)."""
     runs = dict(cache.get("runs", {})) if cache.get("budgets_ms") == budgets else {}
+    before = cache.get("design_indices")
+    if before != design:
+        runs = {k: v for k, v in runs.items() if not k.split("/")[0].endswith(KNOWN)
+                and not (k.startswith("full+design/") and len(before or []) != len(design or []))}
     before = cache.get("reduced_dimensions") or {}
     runs = {k: v for k, v in runs.items() if not k.startswith("reduced")
             or (isinstance(before, dict) and before.get(base_method(k)) == reduced_dims.get(base_method(k)))}
@@ -476,10 +484,10 @@ def phase_search(args) -> None:
     cache_path = search_path(args.target, args.loop)
     cache = load_json(cache_path) or {}
     reduced_dims = {m: [[path, list(choices)] for path, choices in sp.dimensions()] for m, sp in spaces.items()}
-    runs = reusable_runs(cache, budgets, reduced_dims, loops["full"], args.loop)
+    design_rows = np.array(doc["networks"]["indices"], dtype=np.int64)  # the design, full-space indices
+    runs = reusable_runs(cache, budgets, reduced_dims, loops["full"], args.loop, design_rows.tolist())
     plan = [("full", n, n) for n in LOOKUPS] + [(m, n, n) for m in spaces for n in LOOKUPS] + \
            [("full+design", n, n + design_lookups) for n in LOOKUPS]
-    design_rows = np.array(doc["networks"]["indices"], dtype=np.int64)  # the design, full-space indices
     plan += [(m + KNOWN, n, n) for m in ["full", *spaces] for n in LOOKUPS]
     if args.methods:  # only these (the budgeted loop with many lookups takes minutes a run)
         wanted = args.methods.split(",")
@@ -495,7 +503,8 @@ def phase_search(args) -> None:
             out = run(loop_n, seed, budgets, known_full=design_rows if method.endswith(KNOWN) else None)
             out["seconds"] = round(time.time() - t0, 1)
             runs[key] = out
-            save_json({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs}, cache_path)
+            save_json({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs,
+                       "design_indices": design_rows.tolist()}, cache_path)
             print(f"{args.target} {key}: {out['seconds']} s", flush=True)
     write_results({"budgets_ms": budgets, "reduced_dimensions": reduced_dims, "runs": runs, "latency": latency_info,
                    "reduced_spaces": {m: rel(REPO / p) if p else None for m, p in paths.items()},
@@ -1156,6 +1165,9 @@ def main(argv=None) -> int:
                          "(every pick measured in this run, none reused)")
     ap.add_argument("--networks", type=int, default=None,
                     help="profile: design networks (default: the command's, 27 for macro; at most 60)")
+    ap.add_argument("--design-seed", type=int, default=0,
+                    help="profile: the seed of the design (the command's --seed; default 0): another seed, another "
+                         "set of design networks, a replicate of the whole method (bench_friendliness_designs.py)")
     ap.add_argument("--trials", type=int, default=0, help="table: tuning trials per kernel (default 0: untuned)")
     ap.add_argument("--rule", default="window",
                     help="rule: the reduction rule run on the profile's measurements (default window)")

@@ -46,7 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--networks", type=v.int_at_least(3), default=None,
                    help=f"networks measured end to end (default: the smallest balanced design with 10 residual "
                         f"degrees of freedom, at most {MAX_NETWORKS})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the design")
+    p.add_argument("--seed", type=v.seed, default=0, help="seed of the design")
     p.add_argument("--task", default=None, choices=[*(n for n in TASKS.names() if n != "command"), "none"],
                    help="accuracies of the design networks, each one counted (default: nas-bench-macro for the "
                         "macro space, else none); none: latency only, or --journal's trainings")

@@ -22,6 +22,7 @@ LAYERS_TINY = DATA / "space_layers_tiny.json"
     (["--space", str(LAYERS_TINY), "--task", "nas-bench-macro"], "--task nas-bench-macro"),
     (["--drop", "1"], "fraction in [0, 1)"),
     (["--networks", "two"], "must be an integer"),
+    (["--seed", "-1"], "seed must be an integer in 0.."),
 ])
 def test_bad_input_exits_2_before_any_work(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
