@@ -526,7 +526,8 @@ def phase_rule(args) -> None:
     res = run_chamtvm(["friendliness", "--target", args.target, "--space", "macro",
                        "--out", str(RUNS / f"friendliness-{args.target}-macro-{args.rule}"),
                        "--luts-dir", str(REPO / prof["luts_dir"]), "--networks", str(doc["networks"]["measured_ok"]),
-                       "--no-progress", "--rule", args.rule, *tracker_args(args)],
+                       "--seed", str(prof.get("design_seed", 0)), "--no-progress", "--rule", args.rule,
+                       *tracker_args(args)],
                       log_path=RUNS / f"rule_{args.rule}_{args.target}.log", json_output=True)
     got = res["json"]
     if got["networks"]["measured_now"]:
