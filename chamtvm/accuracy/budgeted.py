@@ -116,7 +116,11 @@ class BudgetedResult:
                 "seconds": self.seconds, "settings": self.settings}
 
 
-def _check_inputs(pool_X, oracle, latency_ms, budgets_ms, n_lookups, prior):
+def _check_inputs(pool_X, oracle, latency_ms, budgets_ms, n_lookups, prior, known):
+    """``pick_under_budgets``'s inputs checked and as arrays: ``(pool_X (N, D), latency (N,) ms,
+    budgets (B,) ms, prior (N, P) or None, known indices (k,), known values (k,))``; raises
+    ``ValueError`` / ``TypeError`` on bad input, and when ``n_lookups`` exceeds the pool networks
+    not known that meet the largest budget."""
     pool_X = np.asarray(pool_X, dtype=np.float64)
     if pool_X.ndim != 2 or len(pool_X) == 0 or pool_X.shape[1] == 0:
         raise ValueError(f"pool_X must be a non-empty (N, D) array, got shape {pool_X.shape}")
@@ -145,13 +149,18 @@ def _check_inputs(pool_X, oracle, latency_ms, budgets_ms, n_lookups, prior):
             raise ValueError(f"prior must be (N, P) with N = {N} pool points, got shape {prior.shape}")
         if not np.all(np.isfinite(prior)):
             raise ValueError("prior contains NaN or infinite values")
-    usable = int((lat <= budgets.max()).sum())
+    from .sampling import known_points
+
+    known_idx, known_y = known_points(known, N)
     if not MIN_LOOKUPS <= n_lookups:
         raise ValueError(f"n_lookups must be at least {MIN_LOOKUPS}, got {n_lookups}")
-    if n_lookups > usable:
-        raise ValueError(f"n_lookups ({n_lookups}) exceeds the {usable} pool networks that meet the largest "
-                         f"budget ({budgets.max():g} ms)")
-    return pool_X, lat, budgets, prior
+    meets = lat <= budgets.max()
+    free = int(meets.sum() - meets[known_idx].sum())  # what the loop can still look up
+    if n_lookups > free:
+        raise ValueError(f"n_lookups ({n_lookups}) exceeds the {free} pool networks "
+                         f"{'not known ' if len(known_idx) else ''}that meet the largest budget "
+                         f"({budgets.max():g} ms)")
+    return pool_X, lat, budgets, prior, known_idx, known_y
 
 
 def _accuracy_scale(y: np.ndarray, scale):
@@ -205,14 +214,8 @@ def pick_under_budgets(pool_X, oracle: Callable, latency_ms, budgets_ms, n_looku
     (shapes, non-finite values, no budget, ``n_lookups`` < 3 or more than the networks
     that meet the largest budget).
     """
-    pool_X, lat, budgets, prior = _check_inputs(pool_X, oracle, latency_ms, budgets_ms, n_lookups, prior)
-    from .sampling import known_points
-
-    known_idx, known_y = known_points(known, len(pool_X))
-    free_usable = int((lat <= budgets.max()).sum() - (lat[known_idx] <= budgets.max()).sum())
-    if n_lookups > free_usable:
-        raise ValueError(f"n_lookups ({n_lookups}) exceeds the {free_usable} pool networks not known that meet "
-                         f"the largest budget ({budgets.max():g} ms)")
+    pool_X, lat, budgets, prior, known_idx, known_y = _check_inputs(pool_X, oracle, latency_ms, budgets_ms,
+                                                                    n_lookups, prior, known)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     from threadpoolctl import threadpool_limits

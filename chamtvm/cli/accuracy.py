@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``accuracy`` subcommand on an ``argparse`` subparsers object."""
     from . import validate as v
+    from .arguments import add_known_accuracies_arg
 
     p = subparsers.add_parser(
         "accuracy", help="train sampled architectures and fit the accuracy predictor",
@@ -65,10 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=v.positive_int, default=None, help="override the proxy task's epochs")
     p.add_argument("--journal", type=Path, default=None,
                    help="JSON-lines journal of trainings (default runs/accuracy-<task>-<space>.jsonl)")
-    p.add_argument("--known-accuracies", type=Path, default=None, metavar="JOURNAL",
-                   help="a journal whose trainings of the space, or of a space it restricts (the full space of a "
-                        "reduced space from `chamtvm friendliness`), under the task's protocol join the loop as known "
-                        "points: not trained again and not counted in --samples")
+    add_known_accuracies_arg(p, "--samples")
     p.add_argument("--workers", type=v.positive_int, default=1,
                    help="parallel training processes (default 1: in-process, one at a time)")
     p.add_argument("--executor", default=None, metavar="SPEC",

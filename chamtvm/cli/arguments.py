@@ -1,5 +1,5 @@
 """Arguments several commands share: the target and where its table and schedules live, the
-table statistic, and the model file with its space and input shape."""
+table statistic, the model file with its space and input shape, and known accuracies."""
 
 from __future__ import annotations
 
@@ -17,6 +17,15 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--luts-dir", type=Path, default=None, help="folder of latency tables (default: <workdir>/luts)")
     p.add_argument("--schedules-dir", type=Path, default=None,
                    help="root of MetaSchedule databases (default: <workdir>/schedules)")
+
+
+def add_known_accuracies_arg(p: argparse.ArgumentParser, samples_flag: str) -> None:
+    """``--known-accuracies JOURNAL`` of the accuracy loops (``tune``, ``accuracy``);
+    ``samples_flag`` names the command's budget of new trainings, which known points do not count in."""
+    p.add_argument("--known-accuracies", type=Path, default=None, metavar="JOURNAL",
+                   help="an accuracy journal whose trainings of the space, or of a space it restricts (the full space "
+                        "of a reduced space from `chamtvm friendliness`), under the task's protocol join the accuracy "
+                        f"loop as known points: not trained again and not counted in {samples_flag}")
 
 
 def add_statistic_arg(p: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from ..pipeline.tuned_residual import NEIGHBOURS_PER_PICK
 
 
 from . import validate as v
+from .arguments import add_known_accuracies_arg as _add_known_accuracies_arg
 from .arguments import add_model_args as _add_model_args
 from .arguments import add_statistic_arg as _add_statistic_arg
 from .arguments import add_target_args as _add_target_args
@@ -260,10 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lookups (trainings) of the budget-aware accuracy loop, spent on the budgets")
     p.add_argument("--no-proxies", action="store_true",
                    help="no zero-cost proxies among the accuracy loop's prior features")
-    p.add_argument("--known-accuracies", type=Path, default=None, metavar="JOURNAL",
-                   help="an accuracy journal whose trainings of the space, or of a space it restricts (the full space "
-                        "of a reduced space from `chamtvm friendliness`), under the task's protocol join the accuracy "
-                        "loop as known points: not trained again and not counted in --accuracy-samples")
+    _add_known_accuracies_arg(p, "--accuracy-samples")
     p.add_argument("--budgets-ms", type=v.budgets, default=None,
                    help="comma-separated latency budgets in ms (default: 25/50/75%% quantiles of the space's "
                         "predicted latencies on the target)")
