@@ -50,6 +50,13 @@ Phases (each resumable; the ones that time networks run under ``quiet-run``):
     a stage-wise space's latency contributions (kernel, expansion, depth, width per stage) from
     its design networks measured end to end in a fresh journal; latency only (its accuracies need
     trainings); the report carries it (``stagewise``).
+``designs``  the whole method replicated: ``--designs DIR,DIR,...``, working folders whose profiles
+    used other ``--design-seed``s (another design: other networks measured, another reduction),
+    each with its rules and searches. Scores them like ``report`` and pairs each comparison by
+    (design, search seed ``0..--seeds-1``), with the design as the unit: each design's mean over
+    its seeds, and a t-interval over designs (``common.paired.replicated``); a rule that dropped
+    nothing on a design leaves the full space there (difference 0). Also which choices each rule
+    dropped over the designs, per target. ``benchmarks/results/friendliness_macro_designs.json``.
 ``timing``   ``benchmarks/results/friendliness_profile_<target>.json``: the last profile's wall
     time with its quiet-run record, and its kept choices against the ones the report used
     (``--runs DIR`` keeps such a profile apart from the search benchmark's working folder;
@@ -101,6 +108,7 @@ from pathlib import Path
 
 from common import (REPO, RESULTS, argument_parser, one_blas_thread, parse_args, pyplot, run_chamtvm, save_figure,
                     write_results)
+from common.paired import paired_summary, replicated, summary
 
 one_blas_thread()
 
@@ -675,33 +683,6 @@ FIELDS = ("hv", "hv_ratio", "hv_gap_points", "hv_median_ref", "hv_median_ref_rat
           "hv_measured_latency", "hv_measured_latency_scaled", "hv_median_ref_measured_latency_scaled")
 
 
-def summary(v) -> dict:
-    v = np.asarray([x for x in v if x is not None], dtype=float)
-    if not len(v):
-        return {"n": 0}
-    return {"n": int(len(v)), "mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
-            "max": float(v.max()), "median": float(np.median(v))}
-
-
-def paired_summary(d) -> dict:
-    """``summary`` of paired differences (one per seed) and whether they are told apart from 0:
-    ``positive`` / ``negative`` (seeds above / below 0), ``ci95`` (the mean's two-sided 95 %
-    t-interval, sample std), ``sign_test_p`` (two-sided, ties dropped) and
-    ``wilcoxon_p`` (two-sided signed-rank; None under 6 non-zero differences)."""
-    from scipy import stats
-
-    v = np.asarray([x for x in d if x is not None], dtype=float)
-    out = summary(v)
-    if len(v) < 2:
-        return out
-    pos, neg = int((v > 0).sum()), int((v < 0).sum())
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-    out.update(positive=pos, negative=neg, ci95=[float(v.mean()) - half, float(v.mean()) + half],
-               sign_test_p=float(stats.binomtest(pos, pos + neg).pvalue) if pos + neg else None,
-               wilcoxon_p=float(stats.wilcoxon(v[v != 0]).pvalue) if pos + neg >= 6 else None)
-    return out
-
-
 def evaluate_target(target: str, loop: str = "chamnet") -> dict | None:
     from chamtvm.accuracy.nasbench import NasBenchMacro
     from chamtvm.core.metrics import fidelity
@@ -1132,6 +1113,218 @@ def phase_report(args) -> None:
     write_results(res, RESULTS / f"{args.results_name}.json", figure=plot, measurements_from=RUNS)
 
 
+# ------------------------------------------------------------------------------ designs
+# (method, against): reduced spaces against the full space, with the same information
+DESIGN_COMPARISONS = (("reduced", "full"), ("reduced-window", "full"),
+                      ("reduced+known", "full+known"), ("reduced-window+known", "full+known"),
+                      ("full+known", "full"), ("reduced", "full+design"), ("reduced-window", "full+design"))
+DESIGN_FIELDS = {"mean_regret_points": "lower is better", "hv_median_ref": "higher is better",
+                 "hv_gap_points": "lower is better"}
+DESIGN_RULES = {"reduced": "confident (the default)", "reduced-window": "window"}
+
+
+def design_scores(folder: Path, target: str, loop: str) -> dict | None:
+    """One replicate's scored runs of one loop (``evaluate_target`` on its working folder), the
+    rules that dropped nothing there, and the choices each rule dropped."""
+    global RUNS
+    RUNS = folder.resolve()
+    search, res = load_json(search_path(target, loop)), evaluate_target(target, loop)
+    if res is None or search is None:
+        return None
+    prof = load_json(RUNS / f"profile_{target}.json")
+    window = load_json(RUNS / f"rule_window_{target}.json") or {}
+    spaces = search.get("reduced_spaces") or {}
+    return {"folder": rel(folder), "design_seed": prof.get("design_seed", 0),
+            "design_indices": prof["document"]["networks"]["indices"], "methods": res["methods"],
+            "no_reduction": sorted(m for m, p in spaces.items() if not p), "reduced_sizes": search.get("reduced_sizes"),
+            "dropped": {"reduced": dropped(prof["document"]["rows"]), "reduced-window": dropped(window.get("rows"))},
+            "profile": {"wall_s": prof["wall_s"], "measured_now": prof["document"]["networks"]["measured_now"],
+                        "luts_dir": prof["luts_dir"], "provenance": prof["provenance"],
+                        "quiet_run": profile_record(target, prof)},
+            "search_provenance": search.get("provenance")}
+
+
+def dropped(rows) -> list[list[str]] | None:
+    """The (position, choice) pairs a rule dropped, from its friendliness rows."""
+    return None if rows is None else sorted([r["position"], r["choice"]] for r in rows if not r["kept"])
+
+
+def profile_record(target: str, prof: dict) -> dict | None:
+    """The quiet-run record of the run that measured a profile's networks: the profile run of
+    the working folder its network journal lives in (a re-analysed profile, ``--reuse-luts``,
+    was measured there)."""
+    folder = str(Path(prof["luts_dir"]).parent)
+    written = prof["provenance"].get("ended_utc") or ""
+    mine = [r for r in records() if f"profile --target {target}" in r.get("cmd", "")
+            and r.get("cmd", "").endswith(f"--runs {folder}") and "--reuse-luts" not in r.get("cmd", "")
+            and r.get("started", "") <= written]
+    return max(mine, key=lambda r: r["started"]) if mine else None
+
+
+def seed_value(scores: dict, method: str, n: str, seed: int, field: str) -> float | None:
+    """A method's score at one (lookups, seed); a reduced method whose rule dropped nothing on
+    this design is scored as its full-space counterpart (the space a user then searches)."""
+    base = base_method(method)
+    if method not in scores["methods"] and base in scores["no_reduction"]:
+        method = "full" + method[len(base):]
+    return (scores["methods"].get(method, {}).get(n, {}).get("per_seed", {}).get(str(seed)) or {}).get(field)
+
+
+def design_comparison(designs: list[dict], a: str, b: str, n: str, field: str, seeds: int) -> dict | None:
+    """``a - b`` paired by (design, search seed), the design as the replicate (``common.paired.replicated``)."""
+    per = [[None if va is None or vb is None else va - vb
+            for va, vb in ((seed_value(d, a, n, s, field), seed_value(d, b, n, s, field)) for s in range(seeds))]
+           for d in designs]
+    got = replicated(per)
+    if not got["replicates"]:
+        return None
+    kept = [d for d, diffs in zip(designs, per) if any(x is not None for x in diffs)]
+    for d, p in zip(kept, got["per_replicate"]):
+        p.update(design_seed=d["design_seed"],
+                 no_reduction=base_method(a) in d["no_reduction"] or base_method(b) in d["no_reduction"],
+                 distinct_runs={m: d["methods"].get(m, {}).get(n, {}).get("distinct_runs") for m in (a, b)})
+    return got
+
+
+def drop_frequencies(by_target: dict) -> dict:
+    """Per rule and target: how many designs dropped each ``position/choice``, and how alike the
+    dropped sets are (mean Jaccard similarity; two empty sets are alike) between the designs of
+    one target and between x86's and arm's designs."""
+    out = {}
+
+    def jaccard(x, y):
+        return 1.0 if not x and not y else len(x & y) / len(x | y)
+
+    for rule in DESIGN_RULES:
+        sets = {t: [{f"{p}/{c}" for p, c in (d["dropped"][rule] or [])} for d in ds] for t, ds in by_target.items()}
+        within = {t: float(np.mean([jaccard(x, y) for i, x in enumerate(ss) for y in ss[i + 1:]]))
+                  if len(ss) > 1 else None for t, ss in sets.items()}
+        out[rule] = {"dropped_by_designs": {t: {k: sum(k in s for s in ss) for k in sorted(set().union(*ss))}
+                                            for t, ss in sets.items()},
+                     "dropped_per_design": {t: [len(s) for s in ss] for t, ss in sets.items()},
+                     "jaccard_within_target": within,
+                     "jaccard_x86_vs_arm": float(np.mean([jaccard(x, y) for x in sets["x86"] for y in sets["arm"]]))
+                     if {"x86", "arm"} <= set(sets) else None}
+    return out
+
+
+def plot_designs(res: dict, path: Path) -> None:
+    plt = pyplot()
+    targets = [t for t in TARGETS if t in res["targets"]]
+    fig, axes = plt.subplots(len(targets), 3, figsize=(20, 4.8 * len(targets)), squeeze=False)
+    colours = {"reduced_minus_full": "tab:green", "reduced-window_minus_full": "tab:red",
+               "reduced+known_minus_full+known": "tab:green", "reduced-window+known_minus_full+known": "tab:red",
+               "full+known_minus_full": "tab:blue"}
+    for row, t in zip(axes, targets):
+        r = res["targets"][t]
+        label = f"{t} (EMULATION)" if r["emulated"] else t
+        for ax, loop in zip(row[:2], LOOPS):
+            comparisons = (r["loops"].get(loop) or {}).get("comparisons") or {}
+            shift = -0.8
+            for key, colour in colours.items():
+                by_n = {int(n): v[key]["mean_regret_points"] for n, v in comparisons.items()
+                        if ((v.get(key) or {}).get("mean_regret_points") or {}).get("replicates")}
+                if not by_n:
+                    continue
+                ns = sorted(by_n)
+                for n in ns:  # each design's mean over its search seeds
+                    ys = [p["mean"] for p in by_n[n]["per_replicate"]]
+                    ax.scatter([n + shift] * len(ys), ys, color=colour, s=10, alpha=0.5)
+                across = [(n + shift, by_n[n]["across_replicates"]) for n in ns]
+                ok = [(x, a["mean"], a["mean"] - a["ci95"][0]) for x, a in across if "ci95" in a]
+                if ok:
+                    known = key.startswith("reduced") and "+known" in key
+                    ax.errorbar(*zip(*ok), color=colour, ls="--" if known else "-", marker="^" if known else "o",
+                                capsize=3, label=key.replace("_minus_", " - "))
+                shift += 0.4
+            ax.axhline(0, color="black", lw=0.8)
+            ax.set(xlabel="new lookups in the loop", ylabel="paired difference of mean regret (points)",
+                   title=f"{label}, {'ChamNet loop' if loop == 'chamnet' else 'the loop tune runs'}, "
+                         f"{r['designs']} designs:\ndots one design (mean of its seeds), bars 95 % over designs")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6, loc="best", framealpha=0.6)
+        ax = row[2]  # which choices each rule dropped over the designs
+        drops = res["drops"]
+        cells = sorted({k for rule in drops.values() for k in rule["dropped_by_designs"].get(t, {})},
+                       key=lambda k: (k.split("/")[1], k))
+        positions = sorted({k.split("/")[0] for k in cells}, key=lambda p: int(p.split("[")[1][:-1]))
+        choices = sorted({k.split("/")[1] for k in cells})
+        if not cells:
+            ax.text(0.5, 0.5, "no rule dropped anything on any design", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        count = {rule: drops[rule]["dropped_by_designs"].get(t, {}) for rule in DESIGN_RULES}
+        grid = np.array([[count["reduced-window"].get(f"{p}/{c}", 0) for p in positions] for c in choices], float)
+        ax.imshow(grid, cmap="Reds", vmin=0, vmax=max(r["designs"], 1), aspect="auto")
+        for i, c in enumerate(choices):
+            for j, p in enumerate(positions):
+                ax.text(j, i, f"{count['reduced'].get(f'{p}/{c}', 0)} / {int(grid[i, j])}", ha="center",
+                        va="center", fontsize=8)
+        ax.set(xticks=range(len(positions)), xticklabels=positions, yticks=range(len(choices)), yticklabels=choices,
+               title=f"{label}: designs (of {r['designs']}) that dropped the choice,\nconfident rule / window rule "
+                     "(colour: window)")
+    fig.suptitle("NAS-Bench-Macro: friendliness-reduced minus full space with the whole method replicated over "
+                 "designs (latency: the target's predictor; arm = EMULATION)")
+    save_figure(fig, path, dpi=110)
+
+
+def phase_designs(args) -> None:
+    """Issue 21 with the whole method replicated (``--designs DIR,DIR,...``: working folders, one
+    design seed each): reads and scores, measures and searches nothing."""
+    if not args.designs:
+        raise SystemExit("designs: give --designs DIR,DIR,... (working folders of profiles with other --design-seed)")
+    folders = [Path(f) for f in args.designs.split(",") if f]
+    res, by_target = {"targets": {}}, {}
+    for t in TARGETS:
+        loops = {}
+        for loop in LOOPS:
+            designs = [d for d in (design_scores(f, t, loop) for f in folders) if d is not None]
+            if not designs:
+                continue
+            if len({d["design_seed"] for d in designs}) != len(designs):
+                raise SystemExit(f"{t}: two folders hold the same design seed: they are not replicates")
+            comparisons = {}
+            for n in map(str, LOOKUPS):
+                for a, b in DESIGN_COMPARISONS:
+                    got = {f: design_comparison(designs, a, b, n, f, args.seeds) for f in DESIGN_FIELDS}
+                    if got["mean_regret_points"] is not None:
+                        comparisons.setdefault(n, {})[f"{a}_minus_{b}"] = got
+            loops[loop] = {"what": LOOPS[loop], "comparisons": comparisons,
+                           "designs": [{k: v for k, v in d.items() if k not in ("methods", "dropped")}
+                                       for d in designs]}
+            by_target.setdefault(t, designs)
+        if loops:
+            res["targets"][t] = {"emulated": t == "arm", "designs": len(by_target[t]), "loops": loops,
+                                 "design_seeds": [d["design_seed"] for d in by_target[t]],
+                                 "design_sizes": sorted({len(d["design_indices"]) for d in by_target[t]})}
+    if not res["targets"]:
+        raise SystemExit("nothing to report: no folder holds a profile and a search")
+    res["drops"] = drop_frequencies(by_target)
+    res["protocol"] = {
+        "search_seeds": list(range(args.seeds)), "lookups": LOOKUPS, "fields": DESIGN_FIELDS, "rules": DESIGN_RULES,
+        "comparisons": [f"{a}_minus_{b}" for a, b in DESIGN_COMPARISONS],
+        "unit": "the design (a profile of its own design networks, measured and looked up): across_replicates.ci95 "
+                "is the t-interval of the design means over designs; pooled takes every (design, seed) pair as "
+                "independent, too narrow (the seeds of a design share its reduction)",
+        "no_reduction": "a rule that dropped nothing leaves the full space, which a user then searches: difference "
+                        "0 on every seed of that design",
+        "latency": "the target's predictor (kernel table + the macro space's residual) for the search, budgets, "
+                   "regret and hypervolume; friendliness from the design networks measured end to end (arm: "
+                   "EMULATION timings)"}
+    write_results(res, RESULTS / f"{args.results_name}.json", figure=plot_designs)
+    for t, r in res["targets"].items():
+        for loop, lr in r["loops"].items():
+            for n, cmp in lr["comparisons"].items():
+                for key in ("reduced_minus_full", "reduced-window_minus_full", "reduced+known_minus_full+known",
+                            "reduced-window+known_minus_full+known"):
+                    x = ((cmp.get(key) or {}).get("mean_regret_points") or {}).get("across_replicates")
+                    if x:
+                        ci = "[{:+.3f}, {:+.3f}]".format(*x["ci95"]) if "ci95" in x else ""
+                        print(f"{t:4s} {loop:9s} {n:>3s} {key:38s} {x['mean']:+.3f} {ci} designs below/at/above 0: "
+                              f"{x['below_zero']}/{x['zero']}/{x['above_zero']}")
+
+
 @contextmanager
 def emulated_board(port: int):
     """The emulated ARM board (tracker + one QEMU server) as children of this process, so a
@@ -1153,7 +1346,8 @@ def emulated_board(port: int):
 def main(argv=None) -> int:
     global RUNS
     ap = argument_parser(__doc__)
-    ap.add_argument("phase", choices=["table", "profile", "rule", "search", "bounds", "measure", "report", "timing", "stagewise"])
+    ap.add_argument("phase", choices=["table", "profile", "rule", "search", "bounds", "measure", "report", "timing",
+                                      "stagewise", "designs"])
     ap.add_argument("--target", default="x86", choices=TARGETS)
     ap.add_argument("--tracker", default=None, help="HOST:PORT of the tracker (arm)")
     ap.add_argument("--key", default="arm")
@@ -1168,14 +1362,15 @@ def main(argv=None) -> int:
                     help="profile: design networks (default: the command's, 27 for macro; at most 60)")
     ap.add_argument("--design-seed", type=int, default=0,
                     help="profile: the seed of the design (the command's --seed; default 0): another seed, another "
-                         "set of design networks, a replicate of the whole method (bench_friendliness_designs.py)")
+                         "set of design networks, a replicate of the whole method (phase designs)")
     ap.add_argument("--trials", type=int, default=0, help="table: tuning trials per kernel (default 0: untuned)")
     ap.add_argument("--rule", default="window",
                     help="rule: the reduction rule run on the profile's measurements (default window)")
     ap.add_argument("--space", default="fashion", help="stagewise: the stage-wise space (default fashion)")
     ap.add_argument("--seeds", type=int, default=len(SEEDS),
                     help=f"search: seeds 0..N-1 per method and lookup count (default {len(SEEDS)}, the issue's; more "
-                         "to tell a small paired difference from 0: searches reuse the ones already run)")
+                         "to tell a small paired difference from 0: searches reuse the ones already run); designs: "
+                         "the search seeds used of each design")
     ap.add_argument("--quick", action="store_true", help="search: 2 seeds (smoke run, not reported)")
     ap.add_argument("--loop", default="chamnet", choices=list(LOOPS),
                     help="search: chamnet (the issue's GP + BO + genetic search; search_<t>.json) or budgeted (the "
@@ -1190,16 +1385,21 @@ def main(argv=None) -> int:
                          "its journal, nothing measured (to re-analyse a profile after a change of the analysis)")
     ap.add_argument("--schedules-from", type=Path, default=None,
                     help="profile: copy this schedules root (e.g. a main job's schedules/) for the design networks")
-    ap.add_argument("--results-name", default="friendliness_macro",
-                    help="report: results file NAME.json (and NAME_<target>_heatmap.png)")
+    ap.add_argument("--results-name", default=None,
+                    help="report: results file NAME.json (and NAME_<target>_heatmap.png; default friendliness_macro); "
+                         "designs: NAME.json and NAME.png (default friendliness_macro_designs)")
+    ap.add_argument("--designs", default=None,
+                    help="designs: comma-separated working folders, one profile's design seed each")
     ap.add_argument("--runs", type=Path, default=None,
                     help=f"this benchmark's working folder (default {rel(RUNS)}); the timing phase reads its profile")
     args = parse_args(ap, argv)
+    if args.results_name is None:
+        args.results_name = "friendliness_macro_designs" if args.phase == "designs" else "friendliness_macro"
     if args.runs is not None:
         RUNS = args.runs.resolve()
     RUNS.mkdir(parents=True, exist_ok=True)
     phase = {"table": phase_table, "profile": phase_profile, "rule": phase_rule, "search": phase_search, "bounds": phase_bounds, "measure": phase_measure, "report": phase_report,
-             "timing": phase_timing, "stagewise": phase_stagewise}
+             "timing": phase_timing, "stagewise": phase_stagewise, "designs": phase_designs}
     with emulated_board(args.emulate_arm) if args.emulate_arm else nullcontext(args.tracker) as tracker:
         args.tracker = tracker
         phase[args.phase](args)

@@ -166,6 +166,23 @@ def test_every_results_file_carries_a_provenance_block(tmp_path):
     assert provenance_problems(tmp_path / "ok.json") == []
 
 
+def test_a_replicated_comparison_takes_the_replicate_as_its_unit(harness):
+    from common.paired import replicated
+
+    # three replicates of 4 seeds: means -1, -2 and 0; one replicate left empty is left out
+    got = replicated([[-1.0, -1.5, -0.5, -1.0], [-2.0, -2.0, -2.5, -1.5], [0.0, 0.0, 0.0, 0.0], [None, None]])
+    assert got["replicates"] == 3 and len(got["per_replicate"]) == 3
+    across = got["across_replicates"]
+    assert across["n"] == 3 and across["mean"] == pytest.approx(-1.0)
+    assert (across["below_zero"], across["zero"], across["above_zero"]) == (2, 1, 0)
+    # t over 3 means (-1, -2, 0): sd 1, half-width t(0.975, 2) / sqrt(3) = 2.484
+    assert across["ci95"] == pytest.approx([-1.0 - 2.4841, -1.0 + 2.4841], abs=1e-3)
+    # pooled: 12 differences, a far narrower interval that ignores the replicates
+    assert got["pooled"]["n"] == 12
+    assert got["pooled"]["ci95"][1] - got["pooled"]["ci95"][0] < across["ci95"][1] - across["ci95"][0]
+    assert replicated([[None], []]) == {"replicates": 0}
+
+
 @pytest.mark.slow
 def test_deployed_arm_times_tvm_and_onnxruntime_on_the_emulated_board(harness, tmp_path):
     """``bench_deployed_arm.py`` on one tiny network, for real: prepare builds it for ``arm``
