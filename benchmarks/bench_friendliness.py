@@ -1243,27 +1243,20 @@ def plot_designs(res: dict, path: Path) -> None:
                          f"{r['designs']} designs:\ndots one design (mean of its seeds), bars 95 % over designs")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6, loc="best", framealpha=0.6)
-        ax = row[2]  # which choices each rule dropped over the designs
-        drops = res["drops"]
-        cells = sorted({k for rule in drops.values() for k in rule["dropped_by_designs"].get(t, {})},
-                       key=lambda k: (k.split("/")[1], k))
-        positions = sorted({k.split("/")[0] for k in cells}, key=lambda p: int(p.split("[")[1][:-1]))
-        choices = sorted({k.split("/")[1] for k in cells})
-        if not cells:
-            ax.text(0.5, 0.5, "no rule dropped anything on any design", ha="center", va="center",
-                    transform=ax.transAxes)
-            ax.set_axis_off()
-            continue
-        count = {rule: drops[rule]["dropped_by_designs"].get(t, {}) for rule in DESIGN_RULES}
-        grid = np.array([[count["reduced-window"].get(f"{p}/{c}", 0) for p in positions] for c in choices], float)
+        ax = row[2]  # which choices each rule dropped over the designs, on the space's grid
+        positions = [p for p, _c in res["space_dimensions"]]
+        choices = list(dict.fromkeys(c for _p, cs in res["space_dimensions"] for c in cs))
+        count = {rule: res["drops"][rule]["dropped_by_designs"].get(t, {}) for rule in DESIGN_RULES}
+        grid = np.array([[count["reduced"].get(f"{p}/{c}", 0) for p in positions] for c in choices], float)
         ax.imshow(grid, cmap="Reds", vmin=0, vmax=max(r["designs"], 1), aspect="auto")
         for i, c in enumerate(choices):
             for j, p in enumerate(positions):
-                ax.text(j, i, f"{count['reduced'].get(f'{p}/{c}', 0)} / {int(grid[i, j])}", ha="center",
+                ax.text(j, i, f"{int(grid[i, j])} / {count['reduced-window'].get(f'{p}/{c}', 0)}", ha="center",
                         va="center", fontsize=8)
-        ax.set(xticks=range(len(positions)), xticklabels=positions, yticks=range(len(choices)), yticklabels=choices,
-               title=f"{label}: designs (of {r['designs']}) that dropped the choice,\nconfident rule / window rule "
-                     "(colour: window)")
+        ax.set(xticks=range(len(positions)), xticklabels=[p.replace("layers", "") for p in positions],
+               yticks=range(len(choices)), yticklabels=choices, xlabel="layer",
+               title=f"{label}: designs (of {r['designs']}) that dropped the choice,\nconfident rule (colour) / "
+                     "window rule")
     fig.suptitle("NAS-Bench-Macro: friendliness-reduced minus full space with the whole method replicated over "
                  "designs (latency: the target's predictor; arm = EMULATION)")
     save_figure(fig, path, dpi=110)
@@ -1301,6 +1294,9 @@ def phase_designs(args) -> None:
     if not res["targets"]:
         raise SystemExit("nothing to report: no folder holds a profile and a search")
     res["drops"] = drop_frequencies(by_target)
+    from chamtvm.space.schema import SearchSpace
+
+    res["space_dimensions"] = [[p, list(c)] for p, c in SearchSpace.load("macro").dimensions() if len(c) > 1]
     res["protocol"] = {
         "search_seeds": list(range(args.seeds)), "lookups": LOOKUPS, "fields": DESIGN_FIELDS, "rules": DESIGN_RULES,
         "comparisons": [f"{a}_minus_{b}" for a, b in DESIGN_COMPARISONS],
