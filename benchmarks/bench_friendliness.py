@@ -1127,7 +1127,14 @@ def design_scores(folder: Path, target: str, loop: str) -> dict | None:
     """One replicate's scored runs of one loop (``evaluate_target`` on its working folder), the
     rules that dropped nothing there, and the choices each rule dropped."""
     global RUNS
-    RUNS = folder.resolve()
+    home, RUNS = RUNS, folder.resolve()  # the phases read their working folder from RUNS
+    try:
+        return _design_scores(folder, target, loop)
+    finally:
+        RUNS = home
+
+
+def _design_scores(folder: Path, target: str, loop: str) -> dict | None:
     search, res = load_json(search_path(target, loop)), evaluate_target(target, loop)
     if res is None or search is None:
         return None
