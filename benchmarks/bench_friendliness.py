@@ -1179,14 +1179,16 @@ def seed_value(scores: dict, method: str, n: str, seed: int, field: str) -> floa
 
 def design_comparison(designs: list[dict], a: str, b: str, n: str, field: str, seeds: int) -> dict | None:
     """``a - b`` paired by (design, search seed), the design as the replicate (``common.paired.replicated``)."""
-    per = [[None if va is None or vb is None else va - vb
-            for va, vb in ((seed_value(d, a, n, s, field), seed_value(d, b, n, s, field)) for s in range(seeds))]
-           for d in designs]
-    got = replicated(per)
-    if not got["replicates"]:
+    rows = []  # (design, its differences): the designs where both methods have runs
+    for d in designs:
+        pairs = ((seed_value(d, a, n, s, field), seed_value(d, b, n, s, field)) for s in range(seeds))
+        diffs = [va - vb for va, vb in pairs if va is not None and vb is not None]
+        if diffs:
+            rows.append((d, diffs))
+    if not rows:
         return None
-    kept = [d for d, diffs in zip(designs, per) if any(x is not None for x in diffs)]
-    for d, p in zip(kept, got["per_replicate"]):
+    got = replicated([diffs for _d, diffs in rows])
+    for (d, _diffs), p in zip(rows, got["per_replicate"]):
         p.update(design_seed=d["design_seed"],
                  no_reduction=base_method(a) in d["no_reduction"] or base_method(b) in d["no_reduction"],
                  distinct_runs={m: d["methods"].get(m, {}).get(n, {}).get("distinct_runs") for m in (a, b)})
