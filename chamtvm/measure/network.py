@@ -6,6 +6,7 @@ In: a ``LoweredNetwork``, a ``TargetSpec``, a ``Runner``. Out: a ``MeasureResult
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,15 +35,55 @@ def build_for_measuring(net: LoweredNetwork, target: TargetSpec, schedules: "Sch
     return None
 
 
+class NetworkBuilds:
+    """Compiled network libraries by build key, kept in one folder while the object is open
+    (``with NetworkBuilds() as builds``): a network timed end to end and then call by call
+    (step ``measure picks``) is compiled once. A build that failed is remembered with its
+    error and not tried again. The key must name the exact build (``table.networks.build_key``:
+    the architecture and its kernels, schedules included)."""
+
+    def __init__(self, work_dir: str | Path | None = None):
+        self._work_dir = work_dir
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._built: dict[str, tuple[Path | None, str | None]] = {}
+
+    def __enter__(self) -> "NetworkBuilds":
+        self._tmp = tempfile.TemporaryDirectory(prefix="chamtvm-builds-", dir=self._work_dir)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._tmp.cleanup()
+        self._tmp = None
+        self._built.clear()
+
+    def library(self, key: str, net: LoweredNetwork, target: TargetSpec,
+                schedules: "ScheduleSource | None") -> tuple[Path | None, str | None]:
+        """``(library path, None)`` of ``net`` built with ``target`` and ``schedules`` (built now
+        unless this key was built before), or ``(None, why it could not be compiled)``."""
+        if self._tmp is None:
+            raise RuntimeError("NetworkBuilds used outside its `with` block")
+        if key not in self._built:
+            path = Path(self._tmp.name) / f"net{len(self._built)}.so"
+            error = build_for_measuring(net, target, schedules, path)
+            self._built[key] = (None, error) if error else (path, None)
+        return self._built[key]
+
+    def __len__(self) -> int:
+        """How many builds were tried (compiled or failed)."""
+        return len(self._built)
+
+
 def measure_network(net: LoweredNetwork, target: TargetSpec, runner: Runner,
                     schedules: ScheduleSource | None = None, work_dir: str | Path | None = None,
-                    key: str | None = None, evaluator=None) -> MeasureResult:
+                    key: str | None = None, evaluator=None, builds: NetworkBuilds | None = None,
+                    build_key: str | None = None) -> MeasureResult:
     """Compile ``net`` with the target's pipeline and schedules (and the reference kernel) and
-    time it end to end once with ``evaluator`` (default: the target's ``network_evaluator``)."""
+    time it end to end once with ``evaluator`` (default: the target's ``network_evaluator``).
+    With ``builds`` (an open ``NetworkBuilds``) and ``build_key``, the library is taken from
+    there (compiled there first if it is not yet)."""
     key = key or net.name
-    with tempfile.TemporaryDirectory(prefix="chamtvm-net-", dir=work_dir) as tmp:
-        lib = Path(tmp) / "net.so"
-        error = build_for_measuring(net, target, schedules, lib)
+    with (contextlib.nullcontext(builds) if builds is not None else NetworkBuilds(work_dir)) as held:
+        lib, error = held.library(build_key or key, net, target, schedules)
         if error:
             return MeasureResult(key, error=error)
         return runner.measure_network(lib, net.inputs, evaluator or target.network_evaluator, key=key)

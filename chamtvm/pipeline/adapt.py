@@ -389,6 +389,7 @@ def step_measure_picks(s) -> None:
     times inside them and the residual refitted on them."""
     from dataclasses import replace
 
+    from ..measure.network import NetworkBuilds
     from .tuned_residual import price_after_tuning, tuning_networks
 
     ok = [pick for pick in s.picks if not pick.error]
@@ -400,20 +401,22 @@ def step_measure_picks(s) -> None:
     tuning = tuning_networks(s, [pick.arch for pick, _t in before]) if before else []
     bar = s.progress(len(nets) + len(tuning), "measuring the chosen networks" +
                      (" (and as before tuning, and the tuning networks)" if before else ""))
-    try:
-        priced = price_and_measure_all(nets + tuning, s.search_ctx.latency, s.target, s.runner, s.schedules,
-                                       s.nets_table, on_done=lambda _i: bar.update(1))
-    finally:
-        bar.close()
-    priced, tuning_priced = priced[:len(nets)], priced[len(nets):]
-    s.pick_residual = None
-    if tuning:
-        predictor, s.pick_residual = price_after_tuning(s, tuning, tuning_priced)
-        if predictor is not None:
-            for pick in ok:
-                pick.prediction_search_residual = pick.prediction
-                pick.prediction = predictor.predict(pick.prepared)
-            priced = [replace(p, prediction=predictor.predict(p.prepared)) for p in priced]
+    with NetworkBuilds() as builds:  # a tuning network timed end to end, then call by call: compiled once
+        try:
+            priced = price_and_measure_all(nets + tuning, s.search_ctx.latency, s.target, s.runner, s.schedules,
+                                           s.nets_table, on_done=lambda _i: bar.update(1), builds=builds)
+        finally:
+            bar.close()
+        priced, tuning_priced = priced[:len(nets)], priced[len(nets):]
+        s.pick_residual = None
+        predictor = None
+        if tuning:
+            predictor, s.pick_residual = price_after_tuning(s, tuning, tuning_priced, builds)
+    if predictor is not None:
+        for pick in ok:
+            pick.prediction_search_residual = pick.prediction
+            pick.prediction = predictor.predict(pick.prepared)
+        priced = [replace(p, prediction=predictor.predict(p.prepared)) for p in priced]
     after, was = iter(priced[:len(ok)]), iter(priced[len(ok):])
     s.pick_prices = [None if pick.error else next(after) for pick in s.picks]
     s.pick_prices_before = [None if t is None else next(was) for t in tunings]

@@ -79,17 +79,19 @@ def price_and_measure(net, prepared, predictor: LatencyPredictor, target, runner
 
 
 def price_and_measure_all(nets: list[tuple], predictor: LatencyPredictor, target, runner, schedules, nets_table,
-                          statistic: str = "runtime_us_p50", on_done=None) -> list[PricedNetwork]:
+                          statistic: str = "runtime_us_p50", on_done=None, builds=None) -> list[PricedNetwork]:
     """``price_and_measure`` of a batch: ``nets`` holds ``(net, prepared, identity)`` tuples, or
     ``(net, prepared, identity, schedules)`` for a network built with schedules other than
     ``schedules`` (e.g. a snapshot of before a tuning, ``ScheduleSource.frozen``); the
     measurements are one ``table.networks.ensure_measured_all`` (round-robin where the target
-    times networks in rounds). ``on_done(index)`` as each network's row is final."""
+    times networks in rounds). ``on_done(index)`` as each network's row is final. ``builds``: an
+    open ``measure.network.NetworkBuilds`` to compile in and keep the libraries for a later use."""
     priced = [(net, prepared, identity, rest[0] if rest else None, *price_network(net, prepared, predictor, statistic))
               for net, prepared, identity, *rest in nets]
     rows = ensure_measured_all([NetworkToMeasure(net, prepared, identity, sum_ms * 1e3, own)
                                 for net, prepared, identity, own, _p, sum_ms in priced],
                                target, runner, schedules, nets_table,
-                               on_done=None if on_done is None else (lambda i, _row: on_done(i)))
+                               on_done=None if on_done is None else (lambda i, _row: on_done(i)), builds=builds)
+
     return [PricedNetwork(net.name, prepared, prediction, sum_ms, row)
             for (net, prepared, _identity, _own, prediction, sum_ms), row in zip(priced, rows)]

@@ -76,14 +76,16 @@ def tuning_networks(s, pick_archs) -> list[tuple]:
     return out
 
 
-def price_after_tuning(s, tuning: list[tuple], tuning_priced) -> tuple[LatencyPredictor | None, dict]:
+def price_after_tuning(s, tuning: list[tuple], tuning_priced, builds=None) -> tuple[LatencyPredictor | None, dict]:
     """``(predictor, selection)`` after the picks' tuning: each tuning network of ``tuning``
     (``tuning_networks``; ``tuning_priced``: their ``PricedNetwork``s, measured end to end) timed
     call by call into the in-network table, the kernel table read through it
     (``InNetworkTable``), and the residual refitted on the tuning networks with the job's mode.
     ``selection`` is the report's ``residual_after_pick_tuning``: how the residual was chosen,
     the tuning networks' architectures and, per pick, how many of its kernels are priced from
-    in-network times. ``predictor`` is None when too few tuning networks were measured."""
+    in-network times. ``predictor`` is None when too few tuning networks were measured.
+    ``builds``: the open ``measure.network.NetworkBuilds`` the end-to-end timing compiled them in
+    (each network is then compiled once)."""
     from ..latency.models import DEFAULT_RESIDUAL_MODE
     from ..table.in_network import InNetworkTable, in_network_table, time_kernels_in_networks
     from ..table.networks import build_key
@@ -91,7 +93,8 @@ def price_after_tuning(s, tuning: list[tuple], tuning_priced) -> tuple[LatencyPr
     insitu = in_network_table(s.table)
     timed = time_kernels_in_networks(tuning, s.target, s.runner, s.schedules, s.table, insitu,
                                      lambda _net, prepared, identity: build_key(s.target, identity, prepared),
-                                     log=s.log)
+                                     log=s.log, builds=builds)
+
     view = InNetworkTable(s.table, insitu)
     base = LatencyPredictor(view, s.search_ctx.latency.kernel_model, None)
     predictor, selection = refit_residual(tuning_priced, base, s.target.fingerprint,

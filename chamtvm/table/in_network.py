@@ -20,15 +20,16 @@ calls inside a network (``Runner.times_in_network``). Out: rows; the view.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
-import tempfile
+
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ..lower.kernels import kernel_hash
 from ..measure.base import KernelBatch, KernelItem, Runner
-from ..measure.network import build_for_measuring
+from ..measure.network import NetworkBuilds
 from ..targets.spec import TargetSpec
 from .reference import ReferenceBaseline
 from .store import LatencyTable, ok_row
@@ -63,7 +64,7 @@ def network_items(net, prepared, network_key: str) -> list[KernelItem]:
 
 def time_kernels_in_networks(nets: Sequence[tuple], target: TargetSpec, runner: Runner, schedules,
                              table: LatencyTable, insitu: LatencyTable, network_key: Callable,
-                             log: Callable[[str], None] | None = None) -> int:
+                             log: Callable[[str], None] | None = None, builds: NetworkBuilds | None = None) -> int:
     """Time every kernel call of each network of ``nets`` inside it and append one row per kernel
     and network to ``insitu``; returns how many networks were timed now.
 
@@ -71,7 +72,9 @@ def time_kernels_in_networks(nets: Sequence[tuple], target: TargetSpec, runner: 
     prepared, identity)``: the network's build key (``table.networks.build_key``), so a network
     that already has rows is skipped. ``table``: the kernel table, whose learnt nominal speed
     (``table.reference``) the timings are held to. A network that fails to build or to run is
-    said through ``log`` and left out (its kernels keep their batch-network rows)."""
+    said through ``log`` and left out (its kernels keep their batch-network rows). ``builds``: an
+    open ``measure.network.NetworkBuilds`` holding the networks' libraries by build key (those
+    the end-to-end timing compiled are not compiled again); default: compiled for this call."""
     if not runner.times_in_network():
         if log:
             log(f"{runner.label} cannot time kernels inside a network: no in-network rows")
@@ -85,11 +88,10 @@ def time_kernels_in_networks(nets: Sequence[tuple], target: TargetSpec, runner: 
     evaluator = replace(target.evaluator, reference_baseline_us=baseline.baseline_us("vm"),
                         slow_factor=baseline.slow_factor("vm"))
     timed = 0
-    with tempfile.TemporaryDirectory(prefix="chamtvm-in-network-") as tmp:
+    with (contextlib.nullcontext(builds) if builds is not None else NetworkBuilds()) as held:
         def batches() -> Iterator[KernelBatch]:
-            for i, (net, prepared, key) in enumerate(todo):
-                lib = Path(tmp) / f"net{i}.so"
-                error = build_for_measuring(net, target, schedules, lib)
+            for net, prepared, key in todo:
+                lib, error = held.library(key, net, target, schedules)
                 items = tuple(network_items(net, prepared, key))
                 if error or not items:
                     if log:

@@ -12,9 +12,10 @@ the kernels of a table are. Every finished round is journaled at once in
 takes only the missing ones."""
 
 from __future__ import annotations
+import contextlib
 import hashlib
+
 import json
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Callable, Sequence
 from .fill import TableClaims
 from .store import LatencyTable, failed_row, ok_row
 from ..measure.base import MeasureResult, Runner
-from ..measure.network import build_for_measuring, measure_network
+from ..measure.network import NetworkBuilds, measure_network
 from ..tuning.schedules import ScheduleSource
 from ..core.versions import tvm_version
 from ..targets.spec import Evaluator, TargetSpec
@@ -85,7 +86,7 @@ def ensure_measured(net, prepared, target: TargetSpec, runner: Runner, schedules
 def ensure_measured_all(items: Sequence[NetworkToMeasure], target: TargetSpec, runner: Runner,
                         schedules: ScheduleSource, nets_table: LatencyTable,
                         on_done: Callable[[int, dict | None], None] | None = None,
-                        poll_s: float = 1.0) -> list[dict | None]:
+                        poll_s: float = 1.0, builds: NetworkBuilds | None = None) -> list[dict | None]:
     """The end-to-end measurement row of every item (None where measuring failed; failures
     are journaled too), measured now unless the journal settles it; ``on_done(index, row)`` as
     each item's row is final.
@@ -96,7 +97,8 @@ def ensure_measured_all(items: Sequence[NetworkToMeasure], target: TargetSpec, r
     that pools at least the rounds asked is settled. Whether a network must be measured is
     decided under the journal's lock (a claim, as for kernels in ``fill``): while another live
     run measures the same build, this one waits (``poll_s`` seconds between looks) and takes
-    its row."""
+    its row. ``builds``: an open ``measure.network.NetworkBuilds`` the networks are compiled in
+    and kept for a later use of the same builds (default: compiled for this call only)."""
     rounds = target.network_evaluator.rounds
     out: list[dict | None] = [None] * len(items)
 
@@ -108,7 +110,7 @@ def ensure_measured_all(items: Sequence[NetworkToMeasure], target: TargetSpec, r
     if rounds <= 1:
         for i, it in enumerate(items):
             done(i, _ensure_measured_once(it.net, it.prepared, target, runner, _schedules_of(it, schedules),
-                                          nets_table, it.identity, it.table_sum_us, poll_s))
+                                          nets_table, it.identity, it.table_sum_us, poll_s, builds))
         return out
     by_key: dict[str, list[int]] = {}
     for i, it in enumerate(items):
@@ -132,7 +134,7 @@ def ensure_measured_all(items: Sequence[NetworkToMeasure], target: TargetSpec, r
         if mine:
             try:
                 _measure_in_rounds({k.key: items[by_key[k.key][0]] for k in mine}, rounds, target, runner,
-                                   schedules, nets_table, finish)
+                                   schedules, nets_table, finish, builds)
             finally:
                 claims.release()
         elif by_key:
@@ -142,7 +144,7 @@ def ensure_measured_all(items: Sequence[NetworkToMeasure], target: TargetSpec, r
 
 def _ensure_measured_once(net, prepared, target: TargetSpec, runner: Runner, schedules: ScheduleSource,
                           nets_table: LatencyTable, identity: dict, table_sum_us: float | None,
-                          poll_s: float = 1.0) -> dict | None:
+                          poll_s: float = 1.0, builds: NetworkBuilds | None = None) -> dict | None:
     """``ensure_measured`` for a target that times networks in one round.
 
     ``identity`` (e.g. the architecture and space, or the model name) is stored in the row
@@ -167,7 +169,7 @@ def _ensure_measured_once(net, prepared, target: TargetSpec, runner: Runner, sch
             break
         time.sleep(poll_s)  # another live run is measuring this very network
     try:
-        return _measure(net, prepared, target, runner, schedules, nets_table, identity, table_sum_us, key)
+        return _measure(net, prepared, target, runner, schedules, nets_table, identity, table_sum_us, key, builds)
     finally:
         claims.release()
 
@@ -202,8 +204,9 @@ def measure_at_nominal_speed(measure: Callable[[Evaluator], MeasureResult], targ
     return res
 
 
-def _measure(net, prepared, target, runner, schedules, nets_table, identity, table_sum_us, key):
-    res = measure_at_nominal_speed(lambda ev: measure_network(net, target, runner, schedules, evaluator=ev), target,
+def _measure(net, prepared, target, runner, schedules, nets_table, identity, table_sum_us, key, builds=None):
+    res = measure_at_nominal_speed(lambda ev: measure_network(net, target, runner, schedules, evaluator=ev,
+                                                              builds=builds, build_key=key), target,
                                    nets_table.path.parent)
     base = _row_base(NetworkToMeasure(net, prepared, identity, table_sum_us), target, runner)
     base.update({k: res.extra[k] for k in NETWORK_ROW_EXTRAS if k in res.extra})
@@ -278,9 +281,10 @@ def _journaled_rounds(nets_table: LatencyTable, keys, records: list[dict]) -> di
 
 
 def _measure_in_rounds(todo: dict[str, NetworkToMeasure], rounds: int, target: TargetSpec, runner: Runner,
-                       schedules: ScheduleSource, nets_table: LatencyTable, finish: Callable[[str], None]) -> None:
-    """Compile each network of ``todo`` (row key -> network) once, time them round-robin
-    ``rounds`` times (one ``Runner.measure_networks`` call per round; rounds journaled as they
+                       schedules: ScheduleSource, nets_table: LatencyTable, finish: Callable[[str], None],
+                       builds: NetworkBuilds | None = None) -> None:
+    """Compile each network of ``todo`` (row key -> network) once (in ``builds`` when given),
+    time them round-robin ``rounds`` times (one ``Runner.measure_networks`` call per round; rounds journaled as they
     finish), journal each one's pooled row after its last round and ``finish(key)``; a network
     that fails to compile or to run is journaled as failed and finished at once."""
     from ..core.jsonl import append_lines
@@ -288,11 +292,10 @@ def _measure_in_rounds(todo: dict[str, NetworkToMeasure], rounds: int, target: T
 
     baseline = _baseline(target, nets_table)
     taken = _journaled_rounds(nets_table, todo, compact_rounds_journal(nets_table))
-    with tempfile.TemporaryDirectory(prefix="chamtvm-nets-") as tmp:
+    with (contextlib.nullcontext(builds) if builds is not None else NetworkBuilds()) as held:
         libraries: dict[str, Path] = {}
-        for n, (key, it) in enumerate(todo.items()):
-            library = Path(tmp) / f"net{n}.so"
-            error = build_for_measuring(it.net, target, _schedules_of(it, schedules), library)
+        for key, it in todo.items():
+            library, error = held.library(key, it.net, target, _schedules_of(it, schedules))
             if error:
                 nets_table.append([failed_row(key, _row_base(it, target, runner), error)])
                 finish(key)

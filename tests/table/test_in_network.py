@@ -97,3 +97,49 @@ def test_the_view_takes_the_median_over_networks_and_leaves_other_kernels_alone(
     assert view.get("fp/default/3") is None and "fp/default/1" in view and "fp/default/3" not in view
     assert view.path == table.path  # everything else is the table's
     assert json.loads(json.dumps(view.get("fp/default/1")))["priced_from"] == "in_network"
+
+
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_a_network_timed_end_to_end_then_call_by_call_is_compiled_once(mid_net, x86, quick_kernels, quick_networks,
+                                                                      tmp_path, monkeypatch, rounds):
+    """Step ``measure picks`` times each tuning network end to end, then call by call: with one
+    ``NetworkBuilds`` open across both, the network is compiled once (in one round, as on a
+    target timing networks once, and in rounds, as on x86); without it each timing compiles its
+    own. The compiler is the real one, only counted."""
+    from dataclasses import replace
+
+    import chamtvm.measure.network as network_module
+    from chamtvm.measure.local import LocalRunner
+    from chamtvm.measure.network import NetworkBuilds
+    from chamtvm.table.fill import fill_table, prepare
+    from chamtvm.table.networks import NetworkToMeasure, build_key, ensure_measured_all, network_table
+    from chamtvm.tuning.schedules import ScheduleSource
+
+    x86 = quick_networks(quick_kernels(x86))
+    x86 = replace(x86, network_evaluator=replace(x86.network_evaluator, rounds=rounds))
+    compiled = []
+    real = network_module.build_for_measuring
+    monkeypatch.setattr(network_module, "build_for_measuring",
+                        lambda net, *rest: compiled.append(net.name) or real(net, *rest))
+    sched = ScheduleSource(x86, use_database=False)
+    prepared = prepare(mid_net.kernels, x86, sched)
+    table = LatencyTable(tmp_path / "x86.jsonl")
+    key_of = lambda _n, prep, ident: build_key(x86, ident, prep)  # noqa: E731
+
+    def time_both(identity: dict, builds) -> None:
+        item = NetworkToMeasure(mid_net, prepared, identity, None)
+        row = ensure_measured_all([item], x86, runner, sched, network_table(x86, tmp_path), builds=builds)[0]
+        assert row["status"] == "ok" and int(row.get("rounds") or 1) == rounds
+        assert time_kernels_in_networks([(mid_net, prepared, identity)], x86, runner, sched, table,
+                                        in_network_table(table), key_of, builds=builds) == 1
+
+    with LocalRunner(x86) as runner:
+        fill_table(prepared, table, runner, x86)
+        with NetworkBuilds() as builds:
+            time_both({"arch": {"shared": rounds}}, builds)
+            assert len(builds) == 1
+        assert compiled == ["mid"]
+        time_both({"arch": {"own": rounds}}, None)  # another build key: measured afresh, compiled per call
+        assert compiled == ["mid"] * 3
+    with pytest.raises(RuntimeError, match="outside its `with` block"):
+        builds.library("k", mid_net, x86, sched)
