@@ -234,19 +234,13 @@ class ProxyCache:
         return np.array([self.entries[k] for k in keys], dtype=np.float64)
 
 
-def _index_rows(space):
-    import itertools
-
-    return itertools.product(*[range(len(c)) for _, c in space.dimensions()])
-
-
 def write_bundle(cache: ProxyCache, path: str | os.PathLike) -> None:
     """The compact form of a complete cache of a whole space: rows in the space's index
-    order (``itertools.product`` of the choice indices), 4 decimals."""
+    order (``iter_indices``: ``itertools.product`` of the choice indices), 4 decimals."""
     from ..core.atomic import atomic_write_text
 
     space = cache.space
-    rows = [[round(v, 4) for v in cache.entries[space.from_indices(r).to_json()]] for r in _index_rows(space)]
+    rows = [[round(v, 4) for v in cache.entries[space.from_indices(r).to_json()]] for r in space.iter_indices()]
     atomic_write_text(path, json.dumps({
         "format": FORMAT + ".bundle", "version": VERSION, "space": space.name, "proxies": list(PROXIES),
         "inputs": cache.inputs, "batch": cache.batch, "cpu_seconds_to_compute": round(cache.seconds, 1),
@@ -262,7 +256,7 @@ def load_bundle(space) -> tuple[dict[str, list[float]], dict] | None:
     d = json.loads(path.read_text())
     if d.get("format") != FORMAT + ".bundle" or d.get("space") != space.name:
         raise ValueError(f"{path}: not a proxy bundle of space {space.name!r}")
-    keys = [space.from_indices(r).to_json() for r in _index_rows(space)]
+    keys = [space.from_indices(r).to_json() for r in space.iter_indices()]
     if len(keys) != len(d["rows"]):
         raise ValueError(f"{path}: {len(d['rows'])} rows for a space of {len(keys)} networks")
     return dict(zip(keys, d["rows"])), {k: v for k, v in d.items() if k != "rows"}
@@ -322,7 +316,7 @@ def main(argv=None) -> int:
                     help="then write the compact bundle of the whole space to this file")
     args = ap.parse_args(argv)
     space = SearchSpace.load(args.space)
-    archs = [space.from_indices(r) for r in itertools.islice(_index_rows(space), args.limit)]
+    archs = [space.from_indices(r) for r in itertools.islice(space.iter_indices(), args.limit)]
     cache = ProxyCache(args.out, space, args.task)
     cache.get(archs, progress=True)
     print(f"{len(cache.entries)} networks in {args.out} ({cache.seconds:.0f} s of CPU)")

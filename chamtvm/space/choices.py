@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -93,12 +93,17 @@ class ChoiceSpace:
         """Number of distinct architectures in the space."""
         return int(np.prod([len(c) for _, c in self.dimensions()], dtype=object))
 
-    def all_indices(self) -> np.ndarray:
-        """Every architecture as choice-index rows ``(size, D)`` int64, the last dimension
-        varying fastest (``itertools.product`` order); mind ``size()`` before calling."""
+    def iter_indices(self) -> Iterator[tuple[int, ...]]:
+        """Every architecture's choice indices (a tuple of D ints), lazily, the last dimension
+        varying fastest (``itertools.product`` order): the space's one enumeration order."""
         import itertools
 
-        return np.array(list(itertools.product(*[range(len(c)) for _, c in self.dimensions()])), dtype=np.int64)
+        return itertools.product(*[range(len(c)) for _, c in self.dimensions()])
+
+    def all_indices(self) -> np.ndarray:
+        """Every architecture as choice-index rows ``(size, D)`` int64 in ``iter_indices``
+        order; mind ``size()`` before calling."""
+        return np.array(list(self.iter_indices()), dtype=np.int64)
 
     def sample(self, rng: np.random.Generator):
         """One architecture drawn uniformly per dimension."""

@@ -55,3 +55,22 @@ def test_both_kinds_share_the_choice_arithmetic(space_file):
     assert space.mutate(a, rng) != a
     with pytest.raises(SpaceError, match=f"expected {len(dims)} choice indices"):
         space.from_indices([0])
+
+
+@pytest.mark.parametrize("name", ["macro", "fashion"])
+def test_the_enumeration_visits_every_architecture_once_in_one_order(name):
+    """``iter_indices`` (lazy) and ``all_indices`` (an array) list each architecture of the space
+    exactly once, in the same order, the last dimension varying fastest; the lazy one starts
+    without materialising the space."""
+    import itertools
+
+    space = SearchSpace.load(name)
+    first = list(itertools.islice(space.iter_indices(), 3))
+    dims = len(space.dimensions())
+    assert first[0] == (0,) * dims and first[1] == (0,) * (dims - 1) + (1,)
+    if space.size() > 100_000:
+        return
+    rows = space.all_indices()
+    assert rows.shape == (space.size(), dims)
+    assert [tuple(r) for r in rows[:3]] == first
+    assert len({space.from_indices(r).to_json() for r in rows}) == space.size()
