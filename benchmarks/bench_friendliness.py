@@ -144,9 +144,25 @@ def tracker_args(args) -> list[str]:
     return ["--tracker", args.tracker, "--key", args.key] if args.tracker else []
 
 
+_PREDICTED: dict[tuple, tuple] = {}  # predicted_latency's results by what they were computed from
+
+
 def predicted_latency(target: str):
     """The ``macro`` space, all its index rows, their predicted latency (ms) on ``target``
-    (``accuracy.pricing.pool_latency``: kernel table + the macro space's residual) and what it used."""
+    (``accuracy.pricing.pool_latency``: kernel table + the macro space's residual) and what it used.
+    Computed once per state of the working folder's tables and schedules (``designs`` scores
+    the same target in several folders and loops)."""
+    from chamtvm.core.workdir import luts_dir, schedules_root
+
+    state = (target, str(luts_dir()), str(schedules_root()),
+             tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                          for p in Path(luts_dir()).glob("*") if p.is_file())))
+    if state not in _PREDICTED:
+        _PREDICTED[state] = _predicted_latency(target)
+    return _PREDICTED[state]
+
+
+def _predicted_latency(target: str):
     from chamtvm.accuracy.pricing import pool_latency
     from chamtvm.core.workdir import luts_dir, schedules_root
     from chamtvm.pipeline.regret import all_indices
@@ -952,6 +968,20 @@ def quiet_record(phase: str, target: str, provenance: dict) -> dict | None:
     return max(mine, key=lambda r: r["started"]) if mine else None
 
 
+def interval_points(points) -> list[tuple[float, float, float]]:
+    """``(x, mean, half width)`` of each ``(x, summary)`` of ``points`` whose summary has a 95 %
+    interval (``common.paired``'s ``mean`` and ``ci95``), for ``errorbar``."""
+    return [(x, y["mean"], y["mean"] - y["ci95"][0]) for x, y in points if "ci95" in y]
+
+
+def difference_axes(ax, xlabel: str, ylabel: str, title: str, legend_size: int = 6) -> None:
+    """The frame of a panel of paired differences: the zero line, labels, grid and legend."""
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size, loc="best", framealpha=0.6)
+
+
 def plot(res: dict, path: Path) -> None:
     plt = pyplot()
     targets = [t for t in TARGETS if t in res["targets"]]
@@ -1016,7 +1046,7 @@ def plot(res: dict, path: Path) -> None:
                     continue
                 ns = sorted(int(n) for n in diffs if key in diffs[n])
                 ys = [diffs[str(n)][key]["mean_regret_points"] for n in ns]
-                ok = [(n + shift, y["mean"], y["mean"] - y["ci95"][0]) for n, y in zip(ns, ys) if "ci95" in y]
+                ok = interval_points((n + shift, y) for n, y in zip(ns, ys))
                 if ok:
                     ax.errorbar(*zip(*ok), marker=style[versus][0], ls=style[versus][1], capsize=3,
                                 color=colours[base_method(method)],
@@ -1026,11 +1056,8 @@ def plot(res: dict, path: Path) -> None:
                 ax.text(0.5, 0.5, f"{loop}: not searched", ha="center", va="center", transform=ax.transAxes)
                 ax.set_axis_off()
                 continue
-            ax.axhline(0, color="black", lw=0.8)
-            ax.set(xlabel="new lookups in the loop", ylabel="paired difference of mean regret (points)",
-                   title=f"{r['label']}, {loop}: paired, mean and 95 % interval")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=5, loc="best", framealpha=0.6)
+            difference_axes(ax, "new lookups in the loop", "paired difference of mean regret (points)",
+                            f"{r['label']}, {loop}: paired, mean and 95 % interval", legend_size=5)
         ax = row[4]  # the same pairing on the hypervolume above the median accuracy: predicted, and measured
         drawn = False
         ns = sorted(int(n) for n in r["differences"] if "reduced_minus_full" in r["differences"][n])
@@ -1039,7 +1066,7 @@ def plot(res: dict, path: Path) -> None:
                 ("hv_median_ref_measured_latency_scaled", 0.6, dict(marker="o", ls="--", mfc="none"),
                  "picks measured / the phase's speed")):
             ys = [(n, r["differences"][str(n)]["reduced_minus_full"].get(field) or {}) for n in ns]
-            ok = [(n + shift, y["mean"], y["mean"] - y["ci95"][0]) for n, y in ys if "ci95" in y]
+            ok = interval_points((n + shift, y) for n, y in ys)
             if ok:
                 ax.errorbar(*zip(*ok), capsize=3, color=colours["reduced"], label=f"reduced - full, {what}", **style)
                 drawn = True
@@ -1048,11 +1075,8 @@ def plot(res: dict, path: Path) -> None:
                     va="center", transform=ax.transAxes)
             ax.set_axis_off()
         else:
-            ax.axhline(0, color="black", lw=0.8)
-            ax.set(xlabel="lookups in the loop", ylabel="paired difference of hypervolume\nabove the median accuracy",
-                   title=f"{r['label']}: reduced - full, mean and 95 % interval")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=6, loc="best", framealpha=0.6)
+            difference_axes(ax, "lookups in the loop", "paired difference of hypervolume\nabove the median accuracy",
+                            f"{r['label']}: reduced - full, mean and 95 % interval")
     fig.suptitle("NAS-Bench-Macro: the ChamNet loop (panels 1-5) and the loop tune runs (panel 6) in the full vs "
                  "the friendliness-reduced space (latency: the target's predictor; arm = EMULATION)")
     save_figure(fig, path, dpi=110)
@@ -1239,19 +1263,15 @@ def plot_designs(res: dict, path: Path) -> None:
                 for n in ns:  # each design's mean over its search seeds
                     ys = [p["mean"] for p in by_n[n]["per_replicate"]]
                     ax.scatter([n + shift] * len(ys), ys, color=colour, s=10, alpha=0.5)
-                across = [(n + shift, by_n[n]["across_replicates"]) for n in ns]
-                ok = [(x, a["mean"], a["mean"] - a["ci95"][0]) for x, a in across if "ci95" in a]
+                ok = interval_points((n + shift, by_n[n]["across_replicates"]) for n in ns)
                 if ok:
                     known = key.startswith("reduced") and "+known" in key
                     ax.errorbar(*zip(*ok), color=colour, ls="--" if known else "-", marker="^" if known else "o",
                                 capsize=3, label=key.replace("_minus_", " - "))
                 shift += 0.4
-            ax.axhline(0, color="black", lw=0.8)
-            ax.set(xlabel="new lookups in the loop", ylabel="paired difference of mean regret (points)",
-                   title=f"{label}, {'ChamNet loop' if loop == 'chamnet' else 'the loop tune runs'}, "
-                         f"{r['designs']} designs:\ndots one design (mean of its seeds), bars 95 % over designs")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=6, loc="best", framealpha=0.6)
+            difference_axes(ax, "new lookups in the loop", "paired difference of mean regret (points)",
+                            f"{label}, {'ChamNet loop' if loop == 'chamnet' else 'the loop tune runs'}, "
+                            f"{r['designs']} designs:\ndots one design (mean of its seeds), bars 95 % over designs")
         ax = row[2]  # which choices each rule dropped over the designs, on the space's grid
         positions = [p for p, _c in res["space_dimensions"]]
         choices = list(dict.fromkeys(c for _p, cs in res["space_dimensions"] for c in cs))
