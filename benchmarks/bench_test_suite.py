@@ -5,7 +5,7 @@ not marked ``slow``) and the full suite.
 
 Clones the checkout at ``--commit`` (default HEAD, committed work only) into a temporary
 folder beside it (so ``../shared`` resolves as in the checkout), then runs in it
-``python -m pytest -q -p no:cacheprovider [-m "not slow"] --durations=25 tests`` for each tier
+``python -m pytest -q -p no:cacheprovider [-m "not slow"] --durations=60 tests`` for each tier
 and records pytest's own summary (passed, failed, skipped, seconds) and its slowest items.
 The figures are wall times of this machine: run it through ``../shared/tools/quiet-run``, so
 the record says whether anything else ran meanwhile. Writes
@@ -41,11 +41,11 @@ def parse_pytest(output: str) -> dict:
                for m in (DURATION.match(x) for x in output.splitlines()) if m]
     failed = sorted({x.split(" ", 2)[1] for x in output.splitlines() if x.startswith(("FAILED ", "ERROR "))})
     return {"counts": counts, "failed_tests": failed, "seconds": float(last.group("seconds")),
-            "minutes": round(float(last.group("seconds")) / 60, 1), "slowest": slowest[:25]}
+            "minutes": round(float(last.group("seconds")) / 60, 1), "slowest": slowest[:60]}
 
 
 def run_tier(clone: Path, tier: str) -> dict:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=25", "tests"]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=60", "tests"]
     if tier == "fast":
         cmd[4:4] = ["-m", "not slow"]
     t0 = time.time()
