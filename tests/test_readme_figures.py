@@ -28,6 +28,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,8 +77,10 @@ def results_file(name: str) -> dict:
     return json.loads((RESULTS / name).read_text())
 
 
-def results_values(names) -> list[float]:
-    """Every finite number in the results files ``names``."""
+@lru_cache(maxsize=None)
+def results_values(names: frozenset[str]) -> np.ndarray:
+    """Every finite number in the results files ``names``, with its conversions
+    (``converted``), for ``traceable``; computed once per set of files."""
     values: list[float] = []
 
     def walk(o):
@@ -95,20 +98,26 @@ def results_values(names) -> list[float]:
 
     for name in sorted(names):
         walk(results_file(name))
-    return values
+    return converted(values)
+
+
+def converted(values) -> np.ndarray:
+    """The magnitudes of ``values`` as stored and converted (fraction to percent, us/ms/s/min,
+    ratio to percent change), sorted."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.sort(np.abs(np.concatenate([v, 100 * v, v / 1e3, v * 1e3, v / 60, v / 1e6, 100 * (v - 1),
+                                          100 * (1 - v)])))
 
 
 def traceable(figure: str, values) -> bool:
     """Whether ``figure`` (as written) is one of ``values`` at its precision, directly or
-    converted (fraction to percent, us/ms/s/min, ratio to percent change)."""
+    converted (``converted``; ``values``: numbers, or ``converted`` numbers already)."""
     x = float(figure.replace(",", ""))
     d = len(figure.split(".")[1]) if "." in figure else 0
     tol = 0.5 * 10 ** -d + 1e-9
-    for v in values:
-        for c in (v, 100 * v, v / 1e3, v * 1e3, v / 60, v / 1e6, 100 * (v - 1), 100 * (1 - v)):
-            if abs(abs(c) - x) <= tol:
-                return True
-    return False
+    magnitudes = values if isinstance(values, np.ndarray) else converted(values)
+    i = int(np.searchsorted(magnitudes, x - tol))
+    return i < len(magnitudes) and magnitudes[i] <= x + tol
 
 
 def existing_results() -> set[str]:
@@ -182,6 +191,7 @@ def test_traceable_finds_conversions_and_rejects_strangers():
 
 
 # ---------------------------------------------------------------- the pages
+@lru_cache(maxsize=None)
 def check_figures(page: Path) -> tuple[list[str], set[str]]:
     """Problems with the page's figures, and the results files its figures are traced to."""
     problems, traced = [], set()
@@ -199,7 +209,7 @@ def check_figures(page: Path) -> tuple[list[str], set[str]]:
                                 f"{block.strip()[:100]!r}")
                 continue
             traced |= named
-            values = results_values(named)
+            values = results_values(frozenset(named))
             missing = sorted(f for f in found if not traceable(f, values))
             if missing:
                 problems.append(f"{page.name} § {heading!r}: {missing} are in none of {sorted(named)}: "
@@ -241,7 +251,7 @@ def test_every_status_row_links_its_file_and_doc_and_its_figures_come_from_that_
         docs = re.findall(r"\]\((docs/[\w\-]+\.md)[#\w\-]*\)", doc)
         if not docs or not all((REPO / d).exists() for d in docs):
             problems.append(f"{goal[:50]!r}: no existing docs page linked")
-        missing = sorted(f for f in figures(measured) if not traceable(f, results_values(names)))
+        missing = sorted(f for f in figures(measured) if not traceable(f, results_values(frozenset(names))))
         if missing:
             problems.append(f"{goal[:50]!r}: {missing} are not in {sorted(names)}")
         for name in names:
