@@ -323,14 +323,15 @@ def _upper_hull(lat: np.ndarray, acc: np.ndarray) -> list[int]:
     return hull
 
 
-def in_window(levels: list[tuple[np.ndarray, np.ndarray]], intercept: float, net_latency: np.ndarray,
-              window: tuple[float, float] = WINDOW) -> list[np.ndarray]:
+def in_window(levels: list[tuple[np.ndarray, np.ndarray]], intercept: float, net_latency: np.ndarray | None,
+              window: tuple[float, float] = WINDOW, budgets: tuple[float, float] | None = None) -> list[np.ndarray]:
     """Per position, ``(k,)`` bool: the choice is worth taking under some budget of the window.
 
     ``levels``: per position the choices' latency (ms) and accuracy (points) effects ``(k,)``
     each (any offset per position); ``intercept``: the latency model's constant, so that a
     network's latency is ``intercept + sum_j lat_j[c_j]``; ``net_latency`` ``(n,)``: the model's
-    latency of the networks the window's quantiles (``window``) are taken over."""
+    latency of the networks the window's quantiles (``window``) are taken over; or ``budgets``, those
+    two quantiles (ms) already taken (``window_budgets``), and ``net_latency`` None."""
     hulls = [_upper_hull(lat, acc) for lat, acc in levels]
     segments = sorted(((acc[b] - acc[a]) / (lat[b] - lat[a]), lat[b] - lat[a])
                       for (lat, acc), h in zip(levels, hulls) for a, b in zip(h, h[1:]))[::-1]
@@ -344,7 +345,7 @@ def in_window(levels: list[tuple[np.ndarray, np.ndarray]], intercept: float, net
             room -= width
         return 0.0
 
-    b_lo, b_hi = np.quantile(net_latency, window)
+    b_lo, b_hi = budgets if budgets is not None else np.quantile(net_latency, window)
     hi, lo = rate(float(b_lo)), rate(float(b_hi))
     out = []
     for (lat, acc), h in zip(levels, hulls):
@@ -354,6 +355,18 @@ def in_window(levels: list[tuple[np.ndarray, np.ndarray]], intercept: float, net
             r_out = -np.inf if i == len(h) - 1 else (acc[h[i + 1]] - acc[c]) / (lat[h[i + 1]] - lat[c])
             keep[c] = r_out <= hi and r_in >= lo  # optimal for the rates [r_out, r_in]
         out.append(keep)
+    return out
+
+
+def window_budgets(X: np.ndarray, coef_draws: np.ndarray, window: tuple[float, float] = WINDOW,
+                   chunk: int = 256) -> np.ndarray:
+    """``(draws, 2)``: per coefficient draw of the latency model (``coef_draws`` ``(draws, p)``),
+    the ``window`` quantiles (ms) of the latency of the networks whose model rows are ``X``
+    ``(n, p)``: ``in_window``'s budgets, for all draws at once, ``chunk`` draws per product."""
+    out = np.empty((len(coef_draws), 2))
+    for start in range(0, len(coef_draws), chunk):
+        latency = coef_draws[start:start + chunk] @ X.T  # (chunk, n): each draw's networks in a row
+        out[start:start + chunk] = np.quantile(latency, window, axis=1).T
     return out
 
 
@@ -383,8 +396,9 @@ def _reduce_window(space, model: EffectsModel, lat_fit: LinearFit, acc_fit: Line
     level, draws = 1 - alpha, max(WINDOW_DRAWS, int(np.ceil(10 / alpha)))
     lat_draws, acc_draws = _t_draws(lat_fit, draws, rng), _t_draws(acc_fit, draws, rng)
     out = [np.zeros((draws, len(r)), dtype=bool) for r in level_rows]  # per draw: out of the window
+    budgets = window_budgets(X, lat_draws)
     for d, (bl, ba) in enumerate(zip(lat_draws, acc_draws)):
-        keep = in_window([(r @ bl, r @ ba) for r in level_rows], float(bl[0]), X @ bl)
+        keep = in_window([(r @ bl, r @ ba) for r in level_rows], float(bl[0]), None, budgets=tuple(budgets[d]))
         for j, k in enumerate(keep):
             out[j][d] = ~k
     by_pos: dict[str, list[ChoiceRow]] = {}
