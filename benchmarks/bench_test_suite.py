@@ -2,6 +2,7 @@
 not marked ``slow``) and the full suite.
 
     python benchmarks/bench_test_suite.py [--tier fast|full|both] [--commit REV]
+    python benchmarks/bench_test_suite.py --tier fast --compare REV_A,REV_B --repeat 2 --out FILE
 
 Clones the checkout at ``--commit`` (default HEAD, committed work only) into a temporary
 folder beside it (so ``../shared`` resolves as in the checkout), then runs in it
@@ -10,6 +11,10 @@ and records pytest's own summary (passed, failed, skipped, seconds) and its slow
 The figures are wall times of this machine: run it through ``../shared/tools/quiet-run``, so
 the record says whether anything else ran meanwhile. Writes
 ``benchmarks/results/test_suite_times.json``.
+
+``--compare A,B`` times the tier (one of them) at two commits, each in its own clone,
+interleaved ``--repeat`` times (A B A B ...), so a drift of this machine's speed over the run
+falls on both alike; it records every run and each commit's median and range.
 """
 
 from __future__ import annotations
@@ -57,18 +62,59 @@ def run_tier(clone: Path, tier: str) -> dict:
     return res
 
 
+def clone_at(rev: str) -> tuple[str, Path]:
+    """``(full commit, folder)``: a fresh clone of the checkout at ``rev`` beside it."""
+    commit = subprocess.run(["git", "rev-parse", rev], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    clone = Path(tempfile.mkdtemp(prefix=".suite-clone-", dir=REPO.parent))
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    subprocess.run(["git", "checkout", "-q", commit], cwd=clone, check=True)
+    return commit, clone
+
+
+def compare(revs: list[str], tier: str, repeat: int) -> dict:
+    """The tier timed at each commit of ``revs``, interleaved ``repeat`` times."""
+    import statistics
+
+    clones = [clone_at(r) for r in revs]
+    try:
+        runs = []
+        for i in range(repeat):
+            for rev, (commit, clone) in zip(revs, clones):
+                res = run_tier(clone, tier)
+                runs.append({"repeat": i, "rev": rev, "commit": commit, **res})
+    finally:
+        for _c, clone in clones:
+            shutil.rmtree(clone, ignore_errors=True)
+    per = {}
+    for rev, (commit, _clone) in zip(revs, clones):
+        secs = [r["seconds"] for r in runs if r["rev"] == rev and "seconds" in r]
+        per[rev] = {"commit": commit, "seconds": secs, "median_s": statistics.median(secs) if secs else None,
+                    "range_s": [min(secs), max(secs)] if secs else None,
+                    "exit_codes": [r["exit_code"] for r in runs if r["rev"] == rev]}
+    return {"what": f"wall time of the {tier} tier at {len(revs)} commits, fresh clones, interleaved {repeat} times "
+                    "(pytest's own summary line)", "tier": tier, "order": revs, "by_commit": per,
+            "runs": [{k: v for k, v in r.items() if k != "slowest"} | {"slowest": r.get("slowest", [])[:15]}
+                     for r in runs]}
+
+
 def main(argv=None) -> int:
     ap = argument_parser(__doc__)
     ap.add_argument("--tier", choices=("fast", "full", "both"), default="both")
     ap.add_argument("--commit", default="HEAD")
+    ap.add_argument("--compare", default=None, help="two commits, comma-separated: time the tier at both, interleaved")
+    ap.add_argument("--repeat", type=int, default=2, help="with --compare: runs per commit")
     ap.add_argument("--out", type=Path, default=RESULTS / "test_suite_times.json")
     a = parse_args(ap, argv)
-    rev = subprocess.run(["git", "rev-parse", a.commit], cwd=REPO, capture_output=True, text=True, check=True)
-    commit = rev.stdout.strip()
-    clone = Path(tempfile.mkdtemp(prefix=".suite-clone-", dir=REPO.parent))
+    if a.compare:
+        revs = a.compare.split(",")
+        if len(revs) != 2 or a.tier == "both" or a.repeat < 1:
+            ap.error("--compare takes two commits, one --tier (fast or full) and --repeat >= 1")
+        result = compare(revs, a.tier, a.repeat)
+        write_results(result, a.out)
+        return 0 if all(c == 0 for p in result["by_commit"].values() for c in p["exit_codes"]) else 1
+    commit, clone = clone_at(a.commit)
     try:
-        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-        subprocess.run(["git", "checkout", "-q", commit], cwd=clone, check=True)
         tiers = ["fast", "full"] if a.tier == "both" else [a.tier]
         result = {"what": "wall time of the test tiers on a fresh clone (pytest's own summary line)",
                   "suite_commit": commit, "goals_minutes": {"fast": 3, "full": 20},
