@@ -90,7 +90,13 @@ def test_hant_on_digits_end_to_end(digits_run):
     assert not t["trained_now"] and t["val_accuracy"] > 0.8 and t["measured"]["latency_ms"] > 0  # the session's teacher, reused
     assert report["budget_ms"] == pytest.approx(t["measured"]["latency_ms"] / 1.3)
     assert a["measured"]["latency_ms"] > 0 and a["predicted_ms"] > 0  # (a fill try may be predicted over)
-    assert report["details"]["replaced"] >= 1 and report["details"]["candidates"]["distilled_now"] >= 1
+    assert report["details"]["candidates"]["distilled_now"] >= 1
+    # The budget is the teacher's earlier measured latency / 1.3. This machine's speed can move
+    # by more than that within minutes (a quiet suite run saw the same teacher at 0.598 ms and then
+    # 0.37 ms): when the job's own measurement finds the teacher itself under the budget, keeping
+    # it whole is the right answer; otherwise something must be replaced.
+    teacher_under = any(c["under_budget"] and not any(c["choice"]) for c in report["details"]["measured_checks"])
+    assert report["details"]["replaced"] >= 1 or teacher_under, report["details"]["measured_checks"]
     chosen = [[o["op"] for o in lay["options"]].index(lay["chosen"]) for lay in report["details"]["layers"]]
     # the choice, measured before fine-tuning
     assert_measured_checks(report["details"]["measured_checks"], lambda c: c["choice"] == chosen)
