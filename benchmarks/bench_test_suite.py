@@ -94,8 +94,7 @@ def compare(revs: list[str], tier: str, repeat: int) -> dict:
                     "exit_codes": [r["exit_code"] for r in runs if r["rev"] == rev]}
     return {"what": f"wall time of the {tier} tier at {len(revs)} commits, fresh clones, interleaved {repeat} times "
                     "(pytest's own summary line)", "tier": tier, "order": revs, "by_commit": per,
-            "runs": [{k: v for k, v in r.items() if k != "slowest"} | {"slowest": r.get("slowest", [])[:15]}
-                     for r in runs]}
+            "runs": [{**r, "slowest": r.get("slowest", [])[:15]} for r in runs]}
 
 
 def main(argv=None) -> int:

@@ -73,6 +73,12 @@ class NetworkBuilds:
         return len(self._built)
 
 
+def shared_or_own(builds: NetworkBuilds | None, work_dir: str | Path | None = None):
+    """A context holding ``builds`` (an open ``NetworkBuilds``, left open) or, when None, a
+    ``NetworkBuilds`` of its own for the block (compiled libraries gone at its end)."""
+    return contextlib.nullcontext(builds) if builds is not None else NetworkBuilds(work_dir)
+
+
 def measure_network(net: LoweredNetwork, target: TargetSpec, runner: Runner,
                     schedules: ScheduleSource | None = None, work_dir: str | Path | None = None,
                     key: str | None = None, evaluator=None, builds: NetworkBuilds | None = None,
@@ -82,7 +88,7 @@ def measure_network(net: LoweredNetwork, target: TargetSpec, runner: Runner,
     With ``builds`` (an open ``NetworkBuilds``) and ``build_key``, the library is taken from
     there (compiled there first if it is not yet)."""
     key = key or net.name
-    with (contextlib.nullcontext(builds) if builds is not None else NetworkBuilds(work_dir)) as held:
+    with shared_or_own(builds, work_dir) as held:
         lib, error = held.library(build_key or key, net, target, schedules)
         if error:
             return MeasureResult(key, error=error)

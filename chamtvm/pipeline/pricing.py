@@ -92,6 +92,5 @@ def price_and_measure_all(nets: list[tuple], predictor: LatencyPredictor, target
                                 for net, prepared, identity, own, _p, sum_ms in priced],
                                target, runner, schedules, nets_table,
                                on_done=None if on_done is None else (lambda i, _row: on_done(i)), builds=builds)
-
     return [PricedNetwork(net.name, prepared, prediction, sum_ms, row)
             for (net, prepared, _identity, _own, prediction, sum_ms), row in zip(priced, rows)]

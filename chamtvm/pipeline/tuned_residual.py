@@ -94,7 +94,6 @@ def price_after_tuning(s, tuning: list[tuple], tuning_priced, builds=None) -> tu
     timed = time_kernels_in_networks(tuning, s.target, s.runner, s.schedules, s.table, insitu,
                                      lambda _net, prepared, identity: build_key(s.target, identity, prepared),
                                      log=s.log, builds=builds)
-
     view = InNetworkTable(s.table, insitu)
     base = LatencyPredictor(view, s.search_ctx.latency.kernel_model, None)
     predictor, selection = refit_residual(tuning_priced, base, s.target.fingerprint,

@@ -20,16 +20,14 @@ calls inside a network (``Runner.times_in_network``). Out: rows; the view.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
-
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ..lower.kernels import kernel_hash
 from ..measure.base import KernelBatch, KernelItem, Runner
-from ..measure.network import NetworkBuilds
+from ..measure.network import NetworkBuilds, shared_or_own
 from ..targets.spec import TargetSpec
 from .reference import ReferenceBaseline
 from .store import LatencyTable, ok_row
@@ -88,7 +86,7 @@ def time_kernels_in_networks(nets: Sequence[tuple], target: TargetSpec, runner: 
     evaluator = replace(target.evaluator, reference_baseline_us=baseline.baseline_us("vm"),
                         slow_factor=baseline.slow_factor("vm"))
     timed = 0
-    with (contextlib.nullcontext(builds) if builds is not None else NetworkBuilds()) as held:
+    with shared_or_own(builds) as held:
         def batches() -> Iterator[KernelBatch]:
             for net, prepared, key in todo:
                 lib, error = held.library(key, net, target, schedules)

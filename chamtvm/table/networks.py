@@ -12,9 +12,7 @@ the kernels of a table are. Every finished round is journaled at once in
 takes only the missing ones."""
 
 from __future__ import annotations
-import contextlib
 import hashlib
-
 import json
 import time
 from dataclasses import dataclass, replace
@@ -24,7 +22,7 @@ from typing import Callable, Sequence
 from .fill import TableClaims
 from .store import LatencyTable, failed_row, ok_row
 from ..measure.base import MeasureResult, Runner
-from ..measure.network import NetworkBuilds, measure_network
+from ..measure.network import NetworkBuilds, measure_network, shared_or_own
 from ..tuning.schedules import ScheduleSource
 from ..core.versions import tvm_version
 from ..targets.spec import Evaluator, TargetSpec
@@ -292,7 +290,7 @@ def _measure_in_rounds(todo: dict[str, NetworkToMeasure], rounds: int, target: T
 
     baseline = _baseline(target, nets_table)
     taken = _journaled_rounds(nets_table, todo, compact_rounds_journal(nets_table))
-    with (contextlib.nullcontext(builds) if builds is not None else NetworkBuilds()) as held:
+    with shared_or_own(builds) as held:
         libraries: dict[str, Path] = {}
         for key, it in todo.items():
             library, error = held.library(key, it.net, target, _schedules_of(it, schedules))
